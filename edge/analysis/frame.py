@@ -1,0 +1,49 @@
+"""Per-frame analysis: detect faces, align the largest, classify its expression."""
+
+from __future__ import annotations
+
+import time
+
+from edge.analysis.results import FrameAnalysis
+from edge.capture.frames import VideoFrame
+from edge.config.models import VisionConfig
+from edge.inference.face import FaceExpressionModel
+from edge.vision.align import align_face
+from edge.vision.detect import FaceDetector
+from edge.vision.quality import frame_luma
+
+
+class FrameAnalyzer:
+    """Turns a frame into a :class:`FrameAnalysis`; the frame itself is not kept.
+
+    The largest face is taken as the client's (the nearest to the camera). Room profiles with a
+    client region refine this.
+    """
+
+    def __init__(self, detector: FaceDetector, model: FaceExpressionModel, config: VisionConfig) -> None:
+        self.detector = detector
+        self.model = model
+        self.config = config
+
+    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
+        t0 = time.perf_counter()
+        faces = self.detector.detect(frame.rgb)
+        t1 = time.perf_counter()
+        probs = None
+        width = score = 0.0
+        if faces:
+            face = faces[0]
+            crop = align_face(frame.rgb, face, self.model.input_size, self.config.crop_scale)
+            probs = self.model.predict([crop])[0]
+            width, score = face.w, face.score
+        t2 = time.perf_counter()
+        return FrameAnalysis(
+            pts_s=frame.pts_s,
+            faces=len(faces),
+            face_width_px=width,
+            detection_score=score,
+            probs=probs,
+            luma=frame_luma(frame.rgb),
+            detect_ms=(t1 - t0) * 1e3,
+            classify_ms=(t2 - t1) * 1e3,
+        )

@@ -1,0 +1,86 @@
+"""``clinic-edge``: the appliance's command line.
+
+``run`` starts a session on the room's source. Exit codes: 0 done, 1 unexpected failure,
+2 configuration/source/model/storage/broker problem (the message says which and what to do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from edge import __version__
+from edge.errors import EdgeError
+
+logger = logging.getLogger("edge.cli")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="clinic-edge", description="Privacy-preserving emotion analysis for clinic rooms."
+    )
+    parser.add_argument("--version", action="version", version=f"clinic-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="analyse the room's source and store/publish summaries")
+    run.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    run.add_argument("--source", help="override capture.source (v4l2:///dev/video0, file:///..., rtsp://..., test:)")
+    run.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Heavy imports (GStreamer, MediaPipe, ONNX Runtime) only once a command needs them.
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.runtime import Appliance  # noqa: PLC0415
+
+    if args.duration is not None and args.duration <= 0:
+        raise EdgeError(f"--duration must be a positive number of seconds, got {args.duration}")
+    config = load_config(args.config)
+    appliance = Appliance(config, args.source)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        appliance.request_stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    report = appliance.run(args.duration)
+    print(
+        "\n".join(
+            [
+                f"session:   {report.session_id}",
+                f"source:    {report.source}",
+                f"backend:   {report.backend}",
+                f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
+                f"windows:   {report.windows} stored, {report.windows_dropped} dropped, {report.store_failures} failed",
+                f"latency:   window complete -> stored: {report.latency_summary()}",
+                f"mqtt:      {report.published} summaries acknowledged, {report.unpublished} waiting in the outbox",
+                f"database:  {report.database}",
+            ]
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        if args.command == "run":
+            return _run(args)
+    except EdgeError as exc:
+        logger.error("%s", exc)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""Room configuration: a TOML file validated once at start."""
+
+from edge.config.load import load_config
+from edge.config.models import (
+    AppConfig,
+    AudioConfig,
+    CaptureConfig,
+    InferenceConfig,
+    MetricsConfig,
+    ModelsConfig,
+    MqttConfig,
+    OnnxRuntimeBackendConfig,
+    RoomConfig,
+    StorageConfig,
+    TensorRTBackendConfig,
+    VisionConfig,
+    WindowConfig,
+)
+
+__all__ = [
+    "AppConfig",
+    "AudioConfig",
+    "CaptureConfig",
+    "InferenceConfig",
+    "MetricsConfig",
+    "ModelsConfig",
+    "MqttConfig",
+    "OnnxRuntimeBackendConfig",
+    "RoomConfig",
+    "StorageConfig",
+    "TensorRTBackendConfig",
+    "VisionConfig",
+    "WindowConfig",
+    "load_config",
+]

@@ -1,0 +1,70 @@
+"""Read and validate the room configuration once, at start."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from edge.config.models import AppConfig
+from edge.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 (JetPack 6)
+    import tomli as tomllib
+
+
+def _describe(error: Any) -> str:
+    key = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    msg = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return f"{key}: unknown key (check the spelling; see config/room.example.toml)"
+    if error["type"] == "missing":
+        return f"{key}: required but missing"
+    return f"{key} = {error.get('input')!r}: {msg}"
+
+
+def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
+    """Validate a parsed TOML document; relative paths are resolved against ``base_dir``.
+
+    Raises:
+        ConfigError: naming every offending key, its value and what is allowed.
+    """
+    try:
+        config = AppConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n  ".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration:\n  {lines}") from None
+    models = config.models.model_copy(update={"face": _resolve(config.models.face, base_dir)})
+    storage = config.storage.model_copy(update={"state_dir": _resolve(config.storage.state_dir, base_dir)})
+    return config.model_copy(update={"models": models, "storage": storage})
+
+
+def _resolve(path: Path, base_dir: Path) -> Path:
+    path = path.expanduser()
+    return path if path.is_absolute() else (base_dir / path).resolve()
+
+
+def load_config(path: Path) -> AppConfig:
+    """Load ``path`` (TOML) into a validated :class:`AppConfig`.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or holds invalid values.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        return parse_config(data, path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,239 @@
+"""Pydantic models of the room configuration. Units and limits live in each field's description."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class StrictModel(BaseModel):
+    """Base for every config section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(
+            "must be 1-63 characters of lower-case letters, digits, '-' or '_', starting with a letter "
+            "or digit (it becomes part of MQTT topics)"
+        )
+    return value
+
+
+class RoomConfig(StrictModel):
+    site: str = Field(description="Site (clinic) identifier used in MQTT topics, e.g. 'north-clinic'.")
+    room: str = Field(description="Room identifier used in MQTT topics, e.g. 'room-3'.")
+    device_id: str = Field(description="Identifier of this appliance; unique within the site.")
+
+    _check_slugs = field_validator("site", "room", "device_id")(_slug)
+
+
+class CaptureConfig(StrictModel):
+    source: str = Field(
+        default="v4l2:///dev/video0",
+        description="Source URI: v4l2:///dev/videoN, file:///abs/path, rtsp://host/path, or test: "
+        "(synthetic). Overridden by `clinic-edge run --source`.",
+    )
+    microphone: str = Field(
+        default="alsa:default",
+        description="Microphone for v4l2 sources: 'alsa:<device>' (e.g. alsa:hw:1,0), 'pulse:<source>' "
+        "(empty for the default), or 'none'. File, RTSP and test sources carry their own audio.",
+    )
+    analysis_fps: int = Field(
+        default=10,
+        ge=1,
+        le=30,
+        description="Most video frames analysed per second (1-30); slower sources are analysed at their own rate.",
+    )
+    width: int = Field(
+        default=640,
+        ge=160,
+        le=1920,
+        multiple_of=4,
+        description="Width in pixels of analysed frames; height follows the source's aspect ratio.",
+    )
+    realtime_files: bool = Field(
+        default=False,
+        description="Play file sources at their own speed (like a camera) instead of as fast as "
+        "analysis allows. When false, file capture waits for analysis and nothing is dropped.",
+    )
+    video_queue: int = Field(
+        default=32, ge=2, le=1024, description="Bounded queue of frames awaiting analysis (frames)."
+    )
+    audio_queue: int = Field(
+        default=256, ge=8, le=4096, description="Bounded queue of audio buffers awaiting analysis."
+    )
+    stall_timeout_s: float = Field(
+        default=10.0, gt=0, le=300, description="Seconds without any buffer before a live source is failed."
+    )
+
+    @field_validator("source")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if not value.startswith(("v4l2://", "file://", "rtsp://", "rtsps://", "test:")):
+            raise ValueError("must start with v4l2://, file://, rtsp://, rtsps:// or test:")
+        return value
+
+    @field_validator("microphone")
+    @classmethod
+    def _known_microphone(cls, value: str) -> str:
+        if value != "none" and not value.startswith(("alsa:", "pulse:")):
+            raise ValueError("must be 'alsa:<device>', 'pulse:<source>' or 'none'")
+        return value
+
+
+class WindowConfig(StrictModel):
+    length_s: float = Field(default=2.5, ge=0.5, le=10.0, description="Window length in seconds.")
+    hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="Seconds between window starts.")
+    queue: int = Field(default=16, ge=1, le=256, description="Bounded queue of windows awaiting storage.")
+
+    @model_validator(mode="after")
+    def _hop_within_length(self) -> WindowConfig:
+        if self.hop_s > self.length_s:
+            raise ValueError(
+                f"hop_s ({self.hop_s}) must not exceed length_s ({self.length_s}); gaps would leave "
+                "moments of the session unanalysed"
+            )
+        return self
+
+
+class VisionConfig(StrictModel):
+    detector_range: Literal["short", "full"] = Field(
+        default="full",
+        description="MediaPipe face detector: 'short' for faces within about 2 m, 'full' up to about 5 m.",
+    )
+    min_detection_confidence: float = Field(
+        default=0.5, ge=0.05, le=0.99, description="Face detection score threshold (0-1)."
+    )
+    min_face_px: int = Field(
+        default=48, ge=16, le=512, description="Faces narrower than this (pixels) are flagged 'small_face'."
+    )
+    crop_scale: float = Field(
+        default=1.15,
+        ge=0.8,
+        le=2.0,
+        description="Side of the square face crop relative to the detector's box.",
+    )
+    low_light_luma: float = Field(
+        default=40.0, ge=0, le=255, description="Mean luma (0-255) below which a frame counts as low light."
+    )
+
+
+class AudioConfig(StrictModel):
+    n_mels: int = Field(default=64, ge=16, le=256, description="Mel bands of the log-mel features.")
+    silence_dbfs: float = Field(
+        default=-50.0, ge=-100, le=0, description="Frames quieter than this (dBFS) are never voiced."
+    )
+    vad_margin_db: float = Field(
+        default=10.0, ge=0, le=40, description="Voiced frames are this many dB above the noise floor."
+    )
+    min_voiced_ratio: float = Field(
+        default=0.1, ge=0, le=1, description="Windows with less voiced time than this are flagged 'silence'."
+    )
+
+
+class ModelsConfig(StrictModel):
+    face: Path = Field(
+        description="Face-expression model (.onnx with its .json manifest beside it). Relative paths are "
+        "resolved against the config file's folder."
+    )
+
+
+class OnnxRuntimeBackendConfig(StrictModel):
+    backend: Literal["onnxruntime"] = "onnxruntime"
+    device: Literal["cpu", "cuda"] = Field(default="cpu", description="Execution provider.")
+    intra_op_threads: int = Field(default=1, ge=0, le=64, description="Threads per session; 0 = all cores.")
+
+
+class TensorRTBackendConfig(StrictModel):
+    backend: Literal["tensorrt"] = "tensorrt"
+    engine_dir: Path = Field(
+        description="Folder of TensorRT engines built for this device: <model name>.engine beside the "
+        "<model name>.json manifest."
+    )
+
+
+BackendConfig = Annotated[
+    OnnxRuntimeBackendConfig | TensorRTBackendConfig,
+    Field(discriminator="backend"),
+]
+
+
+class InferenceConfig(StrictModel):
+    backends: tuple[BackendConfig, ...] = Field(
+        default=(OnnxRuntimeBackendConfig(),),
+        min_length=1,
+        description="Backends to try in order; the first that loads is used and logged, e.g. "
+        "TensorRT then ONNX Runtime.",
+    )
+
+
+class StorageConfig(StrictModel):
+    state_dir: Path = Field(
+        default=Path("/var/lib/clinic-edge"),
+        description="Folder of the local database. Relative paths are resolved against the config file.",
+    )
+    database: str = Field(default="clinic-edge.db", description="SQLite file name inside state_dir.")
+
+
+class MqttConfig(StrictModel):
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(default=None, description="User name, if the broker requires one.")
+    password_file: Path | None = Field(
+        default=None,
+        description="File holding the password (first line). With systemd LoadCredential= give only the "
+        "credential's name; it is looked up in $CREDENTIALS_DIRECTORY.",
+    )
+    topic_prefix: str = Field(default="clinic/v1", description="Topics are <prefix>/<site>/<room>/...")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Seconds to wait at start.")
+    required_at_start: bool = Field(
+        default=False,
+        description="Refuse to start when the broker is unreachable. When false the appliance starts, "
+        "stores summaries locally and publishes them once the broker is back.",
+    )
+    summary: Literal["window", "interval"] = Field(
+        default="window", description="Publish one summary per window, or one per interval."
+    )
+    interval_s: float = Field(default=10.0, ge=1, le=3600, description="Length of an interval summary in seconds.")
+    max_inflight: int = Field(default=20, ge=1, le=1000, description="Unacknowledged publishes at once.")
+
+    @model_validator(mode="after")
+    def _user_requires_password(self) -> MqttConfig:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file is set but username is not")
+        return self
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "#+"):
+            raise ValueError("must be a non-empty topic without leading/trailing '/' or wildcards")
+        return value
+
+
+class MetricsConfig(StrictModel):
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint listens on.")
+    port: int = Field(default=9108, ge=0, le=65535, description="Port of the endpoint; 0 picks a free one.")
+
+
+class AppConfig(StrictModel):
+    room: RoomConfig
+    capture: CaptureConfig = CaptureConfig()
+    windows: WindowConfig = WindowConfig()
+    vision: VisionConfig = VisionConfig()
+    audio: AudioConfig = AudioConfig()
+    models: ModelsConfig
+    inference: InferenceConfig = InferenceConfig()
+    storage: StorageConfig = StorageConfig()
+    mqtt: MqttConfig = MqttConfig()
+    metrics: MetricsConfig = MetricsConfig()

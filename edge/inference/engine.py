@@ -1,0 +1,88 @@
+"""The engine interface, the backend registry and the fallback chain."""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
+from edge.errors import BackendUnavailableError, ModelError
+from edge.inference.manifest import ModelManifest
+
+logger = logging.getLogger(__name__)
+
+BackendConfig = OnnxRuntimeBackendConfig | TensorRTBackendConfig
+
+
+class InferenceEngine(ABC):
+    """Runs one model. ``infer`` takes a float32 batch in the model's input layout and returns the
+    first output as float32. Engines warm up in their constructor."""
+
+    name: ClassVar[str]
+
+    def __init__(self, model_path: Path, manifest: ModelManifest) -> None:
+        self.model_path = model_path
+        self.manifest = manifest
+
+    @property
+    def label(self) -> str:
+        """Backend and device, as logged and exported in metrics (e.g. ``onnxruntime-cpu``)."""
+        return self.name
+
+    @abstractmethod
+    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional for backends without resources
+        """Release native resources."""
+
+    def _warmup_batch(self) -> npt.NDArray[np.float32]:
+        shape = [1 if d is None else d for d in self.manifest.input.shape]
+        return np.zeros(shape, dtype=np.float32)
+
+
+def _make(config: BackendConfig, model_path: Path, manifest: ModelManifest) -> InferenceEngine:
+    # Explicit table rather than an import scan: each backend is named and imported only on demand.
+    if isinstance(config, OnnxRuntimeBackendConfig):
+        from edge.inference.onnxruntime_backend import OnnxRuntimeEngine  # noqa: PLC0415
+
+        return OnnxRuntimeEngine(model_path, manifest, config)
+    from edge.inference.tensorrt_backend import TensorRTEngine  # noqa: PLC0415
+
+    return TensorRTEngine(model_path, manifest, config)
+
+
+def create_engine(model_path: Path, manifest: ModelManifest, chain: Sequence[BackendConfig]) -> InferenceEngine:
+    """Walk the configured backends in order; return the first that loads.
+
+    Raises:
+        BackendUnavailableError: no backend in the chain could load the model (each reason is named).
+        ModelError: the model file itself is unusable.
+    """
+    reasons: list[str] = []
+    for i, config in enumerate(chain):
+        try:
+            engine = _make(config, model_path, manifest)
+        except BackendUnavailableError as exc:
+            reasons.append(f"{config.backend}: {exc}")
+            if i + 1 < len(chain):
+                logger.warning(
+                    "backend %s unavailable (%s); falling back to %s",
+                    config.backend,
+                    exc,
+                    chain[i + 1].backend,
+                )
+            continue
+        logger.info("model %s runs on %s", manifest.name, engine.label)
+        return engine
+    if len(reasons) == 1:
+        raise BackendUnavailableError(reasons[0])
+    raise BackendUnavailableError("no inference backend could load the model: " + "; ".join(reasons))
+
+
+__all__ = ["BackendConfig", "InferenceEngine", "ModelError", "create_engine"]

@@ -1,0 +1,152 @@
+"""TensorRT backend for Jetson and other NVIDIA devices (TensorRT 10 tensor API).
+
+The engine for ``<model>.onnx`` is ``<engine_dir>/<model>.engine`` with a ``<model>.engine.json``
+sidecar naming the ONNX hash it was built from, so an engine can never silently run a model other
+than the manifest's. Device memory and the stream come from CUDA's runtime API (``cuda-python``).
+``tensorrt`` and ``cuda`` are imported here only, and only when this backend is asked for.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.config.models import TensorRTBackendConfig
+from edge.errors import BackendUnavailableError, ModelError
+from edge.inference.engine import InferenceEngine
+from edge.inference.manifest import ModelManifest
+
+try:
+    import tensorrt as trt
+
+    TRT_IMPORT_ERROR: str | None = None
+except ImportError as _exc:
+    trt = None
+    TRT_IMPORT_ERROR = str(_exc)
+
+try:
+    from cuda import cudart  # type: ignore[import-not-found, unused-ignore]
+
+    CUDA_IMPORT_ERROR: str | None = None
+except ImportError as _exc:
+    cudart = None
+    CUDA_IMPORT_ERROR = str(_exc)
+
+logger = logging.getLogger(__name__)
+_trt_logger = logging.getLogger("tensorrt")
+
+
+def _check(result: Any, what: str) -> Any:
+    """cuda-python returns (err, *values); raise on any error."""
+    err, *values = result if isinstance(result, tuple) else (result,)
+    if int(err) != 0:
+        raise ModelError(f"CUDA {what} failed with error {int(err)}")
+    return values[0] if len(values) == 1 else values
+
+
+def _logger() -> Any:
+    class _TrtLogger(trt.ILogger):  # type: ignore[misc, name-defined, unused-ignore]
+        """Routes TensorRT's messages into Python logging."""
+
+        def __init__(self) -> None:
+            trt.ILogger.__init__(self)
+
+        def log(self, severity: Any, msg: str) -> None:
+            level = {
+                trt.ILogger.INTERNAL_ERROR: logging.CRITICAL,
+                trt.ILogger.ERROR: logging.ERROR,
+                trt.ILogger.WARNING: logging.WARNING,
+                trt.ILogger.INFO: logging.INFO,
+            }.get(severity, logging.DEBUG)
+            _trt_logger.log(level, "%s", msg)
+
+    return _TrtLogger()
+
+
+class TensorRTEngine(InferenceEngine):
+    name: ClassVar[str] = "tensorrt"
+
+    def __init__(self, model_path: Path, manifest: ModelManifest, config: TensorRTBackendConfig) -> None:
+        """Deserialise the engine, allocate I/O buffers for batch 1 and run one warm-up inference.
+
+        The warm-up makes TensorRT pick its tactics' runtime state and CUDA load its kernels before
+        the first real window.
+        """
+        super().__init__(model_path, manifest)
+        if trt is None:
+            raise BackendUnavailableError(f"TensorRT is not installed ({TRT_IMPORT_ERROR})")
+        if cudart is None:
+            raise BackendUnavailableError(f"cuda-python is not installed ({CUDA_IMPORT_ERROR})")
+        err, count = cudart.cudaGetDeviceCount()
+        if int(err) != 0 or count == 0:
+            raise BackendUnavailableError("no CUDA device is present")
+        engine_path = config.engine_dir / f"{model_path.stem}.engine"
+        self._check_sidecar(engine_path, manifest)
+        self._runtime = trt.Runtime(_logger())
+        engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
+        if engine is None:
+            raise ModelError(
+                f"TensorRT could not deserialise {engine_path}; it was built for another TensorRT version "
+                "or device. Rebuild it on this device."
+            )
+        self._engine = engine
+        self._context = engine.create_execution_context()
+        self._stream = _check(cudart.cudaStreamCreate(), "stream creation")
+        self._input = manifest.input.name
+        self._output = manifest.output.name
+        self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
+        self._trt_version = trt.__version__
+        self.infer(self._warmup_batch())
+
+    @staticmethod
+    def _check_sidecar(engine_path: Path, manifest: ModelManifest) -> None:
+        if not engine_path.is_file():
+            raise BackendUnavailableError(f"no TensorRT engine at {engine_path}; build one on this device")
+        sidecar = engine_path.with_suffix(".engine.json")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ModelError(f"engine metadata {sidecar} is missing or unreadable: {exc}") from None
+        if meta.get("onnx_sha256") != manifest.sha256:
+            raise ModelError(
+                f"engine {engine_path} was built from another ONNX file (sha256 {meta.get('onnx_sha256')!r}, "
+                f"manifest says {manifest.sha256!r}); rebuild it"
+            )
+
+    def _buffer(self, name: str, nbytes: int) -> int:
+        ptr, size = self._buffers.get(name, (0, 0))
+        if size < nbytes:
+            if ptr:
+                _check(cudart.cudaFree(ptr), "free")
+            ptr = _check(cudart.cudaMalloc(nbytes), "malloc")
+            self._buffers[name] = (ptr, nbytes)
+            self._context.set_tensor_address(name, ptr)
+        return int(ptr)
+
+    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        batch = np.ascontiguousarray(batch, dtype=np.float32)
+        if not self._context.set_input_shape(self._input, tuple(batch.shape)):
+            raise ModelError(f"TensorRT engine rejects input shape {batch.shape} for {self._input!r}")
+        in_ptr = self._buffer(self._input, batch.nbytes)
+        out_shape = tuple(self._context.get_tensor_shape(self._output))
+        out = np.empty(out_shape, dtype=np.float32)
+        out_ptr = self._buffer(self._output, out.nbytes)
+        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        _check(cudart.cudaMemcpyAsync(in_ptr, batch.ctypes.data, batch.nbytes, h2d, self._stream), "copy in")
+        if not self._context.execute_async_v3(self._stream):
+            raise ModelError("TensorRT execution failed")
+        _check(cudart.cudaMemcpyAsync(out.ctypes.data, out_ptr, out.nbytes, d2h, self._stream), "copy out")
+        _check(cudart.cudaStreamSynchronize(self._stream), "synchronize")
+        return out
+
+    def close(self) -> None:
+        for ptr, _ in self._buffers.values():
+            cudart.cudaFree(ptr)
+        self._buffers.clear()
+        cudart.cudaStreamDestroy(self._stream)

@@ -1,0 +1,59 @@
+"""The appliance's metrics, on a registry of their own (one per running appliance)."""
+
+from __future__ import annotations
+
+import logging
+import platform
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
+
+from edge import __version__
+
+logger = logging.getLogger(__name__)
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.frames = Counter("clinic_edge_frames", "Video frames analysed", registry=r)
+        self.audio_buffers = Counter("clinic_edge_audio_buffers", "Audio buffers received", registry=r)
+        self.dropped = Counter(
+            "clinic_edge_dropped", "Items dropped by a full queue (oldest first)", ["stream"], registry=r
+        )
+        self.windows = Counter("clinic_edge_windows", "Windows summarised and stored", registry=r)
+        self.store_failures = Counter("clinic_edge_store_failures", "Windows that could not be stored", registry=r)
+        self.published = Counter("clinic_edge_published", "Summaries acknowledged by the broker", registry=r)
+        self.publish_refused = Counter("clinic_edge_publish_refused", "Summaries refused by the broker", registry=r)
+        self.outbox_pending = Gauge("clinic_edge_outbox_pending", "Summaries waiting to be published", registry=r)
+        self.mqtt_connected = Gauge("clinic_edge_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.backend = Gauge(
+            "clinic_edge_inference_backend", "Inference backend in use (1)", ["backend", "model"], registry=r
+        )
+        self.stage_latency = Histogram(
+            "clinic_edge_stage_seconds",
+            "Time spent per stage (detect, classify, frame, audio, summarize, store, window_to_store, publish_ack)",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.build = Info("clinic_edge_build", "Software build", registry=r)
+        self.build.info({"version": __version__, "python": platform.python_version(), "machine": platform.machine()})
+        self._server: Any = None
+        self.port: int | None = None
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the HTTP endpoint; returns the bound port (useful with port 0)."""
+        server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        self.port = int(server.server_port)
+        logger.info("metrics on http://%s:%d/metrics", host, self.port)
+        return self.port
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

@@ -1,0 +1,168 @@
+"""The MQTT connection (paho-mqtt 2, MQTT v5): topics, QoS, retained status and last will in one place."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge.config.models import MqttConfig, RoomConfig
+from edge.errors import PublishError
+
+logger = logging.getLogger(__name__)
+
+QOS = 1
+STATUS_SCHEMA_VERSION = 1
+
+# (mid, success, reason) for each acknowledged publish; called on paho's network thread.
+AckCallback = Callable[[int, bool, str], None]
+
+
+def read_password(path: Path) -> str:
+    """The first line of ``path``; a bare name is looked up in systemd's ``$CREDENTIALS_DIRECTORY``."""
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and not path.is_absolute() and len(path.parts) == 1:
+        path = Path(credentials) / path
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError) as exc:
+        raise PublishError(f"cannot read the MQTT password from {path}: {exc}") from None
+
+
+class MqttClient:
+    """Publishes to ``<prefix>/<site>/<room>/<suffix>``; keeps ``status`` retained with a last will."""
+
+    def __init__(self, config: MqttConfig, room: RoomConfig) -> None:
+        self.config = config
+        self.base = f"{config.topic_prefix}/{room.site}/{room.room}"
+        self.device_id = room.device_id
+        self.connected = threading.Event()
+        self.on_ack: AckCallback | None = None
+        self.on_connection_change: Callable[[bool], None] | None = None
+        self._last_error: str | None = None
+        self._stopping = False
+        self._client = mqtt.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=f"clinic-edge-{room.site}-{room.room}-{room.device_id}",
+            protocol=mqtt.MQTTv5,
+        )
+        if config.username:
+            password = read_password(config.password_file) if config.password_file else None
+            self._client.username_pw_set(config.username, password)
+        self._client.will_set(self.topic("status"), self._status("offline"), qos=QOS, retain=True)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._client.on_publish = self._on_publish
+
+    def topic(self, suffix: str) -> str:
+        return f"{self.base}/{suffix}"
+
+    def _status(self, state: str) -> str:
+        return json.dumps(
+            {
+                "schema_version": STATUS_SCHEMA_VERSION,
+                "state": state,
+                "device_id": self.device_id,
+                "ts": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }
+        )
+
+    # -- paho callbacks (network thread) ------------------------------------------------------------
+    def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        if reason.is_failure:
+            self._last_error = f"broker refused the connection: {reason}"
+            logger.error("MQTT %s", self._last_error)
+            return
+        client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+        self.connected.set()
+        logger.info("MQTT connected to %s:%d", self.config.host, self.config.port)
+        if self.on_connection_change:
+            self.on_connection_change(True)
+
+    def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
+        was = self.connected.is_set()
+        self.connected.clear()
+        if was and not self._stopping:
+            logger.warning("MQTT disconnected (%s); summaries stay in the outbox until it returns", reason)
+        if self.on_connection_change:
+            self.on_connection_change(False)
+
+    def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
+        if self.on_ack:
+            self.on_ack(mid, not reason.is_failure, str(reason))
+
+    # -- the three operations -----------------------------------------------------------------------
+    def connect(self, *, required: bool) -> None:
+        """Start the network loop and wait up to ``connect_timeout_s`` for the broker.
+
+        Raises:
+            PublishError: when ``required`` and the broker cannot be reached in time.
+        """
+        where = f"{self.config.host}:{self.config.port}"
+        try:
+            self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s)
+        except (OSError, ValueError) as exc:
+            raise PublishError(f"cannot connect to MQTT broker {where}: {exc}") from exc
+        self._client.loop_start()
+        if self.connected.wait(self.config.connect_timeout_s):
+            return
+        reason = self._last_error or f"no answer within {self.config.connect_timeout_s:.0f} s"
+        if required:
+            self.stop(clean=False)
+            raise PublishError(
+                f"MQTT broker {where} is unreachable ({reason}); start it or set mqtt.required_at_start = false"
+            )
+        logger.warning(
+            "MQTT broker %s is unreachable (%s); running anyway, summaries are kept in the local outbox and "
+            "published when the broker is back",
+            where,
+            reason,
+        )
+
+    def publish(self, suffix: str, payload: str, *, retain: bool = False) -> int:
+        """Queue a QoS 1 publish; returns its message id, or raises when not connected."""
+        if not self.connected.is_set():
+            raise PublishError("not connected to the MQTT broker")
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.ContentType = "application/json"
+        info = self._client.publish(self.topic(suffix), payload, qos=QOS, retain=retain, properties=props)
+        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            raise PublishError(f"publish to {self.topic(suffix)} failed: {mqtt.error_string(info.rc)}")
+        return int(info.mid)
+
+    def publish_topic(self, topic: str, payload: str) -> int:
+        """Publish to a full topic already built with :meth:`topic` (outbox rows keep theirs)."""
+        if not topic.startswith(self.base + "/"):
+            raise PublishError(f"topic {topic!r} is outside this room's {self.base}/")
+        return self.publish(topic.removeprefix(self.base + "/"), payload)
+
+    def subscribe(self, suffix: str, callback: Callable[[str, bytes], None]) -> None:
+        """Subscribe to one of this room's topics (commands, later)."""
+        topic = self.topic(suffix)
+        self._client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.topic, bytes(msg.payload)))
+        self._client.subscribe(topic, qos=QOS)
+
+    def stop(self, *, clean: bool = True) -> None:
+        """Publish ``stopped`` (retained) on a clean exit, then disconnect."""
+        self._stopping = True
+        if clean and self.connected.is_set():
+            info = self._client.publish(self.topic("status"), self._status("stopped"), qos=QOS, retain=True)
+            try:
+                info.wait_for_publish(timeout=3.0)
+            except RuntimeError:
+                logger.warning("could not publish the 'stopped' status")
+        self._client.disconnect()
+        self._client.loop_stop()
+        self.connected.clear()

@@ -1,0 +1,182 @@
+"""The appliance's SQLite database (WAL, synchronous=FULL, one writer per connection).
+
+Each thread that touches the database opens its own :class:`Store` on the same file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from edge.analysis.results import WindowResult
+from edge.errors import StoreError
+from edge.labels import CLASSES
+from edge.store.migrations import migrate
+
+logger = logging.getLogger(__name__)
+
+BUSY_TIMEOUT_MS = 5000
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    message_id: str
+    topic: str
+    payload: str
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Store:
+    def __init__(self, path: Path, *, migrate_schema: bool = True) -> None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {path}: {exc}") from exc
+        self.path = path
+        self.db = sqlite_utils.Database(conn)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if migrate_schema:
+                check = conn.execute("PRAGMA quick_check").fetchone()[0]
+                if check != "ok":
+                    raise StoreError(f"database {path} failed its integrity check: {check}")
+                migrate(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"database {path} is unusable: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def _insert(self, table: str, row: dict[str, Any]) -> None:
+        # Plain SQL: sqlite-utils' insert helpers commit on their own, which would split the
+        # window and its outbox row into two transactions.
+        columns = ", ".join(f'"{c}"' for c in row)
+        marks = ", ".join("?" for _ in row)
+        self.db.conn.execute(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', list(row.values()))  # noqa: S608
+
+    def _write(self, what: str, body: Callable[[], Any]) -> Any:
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = body()
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"cannot store {what} in {self.path}: {exc}") from exc
+        return result
+
+    # -- sessions --------------------------------------------------------------------------------
+    def start_session(
+        self, *, site: str, room: str, device_id: str, source_kind: str, backend: str, model_sha256: str
+    ) -> str:
+        session_id = str(uuid.uuid4())
+        row = {
+            "id": session_id,
+            "site": site,
+            "room": room,
+            "device_id": device_id,
+            "source_kind": source_kind,
+            "backend": backend,
+            "face_model_sha256": model_sha256,
+            "started_at": _now(),
+        }
+        self._write("the session", lambda: self._insert("sessions", row))
+        return session_id
+
+    def end_session(self, session_id: str, *, frames: int, frames_dropped: int) -> None:
+        def body() -> None:
+            count = self.db.execute("SELECT COUNT(*) FROM windows WHERE session_id = ?", [session_id]).fetchone()[0]
+            self.db.conn.execute(
+                "UPDATE sessions SET ended_at = ?, windows = ?, frames = ?, frames_dropped = ? WHERE id = ?",
+                [_now(), count, frames, frames_dropped, session_id],
+            )
+
+        self._write("the session end", body)
+
+    # -- windows and outbox ------------------------------------------------------------------------
+    def add_window(
+        self, result: WindowResult, summary: Callable[[int, str], tuple[str, str]] | None = None
+    ) -> int | None:
+        """Store a window and, in the same transaction, its summary in the outbox.
+
+        ``summary(seq, message_id)`` returns ``(topic, payload)``. Returns the outbox seq, if any.
+        """
+        row = {
+            "session_id": result.session_id,
+            "idx": result.index,
+            "start_s": result.start_s,
+            "end_s": result.end_s,
+            "started_at": result.started_at,
+            "label": result.label,
+            "confidence": result.confidence,
+            "probs": json.dumps(dict(zip(CLASSES, result.probs, strict=True))) if result.probs else None,
+            "face": json.dumps(asdict(result.face)) if result.face else None,
+            "voice": json.dumps(asdict(result.voice)) if result.voice else None,
+            "flags": json.dumps(list(result.flags)),
+            "timing": json.dumps(result.timing_ms),
+            "created_at": _now(),
+        }
+
+        def body() -> int | None:
+            self._insert("windows", row)
+            return self._enqueue(summary) if summary else None
+
+        seq: int | None = self._write(f"window {result.index}", body)
+        return seq
+
+    def add_summary(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
+        """Put one summary (e.g. an interval's) in the outbox; returns its seq."""
+        seq: int = self._write("a summary", lambda: self._enqueue(summary))
+        return seq
+
+    def _enqueue(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
+        seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0])
+        message_id = str(uuid.uuid4())
+        topic, payload = summary(seq, message_id)
+        self._insert(
+            "outbox",
+            {"seq": seq, "message_id": message_id, "topic": topic, "payload": payload, "created_at": _now()},
+        )
+        return seq
+
+    def pending(self, limit: int) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT seq, message_id, topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def pending_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
+
+    def mark_sent(self, seq: int) -> None:
+        self._write(
+            "a publish acknowledgement",
+            lambda: self.db.execute(
+                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?", [_now(), seq]
+            ),
+        )
+
+    def mark_attempt(self, seq: int) -> None:
+        self._write(
+            "a publish attempt",
+            lambda: self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", [seq]),
+        )

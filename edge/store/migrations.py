@@ -1,0 +1,110 @@
+"""Schema migrations. Each runs once, in its own transaction, and is recorded with its version."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import sqlite_utils
+
+from edge.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+
+def _v1(db: sqlite_utils.Database) -> None:
+    db.table("sessions").create(
+        {
+            "id": str,
+            "site": str,
+            "room": str,
+            "device_id": str,
+            "source_kind": str,
+            "backend": str,
+            "face_model_sha256": str,
+            "started_at": str,
+            "ended_at": str,
+            "windows": int,
+            "frames": int,
+            "frames_dropped": int,
+        },
+        pk="id",
+        not_null={"site", "room", "device_id", "started_at"},
+        defaults={"windows": 0, "frames": 0, "frames_dropped": 0},
+    )
+    db.table("windows").create(
+        {
+            "id": int,
+            "session_id": str,
+            "idx": int,
+            "start_s": float,
+            "end_s": float,
+            "started_at": str,
+            "label": str,
+            "confidence": float,
+            "probs": str,  # JSON: {class: probability}
+            "face": str,  # JSON channel summary
+            "voice": str,
+            "flags": str,  # JSON list
+            "timing": str,  # JSON {stage: ms}
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "idx", "start_s", "end_s", "started_at", "flags", "created_at"},
+    )
+    db.table("windows").create_index(["session_id", "idx"], unique=True)
+    db.table("outbox").create(
+        {
+            "seq": int,  # per-device increasing sequence number, also in the payload
+            "message_id": str,
+            "topic": str,
+            "payload": str,
+            "created_at": str,
+            "sent_at": str,
+            "attempts": int,
+        },
+        pk="seq",
+        not_null={"message_id", "topic", "payload", "created_at"},
+        defaults={"attempts": 0},
+    )
+    db.table("outbox").create_index(["message_id"], unique=True)
+    db.execute("CREATE INDEX idx_outbox_pending ON outbox(seq) WHERE sent_at IS NULL")
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1),)
+SCHEMA_VERSION = MIGRATIONS[-1][0]
+
+
+def migrate(db: sqlite_utils.Database) -> int:
+    """Bring ``db`` to :data:`SCHEMA_VERSION`; return the version it had before.
+
+    Raises:
+        StoreError: a migration failed (it is rolled back) or the database is newer than this code.
+    """
+    conn = db.conn
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)")
+    current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"database schema version {current} is newer than this software's {SCHEMA_VERSION}; upgrade clinic-edge"
+        )
+    for version, step in MIGRATIONS:
+        if version <= current:
+            continue
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            step(db)
+            conn.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
+                (version, datetime.now(timezone.utc).isoformat(timespec="seconds")),
+            )
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+            conn.execute("COMMIT")
+        except (sqlite3.Error, ValueError) as exc:
+            conn.execute("ROLLBACK")
+            raise StoreError(f"database migration to version {version} failed and was rolled back: {exc}") from exc
+        logger.info("database migrated to schema version %d", version)
+    return int(current)

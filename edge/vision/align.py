@@ -1,0 +1,28 @@
+"""Face crop and alignment: rotate so the eyes are level, crop a square, resize to the model input."""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+import numpy.typing as npt
+
+from edge.vision.detect import FaceDetection
+
+
+def align_face(rgb: npt.NDArray[np.uint8], face: FaceDetection, size: int, crop_scale: float) -> npt.NDArray[np.uint8]:
+    """Return an aligned ``(size, size)`` grey crop of ``face``.
+
+    One affine warp rotates about the box centre by the eye-line angle, scales the square of side
+    ``crop_scale * max(w, h)`` to ``size`` and centres it. Pixels outside the frame are replicated.
+    """
+    (rx, ry), (lx, ly) = face.right_eye, face.left_eye
+    angle = math.degrees(math.atan2(ly - ry, lx - rx))
+    cx, cy = face.center
+    side = max(face.w, face.h) * crop_scale
+    matrix = cv2.getRotationMatrix2D((cx, cy), angle, size / side)
+    matrix[0, 2] += size / 2 - cx
+    matrix[1, 2] += size / 2 - cy
+    crop = cv2.warpAffine(rgb, matrix, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return np.asarray(cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY), dtype=np.uint8)

