@@ -1,7 +1,8 @@
 """``clinic-edge``: the appliance's command line.
 
-``run`` starts a session on the room's source. Exit codes: 0 done, 1 unexpected failure,
-2 configuration/source/model/storage/broker problem (the message says which and what to do).
+``run`` starts a session on the room's source. Exit codes: 0 done; 1 unexpected failure;
+2 a person must act (configuration, model files); 3 the environment failed (camera or source,
+broker required at start, database or disk) and a restart may succeed. The message says which.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             return _run(args)
     except EdgeError as exc:
         logger.error("%s", exc)
-        return 2
+        return exc.exit_code
     return 1
 
 

@@ -2,7 +2,13 @@
 
 
 class EdgeError(Exception):
-    """Base class; the CLI prints its message and exits non-zero."""
+    """Base class; the CLI prints its message and exits with :attr:`exit_code`.
+
+    2 means a person must act (configuration, model files); 3 means the environment failed
+    (camera, broker, disk) and a restart may succeed, so systemd restarts on 3 but not on 2.
+    """
+
+    exit_code = 2
 
 
 class ConfigError(EdgeError):
@@ -11,6 +17,8 @@ class ConfigError(EdgeError):
 
 class SourceError(EdgeError):
     """The capture source is missing, unsupported or failed."""
+
+    exit_code = 3
 
 
 class ModelError(EdgeError):
@@ -24,6 +32,10 @@ class BackendUnavailableError(ModelError):
 class StoreError(EdgeError):
     """The local database cannot be opened, migrated or written."""
 
+    exit_code = 3
+
 
 class PublishError(EdgeError):
     """The MQTT broker cannot be reached or refused a message."""
+
+    exit_code = 3

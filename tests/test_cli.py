@@ -28,24 +28,24 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
 
 
 @pytest.mark.parametrize(
-    ("config_extra", "args", "message"),
+    ("config_extra", "args", "code", "message"),
     [
-        ("analysis_fps = 99", (), r"capture.analysis_fps = 99: Input should be less than or equal to 30"),
-        ("framerate = 10", (), r"capture.framerate: unknown key"),
-        ("", ("--source", "file:///nowhere/session.mkv"), r"source file not found: /nowhere/session.mkv"),
-        ("", ("--source", "v4l2:///dev/video42"), r"camera /dev/video42 not found"),
-        ("", ("--source", "smb://share/clip"), r"unsupported source 'smb://share/clip'"),
-        ("", ("--duration", "-4"), r"--duration must be a positive number of seconds, got -4.0"),
+        ("analysis_fps = 99", (), 2, r"capture.analysis_fps = 99: Input should be less than or equal to 30"),
+        ("framerate = 10", (), 2, r"capture.framerate: unknown key"),
+        ("", ("--source", "file:///nowhere/session.mkv"), 3, r"source file not found: /nowhere/session.mkv"),
+        ("", ("--source", "v4l2:///dev/video42"), 3, r"camera /dev/video42 not found"),
+        ("", ("--source", "smb://share/clip"), 3, r"unsupported source 'smb://share/clip'"),
+        ("", ("--duration", "-4"), 2, r"--duration must be a positive number of seconds, got -4.0"),
     ],
 )
 def test_bad_input_is_named(
-    tmp_path: Path, face_model: Path, config_extra: str, args: tuple[str, ...], message: str
+    tmp_path: Path, face_model: Path, config_extra: str, args: tuple[str, ...], code: int, message: str
 ) -> None:
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
     if config_extra:  # replaces the generated capture rate line
         cfg.write_text(cfg.read_text().replace("analysis_fps = 10", config_extra, 1))
     proc = _run("run", "--config", str(cfg), *args)
-    assert proc.returncode == 2
+    assert proc.returncode == code
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
 
@@ -68,7 +68,7 @@ def test_unreachable_broker_when_required(tmp_path: Path, face_model: Path) -> N
     )
     cfg.write_text(cfg.read_text().replace("[mqtt]\n", "[mqtt]\nrequired_at_start = true\n"))
     proc = _run("run", "--config", str(cfg), "--source", "test:", "--duration", "2")
-    assert proc.returncode == 2
+    assert proc.returncode == 3
     assert f"MQTT broker 127.0.0.1:{port} is unreachable" in proc.stderr
     assert "set mqtt.required_at_start = false" in proc.stderr
 

@@ -11,6 +11,7 @@ import logging
 import statistics
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,6 +35,7 @@ from edge.vision.detect import FaceDetector
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
+STATS_KEPT = 10_000
 LIVE_LAG_TOLERANCE_S = 3.0  # a live stream this far behind the other no longer holds windows back
 
 
@@ -52,8 +54,9 @@ class RunReport:
     published: int = 0
     unpublished: int = 0
     wall_s: float = 0.0
-    window_latency_ms: list[float] = field(default_factory=list)
-    frame_ms: list[float] = field(default_factory=list)
+    # The most recent measurements only, so a day-long session does not grow them without bound.
+    window_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
+    frame_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
 
     @property
     def fps(self) -> float:

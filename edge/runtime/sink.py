@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -47,7 +48,7 @@ class WindowSink(threading.Thread):
         self.finish = threading.Event()  # set by the producer when no more windows will come
         self.stored = 0
         self.failed = 0
-        self.latencies_ms: list[float] = []
+        self.latencies_ms: deque[float] = deque(maxlen=10_000)  # recent windows only
         self._summarizer: WindowSummarizer | None = None
         self._interval: list[WindowResult] = []
 
