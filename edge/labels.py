@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
+
 CLASSES: tuple[str, ...] = (
     "neutral",
     "calm",
@@ -12,3 +16,17 @@ CLASSES: tuple[str, ...] = (
     "disgust",
     "surprised",
 )
+
+
+def mean_distribution(rows: Sequence[Sequence[float]], digits: int = 5) -> tuple[float, ...] | None:
+    """The mean of class distributions, rounded to ``digits`` and summing to exactly 1.
+
+    Rounding can leave the sum a hair off 1; the remainder goes to the largest class.
+    """
+    if not rows:
+        return None
+    mean = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
+    values = [round(float(v), digits) for v in mean / mean.sum()]
+    best = int(np.argmax(values))
+    values[best] = round(values[best] + 1.0 - sum(values), digits)
+    return tuple(values)

@@ -28,7 +28,7 @@ from edge.analysis.windower import WindowInput
 from edge.audio.features import LogMel
 from edge.audio.vad import detect_voice
 from edge.config.models import AudioConfig, VisionConfig
-from edge.labels import CLASSES
+from edge.labels import CLASSES, mean_distribution
 
 MIN_FACE_COVERAGE = 0.2  # below this share of frames with a face, the window has no face result
 MULTI_FACE_SHARE = 0.3  # share of frames with several faces that flags the window
@@ -95,8 +95,7 @@ class WindowSummarizer:
             flags.append(FLAG_NO_FACE)
             probs = None
         else:
-            mean = np.mean(np.stack([f.probs for f in with_face if f.probs is not None]), axis=0)
-            probs = tuple(round(float(p), 5) for p in mean / mean.sum())
+            probs = mean_distribution([f.probs.tolist() for f in with_face if f.probs is not None])
             if float(np.median([f.face_width_px for f in with_face])) < self.vision.min_face_px:
                 flags.append(FLAG_SMALL_FACE)
         return FaceChannel(
@@ -104,7 +103,7 @@ class WindowSummarizer:
             coverage=round(coverage, 4),
             max_faces=max(f.faces for f in frames),
             mean_detection_score=round(float(np.mean([f.detection_score for f in with_face])) if with_face else 0.0, 4),
-            probs=_renormalise(probs),
+            probs=probs,
         )
 
     def _voice(self, window: WindowInput, flags: list[str], timing: dict[str, float]) -> VoiceChannel | None:
@@ -134,13 +133,3 @@ class WindowSummarizer:
             noise_floor_dbfs=round(max(activity.noise_floor_dbfs, -120.0), 2),
             clipped_ratio=round(activity.clipped_ratio, 5),
         )
-
-
-def _renormalise(probs: tuple[float, ...] | None) -> tuple[float, ...] | None:
-    """Rounding can leave the sum a hair off 1; put the remainder on the largest class."""
-    if probs is None:
-        return None
-    values = list(probs)
-    best = int(np.argmax(values))
-    values[best] = round(values[best] + 1.0 - sum(values), 5)
-    return tuple(values)

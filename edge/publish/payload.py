@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.analysis.results import WindowResult
-from edge.labels import CLASSES
+from edge.labels import CLASSES, mean_distribution
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("schema") / "summary-v1.json"
@@ -141,9 +141,9 @@ def interval_summary(
     if not results:
         raise ValueError("an interval summary needs at least one window")
     with_probs = [r.probs for r in results if r.probs is not None]
-    probs = _mean(with_probs)
+    probs = mean_distribution(with_probs)
     faces = [r.face for r in results if r.face is not None]
-    face_probs = _mean([f.probs for f in faces if f.probs is not None])
+    face_probs = mean_distribution([f.probs for f in faces if f.probs is not None])
     voices = [r.voice for r in results if r.voice is not None]
     quality: dict[str, int] = {}
     for r in results:
@@ -181,16 +181,6 @@ def interval_summary(
         ),
         quality=quality,  # type: ignore[arg-type]
     )
-
-
-def _mean(rows: Sequence[Sequence[float]]) -> tuple[float, ...] | None:
-    if not rows:
-        return None
-    mean = np.mean(np.asarray(rows, dtype=np.float64), axis=0)
-    values = [round(float(v), 5) for v in mean / mean.sum()]
-    best = int(np.argmax(values))
-    values[best] = round(values[best] + 1.0 - sum(values), 5)
-    return tuple(values)
 
 
 def json_schema() -> dict[str, object]:
