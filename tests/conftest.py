@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -43,6 +44,51 @@ def demo_clip() -> Path:
 
 
 @dataclass
+class Pki:
+    """A throw-away certificate authority with a broker certificate and client certificates."""
+
+    folder: Path
+    ca: Path
+
+    def cert(self, name: str) -> tuple[Path, Path]:
+        return self.folder / f"{name}.crt", self.folder / f"{name}.key"
+
+
+def _openssl(*args: str) -> None:
+    subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+
+def make_pki(folder: Path, clients: list[str]) -> Pki:
+    folder.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    ca_key, ca = folder / "ca.key", folder / "ca.crt"
+    _openssl("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2", "-subj", "/CN=clinic-test-ca")
+    for name, san in [("broker", "subjectAltName=IP:127.0.0.1,DNS:localhost")] + [(c, "") for c in clients]:
+        key, csr, crt = folder / f"{name}.key", folder / f"{name}.csr", folder / f"{name}.crt"
+        _openssl("req", *ec, "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={name}")
+        ext = folder / f"{name}.ext"
+        ext.write_text(san + "\n" if san else "basicConstraints=CA:FALSE\n", encoding="utf-8")
+        _openssl(
+            "x509",
+            "-req",
+            "-in",
+            str(csr),
+            "-CA",
+            str(ca),
+            "-CAkey",
+            str(ca_key),
+            "-CAcreateserial",
+            "-out",
+            str(crt),
+            "-days",
+            "2",
+            "-extfile",
+            str(ext),
+        )
+    return Pki(folder, ca)
+
+
+@dataclass
 class Broker:
     host: str
     port: int
@@ -53,13 +99,33 @@ class Broker:
         self.process.wait(timeout=10)
 
 
-def start_broker(tmp: Path, port: int | None = None) -> Broker:
+def start_broker(tmp: Path, port: int | None = None, *, pki: Pki | None = None, acl: str | None = None) -> Broker:
+    """A real mosquitto on loopback; with ``pki`` TLS-only with client certificates (CN = user)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         pytest.fail("mosquitto is not installed: run scripts/setup.sh")
     port = port or free_port()
     conf = tmp / f"mosquitto-{port}.conf"
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n", encoding="utf-8")
+    lines = [f"listener {port} 127.0.0.1", "persistence false"]
+    if os.geteuid() == 0:  # stay root: the test's files live in a folder only root can read
+        lines.append("user root")
+    if pki is None:
+        lines.append("allow_anonymous true")
+    else:
+        crt, key = pki.cert("broker")
+        lines += [
+            f"cafile {pki.ca}",
+            f"certfile {crt}",
+            f"keyfile {key}",
+            "require_certificate true",
+            "use_identity_as_username true",
+            "allow_anonymous false",
+        ]
+    if acl is not None:
+        acl_file = tmp / f"acl-{port}"
+        acl_file.write_text(acl, encoding="utf-8")
+        lines.append(f"acl_file {acl_file}")
+    conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -108,11 +174,15 @@ class Collector:
         return self.json(suffix)
 
 
-def collect(host: str, port: int, topic: str = "clinic/#") -> Collector:
-    """Connect a subscriber to ``topic`` and return once the subscription is acknowledged."""
+def collect(host: str, port: int, topic: str = "clinic/#", *, tls: tuple[Path, Path, Path] | None = None) -> Collector:
+    """Connect a subscriber to ``topic`` and return once the subscription is acknowledged.
+
+    ``tls`` is (CA, certificate, key) for a TLS broker."""
     col = Collector()
     subscribed = threading.Event()
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    if tls is not None:
+        client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]), keyfile=str(tls[2]))
 
     def on_connect(c: Any, _u: Any, _f: Any, _rc: Any, _p: Any) -> None:
         c.subscribe(topic, qos=1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,22 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
         raise ConfigError(f"invalid configuration:\n  {lines}") from None
     models = config.models.model_copy(update={"face": _resolve(config.models.face, base_dir)})
     storage = config.storage.model_copy(update={"state_dir": _resolve(config.storage.state_dir, base_dir)})
-    return config.model_copy(update={"models": models, "storage": storage})
+    mqtt = config.mqtt
+    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if mqtt.password_file is not None:
+        mqtt = mqtt.model_copy(update={"password_file": _credential(mqtt.password_file, base_dir, credentials)})
+    if mqtt.tls is not None:
+        tls = mqtt.tls
+        files = {k: _credential(v, base_dir, credentials) for k, v in tls.model_dump().items() if v is not None}
+        mqtt = mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
+    return config.model_copy(update={"models": models, "storage": storage, "mqtt": mqtt})
+
+
+def _credential(path: Path, base_dir: Path, credentials: str | None) -> Path:
+    """A bare file name is a systemd credential when ``$CREDENTIALS_DIRECTORY`` is set."""
+    if credentials and not path.is_absolute() and len(path.parts) == 1:
+        return Path(credentials) / path
+    return _resolve(path, base_dir)
 
 
 def _resolve(path: Path, base_dir: Path) -> Path:

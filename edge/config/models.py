@@ -182,6 +182,18 @@ class StorageConfig(StrictModel):
     database: str = Field(default="clinic-edge.db", description="SQLite file name inside state_dir.")
 
 
+class MqttTlsConfig(StrictModel):
+    ca_file: Path = Field(description="CA certificate(s) that signed the broker's certificate (PEM).")
+    cert_file: Path | None = Field(default=None, description="This device's client certificate (PEM).")
+    key_file: Path | None = Field(default=None, description="This device's private key (PEM).")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> MqttTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
 class MqttConfig(StrictModel):
     enabled: bool = True
     host: str = Field(default="127.0.0.1", description="Broker host name or address.")
@@ -189,8 +201,12 @@ class MqttConfig(StrictModel):
     username: str | None = Field(default=None, description="User name, if the broker requires one.")
     password_file: Path | None = Field(
         default=None,
-        description="File holding the password (first line). With systemd LoadCredential= give only the "
-        "credential's name; it is looked up in $CREDENTIALS_DIRECTORY.",
+        description="File holding the password (first line). A bare file name is a systemd credential "
+        "(LoadCredential=), read from $CREDENTIALS_DIRECTORY; other relative paths are resolved against the "
+        "config file's folder.",
+    )
+    tls: MqttTlsConfig | None = Field(
+        default=None, description="TLS to the broker; absent means plain TCP (use only on a closed network)."
     )
     topic_prefix: str = Field(default="clinic/v1", description="Topics are <prefix>/<site>/<room>/...")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds.")

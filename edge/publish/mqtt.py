@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -30,10 +30,7 @@ AckCallback = Callable[[int, bool, str], None]
 
 
 def read_password(path: Path) -> str:
-    """The first line of ``path``; a bare name is looked up in systemd's ``$CREDENTIALS_DIRECTORY``."""
-    credentials = os.environ.get("CREDENTIALS_DIRECTORY")
-    if credentials and not path.is_absolute() and len(path.parts) == 1:
-        path = Path(credentials) / path
+    """The first line of ``path`` (already resolved by the config loader)."""
     try:
         return path.read_text(encoding="utf-8").splitlines()[0]
     except (OSError, IndexError) as exc:
@@ -60,6 +57,20 @@ class MqttClient:
         if config.username:
             password = read_password(config.password_file) if config.password_file else None
             self._client.username_pw_set(config.username, password)
+        if config.tls is not None:
+            tls = config.tls
+            for what in (tls.ca_file, tls.cert_file, tls.key_file):
+                if what is not None and not what.is_file():
+                    raise PublishError(f"MQTT TLS file not found: {what}")
+            try:
+                self._client.tls_set(
+                    ca_certs=str(tls.ca_file),
+                    certfile=str(tls.cert_file) if tls.cert_file else None,
+                    keyfile=str(tls.key_file) if tls.key_file else None,
+                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
+                )
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}, {tls.cert_file}): {exc}") from exc
         self._client.will_set(self.topic("status"), self._status("offline"), qos=QOS, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect

@@ -15,6 +15,8 @@ from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
+REFUSED_BACKOFF_S = (30.0, 600.0)  # a refused summary is offered again after 30 s, doubling up to 10 min
+
 
 class OutboxPublisher(threading.Thread):
     """Owns its own database connection. ``wake()`` after storing a row; ``stop()`` to end."""
@@ -29,6 +31,7 @@ class OutboxPublisher(threading.Thread):
         self._halt = threading.Event()
         self._acks: queue.Queue[tuple[int, bool, str]] = queue.Queue()
         self._inflight: dict[int, tuple[int, float]] = {}  # mid -> (seq, monotonic sent)
+        self._held: dict[int, tuple[float, float]] = {}  # seq -> (retry after, backoff s) for refused rows
         self._lock = threading.Lock()
         self.sent = 0
         self.refused = 0
@@ -87,6 +90,7 @@ class OutboxPublisher(threading.Thread):
             seq, sent_at = entry
             if ok:
                 store.mark_sent(seq)
+                self._held.pop(seq, None)
                 self.sent += 1
                 self.metrics.published.inc()
                 self.metrics.stage_latency.labels("publish_ack").observe(time.monotonic() - sent_at)
@@ -94,7 +98,16 @@ class OutboxPublisher(threading.Thread):
                 store.mark_attempt(seq)
                 self.refused += 1
                 self.metrics.publish_refused.inc()
-                logger.error("broker refused summary seq %d (%s); it stays in the outbox", seq, reason)
+                _, backoff = self._held.get(seq, (0.0, REFUSED_BACKOFF_S[0] / 2))
+                backoff = min(backoff * 2, REFUSED_BACKOFF_S[1])
+                self._held[seq] = (time.monotonic() + backoff, backoff)
+                logger.error(
+                    "broker refused summary seq %d (%s): is this device allowed to publish on its topic? It stays "
+                    "in the outbox and is offered again in %.0f s",
+                    seq,
+                    reason,
+                    backoff,
+                )
 
     def _send(self, store: Store) -> None:
         if not self.client.connected.is_set():
@@ -104,8 +117,10 @@ class OutboxPublisher(threading.Thread):
             busy = {seq for seq, _ in self._inflight.values()}
         if room <= 0:
             return
-        for row in store.pending(room + len(busy)):
-            if row.seq in busy:
+        now = time.monotonic()
+        held = {seq for seq, (after, _) in self._held.items() if after > now}
+        for row in store.pending(room + len(busy) + len(held)):
+            if row.seq in busy or row.seq in held:
                 continue
             try:
                 mid = self.client.publish_topic(row.topic, row.payload)

@@ -1,0 +1,101 @@
+"""MQTT over TLS with per-device client certificates and ACLs, against a real mosquitto."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+
+from edge.config import load_config
+from edge.errors import PublishError
+from edge.runtime import Appliance
+from tests.conftest import Pki, collect, make_pki, start_broker, write_config
+
+ACL = """
+user edge-a
+topic write clinic/v1/test-site/room-a/summary
+topic write clinic/v1/test-site/room-a/status
+topic read clinic/v1/test-site/room-a/command
+
+user hub
+topic read clinic/v1/#
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    return make_pki(tmp_path_factory.mktemp("pki"), ["edge-a", "hub", "intruder"])
+
+
+def _tls_config(tmp_path: Path, face_model: Path, port: int, pki: Pki, *, device: str, room: str = "room-a") -> Path:
+    crt, key = pki.cert(device)
+    path = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=port)
+    text = path.read_text()
+    text = text.replace('room = "room-a"', f'room = "{room}"').replace(
+        'device_id = "edge-test"', f'device_id = "{device}"'
+    )
+    text += f'\n[mqtt.tls]\nca_file = "{pki.ca}"\ncert_file = "{crt}"\nkey_file = "{key}"\n'
+    path.write_text(text)
+    return path
+
+
+def test_summaries_over_tls_with_a_client_certificate(tmp_path: Path, face_model: Path, pki: Pki) -> None:
+    broker = start_broker(tmp_path, pki=pki, acl=ACL)
+    try:
+        hub = collect(broker.host, broker.port, "clinic/v1/#", tls=(pki.ca, *pki.cert("hub")))
+        config = load_config(_tls_config(tmp_path, face_model, broker.port, pki, device="edge-a"))
+        report = Appliance(config, "test:").run(duration_s=4.0)
+        summaries = hub.wait_for("summary", report.windows)
+        hub.close()
+    finally:
+        broker.stop()
+    assert report.windows >= 2
+    assert report.unpublished == 0
+    assert len(summaries) == report.windows
+
+
+def test_a_room_cannot_publish_on_another_rooms_topic(tmp_path: Path, face_model: Path, pki: Pki) -> None:
+    """edge-a's certificate configured for room-b: the broker refuses, the appliance counts it, says so
+    and keeps every summary in the outbox."""
+    broker = start_broker(tmp_path, pki=pki, acl=ACL)
+    try:
+        hub = collect(broker.host, broker.port, "clinic/v1/#", tls=(pki.ca, *pki.cert("hub")))
+        config = load_config(_tls_config(tmp_path, face_model, broker.port, pki, device="edge-a", room="room-b"))
+        appliance = Appliance(config, "test:")
+        report = appliance.run(duration_s=4.0)
+        leaked = hub.json("summary")
+        hub.close()
+    finally:
+        broker.stop()
+    metrics = generate_latest(appliance.metrics.registry).decode()
+    assert leaked == []
+    assert report.windows >= 2
+    assert report.published == 0
+    assert report.unpublished == report.windows  # refused, not dropped
+    refused = float(
+        next(line.split()[1] for line in metrics.splitlines() if line.startswith("clinic_edge_publish_refused_total"))
+    )
+    assert refused >= 1
+
+
+def test_an_unknown_certificate_is_rejected(tmp_path: Path, face_model: Path, pki: Pki) -> None:
+    other = make_pki(tmp_path / "other-ca", ["edge-a"])  # same CN, signed by another CA
+    broker = start_broker(tmp_path, pki=pki, acl=ACL)
+    try:
+        path = _tls_config(tmp_path, face_model, broker.port, pki, device="edge-a")
+        text = path.read_text().replace(str(pki.folder / "edge-a.crt"), str(other.folder / "edge-a.crt"))
+        path.write_text(text.replace(str(pki.folder / "edge-a.key"), str(other.folder / "edge-a.key")))
+        text = path.read_text().replace("[mqtt]\n", "[mqtt]\nrequired_at_start = true\n")
+        path.write_text(text)
+        with pytest.raises(PublishError, match=rf"MQTT broker 127.0.0.1:{broker.port} is unreachable"):
+            Appliance(load_config(path), "test:").run(duration_s=2.0)
+    finally:
+        broker.stop()
+
+
+def test_missing_tls_file_is_named(tmp_path: Path, face_model: Path, pki: Pki) -> None:
+    path = _tls_config(tmp_path, face_model, 1883, pki, device="edge-a")
+    path.write_text(path.read_text().replace(str(pki.ca), str(tmp_path / "nope-ca.crt")))
+    with pytest.raises(PublishError, match=r"MQTT TLS file not found: .*nope-ca\.crt"):
+        Appliance(load_config(path), "test:").run(duration_s=1.0)
