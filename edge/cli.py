@@ -58,7 +58,8 @@ def _run(args: argparse.Namespace) -> int:
                 f"source:    {report.source}",
                 f"backend:   {report.backend}",
                 f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
-                f"windows:   {report.windows} stored, {report.windows_dropped} dropped, {report.store_failures} failed",
+                f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
+                f"{report.windows_lost} lost to storage failures",
                 f"latency:   window complete -> stored: {report.latency_summary()}",
                 f"mqtt:      {report.published} summaries acknowledged, {report.unpublished} waiting in the outbox",
                 f"database:  {report.database}",

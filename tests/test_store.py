@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,24 @@ def test_sequence_continues_across_restarts(tmp_path: Path) -> None:
     store.close()
     store = Store(tmp_path / "db")
     assert store.add_window(_result(session, 1), lambda seq, mid: ("t", "x")) == 2
+
+
+def test_retention_purges_old_sessions_and_published_summaries_securely(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
+    old, recent = _session(store), _session(store)
+    for i in range(3):
+        store.add_window(_result(old, i), lambda seq, mid: ("t", "old"))
+        store.add_window(_result(recent, i), lambda seq, mid: ("t", "recent"))
+    store.end_session(old, frames=1, frames_dropped=0)
+    store.end_session(recent, frames=1, frames_dropped=0)
+    long_ago = "2020-01-01T00:00:00.000+00:00"
+    conn = store.db.conn
+    conn.execute("UPDATE sessions SET ended_at = ? WHERE id = ?", [long_ago, old])
+    conn.execute("UPDATE outbox SET created_at = ? WHERE payload = 'old'", [long_ago])
+    for seq in (1, 3):  # two of the old summaries were published, one was not
+        store.mark_sent(seq)
+    counts = store.purge(datetime(2021, 1, 1, tzinfo=timezone.utc))
+    assert counts == {"sessions": 1, "windows": 3, "outbox": 2}
+    assert [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM windows")] == [recent]
+    assert [r.seq for r in store.pending(10) if r.payload == "old"] == [5]  # unpublished: kept

@@ -180,6 +180,20 @@ class StorageConfig(StrictModel):
         description="Folder of the local database. Relative paths are resolved against the config file.",
     )
     database: str = Field(default="clinic-edge.db", description="SQLite file name inside state_dir.")
+    retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Sessions, windows and published summaries older than this many days are deleted "
+        "(securely overwritten). Summaries not yet published are kept until they are.",
+    )
+    retry_buffer: int = Field(
+        default=900,
+        ge=10,
+        le=100_000,
+        description="Results kept in memory while the database cannot be written (disk full); about 15 min "
+        "at the default hop. Beyond it the oldest are lost and counted.",
+    )
 
 
 class MqttTlsConfig(StrictModel):

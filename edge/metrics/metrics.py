@@ -24,7 +24,13 @@ class Metrics:
             "clinic_edge_dropped", "Items dropped by a full queue (oldest first)", ["stream"], registry=r
         )
         self.windows = Counter("clinic_edge_windows", "Windows summarised and stored", registry=r)
-        self.store_failures = Counter("clinic_edge_store_failures", "Windows that could not be stored", registry=r)
+        self.store_failures = Counter(
+            "clinic_edge_store_failures", "Database writes that failed (results kept and retried)", registry=r
+        )
+        self.windows_lost = Counter(
+            "clinic_edge_windows_lost", "Results lost because the database stayed unwritable", registry=r
+        )
+        self.degraded = Gauge("clinic_edge_degraded", "1 while a part is degraded", ["reason"], registry=r)
         self.published = Counter("clinic_edge_published", "Summaries acknowledged by the broker", registry=r)
         self.publish_refused = Counter("clinic_edge_publish_refused", "Summaries refused by the broker", registry=r)
         self.outbox_pending = Gauge("clinic_edge_outbox_pending", "Summaries waiting to be published", registry=r)

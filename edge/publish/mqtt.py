@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import ssl
 import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -19,11 +18,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config.models import MqttConfig, RoomConfig
 from edge.errors import PublishError
+from edge.publish.payload import Status
 
 logger = logging.getLogger(__name__)
 
 QOS = 1
-STATUS_SCHEMA_VERSION = 1
 
 # (mid, success, reason) for each acknowledged publish; called on paho's network thread.
 AckCallback = Callable[[int, bool, str], None]
@@ -49,6 +48,7 @@ class MqttClient:
         self.on_connection_change: Callable[[bool], None] | None = None
         self._last_error: str | None = None
         self._stopping = False
+        self._degraded: set[str] = set()
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"clinic-edge-{room.site}-{room.room}-{room.device_id}",
@@ -80,15 +80,13 @@ class MqttClient:
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
 
-    def _status(self, state: str) -> str:
-        return json.dumps(
-            {
-                "schema_version": STATUS_SCHEMA_VERSION,
-                "state": state,
-                "device_id": self.device_id,
-                "ts": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }
-        )
+    def _status(self, state: Literal["online", "offline", "stopped"]) -> str:
+        return Status(
+            state=state,
+            degraded=sorted(self._degraded),  # type: ignore[arg-type]
+            device_id=self.device_id,
+            ts=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        ).model_dump_json()
 
     # -- paho callbacks (network thread) ------------------------------------------------------------
     def _on_connect(self, client: mqtt.Client, _u: Any, _f: Any, reason: ReasonCode, _p: Any) -> None:
@@ -113,6 +111,14 @@ class MqttClient:
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         if self.on_ack:
             self.on_ack(mid, not reason.is_failure, str(reason))
+
+    def set_degraded(self, reason: str, degraded: bool) -> None:
+        """Add or clear a degradation reason; the retained status is republished at once."""
+        if degraded == (reason in self._degraded):
+            return
+        (self._degraded.add if degraded else self._degraded.discard)(reason)
+        if self.connected.is_set():
+            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
 
     # -- the three operations -----------------------------------------------------------------------
     def connect(self, *, required: bool) -> None:

@@ -96,6 +96,16 @@ class Summary(_Payload):
     quality: dict[Flag, int] = Field(description="Windows in the span that carried each quality flag.")
 
 
+class Status(_Payload):
+    """The retained ``status`` message."""
+
+    schema_version: Literal[1] = 1
+    state: Literal["online", "offline", "stopped"]
+    degraded: list[Literal["storage", "capture"]] = Field(default_factory=list, max_length=2)
+    device_id: str = Field(max_length=63)
+    ts: str = Field(max_length=40, description="UTC time, ISO 8601.")
+
+
 def _probs(values: Sequence[float] | None) -> Probabilities | None:
     return None if values is None else Probabilities(**dict(zip(CLASSES, (float(v) for v in values), strict=True)))
 

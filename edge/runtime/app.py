@@ -21,7 +21,7 @@ from edge.analysis.windower import Windower, WindowInput
 from edge.capture.pipeline import BoundedQueue, GstCapture
 from edge.capture.source import SourceSpec, parse_source
 from edge.config.models import AppConfig
-from edge.errors import SourceError
+from edge.errors import SourceError, StoreError
 from edge.inference.engine import InferenceEngine, create_engine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import ModelManifest, load_manifest
@@ -51,6 +51,7 @@ class RunReport:
     windows: int = 0
     windows_dropped: int = 0
     store_failures: int = 0
+    windows_lost: int = 0
     published: int = 0
     unpublished: int = 0
     wall_s: float = 0.0
@@ -154,6 +155,7 @@ class Appliance:
             windows=windows,
             metrics=self.metrics,
             on_stored=publisher.wake if publisher else (lambda: None),
+            on_degraded=(lambda on: mqtt.set_degraded("storage", on)) if mqtt else (lambda _on: None),
             topic=mqtt.topic("summary") if mqtt else f"{cfg.mqtt.topic_prefix}/{cfg.room.site}/{cfg.room.room}/summary",
         )
         sink.start()
@@ -172,8 +174,12 @@ class Appliance:
             report.windows_dropped = windows.dropped
             report.windows = sink.stored
             report.store_failures = sink.failed
+            report.windows_lost = sink.lost
             report.window_latency_ms = sink.latencies_ms
-            store.end_session(session_id, frames=report.frames, frames_dropped=report.frames_dropped)
+            try:
+                store.end_session(session_id, frames=report.frames, frames_dropped=report.frames_dropped)
+            except StoreError as exc:
+                logger.error("could not record the end of session %s: %s", session_id, exc)
             if (
                 publisher is not None
                 and mqtt is not None

@@ -1,4 +1,10 @@
-"""The storage stage: summarise completed windows, store them with their outbox summaries."""
+"""The storage stage: summarise completed windows, store them with their outbox summaries.
+
+When the database cannot be written (disk full, I/O error) the appliance stays up: results wait
+in a bounded in-memory buffer, the state is reported as degraded (metrics and the retained status),
+writes are retried, and the buffer drains by itself once space is back. Only when the buffer
+overflows are windows lost, and each one is counted.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from edge.analysis.results import WindowResult
@@ -22,6 +28,11 @@ from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
+RETRY_EVERY_S = 2.0
+PURGE_EVERY_S = 3600.0
+
+SummaryFn = Callable[[int, str], tuple[str, str]]
+
 
 class WindowSink(threading.Thread):
     def __init__(
@@ -34,6 +45,7 @@ class WindowSink(threading.Thread):
         windows: BoundedQueue[WindowInput],
         metrics: Metrics,
         on_stored: Callable[[], None],
+        on_degraded: Callable[[bool], None],
         topic: str,
     ) -> None:
         super().__init__(name="window-sink", daemon=True)
@@ -44,18 +56,30 @@ class WindowSink(threading.Thread):
         self.windows = windows
         self.metrics = metrics
         self.on_stored = on_stored
+        self.on_degraded = on_degraded
         self.topic = topic
         self.finish = threading.Event()  # set by the producer when no more windows will come
         self.stored = 0
-        self.failed = 0
+        self.failed = 0  # write attempts that failed
+        self.lost = 0  # windows that overflowed the retry buffer
+        self.degraded = False
         self.latencies_ms: deque[float] = deque(maxlen=10_000)  # recent windows only
         self._summarizer: WindowSummarizer | None = None
         self._interval: list[WindowResult] = []
+        self._backlog: deque[tuple[WindowResult | None, SummaryFn | None]] = deque()
+        self._next_retry = 0.0
+        self._next_purge = 0.0
 
     def run(self) -> None:
         store = Store(self.db_path, migrate_schema=False)
         try:
             while True:
+                now = time.monotonic()
+                if now >= self._next_purge:
+                    self._purge(store)
+                    self._next_purge = now + PURGE_EVERY_S
+                if self._backlog and now >= self._next_retry:
+                    self._drain(store)
                 window = self.windows.get(timeout=0.1)
                 if window is None:
                     if self.finish.is_set():
@@ -63,9 +87,38 @@ class WindowSink(threading.Thread):
                     continue
                 self._handle(store, window)
             self._flush_interval(store)
+            deadline = time.monotonic() + RETRY_EVERY_S * 2
+            while self._backlog and time.monotonic() < deadline:
+                self._drain(store)
+                if self._backlog:
+                    time.sleep(0.2)
+            if self._backlog:
+                self._lose(len(self._backlog), "the session ended while the database was unwritable")
         finally:
             store.close()
 
+    # -- summaries ---------------------------------------------------------------------------------
+    def _window_summary(self, result: WindowResult) -> SummaryFn | None:
+        if not (self.config.mqtt.enabled and self.config.mqtt.summary == "window"):
+            return None
+        room = self.config.room
+        return lambda seq, mid: (
+            self.topic,
+            window_summary(
+                result, site=room.site, room=room.room, device_id=room.device_id, seq=seq, message_id=mid
+            ).model_dump_json(),
+        )
+
+    def _interval_summary(self, results: list[WindowResult]) -> SummaryFn:
+        room = self.config.room
+        return lambda seq, mid: (
+            self.topic,
+            interval_summary(
+                results, site=room.site, room=room.room, device_id=room.device_id, seq=seq, message_id=mid
+            ).model_dump_json(),
+        )
+
+    # -- storing -------------------------------------------------------------------------------------
     def _handle(self, store: Store, window: WindowInput) -> None:
         if self._summarizer is None:
             self._summarizer = WindowSummarizer(
@@ -73,68 +126,78 @@ class WindowSink(threading.Thread):
             )
         t0 = time.perf_counter()
         result = self._summarizer.summarize(window)
-        t1 = time.perf_counter()
-        self.metrics.stage_latency.labels("summarize").observe(t1 - t0)
-        per_window = self.config.mqtt.enabled and self.config.mqtt.summary == "window"
-        room = self.config.room
-        try:
-            store.add_window(
-                result,
-                (
-                    lambda seq, mid: (
-                        self.topic,
-                        window_summary(
-                            result,
-                            site=room.site,
-                            room=room.room,
-                            device_id=room.device_id,
-                            seq=seq,
-                            message_id=mid,
-                        ).model_dump_json(),
-                    )
-                )
-                if per_window
-                else None,
-            )
-        except StoreError as exc:
-            self.failed += 1
-            self.metrics.store_failures.inc()
-            logger.error("%s", exc)
-            return
-        done = time.monotonic()
-        self.metrics.stage_latency.labels("store").observe(time.perf_counter() - t1)
-        self.metrics.stage_latency.labels("window_to_store").observe(done - result.ready_monotonic)
-        self.latencies_ms.append((done - result.ready_monotonic) * 1e3)
-        self.metrics.windows.inc()
-        self.stored += 1
+        self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
+        self._enqueue(store, result, self._window_summary(result))
         if self.config.mqtt.enabled and self.config.mqtt.summary == "interval":
             # Interval k holds the windows that start in [k * interval_s, (k + 1) * interval_s).
             bucket = int(result.start_s // self.config.mqtt.interval_s)
             if self._interval and int(self._interval[0].start_s // self.config.mqtt.interval_s) != bucket:
                 self._flush_interval(store)
             self._interval.append(result)
-        self.on_stored()
 
     def _flush_interval(self, store: Store) -> None:
-        if not self._interval:
-            return
-        results, self._interval = self._interval, []
-        room = self.config.room
+        if self._interval:
+            results, self._interval = self._interval, []
+            self._enqueue(store, None, self._interval_summary(results))
+
+    def _enqueue(self, store: Store, result: WindowResult | None, summary: SummaryFn | None) -> None:
+        """Store now, or keep in order behind what already waits."""
+        limit = self.config.storage.retry_buffer
+        if len(self._backlog) >= limit:
+            self._backlog.popleft()
+            self._lose(1, f"the retry buffer of {limit} results is full")
+        self._backlog.append((result, summary))
+        if len(self._backlog) == 1 or time.monotonic() >= self._next_retry:
+            self._drain(store)
+
+    def _drain(self, store: Store) -> None:
+        while self._backlog:
+            result, summary = self._backlog[0]
+            t0 = time.perf_counter()
+            try:
+                if result is not None:
+                    store.add_window(result, summary)
+                elif summary is not None:
+                    store.add_summary(summary)
+            except StoreError as exc:
+                self.failed += 1
+                self.metrics.store_failures.inc()
+                self._next_retry = time.monotonic() + RETRY_EVERY_S
+                if not self.degraded:
+                    logger.error(
+                        "%s; keeping results in memory (up to %d) and retrying", exc, self.config.storage.retry_buffer
+                    )
+                    self._set_degraded(True)
+                return
+            self._backlog.popleft()
+            if result is not None:
+                done = time.monotonic()
+                self.metrics.stage_latency.labels("store").observe(time.perf_counter() - t0)
+                self.metrics.stage_latency.labels("window_to_store").observe(done - result.ready_monotonic)
+                self.latencies_ms.append((done - result.ready_monotonic) * 1e3)
+                self.metrics.windows.inc()
+                self.stored += 1
+            self.on_stored()
+        if self.degraded:
+            logger.warning("database writable again; stored everything that waited")
+            self._set_degraded(False)
+
+    def _set_degraded(self, degraded: bool) -> None:
+        self.degraded = degraded
+        self.metrics.degraded.labels("storage").set(1 if degraded else 0)
+        self.on_degraded(degraded)
+
+    def _lose(self, count: int, why: str) -> None:
+        self.lost += count
+        self.metrics.windows_lost.inc(count)
+        logger.error("%d result(s) could not be stored and are lost: %s", count, why)
+
+    def _purge(self, store: Store) -> None:
+        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.storage.retention_days)
         try:
-            store.add_summary(
-                lambda seq, mid: (
-                    self.topic,
-                    interval_summary(
-                        results,
-                        site=room.site,
-                        room=room.room,
-                        device_id=room.device_id,
-                        seq=seq,
-                        message_id=mid,
-                    ).model_dump_json(),
-                )
-            )
+            counts = store.purge(cutoff)
         except StoreError as exc:
-            self.metrics.store_failures.inc()
-            logger.error("%s", exc)
-        self.on_stored()
+            logger.error("retention purge failed: %s", exc)
+            return
+        if any(counts.values()):
+            logger.info("retention: deleted %s older than %s", counts, cutoff.isoformat(timespec="seconds"))

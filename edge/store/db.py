@@ -52,6 +52,7 @@ class Store:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not just unlinked
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if migrate_schema:
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -156,6 +157,26 @@ class Store:
             {"seq": seq, "message_id": message_id, "topic": topic, "payload": payload, "created_at": _now()},
         )
         return seq
+
+    def purge(self, older_than: datetime) -> dict[str, int]:
+        """Delete sessions (with their windows) that ended before ``older_than``, and published
+        summaries created before it. Unpublished summaries are kept until they are sent."""
+        cutoff = older_than.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+
+        def body() -> dict[str, int]:
+            conn = self.db.conn
+            old = "SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?"
+            windows = conn.execute(f"DELETE FROM windows WHERE session_id IN ({old})", [cutoff]).rowcount  # noqa: S608
+            sessions = conn.execute(
+                "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? "
+                "AND id NOT IN (SELECT session_id FROM windows)",
+                [cutoff],
+            ).rowcount
+            outbox = conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", [cutoff]).rowcount
+            return {"sessions": sessions, "windows": windows, "outbox": outbox}
+
+        counts: dict[str, int] = self._write("the retention purge", body)
+        return counts
 
     def pending(self, limit: int) -> list[OutboxRow]:
         rows = self.db.execute(
