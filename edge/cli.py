@@ -31,7 +31,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     run.add_argument("--source", help="override capture.source (v4l2:///dev/video0, file:///..., rtsp://..., test:)")
     run.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
+    dropin = sub.add_parser(
+        "systemd-dropin",
+        help="print the service drop-in for this config (IP allow list for the broker, credentials)",
+    )
+    dropin.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    dropin.add_argument("--out", type=Path, default=None, help="write here instead of printing")
     return parser
+
+
+def _dropin(args: argparse.Namespace) -> int:
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.systemd_dropin import render_dropin  # noqa: PLC0415
+
+    text = render_dropin(load_config(args.config), args.config)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text, encoding="utf-8")
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -55,7 +74,7 @@ def _run(args: argparse.Namespace) -> int:
         "\n".join(
             [
                 f"session:   {report.session_id}",
-                f"source:    {report.source}",
+                f"source:    {report.source} ({report.source_restarts} capture rebuilds)",
                 f"backend:   {report.backend}",
                 f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
                 f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
@@ -78,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "systemd-dropin":
+            return _dropin(args)
     except EdgeError as exc:
         logger.error("%s", exc)
         return exc.exit_code

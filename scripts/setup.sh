@@ -17,7 +17,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-alsa gstreamer1.0-pulseaudio
-  mosquitto mosquitto-clients espeak-ng openssl
+  mosquitto mosquitto-clients espeak-ng openssl systemd gir1.2-gst-rtsp-server-1.0
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -48,6 +48,7 @@ def _window(frames: list[FrameAnalysis], audio: np.ndarray | None, *, video: boo
     return WindowInput(
         index=3,
         origin_s=7.0,
+        segment_offset_s=0.0,
         start_s=10.0,
         end_s=12.5,
         frames=tuple(frames),
@@ -61,7 +62,7 @@ def _window(frames: list[FrameAnalysis], audio: np.ndarray | None, *, video: boo
 
 @pytest.fixture
 def summarizer() -> WindowSummarizer:
-    return WindowSummarizer("s-1", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), 7.0, VisionConfig(), AudioConfig())
+    return WindowSummarizer("s-1", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), VisionConfig(), AudioConfig())
 
 
 @pytest.mark.parametrize(

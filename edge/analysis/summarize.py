@@ -40,13 +40,11 @@ class WindowSummarizer:
         self,
         session_id: str,
         session_start: datetime,
-        stream_t0: float,
         vision: VisionConfig,
         audio: AudioConfig,
     ) -> None:
         self.session_id = session_id
         self.session_start = session_start.astimezone(timezone.utc)
-        self.stream_t0 = stream_t0
         self.vision = vision
         self.audio = audio
         self.logmel = LogMel(n_mels=audio.n_mels)
@@ -61,12 +59,15 @@ class WindowSummarizer:
         if probs is not None:
             best = int(np.argmax(probs))
             label, confidence = CLASSES[best], float(probs[best])
-        started = self.session_start + timedelta(seconds=max(0.0, window.start_s - self.stream_t0))
+        # Session time: stream time within the capture segment, plus when that segment began.
+        start = window.start_s - window.origin_s + window.segment_offset_s
+        end = window.end_s - window.origin_s + window.segment_offset_s
+        started = self.session_start + timedelta(seconds=max(0.0, start))
         return WindowResult(
             session_id=self.session_id,
             index=window.index,
-            start_s=round(window.start_s - self.stream_t0, 3),
-            end_s=round(window.end_s - self.stream_t0, 3),
+            start_s=round(start, 3),
+            end_s=round(end, 3),
             started_at=started.isoformat(timespec="milliseconds"),
             probs=probs,
             label=label,

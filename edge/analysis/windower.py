@@ -26,7 +26,8 @@ from edge.capture.frames import AudioChunk
 @dataclass(frozen=True)
 class WindowInput:
     index: int
-    origin_s: float  # stream time of the session's first media
+    origin_s: float  # stream time of this capture segment's first media
+    segment_offset_s: float  # session time at which this capture segment began (0 for the first)
     start_s: float
     end_s: float
     frames: tuple[FrameAnalysis, ...]
@@ -47,6 +48,8 @@ class Windower:
         expect_audio: bool,
         audio_rate: int = 16_000,
         lag_tolerance_s: float | None = 3.0,
+        first_index: int = 0,
+        segment_offset_s: float = 0.0,
     ) -> None:
         self.length_s = length_s
         self.hop_s = hop_s
@@ -55,7 +58,9 @@ class Windower:
         self.rate = audio_rate
         self.lag_tolerance_s = lag_tolerance_s
         self._t0: float | None = None
-        self._next = 0
+        self._first = first_index
+        self._next = first_index
+        self.segment_offset_s = segment_offset_s
         self._frames: deque[FrameAnalysis] = deque()
         self._video_end = -math.inf
         self._audio = np.zeros(0, dtype=np.float32)
@@ -85,8 +90,13 @@ class Windower:
         self._audio_end = self._audio_start + self._audio.shape[0] / self.rate
         self.expect_audio = True
 
+    @property
+    def next_index(self) -> int:
+        """Index the next window will get; a rebuilt capture continues from here."""
+        return self._next
+
     def _bounds(self, k: int) -> tuple[float, float]:
-        start = (self._t0 or 0.0) + k * self.hop_s
+        start = (self._t0 or 0.0) + (k - self._first) * self.hop_s
         return start, start + self.length_s
 
     def ready(self, *, flush: bool = False) -> list[WindowInput]:
@@ -127,6 +137,7 @@ class Windower:
         return WindowInput(
             index=index,
             origin_s=self._t0 or 0.0,
+            segment_offset_s=self.segment_offset_s,
             start_s=start,
             end_s=end,
             frames=frames,

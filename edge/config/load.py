@@ -53,9 +53,13 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
 
 
 def _credential(path: Path, base_dir: Path, credentials: str | None) -> Path:
-    """A bare file name is a systemd credential when ``$CREDENTIALS_DIRECTORY`` is set."""
-    if credentials and not path.is_absolute() and len(path.parts) == 1:
-        return Path(credentials) / path
+    """Under systemd (``$CREDENTIALS_DIRECTORY`` set) a secret file is read from the service's
+    credentials when one of the same name was loaded (``LoadCredential=<name>:<path>``, which
+    `clinic-edge systemd-dropin` writes); a bare name always means a credential."""
+    if credentials:
+        loaded = Path(credentials) / path.name
+        if loaded.is_file() or (not path.is_absolute() and len(path.parts) == 1):
+            return loaded
     return _resolve(path, base_dir)
 
 

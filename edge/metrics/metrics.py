@@ -23,6 +23,10 @@ class Metrics:
         self.dropped = Counter(
             "clinic_edge_dropped", "Items dropped by a full queue (oldest first)", ["stream"], registry=r
         )
+        self.source_up = Gauge("clinic_edge_source_up", "1 while the source delivers media", registry=r)
+        self.source_restarts = Counter(
+            "clinic_edge_source_restarts", "Capture pipelines rebuilt after the source was lost", registry=r
+        )
         self.windows = Counter("clinic_edge_windows", "Windows summarised and stored", registry=r)
         self.store_failures = Counter(
             "clinic_edge_store_failures", "Database writes that failed (results kept and retried)", registry=r

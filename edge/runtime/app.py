@@ -17,17 +17,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from edge.analysis.frame import FrameAnalyzer
-from edge.analysis.windower import Windower, WindowInput
-from edge.capture.pipeline import BoundedQueue, GstCapture
+from edge.analysis.windower import WindowInput
+from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
 from edge.config.models import AppConfig
-from edge.errors import SourceError, StoreError
+from edge.errors import StoreError
 from edge.inference.engine import InferenceEngine, create_engine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import ModelManifest, load_manifest
 from edge.metrics import Metrics
 from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
+from edge.runtime.loop import AnalysisLoop, LoopHooks
+from edge.runtime.notify import Notifier
 from edge.runtime.sink import WindowSink
 from edge.store import Store
 from edge.vision.detect import FaceDetector
@@ -36,7 +38,6 @@ logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
 STATS_KEPT = 10_000
-LIVE_LAG_TOLERANCE_S = 3.0  # a live stream this far behind the other no longer holds windows back
 
 
 @dataclass
@@ -52,6 +53,7 @@ class RunReport:
     windows_dropped: int = 0
     store_failures: int = 0
     windows_lost: int = 0
+    source_restarts: int = 0
     published: int = 0
     unpublished: int = 0
     wall_s: float = 0.0
@@ -87,6 +89,7 @@ class Appliance:
         self.metrics = Metrics()
         self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
         self.stop_event = threading.Event()
+        self.notifier = Notifier.from_environment()
 
     def run(self, duration_s: float | None = None) -> RunReport:
         cfg = self.config
@@ -114,6 +117,7 @@ class Appliance:
             self.metrics.close()
             self.detector.close()
             self.engine.close()
+            self.notifier.close()
             self.store.close()
             self.store = None
 
@@ -134,19 +138,9 @@ class Appliance:
             model_sha256=self.manifest.sha256,
         )
         report = RunReport(session_id, self.db_path, self.spec.redacted, self.engine.label)
-        capture = GstCapture(
-            self.spec,
-            width=cfg.capture.width,
-            fps=cfg.capture.analysis_fps,
-            microphone=cfg.capture.microphone,
-            realtime_files=cfg.capture.realtime_files,
-            video_queue=cfg.capture.video_queue,
-            audio_queue=cfg.capture.audio_queue,
-        )
         # Its own stop event: windows already cut are still stored when a stop is requested.
-        windows: BoundedQueue[WindowInput] = BoundedQueue(
-            cfg.windows.queue, drop_oldest=capture.sync, stop=threading.Event()
-        )
+        live = self.spec.live or cfg.capture.realtime_files
+        windows: BoundedQueue[WindowInput] = BoundedQueue(cfg.windows.queue, drop_oldest=live, stop=threading.Event())
         sink = WindowSink(
             cfg,
             db_path=self.db_path,
@@ -160,17 +154,35 @@ class Appliance:
         )
         sink.start()
         started = time.monotonic()
-        try:
-            capture.start()
+
+        def ready() -> None:
             logger.info("session %s started on %s", session_id, self.spec.redacted)
-            self._analyse(capture, windows, report, started, duration_s)
+            self.notifier.ready(f"analysing {self.spec.kind} source, session {session_id}")
+
+        def source_state(up: bool) -> None:
+            if mqtt is not None:
+                mqtt.set_degraded("capture", not up)
+            self.notifier.status("analysing" if up else "source lost, rebuilding capture")
+
+        loop = AnalysisLoop(
+            cfg,
+            self.spec,
+            FrameAnalyzer(self.detector, self.face_model, cfg.vision),
+            windows=windows,
+            metrics=self.metrics,
+            report=report,
+            notifier=self.notifier,
+            stop=self.stop_event,
+            hooks=LoopHooks(on_source_state=source_state, on_ready=ready, sink_heartbeat=lambda: sink.heartbeat),
+        )
+        try:
+            loop.run(duration_s)
         finally:
-            capture.stop()
+            self.notifier.stopping()
             sink.finish.set()
             sink.join(timeout=DRAIN_TIMEOUT_S + 30)
             report.wall_s = time.monotonic() - started
-            report.frames_dropped = capture.video.dropped
-            report.audio_dropped = capture.audio.dropped
+            report.source_restarts = loop.restarts
             report.windows_dropped = windows.dropped
             report.windows = sink.stored
             report.store_failures = sink.failed
@@ -199,62 +211,6 @@ class Appliance:
             report.unpublished,
         )
         return report
-
-    def _analyse(
-        self,
-        capture: GstCapture,
-        windows: BoundedQueue[WindowInput],
-        report: RunReport,
-        started: float,
-        duration_s: float | None,
-    ) -> None:
-        cfg = self.config
-        analyzer = FrameAnalyzer(self.detector, self.face_model, cfg.vision)
-        windower = Windower(
-            cfg.windows.length_s,
-            cfg.windows.hop_s,
-            expect_video=False,
-            expect_audio=False,
-            lag_tolerance_s=LIVE_LAG_TOLERANCE_S if capture.sync else None,
-        )
-        m = self.metrics
-        latency = m.stage_latency
-        dropped_seen = {"video": 0, "audio": 0, "window": 0}
-        while not self.stop_event.is_set():
-            if duration_s is not None and time.monotonic() - started >= duration_s:
-                logger.info("duration of %.0f s reached", duration_s)
-                break
-            while (chunk := capture.audio.get_nowait()) is not None:
-                windower.add_audio(chunk)
-                m.audio_buffers.inc()
-            frame = capture.video.get(timeout=0.05)
-            if frame is not None:
-                t0 = time.perf_counter()
-                analysis = analyzer.analyze(frame)
-                report.frame_ms.append((time.perf_counter() - t0) * 1e3)
-                latency.labels("detect").observe(analysis.detect_ms / 1e3)
-                latency.labels("classify").observe(analysis.classify_ms / 1e3)
-                latency.labels("frame").observe(time.perf_counter() - t0)
-                windower.add_frame(analysis)
-                report.frames += 1
-                m.frames.inc()
-            for window in windower.ready():
-                windows.put(window)
-            for stream, q in (("video", capture.video), ("audio", capture.audio), ("window", windows)):
-                if q.dropped > dropped_seen[stream]:
-                    m.dropped.labels(stream).inc(q.dropped - dropped_seen[stream])
-                    dropped_seen[stream] = q.dropped
-            if capture.error:
-                raise SourceError(f"capture failed: {capture.error}")
-            if capture.eos.is_set() and capture.video.qsize() == 0 and capture.audio.qsize() == 0 and frame is None:
-                break
-            if self.spec.live and capture.seconds_since_last_buffer() > cfg.capture.stall_timeout_s:
-                raise SourceError(
-                    f"no video or audio from {self.spec.redacted} for {cfg.capture.stall_timeout_s:.0f} s; "
-                    "check the camera and microphone"
-                )
-        for window in windower.ready(flush=True):
-            windows.put(window)
 
     def request_stop(self) -> None:
         self.stop_event.set()

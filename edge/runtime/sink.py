@@ -69,12 +69,13 @@ class WindowSink(threading.Thread):
         self._backlog: deque[tuple[WindowResult | None, SummaryFn | None]] = deque()
         self._next_retry = 0.0
         self._next_purge = 0.0
+        self.heartbeat = time.monotonic()  # end of the last loop; the watchdog checks it
 
     def run(self) -> None:
         store = Store(self.db_path, migrate_schema=False)
         try:
             while True:
-                now = time.monotonic()
+                now = self.heartbeat = time.monotonic()
                 if now >= self._next_purge:
                     self._purge(store)
                     self._next_purge = now + PURGE_EVERY_S
@@ -122,7 +123,7 @@ class WindowSink(threading.Thread):
     def _handle(self, store: Store, window: WindowInput) -> None:
         if self._summarizer is None:
             self._summarizer = WindowSummarizer(
-                self.session_id, self.session_start, window.origin_s, self.config.vision, self.config.audio
+                self.session_id, self.session_start, self.config.vision, self.config.audio
             )
         t0 = time.perf_counter()
         result = self._summarizer.summarize(window)

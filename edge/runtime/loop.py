@@ -1,0 +1,187 @@
+"""The analysis loop: frames and audio in, windows out, capture rebuilt when a live source fails.
+
+A live source that errors or delivers nothing for ``capture.stall_timeout_s`` is reported (log,
+``clinic_edge_source_up`` 0, status degraded ``capture``), torn down and rebuilt with a back-off
+of 1 s doubling to 30 s (systemd's watchdog restarts the service if that does not help
+within two minutes). Window indices and session times continue across rebuilds. A file
+source that fails is an error: there is nothing to wait for.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edge.analysis.frame import FrameAnalyzer
+from edge.analysis.windower import Windower, WindowInput
+from edge.capture.pipeline import BoundedQueue, GstCapture
+from edge.capture.source import SourceSpec
+from edge.config.models import AppConfig
+from edge.errors import SourceError
+from edge.metrics import Metrics
+from edge.runtime.notify import Liveness, Notifier
+
+if TYPE_CHECKING:
+    from edge.runtime.app import RunReport
+
+logger = logging.getLogger(__name__)
+
+LIVE_LAG_TOLERANCE_S = 3.0  # a live stream this far behind the other no longer holds windows back
+BACKOFF_S = (1.0, 30.0)  # capped well below the unit's WatchdogSec, so rebuilds come first
+
+
+@dataclass
+class LoopHooks:
+    on_source_state: Callable[[bool], None]  # False when the source is lost, True when it is back
+    on_ready: Callable[[], None]  # called once, when the first capture is running
+    sink_heartbeat: Callable[[], float]  # monotonic time of the storage stage's last loop
+
+
+class AnalysisLoop:
+    def __init__(
+        self,
+        config: AppConfig,
+        spec: SourceSpec,
+        analyzer: FrameAnalyzer,
+        *,
+        windows: BoundedQueue[WindowInput],
+        metrics: Metrics,
+        report: RunReport,
+        notifier: Notifier,
+        stop: threading.Event,
+        hooks: LoopHooks,
+    ) -> None:
+        self.config = config
+        self.spec = spec
+        self.analyzer = analyzer
+        self.windows = windows
+        self.metrics = metrics
+        self.report = report
+        self.notifier = notifier
+        self.stop = stop
+        self.hooks = hooks
+        self.restarts = 0
+
+    def _capture(self) -> GstCapture:
+        c = self.config.capture
+        return GstCapture(
+            self.spec,
+            width=c.width,
+            fps=c.analysis_fps,
+            microphone=c.microphone,
+            realtime_files=c.realtime_files,
+            video_queue=c.video_queue,
+            audio_queue=c.audio_queue,
+        )
+
+    def run(self, duration_s: float | None) -> None:
+        started = time.monotonic()
+        deadline = None if duration_s is None else started + duration_s
+        next_index = 0
+        first_segment_start: float | None = None
+        backoff = BACKOFF_S[0]
+        while not self.stop.is_set():
+            capture = self._capture()
+            try:
+                capture.start()
+            except SourceError:
+                if first_segment_start is None or not self.spec.live:
+                    raise  # at start the message goes to the operator; there is no session to keep
+                logger.warning("source %s still unavailable; next attempt in %.0f s", self.spec.redacted, backoff)
+                if self.stop.wait(backoff) or (deadline is not None and time.monotonic() >= deadline):
+                    break
+                backoff = min(backoff * 2, BACKOFF_S[1])
+                continue
+            now = time.monotonic()
+            if first_segment_start is None:
+                first_segment_start = now
+                self.hooks.on_ready()
+            windower = Windower(
+                self.config.windows.length_s,
+                self.config.windows.hop_s,
+                expect_video=False,
+                expect_audio=False,
+                lag_tolerance_s=LIVE_LAG_TOLERANCE_S if capture.sync else None,
+                first_index=next_index,
+                segment_offset_s=now - first_segment_start,
+            )
+            try:
+                lost = self._segment(capture, windower, deadline)
+            finally:
+                capture.stop()
+                self.report.frames_dropped += capture.video.dropped
+                self.report.audio_dropped += capture.audio.dropped
+            for window in windower.ready(flush=True):
+                self.windows.put(window)
+            next_index = windower.next_index
+            if lost is None:
+                return
+            if not self.spec.live:
+                raise SourceError(lost)
+            self.restarts += 1
+            self.metrics.source_restarts.inc()
+            self.metrics.source_up.set(0)
+            self.hooks.on_source_state(False)
+            logger.error("%s; rebuilding the capture pipeline in %.0f s", lost, backoff)
+            if self.stop.wait(backoff) or (deadline is not None and time.monotonic() >= deadline):
+                return
+            backoff = min(backoff * 2, BACKOFF_S[1])
+
+    def _segment(self, capture: GstCapture, windower: Windower, deadline: float | None) -> str | None:
+        """Analyse until the end, a stop, or the source is lost (returns why)."""
+        cfg = self.config
+        m = self.metrics
+        latency = m.stage_latency
+        dropped_seen = {"video": 0, "audio": 0, "window": self.windows.dropped}
+        flowing = False
+        while not self.stop.is_set():
+            if deadline is not None and time.monotonic() >= deadline:
+                logger.info("duration reached")
+                return None
+            while (chunk := capture.audio.get_nowait()) is not None:
+                windower.add_audio(chunk)
+                m.audio_buffers.inc()
+            frame = capture.video.get(timeout=0.05)
+            if frame is not None:
+                t0 = time.perf_counter()
+                analysis = self.analyzer.analyze(frame)
+                self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
+                latency.labels("detect").observe(analysis.detect_ms / 1e3)
+                latency.labels("classify").observe(analysis.classify_ms / 1e3)
+                latency.labels("frame").observe(time.perf_counter() - t0)
+                windower.add_frame(analysis)
+                self.report.frames += 1
+                m.frames.inc()
+                if not flowing:
+                    flowing = True
+                    m.source_up.set(1)
+                    self.hooks.on_source_state(True)
+            for window in windower.ready():
+                self.windows.put(window)
+            for stream, q in (("video", capture.video), ("audio", capture.audio), ("window", self.windows)):
+                if q.dropped > dropped_seen[stream]:
+                    m.dropped.labels(stream).inc(q.dropped - dropped_seen[stream])
+                    dropped_seen[stream] = q.dropped
+            self.notifier.watchdog(
+                Liveness(
+                    frame_age_s=capture.seconds_since_last_buffer(),
+                    sink_age_s=time.monotonic() - self.hooks.sink_heartbeat(),
+                    stall_timeout_s=cfg.capture.stall_timeout_s,
+                ).healthy
+            )
+            if capture.error:
+                return f"capture from {self.spec.redacted} failed: {capture.error}"
+            if capture.eos.is_set() and capture.video.qsize() == 0 and capture.audio.qsize() == 0 and frame is None:
+                if self.spec.live:
+                    return f"{self.spec.redacted} ended its stream"
+                return None
+            if self.spec.live and capture.seconds_since_last_buffer() > cfg.capture.stall_timeout_s:
+                return (
+                    f"no video or audio from {self.spec.redacted} for {cfg.capture.stall_timeout_s:.0f} s; "
+                    "check the camera, microphone and cabling"
+                )
+        return None
