@@ -17,6 +17,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
@@ -99,14 +101,21 @@ class Broker:
         self.process.wait(timeout=10)
 
 
-def start_broker(tmp: Path, port: int | None = None, *, pki: Pki | None = None, acl: str | None = None) -> Broker:
+def start_broker(
+    tmp: Path, port: int | None = None, *, pki: Pki | None = None, acl: str | None = None, persist: Path | None = None
+) -> Broker:
     """A real mosquitto on loopback; with ``pki`` TLS-only with client certificates (CN = user)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     if not Path(exe).exists():
         pytest.fail("mosquitto is not installed: run scripts/setup.sh")
     port = port or free_port()
     conf = tmp / f"mosquitto-{port}.conf"
-    lines = [f"listener {port} 127.0.0.1", "persistence false"]
+    lines = [f"listener {port} 127.0.0.1"]
+    if persist is None:
+        lines.append("persistence false")
+    else:  # sessions and queued messages survive a broker restart
+        persist.mkdir(parents=True, exist_ok=True)
+        lines += ["persistence true", f"persistence_location {persist}/"]
     if os.geteuid() == 0:  # stay root: the test's files live in a folder only root can read
         lines.append("user root")
     if pki is None:
@@ -174,13 +183,24 @@ class Collector:
         return self.json(suffix)
 
 
-def collect(host: str, port: int, topic: str = "clinic/#", *, tls: tuple[Path, Path, Path] | None = None) -> Collector:
+def collect(
+    host: str,
+    port: int,
+    topic: str = "clinic/#",
+    *,
+    tls: tuple[Path, Path, Path] | None = None,
+    session: str | None = None,
+) -> Collector:
     """Connect a subscriber to ``topic`` and return once the subscription is acknowledged.
 
-    ``tls`` is (CA, certificate, key) for a TLS broker."""
+    ``tls`` is (CA, certificate, key) for a TLS broker. With ``session`` the subscriber keeps a
+    persistent session under that client id, so the broker queues messages for it while it is
+    reconnecting (e.g. across a broker restart)."""
     col = Collector()
     subscribed = threading.Event()
-    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5, client_id=session or ""
+    )
     if tls is not None:
         client.tls_set(ca_certs=str(tls[0]), certfile=str(tls[1]), keyfile=str(tls[2]))
 
@@ -197,7 +217,13 @@ def collect(host: str, port: int, topic: str = "clinic/#", *, tls: tuple[Path, P
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message
-    client.connect(host, port)
+    if session is None:
+        client.connect(host, port)
+    else:
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        client.connect(host, port, clean_start=False, properties=props)
+        client.reconnect_delay_set(0.2, 1)
     client.loop_start()
     if not subscribed.wait(10):
         pytest.fail("test subscriber could not subscribe on the broker")

@@ -1,0 +1,88 @@
+"""SIGKILL at any moment loses no committed summary and never corrupts the database."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write_config
+
+
+def _committed(db: Path) -> dict[int, str]:
+    """seq -> message_id of every outbox row a reader can see (i.e. committed)."""
+    if not db.exists():
+        return {}
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5)
+    try:
+        return dict(conn.execute("SELECT seq, message_id FROM outbox"))
+    except sqlite3.OperationalError:  # schema not created yet
+        return {}
+    finally:
+        conn.close()
+
+
+def _trials(tmp_path: Path, face_model: Path, count: int) -> tuple[int, int]:
+    state = tmp_path / "state"
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=None)
+    # window summaries go to the outbox even without a broker
+    cfg.write_text(
+        cfg.read_text().replace(
+            "[mqtt]\nenabled = false\n", '[mqtt]\nhost = "127.0.0.1"\nport = 9\nconnect_timeout_s = 0.5\n'
+        )
+    )
+    db = state / "clinic-edge.db"
+    rng = random.Random(7)
+    seen: dict[int, str] = {}
+    kills = 0
+    for _ in range(count):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--source", "test:"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stop = threading.Event()
+
+        def watch(stop: threading.Event = stop) -> None:
+            # a concurrent reader records what is committed while the writer runs
+            while not stop.is_set():
+                seen.update(_committed(db))
+                time.sleep(0.05)
+
+        watcher = threading.Thread(target=watch)
+        watcher.start()
+        time.sleep(rng.uniform(5.0, 9.0))  # while windows are being written
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        stop.set()
+        watcher.join()
+        kills += 1
+        conn = sqlite3.connect(db)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        conn.close()
+        after = _committed(db)
+        missing = {seq for seq in seen if after.get(seq) != seen[seq]}
+        assert not missing, f"committed summaries lost after kill {kills}: {sorted(missing)}"
+        assert sorted(after) == list(range(1, len(after) + 1)), "sequence has gaps"
+    return kills, len(seen)
+
+
+def test_sigkill_during_writes(tmp_path: Path, face_model: Path) -> None:
+    kills, summaries = _trials(tmp_path, face_model, 5)
+    assert kills == 5
+    assert summaries >= 5  # the trials did catch writes in progress
+
+
+@pytest.mark.slow
+def test_sigkill_during_writes_many_times(tmp_path: Path, face_model: Path) -> None:
+    kills, summaries = _trials(tmp_path, face_model, 40)
+    assert kills == 40
+    assert summaries >= 40
