@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+
+from edge.capture import GstCapture, parse_source
 from edge.publish.payload import Status, Summary
 from tests.conftest import Broker, collect, write_config
 
@@ -96,3 +101,78 @@ def test_runtime_source_has_no_media_writers() -> None:
         text = path.read_text(encoding="utf-8")
         offenders += [f"{path.relative_to(ROOT)}: {pat}" for pat in FORBIDDEN if re.search(pat, text)]
     assert offenders == []
+
+
+@pytest.mark.parametrize("source", ["test:", "demo"])
+def test_capture_graph_has_no_sink_but_appsinks(source: str, demo_clip: Path) -> None:
+    uri = demo_clip.as_uri() if source == "demo" else source
+    with GstCapture(parse_source(uri), width=320, fps=10) as cap:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not (cap.has_video and cap.has_audio and cap.video.qsize()):
+            time.sleep(0.05)
+        sinks = cap.sink_factories()
+    assert sinks == ["appsink", "appsink"]
+
+
+STRACE = shutil.which("strace")
+
+
+@pytest.mark.skipif(STRACE is None, reason="strace is not installed")
+def test_what_the_process_opens_for_writing_and_connects_to(
+    tmp_path: Path, face_model: Path, demo_clip: Path, broker: Broker
+) -> None:
+    """Watch the real process with strace: every file opened for writing and every connection."""
+    state, cache, home, tmp = (tmp_path / n for n in ("state", "cache", "home", "tmp"))
+    for d in (cache, home, tmp):
+        d.mkdir()
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=broker.port)
+    trace = tmp_path / "trace.txt"
+    env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home), "XDG_CACHE_HOME": str(cache)}
+    proc = subprocess.run(
+        [
+            STRACE,
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,creat,connect",
+            "-o",
+            str(trace),
+            sys.executable,
+            "-m",
+            "edge",
+            "run",
+            "--config",
+            str(cfg),
+            "--source",
+            demo_clip.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    writes, connects = set(), set()
+    for line in trace.read_text().splitlines():
+        if "= -1 ENOENT" in line:
+            continue
+        if re.search(r"\b(open|openat|creat)\(", line) and re.search(r"O_WRONLY|O_RDWR|O_CREAT|creat\(", line):
+            writes.add(line.split('"')[1])
+        elif "connect(" in line:
+            connects.add(re.sub(r"^\d+\s+connect\(\d+, ", "", line).split("}")[0])
+    allowed = [
+        rf"{re.escape(str(state))}/clinic-edge\.db(-wal|-shm|-journal)?",
+        r"/dev/null",
+        rf"{re.escape(str(cache))}/(gstreamer-1\.0|matplotlib)/[^/]+",  # plugin registry, font list
+        # GStreamer's ORC compiles SIMD kernels for colour conversion into a file it maps executable
+        rf"{re.escape(str(home))}/orcexec\.\w+",
+    ]
+    unexpected = sorted(w for w in writes if not any(re.fullmatch(p, w) for p in allowed))
+    assert unexpected == []
+    assert any(w.endswith("clinic-edge.db") for w in writes)
+    # Network: the broker, and otherwise only loopback (paho wakes its own network thread through a
+    # socket pair on 127.0.0.1); no address off this machine.
+    inet = {c for c in connects if "AF_INET" in c}
+    assert f'{{sa_family=AF_INET, sin_port=htons({broker.port}), sin_addr=inet_addr("127.0.0.1")' in inet
+    assert all('sin_addr=inet_addr("127.0.0.1")' in c for c in inet), inet
+    assert all("AF_INET" in c or "nscd" in c for c in connects), connects

@@ -305,6 +305,11 @@ class GstCapture:
         if ret == Gst.StateChangeReturn.ASYNC and self.error is None:
             self.stop()
             raise SourceError(f"source {self.spec.redacted} did not start within {timeout_s:.0f} s")
+        try:
+            self.check_sinks()
+        except SourceError:
+            self.stop()
+            raise
         logger.info(
             "capture started: %s (video %s, audio %s, %d fps max, width %d)",
             self.spec.redacted,
@@ -313,6 +318,36 @@ class GstCapture:
             self.fps,
             self.width,
         )
+
+    def sink_factories(self) -> list[str]:
+        """Factory names of every sink element in the pipeline, nested bins included."""
+        found: list[str] = []
+
+        def walk(bin_: Any) -> None:
+            iterator = bin_.iterate_elements()
+            while True:
+                ok, element = iterator.next()
+                if ok != Gst.IteratorResult.OK:
+                    break
+                if isinstance(element, Gst.Bin):
+                    walk(element)
+                elif element.get_factory() is not None and element.flags & Gst.ElementFlags.SINK:
+                    found.append(element.get_factory().get_name())
+
+        if self._pipeline is not None:
+            walk(self._pipeline)
+        return sorted(found)
+
+    def check_sinks(self) -> None:
+        """Raise if anything but the appsinks could take media out of the pipeline.
+
+        RTSP's source bin sends RTCP receiver reports (reception statistics, no media) through
+        its own ``udpsink``; that one is expected for rtsp:// sources.
+        """
+        allowed = {"appsink"} | ({"udpsink", "fakesink"} if self.spec.kind == "rtsp" else set())
+        unexpected = [name for name in self.sink_factories() if name not in allowed]
+        if unexpected:
+            raise SourceError(f"capture pipeline has unexpected sink elements {unexpected}; refusing to run")
 
     def seconds_since_last_buffer(self) -> float:
         return time.monotonic() - self.stats.last_buffer_monotonic

@@ -16,6 +16,7 @@ from edge.store import Store
 logger = logging.getLogger(__name__)
 
 REFUSED_BACKOFF_S = (30.0, 600.0)  # a refused summary is offered again after 30 s, doubling up to 10 min
+MAX_PAYLOAD_BYTES = 4096  # summaries are about 1 KB; anything larger is not a summary
 
 
 class OutboxPublisher(threading.Thread):
@@ -121,6 +122,17 @@ class OutboxPublisher(threading.Thread):
         held = {seq for seq, (after, _) in self._held.items() if after > now}
         for row in store.pending(room + len(busy) + len(held)):
             if row.seq in busy or row.seq in held:
+                continue
+            if len(row.payload.encode()) > MAX_PAYLOAD_BYTES:
+                self._held[row.seq] = (float("inf"), 0.0)
+                self.refused += 1
+                self.metrics.publish_refused.inc()
+                logger.error(
+                    "outbox row seq %d is %d bytes, over the %d-byte cap for summaries; not publishing it",
+                    row.seq,
+                    len(row.payload.encode()),
+                    MAX_PAYLOAD_BYTES,
+                )
                 continue
             try:
                 mid = self.client.publish_topic(row.topic, row.payload)

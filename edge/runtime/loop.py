@@ -157,6 +157,7 @@ class AnalysisLoop:
                 self.report.frames += 1
                 m.frames.inc()
                 if not flowing:
+                    capture.check_sinks()  # again, now that decoded streams are linked
                     flowing = True
                     m.source_up.set(1)
                     self.hooks.on_source_state(True)

@@ -8,6 +8,7 @@ the installed package, and a mediapipe without them is reported as such.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -63,6 +64,10 @@ class FaceDetector:
             raise ModelError(
                 f"MediaPipe face model {model} is missing; install mediapipe==0.10.18, whose wheel ships it"
             )
+        # mediapipe imports sounddevice (an audio-capture library) for features the appliance does
+        # not use; its import probes for PortAudio by running the C compiler. Blocking it keeps
+        # audio capture GStreamer's alone and the start free of subprocesses.
+        sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]
         import mediapipe as mp  # noqa: PLC0415 - heavy import, only when a detector is built
 
         self._mp = mp.solutions.face_detection.FaceDetection(
