@@ -102,6 +102,7 @@ def bench_vision(runs: int) -> dict[str, Any]:
 
 def bench_appliance(repeats: int) -> dict[str, Any]:
     from edge.config.load import parse_config
+    from edge.control import Consent
     from edge.runtime import Appliance
 
     runs = []
@@ -120,7 +121,7 @@ def bench_appliance(repeats: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             appliance = Appliance(config, DEMO.as_uri())
             load_s = time.perf_counter() - t0
-            report = appliance.run()
+            report = appliance.run(consent=Consent(method="written", recorded_by="benchmark"))
             if i == 0:
                 continue
             runs.append(

@@ -1,7 +1,9 @@
 """``clinic-edge``: the appliance's command line.
 
-``run`` starts a session on the room's source. Exit codes: 0 done; 1 unexpected failure;
-2 a person must act (configuration, model files); 3 the environment failed (camera or source,
+``run`` records one session now, with consent given on the command line; ``serve`` is the
+service: it waits in standby for start commands (with consent) from ``control`` or the room's
+MQTT command topic. Exit codes: 0 done; 1 unexpected failure; 2 a person must act
+(configuration, model files, missing consent); 3 the environment failed (camera or source,
 broker required at start, database or disk) and a restart may succeed. The message says which.
 """
 
@@ -13,11 +15,23 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from edge import __version__
 from edge.errors import EdgeError
 
+if TYPE_CHECKING:
+    from edge.runtime import Appliance, RunReport
+
 logger = logging.getLogger("edge.cli")
+
+CONSENT_METHODS = ("verbal", "written", "electronic")
+
+
+def _add_consent(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    parser.add_argument("--consent", choices=CONSENT_METHODS, required=required, help="how the client consented")
+    parser.add_argument("--consent-by", metavar="STAFF_ID", required=required, help="who recorded the consent")
+    parser.add_argument("--consent-reference", metavar="ID", help="id in the clinic's consent records")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -27,10 +41,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"clinic-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="analyse the room's source and store/publish summaries")
+
+    run = sub.add_parser("run", help="record one session now (consent given here) and store/publish summaries")
     run.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     run.add_argument("--source", help="override capture.source (v4l2:///dev/video0, file:///..., rtsp://..., test:)")
     run.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
+    _add_consent(run, required=True)
+
+    serve = sub.add_parser("serve", help="the service: wait in standby for start commands, run sessions")
+    serve.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    serve.add_argument("--source", help="override capture.source")
+
+    control = sub.add_parser("control", help="start, pause, resume or stop the running appliance's session")
+    control.add_argument("--config", type=Path, required=True, help="the running appliance's configuration")
+    control.add_argument("action", choices=("start", "pause", "resume", "stop", "status"))
+    _add_consent(control, required=False)
+
     dropin = sub.add_parser(
         "systemd-dropin",
         help="print the service drop-in for this config (IP allow list for the broker, credentials)",
@@ -38,6 +64,87 @@ def _parser() -> argparse.ArgumentParser:
     dropin.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     dropin.add_argument("--out", type=Path, default=None, help="write here instead of printing")
     return parser
+
+
+def _consent(args: argparse.Namespace) -> dict[str, str]:
+    body = {"method": args.consent, "recorded_by": args.consent_by}
+    if args.consent_reference:
+        body["reference"] = args.consent_reference
+    return body
+
+
+def _signals(appliance: Appliance) -> None:
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        logger.info("received %s, stopping", signal.Signals(signum).name)
+        appliance.request_stop()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+
+def _print_report(report: RunReport) -> None:
+    print(
+        "\n".join(
+            [
+                f"session:   {report.session_id}",
+                f"source:    {report.source} ({report.source_restarts} capture rebuilds)",
+                f"backend:   {report.backend}",
+                f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
+                f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
+                f"{report.windows_lost} lost to storage failures",
+                f"latency:   window complete -> stored: {report.latency_summary()}",
+                f"mqtt:      {report.published} summaries acknowledged, {report.unpublished} waiting in the outbox",
+                f"database:  {report.database}",
+            ]
+        ),
+        flush=True,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    # Heavy imports (GStreamer, MediaPipe, ONNX Runtime) only once a command needs them.
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.control import Consent  # noqa: PLC0415
+    from edge.runtime import Appliance  # noqa: PLC0415
+
+    if args.duration is not None and args.duration <= 0:
+        raise EdgeError(f"--duration must be a positive number of seconds, got {args.duration}")
+    try:
+        consent = Consent.model_validate(_consent(args))
+    except ValidationError as exc:
+        raise EdgeError(f"invalid consent: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+    appliance = Appliance(load_config(args.config), args.source)
+    _signals(appliance)
+    _print_report(appliance.run(args.duration, consent=consent))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.runtime import Appliance  # noqa: PLC0415
+
+    appliance = Appliance(load_config(args.config), args.source)
+    _signals(appliance)
+    for report in appliance.serve():
+        _print_report(report)
+    return 0
+
+
+def _control(args: argparse.Namespace) -> int:
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.control.local import SOCKET_NAME, send  # noqa: PLC0415
+
+    config = load_config(args.config)
+    command: dict[str, object] = {"command": args.action}
+    if args.action == "start":
+        if not (args.consent and args.consent_by):
+            raise EdgeError("a session starts only with consent: give --consent and --consent-by")
+        command["consent"] = _consent(args)
+    reply = send(config.storage.state_dir / SOCKET_NAME, command)
+    print(" ".join(f"{k}={v}" for k, v in reply.items()))
+    return 0 if reply.get("result") == "ok" else 2
 
 
 def _dropin(args: argparse.Namespace) -> int:
@@ -53,39 +160,7 @@ def _dropin(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace) -> int:
-    # Heavy imports (GStreamer, MediaPipe, ONNX Runtime) only once a command needs them.
-    from edge.config import load_config  # noqa: PLC0415
-    from edge.runtime import Appliance  # noqa: PLC0415
-
-    if args.duration is not None and args.duration <= 0:
-        raise EdgeError(f"--duration must be a positive number of seconds, got {args.duration}")
-    config = load_config(args.config)
-    appliance = Appliance(config, args.source)
-
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        logger.info("received %s, stopping", signal.Signals(signum).name)
-        appliance.request_stop()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
-    report = appliance.run(args.duration)
-    print(
-        "\n".join(
-            [
-                f"session:   {report.session_id}",
-                f"source:    {report.source} ({report.source_restarts} capture rebuilds)",
-                f"backend:   {report.backend}",
-                f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
-                f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
-                f"{report.windows_lost} lost to storage failures",
-                f"latency:   window complete -> stored: {report.latency_summary()}",
-                f"mqtt:      {report.published} summaries acknowledged, {report.unpublished} waiting in the outbox",
-                f"database:  {report.database}",
-            ]
-        )
-    )
-    return 0
+COMMANDS = {"run": _run, "serve": _serve, "control": _control, "systemd-dropin": _dropin}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,14 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "systemd-dropin":
-            return _dropin(args)
+        return COMMANDS[args.command](args)
     except EdgeError as exc:
         logger.error("%s", exc)
         return exc.exit_code
-    return 1
 
 
 if __name__ == "__main__":

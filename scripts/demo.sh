@@ -25,7 +25,8 @@ mosquitto_sub -h 127.0.0.1 -p "$PORT" -t 'clinic/#' -v >"$RECEIVED" &
 SUB=$!
 sleep 0.3
 
-"$ROOT/.venv/bin/clinic-edge" run --config config/demo.toml --source "file://$ROOT/build/demo/demo.mkv"
+"$ROOT/.venv/bin/clinic-edge" run --config config/demo.toml --source "file://$ROOT/build/demo/demo.mkv" \
+  --consent written --consent-by demo-staff
 sleep 0.5
 
 echo

@@ -20,7 +20,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from edge.control import Consent
+
 ROOT = Path(__file__).resolve().parents[1]
+# Sessions start only with consent recorded; tests record it like a clinic would.
+CONSENT = Consent(method="written", recorded_by="staff-test", reference="consent-0001")
+CONSENT_ARGS = ("--consent", "written", "--consent-by", "staff-test")
 FACE_MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
 DEMO_CLIP = ROOT / "build" / "demo" / "demo.mkv"
 

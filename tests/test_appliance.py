@@ -18,7 +18,7 @@ from edge.config import load_config
 from edge.labels import CLASSES
 from edge.publish.payload import SCHEMA_PATH
 from edge.runtime import Appliance
-from tests.conftest import Broker, Collector, collect, free_port, start_broker, write_config
+from tests.conftest import CONSENT, Broker, Collector, collect, free_port, start_broker, write_config
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
@@ -36,7 +36,7 @@ def test_demo_clip_end_to_end(
         write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=broker.port)
     )
     appliance = Appliance(config, demo_clip.as_uri())
-    report = appliance.run()
+    report = appliance.run(consent=CONSENT)
     metrics_text = generate_latest(appliance.metrics.registry).decode()
 
     assert report.frames == 140  # 14 s at 10 fps, nothing dropped from a file
@@ -84,7 +84,7 @@ def test_retained_status_says_stopped_after_a_clean_exit(tmp_path: Path, face_mo
     config = load_config(
         write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
     )
-    Appliance(config, "test:").run(duration_s=1.5)
+    Appliance(config, "test:").run(consent=CONSENT, duration_s=1.5)
     late = collect(broker.host, broker.port, "clinic/v1/+/+/status")
     got = late.wait_for("status", 1, timeout=5)
     late.close()
@@ -100,7 +100,7 @@ def test_live_source_with_duration_serves_metrics(
     )
     appliance = Appliance(config, "test:?pattern=ball")
     result: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: result.update(report=appliance.run(duration_s=4.5)))
+    runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=4.5)))
     runner.start()
     scraped = ""
     deadline = time.monotonic() + 10
@@ -135,7 +135,7 @@ def test_interval_summaries(
         mqtt_port=broker.port,
     )
     path.write_text(path.read_text().replace("[mqtt]\n", '[mqtt]\nsummary = "interval"\ninterval_s = 4\n'))
-    report = Appliance(load_config(path), demo_clip.as_uri()).run()
+    report = Appliance(load_config(path), demo_clip.as_uri()).run(consent=CONSENT)
     summaries = collector.wait_for("summary", 4)
     assert all(s["kind"] == "interval" for s in summaries)
     # windows start every second from 0 to 12: intervals [0, 4), [4, 8), [8, 12), [12, 16)
@@ -150,7 +150,7 @@ def test_broker_down_keeps_summaries_and_publishes_them_later(tmp_path: Path, fa
     config = load_config(
         write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=port)
     )
-    first = Appliance(config, "test:").run(duration_s=4.0)
+    first = Appliance(config, "test:").run(consent=CONSENT, duration_s=4.0)
     assert first.windows >= 2
     assert first.published == 0
     assert first.unpublished == first.windows  # nothing lost: all waiting in the outbox
@@ -158,7 +158,7 @@ def test_broker_down_keeps_summaries_and_publishes_them_later(tmp_path: Path, fa
     broker = start_broker(tmp_path, port)
     try:
         col = collect(broker.host, broker.port)
-        second = Appliance(config, "test:").run(duration_s=3.0)
+        second = Appliance(config, "test:").run(consent=CONSENT, duration_s=3.0)
         total = first.windows + second.windows
         summaries = col.wait_for("summary", total)
         col.close()
@@ -174,7 +174,7 @@ def test_video_only_source_flags_missing_audio(tmp_path: Path, face_model: Path,
     config = load_config(
         write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
     )
-    report = Appliance(config, source).run(duration_s=3.5)
+    report = Appliance(config, source).run(consent=CONSENT, duration_s=3.5)
     rows = _windows(report.database)
     assert rows
     assert all("no_audio" in json.loads(r["flags"]) for r in rows)

@@ -10,7 +10,7 @@ import pytest
 
 from edge.config import load_config
 from edge.runtime import Appliance
-from tests.conftest import collect, free_port, start_broker, write_config
+from tests.conftest import CONSENT, collect, free_port, start_broker, write_config
 
 
 def _outage(tmp_path: Path, face_model: Path, outage_s: float) -> dict[str, int]:
@@ -23,7 +23,9 @@ def _outage(tmp_path: Path, face_model: Path, outage_s: float) -> dict[str, int]
     )
     appliance = Appliance(config, "test:")
     result: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: result.update(report=appliance.run(duration_s=outage_s + 16.0)))
+    runner = threading.Thread(
+        target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=outage_s + 16.0))
+    )
     runner.start()
     try:
         time.sleep(6.0)
@@ -43,6 +45,10 @@ def _outage(tmp_path: Path, face_model: Path, outage_s: float) -> dict[str, int]
     assert report.unpublished == 0  # type: ignore[attr-defined]
     assert sorted(first_seen) == list(range(1, report.windows + 1)), "every summary arrived"  # type: ignore[attr-defined]
     assert first_seen == sorted(first_seen), "in order"
+    print(
+        f"broker outage {outage_s:.0f} s: {report.windows} summaries, {len(received)} received, "  # type: ignore[attr-defined]
+        f"{len(received) - len(unique)} duplicates, 0 lost, order kept"
+    )
     return {"windows": report.windows, "received": len(received), "duplicates": len(received) - len(unique)}  # type: ignore[attr-defined]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Broker, free_port, write_config
+from tests.conftest import CONSENT_ARGS, Broker, free_port, write_config
 
 
 def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -21,7 +21,7 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
     cfg = write_config(
         tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=broker.port
     )
-    proc = _run("run", "--config", str(cfg), "--source", "test:", "--duration", "3")
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "3")
     assert proc.returncode == 0, proc.stderr
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
@@ -44,7 +44,7 @@ def test_bad_input_is_named(
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
     if config_extra:  # replaces the generated capture rate line
         cfg.write_text(cfg.read_text().replace("analysis_fps = 10", config_extra, 1))
-    proc = _run("run", "--config", str(cfg), *args)
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), *args)
     assert proc.returncode == code
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr
@@ -53,7 +53,7 @@ def test_bad_input_is_named(
 def test_missing_model_names_the_file_and_the_command(tmp_path: Path) -> None:
     missing = tmp_path / "models" / "face.onnx"
     cfg = write_config(tmp_path / "room.toml", face_model=missing, state_dir=tmp_path / "s", mqtt_port=None)
-    proc = _run("run", "--config", str(cfg))
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg))
     assert proc.returncode == 2
     assert f"model file not found: {missing}; build it with `clinic-export fer-face --out <path>`" in proc.stderr
 
@@ -67,7 +67,7 @@ def test_unreachable_broker_when_required(tmp_path: Path, face_model: Path) -> N
         mqtt_port=port,
     )
     cfg.write_text(cfg.read_text().replace("[mqtt]\n", "[mqtt]\nrequired_at_start = true\n"))
-    proc = _run("run", "--config", str(cfg), "--source", "test:", "--duration", "2")
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "2")
     assert proc.returncode == 3
     assert f"MQTT broker 127.0.0.1:{port} is unreachable" in proc.stderr
     assert "set mqtt.required_at_start = false" in proc.stderr
@@ -76,7 +76,7 @@ def test_unreachable_broker_when_required(tmp_path: Path, face_model: Path) -> N
 def test_unreachable_broker_when_not_required_keeps_running(tmp_path: Path, face_model: Path) -> None:
     port = free_port()
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=port)
-    proc = _run("run", "--config", str(cfg), "--source", "test:", "--duration", "4")
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "4")
     assert proc.returncode == 0, proc.stderr
     assert f"MQTT broker 127.0.0.1:{port} is unreachable" in proc.stderr
     assert "summaries are kept in the local outbox" in proc.stderr
@@ -84,6 +84,6 @@ def test_unreachable_broker_when_not_required_keeps_running(tmp_path: Path, face
 
 
 def test_missing_config_file(tmp_path: Path) -> None:
-    proc = _run("run", "--config", str(tmp_path / "absent.toml"))
+    proc = _run("run", *CONSENT_ARGS, "--config", str(tmp_path / "absent.toml"))
     assert proc.returncode == 2
     assert f"config file not found: {tmp_path / 'absent.toml'}" in proc.stderr

@@ -17,7 +17,7 @@ from prometheus_client import generate_latest
 
 from edge.config import load_config
 from edge.runtime import Appliance
-from tests.conftest import Broker, collect, write_config
+from tests.conftest import CONSENT, Broker, collect, write_config
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
 
@@ -54,7 +54,7 @@ def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Br
         )
         appliance = Appliance(config, "test:")
         result: dict[str, object] = {}
-        runner = threading.Thread(target=lambda: result.update(report=appliance.run(duration_s=16.0)))
+        runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=16.0)))
         runner.start()
         time.sleep(4.0)
         filler = _fill(state)
@@ -93,7 +93,7 @@ def test_disk_full_windows_reach_the_database(tmp_path: Path, face_model: Path) 
         )
         appliance = Appliance(config, "test:")
         result: dict[str, object] = {}
-        runner = threading.Thread(target=lambda: result.update(report=appliance.run(duration_s=12.0)))
+        runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=12.0)))
         runner.start()
         time.sleep(3.0)
         filler = _fill(state)

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import generate_latest
 
 from edge.config import load_config
 from edge.errors import PublishError
 from edge.runtime import Appliance
-from tests.conftest import Pki, collect, make_pki, start_broker, write_config
+from tests.conftest import CONSENT, Pki, collect, make_pki, start_broker, write_config
 
 ACL = """
 user edge-a
 topic write clinic/v1/test-site/room-a/summary
 topic write clinic/v1/test-site/room-a/status
 topic read clinic/v1/test-site/room-a/command
+
+user room-a-control
+topic write clinic/v1/test-site/room-a/command
 
 user hub
 topic read clinic/v1/#
@@ -25,7 +33,7 @@ topic read clinic/v1/#
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"), ["edge-a", "hub", "intruder"])
+    return make_pki(tmp_path_factory.mktemp("pki"), ["edge-a", "hub", "intruder", "room-a-control"])
 
 
 def _tls_config(tmp_path: Path, face_model: Path, port: int, pki: Pki, *, device: str, room: str = "room-a") -> Path:
@@ -45,7 +53,7 @@ def test_summaries_over_tls_with_a_client_certificate(tmp_path: Path, face_model
     try:
         hub = collect(broker.host, broker.port, "clinic/v1/#", tls=(pki.ca, *pki.cert("hub")))
         config = load_config(_tls_config(tmp_path, face_model, broker.port, pki, device="edge-a"))
-        report = Appliance(config, "test:").run(duration_s=4.0)
+        report = Appliance(config, "test:").run(consent=CONSENT, duration_s=4.0)
         summaries = hub.wait_for("summary", report.windows)
         hub.close()
     finally:
@@ -63,7 +71,7 @@ def test_a_room_cannot_publish_on_another_rooms_topic(tmp_path: Path, face_model
         hub = collect(broker.host, broker.port, "clinic/v1/#", tls=(pki.ca, *pki.cert("hub")))
         config = load_config(_tls_config(tmp_path, face_model, broker.port, pki, device="edge-a", room="room-b"))
         appliance = Appliance(config, "test:")
-        report = appliance.run(duration_s=4.0)
+        report = appliance.run(consent=CONSENT, duration_s=4.0)
         leaked = hub.json("summary")
         hub.close()
     finally:
@@ -89,7 +97,7 @@ def test_an_unknown_certificate_is_rejected(tmp_path: Path, face_model: Path, pk
         text = path.read_text().replace("[mqtt]\n", "[mqtt]\nrequired_at_start = true\n")
         path.write_text(text)
         with pytest.raises(PublishError, match=rf"MQTT broker 127.0.0.1:{broker.port} is unreachable"):
-            Appliance(load_config(path), "test:").run(duration_s=2.0)
+            Appliance(load_config(path), "test:").run(consent=CONSENT, duration_s=2.0)
     finally:
         broker.stop()
 
@@ -98,4 +106,43 @@ def test_missing_tls_file_is_named(tmp_path: Path, face_model: Path, pki: Pki) -
     path = _tls_config(tmp_path, face_model, 1883, pki, device="edge-a")
     path.write_text(path.read_text().replace(str(pki.ca), str(tmp_path / "nope-ca.crt")))
     with pytest.raises(PublishError, match=r"MQTT TLS file not found: .*nope-ca\.crt"):
-        Appliance(load_config(path), "test:").run(duration_s=1.0)
+        Appliance(load_config(path), "test:").run(consent=CONSENT, duration_s=1.0)
+
+
+def _commander(broker_port: int, pki: Pki, name: str) -> mqtt.Client:
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    crt, key = pki.cert(name)
+    client.tls_set(ca_certs=str(pki.ca), certfile=str(crt), keyfile=str(key))
+    client.connect("127.0.0.1", broker_port)
+    client.loop_start()
+    return client
+
+
+def test_only_the_rooms_own_credentials_can_command_it(tmp_path: Path, face_model: Path, pki: Pki) -> None:
+    broker = start_broker(tmp_path, pki=pki, acl=ACL)
+    config = load_config(_tls_config(tmp_path, face_model, broker.port, pki, device="edge-a"))
+    appliance = Appliance(config, "test:")
+    service = threading.Thread(target=appliance.serve)
+    service.start()
+    topic = "clinic/v1/test-site/room-a/command"
+    start = json.dumps({"command": "start", "consent": {"method": "written", "recorded_by": "staff-3"}})
+    intruder = _commander(broker.port, pki, "intruder")
+    owner = _commander(broker.port, pki, "room-a-control")
+    try:
+        time.sleep(2.0)
+        info = intruder.publish(topic, start, qos=1)
+        info.wait_for_publish(5)
+        time.sleep(2.0)
+        assert appliance.control.state == "standby"  # the broker's ACL stopped it
+        owner.publish(topic, start, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 15
+        while appliance.control.state != "recording" and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert appliance.control.state == "recording"
+    finally:
+        appliance.request_stop()
+        service.join(timeout=60)
+        for client in (intruder, owner):
+            client.loop_stop()
+            client.disconnect()
+        broker.stop()

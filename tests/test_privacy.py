@@ -15,7 +15,7 @@ import pytest
 
 from edge.capture import GstCapture, parse_source
 from edge.publish.payload import Status, Summary
-from tests.conftest import Broker, collect, write_config
+from tests.conftest import CONSENT_ARGS, Broker, collect, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_PAYLOAD_BYTES = 2048
@@ -35,7 +35,7 @@ def test_a_session_writes_only_the_database_and_publishes_only_summaries(
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=broker.port)
     env = {**os.environ, "TMPDIR": str(tmp), "HOME": str(home), "XDG_CACHE_HOME": str(cache)}
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--source", demo_clip.as_uri()],
+        [sys.executable, "-m", "edge", "run", *CONSENT_ARGS, "--config", str(cfg), "--source", demo_clip.as_uri()],
         capture_output=True,
         text=True,
         timeout=300,
@@ -141,6 +141,7 @@ def test_what_the_process_opens_for_writing_and_connects_to(
             "-m",
             "edge",
             "run",
+            *CONSENT_ARGS,
             "--config",
             str(cfg),
             "--source",

@@ -12,6 +12,7 @@ from edge.analysis.results import FaceChannel, VoiceChannel, WindowResult
 from edge.errors import StoreError
 from edge.store import SCHEMA_VERSION, Store
 from edge.store import migrations as mig
+from tests.conftest import CONSENT
 
 
 def _result(session: str, index: int) -> WindowResult:
@@ -39,6 +40,7 @@ def _session(store: Store) -> str:
         source_kind="test",
         backend="onnxruntime-cpu",
         model_sha256="0" * 64,
+        consent=CONSENT,
     )
 
 
@@ -64,13 +66,16 @@ def test_failed_migration_rolls_back(tmp_path: Path, monkeypatch: pytest.MonkeyP
         db.execute("CREATE TABLE half_done (x INTEGER)")  # type: ignore[attr-defined]
         raise sqlite3.OperationalError("simulated failure")
 
-    monkeypatch.setattr(mig, "MIGRATIONS", (*mig.MIGRATIONS, (2, broken)))
-    monkeypatch.setattr(mig, "SCHEMA_VERSION", 2)
-    with pytest.raises(StoreError, match=r"migration to version 2 failed and was rolled back: simulated failure"):
+    broken_version = SCHEMA_VERSION + 1
+    monkeypatch.setattr(mig, "MIGRATIONS", (*mig.MIGRATIONS, (broken_version, broken)))
+    monkeypatch.setattr(mig, "SCHEMA_VERSION", broken_version)
+    with pytest.raises(
+        StoreError, match=rf"migration to version {broken_version} failed and was rolled back: simulated failure"
+    ):
         Store(tmp_path / "db")
     conn = sqlite3.connect(tmp_path / "db")
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'half_done'").fetchone() is None
-    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
 
 
 def test_newer_database_is_refused(tmp_path: Path) -> None:

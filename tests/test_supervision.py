@@ -17,7 +17,7 @@ import pytest
 from edge.config import load_config
 from edge.runtime import Appliance
 from edge.runtime.notify import Liveness
-from tests.conftest import Broker, collect, free_port, write_config
+from tests.conftest import CONSENT, CONSENT_ARGS, Broker, collect, free_port, write_config
 
 HERE = Path(__file__).resolve().parent
 
@@ -52,7 +52,19 @@ def test_systemd_notifications(tmp_path: Path, face_model: Path) -> None:
     env = {**os.environ, "NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "1000000"}
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.run(
-        [sys.executable, "-m", "edge", "run", "--config", str(cfg), "--source", "test:", "--duration", "4"],
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "run",
+            *CONSENT_ARGS,
+            "--config",
+            str(cfg),
+            "--source",
+            "test:",
+            "--duration",
+            "4",
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -97,7 +109,7 @@ def test_live_source_lost_and_rebuilt(tmp_path: Path, face_model: Path, broker: 
     path.write_text(path.read_text().replace("[capture]\n", "[capture]\nstall_timeout_s = 2.0\n"))
     appliance = Appliance(load_config(path), f"rtsp://127.0.0.1:{port}/room")
     result: dict[str, object] = {}
-    runner = threading.Thread(target=lambda: result.update(report=appliance.run(duration_s=22.0)))
+    runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=22.0)))
     runner.start()
     try:
         time.sleep(7.0)

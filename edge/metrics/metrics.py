@@ -23,6 +23,10 @@ class Metrics:
         self.dropped = Counter(
             "clinic_edge_dropped", "Items dropped by a full queue (oldest first)", ["stream"], registry=r
         )
+        self.session_state = Gauge(
+            "clinic_edge_session_state", "1 for the current session state", ["state"], registry=r
+        )
+        self.commands = Counter("clinic_edge_commands", "Control commands by result", ["result"], registry=r)
         self.source_up = Gauge("clinic_edge_source_up", "1 while the source delivers media", registry=r)
         self.source_restarts = Counter(
             "clinic_edge_source_restarts", "Capture pipelines rebuilt after the source was lost", registry=r

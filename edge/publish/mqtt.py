@@ -49,6 +49,8 @@ class MqttClient:
         self._last_error: str | None = None
         self._stopping = False
         self._degraded: set[str] = set()
+        self._session: Literal["standby", "recording", "paused"] = "standby"
+        self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=f"clinic-edge-{room.site}-{room.room}-{room.device_id}",
@@ -83,6 +85,7 @@ class MqttClient:
     def _status(self, state: Literal["online", "offline", "stopped"]) -> str:
         return Status(
             state=state,
+            session=self._session,
             degraded=sorted(self._degraded),  # type: ignore[arg-type]
             device_id=self.device_id,
             ts=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -95,6 +98,8 @@ class MqttClient:
             logger.error("MQTT %s", self._last_error)
             return
         client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+        for topic in self._subscriptions:  # (re)subscribe on every connection
+            client.subscribe(topic, qos=QOS)
         self.connected.set()
         logger.info("MQTT connected to %s:%d", self.config.host, self.config.port)
         if self.on_connection_change:
@@ -111,6 +116,12 @@ class MqttClient:
     def _on_publish(self, _c: mqtt.Client, _u: Any, mid: int, reason: ReasonCode, _p: Any) -> None:
         if self.on_ack:
             self.on_ack(mid, not reason.is_failure, str(reason))
+
+    def set_session(self, state: Literal["standby", "recording", "paused"]) -> None:
+        """Publish the session state in the retained status at once."""
+        self._session = state
+        if self.connected.is_set():
+            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
 
     def set_degraded(self, reason: str, degraded: bool) -> None:
         """Add or clear a degradation reason; the retained status is republished at once."""
@@ -166,10 +177,12 @@ class MqttClient:
         return self.publish(topic.removeprefix(self.base + "/"), payload)
 
     def subscribe(self, suffix: str, callback: Callable[[str, bytes], None]) -> None:
-        """Subscribe to one of this room's topics (commands, later)."""
+        """Subscribe to one of this room's topics; kept across reconnections."""
         topic = self.topic(suffix)
+        self._subscriptions[topic] = callback
         self._client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.topic, bytes(msg.payload)))
-        self._client.subscribe(topic, qos=QOS)
+        if self.connected.is_set():
+            self._client.subscribe(topic, qos=QOS)
 
     def stop(self, *, clean: bool = True) -> None:
         """Publish ``stopped`` (retained) on a clean exit, then disconnect."""

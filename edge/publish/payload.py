@@ -101,6 +101,9 @@ class Status(_Payload):
 
     schema_version: Literal[1] = 1
     state: Literal["online", "offline", "stopped"]
+    session: Literal["standby", "recording", "paused"] = Field(
+        default="standby", description="standby: no session; recording; paused: camera and microphone released."
+    )
     degraded: list[Literal["storage", "capture"]] = Field(default_factory=list, max_length=2)
     device_id: str = Field(max_length=63)
     ts: str = Field(max_length=40, description="UTC time, ISO 8601.")

@@ -21,6 +21,9 @@ from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
 from edge.config.models import AppConfig
+from edge.control.commands import CommandError, Consent, parse_command
+from edge.control.local import SOCKET_NAME, ControlSocket
+from edge.control.state import SessionControl, State
 from edge.errors import StoreError
 from edge.inference.engine import InferenceEngine, create_engine
 from edge.inference.face import FaceExpressionModel
@@ -74,7 +77,12 @@ class RunReport:
 
 
 class Appliance:
-    """Loads everything a session needs, failing early with a clear message, then runs it."""
+    """Loads everything a session needs, failing early with a clear message, then runs sessions.
+
+    ``run`` records one session now (consent given by the caller); ``serve`` waits in standby for
+    start commands, as the service does. Both accept pause/resume/stop from the local control
+    socket and the room's MQTT command topic.
+    """
 
     def __init__(self, config: AppConfig, source: str | None = None) -> None:
         self.config = config
@@ -90,44 +98,109 @@ class Appliance:
         self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
         self.stop_event = threading.Event()
         self.notifier = Notifier.from_environment()
+        self.mqtt: MqttClient | None = None
+        self.publisher: OutboxPublisher | None = None
+        self.socket: ControlSocket | None = None
+        self.control = SessionControl(on_change=self._state_changed)
+        self._state_changed("standby")
 
-    def run(self, duration_s: float | None = None) -> RunReport:
-        cfg = self.config
-        mqtt: MqttClient | None = None
-        publisher: OutboxPublisher | None = None
-        # Each thread has its own connection; this one belongs to the thread that runs the session.
-        self.store = Store(self.db_path, migrate_schema=False)
+    # -- control -----------------------------------------------------------------------------------
+    def _state_changed(self, state: State) -> None:
+        for name in ("standby", "recording", "paused"):
+            self.metrics.session_state.labels(name).set(1 if name == state else 0)
+        if self.mqtt is not None:
+            self.mqtt.set_session(state)
+
+    def command(self, raw: bytes, source: str) -> dict[str, str]:
+        """Handle one control command from ``source``; malformed or disallowed ones are refused."""
         try:
-            if cfg.metrics.enabled:
-                self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
-            if cfg.mqtt.enabled:
-                mqtt = MqttClient(cfg.mqtt, cfg.room)
-                self.metrics.mqtt_connected.set(0)
-                mqtt.connect(required=cfg.mqtt.required_at_start)
-                self.metrics.mqtt_connected.set(1 if mqtt.connected.is_set() else 0)
-                publisher = OutboxPublisher(self.db_path, mqtt, self.metrics, cfg.mqtt.max_inflight)
-                publisher.start()
-            return self._session(duration_s, mqtt, publisher)
-        finally:
-            if publisher is not None:
-                publisher.stop()
-                publisher.join(timeout=5)
-            if mqtt is not None:
-                mqtt.stop()
-            self.metrics.close()
-            self.detector.close()
-            self.engine.close()
-            self.notifier.close()
+            reply = self.control.handle(parse_command(raw), source)
+        except CommandError as exc:
+            self.metrics.commands.labels("rejected").inc()
+            logger.warning("rejected command from %s: %s", source, exc)
+            return {"result": "error", "error": str(exc)}
+        self.metrics.commands.labels("accepted").inc()
+        return reply
+
+    def _mqtt_command(self, _topic: str, payload: bytes) -> None:
+        # Who may publish here is the broker's ACL's business (only the room's own credentials).
+        self.command(payload, "mqtt")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def _open(self) -> None:
+        cfg = self.config
+        # Each thread has its own connection; this one belongs to the thread that runs sessions.
+        self.store = Store(self.db_path, migrate_schema=False)
+        if cfg.metrics.enabled:
+            self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+        self.socket = ControlSocket(cfg.storage.state_dir / SOCKET_NAME, self.command)
+        self.socket.start()
+        if cfg.mqtt.enabled:
+            self.mqtt = MqttClient(cfg.mqtt, cfg.room)
+            self.mqtt.set_session(self.control.state)
+            self.mqtt.subscribe("command", self._mqtt_command)
+            self.metrics.mqtt_connected.set(0)
+            self.mqtt.connect(required=cfg.mqtt.required_at_start)
+            self.metrics.mqtt_connected.set(1 if self.mqtt.connected.is_set() else 0)
+            self.publisher = OutboxPublisher(self.db_path, self.mqtt, self.metrics, cfg.mqtt.max_inflight)
+            self.publisher.start()
+
+    def _close(self) -> None:
+        if self.publisher is not None:
+            self.publisher.stop()
+            self.publisher.join(timeout=5)
+        if self.mqtt is not None:
+            self.mqtt.stop()
+        if self.socket is not None:
+            self.socket.close()
+        self.metrics.close()
+        self.detector.close()
+        self.engine.close()
+        self.notifier.close()
+        if self.store is not None:
             self.store.close()
             self.store = None
 
-    def _session(
-        self, duration_s: float | None, mqtt: MqttClient | None, publisher: OutboxPublisher | None
-    ) -> RunReport:
+    def run(self, duration_s: float | None = None, *, consent: Consent) -> RunReport:
+        """Record one session now, with ``consent`` already obtained."""
+        try:
+            self._open()
+            self.control.begin(consent)
+            try:
+                return self._session(duration_s, consent)
+            finally:
+                self.control.end()
+        finally:
+            self._close()
+
+    def serve(self) -> list[RunReport]:
+        """Wait in standby for start commands and run a session for each, until asked to stop."""
+        reports: list[RunReport] = []
+        try:
+            self._open()
+            self.notifier.ready("standby: waiting for a start command with consent")
+            while not self.stop_event.is_set():
+                self.notifier.watchdog(healthy=True)  # nothing should flow in standby
+                if not self.control.start_requested.wait(0.2):
+                    continue
+                consent = self.control.consent
+                if consent is None:  # pragma: no cover - a start always carries consent
+                    continue
+                self.control.begin(consent)
+                try:
+                    reports.append(self._session(None, consent))
+                finally:
+                    self.control.end()
+                self.notifier.status("standby: waiting for a start command with consent")
+        finally:
+            self._close()
+        return reports
+
+    def _session(self, duration_s: float | None, consent: Consent) -> RunReport:
         cfg = self.config
-        store = self.store
+        store, mqtt, publisher = self.store, self.mqtt, self.publisher
         if store is None:
-            raise RuntimeError("the session store is opened by run()")
+            raise RuntimeError("the session store is opened by run() or serve()")
         session_start = datetime.now(timezone.utc)
         session_id = store.start_session(
             site=cfg.room.site,
@@ -136,6 +209,7 @@ class Appliance:
             source_kind=self.spec.kind,
             backend=self.engine.label,
             model_sha256=self.manifest.sha256,
+            consent=consent,
         )
         report = RunReport(session_id, self.db_path, self.spec.redacted, self.engine.label)
         # Its own stop event: windows already cut are still stored when a stop is requested.
@@ -173,7 +247,13 @@ class Appliance:
             report=report,
             notifier=self.notifier,
             stop=self.stop_event,
-            hooks=LoopHooks(on_source_state=source_state, on_ready=ready, sink_heartbeat=lambda: sink.heartbeat),
+            control=self.control,
+            hooks=LoopHooks(
+                on_source_state=source_state,
+                on_ready=ready,
+                sink_heartbeat=lambda: sink.heartbeat,
+                on_pause_end=lambda seconds: self._record_pause(store, session_id, seconds),
+            ),
         )
         try:
             loop.run(duration_s)
@@ -211,6 +291,12 @@ class Appliance:
             report.unpublished,
         )
         return report
+
+    def _record_pause(self, store: Store, session_id: str, seconds: float) -> None:
+        try:
+            store.record_pause(session_id, seconds)
+        except StoreError as exc:
+            logger.error("could not record a pause of session %s: %s", session_id, exc)
 
     def request_stop(self) -> None:
         self.stop_event.set()

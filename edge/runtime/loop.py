@@ -21,6 +21,7 @@ from edge.analysis.windower import Windower, WindowInput
 from edge.capture.pipeline import BoundedQueue, GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
+from edge.control.state import SessionControl
 from edge.errors import SourceError
 from edge.metrics import Metrics
 from edge.runtime.notify import Liveness, Notifier
@@ -34,11 +35,15 @@ LIVE_LAG_TOLERANCE_S = 3.0  # a live stream this far behind the other no longer 
 BACKOFF_S = (1.0, 30.0)  # capped well below the unit's WatchdogSec, so rebuilds come first
 
 
+PAUSED = "paused"  # a _segment outcome: the session was paused
+
+
 @dataclass
 class LoopHooks:
     on_source_state: Callable[[bool], None]  # False when the source is lost, True when it is back
     on_ready: Callable[[], None]  # called once, when the first capture is running
     sink_heartbeat: Callable[[], float]  # monotonic time of the storage stage's last loop
+    on_pause_end: Callable[[float], None]  # seconds the pause lasted
 
 
 class AnalysisLoop:
@@ -53,6 +58,7 @@ class AnalysisLoop:
         report: RunReport,
         notifier: Notifier,
         stop: threading.Event,
+        control: SessionControl,
         hooks: LoopHooks,
     ) -> None:
         self.config = config
@@ -63,6 +69,7 @@ class AnalysisLoop:
         self.report = report
         self.notifier = notifier
         self.stop = stop
+        self.control = control
         self.hooks = hooks
         self.restarts = 0
 
@@ -78,13 +85,34 @@ class AnalysisLoop:
             audio_queue=c.audio_queue,
         )
 
+    def _halted(self) -> bool:
+        return self.stop.is_set() or self.control.stop_requested.is_set()
+
+    def _sleep(self, seconds: float) -> bool:
+        """Wait up to ``seconds``; True when a stop came first."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if self._halted():
+                return True
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
+        return self._halted()
+
+    def _wait_while_paused(self) -> float:
+        """Keep the camera and microphone released until resumed; returns the pause's length."""
+        started = time.monotonic()
+        self.notifier.status("paused: camera and microphone released")
+        while self.control.paused and not self._halted():
+            self.notifier.watchdog(healthy=True)  # nothing should flow while paused
+            time.sleep(0.1)
+        return time.monotonic() - started
+
     def run(self, duration_s: float | None) -> None:
         started = time.monotonic()
         deadline = None if duration_s is None else started + duration_s
         next_index = 0
         first_segment_start: float | None = None
         backoff = BACKOFF_S[0]
-        while not self.stop.is_set():
+        while not self._halted():
             capture = self._capture()
             try:
                 capture.start()
@@ -92,7 +120,7 @@ class AnalysisLoop:
                 if first_segment_start is None or not self.spec.live:
                     raise  # at start the message goes to the operator; there is no session to keep
                 logger.warning("source %s still unavailable; next attempt in %.0f s", self.spec.redacted, backoff)
-                if self.stop.wait(backoff) or (deadline is not None and time.monotonic() >= deadline):
+                if self._sleep(backoff) or (deadline is not None and time.monotonic() >= deadline):
                     break
                 backoff = min(backoff * 2, BACKOFF_S[1])
                 continue
@@ -118,6 +146,10 @@ class AnalysisLoop:
             for window in windower.ready(flush=True):
                 self.windows.put(window)
             next_index = windower.next_index
+            if lost == PAUSED:
+                self.hooks.on_pause_end(self._wait_while_paused())
+                backoff = BACKOFF_S[0]
+                continue
             if lost is None:
                 return
             if not self.spec.live:
@@ -127,7 +159,7 @@ class AnalysisLoop:
             self.metrics.source_up.set(0)
             self.hooks.on_source_state(False)
             logger.error("%s; rebuilding the capture pipeline in %.0f s", lost, backoff)
-            if self.stop.wait(backoff) or (deadline is not None and time.monotonic() >= deadline):
+            if self._sleep(backoff) or (deadline is not None and time.monotonic() >= deadline):
                 return
             backoff = min(backoff * 2, BACKOFF_S[1])
 
@@ -138,10 +170,13 @@ class AnalysisLoop:
         latency = m.stage_latency
         dropped_seen = {"video": 0, "audio": 0, "window": self.windows.dropped}
         flowing = False
-        while not self.stop.is_set():
+        while not self._halted():
             if deadline is not None and time.monotonic() >= deadline:
                 logger.info("duration reached")
                 return None
+            if self.control.paused:
+                logger.info("paused: releasing the camera and microphone")
+                return PAUSED
             while (chunk := capture.audio.get_nowait()) is not None:
                 windower.add_audio(chunk)
                 m.audio_buffers.inc()
@@ -174,15 +209,21 @@ class AnalysisLoop:
                     stall_timeout_s=cfg.capture.stall_timeout_s,
                 ).healthy
             )
-            if capture.error:
-                return f"capture from {self.spec.redacted} failed: {capture.error}"
-            if capture.eos.is_set() and capture.video.qsize() == 0 and capture.audio.qsize() == 0 and frame is None:
-                if self.spec.live:
-                    return f"{self.spec.redacted} ended its stream"
-                return None
-            if self.spec.live and capture.seconds_since_last_buffer() > cfg.capture.stall_timeout_s:
-                return (
-                    f"no video or audio from {self.spec.redacted} for {cfg.capture.stall_timeout_s:.0f} s; "
-                    "check the camera, microphone and cabling"
-                )
+            ended, why = self._source_ended(capture, drained=frame is None)
+            if ended:
+                return why
         return None
+
+    def _source_ended(self, capture: GstCapture, *, drained: bool) -> tuple[bool, str | None]:
+        """(ended, why): why is None for a normal end (a file's), else the reason the source was lost."""
+        if capture.error:
+            return True, f"capture from {self.spec.redacted} failed: {capture.error}"
+        if capture.eos.is_set() and drained and capture.video.qsize() == 0 and capture.audio.qsize() == 0:
+            return True, (f"{self.spec.redacted} ended its stream" if self.spec.live else None)
+        stall = self.config.capture.stall_timeout_s
+        if self.spec.live and capture.seconds_since_last_buffer() > stall:
+            return True, (
+                f"no video or audio from {self.spec.redacted} for {stall:.0f} s; "
+                "check the camera, microphone and cabling"
+            )
+        return False, None

@@ -18,6 +18,7 @@ from typing import Any
 import sqlite_utils
 
 from edge.analysis.results import WindowResult
+from edge.control.commands import Consent
 from edge.errors import StoreError
 from edge.labels import CLASSES
 from edge.store.migrations import migrate
@@ -86,7 +87,15 @@ class Store:
 
     # -- sessions --------------------------------------------------------------------------------
     def start_session(
-        self, *, site: str, room: str, device_id: str, source_kind: str, backend: str, model_sha256: str
+        self,
+        *,
+        site: str,
+        room: str,
+        device_id: str,
+        source_kind: str,
+        backend: str,
+        model_sha256: str,
+        consent: Consent,
     ) -> str:
         session_id = str(uuid.uuid4())
         row = {
@@ -98,9 +107,23 @@ class Store:
             "backend": backend,
             "face_model_sha256": model_sha256,
             "started_at": _now(),
+            "consent_method": consent.method,
+            "consent_recorded_by": consent.recorded_by,
+            "consent_reference": consent.reference,
+            "consent_recorded_at": consent.recorded_at,
+            "pauses": 0,
+            "paused_s": 0.0,
         }
         self._write("the session", lambda: self._insert("sessions", row))
         return session_id
+
+    def record_pause(self, session_id: str, paused_s: float) -> None:
+        self._write(
+            "a pause",
+            lambda: self.db.conn.execute(
+                "UPDATE sessions SET pauses = pauses + 1, paused_s = paused_s + ? WHERE id = ?", [paused_s, session_id]
+            ),
+        )
 
     def end_session(self, session_id: str, *, frames: int, frames_dropped: int) -> None:
         def body() -> None:

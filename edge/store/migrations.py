@@ -74,7 +74,21 @@ def _v1(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_outbox_pending ON outbox(seq) WHERE sent_at IS NULL")
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1),)
+def _v2(db: sqlite_utils.Database) -> None:
+    """Consent and pauses per session."""
+    sessions = db.table("sessions")
+    for column, kind in (
+        ("consent_method", str),
+        ("consent_recorded_by", str),
+        ("consent_reference", str),
+        ("consent_recorded_at", str),
+        ("pauses", int),
+        ("paused_s", float),
+    ):
+        sessions.add_column(column, kind)
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1), (2, _v2))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

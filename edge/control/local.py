@@ -1,0 +1,77 @@
+"""The local control socket: ``<state_dir>/control.sock``, one JSON command per connection.
+
+The socket is created with mode 0600, so only the service's user (and root) can send commands;
+`clinic-edge control` is its client.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from edge.control.commands import MAX_COMMAND_BYTES, CommandError, parse_command
+from edge.errors import EdgeError
+
+logger = logging.getLogger(__name__)
+
+SOCKET_NAME = "control.sock"
+Handler = Callable[[bytes, str], dict[str, str]]
+
+
+class ControlSocket:
+    def __init__(self, path: Path, handler: Handler) -> None:
+        self.path = path
+        outer_handler = handler
+
+        class _Request(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                raw = self.rfile.readline(MAX_COMMAND_BYTES + 2).rstrip(b"\n")
+                reply = outer_handler(raw, "local socket")
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+
+        if path.exists() or path.is_symlink():
+            path.unlink()
+        old = os.umask(0o177)
+        try:
+            self._server = socketserver.UnixStreamServer(str(path), _Request)
+        finally:
+            os.umask(old)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="control-socket", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+        logger.info("control socket at %s", self.path)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self.path.unlink(missing_ok=True)
+
+
+def send(path: Path, command: dict[str, object], timeout_s: float = 10.0) -> dict[str, str]:
+    """Send one command to a running appliance and return its reply."""
+    raw = json.dumps(command).encode()
+    parse_command(raw)  # refuse locally what the appliance would refuse
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout_s)
+            sock.connect(str(path))
+            sock.sendall(raw + b"\n")
+            data = sock.makefile("rb").readline()
+    except FileNotFoundError:
+        raise EdgeError(f"no appliance is listening at {path}; is clinic-edge running with this config?") from None
+    except PermissionError:
+        raise EdgeError(f"not allowed to use {path}; run as the service's user or root") from None
+    except OSError as exc:
+        raise EdgeError(f"cannot reach the appliance at {path}: {exc}") from None
+    reply: dict[str, str] = json.loads(data or b"{}")
+    return reply
+
+
+__all__ = ["SOCKET_NAME", "CommandError", "ControlSocket", "send"]

@@ -1,0 +1,240 @@
+"""Session control: consent before anything is recorded; pause releases the devices at once;
+malformed, oversized and unauthorised commands change nothing."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import generate_latest
+
+from edge.config import load_config
+from edge.config.load import parse_config
+from edge.control import CommandError, parse_command
+from edge.control.commands import Pause, Resume, Start, StatusQuery, Stop
+from edge.control.state import SessionControl
+from edge.errors import ConfigError
+from edge.runtime import Appliance
+from tests.conftest import Broker, collect, write_config
+
+START = {"command": "start", "consent": {"method": "verbal", "recorded_by": "staff-17", "reference": "c-2041"}}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expectation"),
+    [
+        (json.dumps(START).encode(), nullcontext()),
+        (b'{"command": "pause"}', nullcontext()),
+        (b'{"command": "start"}', pytest.raises(CommandError, match=r"start\.consent: Field required")),
+        (
+            b'{"command": "start", "consent": {"method": "nodded", "recorded_by": "s"}}',
+            pytest.raises(CommandError, match=r"consent\.method"),
+        ),
+        (
+            b'{"command": "start", "consent": {"method": "verbal", "recorded_by": "Dr. Jane Doe"}}',
+            pytest.raises(CommandError, match=r"recorded_by"),
+        ),
+        (b'{"command": "pause", "now": true}', pytest.raises(CommandError, match=r"Extra inputs are not permitted")),
+        (b'{"command": "reboot"}', pytest.raises(CommandError, match=r"does not match any of the expected tags")),
+        (b"\xff\xfe", pytest.raises(CommandError, match=r"not UTF-8 JSON")),
+        (b"[" * 5000, pytest.raises(CommandError, match=r"5000 bytes exceeds the 1024-byte limit")),
+        (b"[" * 1000, pytest.raises(CommandError)),
+        (b"null", pytest.raises(CommandError, match=r"valid dictionary")),
+    ],
+)
+def test_parse_command(raw: bytes, expectation: AbstractContextManager[Any]) -> None:
+    with expectation:
+        parse_command(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.binary(max_size=2048)
+    | st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+        lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+        max_leaves=20,
+    ).map(lambda v: json.dumps(v).encode())
+)
+def test_fuzzed_commands_are_accepted_or_refused_cleanly(raw: bytes) -> None:
+    with contextlib.suppress(CommandError):
+        parse_command(raw)
+
+
+_TOML_VALUES = (
+    st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.floats(allow_nan=False) | st.text(max_size=30)
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "room",
+                "capture",
+                "windows",
+                "vision",
+                "audio",
+                "models",
+                "inference",
+                "storage",
+                "mqtt",
+                "metrics",
+                "bogus",
+            ]
+        ),
+        st.dictionaries(st.text(max_size=20), _TOML_VALUES, max_size=5) | _TOML_VALUES,
+        max_size=6,
+    )
+)
+def test_fuzzed_configs_give_config_errors_only(data: dict[str, Any]) -> None:
+    with contextlib.suppress(ConfigError):
+        parse_config(data, Path("/etc/clinic-edge"))
+
+
+@pytest.mark.parametrize(
+    ("commands", "final", "refused"),
+    [
+        ([Pause(command="pause")], "standby", 1),
+        ([Start.model_validate(START)], "standby", 0),  # start is picked up by the appliance
+        ([Resume(command="resume")], "standby", 1),
+        ([Stop(command="stop")], "standby", 1),
+        ([StatusQuery(command="status")], "standby", 0),
+    ],
+)
+def test_state_machine_in_standby(commands: list[Any], final: str, refused: int) -> None:
+    control = SessionControl()
+    errors = 0
+    for command in commands:
+        try:
+            control.handle(command, "test")
+        except CommandError:
+            errors += 1
+    assert control.state == final
+    assert errors == refused
+
+
+def test_state_machine_while_recording() -> None:
+    control = SessionControl()
+    control.handle(Start.model_validate(START), "test")
+    with pytest.raises(CommandError, match=r"already"):
+        control.handle(Start.model_validate(START), "test")
+    control.begin(control.consent)  # type: ignore[arg-type]
+    assert control.handle(Pause(command="pause"), "t") == {"result": "ok", "state": "paused"}
+    with pytest.raises(CommandError, match=r"cannot pause: the session is paused"):
+        control.handle(Pause(command="pause"), "t")
+    assert control.handle(Resume(command="resume"), "t")["state"] == "recording"
+    assert control.handle(Stop(command="stop"), "t")["state"] == "stopping"
+    assert control.stop_requested.is_set()
+
+
+def _metric(appliance: Appliance, name: str, label: str = "") -> float:
+    for line in generate_latest(appliance.metrics.registry).decode().splitlines():
+        if line.startswith(name + label + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _cli_control(cfg: Path, *args: str, expect_rc: int = 0) -> dict[str, str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "control", "--config", str(cfg), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == expect_rc, proc.stderr
+    if expect_rc:
+        return {"stderr": proc.stderr}
+    return dict(item.split("=", 1) for item in proc.stdout.split())
+
+
+def _wait(predicate: Any, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Broker) -> None:
+    """standby -> start (CLI, with consent) -> pause (MQTT) -> resume (CLI) -> stop (MQTT) -> standby."""
+    status = collect(broker.host, broker.port, "clinic/v1/+/+/status")
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
+    appliance = Appliance(load_config(cfg), "test:")
+    reports: list[Any] = []
+    service = threading.Thread(target=lambda: reports.extend(appliance.serve()))
+    service.start()
+    sender = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+    topic = "clinic/v1/test-site/room-a/command"
+    try:
+        assert _wait((tmp_path / "s" / "control.sock").exists)
+        time.sleep(2.0)
+        assert _metric(appliance, "clinic_edge_frames_total") == 0  # nothing is analysed without consent
+        assert _cli_control(cfg, "status") == {"result": "ok", "state": "standby"}
+        refused = _cli_control(cfg, "start", expect_rc=2)  # no consent given: refused before sending
+        assert "a session starts only with consent" in refused["stderr"]
+        reply = _cli_control(
+            cfg, "start", "--consent", "verbal", "--consent-by", "staff-17", "--consent-reference", "c-2041"
+        )
+        assert reply == {"result": "ok", "state": "starting"}
+        assert _wait(lambda: _metric(appliance, "clinic_edge_frames_total") > 10)
+
+        sender.publish(topic, json.dumps({"command": "pause"}), qos=1).wait_for_publish(5)
+        assert _wait(lambda: appliance.control.state == "paused")
+        time.sleep(1.0)  # let in-flight frames drain
+        frames = _metric(appliance, "clinic_edge_frames_total")
+        time.sleep(2.5)
+        assert _metric(appliance, "clinic_edge_frames_total") == frames  # devices released: nothing flows
+
+        # malformed, oversized and unknown commands change nothing
+        for bad in (b"{", b"x" * 5000, b'{"command": "format-disk"}', b'{"command": "resume", "force": 1}'):
+            sender.publish(topic, bad, qos=1).wait_for_publish(5)
+        assert _wait(lambda: _metric(appliance, "clinic_edge_commands_total", '{result="rejected"}') >= 4)
+        assert appliance.control.state == "paused"
+
+        assert _cli_control(cfg, "resume") == {"result": "ok", "state": "recording"}
+        assert _wait(lambda: _metric(appliance, "clinic_edge_frames_total") > frames + 10)
+        time.sleep(3.0)
+        sender.publish(topic, json.dumps({"command": "stop"}), qos=1).wait_for_publish(5)
+        assert _wait(lambda: appliance.control.state == "standby", timeout=30)
+    finally:
+        appliance.request_stop()
+        service.join(timeout=60)
+        sender.loop_stop()
+        sender.disconnect()
+        states = status.wait_for("status", 5)
+        status.close()
+
+    sessions = [s["session"] for s in states]
+    assert "recording" in sessions and "paused" in sessions
+    assert sessions[-1] == "standby"
+    conn = sqlite3.connect(tmp_path / "s" / "clinic-edge.db")
+    conn.row_factory = sqlite3.Row
+    (row,) = conn.execute("SELECT * FROM sessions").fetchall()
+    assert (row["consent_method"], row["consent_recorded_by"], row["consent_reference"]) == (
+        "verbal",
+        "staff-17",
+        "c-2041",
+    )
+    assert row["pauses"] == 1 and row["paused_s"] >= 3.0
+    idx = [r[0] for r in conn.execute("SELECT idx FROM windows ORDER BY idx")]
+    assert idx == list(range(len(idx))) and len(idx) >= 3
+    assert len(reports) == 1
+    assert reports[0].windows == len(idx)
