@@ -57,6 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("action", choices=("start", "pause", "resume", "stop", "status"))
     _add_consent(control, required=False)
 
+    cal = sub.add_parser("calibrate", help="check the room's camera and microphone and write the room profile")
+    cal.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    cal.add_argument("--source", help="override capture.source")
+    cal.add_argument("--duration", type=float, default=10.0, metavar="SECONDS", help="how long to measure")
+    cal.add_argument("--region", metavar="X,Y,W,H", help="client region (the chair) as fractions of the frame")
+    cal.add_argument("--technician", required=True, metavar="ID", help="technician's identifier")
+    cal.add_argument("--note", default="", help="note for the clinic's records (no client data)")
+    cal.add_argument("--json", action="store_true", help="print JSON for scripts instead of the table")
+    cal.add_argument("--write", action="store_true", help="write room-profile.json beside the config")
+
     dropin = sub.add_parser(
         "systemd-dropin",
         help="print the service drop-in for this config (IP allow list for the broker, credentials)",
@@ -160,7 +170,24 @@ def _dropin(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": _run, "serve": _serve, "control": _control, "systemd-dropin": _dropin}
+def _calibrate(args: argparse.Namespace) -> int:
+    from calibration.room.run import calibrate  # noqa: PLC0415
+
+    if args.duration <= 0:
+        raise EdgeError(f"--duration must be a positive number of seconds, got {args.duration}")
+    return calibrate(
+        args.config,
+        source=args.source,
+        duration_s=args.duration,
+        region=args.region,
+        technician=args.technician,
+        note=args.note,
+        as_json=args.json,
+        write=args.write,
+    )
+
+
+COMMANDS = {"run": _run, "serve": _serve, "control": _control, "calibrate": _calibrate, "systemd-dropin": _dropin}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import time
 from edge.analysis.results import FrameAnalysis
 from edge.capture.frames import VideoFrame
 from edge.config.models import VisionConfig
+from edge.config.profile import FULL_FRAME, Region
 from edge.inference.face import FaceExpressionModel
 from edge.vision.align import align_face
 from edge.vision.detect import FaceDetector
@@ -16,18 +17,24 @@ from edge.vision.quality import frame_luma
 class FrameAnalyzer:
     """Turns a frame into a :class:`FrameAnalysis`; the frame itself is not kept.
 
-    The largest face is taken as the client's (the nearest to the camera). Room profiles with a
-    client region refine this.
+    Only faces whose centre lies in the room profile's client region (the client's chair) are
+    considered; the others (therapist, staff) are dropped before any emotion model runs and only
+    counted. Of those in the region, the largest is taken as the client's.
     """
 
-    def __init__(self, detector: FaceDetector, model: FaceExpressionModel, config: VisionConfig) -> None:
+    def __init__(
+        self, detector: FaceDetector, model: FaceExpressionModel, config: VisionConfig, region: Region = FULL_FRAME
+    ) -> None:
         self.detector = detector
         self.model = model
         self.config = config
+        self.region = region
 
     def analyze(self, frame: VideoFrame) -> FrameAnalysis:
         t0 = time.perf_counter()
-        faces = self.detector.detect(frame.rgb)
+        detected = self.detector.detect(frame.rgb)
+        h, w = frame.rgb.shape[:2]
+        faces = [f for f in detected if self.region.contains(*f.center, w, h)]
         t1 = time.perf_counter()
         probs = None
         width = score = 0.0
@@ -46,4 +53,5 @@ class FrameAnalyzer:
             luma=frame_luma(frame.rgb),
             detect_ms=(t1 - t0) * 1e3,
             classify_ms=(t2 - t1) * 1e3,
+            ignored_faces=len(detected) - len(faces),
         )

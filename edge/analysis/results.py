@@ -35,13 +35,14 @@ class FrameAnalysis:
     """What one analysed frame contributes to its windows."""
 
     pts_s: float
-    faces: int
+    faces: int  # faces in the client region
     face_width_px: float  # of the analysed (largest) face; 0 without a face
     detection_score: float
     probs: npt.NDArray[np.float32] | None  # (8,) face-expression probabilities of the largest face
     luma: float
     detect_ms: float
     classify_ms: float
+    ignored_faces: int = 0  # faces outside the client region, never analysed
 
     def __post_init__(self) -> None:
         if self.probs is not None and self.probs.shape != (len(CLASSES),):

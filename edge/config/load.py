@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from edge.config.models import AppConfig
+from edge.config.profile import PROFILE_NAME, load_profile, profile_path
 from edge.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -34,6 +35,8 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
     Raises:
         ConfigError: naming every offending key, its value and what is allowed.
     """
+    if "profile" in data:
+        raise ConfigError(f"profile: unknown key (the room profile is {PROFILE_NAME} beside the config file)")
     try:
         config = AppConfig.model_validate(data)
     except ValidationError as exc:
@@ -85,6 +88,7 @@ def load_config(path: Path) -> AppConfig:
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
     try:
-        return parse_config(data, path.resolve().parent)
+        config = parse_config(data, path.resolve().parent)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    return config.model_copy(update={"profile": load_profile(profile_path(path))})

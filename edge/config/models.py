@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from edge.config.profile import RoomProfile
+
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -267,3 +269,5 @@ class AppConfig(StrictModel):
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
+    # Not a TOML section: the room profile beside the config file, attached by the loader.
+    profile: RoomProfile | None = None

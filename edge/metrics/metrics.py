@@ -27,6 +27,9 @@ class Metrics:
             "clinic_edge_session_state", "1 for the current session state", ["state"], registry=r
         )
         self.commands = Counter("clinic_edge_commands", "Control commands by result", ["result"], registry=r)
+        self.faces_ignored = Counter(
+            "clinic_edge_faces_ignored", "Faces outside the client region, dropped before any model", registry=r
+        )
         self.source_up = Gauge("clinic_edge_source_up", "1 while the source delivers media", registry=r)
         self.source_restarts = Counter(
             "clinic_edge_source_restarts", "Capture pipelines rebuilt after the source was lost", registry=r

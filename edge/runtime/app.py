@@ -21,6 +21,7 @@ from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
 from edge.config.models import AppConfig
+from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
@@ -241,7 +242,12 @@ class Appliance:
         loop = AnalysisLoop(
             cfg,
             self.spec,
-            FrameAnalyzer(self.detector, self.face_model, cfg.vision),
+            FrameAnalyzer(
+                self.detector,
+                self.face_model,
+                cfg.vision,
+                cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
+            ),
             windows=windows,
             metrics=self.metrics,
             report=report,

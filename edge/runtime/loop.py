@@ -191,6 +191,8 @@ class AnalysisLoop:
                 windower.add_frame(analysis)
                 self.report.frames += 1
                 m.frames.inc()
+                if analysis.ignored_faces:
+                    m.faces_ignored.inc(analysis.ignored_faces)
                 if not flowing:
                     capture.check_sinks()  # again, now that decoded streams are linked
                     flowing = True

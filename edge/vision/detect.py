@@ -38,6 +38,15 @@ class FaceDetection:
     score: float
     right_eye: tuple[float, float]  # the person's right eye (image left for a frontal face)
     left_eye: tuple[float, float]
+    nose_tip: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def yaw_ratio(self) -> float:
+        """Horizontal offset of the nose tip from the eyes' midpoint, in eye distances: about 0 for
+        a frontal face, growing as the head turns (a coarse head-pose cue from six landmarks)."""
+        mid = (self.right_eye[0] + self.left_eye[0]) / 2
+        distance = abs(self.left_eye[0] - self.right_eye[0]) or 1.0
+        return (self.nose_tip[0] - mid) / distance
 
     @property
     def center(self) -> tuple[float, float]:
@@ -92,6 +101,7 @@ class FaceDetector:
                     score=float(det.score[0]),
                     right_eye=(kp[0].x * w, kp[0].y * h),
                     left_eye=(kp[1].x * w, kp[1].y * h),
+                    nose_tip=(kp[2].x * w, kp[2].y * h),
                 )
             )
         faces.sort(key=lambda f: f.area, reverse=True)

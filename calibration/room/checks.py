@@ -1,0 +1,255 @@
+"""Judge measurements: each check gives pass/warn/fail with its number, its threshold and an action.
+
+Thresholds follow what the models need: the face model sees a 64x64 crop, so a face narrower
+than 64 px is up-sampled and loses detail (96 px or more is comfortable); expression models are
+trained on lit, frontal, sharp faces; voice analysis needs speech well above the room's noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from calibration.room.measure import FrameStats, Measurements
+from edge.config.profile import CheckResult
+
+FRAME_S = 0.030
+
+
+def _median(values: Sequence[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return float(np.median(present)) if present else None
+
+
+def _grade(value: float, pass_if: Callable[[float], bool], warn_if: Callable[[float], bool]) -> str:
+    return "pass" if pass_if(value) else "warn" if warn_if(value) else "fail"
+
+
+def _check(name: str, status: str, value: float | None, unit: str, threshold: str, action: str) -> CheckResult:
+    return CheckResult(
+        name=name,
+        status=status,  # type: ignore[arg-type]
+        value=None if value is None else round(value, 3),
+        unit=unit,
+        threshold=threshold,
+        action="" if status == "pass" else action,
+    )
+
+
+def _video(m: Measurements) -> list[CheckResult]:
+    frames: list[FrameStats] = m.frames
+    if not frames:
+        return [_check("video", "fail", None, "", "frames arrive", "check the camera's cable and the source URI")]
+    found = sum(f.faces_in_region > 0 for f in frames) / len(frames)
+    checks = [
+        _check(
+            "face_found",
+            _grade(found, lambda v: v >= 0.8, lambda v: v >= 0.5),
+            found * 100,
+            "%",
+            ">= 80 % of frames show a face in the client region",
+            "point the camera at the client's chair, or correct the client region"
+            if found < 0.5
+            else "the face is lost in many frames: check framing and light",
+        )
+    ]
+    with_face = [f for f in frames if f.faces_in_region]
+    if not with_face:
+        skipped = ("face_size", "centring", "head_pose", "exposure", "backlight", "contrast", "sharpness")
+        checks += [_check(n, "skip", None, "", "needs a face", "") for n in skipped]
+    else:
+        width = _median([f.face_width_px for f in with_face]) or 0.0
+        factor = 96 / width if width else 0.0
+        checks.append(
+            _check(
+                "face_size",
+                _grade(width, lambda v: v >= 96, lambda v: v >= 64),
+                width,
+                "px",
+                "face at least 96 px wide (the model sees 64 px)",
+                f"move the camera closer or zoom in: the face must appear {factor:.1f}x larger",
+            )
+        )
+        offset = _median([f.centre_offset for f in with_face]) or 0.0
+        dx = _median([f.centre_dx for f in with_face]) or 0.0
+        dy = _median([f.centre_dy for f in with_face]) or 0.0
+        turn = ("right" if dx > 0 else "left") if abs(dx) >= abs(dy) else ("down" if dy > 0 else "up")
+        checks.append(
+            _check(
+                "centring",
+                _grade(offset, lambda v: v <= 0.15, lambda v: v <= 0.3),
+                offset * 100,
+                "% of region",
+                "face within 15 % of the region's centre",
+                f"turn the camera a little {turn}",
+            )
+        )
+        yaw = abs(_median([f.yaw_ratio for f in with_face]) or 0.0)
+        checks.append(
+            _check(
+                "head_pose",
+                _grade(yaw, lambda v: v <= 0.25, lambda v: v <= 0.45),
+                yaw,
+                "eye widths",
+                "nose within a quarter eye-width of the eyes' midpoint (a frontal view)",
+                "mount the camera nearer the client's line of sight (beside the therapist's head)",
+            )
+        )
+        luma = _median([f.face_luma for f in with_face]) or 0.0
+        checks.append(
+            _check(
+                "exposure",
+                _grade(luma, lambda v: 70 <= v <= 190, lambda v: 50 <= v <= 215),
+                luma,
+                "grey level",
+                "face brightness 70-190 of 255",
+                "add light on the client's face or raise the camera's exposure"
+                if luma < 70
+                else "lower the camera's exposure or soften the light on the face",
+            )
+        )
+        back = (_median([f.background_luma for f in with_face]) or 0.0) - luma
+        checks.append(
+            _check(
+                "backlight",
+                _grade(back, lambda v: v <= 40, lambda v: v <= 70),
+                back,
+                "grey levels",
+                "background at most 40 levels brighter than the face",
+                "close the blinds behind the chair or light the client's face from the front",
+            )
+        )
+        contrast = _median([f.face_contrast for f in with_face]) or 0.0
+        checks.append(
+            _check(
+                "contrast",
+                _grade(contrast, lambda v: v >= 25, lambda v: v >= 15),
+                contrast,
+                "grey levels",
+                "face contrast (standard deviation) at least 25",
+                "add directional light; avoid flat or hazy light",
+            )
+        )
+        sharp = _median([f.sharpness for f in with_face]) or 0.0
+        checks.append(
+            _check(
+                "sharpness",
+                _grade(sharp, lambda v: v >= 100, lambda v: v >= 40),
+                sharp,
+                "Laplacian var",
+                "variance of the Laplacian on the face at least 100",
+                "focus the camera on the chair and clean the lens",
+            )
+        )
+    highlights = float(np.median([f.highlights for f in frames])) * 100
+    checks.append(
+        _check(
+            "highlights",
+            _grade(highlights, lambda v: v <= 2, lambda v: v <= 8),
+            highlights,
+            "% clipped",
+            "at most 2 % of the picture burnt out",
+            "close the blinds or lower the exposure",
+        )
+    )
+    noise = float(np.median([f.noise_sigma for f in frames]))
+    checks.append(
+        _check(
+            "noise",
+            _grade(noise, lambda v: v <= 4, lambda v: v <= 8),
+            noise,
+            "grey levels",
+            "picture noise at most 4 grey levels",
+            "add light: in the dark the camera raises its gain and the picture grains",
+        )
+    )
+    fps = len(frames) / m.duration_s if m.duration_s else 0.0
+    checks.append(
+        _check(
+            "frame_rate",
+            _grade(fps, lambda v: v >= 0.9 * m.configured_fps, lambda v: v >= 0.6 * m.configured_fps),
+            fps,
+            "fps",
+            f"at least 90 % of the configured {m.configured_fps} fps",
+            "use a camera mode with more frames per second, more light, or a lower analysis_fps",
+        )
+    )
+    dropped = m.frames_dropped / max(1, len(frames) + m.frames_dropped) * 100
+    checks.append(
+        _check(
+            "dropped_frames",
+            _grade(dropped, lambda v: v == 0, lambda v: v <= 5),
+            dropped,
+            "%",
+            "no frames dropped",
+            "the box is too slow for this rate: lower analysis_fps or the frame width",
+        )
+    )
+    return checks
+
+
+def _levels(signal: npt.NDArray[np.float32], rate: int) -> npt.NDArray[np.float64]:
+    n = int(FRAME_S * rate)
+    frames = signal[: signal.shape[0] // n * n].reshape(-1, n).astype(np.float64)
+    return np.asarray(10 * np.log10(np.maximum((frames**2).mean(axis=1), 1e-12)))
+
+
+def _audio(m: Measurements) -> tuple[list[CheckResult], float]:
+    if not m.has_audio or m.audio.shape[0] < m.audio_rate:
+        return [
+            _check(
+                "audio",
+                "fail",
+                None,
+                "",
+                "the microphone delivers sound",
+                "check the microphone's cable and capture.microphone",
+            )
+        ], 0.0
+    levels = _levels(m.audio, m.audio_rate)
+    floor, voice = float(np.percentile(levels, 10)), float(np.percentile(levels, 95))
+    clipped = float((np.abs(m.audio) >= 0.999).mean()) * 100
+    gain = 0.0 if -30 <= voice <= -10 else float(np.clip(-20 - voice, -40, 40))
+    checks = [
+        _check(
+            "mic_level",
+            _grade(voice, lambda v: -30 <= v <= -10, lambda v: -40 <= v <= -6),
+            voice,
+            "dBFS",
+            "speech peaks between -30 and -10 dBFS",
+            f"{'raise' if gain > 0 else 'lower'} the microphone gain by about {abs(gain):.0f} dB",
+        ),
+        _check(
+            "noise_floor",
+            _grade(floor, lambda v: v <= -55, lambda v: v <= -45),
+            floor,
+            "dBFS",
+            "room noise at most -55 dBFS",
+            "find and quieten the noise source (fan, air conditioning, traffic)",
+        ),
+        _check(
+            "clipping",
+            _grade(clipped, lambda v: v <= 0.01, lambda v: v <= 0.1),
+            clipped,
+            "% samples",
+            "at most 0.01 % of samples at full scale",
+            "lower the microphone gain by 6 dB",
+        ),
+        _check(
+            "speech_to_noise",
+            _grade(voice - floor, lambda v: v >= 20, lambda v: v >= 12),
+            voice - floor,
+            "dB",
+            "speech at least 20 dB above the room's noise (speak normally during the check)",
+            "move the microphone nearer the chair or reduce the room's noise",
+        ),
+    ]
+    return checks, gain
+
+
+def judge(m: Measurements) -> tuple[list[CheckResult], float]:
+    """All checks, and the suggested microphone gain change in dB (0 when none)."""
+    audio, gain = _audio(m)
+    return _video(m) + audio, gain

@@ -1,0 +1,208 @@
+"""Room calibration: generated pictures and sounds that each fail one check for the right reason,
+real photographs that pass, the real source end to end, and the client region in the runtime."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from prometheus_client import generate_latest
+from skimage import data
+
+from calibration.room import Measurements, judge, measure_frame
+from edge.config import load_config
+from edge.config.profile import FULL_FRAME, Region
+from edge.runtime import Appliance
+from edge.vision import FaceDetector
+from tests.conftest import CONSENT, write_config
+
+RATE = 16_000
+
+
+def _scene(size: int = 480, centre: tuple[int, int] = (320, 240), bg: int = 118, gain: float = 1.0) -> np.ndarray:
+    """The astronaut photograph scaled to ``size`` px with her face centred at ``centre``."""
+    frame = np.full((480, 640, 3), bg, dtype=np.uint8)
+    img = cv2.resize(data.astronaut(), (size, size), interpolation=cv2.INTER_AREA)
+    img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    left, top = round(centre[0] - 0.44 * size), round(centre[1] - 0.235 * size)  # her face's place in the photo
+    x0, y0, x1, y1 = max(0, left), max(0, top), min(640, left + size), min(480, top + size)
+    frame[y0:y1, x0:x1] = img[y0 - top : y1 - top, x0 - left : x1 - left]
+    return frame
+
+
+def _backlit() -> np.ndarray:
+    """A bright window behind a darker face: everything but the face lifted towards white."""
+    frame = _scene(gain=0.55).astype(np.float32)
+    mask = np.zeros(frame.shape[:2], dtype=np.uint8)
+    cv2.ellipse(mask, (320, 240), (70, 90), 0, 0, 360, 255, -1)
+    outside = mask == 0
+    frame[outside] = frame[outside] * 0.25 + 200
+    return np.clip(frame, 0, 255).astype(np.uint8)
+
+
+SCENES: dict[str, Callable[[], np.ndarray]] = {
+    "good": _scene,
+    "dark": lambda: _scene(gain=0.18, bg=20),
+    "backlit": _backlit,
+    "blurred": lambda: cv2.GaussianBlur(_scene(), (0, 0), 4.0),
+    "off_centre": lambda: _scene(centre=(560, 240)),
+    "tiny_face": lambda: _scene(size=220),
+}
+
+
+def _speech() -> np.ndarray:
+    t = np.arange(RATE * 4) / RATE
+    tone = 0.2 * (np.sin(2 * np.pi * 220 * t) + 0.4 * np.sin(2 * np.pi * 660 * t))
+    gate = (np.floor(t / 0.3) % 2 == 0).astype(np.float64)
+    return (tone * gate + np.random.default_rng(0).normal(0, 3e-4, t.shape[0])).astype(np.float32)
+
+
+SOUNDS: dict[str, Callable[[], np.ndarray]] = {
+    "speech": _speech,
+    "clipped": lambda: np.clip(_speech() * 8, -1, 1).astype(np.float32),
+    "silence": lambda: np.random.default_rng(1).normal(0, 1e-5, RATE * 4).astype(np.float32),
+}
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector("full", 0.5)
+
+
+def _measure(detector: FaceDetector, scene: str, sound: str = "speech", region: Region = FULL_FRAME) -> dict[str, str]:
+    frame = SCENES[scene]()
+    m = Measurements(
+        frames=[measure_frame(frame, detector, region) for _ in range(5)],
+        audio=SOUNDS[sound](),
+        has_audio=True,
+        duration_s=0.5,
+        configured_fps=10,
+    )
+    checks, _ = judge(m)
+    return {c.name: c.status for c in checks}
+
+
+@pytest.mark.parametrize(
+    ("scene", "check"),
+    [
+        ("dark", "exposure"),
+        ("backlit", "backlight"),
+        ("blurred", "sharpness"),
+        ("off_centre", "centring"),
+        ("tiny_face", "face_size"),
+    ],
+)
+def test_each_picture_fault_fails_its_check(detector: FaceDetector, scene: str, check: str) -> None:
+    statuses = _measure(detector, scene)
+    assert statuses["face_found"] == "pass", "the face must still be found for the check to mean something"
+    assert statuses[check] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("sound", "check"), [("clipped", "clipping"), ("silence", "mic_level"), ("silence", "speech_to_noise")]
+)
+def test_each_sound_fault_fails_its_check(detector: FaceDetector, sound: str, check: str) -> None:
+    assert _measure(detector, "good", sound)[check] == "fail"
+
+
+def test_a_well_set_room_passes(detector: FaceDetector) -> None:
+    statuses = _measure(detector, "good")
+    assert {k: v for k, v in statuses.items() if v != "pass"} == {}
+
+
+def test_no_face_in_the_region_fails_with_an_action(detector: FaceDetector) -> None:
+    frame = SCENES["good"]()
+    right_half = Region(x=0.6, y=0.0, w=0.4, h=1.0)
+    m = Measurements(
+        frames=[measure_frame(frame, detector, right_half)],
+        audio=_speech(),
+        has_audio=True,
+        duration_s=0.1,
+        configured_fps=10,
+    )
+    checks = {c.name: c for c in judge(m)[0]}
+    assert checks["face_found"].status == "fail"
+    assert "client region" in checks["face_found"].action
+    assert checks["sharpness"].status == "skip"
+
+
+def test_calibrate_the_demo_source_and_write_the_profile(tmp_path: Path, face_model: Path, demo_clip: Path) -> None:
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "calibrate",
+            "--config",
+            str(cfg),
+            "--source",
+            demo_clip.as_uri(),
+            "--duration",
+            "6",
+            "--technician",
+            "tech-7",
+            "--note",
+            "camera above the door",
+            "--json",
+            "--write",
+            "--region",
+            "0.1,0.0,0.8,1.0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    body = json.loads(proc.stdout)
+    statuses = {c["name"]: c["status"] for c in body["checks"]}
+    assert statuses["face_found"] == "pass"  # the first 6 s of the demo show the face
+    assert statuses["exposure"] == "pass"
+    assert statuses["speech_to_noise"] == "pass"
+    assert 4 <= body["elapsed_s"] <= 30
+    profile = json.loads((tmp_path / "room-profile.json").read_text())
+    assert profile["technician"] == "tech-7"
+    assert profile["client_region"] == {"x": 0.1, "y": 0.0, "w": 0.8, "h": 1.0}
+    assert load_config(cfg).profile is not None  # the runtime picks it up
+
+
+def test_faces_outside_the_client_region_are_never_analysed(tmp_path: Path, face_model: Path, demo_clip: Path) -> None:
+    """A region that excludes the astronaut (she sits left of centre): no face is analysed, and
+    the runtime counts the faces it ignored."""
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    profile = {
+        "created_at": "2026-11-01T10:00:00+00:00",
+        "technician": "tech-7",
+        "source": "test:",
+        "client_region": {"x": 0.75, "y": 0.0, "w": 0.25, "h": 1.0},
+        "analysis_fps": 10,
+    }
+    (tmp_path / "room-profile.json").write_text(json.dumps(profile))
+    appliance = Appliance(load_config(cfg), demo_clip.as_uri())
+    report = appliance.run(consent=CONSENT, duration_s=8)
+    metrics = generate_latest(appliance.metrics.registry).decode()
+    ignored = float(
+        next(line.split()[1] for line in metrics.splitlines() if line.startswith("clinic_edge_faces_ignored_total"))
+    )
+    assert ignored >= 50
+    rows = sqlite3.connect(tmp_path / "s" / "clinic-edge.db").execute("SELECT label, flags FROM windows").fetchall()
+    assert len(rows) == report.windows
+    assert all(label is None and "no_face" in json.loads(flags) for label, flags in rows)
+
+
+def test_an_invalid_profile_stops_the_start(tmp_path: Path, face_model: Path) -> None:
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    (tmp_path / "room-profile.json").write_text(
+        json.dumps({"technician": "t", "client_region": {"x": 0.9, "y": 0, "w": 0.5, "h": 1}})
+    )
+    from edge.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"room profile .* is invalid at .*run clinic-edge calibrate"):
+        load_config(cfg)
