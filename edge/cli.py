@@ -66,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--note", default="", help="note for the clinic's records (no client data)")
     cal.add_argument("--json", action="store_true", help="print JSON for scripts instead of the table")
     cal.add_argument("--write", action="store_true", help="write room-profile.json beside the config")
+    cal.add_argument("--report", type=Path, default=None, metavar="FILE.html", help="write an HTML report")
+    cal.add_argument("--save-preview", action="store_true", help="include one preview frame of the room in the report")
+    cal.add_argument("--checkerboard", metavar="COLSxROWS", help="also solve the lens from a printed checkerboard")
+    cal.add_argument("--square-mm", type=float, default=25.0, help="checkerboard square size in millimetres")
+
+    doc = sub.add_parser("doctor", help="check the installation: GStreamer, devices, models, disk, broker, clock")
+    doc.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    doc.add_argument("--json", action="store_true", help="print JSON for scripts")
 
     dropin = sub.add_parser(
         "systemd-dropin",
@@ -184,10 +192,27 @@ def _calibrate(args: argparse.Namespace) -> int:
         note=args.note,
         as_json=args.json,
         write=args.write,
+        report=args.report,
+        save_preview=args.save_preview,
+        checkerboard=args.checkerboard,
+        square_mm=args.square_mm,
     )
 
 
-COMMANDS = {"run": _run, "serve": _serve, "control": _control, "calibrate": _calibrate, "systemd-dropin": _dropin}
+def _doctor(args: argparse.Namespace) -> int:
+    from edge.doctor import doctor  # noqa: PLC0415
+
+    return doctor(args.config, as_json=args.json)
+
+
+COMMANDS = {
+    "run": _run,
+    "serve": _serve,
+    "control": _control,
+    "calibrate": _calibrate,
+    "doctor": _doctor,
+    "systemd-dropin": _dropin,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

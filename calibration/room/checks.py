@@ -154,6 +154,17 @@ def _video(m: Measurements) -> list[CheckResult]:
             "close the blinds or lower the exposure",
         )
     )
+    shadows = float(np.median([f.shadows for f in frames])) * 100
+    checks.append(
+        _check(
+            "shadows",
+            _grade(shadows, lambda v: v <= 5, lambda v: v <= 15),
+            shadows,
+            "% black",
+            "at most 5 % of the picture crushed to black",
+            "add light to the room or raise the exposure",
+        )
+    )
     noise = float(np.median([f.noise_sigma for f in frames]))
     checks.append(
         _check(
@@ -249,7 +260,62 @@ def _audio(m: Measurements) -> tuple[list[CheckResult], float]:
     return checks, gain
 
 
+def av_offset(m: Measurements) -> float | None:
+    """Audio minus video time of a clap (or a hand passing the lens): a brief jump in picture
+    brightness that is over within 0.6 s, against the sharpest rise in sound energy within 1 s of
+    it. None without such a pair (a scene cut or a voice starting is not a clap)."""
+    if len(m.frame_luma) < 3 or m.audio.shape[0] < m.audio_rate:
+        return None
+    luma = np.asarray(m.frame_luma)
+    jumps = np.abs(np.diff(luma))
+    pts = np.asarray(m.frame_pts)
+    floor = max(8.0, 6 * float(np.median(jumps)))
+    for v in np.argsort(jumps)[::-1][:5]:  # the biggest jumps first
+        if jumps[v] < floor:
+            return None
+        after = (pts > pts[v + 1]) & (pts <= pts[v + 1] + 0.6)
+        if not np.any(np.abs(luma[after] - luma[v]) < 0.3 * jumps[v]):
+            continue  # the picture did not come back: a cut or a light switched, not a clap
+        video_t = float(pts[v + 1])
+        hop = m.audio_rate // 100  # 10 ms
+        energy = m.audio[: m.audio.shape[0] // hop * hop].astype(np.float64).reshape(-1, hop)
+        db = 10 * np.log10(np.maximum((energy**2).mean(axis=1), 1e-12))
+        rise = db[1:] - db[:-1]
+        times = m.audio_start_s + (np.arange(rise.shape[0]) + 1) * hop / m.audio_rate
+        near = np.abs(times - video_t) <= 1.0
+        if not np.any(near):
+            continue
+        a = int(np.argmax(np.where(near, rise, -np.inf)))
+        if rise[a] >= 20:
+            return float(times[a] - video_t)
+    return None
+
+
+def _sync(m: Measurements) -> CheckResult:
+    offset = av_offset(m)
+    if offset is None:
+        return _check(
+            "av_offset",
+            "skip",
+            None,
+            "ms",
+            "needs a clap in view during the check",
+            "clap once, hands in front of the camera, to measure it",
+        )
+    ms = offset * 1000
+    return _check(
+        "av_offset",
+        _grade(abs(ms), lambda v: v <= 80, lambda v: v <= 160),
+        ms,
+        "ms",
+        "sound within 80 ms of the picture (a clap heard when it is seen)",
+        f"sound arrives {abs(ms):.0f} ms {'after' if ms > 0 else 'before'} the picture: use the camera's built-in "
+        "microphone or one on the same USB hub, or set the capture delay",
+    )
+
+
 def judge(m: Measurements) -> tuple[list[CheckResult], float]:
     """All checks, and the suggested microphone gain change in dB (0 when none)."""
     audio, gain = _audio(m)
-    return _video(m) + audio, gain
+    sync = [_sync(m)] if m.has_audio else []
+    return _video(m) + audio + sync, gain

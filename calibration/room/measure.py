@@ -6,12 +6,14 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 import numpy.typing as npt
 
+from calibration.room.intrinsics import find_corners
 from edge.capture.pipeline import GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
@@ -54,6 +56,11 @@ class Measurements:
     frames_dropped: int = 0
     configured_fps: int = 10
     frame_size: tuple[int, int] = (0, 0)
+    preview: npt.NDArray[np.uint8] | None = None  # kept only when the technician asks for it
+    frame_pts: list[float] = field(default_factory=list)  # stream time of each measured frame
+    frame_luma: list[float] = field(default_factory=list)  # mean grey level of each frame
+    audio_start_s: float = 0.0  # stream time of audio[0]
+    board_views: list[npt.NDArray[np.uint8]] = field(default_factory=list)  # frames showing the checkerboard
 
 
 def noise_sigma(grey: npt.NDArray[np.uint8]) -> float:
@@ -106,7 +113,17 @@ def measure_frame(rgb: npt.NDArray[np.uint8], detector: FaceDetector, region: Re
 
 
 def measure_source(
-    spec: SourceSpec, config: AppConfig, region: Region, duration_s: float, detector: FaceDetector
+    spec: SourceSpec,
+    config: AppConfig,
+    region: Region,
+    duration_s: float,
+    detector: FaceDetector,
+    *,
+    keep_preview: bool = False,
+    board: tuple[int, int] | None = None,
+    max_board_views: int = 40,
+    on_progress: Callable[[Measurements], None] | None = None,
+    progress_every_s: float = 0.5,
 ) -> Measurements:
     """Run the room's source for ``duration_s`` (files at their own speed, like a camera)."""
     out = Measurements(configured_fps=config.capture.analysis_fps)
@@ -121,14 +138,36 @@ def measure_source(
         audio_queue=config.capture.audio_queue,
     )
     started = time.monotonic()
+    next_progress = started + progress_every_s
     with capture:
         while time.monotonic() - started < duration_s:
+            if on_progress is not None and time.monotonic() >= next_progress:
+                out.duration_s = time.monotonic() - started
+                out.frames_dropped = capture.video.dropped
+                out.has_audio = capture.has_audio
+                if chunks:
+                    out.audio = np.concatenate(chunks)
+                on_progress(out)
+                next_progress += progress_every_s
             while (chunk := capture.audio.get_nowait()) is not None:
+                if not chunks:
+                    out.audio_start_s = chunk.pts_s
                 chunks.append(chunk.samples)
             frame = capture.video.get(timeout=0.05)
             if frame is not None:
                 out.frame_size = (frame.rgb.shape[1], frame.rgb.shape[0])
+                out.frame_pts.append(frame.pts_s)
+                out.frame_luma.append(float(frame.rgb[::4, ::4].mean()))
                 out.frames.append(measure_frame(frame.rgb, detector, region))
+                if keep_preview and out.preview is None and out.frames[-1].faces_in_region:
+                    out.preview = frame.rgb.copy()
+                if (
+                    board is not None
+                    and len(out.board_views) < max_board_views
+                    and len(out.frames) % 3 == 0  # neighbouring frames add little
+                    and find_corners(frame.rgb, board) is not None
+                ):
+                    out.board_views.append(frame.rgb.copy())
             if capture.error or (capture.eos.is_set() and capture.video.qsize() == 0):
                 break
         out.duration_s = time.monotonic() - started

@@ -247,6 +247,7 @@ class Appliance:
                 self.face_model,
                 cfg.vision,
                 cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
+                cfg.profile.intrinsics if cfg.profile is not None else None,
             ),
             windows=windows,
             metrics=self.metrics,

@@ -1,0 +1,85 @@
+"""`clinic-edge doctor`: each part of an installation checked, with real components."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Broker, free_port, write_config
+
+
+def _doctor(cfg: Path) -> tuple[int, dict[str, dict[str, str]]]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "edge", "doctor", "--config", str(cfg), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    body = json.loads(proc.stdout)
+    return proc.returncode, {f["name"]: f for f in body["findings"]}
+
+
+def test_a_healthy_install(tmp_path: Path, face_model: Path, broker: Broker) -> None:
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
+    code, findings = _doctor(cfg)
+    assert code == 0
+    assert {n: f["status"] for n, f in findings.items()} == {
+        "gstreamer": "pass",
+        "source": "pass",
+        "models": "pass",
+        "storage": "pass",
+        "broker": "pass",
+        "clock": "pass",
+        "profile": "warn",  # not calibrated yet
+    }
+    assert findings["profile"]["action"] == "run clinic-edge calibrate --write"
+
+
+@pytest.mark.parametrize(
+    ("edit", "name", "detail"),
+    [
+        (
+            lambda t, tmp: t.replace('source = "test:"', 'source = "v4l2:///dev/video77"'),
+            "source",
+            "camera /dev/video77 not found",
+        ),
+        (lambda t, tmp: t.replace("face-fer-minixception.onnx", "nothing-here.onnx"), "models", "model file not found"),
+        (lambda t, tmp: t, "broker", "unreachable"),  # the config's port has no broker behind it
+    ],
+)
+def test_each_fault_is_named(tmp_path: Path, face_model: Path, edit: object, name: str, detail: str) -> None:
+    port = free_port()  # nothing listens here
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=port)
+    cfg.write_text(edit(cfg.read_text(), tmp_path))  # type: ignore[operator]
+    code, findings = _doctor(cfg)
+    assert code == 1
+    assert findings[name]["status"] == "fail"
+    assert detail in findings[name]["detail"]
+
+
+def test_profile_with_failed_checks_asks_for_recalibration(tmp_path: Path, face_model: Path, broker: Broker) -> None:
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
+    profile = {
+        "created_at": "2026-01-01T10:00:00+00:00",
+        "technician": "tech-1",
+        "source": "test:",
+        "analysis_fps": 10,
+        "checks": [
+            {
+                "name": "exposure",
+                "status": "fail",
+                "value": 20,
+                "unit": "grey level",
+                "threshold": "70-190",
+                "action": "add light",
+            }
+        ],
+    }
+    (tmp_path / "room-profile.json").write_text(json.dumps(profile))
+    _, findings = _doctor(cfg)
+    assert findings["profile"]["status"] == "warn"
+    assert "failed checks: exposure" in findings["profile"]["detail"]
