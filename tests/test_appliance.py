@@ -18,7 +18,7 @@ from edge.config import load_config
 from edge.labels import CLASSES
 from edge.publish.payload import SCHEMA_PATH
 from edge.runtime import Appliance
-from tests.conftest import CONSENT, Broker, Collector, collect, free_port, start_broker, write_config
+from tests.conftest import CONSENT, Broker, Collector, collect, stable_port, start_broker, write_config
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
 
@@ -146,7 +146,7 @@ def test_interval_summaries(
 
 
 def test_broker_down_keeps_summaries_and_publishes_them_later(tmp_path: Path, face_model: Path) -> None:
-    port = free_port()
+    port = stable_port()  # the server restarts on it
     config = load_config(
         write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=port)
     )

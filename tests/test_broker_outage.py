@@ -10,11 +10,11 @@ import pytest
 
 from edge.config import load_config
 from edge.runtime import Appliance
-from tests.conftest import CONSENT, collect, free_port, start_broker, write_config
+from tests.conftest import CONSENT, collect, stable_port, start_broker, write_config
 
 
 def _outage(tmp_path: Path, face_model: Path, outage_s: float) -> dict[str, int]:
-    port = free_port()
+    port = stable_port()  # the server restarts on it
     persist = tmp_path / "broker-data"
     broker = start_broker(tmp_path, port, persist=persist)
     hub = collect(broker.host, port, "clinic/v1/+/+/summary", session="test-hub")

@@ -137,9 +137,9 @@ def test_no_face_in_the_region_fails_with_an_action(detector: FaceDetector) -> N
     assert checks["sharpness"].status == "skip"
 
 
-def test_calibrate_the_demo_source_and_write_the_profile(tmp_path: Path, face_model: Path, demo_clip: Path) -> None:
-    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
-    proc = subprocess.run(
+def _calibrate(cfg: Path, clip: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`clinic-edge calibrate` on ``clip`` by technician tech-7, as a technician would run it."""
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -148,21 +148,30 @@ def test_calibrate_the_demo_source_and_write_the_profile(tmp_path: Path, face_mo
             "--config",
             str(cfg),
             "--source",
-            demo_clip.as_uri(),
-            "--duration",
-            "6",
+            clip.as_uri(),
             "--technician",
             "tech-7",
-            "--note",
-            "camera above the door",
-            "--json",
-            "--write",
-            "--region",
-            "0.1,0.0,0.8,1.0",
+            *args,
         ],
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def test_calibrate_the_demo_source_and_write_the_profile(tmp_path: Path, face_model: Path, demo_clip: Path) -> None:
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    proc = _calibrate(
+        cfg,
+        demo_clip,
+        "--duration",
+        "6",
+        "--note",
+        "camera above the door",
+        "--json",
+        "--write",
+        "--region",
+        "0.1,0.0,0.8,1.0",
     )
     assert proc.returncode in (0, 1), proc.stderr
     body = json.loads(proc.stdout)
@@ -219,28 +228,7 @@ def test_report_says_whether_a_preview_was_saved(
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
     report = tmp_path / "report.html"
     args = ["--save-preview"] if save_preview else []
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "edge",
-            "calibrate",
-            "--config",
-            str(cfg),
-            "--source",
-            demo_clip.as_uri(),
-            "--duration",
-            "3",
-            "--technician",
-            "tech-7",
-            "--report",
-            str(report),
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _calibrate(cfg, demo_clip, "--duration", "3", "--report", str(report), *args)
     assert proc.returncode in (0, 1), proc.stderr
     page = report.read_text()
     assert "<h1>Room calibration</h1>" in page

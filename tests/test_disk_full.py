@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,16 @@ def _metric(appliance: Appliance, name: str) -> float:
     return 0.0
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 3 MB filesystem (tmpfs) for the database, unmounted afterwards."""
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(state)], check=True)
+    yield state
+    subprocess.run(["umount", "-l", str(state)], check=False)
+
+
 def _fill(folder: Path) -> Path:
     filler = folder / "filler"
     with filler.open("wb") as fh:
@@ -43,34 +54,29 @@ def _fill(folder: Path) -> Path:
     return filler
 
 
-def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Broker) -> None:
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(state)], check=True)
-    try:
-        status = collect(broker.host, broker.port, "clinic/v1/+/+/status")
-        config = load_config(
-            write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=broker.port)
-        )
-        appliance = Appliance(config, "test:")
-        result: dict[str, object] = {}
-        runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=16.0)))
-        runner.start()
-        time.sleep(4.0)
-        filler = _fill(state)
-        deadline = time.monotonic() + 8
-        while _metric(appliance, "clinic_edge_degraded") != 1.0 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert _metric(appliance, "clinic_edge_degraded") == 1.0, "a full disk must show as degraded"
-        assert _metric(appliance, "clinic_edge_store_failures_total") >= 1
-        time.sleep(3.0)  # windows keep coming while the disk is full
-        filler.unlink()
-        runner.join(timeout=60)
-        report = result["report"]
-        states = status.wait_for("status", 4)
-        status.close()
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
+def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Broker, small_disk: Path) -> None:
+    state = small_disk
+    status = collect(broker.host, broker.port, "clinic/v1/+/+/status")
+    config = load_config(
+        write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=broker.port)
+    )
+    appliance = Appliance(config, "test:")
+    result: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=16.0)))
+    runner.start()
+    time.sleep(4.0)
+    filler = _fill(state)
+    deadline = time.monotonic() + 8
+    while _metric(appliance, "clinic_edge_degraded") != 1.0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _metric(appliance, "clinic_edge_degraded") == 1.0, "a full disk must show as degraded"
+    assert _metric(appliance, "clinic_edge_store_failures_total") >= 1
+    time.sleep(3.0)  # windows keep coming while the disk is full
+    filler.unlink()
+    runner.join(timeout=60)
+    report = result["report"]
+    states = status.wait_for("status", 4)
+    status.close()
 
     assert _metric(appliance, "clinic_edge_degraded") == 0.0, "recovered by itself"
     assert report.windows_lost == 0  # type: ignore[attr-defined]
@@ -82,30 +88,23 @@ def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Br
     assert report.unpublished == 0  # type: ignore[attr-defined]
 
 
-def test_disk_full_windows_reach_the_database(tmp_path: Path, face_model: Path) -> None:
+def test_disk_full_windows_reach_the_database(tmp_path: Path, face_model: Path, small_disk: Path) -> None:
     """The same with the database checked afterwards: indices contiguous, integrity ok."""
-    state = tmp_path / "state"
-    state.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(state)], check=True)
-    try:
-        config = load_config(
-            write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=None)
-        )
-        appliance = Appliance(config, "test:")
-        result: dict[str, object] = {}
-        runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=12.0)))
-        runner.start()
-        time.sleep(3.0)
-        filler = _fill(state)
-        time.sleep(4.0)
-        filler.unlink()
-        runner.join(timeout=60)
-        conn = sqlite3.connect(state / "clinic-edge.db")
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = conn.execute("SELECT idx, flags FROM windows ORDER BY idx").fetchall()
-        conn.close()
-    finally:
-        subprocess.run(["umount", "-l", str(state)], check=False)
+    state = small_disk
+    config = load_config(write_config(tmp_path / "room.toml", face_model=face_model, state_dir=state, mqtt_port=None))
+    appliance = Appliance(config, "test:")
+    result: dict[str, object] = {}
+    runner = threading.Thread(target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=12.0)))
+    runner.start()
+    time.sleep(3.0)
+    filler = _fill(state)
+    time.sleep(4.0)
+    filler.unlink()
+    runner.join(timeout=60)
+    conn = sqlite3.connect(state / "clinic-edge.db")
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    rows = conn.execute("SELECT idx, flags FROM windows ORDER BY idx").fetchall()
+    conn.close()
     report = result["report"]
     assert report.store_failures >= 1  # type: ignore[attr-defined]
     assert [r[0] for r in rows] == list(range(len(rows)))

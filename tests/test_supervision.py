@@ -17,7 +17,7 @@ import pytest
 from edge.config import load_config
 from edge.runtime import Appliance
 from edge.runtime.notify import Liveness
-from tests.conftest import CONSENT, CONSENT_ARGS, Broker, collect, free_port, write_config
+from tests.conftest import CONSENT, CONSENT_ARGS, Broker, collect, stable_port, write_config
 
 HERE = Path(__file__).resolve().parent
 
@@ -102,7 +102,7 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 
 
 def test_live_source_lost_and_rebuilt(tmp_path: Path, face_model: Path, broker: Broker) -> None:
-    port = free_port()
+    port = stable_port()  # the server restarts on it
     server = _rtsp(port)
     status = collect(broker.host, broker.port, "clinic/v1/+/+/status")
     path = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
