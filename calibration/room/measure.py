@@ -23,7 +23,6 @@ from edge.vision.detect import FaceDetector
 logger = logging.getLogger(__name__)
 
 _NOISE_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
-FRAME_S = 0.030
 
 
 @dataclass(frozen=True)
@@ -128,15 +127,7 @@ def measure_source(
     """Run the room's source for ``duration_s`` (files at their own speed, like a camera)."""
     out = Measurements(configured_fps=config.capture.analysis_fps)
     chunks: list[npt.NDArray[np.float32]] = []
-    capture = GstCapture(
-        spec,
-        width=config.capture.width,
-        fps=config.capture.analysis_fps,
-        microphone=config.capture.microphone,
-        realtime_files=True,
-        video_queue=config.capture.video_queue,
-        audio_queue=config.capture.audio_queue,
-    )
+    capture = GstCapture.from_config(spec, config.capture, realtime_files=True)  # files play like a camera
     started = time.monotonic()
     next_progress = started + progress_every_s
     with capture:

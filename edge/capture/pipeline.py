@@ -24,6 +24,7 @@ import numpy as np
 from edge.capture.frames import AudioChunk, VideoFrame
 from edge.capture.gst import GST_IMPORT_ERROR, Gst
 from edge.capture.source import SourceSpec
+from edge.config.models import CaptureConfig
 from edge.errors import SourceError
 
 logger = logging.getLogger(__name__)
@@ -132,6 +133,19 @@ class GstCapture:
         self.has_video = False
         self._pipeline: Any = None
         self._bus_thread: threading.Thread | None = None
+
+    @classmethod
+    def from_config(cls, spec: SourceSpec, config: CaptureConfig, *, realtime_files: bool | None = None) -> GstCapture:
+        """The capture a room's ``[capture]`` section describes (``realtime_files`` may override it)."""
+        return cls(
+            spec,
+            width=config.width,
+            fps=config.analysis_fps,
+            microphone=config.microphone,
+            realtime_files=config.realtime_files if realtime_files is None else realtime_files,
+            video_queue=config.video_queue,
+            audio_queue=config.audio_queue,
+        )
 
     # -- building ---------------------------------------------------------------------------
     def _make(self, factory: str, **props: Any) -> Any:

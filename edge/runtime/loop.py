@@ -73,18 +73,6 @@ class AnalysisLoop:
         self.hooks = hooks
         self.restarts = 0
 
-    def _capture(self) -> GstCapture:
-        c = self.config.capture
-        return GstCapture(
-            self.spec,
-            width=c.width,
-            fps=c.analysis_fps,
-            microphone=c.microphone,
-            realtime_files=c.realtime_files,
-            video_queue=c.video_queue,
-            audio_queue=c.audio_queue,
-        )
-
     def _halted(self) -> bool:
         return self.stop.is_set() or self.control.stop_requested.is_set()
 
@@ -113,7 +101,7 @@ class AnalysisLoop:
         first_segment_start: float | None = None
         backoff = BACKOFF_S[0]
         while not self._halted():
-            capture = self._capture()
+            capture = GstCapture.from_config(self.spec, self.config.capture)
             try:
                 capture.start()
             except SourceError:
