@@ -1,0 +1,60 @@
+"""Landmark-geometry MLP and rPPG 1-D CNN.
+
+* :class:`LandmarkMLP` takes a flat vector of facial-landmark geometry (normalised coordinates or
+  pairwise distances; the length is configured).
+* :class:`RppgCNN1D` takes the rPPG pulse signal of a window, ``(N, channels, samples)``: the
+  pulse trace and, optionally, the R, G, B skin means it came from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+from export.models.blocks import EmotionNet, Standardize
+
+
+class LandmarkMLP(EmotionNet):
+    def __init__(
+        self,
+        num_classes: int = 8,
+        in_features: int = 136,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Standardize(in_features, (1, in_features))]
+        c_in = in_features
+        for width in hidden:
+            layers += [nn.Linear(c_in, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
+            c_in = width
+        self.embedding_dim = c_in
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
+
+
+class RppgCNN1D(EmotionNet):
+    def __init__(
+        self,
+        num_classes: int = 8,
+        in_channels: int = 1,
+        channels: Sequence[int] = (16, 32, 64),
+        dropout: float = 0.3,
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [Standardize(in_channels, (1, in_channels, 1))]
+        c_in = in_channels
+        for c_out in channels:
+            layers += [
+                nn.Conv1d(c_in, c_out, 7, padding=3, bias=False),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(inplace=True),
+                nn.MaxPool1d(2),
+                nn.Dropout(dropout),
+            ]
+            c_in = c_out
+        layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
+        self.embedding_dim = c_in
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(c_in, num_classes)
