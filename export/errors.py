@@ -11,3 +11,11 @@ class WeightsError(ExportError):
 
 class VerificationError(ExportError):
     """An exported artefact does not reproduce the reference numerics."""
+
+
+class DataError(ExportError):
+    """A corpus is missing, laid out differently than expected, or cannot be split as asked."""
+
+
+class ReleaseRefusedError(VerificationError):
+    """A reduced-precision variant lost more accuracy than the configured bound allows."""

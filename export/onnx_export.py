@@ -1,10 +1,11 @@
-"""PyTorch to ONNX export with a structural check and a numeric comparison."""
+"""PyTorch to ONNX export with a structural check, simplification and a numeric comparison."""
 
 from __future__ import annotations
 
 import logging
 import time
 import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import onnx
@@ -18,6 +19,73 @@ logger = logging.getLogger(__name__)
 DEFAULT_OPSET = 17
 
 
+def export_onnx(
+    model: nn.Module,
+    out: Path,
+    *,
+    inputs: Mapping[str, tuple[int, ...]],
+    outputs: Sequence[str],
+    opset: int = DEFAULT_OPSET,
+    simplify: bool = True,
+) -> Path:
+    """Export ``model`` to ONNX with named inputs/outputs and a dynamic batch axis on each.
+
+    Args:
+        model: the network, in eval mode; called with the inputs in the order given.
+        out: destination ``.onnx`` path; its folder is created.
+        inputs: input name -> one item's shape including a batch of 1, e.g. ``{"face": (1, 1, 64, 64)}``.
+        outputs: output names, in the order the model returns them.
+        opset: ONNX opset.
+        simplify: fold constants and fuse patterns with onnxslim (the graph is checked afterwards).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ExportError: the exporter or the simplifier failed, or the ONNX checker rejected the graph.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".onnx.partial")
+    started = time.monotonic()
+    model.eval()
+    dynamic = {name: {0: "batch"} for name in [*inputs, *outputs]}
+    try:
+        with warnings.catch_warnings():
+            # The TorchScript exporter warns about its own deprecation and constant folding; the
+            # graph is checked and compared numerically instead.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                tuple(torch.zeros(shape) for shape in inputs.values()),
+                str(tmp),
+                input_names=list(inputs),
+                output_names=list(outputs),
+                dynamic_axes=dynamic,
+                opset_version=opset,
+                dynamo=False,
+            )
+        proto = onnx.load(str(tmp))
+        if simplify:
+            import onnxslim  # noqa: PLC0415
+
+            proto = onnxslim.slim(proto)
+            onnx.save(proto, str(tmp))
+        onnx.checker.check_model(proto, full_check=True)
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)
+        raise ExportError(f"ONNX export to {out} failed: {exc}") from exc
+    tmp.replace(out)
+    logger.info(
+        "exported %s in %.1f s (%.1f KiB, opset %d%s)",
+        out,
+        time.monotonic() - started,
+        out.stat().st_size / 1024,
+        opset,
+        ", simplified" if simplify else "",
+    )
+    return out
+
+
 def torch_to_onnx(
     model: nn.Module,
     out: Path,
@@ -27,51 +95,5 @@ def torch_to_onnx(
     input_shape: tuple[int, ...],
     opset: int = DEFAULT_OPSET,
 ) -> Path:
-    """Export ``model`` to ONNX with a dynamic batch axis and check the result.
-
-    Args:
-        model: the network, in eval mode.
-        out: destination ``.onnx`` path; its folder is created.
-        input_name: name of the graph input.
-        output_name: name of the graph output.
-        input_shape: one sample's shape including a batch of 1, e.g. ``(1, 1, 64, 64)``.
-        opset: ONNX opset.
-
-    Returns:
-        ``out``.
-
-    Raises:
-        ExportError: the exporter failed or the ONNX checker rejected the graph.
-    """
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".onnx.partial")
-    started = time.monotonic()
-    model.eval()
-    try:
-        with warnings.catch_warnings():
-            # The TorchScript exporter warns about its own deprecation and constant folding; the
-            # graph is checked and compared numerically below instead.
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (torch.zeros(input_shape),),
-                str(tmp),
-                input_names=[input_name],
-                output_names=[output_name],
-                dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}},
-                opset_version=opset,
-                dynamo=False,
-            )
-        onnx.checker.check_model(onnx.load(str(tmp)), full_check=True)
-    except Exception as exc:
-        tmp.unlink(missing_ok=True)
-        raise ExportError(f"ONNX export to {out} failed: {exc}") from exc
-    tmp.replace(out)
-    logger.info(
-        "exported %s in %.1f s (%.1f KiB, opset %d)",
-        out,
-        time.monotonic() - started,
-        out.stat().st_size / 1024,
-        opset,
-    )
-    return out
+    """Single-input, single-output :func:`export_onnx` without simplification (kept as exported)."""
+    return export_onnx(model, out, inputs={input_name: input_shape}, outputs=[output_name], opset=opset, simplify=False)

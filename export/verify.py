@@ -73,6 +73,25 @@ def onnx_predict(path: Path, input_name: str, batch_nchw: npt.NDArray[np.float32
     return out
 
 
+def lfw_faces(size: int = 64) -> npt.NDArray[np.float32]:
+    """The 100 real face photographs of scikit-image's LFW subset, ``(100, 1, size, size)`` in [-1, 1].
+
+    Raises:
+        VerificationError: scikit-image is not installed.
+    """
+    try:
+        from skimage import data  # noqa: PLC0415
+        from skimage.transform import resize  # noqa: PLC0415
+    except ImportError:
+        raise VerificationError(
+            "scikit-image is needed for its LFW face photographs (pip install scikit-image)"
+        ) from None
+    faces = data.lfw_subset()[:100]  # type: ignore[no-untyped-call]  # grey faces in [0, 1]
+    big = np.stack([resize(f, (size, size), anti_aliasing=True) for f in faces]).astype(np.float32)  # type: ignore[no-untyped-call]
+    out: npt.NDArray[np.float32] = (big * 2.0 - 1.0)[:, None]
+    return out
+
+
 def face_inputs(random_count: int = 64, seed: int = 0) -> npt.NDArray[np.float32]:
     """Test inputs for a 64x64 grey face model, in [-1, 1], NCHW.
 

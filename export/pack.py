@@ -1,0 +1,294 @@
+"""Model packs: one folder with every model's ONNX variants, manifests, label maps and a model card.
+
+Layout::
+
+    PACK/pack.json                      index: models, roles, variants, sha256 of every file
+    PACK/MODEL_CARD.md                  data, licence, intended use, limits, evidence per model
+    PACK/<model>/<model>.<precision>.onnx
+    PACK/<model>/<model>.<precision>.json   the variant's manifest (shapes, label map, evidence)
+
+The room opens a pack by path and checks ``pack.json``'s hashes and each manifest before it loads a
+variant (``edge/inference/pack.py``); ``clinic-export verify`` writes the precision evidence and the
+release decision into the manifests.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from export.errors import ExportError, VerificationError
+from export.manifest import PRODUCT_CLASSES, sha256_file, write_manifest
+from export.onnx_export import export_onnx
+from export.precision import convert_fp16, count_qdq, load_calibration, quantize_int8
+from export.verify import Agreement, compare
+
+logger = logging.getLogger(__name__)
+
+PACK_VERSION = 1
+Precision = Literal["fp32", "int8", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
+# ONNX Runtime against PyTorch on the same float graph: float32 rounding only.
+MAX_EXPORT_ERROR = 1e-4
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    data: str
+    licence: str
+    intended_use: str = (
+        "Estimating the emotion expressed in a therapy room, as one input to a timeline the therapist "
+        "reviews. Not a diagnosis and not a measure of what a person feels."
+    )
+    limits: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """Everything a pack needs to know about one trained model."""
+
+    name: str
+    role: str
+    architecture: str
+    module: nn.Module  # returns the outputs named below, probabilities first
+    inputs: dict[str, tuple[int, ...]]  # one item's shape, with a batch of 1
+    outputs: tuple[str, ...]
+    output_labels: tuple[str, ...]
+    label_map: dict[str, dict[str, float]]
+    input_fields: dict[str, Any]  # layout, color, pixel scale/offset, features
+    real_inputs: dict[str, npt.NDArray[np.float32]] | None
+    provenance: dict[str, Any]
+    card: ModelCard
+    spec: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AddedModel:
+    variants: dict[str, Path]
+    torch_vs_onnx: Agreement
+
+
+def _random_inputs(source: ModelSource, count: int, seed: int = 0) -> dict[str, npt.NDArray[np.float32]]:
+    rng = np.random.default_rng(seed)
+    feeds: dict[str, npt.NDArray[np.float32]] = {}
+    for name, shape in source.inputs.items():
+        if name == "present":
+            feeds[name] = (rng.uniform(size=(count, *shape[1:])) > 0.3).astype(np.float32)
+        else:
+            feeds[name] = rng.normal(size=(count, *shape[1:])).astype(np.float32)
+    return feeds
+
+
+def torch_outputs(module: nn.Module, feeds: Mapping[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+    module.eval()
+    with torch.no_grad():
+        out = module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()))
+    first = out[0] if isinstance(out, tuple) else out
+    result: npt.NDArray[np.float32] = np.asarray(first.numpy(), dtype=np.float32)
+    return result
+
+
+def onnx_outputs(path: Path, feeds: Mapping[str, npt.NDArray[np.float32]], batch: int = 64) -> npt.NDArray[np.float32]:
+    """First output of ``path`` under ONNX Runtime's CPU provider, in batches."""
+    import onnxruntime as ort  # noqa: PLC0415
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    count = next(iter(feeds.values())).shape[0]
+    outs = [
+        np.asarray(session.run(None, {k: np.ascontiguousarray(v[i : i + batch]) for k, v in feeds.items()})[0])
+        for i in range(0, count, batch)
+    ]
+    result: npt.NDArray[np.float32] = np.concatenate(outs).astype(np.float32)
+    return result
+
+
+def _variant_path(pack: Path, name: str, precision: str) -> Path:
+    return pack / name / f"{name}.{precision}.onnx"
+
+
+def _manifest_fields(source: ModelSource, precision: str, extra: dict[str, Any]) -> dict[str, Any]:
+    first, *rest = source.inputs.items()
+    return {
+        "name": source.name,
+        "task": source.role,
+        "architecture": source.architecture,
+        "format": "onnx",
+        "precision": precision,
+        "input": {"name": first[0], "shape": [None, *first[1][1:]], **source.input_fields},
+        "extra_inputs": [{"name": k, "shape": [None, *v[1:]]} for k, v in rest],
+        "output": {"name": source.outputs[0], "labels": list(source.output_labels), "activation": "softmax"},
+        "extra_outputs": list(source.outputs[1:]),
+        "label_map": source.label_map,
+        "classes": list(PRODUCT_CLASSES),
+        "spec": source.spec,
+        "source": source.provenance,
+        **extra,
+    }
+
+
+def add_model(
+    pack: Path,
+    source: ModelSource,
+    *,
+    precisions: tuple[Precision, ...] = PRECISIONS,
+    calibration: Path | None = None,
+    opset: int = 17,
+) -> AddedModel:
+    """Export ``source`` into ``pack`` in the given precisions and update the index and card.
+
+    The FP32 graph is compared with PyTorch on random inputs and on the real held-out inputs
+    (``source.real_inputs``); the figures go into every variant's manifest.
+
+    Raises:
+        ExportError: INT8 asked for without calibration data, or an export step failed.
+        VerificationError: the FP32 ONNX graph does not reproduce PyTorch.
+    """
+    if "fp32" not in precisions:
+        raise ExportError("every pack model needs its fp32 variant: INT8 and FP16 are checked against it")
+    calibration_feeds = None
+    if "int8" in precisions:
+        if calibration is None:
+            raise ExportError(
+                f"INT8 for {source.name} needs calibration data: pass --calibration calibration/int8/{source.name}/"
+            )
+        calibration_feeds = load_calibration(calibration, list(source.inputs))
+    fp32 = export_onnx(
+        source.module,
+        _variant_path(pack, source.name, "fp32"),
+        inputs=source.inputs,
+        outputs=source.outputs,
+        opset=opset,
+    )
+    feeds = _random_inputs(source, 64)
+    if source.real_inputs:
+        feeds = {k: np.concatenate([feeds[k], source.real_inputs[k][:256]]) for k in feeds}
+    agreement = compare(torch_outputs(source.module, feeds), onnx_outputs(fp32, feeds))
+    if agreement.max_abs_error > MAX_EXPORT_ERROR or agreement.top1_agreement < 1.0:
+        raise VerificationError(
+            f"{fp32}: ONNX Runtime vs PyTorch differ (max abs error {agreement.max_abs_error:.2e}, "
+            f"top-1 agreement {agreement.top1_agreement:.4f}); expected <= {MAX_EXPORT_ERROR} and 1.0"
+        )
+    logger.info(
+        "%s fp32 vs PyTorch: max abs error %.2e, top-1 agreement %.4f over %d inputs (%s real)",
+        source.name,
+        agreement.max_abs_error,
+        agreement.top1_agreement,
+        agreement.samples,
+        0 if not source.real_inputs else min(256, next(iter(source.real_inputs.values())).shape[0]),
+    )
+    export_check = {"torch_vs_onnx_fp32": agreement.as_dict(), "tolerance_max_abs_error": MAX_EXPORT_ERROR}
+    variants = {"fp32": fp32}
+    if calibration_feeds is not None:
+        variants["int8"] = quantize_int8(fp32, _variant_path(pack, source.name, "int8"), calibration_feeds)
+    if "fp16" in precisions:
+        variants["fp16"] = convert_fp16(fp32, _variant_path(pack, source.name, "fp16"))
+    for precision, path in variants.items():
+        extra: dict[str, Any] = {"export_check": export_check, "ops": count_qdq(path)}
+        if precision == "int8" and calibration is not None:
+            extra["calibration"] = {
+                "folder": str(calibration),
+                "items": int(next(iter(calibration_feeds.values())).shape[0]) if calibration_feeds else 0,
+                "sha256": sha256_file(calibration / "calibration.npz"),
+                "method": "min-max; symmetric int8 activations; per-channel symmetric int8 weights in a 7-bit range",
+            }
+        write_manifest(path, _manifest_fields(source, precision, extra))
+    index = read_index(pack)
+    index["models"][source.name] = {
+        "role": source.role,
+        "architecture": source.architecture,
+        "variants": {p: str(path.relative_to(pack)) for p, path in variants.items()},
+        "card": {
+            "data": source.card.data,
+            "licence": source.card.licence,
+            "intended_use": source.card.intended_use,
+            "limits": list(source.card.limits),
+        },
+    }
+    write_index(pack, index)
+    return AddedModel(variants, agreement)
+
+
+def read_index(pack: Path) -> dict[str, Any]:
+    path = pack / "pack.json"
+    if not path.is_file():
+        return {"pack_version": PACK_VERSION, "name": pack.name, "models": {}, "files": {}}
+    try:
+        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ExportError(f"pack index {path} is unreadable: {exc}") from None
+    return body
+
+
+def write_index(pack: Path, index: dict[str, Any]) -> Path:
+    """Rehash every variant and manifest, then write ``pack.json`` and ``MODEL_CARD.md``."""
+    files: dict[str, str] = {}
+    for model in index["models"].values():
+        for rel in model["variants"].values():
+            for path in (pack / rel, (pack / rel).with_suffix(".json")):
+                files[str(path.relative_to(pack))] = sha256_file(path)
+    index["files"] = dict(sorted(files.items()))
+    index["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    tmp = pack / "pack.json.partial"
+    tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(pack / "pack.json")
+    (pack / "MODEL_CARD.md").write_text(model_card(pack, index), encoding="utf-8")
+    return pack / "pack.json"
+
+
+def _evidence_rows(pack: Path, model: dict[str, Any]) -> list[str]:
+    rows = []
+    for precision, rel in model["variants"].items():
+        manifest = json.loads((pack / rel).with_suffix(".json").read_text(encoding="utf-8"))
+        size = (pack / rel).stat().st_size / 1024
+        ver = manifest.get("verification") or {}
+        release = manifest.get("release") or {}
+
+        def fmt(key: str, digits: int = 4, src: dict[str, Any] = ver) -> str:
+            value = src.get(key)
+            return "n/a" if value is None else f"{value:.{digits}f}"
+
+        rows.append(
+            f"| {precision} | {size:.0f} KiB | {fmt('accuracy')} | {fmt('macro_f1')} | "
+            f"{fmt('top1_agreement_with_fp32')} | {fmt('max_prob_diff_vs_fp32')} | "
+            f"{'yes' if release.get('accepted') else ('no' if release else 'not verified')} |"
+        )
+    return rows
+
+
+def model_card(pack: Path, index: dict[str, Any]) -> str:
+    lines = [
+        f"# Model card: {index['name']}",
+        "",
+        "Every model in this pack maps its output onto eight classes (neutral, calm, happy, sad, angry,",
+        "fearful, disgust, surprised). The results describe expressions, not inner states, and do not",
+        "diagnose anything. Evidence below comes from `clinic-export verify`.",
+        "",
+    ]
+    for name, model in index["models"].items():
+        card = model["card"]
+        lines += [
+            f"## {name} ({model['role']}, {model['architecture']})",
+            "",
+            f"- **Data:** {card['data']}",
+            f"- **Licence:** {card['licence']}",
+            f"- **Intended use:** {card['intended_use']}",
+            *(f"- **Known limit:** {limit}" for limit in card["limits"]),
+            "",
+            "| variant | size | accuracy | macro-F1 | top-1 agreement with fp32 | max prob. diff | released |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *_evidence_rows(pack, model),
+            "",
+        ]
+    return "\n".join(lines)

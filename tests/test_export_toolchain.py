@@ -1,0 +1,339 @@
+"""The model toolchain end to end on tiny generated corpora: train -> ONNX pack (FP32, INT8 Q/DQ,
+FP16) -> verify -> the room loads the pack. Real PyTorch training, real ONNX Runtime sessions."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import corpora
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from edge.config.models import ModelsConfig, OnnxRuntimeBackendConfig
+from edge.errors import ModelError
+from edge.inference import FaceExpressionModel, create_engine, load_manifest
+from edge.inference.pack import face_model_path, select_model
+from export.cli import EXIT_FAILED, EXIT_REFUSED, main
+from export.train.loop import load_checkpoint
+
+SPEECH = ["--model", "speech-cnn2d", "--model-option", "window_s=1.0", "--model-option", "n_mels=64"]
+SPEECH += ["--model-option", "channels=[8,16]", "--learning-rate", "0.01", "--batch-size", "16"]
+
+
+@pytest.fixture(scope="module")
+def speech_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("speech")
+    data = corpora.ravdess(root / "ravdess", actors=range(1, 8))
+    out = root / "run"
+    args = ["train", *SPEECH, "--data", f"ravdess={data}", "--out", str(out), "--epochs", "25", "--patience", "25"]
+    assert main(args) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def speech_pack(speech_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pack = tmp_path_factory.mktemp("pack") / "pack"
+    args = ["onnx", "--checkpoint", str(speech_run / "best.pt"), "--pack", str(pack), "--name", "voice"]
+    args += [
+        "--calibration",
+        str(speech_run),
+        "--heldout",
+        str(speech_run / "heldout.npz"),
+        "--licence",
+        "CC BY-NC-SA 4.0",
+    ]
+    assert main(args) == 0
+    return pack
+
+
+def test_training_writes_checkpoints_report_and_sets(speech_run: Path) -> None:
+    for name in ("best.pt", "last.pt", "report.json", "report.md", "confusion.png", "heldout.npz", "calibration.npz"):
+        assert (speech_run / name).is_file(), name
+    assert (speech_run / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((speech_run / "report.json").read_text())
+    split = report["split"]
+    persons = {name: set(s["person_ids"]) for name, s in split.items()}
+    assert persons["train"].isdisjoint(persons["test"]) and persons["val"].isdisjoint(persons["test"])
+    assert sum(s["persons"] for s in split.values()) == 7
+    test = report["test"]
+    assert set(test) >= {"accuracy", "macro_f1", "kappa", "per_class", "confusion"}
+    assert np.asarray(test["confusion"]).sum() == test["items"] == 16
+    assert set(test["per_class"]["happy"]) == {"precision", "recall", "f1", "support"}
+    # The generated classes are separable by pitch: far above chance (1/8) on unseen speakers.
+    assert test["accuracy"] >= 0.5, test
+    assert "| macro-F1 |" in (speech_run / "report.md").read_text()
+
+
+def test_training_is_reproducible_with_a_seed(speech_run: Path, tmp_path: Path) -> None:
+    data = speech_run.parent / "ravdess"
+    args = ["train", *SPEECH, "--data", f"ravdess={data}", "--epochs", "3", "--patience", "3"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b")]) == 0
+    a, _, _ = load_checkpoint(tmp_path / "a" / "last.pt")
+    b, _, _ = load_checkpoint(tmp_path / "b" / "last.pt")
+    for (name, pa), pb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(pa, pb), name
+
+
+def test_training_resumes_from_the_last_checkpoint(speech_run: Path, tmp_path: Path) -> None:
+    data = speech_run.parent / "ravdess"
+    args = ["train", *SPEECH, "--data", f"ravdess={data}", "--out", str(tmp_path), "--patience", "9"]
+    assert main([*args, "--epochs", "2"]) == 0
+    assert main([*args, "--epochs", "4", "--resume"]) == 0
+    assert json.loads((tmp_path / "report.json").read_text())["epochs_run"] == 4
+
+
+def test_early_stopping_ends_training(speech_run: Path, tmp_path: Path) -> None:
+    data = speech_run.parent / "ravdess"
+    # A learning rate of ~0 never improves on the first epoch's score.
+    args = ["train", *SPEECH, "--data", f"ravdess={data}", "--out", str(tmp_path), "--epochs", "50", "--patience", "2"]
+    args[args.index("--learning-rate") + 1] = "1e-9"
+    assert main(args) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stopped_early"] and report["epochs_run"] == 3 and report["best_epoch"] == 1
+
+
+def _ops(path: Path) -> list[onnx.NodeProto]:
+    return list(onnx.load(str(path)).graph.node)
+
+
+def test_pack_holds_three_checked_variants(speech_pack: Path) -> None:
+    index = json.loads((speech_pack / "pack.json").read_text())
+    model = index["models"]["voice"]
+    assert model["role"] == "speech" and set(model["variants"]) == {"fp32", "int8", "fp16"}
+    assert len(index["files"]) == 6
+    fp32 = json.loads((speech_pack / "voice" / "voice.fp32.json").read_text())
+    assert fp32["input"]["name"] == "logmel" and fp32["input"]["shape"] == [None, 1, 64, 98]
+    assert fp32["output"]["name"] == "probs" and fp32["extra_outputs"] == ["embedding"]
+    check = fp32["export_check"]["torch_vs_onnx_fp32"]
+    assert check["max_abs_error"] < 1e-4 and check["top1_agreement"] == 1.0 and check["samples"] == 64 + 16
+    card = (speech_pack / "MODEL_CARD.md").read_text()
+    assert "CC BY-NC-SA 4.0" in card and "Known limit" in card and "not verified" in card
+
+
+def test_onnx_has_named_io_and_a_dynamic_batch(speech_pack: Path) -> None:
+    graph = onnx.load(str(speech_pack / "voice" / "voice.fp32.onnx")).graph
+    assert [i.name for i in graph.input] == ["logmel"]
+    assert [o.name for o in graph.output] == ["probs", "embedding"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_int8_is_explicit_qdq_with_per_channel_weights_and_float_softmax(speech_pack: Path) -> None:
+    nodes = _ops(speech_pack / "voice" / "voice.int8.onnx")
+    kinds = [n.op_type for n in nodes]
+    assert kinds.count("QuantizeLinear") > 0 and kinds.count("DequantizeLinear") > kinds.count("QuantizeLinear")
+    model = onnx.load(str(speech_pack / "voice" / "voice.int8.onnx"))
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in model.graph.initializer}
+    per_channel = [n for n in nodes if n.op_type == "DequantizeLinear" and inits.get(n.input[1], np.zeros(1)).size > 1]
+    assert per_channel, "weights should carry one scale per output channel"
+    stored = {inits[n.input[0]].dtype for n in per_channel if n.input[0] in inits}
+    assert stored == {np.dtype(np.int8), np.dtype(np.int32)}  # int8 weights, int32 biases
+    producers = {o: n for n in nodes for o in n.output}
+    softmax = next(n for n in nodes if n.op_type == "Softmax")
+    assert producers[softmax.input[0]].op_type != "DequantizeLinear"  # softmax reads float, not a Q/DQ pair
+
+
+def test_fp16_has_half_weights_and_float_io(speech_pack: Path) -> None:
+    model = onnx.load(str(speech_pack / "voice" / "voice.fp16.onnx"))
+    types = {i.data_type for i in model.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in types
+    io = [*model.graph.input, *model.graph.output]
+    assert all(t.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for t in io)
+
+
+def test_verify_writes_evidence_and_the_room_accepts_released_variants(
+    speech_pack: Path, speech_run: Path, tmp_path: Path
+) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(speech_pack, pack)
+    assert (
+        main(
+            [
+                "verify",
+                "--pack",
+                str(pack),
+                "--model",
+                "voice",
+                "--heldout",
+                str(speech_run / "heldout.npz"),
+                "--max-drop",
+                "100",
+            ]
+        )
+        == 0
+    )
+    for precision in ("fp32", "int8", "fp16"):
+        manifest = json.loads((pack / "voice" / f"voice.{precision}.json").read_text())
+        ver = manifest["verification"]
+        assert ver["items"] == 16 and ver["labelled"] and 0 <= ver["accuracy"] <= 1
+        assert 0 <= ver["top1_agreement_with_fp32"] <= 1 and ver["max_prob_diff_vs_fp32"] >= 0
+        assert manifest["release"]["accepted"]
+        assert select_model(pack, "speech", precision).name == f"voice.{precision}.onnx"
+    fp16 = json.loads((pack / "voice" / "voice.fp16.json").read_text())["verification"]
+    assert fp16["top1_agreement_with_fp32"] >= 0.9 and fp16["max_prob_diff_vs_fp32"] < 0.01
+    assert "| int8 |" in (pack / "MODEL_CARD.md").read_text()
+
+
+def test_badly_calibrated_int8_is_refused_and_the_room_will_not_load_it(speech_run: Path, tmp_path: Path) -> None:
+    # Calibration on near-silence squeezes every scale; real speech then saturates the int8 range.
+    cal = tmp_path / "cal"
+    cal.mkdir()
+    with np.load(speech_run / "calibration.npz") as npz:
+        silent = np.full_like(npz["x"], -100.0) + np.random.default_rng(0).normal(0, 0.01, npz["x"].shape).astype(
+            np.float32
+        )
+    np.savez(cal / "calibration.npz", x=silent)
+    pack = tmp_path / "pack"
+    args = ["onnx", "--checkpoint", str(speech_run / "best.pt"), "--pack", str(pack), "--precision", "fp32", "int8"]
+    assert main([*args, "--calibration", str(cal)]) == 0
+    with pytest.raises(ModelError, match="has not been verified against fp32"):
+        select_model(pack, "speech", "int8")
+    code = main(
+        ["verify", "--pack", str(pack), "--model", "speech-cnn2d", "--heldout", str(speech_run / "heldout.npz")]
+    )
+    assert code == EXIT_REFUSED
+    release = json.loads((pack / "speech-cnn2d" / "speech-cnn2d.int8.json").read_text())["release"]
+    assert not release["accepted"] and "exceeds the bound of 1.0" in release["reason"]
+    with pytest.raises(ModelError, match="was refused at verification"):
+        select_model(pack, "speech", "int8")
+    assert select_model(pack, "speech", "fp32").is_file()
+
+
+def test_int8_without_calibration_data_is_refused(
+    speech_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    base = ["onnx", "--checkpoint", str(speech_run / "best.pt"), "--pack", str(tmp_path / "p")]
+    assert main([*base, "--precision", "fp32", "int8"]) == EXIT_FAILED
+    assert "needs calibration data: pass --calibration calibration/int8/speech-cnn2d/" in caplog.text
+    (tmp_path / "empty").mkdir()
+    assert main([*base, "--calibration", str(tmp_path / "empty")]) == EXIT_FAILED
+    assert "calibration.npz does not exist" in caplog.text
+    assert not (tmp_path / "p" / "speech-cnn2d" / "speech-cnn2d.int8.onnx").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "voice" / "voice.fp32.onnx").write_bytes(b"\x08\x07garbage"), "is corrupt or was replaced"),
+        (lambda p: (p / "voice" / "voice.fp32.json").unlink(), "model pack file missing"),
+        (lambda p: (p / "pack.json").write_text("{"), "pack index .* is unreadable"),
+        (lambda p: (p / "pack.json").unlink(), "no model pack at"),
+        (lambda p: None, "has no face model"),
+    ],
+)
+def test_damaged_packs_are_refused_before_loading(
+    speech_pack: Path, tmp_path: Path, damage: object, message: str
+) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(speech_pack, pack)
+    damage(pack)  # type: ignore[operator]
+    role = "face" if "face" in message else "speech"
+    with pytest.raises(ModelError, match=message):
+        select_model(pack, role, "fp32")
+
+
+def test_a_trained_face_model_runs_in_the_room_from_its_pack(tmp_path: Path) -> None:
+    data = corpora.ckplus(tmp_path / "ck", subjects=range(5, 11))
+    run = tmp_path / "run"
+    args = ["train", "--model", "face-cnn", "--model-option", "size=48", "--model-option", "channels=[8,8,16,16]"]
+    args += ["--model-option", "dense=32", "--data", f"ckplus={data}", "--out", str(run), "--epochs", "3"]
+    assert main(args) == 0
+    pack = tmp_path / "pack"
+    assert main(["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--precision", "fp32", "fp16"]) == 0
+    path = face_model_path(ModelsConfig(pack=pack, precision="fp32"))
+    engine = create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()])
+    model = FaceExpressionModel(engine)
+    crops = [corpora.face(label, 48, np.random.default_rng(i)) for i, label in enumerate(("happy", "sad", "angry"))]
+    probs = model.predict(crops)
+    net, _, _ = load_checkpoint(run / "best.pt")
+    with torch.no_grad():
+        x = torch.from_numpy(np.stack(crops).astype(np.float32)[:, None] * (2 / 255) - 1)
+        expected = torch.softmax(net(x), dim=1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    with pytest.raises(ModelError, match="has not been verified"):
+        face_model_path(ModelsConfig(pack=pack, precision="fp16"))
+
+
+def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    n, dims = 320, (6, 4)
+    labels = rng.integers(0, 8, n)
+    centres = rng.normal(0, 1, (8, sum(dims)))
+    x = (centres[labels] + 0.3 * rng.normal(size=(n, sum(dims)))).astype(np.float32)
+    present = (rng.uniform(size=(n, 2)) > 0.25).astype(np.float32)
+    present[present.sum(1) == 0] = 1
+    arrays = tmp_path / "paired.npz"
+    np.savez(
+        arrays,
+        x=x,
+        labels=np.array(corpora.PRODUCT)[labels],
+        speakers=np.array([f"p{i % 10}" for i in range(n)]),
+        present=present,
+    )
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--model",
+        "fusion-hybrid",
+        "--model-option",
+        'modalities=["face","voice"]',
+        "--model-option",
+        "dims=[6,4]",
+    ]
+    assert (
+        main([*args, "--data", f"arrays={arrays}", "--out", str(run), "--epochs", "30", "--learning-rate", "0.01"]) == 0
+    )
+    assert json.loads((run / "report.json").read_text())["test"]["accuracy"] > 0.5
+    pack = tmp_path / "pack"
+    args = ["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--calibration", str(run)]
+    assert main([*args, "--heldout", str(run / "heldout.npz")]) == 0
+    manifest = load_manifest(select_model(pack, "fusion", "fp32"))
+    assert manifest.input.name == "features" and manifest.model_extra is not None
+    assert manifest.model_extra["extra_inputs"] == [{"name": "present", "shape": [None, 2]}]
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(
+        str(pack / "fusion-hybrid" / "fusion-hybrid.int8.onnx"), providers=["CPUExecutionProvider"]
+    )
+    mask = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
+    probs, used = session.run(None, {"features": x[:3], "present": mask})
+    np.testing.assert_array_equal(used, mask)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", "--model", "face-cnn", "--data", "ravdess", "--out", "x"], "--data expects CORPUS=PATH"),
+        (
+            ["train", "--model", "face-cnn", "--data", "ravdess=/nope", "--out", "x", "--epochs", "0"],
+            "epochs: Input should be greater than or equal to 1",
+        ),
+        (
+            ["train", "--model", "face-cnn", "--model-option", "colour=1", "--data", "ravdess=/n", "--out", "x"],
+            "model.face-cnn.colour: Extra inputs",
+        ),
+        (
+            ["train", "--model", "face-cnn", "--data", "ravdess=/nope", "--out", "{tmp}/r"],
+            "ravdess data not found at /nope",
+        ),
+        (["onnx", "--checkpoint", "/nope/best.pt", "--pack", "{tmp}/p"], "checkpoint not found: /nope/best.pt"),
+        (["verify", "--pack", "{tmp}", "--model", "m", "--heldout", "h.npz"], "has no model 'm'"),
+    ],
+)
+def test_cli_refuses_bad_input_with_a_clear_message(
+    args: list[str], message: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert main([a.replace("{tmp}", str(tmp_path)) for a in args]) == EXIT_FAILED
+    assert message in caplog.text
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    bad = tmp_path / "best.pt"
+    bad.write_bytes(b"PK\x03\x04 not a checkpoint")
+    assert main(["onnx", "--checkpoint", str(bad), "--pack", str(tmp_path / "p")]) == EXIT_FAILED
+    assert "is unreadable" in caplog.text
