@@ -117,15 +117,40 @@ def test_onnxruntime_cuda_without_a_gpu_build(face_model: Path) -> None:
 
 
 @pytest.mark.gpu
-def test_tensorrt_engine_matches_onnxruntime(face_model: Path) -> None:
-    """On a device with TensorRT, an engine built from the pack must agree with ONNX Runtime."""
-    trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed (no NVIDIA GPU here)")
-    engine_dir = face_model.parent.parent / "engines"
-    if not (engine_dir / f"{face_model.stem}.engine").is_file():
-        pytest.skip(f"no engine in {engine_dir}; engines are built on the device ({trt.__version__})")
+def test_tensorrt_engine_matches_onnxruntime(face_model: Path, tmp_path: Path) -> None:
+    """On a device with TensorRT, an engine built by `clinic-export engine` agrees with ONNX Runtime."""
+    pytest.importorskip("tensorrt", reason="TensorRT is not installed (no NVIDIA GPU here)")
+    from export.tensorrt_build import build_engine, plan_from_manifest
+
+    engine_dir = tmp_path / "engines"
+    build_engine(plan_from_manifest(face_model, engine_dir / f"{face_model.stem}.engine"))
     manifest = load_manifest(face_model)
     x = np.random.default_rng(0).uniform(-1, 1, (4, 1, 64, 64)).astype(np.float32)
     ref = create_engine(face_model, manifest, [OnnxRuntimeBackendConfig()]).infer(x)
     got = create_engine(face_model, manifest, [TensorRTBackendConfig(engine_dir=engine_dir)]).infer(x)
     assert np.abs(got - ref).max() < 1e-2
     assert (got.argmax(1) == ref.argmax(1)).all()
+
+
+def test_default_pack_carries_evidence_and_the_room_follows_it() -> None:
+    """The pack scripts/setup.sh builds: every variant verified; the room loads exactly the accepted ones."""
+    from edge.config.models import ModelsConfig
+    from edge.inference.pack import face_model_path
+
+    pack = Path(__file__).resolve().parents[1] / "build" / "models" / "pack"
+    if not (pack / "pack.json").is_file():
+        pytest.fail(f"{pack} is missing: run scripts/setup.sh (the README's test command does)")
+    for precision in ("fp32", "int8", "fp16"):
+        manifest_path = pack / "face-fer-minixception" / f"face-fer-minixception.{precision}.json"
+        manifest = json.loads(manifest_path.read_text())
+        assert manifest["verification"]["items"] == 80 and not manifest["verification"]["labelled"]
+        config = ModelsConfig(pack=pack, precision=precision)
+        if manifest["release"]["accepted"]:
+            path = face_model_path(config)
+            create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()])
+        else:
+            with pytest.raises(ModelError, match="was refused at verification"):
+                face_model_path(config)
+    assert json.loads((pack / "face-fer-minixception" / "face-fer-minixception.fp32.json").read_text())["release"][
+        "accepted"
+    ]
