@@ -24,6 +24,7 @@ from edge.config.models import AppConfig
 from edge.config.profile import PROFILE_NAME
 from edge.errors import EdgeError
 from edge.inference.manifest import load_manifest
+from edge.inference.pack import face_model_path
 
 ELEMENTS = (
     "appsink",
@@ -85,7 +86,7 @@ def _source(config: AppConfig) -> Finding:
 
 def _models(config: AppConfig) -> Finding:
     try:
-        manifest = load_manifest(config.models.face)
+        manifest = load_manifest(face_model_path(config.models))
     except EdgeError as exc:
         return Finding("models", "fail", str(exc))
     return Finding(

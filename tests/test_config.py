@@ -84,6 +84,20 @@ def _with(section: str, **values: Any) -> dict[str, Any]:
         ),
         (_with("inference", backends=[]), pytest.raises(ConfigError, match=r"inference\.backends = \[\]")),
         ({"room": BASE["room"]}, pytest.raises(ConfigError, match=r"models: required but missing")),
+        ({**BASE, "models": {"pack": "packs/main", "precision": "int8"}}, nullcontext()),
+        (
+            {**BASE, "models": {"face": "f.onnx", "pack": "packs/main"}},
+            pytest.raises(ConfigError, match=r"give exactly one of models\.face .* and models\.pack"),
+        ),
+        ({**BASE, "models": {}}, pytest.raises(ConfigError, match=r"give exactly one of models\.face")),
+        (
+            {**BASE, "models": {"face": "f.onnx", "precision": "int8"}},
+            pytest.raises(ConfigError, match=r"models\.precision and models\.face_model apply to a pack"),
+        ),
+        (
+            {**BASE, "models": {"pack": "p", "precision": "int4"}},
+            pytest.raises(ConfigError, match=r"models\.precision = 'int4'"),
+        ),
         ({**BASE, "camera": {}}, pytest.raises(ConfigError, match=r"camera: unknown key")),
     ],
 )
@@ -102,6 +116,11 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     config = load_config(path)
     assert config.models.face == tmp_path / "m" / "face.onnx"
     assert config.storage.state_dir == tmp_path / "state"
+    path.write_text(
+        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="packs/main"\n[storage]\nstate_dir="state"\n',
+        encoding="utf-8",
+    )
+    assert load_config(path).models.pack == tmp_path / "packs" / "main"
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:

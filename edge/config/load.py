@@ -42,7 +42,13 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
     except ValidationError as exc:
         lines = "\n  ".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration:\n  {lines}") from None
-    models = config.models.model_copy(update={"face": _resolve(config.models.face, base_dir)})
+    models = config.models.model_copy(
+        update={
+            key: _resolve(value, base_dir)
+            for key, value in (("face", config.models.face), ("pack", config.models.pack))
+            if value is not None
+        }
+    )
     storage = config.storage.model_copy(update={"state_dir": _resolve(config.storage.state_dir, base_dir)})
     mqtt = config.mqtt
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")

@@ -141,10 +141,31 @@ class AudioConfig(StrictModel):
 
 
 class ModelsConfig(StrictModel):
-    face: Path = Field(
+    face: Path | None = Field(
+        default=None,
         description="Face-expression model (.onnx with its .json manifest beside it). Relative paths are "
-        "resolved against the config file's folder."
+        "resolved against the config file's folder. Give this or pack.",
     )
+    pack: Path | None = Field(
+        default=None,
+        description="Model pack folder (pack.json) written by clinic-export; its face model is used. Relative "
+        "paths are resolved against the config file's folder.",
+    )
+    precision: Literal["fp32", "int8", "fp16"] = Field(
+        default="fp32",
+        description="Pack variant to run. int8 and fp16 must have passed `clinic-export verify`.",
+    )
+    face_model: str | None = Field(
+        default=None, description="Name of the face model in the pack, when the pack has more than one."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelsConfig:
+        if (self.face is None) == (self.pack is None):
+            raise ValueError("give exactly one of models.face (a single .onnx file) and models.pack (a model pack)")
+        if self.face is not None and (self.precision != "fp32" or self.face_model is not None):
+            raise ValueError("models.precision and models.face_model apply to a pack; a single file is what it is")
+        return self
 
 
 class OnnxRuntimeBackendConfig(StrictModel):

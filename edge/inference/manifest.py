@@ -12,7 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from edge.errors import ModelError
 from edge.labels import CLASSES
 
-MAKE_HINT = "build it with `clinic-export fer-face --out <path>` (scripts/setup.sh does this)"
+MAKE_HINT = (
+    "build it with `clinic-export fer-face --out <path>` or a pack with `clinic-export onnx` "
+    "(scripts/setup.sh does both)"
+)
 
 
 class _Loose(BaseModel):
@@ -23,10 +26,10 @@ class _Loose(BaseModel):
 class InputSpec(_Loose):
     name: str
     shape: list[int | None]
-    layout: Literal["NCHW"]
-    color: Literal["gray", "rgb"]
-    pixel_scale: float
-    pixel_offset: float
+    layout: Literal["NCHW", "NCT", "NC"]
+    color: Literal["gray", "rgb"] | None = None  # images only
+    pixel_scale: float = 1.0
+    pixel_offset: float = 0.0
 
 
 class OutputSpec(_Loose):

@@ -29,6 +29,7 @@ from edge.errors import StoreError
 from edge.inference.engine import InferenceEngine, create_engine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import ModelManifest, load_manifest
+from edge.inference.pack import face_model_path
 from edge.metrics import Metrics
 from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
@@ -88,8 +89,9 @@ class Appliance:
     def __init__(self, config: AppConfig, source: str | None = None) -> None:
         self.config = config
         self.spec: SourceSpec = parse_source(source or config.capture.source)
-        self.manifest: ModelManifest = load_manifest(config.models.face)
-        self.engine: InferenceEngine = create_engine(config.models.face, self.manifest, config.inference.backends)
+        face_path = face_model_path(config.models)
+        self.manifest: ModelManifest = load_manifest(face_path)
+        self.engine: InferenceEngine = create_engine(face_path, self.manifest, config.inference.backends)
         self.face_model = FaceExpressionModel(self.engine)
         self.detector = FaceDetector(config.vision.detector_range, config.vision.min_detection_confidence)
         self.db_path = config.storage.state_dir / config.storage.database
