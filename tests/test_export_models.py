@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 from pydantic import ValidationError
 
-from export.models.blocks import WithProbabilities
+from export.models.blocks import Standardize, WithProbabilities
 from export.models.fusion import EarlyFusion, FusionExport, FusionNet, HybridFusion, LateFusion
 from export.models.registry import ARCHITECTURES, build_model, parse_spec, sample_shape
+from export.train.loop import fit_standardizers
 
 
 @pytest.mark.parametrize(
@@ -111,3 +113,26 @@ def test_hybrid_fusion_combines_three_heads_with_learned_softmax_weights() -> No
     x, present = torch.randn(4, sum(DIMS), requires_grad=True), torch.ones(4, 3)
     net(x, present).sum().backward()
     assert net.combine_logits.grad is not None and torch.all(net.combine_logits.grad != 0)
+
+
+@pytest.mark.parametrize(
+    ("raw", "shift"),
+    [
+        ({"architecture": "speech-cnn1d", "n_mels": 16, "n_mfcc": 8}, -40.0),
+        ({"architecture": "speech-cnn2d", "n_mels": 16}, -60.0),
+        ({"architecture": "landmark-mlp", "in_features": 10}, 3.0),
+        ({"architecture": "rppg-cnn1d"}, 100.0),  # one channel: the axis must not be guessed from sizes
+        ({"architecture": "rppg-cnn1d", "in_channels": 4}, 100.0),
+    ],
+)
+def test_input_statistics_are_fitted_per_channel(raw: dict[str, Any], shift: float) -> None:
+    spec = parse_spec(raw)
+    net = build_model(spec)
+    rng = np.random.default_rng(0)
+    x = (shift + 5.0 * rng.normal(size=(64, *sample_shape(spec)))).astype(np.float32)
+    fit_standardizers(net, x)
+    layer = next(m for m in net.modules() if isinstance(m, Standardize))
+    z = layer(torch.from_numpy(x)).numpy()
+    reduce = tuple(i for i in range(z.ndim) if i != layer.axis)
+    np.testing.assert_allclose(z.mean(axis=reduce), 0.0, atol=1e-3)
+    np.testing.assert_allclose(z.std(axis=reduce), 1.0, atol=1e-3)

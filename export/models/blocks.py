@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
@@ -12,16 +10,20 @@ class Standardize(nn.Module):
     """``(x - mean) / std`` per feature channel, with statistics fitted on the training split.
 
     Part of the network so that the exported ONNX takes raw features, exactly as the room computes
-    them; ``shape`` is where the channel axis sits in a batch (e.g. ``(1, C, 1)`` for ``(N, C, T)``).
+    them. ``axis`` is the channel axis of a batch (1 for ``(N, C, T)``, 2 for ``(N, 1, mels, T)``)
+    and ``ndim`` the batch's number of dimensions.
     """
 
-    def __init__(self, channels: int, shape: Sequence[int]) -> None:
+    def __init__(self, channels: int, axis: int, ndim: int) -> None:
         super().__init__()
+        shape = [1] * ndim
+        shape[axis] = channels
         self.mean: torch.Tensor
         self.std: torch.Tensor
-        self.register_buffer("mean", torch.zeros(tuple(shape)))
-        self.register_buffer("std", torch.ones(tuple(shape)))
+        self.register_buffer("mean", torch.zeros(shape))
+        self.register_buffer("std", torch.ones(shape))
         self.channels = channels
+        self.axis = axis
 
     def fit(self, mean: torch.Tensor, std: torch.Tensor) -> None:
         """Set the statistics from ``(channels,)`` tensors; a zero deviation becomes 1."""

@@ -24,7 +24,7 @@ class LandmarkMLP(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(in_features, (1, in_features))]
+        layers: list[nn.Module] = [Standardize(in_features, axis=1, ndim=2)]
         c_in = in_features
         for width in hidden:
             layers += [nn.Linear(c_in, width), nn.BatchNorm1d(width), nn.ReLU(inplace=True), nn.Dropout(dropout)]
@@ -43,7 +43,7 @@ class RppgCNN1D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(in_channels, (1, in_channels, 1))]
+        layers: list[nn.Module] = [Standardize(in_channels, axis=1, ndim=3)]
         c_in = in_channels
         for c_out in channels:
             layers += [

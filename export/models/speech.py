@@ -27,7 +27,7 @@ class SpeechCNN1D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(in_channels, (1, in_channels, 1))]
+        layers: list[nn.Module] = [Standardize(in_channels, axis=1, ndim=3)]
         c_in = in_channels
         for c_out in channels:
             layers += [
@@ -53,7 +53,7 @@ class SpeechCNN2D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(n_mels, (1, 1, n_mels, 1))]
+        layers: list[nn.Module] = [Standardize(n_mels, axis=2, ndim=4)]
         c_in = 1
         for c_out in channels:
             layers += [

@@ -57,8 +57,7 @@ def fit_standardizers(model: nn.Module, x: npt.NDArray[np.float32]) -> None:
     """Set every :class:`Standardize` layer's statistics from the training inputs."""
     for layer in model.modules():
         if isinstance(layer, Standardize):
-            axis = next(i for i, d in enumerate(layer.mean.shape) if d == layer.channels)
-            reduce = tuple(i for i in range(x.ndim) if i != axis)
+            reduce = tuple(i for i in range(x.ndim) if i != layer.axis)
             layer.fit(torch.from_numpy(x.mean(axis=reduce)), torch.from_numpy(x.std(axis=reduce)))
 
 
