@@ -337,3 +337,59 @@ def test_corrupt_checkpoint_is_refused(tmp_path: Path, caplog: pytest.LogCapture
     bad.write_bytes(b"PK\x03\x04 not a checkpoint")
     assert main(["onnx", "--checkpoint", str(bad), "--pack", str(tmp_path / "p")]) == EXIT_FAILED
     assert "is unreadable" in caplog.text
+
+
+FUSION_OPTIONS = {"modalities": ["face", "voice", "pulse"], "dims": [16, 8, 4]}
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"architecture": "face-cnn", "size": 32, "channels": [4, 4, 8, 8], "dense": 16},
+        {"architecture": "speech-cnn1d", "n_mels": 16, "n_mfcc": 8, "window_s": 0.5, "channels": [8, 8]},
+        {"architecture": "speech-cnn2d", "n_mels": 16, "window_s": 0.5, "channels": [4, 8]},
+        {"architecture": "landmark-mlp", "in_features": 20, "hidden": [16]},
+        {"architecture": "rppg-cnn1d", "channels": [4, 8]},
+        {"architecture": "fusion-late", **FUSION_OPTIONS},
+        {"architecture": "fusion-early", **FUSION_OPTIONS},
+        {"architecture": "fusion-hybrid", **FUSION_OPTIONS},
+    ],
+    ids=lambda raw: raw["architecture"],
+)
+def test_every_architecture_exports_in_three_precisions(raw: dict[str, object], tmp_path: Path) -> None:
+    from export.models.registry import build_model, parse_spec, sample_shape
+    from export.train.loop import save_checkpoint
+
+    torch.manual_seed(0)
+    spec = parse_spec(raw)
+    net = build_model(spec).eval()
+    checkpoint = save_checkpoint(tmp_path / "best.pt", net, spec, {"epoch": 1})
+    rng = np.random.default_rng(0)
+    cal = {"x": rng.normal(size=(32, *sample_shape(spec))).astype(np.float32)}
+    if raw["architecture"].startswith("fusion"):  # type: ignore[union-attr]
+        cal["present"] = (rng.uniform(size=(32, 3)) > 0.3).astype(np.float32)
+    np.savez(tmp_path / "calibration.npz", **cal)
+    pack = tmp_path / "pack"
+    assert main(["onnx", "--checkpoint", str(checkpoint), "--pack", str(pack), "--calibration", str(tmp_path)]) == 0
+    name = str(raw["architecture"])
+    index = json.loads((pack / "pack.json").read_text())
+    assert set(index["models"][name]["variants"]) == {"fp32", "int8", "fp16"}
+    np.savez(tmp_path / "heldout.npz", **cal)
+    assert (
+        main(
+            [
+                "verify",
+                "--pack",
+                str(pack),
+                "--model",
+                name,
+                "--heldout",
+                str(tmp_path / "heldout.npz"),
+                "--max-drop",
+                "100",
+            ]
+        )
+        == 0
+    )
+    fp16 = json.loads((pack / name / f"{name}.fp16.json").read_text())["verification"]
+    assert fp16["max_prob_diff_vs_fp32"] < 0.02
