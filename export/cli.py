@@ -189,6 +189,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per com
             extra = {"licence": args.licence} if args.licence else {}
             source = from_checkpoint(args.checkpoint, name=args.name, heldout=args.heldout, **extra)
         added = add_model(args.pack, source, precisions=tuple(args.precision), calibration=args.calibration)
+        check = added.torch_vs_onnx
+        print(
+            f"fp32 vs PyTorch: max abs error {check.max_abs_error:.2e}, top-1 agreement {check.top1_agreement:.4f} "
+            f"over {check.samples} inputs"
+        )
         for precision, path in added.variants.items():
             print(f"{precision}: {path}")
         return 0

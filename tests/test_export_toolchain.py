@@ -4,6 +4,7 @@ FP16) -> verify -> the room loads the pack. Real PyTorch training, real ONNX Run
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -236,7 +237,9 @@ def test_damaged_packs_are_refused_before_loading(
         select_model(pack, role, "fp32")
 
 
-def test_a_trained_face_model_runs_in_the_room_from_its_pack(tmp_path: Path) -> None:
+def test_a_trained_face_model_runs_in_the_room_from_its_pack(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = corpora.ckplus(tmp_path / "ck", subjects=range(5, 11))
     run = tmp_path / "run"
     args = ["train", "--model", "face-cnn", "--model-option", "size=48", "--model-option", "channels=[8,8,16,16]"]
@@ -244,6 +247,9 @@ def test_a_trained_face_model_runs_in_the_room_from_its_pack(tmp_path: Path) -> 
     assert main(args) == 0
     pack = tmp_path / "pack"
     assert main(["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--precision", "fp32", "fp16"]) == 0
+    assert re.search(
+        r"fp32 vs PyTorch: max abs error \S+, top-1 agreement 1\.0000 over \d+ inputs", capsys.readouterr().out
+    )
     path = face_model_path(ModelsConfig(pack=pack, precision="fp32"))
     engine = create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()])
     model = FaceExpressionModel(engine)
