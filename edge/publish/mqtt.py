@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,6 +51,9 @@ class MqttClient:
         self._stopping = False
         self._degraded: set[str] = set()
         self._session: Literal["standby", "recording", "paused"] = "standby"
+        self._outbox: int | None = None
+        self._outbox_published_at = 0.0
+        self.calibrated_at: str | None = None
         self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -89,6 +93,8 @@ class MqttClient:
             degraded=sorted(self._degraded),  # type: ignore[arg-type]
             device_id=self.device_id,
             ts=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            outbox=self._outbox,
+            calibrated_at=self.calibrated_at,
         ).model_dump_json()
 
     # -- paho callbacks (network thread) ------------------------------------------------------------
@@ -121,6 +127,17 @@ class MqttClient:
         """Publish the session state in the retained status at once."""
         self._session = state
         if self.connected.is_set():
+            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+
+    def set_outbox(self, pending: int) -> None:
+        """Report the outbox backlog in the retained status: at once when it empties or starts to
+        fill, otherwise at most once a minute."""
+        previous = self._outbox
+        self._outbox = pending
+        now = time.monotonic()
+        crossed = previous is None or (previous == 0) != (pending == 0)
+        if self.connected.is_set() and pending != previous and (crossed or now - self._outbox_published_at >= 60.0):
+            self._outbox_published_at = now
             self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
 
     def set_degraded(self, reason: str, degraded: bool) -> None:

@@ -107,6 +107,12 @@ class Status(_Payload):
     degraded: list[Literal["storage", "capture"]] = Field(default_factory=list, max_length=2)
     device_id: str = Field(max_length=63)
     ts: str = Field(max_length=40, description="UTC time, ISO 8601.")
+    outbox: int | None = Field(
+        default=None, ge=0, description="Summaries stored but not yet acknowledged by the broker (backlog)."
+    )
+    calibrated_at: str | None = Field(
+        default=None, max_length=40, description="UTC time of the room's last calibration (room profile), ISO 8601."
+    )
 
 
 def _probs(values: Sequence[float] | None) -> Probabilities | None:

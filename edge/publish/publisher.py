@@ -71,6 +71,8 @@ class OutboxPublisher(threading.Thread):
                 except StoreError:
                     pending = -1
                 self.metrics.outbox_pending.set(max(pending, 0))
+                if pending >= 0:
+                    self.client.set_outbox(pending)
                 if pending == 0:
                     self.idle.set()
                 else:

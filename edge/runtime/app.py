@@ -140,6 +140,7 @@ class Appliance:
         self.socket.start()
         if cfg.mqtt.enabled:
             self.mqtt = MqttClient(cfg.mqtt, cfg.room)
+            self.mqtt.calibrated_at = cfg.profile.created_at if cfg.profile is not None else None
             self.mqtt.set_session(self.control.state)
             self.mqtt.subscribe("command", self._mqtt_command)
             self.metrics.mqtt_connected.set(0)
