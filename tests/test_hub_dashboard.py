@@ -1,0 +1,212 @@
+"""The dashboard in headless Chromium (Debian's chromium + chromium-driver through Selenium),
+against the real hub, a real broker and simulated rooms: log in, change filters, read values,
+export CSV, roles. Screenshots are kept in build/test-artifacts/hub/."""
+
+from __future__ import annotations
+
+import csv
+import io
+import shutil
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from conftest import ROOT, free_port, start_broker
+from hub_helpers import Room, hub_config, running_hub, status, wait_for
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import Select
+
+from edge.hub.users import add_user
+
+ARTIFACTS = ROOT / "build" / "test-artifacts" / "hub"
+ADMIN_PASSWORD = "correct horse battery"
+VIEWER_PASSWORD = "viewer password 123"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail("chromium and chromium-driver are needed: run scripts/setup.sh")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("hub")
+    broker = start_broker(tmp)
+    config = hub_config(tmp, broker.port, web_port=free_port())
+    rooms = {
+        "north/r1": Room("127.0.0.1", broker.port, "north", "r1", "edge-n1"),
+        "north/r2": Room("127.0.0.1", broker.port, "north", "r2", "edge-n2"),
+        "south/r1": Room("127.0.0.1", broker.port, "south", "r1", "edge-s1"),
+    }
+    try:
+        with running_hub(config, web=True) as running:
+            add_user(running.ingest.engine, "admin", ADMIN_PASSWORD, "admin")
+            add_user(running.ingest.engine, "viewer", VIEWER_PASSWORD, "viewer")
+            rooms["north/r1"].publish(
+                "status", status("edge-n1", calibrated_at="2026-11-01T08:00:00+00:00").model_dump_json(), retain=True
+            )
+            rooms["north/r2"].publish("status", status("edge-n2", outbox=7).model_dump_json(), retain=True)
+            rooms["south/r1"].publish("status", status("edge-s1", state="offline").model_dump_json(), retain=True)
+            for _ in range(12):
+                rooms["north/r1"].session("2026-11-16", windows=2, label="happy")
+            for _ in range(5):
+                rooms["north/r2"].session("2026-11-16", windows=2, label="sad")
+            for _ in range(14):
+                rooms["south/r1"].session("2026-11-17", windows=2, label="calm")
+            wait_for(lambda: running.ingest.metrics.summaries.labels("stored")._value.get() == 62, what="62 summaries")
+            yield running.url
+    finally:
+        for room in rooms.values():
+            room.close()
+        broker.stop()
+
+
+def _login(driver: WebDriver, url: str, user: str, password: str) -> None:
+    driver.get(url + "/")
+    assert "/login" in driver.current_url  # not logged in: sent to the login page
+    driver.find_element(By.ID, "username").send_keys(user)
+    driver.find_element(By.ID, "password").send_keys(password)
+    driver.find_element(By.ID, "login-submit").click()
+
+
+def _rows(driver: WebDriver) -> list[tuple[str, str, str, int]]:
+    rows = driver.find_elements(By.CSS_SELECTOR, "#cells tbody tr")
+    return [
+        (
+            r.get_attribute("data-period") or "",
+            r.get_attribute("data-site") or "",
+            r.get_attribute("data-room") or "",
+            int(r.find_element(By.CSS_SELECTOR, "td.sessions").text),
+        )
+        for r in rows
+    ]
+
+
+def _cookie_get(driver: WebDriver, url: str) -> str:
+    cookie = driver.get_cookie("clinic_hub")
+    assert cookie is not None
+    request = urllib.request.Request(url, headers={"Cookie": f"clinic_hub={cookie['value']}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read().decode()
+
+
+def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver, hub: str) -> None:
+    _login(browser, hub, "admin", "wrong password")
+    assert browser.find_element(By.ID, "login-error").text == "Wrong user name or password."
+    browser.find_element(By.ID, "username").clear()
+    _login(browser, hub, "admin", ADMIN_PASSWORD)
+    wait_for(lambda: browser.find_elements(By.ID, "kpi-online"), what="the overview")
+    assert (
+        browser.find_element(By.ID, "kpi-online").text == "2" and browser.find_element(By.ID, "kpi-devices").text == "3"
+    )
+    assert _rows(browser) == [("2026-11-16", "all sites", "all rooms", 31)]  # one ISO week, 31 sessions
+    wait_for(
+        lambda: browser.execute_script("return document.getElementById('chart').dataset.ready") == "1", what="the chart"
+    )
+    sources = [s.get_attribute("src") for s in browser.find_elements(By.TAG_NAME, "script") if s.get_attribute("src")]
+    assert sources and all(src.startswith(hub + "/static/") for src in sources)  # nothing from a CDN
+    browser.save_screenshot(str(ARTIFACTS / "overview.png"))
+
+    browser.find_element(By.ID, "nav-trends").click()
+    Select(browser.find_element(By.ID, "f-level")).select_by_value("site")
+    Select(browser.find_element(By.ID, "f-grain")).select_by_value("day")
+    browser.find_element(By.ID, "f-apply").click()
+    assert _rows(browser) == [("2026-11-16", "north", "all rooms", 17), ("2026-11-17", "south", "all rooms", 14)]
+    happy = browser.find_element(By.CSS_SELECTOR, "#cells tbody tr[data-site='north'] td.emo-happy").text
+    # 12 happy-leaning sessions (happy 0.72) and 5 sad-leaning ones (happy 0.04), two windows each.
+    assert happy == f"{100 * (12 * 0.72 + 5 * 0.04) / 17:.1f} %"
+    browser.save_screenshot(str(ARTIFACTS / "trends-site-day.png"))
+
+    Select(browser.find_element(By.ID, "f-level")).select_by_value("room")
+    browser.find_element(By.ID, "f-apply").click()
+    # north/r2 has 5 sessions (< k); north/r1 (12) is hidden as well, or north minus r1 would reveal r2.
+    assert _rows(browser) == [("2026-11-17", "south", "r1", 14)]
+    browser.save_screenshot(str(ARTIFACTS / "trends-room-day.png"))
+
+    export = browser.find_element(By.ID, "export").get_attribute("href")
+    assert export is not None
+    rows = list(csv.DictReader(io.StringIO(_cookie_get(browser, export))))
+    assert [(r["period"], r["site"], r["room"], r["sessions"]) for r in rows] == [("2026-11-17", "south", "r1", "14")]
+    assert float(rows[0]["calm_pct"]) > 60
+
+    Select(browser.find_element(By.ID, "f-level")).select_by_value("site")
+    Select(browser.find_element(By.ID, "f-site")).select_by_value("south")
+    browser.find_element(By.ID, "f-apply").click()
+    assert _rows(browser) == [("2026-11-17", "south", "all rooms", 14)]
+
+
+def test_room_health_shows_status_backlog_and_calibration(browser: WebDriver, hub: str) -> None:
+    browser.get(hub + "/rooms")
+    if "/login" in browser.current_url:
+        _login(browser, hub, "admin", ADMIN_PASSWORD)
+        browser.get(hub + "/rooms")
+    cells = {
+        r.get_attribute("data-device"): {
+            c: r.find_element(By.CSS_SELECTOR, f"td.{c}").text for c in ("state", "outbox", "calibrated", "summaries")
+        }
+        for r in browser.find_elements(By.CSS_SELECTOR, "#rooms tbody tr")
+    }
+    assert cells["edge-s1"]["state"] == "offline" and cells["edge-n1"]["state"] == "online"
+    assert cells["edge-n2"]["outbox"] == "7" and cells["edge-n2"]["calibrated"] == "never"
+    assert cells["edge-n1"]["calibrated"].endswith("days ago")
+    assert cells["edge-n1"]["summaries"] == "24"
+    browser.save_screenshot(str(ARTIFACTS / "rooms.png"))
+    Select(browser.find_element(By.ID, "r-site")).select_by_value("south")
+    browser.find_element(By.ID, "r-apply").click()
+    assert [r.get_attribute("data-device") for r in browser.find_elements(By.CSS_SELECTOR, "#rooms tbody tr")] == [
+        "edge-s1"
+    ]
+
+
+def test_viewer_cannot_manage_accounts(browser: WebDriver, hub: str) -> None:
+    browser.delete_all_cookies()
+    _login(browser, hub, "viewer", VIEWER_PASSWORD)
+    wait_for(lambda: browser.find_elements(By.ID, "kpi-online"), what="the overview")
+    assert not browser.find_elements(By.ID, "nav-users")
+    browser.get(hub + "/users")
+    assert "administrators only" in browser.page_source
+    browser.get(hub + "/")
+    browser.find_element(By.ID, "logout").click()
+    assert "/login" in browser.current_url
+    browser.get(hub + "/trends")
+    assert "/login" in browser.current_url  # the session is gone
+
+
+def test_admin_adds_an_account_and_weak_passwords_are_refused(browser: WebDriver, hub: str) -> None:
+    browser.delete_all_cookies()
+    _login(browser, hub, "admin", ADMIN_PASSWORD)
+    browser.get(hub + "/users")
+    browser.find_element(By.ID, "new-username").send_keys("nurse.lead")
+    browser.find_element(By.ID, "new-password").send_keys("short-but-12")
+    browser.find_element(By.ID, "account-save").click()
+    names = [
+        r.find_elements(By.TAG_NAME, "td")[0].text for r in browser.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
+    ]
+    assert "nurse.lead" in names
+    browser.save_screenshot(str(ARTIFACTS / "accounts.png"))
