@@ -123,7 +123,13 @@ class Broker:
 
 
 def start_broker(
-    tmp: Path, port: int | None = None, *, pki: Pki | None = None, acl: str | None = None, persist: Path | None = None
+    tmp: Path,
+    port: int | None = None,
+    *,
+    pki: Pki | None = None,
+    acl: str | None = None,
+    persist: Path | None = None,
+    extra: tuple[str, ...] = (),
 ) -> Broker:
     """A real mosquitto on loopback; with ``pki`` TLS-only with client certificates (CN = user)."""
     exe = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -155,6 +161,7 @@ def start_broker(
         acl_file = tmp / f"acl-{port}"
         acl_file.write_text(acl, encoding="utf-8")
         lines.append(f"acl_file {acl_file}")
+    lines += extra
     conf.write_text("\n".join(lines) + "\n", encoding="utf-8")
     proc = subprocess.Popen([exe, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import stable_port, start_broker
+from conftest import ROOT, stable_port, start_broker
 from hub_helpers import Room, hub_config, postgres, running_hub, status, summary, wait_for
 
 from edge.errors import ConfigError
@@ -240,3 +240,61 @@ def test_postgresql_same_schema_and_the_dashboard_role_sees_only_views(tmp_path:
             with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                 conn.execute(sa.text("SELECT * FROM sessions"))
         engine.dispose()
+
+
+def test_example_config_is_valid(tmp_path: Path) -> None:
+    from edge.hub.config import load_hub_config
+
+    config = load_hub_config(ROOT / "config" / "hub.example.toml")
+    assert config.privacy.k == 11 and config.database.url.startswith("sqlite:///")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[privacy]\nk = 3\n", "privacy.k = 3"),
+        ("[database]\nurl = 'mysql://x'\n", "must start with sqlite:/// or postgresql"),
+        ("[web]\nprot = 1\n", "web.prot: unknown key"),
+        ("not toml [", "cannot read hub config"),
+    ],
+)
+def test_bad_hub_config_exits_2_with_the_reason(
+    tmp_path: Path, text: str, message: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from edge.cli import main
+
+    path = tmp_path / "hub.toml"
+    path.write_text(text)
+    assert main(["hub", "--config", str(path), "serve"]) == 2
+    assert message in caplog.text
+
+
+def test_accounts_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import io
+
+    from edge.cli import main
+    from edge.hub.users import authenticate
+
+    path = tmp_path / "hub.toml"
+    path.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'hub.db'}'\n")
+    monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
+    assert main(["hub", "--config", str(path), "user", "alice", "--role", "admin", "--password-stdin"]) == 0
+    monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
+    assert main(["hub", "--config", str(path), "user", "bob", "--password-stdin"]) == 2
+    assert "at least 12 characters" in caplog.text
+    engine = open_database(hub_config(tmp_path, 1883))
+    assert authenticate(engine, "alice", "a long enough secret") == "admin"
+    assert authenticate(engine, "alice", "wrong") is None and authenticate(engine, "bob", "short") is None
+
+
+def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from conftest import free_port
+
+    from edge.cli import main
+
+    path = tmp_path / "hub.toml"
+    path.write_text(f"[database]\nurl = 'postgresql+psycopg://hub@127.0.0.1:{free_port()}/x'\n")
+    assert main(["hub", "--config", str(path), "serve"]) == 3
+    assert "cannot open the hub database postgresql+psycopg://hub@127.0.0.1" in caplog.text

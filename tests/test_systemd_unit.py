@@ -112,3 +112,21 @@ def test_credentials_are_read_from_systemd(tmp_path: Path, face_model: Path, mon
     assert config.mqtt.tls is not None
     assert config.mqtt.tls.key_file == creds / "edge-a.key"  # loaded as a credential
     assert config.mqtt.tls.ca_file == Path("/etc/clinic-edge/ca.crt")  # not loaded: the path as given
+
+
+HUB_UNIT = ROOT / "systemd" / "clinic-hub.service"
+
+
+def test_hub_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("clinic-edge")
+    unit = tmp_path / "clinic-hub.service"
+    unit.write_text(HUB_UNIT.read_text().replace("/opt/clinic-edge/.venv/bin/clinic-edge", str(exe)), encoding="utf-8")
+    proc = _verify(unit)
+    assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{unit.parent}:"}
+    out = subprocess.run(
+        [ANALYZE, "security", "--offline=true", str(unit)], capture_output=True, text=True, env=env, timeout=60
+    ).stdout
+    match = re.search(r"Overall exposure level for clinic-hub\.service: ([0-9.]+)", out)
+    assert match, out
+    assert float(match.group(1)) <= 2.0
