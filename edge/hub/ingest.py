@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from edge.hub.metrics import HubMetrics
 from edge.hub.privacy import week_of
 from edge.hub.store import FLAGS, devices, gaps, messages, sessions
 from edge.labels import CLASSES
-from edge.publish.mqtt import read_password
+from edge.publish.mqtt import configure_credentials
 from edge.publish.payload import Status, Summary
 
 logger = logging.getLogger(__name__)
@@ -243,21 +242,7 @@ class Subscriber:
             protocol=mqtt.MQTTv5,
             manual_ack=True,
         )
-        if config.username:
-            self._client.username_pw_set(
-                config.username, read_password(config.password_file) if config.password_file else None
-            )
-        if config.tls is not None:
-            tls = config.tls
-            try:
-                self._client.tls_set(
-                    ca_certs=str(tls.ca_file),
-                    certfile=str(tls.cert_file) if tls.cert_file else None,
-                    keyfile=str(tls.key_file) if tls.key_file else None,
-                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
-                )
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}): {exc}") from exc
+        configure_credentials(self._client, config)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect

@@ -37,6 +37,31 @@ def read_password(path: Path) -> str:
         raise PublishError(f"cannot read the MQTT password from {path}: {exc}") from None
 
 
+def configure_credentials(client: mqtt.Client, config: MqttConfig) -> None:
+    """User name and password, and TLS with client certificates, as ``config`` says.
+
+    Raises:
+        PublishError: a password or TLS file is missing or unusable.
+    """
+    if config.username:
+        password = read_password(config.password_file) if config.password_file else None
+        client.username_pw_set(config.username, password)
+    if config.tls is not None:
+        tls = config.tls
+        for what in (tls.ca_file, tls.cert_file, tls.key_file):
+            if what is not None and not what.is_file():
+                raise PublishError(f"MQTT TLS file not found: {what}")
+        try:
+            client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}, {tls.cert_file}): {exc}") from exc
+
+
 class MqttClient:
     """Publishes to ``<prefix>/<site>/<room>/<suffix>``; keeps ``status`` retained with a last will."""
 
@@ -60,23 +85,7 @@ class MqttClient:
             client_id=f"clinic-edge-{room.site}-{room.room}-{room.device_id}",
             protocol=mqtt.MQTTv5,
         )
-        if config.username:
-            password = read_password(config.password_file) if config.password_file else None
-            self._client.username_pw_set(config.username, password)
-        if config.tls is not None:
-            tls = config.tls
-            for what in (tls.ca_file, tls.cert_file, tls.key_file):
-                if what is not None and not what.is_file():
-                    raise PublishError(f"MQTT TLS file not found: {what}")
-            try:
-                self._client.tls_set(
-                    ca_certs=str(tls.ca_file),
-                    certfile=str(tls.cert_file) if tls.cert_file else None,
-                    keyfile=str(tls.key_file) if tls.key_file else None,
-                    tls_version=ssl.PROTOCOL_TLS_CLIENT,
-                )
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}, {tls.cert_file}): {exc}") from exc
+        configure_credentials(self._client, config)
         self._client.will_set(self.topic("status"), self._status("offline"), qos=QOS, retain=True)
         self._client.reconnect_delay_set(min_delay=1, max_delay=30)
         self._client.on_connect = self._on_connect

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import nn
 
@@ -63,3 +65,24 @@ class WithProbabilities(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.net.embed(x)
         return torch.softmax(self.net.head(embedding), dim=1), embedding
+
+
+def conv_stack(dims: int, c_in: int, channels: Sequence[int], kernel: int, dropout: float) -> list[nn.Module]:
+    """Convolution blocks (conv without bias, batch norm, ReLU, 2x max pooling, dropout), 1-D or 2-D,
+    followed by global average pooling and flattening."""
+    conv, norm, pool, drop, gap = (
+        (nn.Conv1d, nn.BatchNorm1d, nn.MaxPool1d, nn.Dropout, nn.AdaptiveAvgPool1d)
+        if dims == 1
+        else (nn.Conv2d, nn.BatchNorm2d, nn.MaxPool2d, nn.Dropout2d, nn.AdaptiveAvgPool2d)
+    )
+    layers: list[nn.Module] = []
+    for c_out in channels:
+        layers += [
+            conv(c_in, c_out, kernel, padding=kernel // 2, bias=False),
+            norm(c_out),
+            nn.ReLU(inplace=True),
+            pool(2),
+            drop(dropout),
+        ]
+        c_in = c_out
+    return [*layers, gap(1), nn.Flatten()]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from export.models.blocks import EmotionNet, Standardize
+from export.models.blocks import EmotionNet, Standardize, conv_stack
 
 
 class LandmarkMLP(EmotionNet):
@@ -43,18 +43,8 @@ class RppgCNN1D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(in_channels, axis=1, ndim=3)]
-        c_in = in_channels
-        for c_out in channels:
-            layers += [
-                nn.Conv1d(c_in, c_out, 7, padding=3, bias=False),
-                nn.BatchNorm1d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool1d(2),
-                nn.Dropout(dropout),
-            ]
-            c_in = c_out
-        layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
-        self.embedding_dim = c_in
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, num_classes)
+        self.embedding_dim = channels[-1]
+        self.features = nn.Sequential(
+            Standardize(in_channels, axis=1, ndim=3), *conv_stack(1, in_channels, channels, 7, dropout)
+        )
+        self.head = nn.Linear(self.embedding_dim, num_classes)

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from export.models.blocks import EmotionNet, Standardize
+from export.models.blocks import EmotionNet, Standardize, conv_stack
 
 
 class SpeechCNN1D(EmotionNet):
@@ -27,21 +27,11 @@ class SpeechCNN1D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(in_channels, axis=1, ndim=3)]
-        c_in = in_channels
-        for c_out in channels:
-            layers += [
-                nn.Conv1d(c_in, c_out, 5, padding=2, bias=False),
-                nn.BatchNorm1d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool1d(2),
-                nn.Dropout(dropout),
-            ]
-            c_in = c_out
-        layers += [nn.AdaptiveAvgPool1d(1), nn.Flatten()]
-        self.embedding_dim = c_in
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, num_classes)
+        self.embedding_dim = channels[-1]
+        self.features = nn.Sequential(
+            Standardize(in_channels, axis=1, ndim=3), *conv_stack(1, in_channels, channels, 5, dropout)
+        )
+        self.head = nn.Linear(self.embedding_dim, num_classes)
 
 
 class SpeechCNN2D(EmotionNet):
@@ -53,18 +43,6 @@ class SpeechCNN2D(EmotionNet):
         dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        layers: list[nn.Module] = [Standardize(n_mels, axis=2, ndim=4)]
-        c_in = 1
-        for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-                nn.Dropout2d(dropout),
-            ]
-            c_in = c_out
-        layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
-        self.embedding_dim = c_in
-        self.features = nn.Sequential(*layers)
-        self.head = nn.Linear(c_in, num_classes)
+        self.embedding_dim = channels[-1]
+        self.features = nn.Sequential(Standardize(n_mels, axis=2, ndim=4), *conv_stack(2, 1, channels, 3, dropout))
+        self.head = nn.Linear(self.embedding_dim, num_classes)
