@@ -1,0 +1,84 @@
+"""Skin regions for the pulse channel: forehead and cheeks from the MediaPipe face mesh.
+
+Each region is the convex hull of a set of mesh landmarks (the 468-point topology); the sampler
+returns the mean RGB of the pixels inside, never the pixels. Eyes, brows, nostrils, lips and beard
+areas are outside every region, so blinks and speech move the mean colour little.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.vision.detect import _model_dir
+
+logger = logging.getLogger(__name__)
+
+REGIONS: dict[str, tuple[int, ...]] = {
+    "forehead": (109, 10, 338, 297, 299, 337, 151, 108, 69, 67),
+    "left_cheek": (347, 348, 329, 355, 429, 279, 358, 423, 425, 280, 352, 346),  # the person's left
+    "right_cheek": (118, 119, 100, 126, 209, 49, 129, 203, 205, 50, 123, 117),
+}
+
+
+@dataclass(frozen=True)
+class SkinSample:
+    rgb: tuple[float, float, float]  # mean of the skin pixels, 0-255
+    pixels: int
+    center: tuple[float, float]  # face centre in pixels, for motion checks
+
+
+class SkinSampler:
+    """MediaPipe face mesh (tracking mode) on RGB frames. Not thread-safe: one per analysis thread."""
+
+    def __init__(self, min_confidence: float = 0.5) -> None:
+        model = _model_dir().parent / "face_landmark" / "face_landmark.tflite"
+        if not model.is_file():
+            from edge.errors import ModelError  # noqa: PLC0415
+
+            raise ModelError(f"MediaPipe face mesh model {model} is missing; install mediapipe==0.10.18")
+        sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]  # see FaceDetector
+        import mediapipe as mp  # noqa: PLC0415
+
+        self._mesh = mp.solutions.face_mesh.FaceMesh(
+            static_image_mode=False,
+            max_num_faces=1,
+            refine_landmarks=False,
+            min_detection_confidence=min_confidence,
+            min_tracking_confidence=min_confidence,
+        )
+
+    def sample(self, rgb: npt.NDArray[np.uint8]) -> SkinSample | None:
+        """Mean skin colour of the largest face, or None when no face is found."""
+        import cv2  # noqa: PLC0415 - shipped with mediapipe
+
+        h, w = rgb.shape[:2]
+        result: Any = self._mesh.process(rgb)
+        if not result.multi_face_landmarks:
+            return None
+        marks = result.multi_face_landmarks[0].landmark
+        points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
+        x0, y0 = np.clip(points.min(axis=0).astype(int), 0, None)
+        x1, y1 = np.minimum(points.max(axis=0).astype(int) + 1, (w, h))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return None
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+        for indices in REGIONS.values():
+            hull = cv2.convexHull((points[list(indices)] - (x0, y0)).astype(np.int32))
+            cv2.fillConvexPoly(mask, hull, (1,))
+        inside = mask.astype(bool)
+        count = int(inside.sum())
+        if count < 16:
+            return None
+        crop = rgb[y0:y1, x0:x1]
+        mean = crop[inside].mean(axis=0)
+        center = points.mean(axis=0)
+        return SkinSample((float(mean[0]), float(mean[1]), float(mean[2])), count, (float(center[0]), float(center[1])))
+
+    def close(self) -> None:
+        self._mesh.close()
