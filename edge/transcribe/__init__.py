@@ -1,0 +1,9 @@
+"""Speech to text on the device: whisper.cpp and faster-whisper behind one interface.
+
+Transcripts are the most sensitive data the room sees: they stay in memory for the text channel
+and are never published.
+"""
+
+from edge.transcribe.base import Segment, Transcriber, TranscriberError, Transcript, create_transcriber
+
+__all__ = ["Segment", "Transcriber", "TranscriberError", "Transcript", "create_transcriber"]

@@ -1,0 +1,125 @@
+"""Speech to text: the ggml converter, both back-ends on a real recording (jfk.wav, public domain),
+voice activity detection, and refusal of missing or corrupt model files before loading."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clinic_signals.model_files import check_ggml
+from edge.transcribe import TranscriberError, create_transcriber
+from edge.transcribe.wer import word_error_rate
+from export.cli import main
+from export.data.inputs import read_wav
+from export.whisper_ggml import packaged_model_dir
+
+JFK = Path(__file__).parent / "data" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+@pytest.fixture(scope="module")
+def ggml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ggml") / "whisper-tiny.en.ggml.bin"
+    assert main(["whisper-ggml", "--out", str(out)]) == 0
+    return out
+
+
+def test_converted_file_has_tiny_en_shape_and_a_manifest(ggml: Path) -> None:
+    summary = check_ggml(ggml)
+    assert summary.hparams == {
+        "n_vocab": 51864,
+        "n_audio_ctx": 1500,
+        "n_audio_state": 384,
+        "n_audio_head": 6,
+        "n_audio_layer": 4,
+        "n_text_ctx": 448,
+        "n_text_state": 384,
+        "n_text_head": 6,
+        "n_text_layer": 4,
+        "n_mels": 80,
+        "ftype": 1,
+    }
+    assert (
+        "encoder.blocks.0.attn.key.weight" in summary.tensors
+        and "encoder.blocks.0.attn.key.bias" not in summary.tensors
+    )
+    assert summary.tensors["encoder.conv1.bias"] == ((1, 384), 0)  # float32, [n, 1] as whisper.cpp reads it
+    manifest = json.loads(ggml.with_suffix(".json").read_text())
+    assert manifest["tensors"] == len(summary.tensors) == 167
+
+
+@pytest.mark.parametrize("backend", ["whisper.cpp", "faster-whisper"])
+def test_both_backends_transcribe_jfk(backend: str, ggml: Path) -> None:
+    model = ggml if backend == "whisper.cpp" else packaged_model_dir()
+    transcriber = create_transcriber(backend, model)  # type: ignore[arg-type]
+    transcript = transcriber.transcribe(read_wav(JFK))
+    wer = word_error_rate(JFK_TEXT, transcript.text)
+    assert wer <= 0.05, (transcript.text, wer)
+    assert 0 < transcript.voiced_s <= transcript.audio_s == 11.0
+    assert transcript.segments[0].start_s < transcript.segments[-1].end_s <= 11.5
+
+
+def test_silence_never_reaches_the_model(ggml: Path) -> None:
+    transcriber = create_transcriber("whisper.cpp", ggml)
+    speech = read_wav(JFK)
+    padded = np.concatenate([np.zeros(16000 * 4, np.float32), speech, np.zeros(16000 * 4, np.float32)])
+    transcript = transcriber.transcribe(padded)
+    assert transcript.voiced_s < 11.5 and transcript.audio_s == 19.0
+    assert transcript.segments[0].start_s >= 3.5  # times are in the original audio
+    assert word_error_rate(JFK_TEXT, transcript.text) <= 0.05
+    empty = transcriber.transcribe(np.zeros(16000 * 5, np.float32))
+    assert empty.text == "" and empty.voiced_s == 0
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: p.write_bytes(p.read_bytes()[: len(p.read_bytes()) // 2]), "is truncated"),
+        (lambda p: p.write_bytes(b"GGUF" + p.read_bytes()[4:]), "is not a whisper.cpp ggml file"),
+        (lambda p: p.write_bytes(p.read_bytes() + b"\x00" * 8), "bad tensor record|truncated"),
+        (lambda p: p.unlink(), "whisper.cpp model not found: .*clinic-export whisper-ggml"),
+    ],
+)
+def test_corrupt_ggml_is_refused_before_loading(ggml: Path, tmp_path: Path, damage: object, message: str) -> None:
+    bad = tmp_path / "model.bin"
+    shutil.copy(ggml, bad)
+    damage(bad)  # type: ignore[operator]
+    with pytest.raises(TranscriberError, match=message):
+        create_transcriber("whisper.cpp", bad)
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda d: (d / "model.bin").write_bytes((d / "model.bin").read_bytes()[:1000]), "is truncated"),
+        (lambda d: (d / "tokenizer.json").unlink(), "lacks tokenizer.json"),
+        (
+            lambda d: (d / "model.bin").write_bytes(b"\x09\x00\x00\x00" + (d / "model.bin").read_bytes()[4:]),
+            "binary version 9",
+        ),
+    ],
+)
+def test_corrupt_ctranslate2_model_is_refused_before_loading(tmp_path: Path, damage: object, message: str) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(packaged_model_dir(), folder)
+    damage(folder)  # type: ignore[operator]
+    with pytest.raises(TranscriberError, match=message):
+        create_transcriber("faster-whisper", folder)
+
+
+@pytest.mark.parametrize(
+    ("reference", "hypothesis", "wer"),
+    [
+        ("ask not what your country", "ask not what your country", 0.0),
+        ("ask not what your country", "Ask not, what your country!", 0.0),
+        ("ask not what your country", "ask what your country", 0.2),
+        ("ask not what your country", "ask not what my country can", 0.4),
+        ("", "", 0.0),
+    ],
+)
+def test_word_error_rate(reference: str, hypothesis: str, wer: float) -> None:
+    assert word_error_rate(reference, hypothesis) == pytest.approx(wer)
