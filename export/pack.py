@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -66,10 +67,13 @@ class ModelSource:
     output_labels: tuple[str, ...]
     label_map: dict[str, dict[str, float]]
     input_fields: dict[str, Any]  # layout, color, pixel scale/offset, features
-    real_inputs: dict[str, npt.NDArray[np.float32]] | None
+    real_inputs: dict[str, npt.NDArray[np.generic]] | None
     provenance: dict[str, Any]
     card: ModelCard
     spec: dict[str, Any] = field(default_factory=dict)
+    int_inputs: tuple[str, ...] = ()  # int64 inputs (token ids, attention masks)
+    dynamic: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic axes besides the batch
+    extra_files: dict[str, Path] = field(default_factory=dict)  # copied beside the variants, hashed
 
 
 @dataclass(frozen=True)
@@ -78,18 +82,24 @@ class AddedModel:
     torch_vs_onnx: Agreement
 
 
-def _random_inputs(source: ModelSource, count: int, seed: int = 0) -> dict[str, npt.NDArray[np.float32]]:
+def _random_inputs(source: ModelSource, count: int, seed: int = 0) -> dict[str, npt.NDArray[np.generic]]:
     rng = np.random.default_rng(seed)
-    feeds: dict[str, npt.NDArray[np.float32]] = {}
+    feeds: dict[str, npt.NDArray[np.generic]] = {}
     for name, shape in source.inputs.items():
-        if name == "present":
+        if name in source.int_inputs:
+            feeds[name] = (
+                np.ones((count, *shape[1:]), dtype=np.int64)
+                if name == "attention_mask"
+                else rng.integers(1000, 2000, size=(count, *shape[1:])).astype(np.int64)
+            )
+        elif name == "present":
             feeds[name] = (rng.uniform(size=(count, *shape[1:])) > 0.3).astype(np.float32)
         else:
             feeds[name] = rng.normal(size=(count, *shape[1:])).astype(np.float32)
     return feeds
 
 
-def torch_outputs(module: nn.Module, feeds: Mapping[str, npt.NDArray[np.float32]]) -> npt.NDArray[np.float32]:
+def torch_outputs(module: nn.Module, feeds: Mapping[str, npt.NDArray[np.generic]]) -> npt.NDArray[np.float32]:
     module.eval()
     with torch.no_grad():
         out = module(*(torch.from_numpy(np.ascontiguousarray(v)) for v in feeds.values()))
@@ -98,7 +108,7 @@ def torch_outputs(module: nn.Module, feeds: Mapping[str, npt.NDArray[np.float32]
     return result
 
 
-def onnx_outputs(path: Path, feeds: Mapping[str, npt.NDArray[np.float32]], batch: int = 64) -> npt.NDArray[np.float32]:
+def onnx_outputs(path: Path, feeds: Mapping[str, npt.NDArray[np.generic]], batch: int = 64) -> npt.NDArray[np.float32]:
     """First output of ``path`` under ONNX Runtime's CPU provider, in batches."""
     import onnxruntime as ort  # noqa: PLC0415
 
@@ -118,6 +128,12 @@ def _variant_path(pack: Path, name: str, precision: str) -> Path:
     return pack / name / f"{name}.{precision}.onnx"
 
 
+def _shape(source: ModelSource, name: str, shape: tuple[int, ...]) -> list[int | None]:
+    """Batch and the source's other dynamic axes as None."""
+    dynamic = source.dynamic.get(name, {})
+    return [None if i == 0 or i in dynamic else d for i, d in enumerate(shape)]
+
+
 def _manifest_fields(source: ModelSource, precision: str, extra: dict[str, Any]) -> dict[str, Any]:
     first, *rest = source.inputs.items()
     return {
@@ -126,8 +142,11 @@ def _manifest_fields(source: ModelSource, precision: str, extra: dict[str, Any])
         "architecture": source.architecture,
         "format": "onnx",
         "precision": precision,
-        "input": {"name": first[0], "shape": [None, *first[1][1:]], **source.input_fields},
-        "extra_inputs": [{"name": k, "shape": [None, *v[1:]]} for k, v in rest],
+        "input": {"name": first[0], "shape": _shape(source, *first), **source.input_fields},
+        "extra_inputs": [
+            {"name": k, "shape": _shape(source, k, v), "dtype": "int64" if k in source.int_inputs else "float32"}
+            for k, v in rest
+        ],
         "output": {"name": source.outputs[0], "labels": list(source.output_labels), "activation": "softmax"},
         "extra_outputs": list(source.outputs[1:]),
         "label_map": source.label_map,
@@ -170,9 +189,13 @@ def add_model(
         inputs=source.inputs,
         outputs=source.outputs,
         opset=opset,
+        dtypes=dict.fromkeys(source.int_inputs, torch.int64),
+        dynamic=source.dynamic,
     )
     feeds = _random_inputs(source, 64)
-    if source.real_inputs:
+    if source.real_inputs and source.dynamic:  # variable-length inputs: compare on the real ones only
+        feeds = {k: v[:256] for k, v in source.real_inputs.items()}
+    elif source.real_inputs:
         feeds = {k: np.concatenate([feeds[k], source.real_inputs[k][:256]]) for k in feeds}
     agreement = compare(torch_outputs(source.module, feeds), onnx_outputs(fp32, feeds))
     if agreement.max_abs_error > MAX_EXPORT_ERROR or agreement.top1_agreement < 1.0:
@@ -209,6 +232,9 @@ def add_model(
         "role": source.role,
         "architecture": source.architecture,
         "variants": {p: str(path.relative_to(pack)) for p, path in variants.items()},
+        "files": [
+            str(_copy_extra(pack, source, name, src).relative_to(pack)) for name, src in source.extra_files.items()
+        ],
         "card": {
             "data": source.card.data,
             "licence": source.card.licence,
@@ -218,6 +244,12 @@ def add_model(
     }
     write_index(pack, index)
     return AddedModel(variants, agreement)
+
+
+def _copy_extra(pack: Path, source: ModelSource, name: str, src: Path) -> Path:
+    dst = pack / source.name / name
+    shutil.copyfile(src, dst)
+    return dst
 
 
 def read_index(pack: Path) -> dict[str, Any]:
@@ -238,6 +270,8 @@ def write_index(pack: Path, index: dict[str, Any]) -> Path:
         for rel in model["variants"].values():
             for path in (pack / rel, (pack / rel).with_suffix(".json")):
                 files[str(path.relative_to(pack))] = sha256_file(path)
+        for rel in model.get("files", []):
+            files[rel] = sha256_file(pack / rel)
     index["files"] = dict(sorted(files.items()))
     index["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     tmp = pack / "pack.json.partial"

@@ -53,7 +53,7 @@ def _role_and_io(spec: AnySpec) -> tuple[str, str, dict[str, Any]]:
     return "fusion", "features", {"layout": "NC", "modalities": list(spec.modalities), "dims": list(spec.dims)}
 
 
-def _real_inputs(heldout: Path | None, names: list[str]) -> dict[str, npt.NDArray[np.float32]] | None:
+def _real_inputs(heldout: Path | None, names: list[str]) -> dict[str, npt.NDArray[np.generic]] | None:
     if heldout is None:
         return None
     try:

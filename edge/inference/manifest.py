@@ -26,10 +26,17 @@ class _Loose(BaseModel):
 class InputSpec(_Loose):
     name: str
     shape: list[int | None]
-    layout: Literal["NCHW", "NCT", "NC"]
+    layout: Literal["NCHW", "NCT", "NC", "NT"]
+    dtype: Literal["float32", "int64"] = "float32"
     color: Literal["gray", "rgb"] | None = None  # images only
     pixel_scale: float = 1.0
     pixel_offset: float = 0.0
+
+
+class ExtraInput(_Loose):
+    name: str
+    shape: list[int | None]
+    dtype: Literal["float32", "int64"] = "float32"
 
 
 class OutputSpec(_Loose):
@@ -47,6 +54,7 @@ class ModelManifest(_Loose):
     format: Literal["onnx"]
     precision: str
     input: InputSpec
+    extra_inputs: list[ExtraInput] = Field(default_factory=list)
     output: OutputSpec
     label_map: dict[str, dict[str, float]]
 

@@ -64,11 +64,14 @@ class OnnxRuntimeEngine(InferenceEngine):
         names = [i.name for i in self._session.get_inputs()]
         if self._input not in names:
             raise ModelError(f"{model_path}: manifest input {self._input!r} is not among the model's {names}")
-        self.infer(self._warmup_batch())
+        self.warm_up()
 
     @property
     def label(self) -> str:
         return f"{self.name}-{self._device}"
+
+    def run(self, feeds: dict[str, npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
+        return [np.asarray(o) for o in self._session.run(None, feeds)]
 
     def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         out = self._session.run([self._output], {self._input: batch})[0]

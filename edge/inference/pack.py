@@ -33,6 +33,7 @@ class PackModel(_Loose):
     role: str
     architecture: str
     variants: dict[str, str]
+    files: list[str] = []  # files the model needs besides its variants (a tokenizer)
 
 
 class PackIndex(_Loose):
@@ -109,6 +110,8 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
         )
     onnx_path = _check_file(folder, index, rel)
     manifest_path = _check_file(folder, index, str(Path(rel).with_suffix(".json")))
+    for extra in model.files:
+        _check_file(folder, index, extra)
     if precision != "fp32":
         release = json.loads(manifest_path.read_text(encoding="utf-8")).get("release")
         if release is None:

@@ -101,7 +101,7 @@ class TensorRTEngine(InferenceEngine):
         self._output = manifest.output.name
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self._trt_version = trt.__version__
-        self.infer(self._warmup_batch())
+        self.warm_up()
 
     @staticmethod
     def _check_sidecar(engine_path: Path, manifest: ModelManifest) -> None:
@@ -128,22 +128,40 @@ class TensorRTEngine(InferenceEngine):
             self._context.set_tensor_address(name, ptr)
         return int(ptr)
 
-    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        batch = np.ascontiguousarray(batch, dtype=np.float32)
-        if not self._context.set_input_shape(self._input, tuple(batch.shape)):
-            raise ModelError(f"TensorRT engine rejects input shape {batch.shape} for {self._input!r}")
-        in_ptr = self._buffer(self._input, batch.nbytes)
-        out_shape = tuple(self._context.get_tensor_shape(self._output))
-        out = np.empty(out_shape, dtype=np.float32)
-        out_ptr = self._buffer(self._output, out.nbytes)
+    def run(self, feeds: dict[str, npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
+        """Every output tensor, in the engine's order, for the named inputs."""
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        _check(cudart.cudaMemcpyAsync(in_ptr, batch.ctypes.data, batch.nbytes, h2d, self._stream), "copy in")
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        kept = []  # host arrays must outlive the asynchronous copies
+        for name, array in feeds.items():
+            host = np.ascontiguousarray(array, dtype=trt.nptype(self._engine.get_tensor_dtype(name)))
+            if not self._context.set_input_shape(name, tuple(host.shape)):
+                raise ModelError(f"TensorRT engine rejects input shape {host.shape} for {name!r}")
+            ptr = self._buffer(name, host.nbytes)
+            _check(cudart.cudaMemcpyAsync(ptr, host.ctypes.data, host.nbytes, h2d, self._stream), "copy in")
+            kept.append(host)
+        results = []
+        for name in outputs:
+            out = np.empty(
+                tuple(self._context.get_tensor_shape(name)), dtype=trt.nptype(self._engine.get_tensor_dtype(name))
+            )
+            self._buffer(name, out.nbytes)
+            results.append(out)
         if not self._context.execute_async_v3(self._stream):
             raise ModelError("TensorRT execution failed")
-        _check(cudart.cudaMemcpyAsync(out.ctypes.data, out_ptr, out.nbytes, d2h, self._stream), "copy out")
+        for name, out in zip(outputs, results, strict=True):
+            ptr, _ = self._buffers[name]
+            _check(cudart.cudaMemcpyAsync(out.ctypes.data, ptr, out.nbytes, d2h, self._stream), "copy out")
         _check(cudart.cudaStreamSynchronize(self._stream), "synchronize")
-        return out
+        return results
+
+    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        names = [self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)]
+        outputs = [n for n in names if self._engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        result = self.run({self._input: batch})[outputs.index(self._output)]
+        return np.asarray(result, dtype=np.float32)
 
     def close(self) -> None:
         for ptr, _ in self._buffers.values():

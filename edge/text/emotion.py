@@ -1,0 +1,95 @@
+"""Text emotion over the product's eight classes, with word-level importance.
+
+Runs the pack's ``text`` model (``clinic-export text-emotion``) through the inference engine
+interface; the WordPiece tokenizer (``tokenizers``) is the ``tokenizer.json`` the pack carries and
+hashes. Word importance is leave-one-word-out: how much the probability of the predicted class
+drops when a word is removed (negative: the word pulled the other way). The text stays in memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import ModelError
+from edge.inference.engine import BackendConfig, InferenceEngine
+from edge.labels import CLASSES
+
+logger = logging.getLogger(__name__)
+
+MAX_WORDS_EXPLAINED = 40
+
+
+@dataclass(frozen=True)
+class TextResult:
+    probs: tuple[float, ...]
+    label: str
+    confidence: float
+    words: tuple[tuple[str, float], ...]  # (word, importance for the label)
+    seconds: float
+
+
+class TextEmotion:
+    def __init__(self, engine: InferenceEngine) -> None:
+        manifest = engine.manifest
+        if manifest.task != "text" or manifest.input.name != "input_ids":
+            raise ModelError(f"{manifest.name} is not a text-emotion model (task {manifest.task!r})")
+        try:
+            from tokenizers import Tokenizer  # noqa: PLC0415
+        except ImportError as exc:
+            raise ModelError(f"the text channel needs the tokenizers package: {exc}") from None
+        path = engine.model_path.parent / str((manifest.input.model_extra or {}).get("tokenizer", "tokenizer.json"))
+        if not path.is_file():
+            raise ModelError(f"tokenizer {path} is missing beside {engine.model_path}; rebuild the pack")
+        self.tokenizer = Tokenizer.from_file(str(path))
+        max_tokens = int((manifest.input.model_extra or {}).get("max_tokens", 128))
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.enable_padding()
+        self.engine = engine
+
+    def _probs(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        encoded = self.tokenizer.encode_batch(texts)
+        feeds: dict[str, npt.NDArray[np.generic]] = {
+            "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
+        }
+        return np.asarray(self.engine.run(feeds)[0], dtype=np.float32)
+
+    def predict(self, text: str, *, explain: bool = True) -> TextResult | None:
+        """The distribution for ``text`` (None for text without words)."""
+        started = time.perf_counter()
+        words = text.split()
+        if not words:
+            return None
+        variants = [text]
+        if explain:
+            shown = words[:MAX_WORDS_EXPLAINED]
+            variants += [" ".join(words[:i] + words[i + 1 :]) or "." for i in range(len(shown))]
+        probs = self._probs(variants)
+        best = int(np.argmax(probs[0]))
+        importance = tuple(
+            (w, round(float(probs[0, best] - probs[i + 1, best]), 4)) for i, w in enumerate(words[: len(variants) - 1])
+        )
+        return TextResult(
+            probs=tuple(round(float(p), 5) for p in probs[0]),
+            label=CLASSES[best],
+            confidence=round(float(probs[0, best]), 5),
+            words=importance,
+            seconds=time.perf_counter() - started,
+        )
+
+
+def load_text_model(pack: Path, chain: Sequence[BackendConfig]) -> TextEmotion:
+    """The pack's text model on the configured backends (checked against the pack first)."""
+    from edge.inference.engine import create_engine  # noqa: PLC0415
+    from edge.inference.manifest import load_manifest  # noqa: PLC0415
+    from edge.inference.pack import select_model  # noqa: PLC0415
+
+    path = select_model(pack, "text", "fp32")
+    return TextEmotion(create_engine(path, load_manifest(path), chain))

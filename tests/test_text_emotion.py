@@ -1,0 +1,83 @@
+"""The words channel: the zero-shot text-emotion model exported into a pack and run by the room's
+engine interface (ONNX Runtime), with word importance."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from edge.config.models import OnnxRuntimeBackendConfig
+from edge.errors import ModelError
+from edge.text.emotion import TextEmotion, load_text_model
+from export.cli import main
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("text") / "pack"
+    assert main(["text-emotion", "--pack", str(folder)]) == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def model(pack: Path) -> TextEmotion:
+    return load_text_model(pack, [OnnxRuntimeBackendConfig()])
+
+
+def test_pack_carries_the_model_its_tokenizer_and_evidence(pack: Path) -> None:
+    index = json.loads((pack / "pack.json").read_text())
+    entry = index["models"]["text-minilm-prototypes"]
+    assert entry["role"] == "text" and entry["files"] == ["text-minilm-prototypes/tokenizer.json"]
+    assert "text-minilm-prototypes/tokenizer.json" in index["files"]
+    manifest = json.loads((pack / "text-minilm-prototypes" / "text-minilm-prototypes.fp32.json").read_text())
+    assert manifest["input"]["shape"] == [None, None] and manifest["extra_inputs"][0]["dtype"] == "int64"
+    assert manifest["export_check"]["torch_vs_onnx_fp32"]["max_abs_error"] < 1e-4
+    assert manifest["source"]["evaluation_items"] == 16
+    assert "Negation, sarcasm" in (pack / "MODEL_CARD.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("I am thrilled, this is the happiest news I have had all year.", "happy"),
+        ("Since my father died I just feel empty and I cry every night.", "sad"),
+        ("They cheated me again and I am absolutely furious about it.", "angry"),
+        ("I'm scared something terrible will happen to my children.", "fearful"),
+        ("We took the bus into town and then had a coffee.", "neutral"),
+    ],
+)
+def test_clear_sentences_get_their_class(model: TextEmotion, text: str, label: str) -> None:
+    result = model.predict(text, explain=False)
+    assert result is not None and result.label == label, result
+    assert abs(sum(result.probs) - 1.0) < 1e-4
+
+
+def test_word_importance_points_at_the_emotional_word(model: TextEmotion) -> None:
+    result = model.predict("The weather was grey but I was delighted with the visit")
+    assert result is not None and result.label == "happy"
+    top = max(result.words, key=lambda w: w[1])
+    assert top[0] == "delighted", result.words
+    assert len(result.words) == 11
+
+
+def test_empty_text_gives_no_result(model: TextEmotion) -> None:
+    assert model.predict("   ") is None
+
+
+def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path) -> None:
+    import shutil
+
+    bad = tmp_path / "pack"
+    shutil.copytree(pack, bad)
+    (bad / "text-minilm-prototypes" / "tokenizer.json").write_text("{}")
+    with pytest.raises(ModelError, match=r"tokenizer\.json is corrupt or was replaced"):
+        load_text_model(bad, [OnnxRuntimeBackendConfig()])
+
+
+def test_latency_is_recorded_not_asserted(model: TextEmotion) -> None:
+    started = time.perf_counter()
+    result = model.predict("I feel calm and rested after the walk")
+    assert result is not None and 0 < result.seconds <= time.perf_counter() - started
