@@ -298,8 +298,8 @@ def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_pat
     args = ["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--calibration", str(run)]
     assert main([*args, "--heldout", str(run / "heldout.npz")]) == 0
     manifest = load_manifest(select_model(pack, "fusion", "fp32"))
-    assert manifest.input.name == "features" and manifest.model_extra is not None
-    assert manifest.model_extra["extra_inputs"] == [{"name": "present", "shape": [None, 2]}]
+    assert manifest.input.name == "features"
+    assert [(e.name, e.shape, e.dtype) for e in manifest.extra_inputs] == [("present", [None, 2], "float32")]
     import onnxruntime as ort
 
     session = ort.InferenceSession(
