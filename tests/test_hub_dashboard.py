@@ -17,7 +17,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from edge.hub.users import add_user
 
@@ -87,12 +88,20 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+def _click(driver: WebDriver, element_id: str) -> None:
+    """Click a link or submit button and wait until the next page has replaced this one."""
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.ID, element_id).click()
+    WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
 def _login(driver: WebDriver, url: str, user: str, password: str) -> None:
     driver.get(url + "/")
     assert "/login" in driver.current_url  # not logged in: sent to the login page
     driver.find_element(By.ID, "username").send_keys(user)
     driver.find_element(By.ID, "password").send_keys(password)
-    driver.find_element(By.ID, "login-submit").click()
+    _click(driver, "login-submit")
 
 
 def _rows(driver: WebDriver) -> list[tuple[str, str, str, int]]:
@@ -133,10 +142,10 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     assert sources and all(src.startswith(hub + "/static/") for src in sources)  # nothing from a CDN
     browser.save_screenshot(str(ARTIFACTS / "overview.png"))
 
-    browser.find_element(By.ID, "nav-trends").click()
+    _click(browser, "nav-trends")
     Select(browser.find_element(By.ID, "f-level")).select_by_value("site")
     Select(browser.find_element(By.ID, "f-grain")).select_by_value("day")
-    browser.find_element(By.ID, "f-apply").click()
+    _click(browser, "f-apply")
     assert _rows(browser) == [("2026-11-16", "north", "all rooms", 17), ("2026-11-17", "south", "all rooms", 14)]
     happy = browser.find_element(By.CSS_SELECTOR, "#cells tbody tr[data-site='north'] td.emo-happy").text
     # 12 happy-leaning sessions (happy 0.72) and 5 sad-leaning ones (happy 0.04), two windows each.
@@ -144,7 +153,7 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     browser.save_screenshot(str(ARTIFACTS / "trends-site-day.png"))
 
     Select(browser.find_element(By.ID, "f-level")).select_by_value("room")
-    browser.find_element(By.ID, "f-apply").click()
+    _click(browser, "f-apply")
     # north/r2 has 5 sessions (< k); north/r1 (12) is hidden as well, or north minus r1 would reveal r2.
     assert _rows(browser) == [("2026-11-17", "south", "r1", 14)]
     browser.save_screenshot(str(ARTIFACTS / "trends-room-day.png"))
@@ -157,7 +166,7 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
 
     Select(browser.find_element(By.ID, "f-level")).select_by_value("site")
     Select(browser.find_element(By.ID, "f-site")).select_by_value("south")
-    browser.find_element(By.ID, "f-apply").click()
+    _click(browser, "f-apply")
     assert _rows(browser) == [("2026-11-17", "south", "all rooms", 14)]
 
 
@@ -178,7 +187,7 @@ def test_room_health_shows_status_backlog_and_calibration(browser: WebDriver, hu
     assert cells["edge-n1"]["summaries"] == "24"
     browser.save_screenshot(str(ARTIFACTS / "rooms.png"))
     Select(browser.find_element(By.ID, "r-site")).select_by_value("south")
-    browser.find_element(By.ID, "r-apply").click()
+    _click(browser, "r-apply")
     assert [r.get_attribute("data-device") for r in browser.find_elements(By.CSS_SELECTOR, "#rooms tbody tr")] == [
         "edge-s1"
     ]
@@ -192,7 +201,7 @@ def test_viewer_cannot_manage_accounts(browser: WebDriver, hub: str) -> None:
     browser.get(hub + "/users")
     assert "administrators only" in browser.page_source
     browser.get(hub + "/")
-    browser.find_element(By.ID, "logout").click()
+    _click(browser, "logout")
     assert "/login" in browser.current_url
     browser.get(hub + "/trends")
     assert "/login" in browser.current_url  # the session is gone
@@ -204,7 +213,7 @@ def test_admin_adds_an_account_and_weak_passwords_are_refused(browser: WebDriver
     browser.get(hub + "/users")
     browser.find_element(By.ID, "new-username").send_keys("nurse.lead")
     browser.find_element(By.ID, "new-password").send_keys("short-but-12")
-    browser.find_element(By.ID, "account-save").click()
+    _click(browser, "account-save")
     names = [
         r.find_elements(By.TAG_NAME, "td")[0].text for r in browser.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
     ]
