@@ -105,3 +105,15 @@ class FrameFeatures:
         rms = 10.0 * np.log10(np.maximum(np.mean(raw.astype(np.float64) ** 2, axis=1, keepdims=True), 1e-10))
         out = np.concatenate([mfcc, chroma, logmel, zcr, rms], axis=1).T
         return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def centre_window(signal: npt.NDArray[np.float32], length: int) -> npt.NDArray[np.float32]:
+    """The middle ``length`` samples of ``signal``, zero-padded on both sides when it is shorter: how
+    training clips and the room's windows are fitted to a speech model's clip length."""
+    if signal.shape[0] >= length:
+        start = (signal.shape[0] - length) // 2
+        return signal[start : start + length]
+    out = np.zeros(length, dtype=np.float32)
+    start = (length - signal.shape[0]) // 2
+    out[start : start + signal.shape[0]] = signal
+    return out

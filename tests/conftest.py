@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 CONSENT = Consent(method="written", recorded_by="staff-test", reference="consent-0001")
 CONSENT_ARGS = ("--consent", "written", "--consent-by", "staff-test")
 FACE_MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
+DEFAULT_PACK = ROOT / "build" / "models" / "pack"
+WHISPER_GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 DEMO_CLIP = ROOT / "build" / "demo" / "demo.mkv"
 
 
@@ -57,6 +59,15 @@ def face_model() -> Path:
     if not FACE_MODEL.is_file():
         pytest.fail(f"{FACE_MODEL} is missing: run scripts/setup.sh (the README's test command does)")
     return FACE_MODEL
+
+
+@pytest.fixture(scope="session")
+def default_pack() -> Path:
+    if not (DEFAULT_PACK / "pack.json").is_file() or not WHISPER_GGML.is_file():
+        pytest.fail(
+            f"{DEFAULT_PACK} or {WHISPER_GGML} is missing: run scripts/setup.sh (the README's test command does)"
+        )
+    return DEFAULT_PACK
 
 
 @pytest.fixture(scope="session")
@@ -266,7 +277,11 @@ def collector(broker: Broker) -> Iterator[Collector]:
     col.close()
 
 
-def write_config(path: Path, *, face_model: Path, state_dir: Path, mqtt_port: int | None, extra: str = "") -> Path:
+def write_config(
+    path: Path, *, face_model: Path, state_dir: Path, mqtt_port: int | None, extra: str = "", pack: Path | None = None
+) -> Path:
+    """A room config for tests; with ``pack`` the models come from that model pack instead of ``face_model``."""
+    models = f'pack = "{pack}"' if pack is not None else f'face = "{face_model}"'
     mqtt_section = (
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nconnect_timeout_s = 3\n'
         if mqtt_port is not None
@@ -284,8 +299,11 @@ source = "test:"
 analysis_fps = 10
 width = 320
 
+[vision]
+min_face_px = 32  # test frames are 320 px wide
+
 [models]
-face = "{face_model}"
+{models}
 
 [storage]
 state_dir = "{state_dir}"

@@ -69,6 +69,21 @@ def test_demo_clip_end_to_end(
     # SQLite holds the same windows.
     assert [r["label"] for r in rows] == labels
     assert json.loads(rows[0]["probs"]).keys() == set(CLASSES)
+    # Channels: no speech model in a single-file setup, so the voice gives acoustic cues; the pulse
+    # needs ten seconds of skin colour first; the words channel is off by default.
+    voices = [s["modalities"]["voice"] for s in summaries]
+    assert {v["method"] for v in voices} == {"acoustic"}
+    assert any(v["arousal"] is not None for v in voices)
+    assert all(v["probs"] is None for v in voices)
+    assert all(s["modalities"]["words"] is None for s in summaries)
+    pulses = [s["modalities"]["pulse"] for s in summaries]
+    assert pulses[0]["quality"] == "too_short" and pulses[0]["bpm"] is None
+    assert all(p["bpm"] is None or 40 <= p["bpm"] <= 180 for p in pulses)
+    assert all(
+        s["emotion"]["fused"] == {"face": s["emotion"]["label"] is not None, "voice": False, "words": False}
+        for s in summaries
+    )
+    assert json.loads(rows[-1]["pulse"])["seconds"] > 9
 
     statuses = [s["state"] for s in collector.json("status")]
     assert statuses[0] == "online" and statuses[-1] == "stopped"
@@ -76,6 +91,9 @@ def test_demo_clip_end_to_end(
     assert f"clinic_edge_frames_total {float(report.frames)}" in metrics_text
     assert 'clinic_edge_inference_backend{backend="onnxruntime-cpu",model="face-fer-minixception"} 1.0' in metrics_text
     assert 'clinic_edge_stage_seconds_count{stage="detect"}' in metrics_text
+    for stage in ("skin", "voice_cues", "pulse"):  # each channel's own latency
+        assert f'clinic_edge_stage_seconds_count{{stage="{stage}"}}' in metrics_text
+    assert re.search(r'clinic_edge_channel_windows_total\{channel="pulse",quality="too_short"\} [1-9]', metrics_text)
     for label in CLASSES:
         assert label not in metrics_text  # no emotion values in metrics
 

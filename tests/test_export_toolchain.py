@@ -399,3 +399,51 @@ def test_every_architecture_exports_in_three_precisions(raw: dict[str, object], 
     )
     fp16 = json.loads((pack / name / f"{name}.fp16.json").read_text())["verification"]
     assert fp16["max_prob_diff_vs_fp32"] < 0.02
+
+
+def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, speech_run: Path) -> None:
+    """The room prepares audio exactly as training did (same output as the PyTorch checkpoint), and a
+    window's voice result says the speech model gave it and is fused."""
+    from datetime import datetime, timezone
+
+    from clinic_signals.audio import LogMel
+    from edge.analysis.summarize import WindowSummarizer
+    from edge.analysis.windower import WindowInput
+    from edge.channels.load import ChannelModels
+    from edge.config.models import AppConfig, RoomConfig
+
+    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=ModelsConfig(pack=speech_pack))
+    models = ChannelModels.load(config)
+    try:
+        assert models.speech is not None and models.speech.name == "voice"
+        rng = np.random.default_rng(5)
+        pause = (0.001 * rng.normal(size=10_400)).astype(np.float32)  # 0.65 s on either side
+        audio = np.concatenate([pause, corpora.tone("angry", 3, 1.2, 16_000, rng), pause])
+        probs = models.speech.predict(audio)
+        net, _, _ = load_checkpoint(speech_run / "best.pt")
+        clip = audio[(audio.shape[0] - 16_000) // 2 :][:16_000]  # the model's 1 s, centred
+        with torch.no_grad():
+            x = torch.from_numpy(LogMel(16_000, 64)(clip).T[None, None].copy())
+            expected = torch.softmax(net(x), dim=1).numpy()[0]
+        np.testing.assert_allclose(probs, expected, atol=1e-4)
+
+        window = WindowInput(0, 0.0, 0.0, 0.0, 2.5, (), audio, 16_000, False, True, 0.0)
+        summarizer = WindowSummarizer("s", datetime.now(timezone.utc), config.vision, config.audio, models.session())
+        result = summarizer.summarize(window)
+        assert result.voice is not None and result.voice.method == "speech_cnn"
+        assert result.voice.quality == "good" and result.voice.probs is not None
+        assert result.fused == ("voice",) and result.probs == result.voice.probs
+        assert result.timing_ms["speech_model_ms"] > 0
+    finally:
+        models.close()
+
+    off = config.model_copy(
+        update={
+            "channels": config.channels.model_copy(
+                update={"voice": config.channels.voice.model_copy(update={"speech_model": "off"})}
+            )
+        }
+    )
+    acoustic = ChannelModels.load(off)
+    assert acoustic.speech is None
+    acoustic.close()

@@ -1,4 +1,4 @@
-"""The published summary: schema v1, generated from the models, with no room for media."""
+"""The published summary: schema v2, generated from the models, with no room for media or words."""
 
 from __future__ import annotations
 
@@ -11,7 +11,15 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from edge.analysis.results import QUALITY_FLAGS, FaceChannel, VoiceChannel, WindowResult
+from edge.analysis.results import (
+    QUALITY_FLAGS,
+    FaceChannel,
+    PulseChannel,
+    UtteranceSpan,
+    VoiceChannel,
+    WindowResult,
+    WordsChannel,
+)
 from edge.labels import CLASSES
 from edge.publish import payload as p
 
@@ -107,7 +115,7 @@ def test_summaries_validate_against_the_schema(
     summary = p.window_summary(results[0], **ids) if len(results) == 1 else p.interval_summary(results, **ids)
     body = json.loads(summary.model_dump_json())
     jsonschema.validate(body, _schema())
-    assert body["schema_version"] == 1
+    assert body["schema_version"] == 2
     assert body["emotion"]["label"] == label
     assert body["span"]["windows"] == windows
     assert body["quality"] == quality
@@ -120,7 +128,14 @@ def test_summaries_validate_against_the_schema(
     [
         {"frame": [[0, 0, 0]]},
         {"emotion": {"label": "happy", "confidence": 0.9, "probs": None, "landmarks": [1, 2]}},
-        {"schema_version": 2},
+        {"schema_version": 3},
+        {
+            "modalities": {
+                "face": None,
+                "voice": None,
+                "words": {"quality": "good", "words": 3, "utterances": 1, "probs": None, "text": "I am fine"},
+            }
+        },
         {"seq": 0},
         {"quality": {"blurry": 1}},
     ],
@@ -133,3 +148,63 @@ def test_payloads_with_extra_or_wrong_fields_are_rejected(mutation: dict[str, An
         jsonschema.validate(body, _schema())
     with pytest.raises(ValidationError):
         p.Summary.model_validate(body)
+
+
+def test_a_version_1_message_is_still_accepted() -> None:
+    """Rooms not yet upgraded keep publishing v1; the hub reads them with the same model."""
+    ids = {"site": "s", "room": "r", "device_id": "d", "seq": 1, "message_id": str(uuid.uuid4())}
+    body = json.loads(p.window_summary(_result(0, HAPPY), **ids).model_dump_json())
+    body["schema_version"] = 1
+    del body["emotion"]["fused"]
+    body["modalities"] = {"face": {"coverage": 1.0, "max_faces": 1, "probs": None}, "voice": None}
+    summary = p.Summary.model_validate(body)
+    assert summary.schema_version == 1 and summary.modalities.words is None
+
+
+def _channels(index: int, *, words: tuple[UtteranceSpan, ...], bpm: float | None) -> WindowResult:
+    base = _result(index, HAPPY)
+    return WindowResult(
+        **{
+            **{f: getattr(base, f) for f in ("session_id", "index", "start_s", "end_s", "started_at", "flags")},
+            "probs": SAD,
+            "label": "sad",
+            "confidence": 0.7,
+            "face": FaceChannel(25, 1.0, 1, 0.9, HAPPY, "small_face"),
+            "voice": VoiceChannel(0.6, -25.0, -60.0, 0.0, "good", "acoustic", None, 0.5, -0.25, 0.8),
+            "words": WordsChannel(words, SAD if words else None, "good" if words else "no_words"),
+            "pulse": PulseChannel(bpm, 9.0 if bpm else -1.0, 0.9, 1.0, 10.0, "good" if bpm else "low_snr"),
+            "fused": ("words",),
+        }
+    )
+
+
+def test_channels_are_summarised_as_numbers_and_shared_utterances_counted_once() -> None:
+    spoken = (UtteranceSpan(1.0, 3.5, 6),)
+    results = [
+        _channels(0, words=spoken, bpm=70.0),
+        _channels(1, words=(*spoken, UtteranceSpan(3.8, 4.6, 2)), bpm=74.0),
+        _channels(2, words=(), bpm=None),
+    ]
+    ids = {"site": "s", "room": "r", "device_id": "d", "seq": 3, "message_id": str(uuid.uuid4())}
+    one = json.loads(p.window_summary(results[0], **ids).model_dump_json())
+    jsonschema.validate(one, _schema())
+    assert one["emotion"]["fused"] == {"face": False, "voice": False, "words": True}
+    assert one["modalities"]["face"]["quality"] == "small_face"
+    assert one["modalities"]["voice"] | {"probs": None} == {
+        "voiced_ratio": 0.6,
+        "level_dbfs": -25.0,
+        "quality": "good",
+        "method": "acoustic",
+        "probs": None,
+        "arousal": 0.5,
+        "valence": -0.25,
+    }
+    assert one["modalities"]["words"]["words"] == 6 and one["modalities"]["pulse"]["bpm"] == 70.0
+    interval = json.loads(p.interval_summary(results, **ids).model_dump_json())
+    jsonschema.validate(interval, _schema())
+    assert interval["modalities"]["words"]["words"] == 8
+    assert interval["modalities"]["words"]["utterances"] == 2
+    assert interval["modalities"]["pulse"] == {"quality": "good", "bpm": 72.0, "snr_db": 9.0}
+    last = json.loads(p.window_summary(results[2], **ids).model_dump_json())
+    assert last["modalities"]["pulse"] == {"quality": "low_snr", "bpm": None, "snr_db": -1.0}
+    assert last["modalities"]["words"] == {"quality": "no_words", "words": 0, "utterances": 0, "probs": None}

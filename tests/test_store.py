@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
-from edge.analysis.results import FaceChannel, VoiceChannel, WindowResult
+from edge.analysis.results import FaceChannel, Utterance, VoiceChannel, WindowResult
 from edge.errors import StoreError
 from edge.store import SCHEMA_VERSION, Store
 from edge.store import migrations as mig
 from tests.conftest import CONSENT
 
+PROBS = (0.1, 0.0, 0.6, 0.1, 0.1, 0.05, 0.0, 0.05)
 
-def _result(session: str, index: int) -> WindowResult:
-    probs = (0.1, 0.0, 0.6, 0.1, 0.1, 0.05, 0.0, 0.05)
+
+def _utterance(text: str, start_s: float) -> Utterance:
+    return Utterance(
+        start_s, start_s + 2.0, text, PROBS, "happy", 0.6, tuple((w, 0.1) for w in text.split()), 90.0, 12.0
+    )
+
+
+def _result(session: str, index: int, transcript: tuple[Utterance, ...] = ()) -> WindowResult:
+    probs = PROBS
     return WindowResult(
         session_id=session,
         index=index,
@@ -29,6 +38,7 @@ def _result(session: str, index: int) -> WindowResult:
         face=FaceChannel(25, 1.0, 1, 0.9, probs),
         voice=VoiceChannel(0.5, -30.0, -60.0, 0.0),
         flags=("silence",),
+        transcript=transcript,
     )
 
 
@@ -139,8 +149,10 @@ def test_retention_purges_old_sessions_and_published_summaries_securely(tmp_path
     assert store.db.execute("PRAGMA secure_delete").fetchone()[0] == 1
     old, recent = _session(store), _session(store)
     for i in range(3):
-        store.add_window(_result(old, i), lambda seq, mid: ("t", "old"))
+        spoken = (_utterance(f"old words {i}", i),)
+        store.add_window(_result(old, i, spoken), lambda seq, mid: ("t", "old"), store_transcript=True)
         store.add_window(_result(recent, i), lambda seq, mid: ("t", "recent"))
+    store.add_transcripts(recent, [_utterance("recent words", 9.0)])
     store.end_session(old, frames=1, frames_dropped=0)
     store.end_session(recent, frames=1, frames_dropped=0)
     long_ago = "2020-01-01T00:00:00.000+00:00"
@@ -150,6 +162,22 @@ def test_retention_purges_old_sessions_and_published_summaries_securely(tmp_path
     for seq in (1, 3):  # two of the old summaries were published, one was not
         store.mark_sent(seq)
     counts = store.purge(datetime(2021, 1, 1, tzinfo=timezone.utc))
-    assert counts == {"sessions": 1, "windows": 3, "outbox": 2}
+    assert counts == {"sessions": 1, "windows": 3, "transcripts": 3, "outbox": 2}
+    assert [r[0] for r in conn.execute("SELECT text FROM transcripts")] == ["recent words"]
     assert [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM windows")] == [recent]
     assert [r.seq for r in store.pending(10) if r.payload == "old"] == [5]  # unpublished: kept
+
+
+@pytest.mark.parametrize("store_transcript", [False, True])
+def test_transcripts_are_stored_only_when_asked(tmp_path: Path, store_transcript: bool) -> None:
+    store = Store(tmp_path / "db")
+    session = _session(store)
+    spoken = (_utterance("I feel much better today", 1.0),)
+    store.add_window(_result(session, 0, spoken), lambda seq, mid: ("t", "{}"), store_transcript=store_transcript)
+    rows = store.db.execute("SELECT text, label, importance FROM transcripts").fetchall()
+    if store_transcript:
+        assert rows == [("I feel much better today", "happy", json.dumps([[w, 0.1] for w in spoken[0].text.split()]))]
+    else:
+        assert rows == []
+    raw = (tmp_path / "db").read_bytes() + b"".join(f.read_bytes() for f in tmp_path.glob("db-*"))
+    assert (b"much better" in raw) == store_transcript

@@ -65,14 +65,16 @@ def summarizer() -> WindowSummarizer:
     return WindowSummarizer("s-1", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), VisionConfig(), AudioConfig())
 
 
+# A face of doubtful quality (small, dark, or not alone) keeps its own distribution but is left out
+# of the fused result, so such a window has no label from the face.
 @pytest.mark.parametrize(
     ("frames", "audio", "video", "flags", "label"),
     [
         (_frames(), _speech_like(), True, set(), "happy"),
         (_frames(faces=0), _speech_like(), True, {"no_face"}, None),
-        (_frames(faces=2), _speech_like(), True, {"multiple_faces"}, "happy"),
-        (_frames(width=30.0), _speech_like(), True, {"small_face"}, "happy"),
-        (_frames(luma=20.0), _speech_like(), True, {"low_light"}, "happy"),
+        (_frames(faces=2), _speech_like(), True, {"multiple_faces"}, None),
+        (_frames(width=30.0), _speech_like(), True, {"small_face"}, None),
+        (_frames(luma=20.0), _speech_like(), True, {"low_light"}, None),
         (_frames(probs=SAD), np.zeros(2 * RATE + RATE // 2, dtype=np.float32), True, {"silence"}, "sad"),
         (_frames(), np.clip(_speech_like(amplitude=3.0), -1, 1), True, {"audio_clipping"}, "happy"),
         ([], _speech_like(), False, {"no_video"}, None),
@@ -90,6 +92,11 @@ def test_flags_and_label(
     result = summarizer.summarize(_window(frames, audio, video=video))
     assert set(result.flags) == flags
     assert result.label == label
+    if result.face is not None:
+        face_flags = flags & {"no_face", "multiple_faces", "small_face", "low_light"}
+        assert result.face.quality == (face_flags.pop() if face_flags else "good")
+        assert (result.face.probs is None) == ("no_face" in flags)
+        assert result.fused == (("face",) if result.face.quality == "good" else ())
     if label is not None:
         assert result.probs is not None
         assert sum(result.probs) == pytest.approx(1.0, abs=1e-6)

@@ -1,8 +1,11 @@
-"""Per-frame analysis: detect faces, align the largest, classify its expression."""
+"""Per-frame analysis: detect faces, align the largest, classify its expression, read its skin colour."""
 
 from __future__ import annotations
 
 import time
+
+import numpy as np
+import numpy.typing as npt
 
 from edge.analysis.results import FrameAnalysis
 from edge.capture.frames import VideoFrame
@@ -10,9 +13,12 @@ from edge.config.models import VisionConfig
 from edge.config.profile import FULL_FRAME, Intrinsics, Region
 from edge.inference.face import FaceExpressionModel
 from edge.vision.align import align_face
-from edge.vision.detect import FaceDetector
+from edge.vision.detect import FaceDetection, FaceDetector
 from edge.vision.quality import frame_luma
+from edge.vision.skin import SkinSampler
 from edge.vision.undistort import Undistorter
+
+SKIN_MARGIN = 1.6  # side of the square the face mesh sees, relative to the detected face box
 
 
 class FrameAnalyzer:
@@ -30,9 +36,14 @@ class FrameAnalyzer:
         config: VisionConfig,
         region: Region = FULL_FRAME,
         intrinsics: Intrinsics | None = None,
+        *,
+        classify: bool = True,
+        skin: SkinSampler | None = None,
     ) -> None:
         self.detector = detector
         self.model = model
+        self.classify = classify  # False when the room's face channel is off
+        self.skin = skin  # the pulse channel's face mesh, when that channel is on
         self.config = config
         self.region = region
         # With a calibrated wide lens, faces near the edges are straightened before alignment.
@@ -49,10 +60,15 @@ class FrameAnalyzer:
         width = score = 0.0
         if faces:
             face = faces[0]
-            crop = align_face(rgb, face, self.model.input_size, self.config.crop_scale)
-            probs = self.model.predict([crop])[0]
+            if self.classify:
+                crop = align_face(rgb, face, self.model.input_size, self.config.crop_scale)
+                probs = self.model.predict([crop])[0]
             width, score = face.w, face.score
         t2 = time.perf_counter()
+        skin_rgb = None
+        if self.skin is not None and faces:
+            skin_rgb = self._skin(rgb, faces[0])
+        t3 = time.perf_counter()
         return FrameAnalysis(
             pts_s=frame.pts_s,
             faces=len(faces),
@@ -63,4 +79,21 @@ class FrameAnalyzer:
             detect_ms=(t1 - t0) * 1e3,
             classify_ms=(t2 - t1) * 1e3,
             ignored_faces=len(detected) - len(faces),
+            skin_rgb=skin_rgb,
+            skin_ms=(t3 - t2) * 1e3,
         )
+
+    def _skin(self, rgb: npt.NDArray[np.uint8], face: FaceDetection) -> tuple[float, float, float] | None:
+        """Mean skin colour of the client's face: the face mesh runs on a margin around the detected
+        box, so only the client's face (not another in the frame) is read."""
+        if self.skin is None:
+            return None
+        h, w = rgb.shape[:2]
+        cx, cy = face.x + face.w / 2, face.y + face.h / 2
+        half = max(face.w, face.h) * SKIN_MARGIN / 2
+        x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
+        x1, y1 = min(int(cx + half) + 1, w), min(int(cy + half) + 1, h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        sample = self.skin.sample(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        return sample.rgb if sample is not None else None

@@ -1,12 +1,19 @@
-"""Typed results passed between stages. None of them holds pixels, samples or landmarks."""
+"""Typed results passed between stages. None of them holds pixels, samples or landmarks.
+
+Each channel reports its own ``quality``: ``"good"`` when its result may be fused, otherwise the
+reason it may not (the channel's value is still kept for the record). Transcribed text exists only
+in :class:`Utterance`, which is kept in memory and stored only when the room's config says so.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from clinic_signals.prosody import VoiceCues
 from edge.labels import CLASSES
 
 # Quality flags a window can carry.
@@ -43,10 +50,20 @@ class FrameAnalysis:
     detect_ms: float
     classify_ms: float
     ignored_faces: int = 0  # faces outside the client region, never analysed
+    skin_rgb: tuple[float, float, float] | None = None  # mean skin colour of the client's face (pulse)
+    skin_ms: float = 0.0
 
     def __post_init__(self) -> None:
         if self.probs is not None and self.probs.shape != (len(CLASSES),):
             raise ValueError(f"expected {len(CLASSES)} class probabilities, got shape {self.probs.shape}")
+
+
+GOOD: Final = "good"
+FaceQuality = Literal["good", "no_face", "small_face", "low_light", "multiple_faces"]
+VoiceQuality = Literal["good", "silence", "audio_clipping", "settling"]
+WordsQuality = Literal["good", "no_words"]
+PulseQuality = Literal["good", "too_short", "no_face", "low_snr", "motion"]
+VoiceMethod = Literal["speech_cnn", "acoustic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +72,8 @@ class FaceChannel:
     coverage: float  # fraction of them with a face
     max_faces: int
     mean_detection_score: float
-    probs: tuple[float, ...] | None
+    probs: tuple[float, ...] | None  # None when the face channel is off or there was no usable face
+    quality: FaceQuality = "good"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +82,64 @@ class VoiceChannel:
     level_dbfs: float
     noise_floor_dbfs: float
     clipped_ratio: float
+    quality: VoiceQuality = "good"
+    method: VoiceMethod | None = None  # what gave the emotion estimate; None when the voice channel is off
+    probs: tuple[float, ...] | None = None  # the speech model's distribution (method speech_cnn)
+    arousal: float | None = None  # -1 calm .. +1 activated, against the speaker's session baseline
+    valence: float | None = None  # -1 negative .. +1 positive
+    affect_confidence: float | None = None
+    cues: VoiceCues | None = None  # interpretable cues of the voiced audio (numbers only)
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """One transcribed stretch of speech. Memory only, unless the room stores transcripts."""
+
+    start_s: float  # session time
+    end_s: float
+    text: str
+    probs: tuple[float, ...]
+    label: str
+    confidence: float
+    importance: tuple[tuple[str, float], ...]  # (word, importance for the label), leave-one-word-out
+    transcribe_ms: float
+    text_ms: float
+
+    @property
+    def word_count(self) -> int:
+        return len(self.text.split())
+
+
+@dataclass(frozen=True, slots=True)
+class UtteranceSpan:
+    """Where an utterance lies and how many words it has; no words themselves."""
+
+    start_s: float
+    end_s: float
+    words: int
+
+
+@dataclass(frozen=True, slots=True)
+class WordsChannel:
+    """The text emotion of the utterances that overlap the window (transcribed when they ended)."""
+
+    utterances: tuple[UtteranceSpan, ...]
+    probs: tuple[float, ...] | None
+    quality: WordsQuality
+
+    @property
+    def words(self) -> int:
+        return sum(u.words for u in self.utterances)
+
+
+@dataclass(frozen=True, slots=True)
+class PulseChannel:
+    bpm: float | None
+    snr_db: float
+    signal_quality: float  # 0..1 from the SNR
+    face_ratio: float  # share of the pulse window's frames with skin to read
+    seconds: float  # length of the skin-colour record the estimate used
+    quality: PulseQuality
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +159,10 @@ class WindowResult:
     flags: tuple[str, ...]
     timing_ms: dict[str, float] = field(default_factory=dict)
     ready_monotonic: float = 0.0  # when the window's last media arrived (for latency)
+    words: WordsChannel | None = None
+    pulse: PulseChannel | None = None
+    fused: tuple[str, ...] = ()  # channels whose distributions made ``probs``
+    transcript: tuple[Utterance, ...] = ()  # utterances transcribed while this window was analysed
 
     def __post_init__(self) -> None:
         if self.probs is not None:

@@ -1,12 +1,16 @@
 """Turn a completed window into a :class:`WindowResult`.
 
-Only the face channel gives class probabilities so far; the window's distribution is the mean of
-its frames' face distributions. Voice contributes activity and level, which set quality flags.
+Channels: the face (mean of the frames' face distributions), the voice (activity, acoustic cues and
+the pack's speech model when there is one), the words (utterances transcribed as they end) and the
+pulse (skin colour over the last ``channels.pulse.window_s`` seconds). Each reports its own quality
+and latency; the window's distribution is the late fusion of the channels that are present and
+good (:mod:`edge.channels.fusion`).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -21,18 +25,34 @@ from edge.analysis.results import (
     FLAG_SILENCE,
     FLAG_SMALL_FACE,
     FaceChannel,
+    FaceQuality,
+    PulseChannel,
+    Utterance,
     VoiceChannel,
     WindowResult,
+    WordsChannel,
 )
 from edge.analysis.windower import WindowInput
 from edge.audio.features import LogMel
 from edge.audio.vad import detect_voice
+from edge.channels.fusion import late_fusion
+from edge.channels.pulse import PulseTracker
+from edge.channels.voice import VoiceAnalyzer, activity_only
+from edge.channels.words import WordsAnalyzer
 from edge.config.models import AudioConfig, VisionConfig
 from edge.labels import CLASSES, mean_distribution
 
 MIN_FACE_COVERAGE = 0.2  # below this share of frames with a face, the window has no face result
 MULTI_FACE_SHARE = 0.3  # share of frames with several faces that flags the window
-CLIPPED_SHARE = 0.001
+
+
+@dataclass
+class SessionChannels:
+    """The per-session state of the optional channels; None where the room switched one off."""
+
+    voice: VoiceAnalyzer | None = None
+    words: WordsAnalyzer | None = None
+    pulse: PulseTracker | None = None
 
 
 class WindowSummarizer:
@@ -42,26 +62,36 @@ class WindowSummarizer:
         session_start: datetime,
         vision: VisionConfig,
         audio: AudioConfig,
+        channels: SessionChannels | None = None,
     ) -> None:
         self.session_id = session_id
         self.session_start = session_start.astimezone(timezone.utc)
         self.vision = vision
         self.audio = audio
+        self.channels = channels or SessionChannels()
         self.logmel = LogMel(n_mels=audio.n_mels)
 
     def summarize(self, window: WindowInput) -> WindowResult:
         timing: dict[str, float] = {}
         flags: list[str] = []
+        # Session time: stream time within the capture segment, plus when that segment began.
+        start = window.start_s - window.origin_s + window.segment_offset_s
+        end = window.end_s - window.origin_s + window.segment_offset_s
         face = self._face(window, flags, timing)
-        voice = self._voice(window, flags, timing)
-        probs = face.probs if face is not None else None
+        voice, transcript = self._voice(window, start, flags, timing)
+        words = self._words(start, end)
+        pulse = self._pulse(window, timing)
+        probs, fused = late_fusion(
+            [
+                ("face", face.probs if face else None, face.quality if face else ""),
+                ("voice", voice.probs if voice else None, voice.quality if voice else ""),
+                ("words", words.probs if words else None, words.quality if words else ""),
+            ]
+        )
         label = confidence = None
         if probs is not None:
             best = int(np.argmax(probs))
             label, confidence = CLASSES[best], float(probs[best])
-        # Session time: stream time within the capture segment, plus when that segment began.
-        start = window.start_s - window.origin_s + window.segment_offset_s
-        end = window.end_s - window.origin_s + window.segment_offset_s
         started = self.session_start + timedelta(seconds=max(0.0, start))
         return WindowResult(
             session_id=self.session_id,
@@ -77,7 +107,15 @@ class WindowSummarizer:
             flags=tuple(flags),
             timing_ms=timing,
             ready_monotonic=window.ready_monotonic,
+            words=words,
+            pulse=pulse,
+            fused=fused,
+            transcript=transcript,
         )
+
+    def finish(self) -> list[Utterance]:
+        """At the end of a session: transcribe speech that was still going on."""
+        return self.channels.words.flush() if self.channels.words is not None else []
 
     def _face(self, window: WindowInput, flags: list[str], timing: dict[str, float]) -> FaceChannel | None:
         frames = window.frames
@@ -86,31 +124,39 @@ class WindowSummarizer:
             return None
         timing["face_detect_ms"] = round(sum(f.detect_ms for f in frames), 3)
         timing["face_classify_ms"] = round(sum(f.classify_ms for f in frames), 3)
-        with_face = [f for f in frames if f.probs is not None]
+        with_face = [f for f in frames if f.faces > 0]
         coverage = len(with_face) / len(frames)
         if sum(f.faces > 1 for f in frames) >= MULTI_FACE_SHARE * len(frames):
             flags.append(FLAG_MULTIPLE_FACES)
         if float(np.median([f.luma for f in frames])) < self.vision.low_light_luma:
             flags.append(FLAG_LOW_LIGHT)
+        probs = None
         if coverage < MIN_FACE_COVERAGE:
             flags.append(FLAG_NO_FACE)
-            probs = None
         else:
             probs = mean_distribution([f.probs.tolist() for f in with_face if f.probs is not None])
             if float(np.median([f.face_width_px for f in with_face])) < self.vision.min_face_px:
                 flags.append(FLAG_SMALL_FACE)
+        quality: FaceQuality = "good"
+        for flag in (FLAG_NO_FACE, FLAG_SMALL_FACE, FLAG_LOW_LIGHT, FLAG_MULTIPLE_FACES):
+            if flag in flags:
+                quality = flag  # type: ignore[assignment]  # the face flags are the face qualities
+                break
         return FaceChannel(
             frames=len(frames),
             coverage=round(coverage, 4),
             max_faces=max(f.faces for f in frames),
             mean_detection_score=round(float(np.mean([f.detection_score for f in with_face])) if with_face else 0.0, 4),
             probs=probs,
+            quality=quality,
         )
 
-    def _voice(self, window: WindowInput, flags: list[str], timing: dict[str, float]) -> VoiceChannel | None:
+    def _voice(
+        self, window: WindowInput, start_s: float, flags: list[str], timing: dict[str, float]
+    ) -> tuple[VoiceChannel | None, tuple[Utterance, ...]]:
         if not window.audio_present:
             flags.append(FLAG_NO_AUDIO)
-            return None
+            return None, ()
         t0 = time.perf_counter()
         # Log-mel features drive voice activity (and the speech channel's models); memory only.
         mel = self.logmel(window.audio)
@@ -126,11 +172,33 @@ class WindowSummarizer:
         timing["audio_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         if activity.voiced_ratio < self.audio.min_voiced_ratio:
             flags.append(FLAG_SILENCE)
-        if activity.clipped_ratio > CLIPPED_SHARE:
-            flags.append(FLAG_CLIPPING)
-        return VoiceChannel(
-            voiced_ratio=round(activity.voiced_ratio, 4),
-            level_dbfs=round(max(activity.level_dbfs, -120.0), 2),
-            noise_floor_dbfs=round(max(activity.noise_floor_dbfs, -120.0), 2),
-            clipped_ratio=round(activity.clipped_ratio, 5),
+        voice = (
+            self.channels.voice.analyze(window.audio, activity, timing)
+            if self.channels.voice is not None
+            else activity_only(activity, self.audio)
         )
+        if voice.quality == "audio_clipping":
+            flags.append(FLAG_CLIPPING)
+        transcript: tuple[Utterance, ...] = ()
+        if self.channels.words is not None:
+            t1 = time.perf_counter()
+            transcript = tuple(self.channels.words.feed(window.audio, start_s, activity.voiced, self.logmel.hop))
+            if transcript:
+                timing["transcribe_ms"] = round(sum(u.transcribe_ms for u in transcript), 3)
+                timing["text_ms"] = round(sum(u.text_ms for u in transcript), 3)
+            timing["words_ms"] = round((time.perf_counter() - t1) * 1e3, 3)
+        return voice, transcript
+
+    def _words(self, start_s: float, end_s: float) -> WordsChannel | None:
+        return self.channels.words.window(start_s, end_s) if self.channels.words is not None else None
+
+    def _pulse(self, window: WindowInput, timing: dict[str, float]) -> PulseChannel | None:
+        tracker = self.channels.pulse
+        if tracker is None:
+            return None
+        t0 = time.perf_counter()
+        tracker.add(window.frames, window.origin_s)
+        pulse = tracker.estimate()
+        timing["skin_ms"] = round(sum(f.skin_ms for f in window.frames), 3)
+        timing["pulse_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        return pulse

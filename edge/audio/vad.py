@@ -24,6 +24,7 @@ class VoiceActivity:
     level_dbfs: float  # RMS level of the whole window
     noise_floor_dbfs: float
     clipped_ratio: float  # fraction of samples at or above 0.999 full scale
+    voiced: npt.NDArray[np.bool_]  # per feature frame
 
 
 def _dbfs(power: npt.NDArray[np.float64] | float) -> npt.NDArray[np.float64]:
@@ -44,7 +45,7 @@ def detect_voice(
     computed with frames of ``win`` samples every ``hop`` samples."""
     count = mel_db.shape[0]
     if count == 0:
-        return VoiceActivity(0.0, -120.0, -120.0, 0.0)
+        return VoiceActivity(0.0, -120.0, -120.0, 0.0, np.zeros(0, dtype=bool))
     idx = np.arange(win)[None, :] + hop * np.arange(count)[:, None]
     frame_dbfs = _dbfs((signal[idx].astype(np.float64) ** 2).mean(axis=1))
     band = (centres_hz >= SPEECH_BAND_HZ[0]) & (centres_hz <= SPEECH_BAND_HZ[1])
@@ -56,4 +57,5 @@ def detect_voice(
         level_dbfs=float(_dbfs(float((signal.astype(np.float64) ** 2).mean()))),
         noise_floor_dbfs=float(np.percentile(frame_dbfs, 10)),
         clipped_ratio=float((np.abs(signal) >= 0.999).mean()),
+        voiced=voiced,
     )

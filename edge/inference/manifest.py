@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from edge.errors import ModelError
@@ -107,3 +109,25 @@ def load_manifest(model_path: Path, *, check_hash: bool = True) -> ModelManifest
                 f"its manifest ({manifest.sha256[:12]}...); rebuild it: {MAKE_HINT}"
             )
     return manifest
+
+
+class ProductClasses:
+    """Turns a model's outputs into the product's eight classes with its manifest's label map."""
+
+    def __init__(self, manifest: ModelManifest) -> None:
+        # (model classes) x (product classes) matrix; rows sum to 1.
+        mapping = np.zeros((len(manifest.output.labels), len(CLASSES)), dtype=np.float32)
+        for i, label in enumerate(manifest.output.labels):
+            for target, weight in manifest.label_map[label].items():
+                mapping[i, CLASSES.index(target)] = weight
+        self.mapping = mapping
+        self.logits = manifest.output.activation == "none"
+
+    def __call__(self, outputs: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+        """``(N, model classes)`` outputs to ``(N, 8)`` probabilities."""
+        probs = outputs
+        if self.logits:
+            e = np.exp(probs - probs.max(axis=1, keepdims=True))
+            probs = e / e.sum(axis=1, keepdims=True)
+        mapped: npt.NDArray[np.float32] = probs @ self.mapping
+        return mapped

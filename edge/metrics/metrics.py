@@ -51,9 +51,16 @@ class Metrics:
         )
         self.stage_latency = Histogram(
             "clinic_edge_stage_seconds",
-            "Time spent per stage (detect, classify, frame, audio, summarize, store, window_to_store, publish_ack)",
+            "Time spent per stage (detect, classify, skin, frame, audio, voice_cues, speech_model, transcribe, text, "
+            "words, pulse, summarize, store, window_to_store, publish_ack)",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.channel_windows = Counter(
+            "clinic_edge_channel_windows",
+            "Windows per channel and quality (good, or why the channel was left out of the fusion)",
+            ["channel", "quality"],
             registry=r,
         )
         self.build = Info("clinic_edge_build", "Software build", registry=r)

@@ -1,25 +1,32 @@
-"""The summary payload (schema version 1) and its JSON Schema.
+"""The summary payload (schema version 2) and its JSON Schema.
 
 Every field is a number, a short identifier or a label; unknown fields are rejected. There is no
-field that could carry pixels, audio samples, face crops, landmarks or words. The JSON Schema in
-``schema/summary-v1.json`` is generated from these models (``python -m edge.publish.write_schema``) and
-a test keeps the two identical.
+field that could carry pixels, audio samples, face crops, landmarks or words (the words channel
+sends its class distribution and a word count, never the words). The JSON Schema in
+``schema/summary-v2.json`` is generated from these models (``python -m edge.publish.write_schema``)
+and a test keeps the two identical.
+
+Version 2 adds the voice channel's method, distribution and arousal/valence, the words and pulse
+channels, each channel's quality, and the channels the fused emotion came from. All of them are
+optional, so a version-1 message (which has none) is still valid and read the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.analysis.results import WindowResult
+from edge.analysis.results import GOOD, FaceChannel, PulseChannel, VoiceChannel, WindowResult, WordsChannel
+from edge.channels.fusion import FUSABLE
 from edge.labels import CLASSES, mean_distribution
 
-SCHEMA_VERSION = 1
-SCHEMA_PATH = Path(__file__).with_name("schema") / "summary-v1.json"
+SCHEMA_VERSION = 2
+SCHEMA_PATH = Path(__file__).with_name("schema") / f"summary-v{SCHEMA_VERSION}.json"
 
 Label = Literal["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 Flag = Literal[
@@ -52,26 +59,56 @@ class Probabilities(_Payload):
     surprised: float = Unit
 
 
+class Fused(_Payload):
+    face: bool
+    voice: bool
+    words: bool
+
+
 class Emotion(_Payload):
     label: Label | None = Field(description="Most likely class; null when no channel gave a result.")
     confidence: float | None = Field(ge=0.0, le=1.0)
     probs: Probabilities | None
+    fused: Fused | None = Field(default=None, description="Channels fused into probs (present and of good quality).")
 
 
 class FaceSummary(_Payload):
     coverage: float = Field(ge=0.0, le=1.0, description="Share of analysed frames with a face.")
     max_faces: int = Field(ge=0, le=64)
     probs: Probabilities | None
+    quality: Literal["good", "no_face", "small_face", "low_light", "multiple_faces"] | None = None
 
 
 class VoiceSummary(_Payload):
     voiced_ratio: float = Field(ge=0.0, le=1.0)
     level_dbfs: float = Field(ge=-120.0, le=10.0)
+    quality: Literal["good", "silence", "audio_clipping", "settling"] | None = None
+    method: Literal["speech_cnn", "acoustic"] | None = Field(
+        default=None, description="speech_cnn: the pack's speech model gave probs; acoustic: cues only."
+    )
+    probs: Probabilities | None = None
+    arousal: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
+    valence: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
+
+
+class WordsSummary(_Payload):
+    quality: Literal["good", "no_words"]
+    words: int = Field(ge=0, le=100_000, description="Words counted in the utterances summarised; never the words.")
+    utterances: int = Field(ge=0, le=10_000)
+    probs: Probabilities | None
+
+
+class PulseSummary(_Payload):
+    quality: Literal["good", "too_short", "no_face", "low_snr", "motion"]
+    bpm: float | None = Field(ge=30.0, le=240.0, description="Pulse rate; null unless quality is good.")
+    snr_db: float = Field(ge=-100.0, le=100.0)
 
 
 class Modalities(_Payload):
     face: FaceSummary | None
     voice: VoiceSummary | None
+    words: WordsSummary | None = None
+    pulse: PulseSummary | None = None
 
 
 class Span(_Payload):
@@ -82,7 +119,7 @@ class Span(_Payload):
 
 
 class Summary(_Payload):
-    schema_version: Literal[1] = 1
+    schema_version: Literal[1, 2] = 2
     kind: Literal["window", "interval"]
     message_id: str = Field(pattern=r"^[0-9a-f-]{36}$", description="Unique id, for de-duplication.")
     seq: int = Field(ge=1, description="Per-device increasing sequence number, for gap detection.")
@@ -119,11 +156,86 @@ def _probs(values: Sequence[float] | None) -> Probabilities | None:
     return None if values is None else Probabilities(**dict(zip(CLASSES, (float(v) for v in values), strict=True)))
 
 
-def _emotion(probs: Sequence[float] | None) -> Emotion:
+def _emotion(probs: Sequence[float] | None, channels: Collection[str]) -> Emotion:
+    used = Fused(**{c: c in channels for c in FUSABLE})
     if probs is None:
-        return Emotion(label=None, confidence=None, probs=None)
+        return Emotion(label=None, confidence=None, probs=None, fused=used)
     best = int(np.argmax(probs))
-    return Emotion(label=CLASSES[best], confidence=round(float(probs[best]), 5), probs=_probs(probs))  # type: ignore[arg-type]
+    return Emotion(
+        label=CLASSES[best],  # type: ignore[arg-type]
+        confidence=round(float(probs[best]), 5),
+        probs=_probs(probs),
+        fused=used,
+    )
+
+
+def _face(faces: Sequence[FaceChannel]) -> FaceSummary | None:
+    if not faces:
+        return None
+    good = [f for f in faces if f.quality == GOOD]
+    return FaceSummary(
+        coverage=round(float(np.mean([f.coverage for f in faces])), 4),
+        max_faces=max(f.max_faces for f in faces),
+        probs=_probs(mean_distribution([f.probs for f in faces if f.probs is not None])),
+        quality=GOOD if good else _most_common([f.quality for f in faces]),  # type: ignore[arg-type]
+    )
+
+
+def _voice(voices: Sequence[VoiceChannel]) -> VoiceSummary | None:
+    if not voices:
+        return None
+    good = [v for v in voices if v.quality == GOOD]
+    arousal = [v.arousal for v in voices if v.arousal is not None]
+    valence = [v.valence for v in voices if v.valence is not None]
+    return VoiceSummary(
+        voiced_ratio=round(float(np.mean([v.voiced_ratio for v in voices])), 4),
+        level_dbfs=round(float(np.mean([v.level_dbfs for v in voices])), 2),
+        quality=GOOD if good else _most_common([v.quality for v in voices]),  # type: ignore[arg-type]
+        method=voices[-1].method,
+        probs=_probs(mean_distribution([v.probs for v in good if v.probs is not None])),
+        arousal=round(float(np.mean(arousal)), 4) if arousal else None,
+        valence=round(float(np.mean(valence)), 4) if valence else None,
+    )
+
+
+def _words(channels: Sequence[WordsChannel]) -> WordsSummary | None:
+    if not channels:
+        return None
+    spans = {(u.start_s, u.end_s): u.words for w in channels for u in w.utterances}  # windows share utterances
+    good = [w for w in channels if w.quality == GOOD and w.probs is not None]
+    return WordsSummary(
+        quality=GOOD if good else "no_words",
+        words=sum(spans.values()),
+        utterances=len(spans),
+        probs=_probs(mean_distribution([w.probs for w in good if w.probs is not None])),
+    )
+
+
+def _pulse(channels: Sequence[PulseChannel]) -> PulseSummary | None:
+    if not channels:
+        return None
+    good = [p for p in channels if p.quality == GOOD and p.bpm is not None]
+    if good:
+        return PulseSummary(
+            quality=GOOD,
+            bpm=round(float(np.median([p.bpm for p in good if p.bpm is not None])), 1),
+            snr_db=round(float(np.median([p.snr_db for p in good])), 2),
+        )
+    last = channels[-1]
+    return PulseSummary(quality=last.quality, bpm=None, snr_db=max(last.snr_db, -100.0))
+
+
+def _most_common(values: Sequence[str]) -> str:
+    return Counter(values).most_common(1)[0][0]
+
+
+def _modalities(results: Sequence[WindowResult]) -> Modalities:
+    return Modalities(
+        face=_face([r.face for r in results if r.face is not None]),
+        voice=_voice([r.voice for r in results if r.voice is not None]),
+        words=_words([r.words for r in results if r.words is not None]),
+        pulse=_pulse([r.pulse for r in results if r.pulse is not None]),
+    )
 
 
 def window_summary(result: WindowResult, *, site: str, room: str, device_id: str, seq: int, message_id: str) -> Summary:
@@ -136,19 +248,8 @@ def window_summary(result: WindowResult, *, site: str, room: str, device_id: str
         device_id=device_id,
         session_id=result.session_id,
         span=Span(start_s=result.start_s, end_s=result.end_s, started_at=result.started_at, windows=1),
-        emotion=_emotion(result.probs),
-        modalities=Modalities(
-            face=FaceSummary(
-                coverage=result.face.coverage,
-                max_faces=result.face.max_faces,
-                probs=_probs(result.face.probs),
-            )
-            if result.face
-            else None,
-            voice=VoiceSummary(voiced_ratio=result.voice.voiced_ratio, level_dbfs=result.voice.level_dbfs)
-            if result.voice
-            else None,
-        ),
+        emotion=_emotion(result.probs, result.fused),
+        modalities=_modalities([result]),
         quality=dict.fromkeys(result.flags, 1),  # type: ignore[arg-type]
     )
 
@@ -159,11 +260,8 @@ def interval_summary(
     """Summarise consecutive windows: mean distributions over windows that had one."""
     if not results:
         raise ValueError("an interval summary needs at least one window")
-    with_probs = [r.probs for r in results if r.probs is not None]
-    probs = mean_distribution(with_probs)
-    faces = [r.face for r in results if r.face is not None]
-    face_probs = mean_distribution([f.probs for f in faces if f.probs is not None])
-    voices = [r.voice for r in results if r.voice is not None]
+    probs = mean_distribution([r.probs for r in results if r.probs is not None])
+    used = {c for r in results for c in r.fused}
     quality: dict[str, int] = {}
     for r in results:
         for flag in r.flags:
@@ -182,22 +280,8 @@ def interval_summary(
             started_at=results[0].started_at,
             windows=len(results),
         ),
-        emotion=_emotion(probs),
-        modalities=Modalities(
-            face=FaceSummary(
-                coverage=round(float(np.mean([f.coverage for f in faces])), 4),
-                max_faces=max(f.max_faces for f in faces),
-                probs=_probs(face_probs),
-            )
-            if faces
-            else None,
-            voice=VoiceSummary(
-                voiced_ratio=round(float(np.mean([v.voiced_ratio for v in voices])), 4),
-                level_dbfs=round(float(np.mean([v.level_dbfs for v in voices])), 2),
-            )
-            if voices
-            else None,
-        ),
+        emotion=_emotion(probs, used),
+        modalities=_modalities(results),
         quality=quality,  # type: ignore[arg-type]
     )
 
@@ -205,5 +289,5 @@ def interval_summary(
 def json_schema() -> dict[str, object]:
     schema = Summary.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "clinic-edge/summary-v1.json"
+    schema["$id"] = f"clinic-edge/summary-v{SCHEMA_VERSION}.json"
     return schema

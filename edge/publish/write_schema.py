@@ -1,4 +1,4 @@
-"""Regenerate ``schema/summary-v1.json`` from the payload models: ``python -m edge.publish.write_schema``."""
+"""Regenerate ``schema/summary-v<version>.json`` from the payload models: ``python -m edge.publish.write_schema``."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from edge.analysis.frame import FrameAnalyzer
 from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
+from edge.channels.load import ChannelModels
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, parse_command
@@ -38,6 +39,7 @@ from edge.runtime.notify import Notifier
 from edge.runtime.sink import WindowSink
 from edge.store import Store
 from edge.vision.detect import FaceDetector
+from edge.vision.skin import SkinSampler
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class Appliance:
         self.engine: InferenceEngine = create_engine(face_path, self.manifest, config.inference.backends)
         self.face_model = FaceExpressionModel(self.engine)
         self.detector = FaceDetector(config.vision.detector_range, config.vision.min_detection_confidence)
+        self.channel_models = ChannelModels.load(config)
+        self.skin = SkinSampler() if config.channels.pulse.enabled else None
         self.db_path = config.storage.state_dir / config.storage.database
         Store(self.db_path).close()  # open, check and migrate now, so a bad database stops the start
         self.store: Store | None = None
@@ -160,6 +164,9 @@ class Appliance:
         self.metrics.close()
         self.detector.close()
         self.engine.close()
+        self.channel_models.close()
+        if self.skin is not None:
+            self.skin.close()
         self.notifier.close()
         if self.store is not None:
             self.store.close()
@@ -229,6 +236,7 @@ class Appliance:
             on_stored=publisher.wake if publisher else (lambda: None),
             on_degraded=(lambda on: mqtt.set_degraded("storage", on)) if mqtt else (lambda _on: None),
             topic=mqtt.topic("summary") if mqtt else f"{cfg.mqtt.topic_prefix}/{cfg.room.site}/{cfg.room.room}/summary",
+            channels=self.channel_models.session,
         )
         sink.start()
         started = time.monotonic()
@@ -251,6 +259,8 @@ class Appliance:
                 cfg.vision,
                 cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
                 cfg.profile.intrinsics if cfg.profile is not None else None,
+                classify=cfg.channels.face.enabled,
+                skin=self.skin,
             ),
             windows=windows,
             metrics=self.metrics,

@@ -175,6 +175,8 @@ class AnalysisLoop:
                 self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
                 latency.labels("detect").observe(analysis.detect_ms / 1e3)
                 latency.labels("classify").observe(analysis.classify_ms / 1e3)
+                if self.analyzer.skin is not None:
+                    latency.labels("skin").observe(analysis.skin_ms / 1e3)
                 latency.labels("frame").observe(time.perf_counter() - t0)
                 windower.add_frame(analysis)
                 self.report.frames += 1

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from edge.analysis.results import WindowResult
-from edge.analysis.summarize import WindowSummarizer
+from edge.analysis.summarize import SessionChannels, WindowSummarizer
 from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.config.models import AppConfig
@@ -29,6 +29,8 @@ from edge.store import Store
 logger = logging.getLogger(__name__)
 
 RETRY_EVERY_S = 2.0
+# Per-window channel costs (``<stage>_ms`` in a window's timing) that are exported as stage latencies.
+CHANNEL_STAGES = ("audio", "voice_cues", "speech_model", "words", "transcribe", "text", "pulse")
 PURGE_EVERY_S = 3600.0
 
 SummaryFn = Callable[[int, str], tuple[str, str]]
@@ -47,6 +49,7 @@ class WindowSink(threading.Thread):
         on_stored: Callable[[], None],
         on_degraded: Callable[[bool], None],
         topic: str,
+        channels: Callable[[], SessionChannels] = SessionChannels,
     ) -> None:
         super().__init__(name="window-sink", daemon=True)
         self.config = config
@@ -58,6 +61,7 @@ class WindowSink(threading.Thread):
         self.on_stored = on_stored
         self.on_degraded = on_degraded
         self.topic = topic
+        self.channels = channels  # makes the session's channel state on the first window
         self.finish = threading.Event()  # set by the producer when no more windows will come
         self.stored = 0
         self.failed = 0  # write attempts that failed
@@ -88,6 +92,7 @@ class WindowSink(threading.Thread):
                     continue
                 self._handle(store, window)
             self._flush_interval(store)
+            self._finish_words(store)
             deadline = time.monotonic() + RETRY_EVERY_S * 2
             while self._backlog and time.monotonic() < deadline:
                 self._drain(store)
@@ -123,11 +128,12 @@ class WindowSink(threading.Thread):
     def _handle(self, store: Store, window: WindowInput) -> None:
         if self._summarizer is None:
             self._summarizer = WindowSummarizer(
-                self.session_id, self.session_start, self.config.vision, self.config.audio
+                self.session_id, self.session_start, self.config.vision, self.config.audio, self.channels()
             )
         t0 = time.perf_counter()
         result = self._summarizer.summarize(window)
         self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
+        self._observe_channels(result)
         self._enqueue(store, result, self._window_summary(result))
         if self.config.mqtt.enabled and self.config.mqtt.summary == "interval":
             # Interval k holds the windows that start in [k * interval_s, (k + 1) * interval_s).
@@ -135,6 +141,31 @@ class WindowSink(threading.Thread):
             if self._interval and int(self._interval[0].start_s // self.config.mqtt.interval_s) != bucket:
                 self._flush_interval(store)
             self._interval.append(result)
+
+    def _observe_channels(self, result: WindowResult) -> None:
+        for stage in CHANNEL_STAGES:
+            ms = result.timing_ms.get(f"{stage}_ms")
+            if ms is not None:
+                self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
+        for name, channel in (
+            ("face", result.face),
+            ("voice", result.voice),
+            ("words", result.words),
+            ("pulse", result.pulse),
+        ):
+            if channel is not None:
+                self.metrics.channel_windows.labels(name, channel.quality).inc()
+
+    def _finish_words(self, store: Store) -> None:
+        """Speech still going on at the end is transcribed; it belongs to no window."""
+        if self._summarizer is None:
+            return
+        tail = self._summarizer.finish()
+        if tail and self.config.channels.words.store_transcript:
+            try:
+                store.add_transcripts(self.session_id, tail)
+            except StoreError as exc:
+                logger.error("the session's last utterance could not be stored: %s", exc)
 
     def _flush_interval(self, store: Store) -> None:
         if self._interval:
@@ -157,7 +188,7 @@ class WindowSink(threading.Thread):
             t0 = time.perf_counter()
             try:
                 if result is not None:
-                    store.add_window(result, summary)
+                    store.add_window(result, summary, store_transcript=self.config.channels.words.store_transcript)
                 elif summary is not None:
                     store.add_summary(summary)
             except StoreError as exc:

@@ -9,7 +9,7 @@ import json
 import logging
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.analysis.results import WindowResult
+from edge.analysis.results import Utterance, WindowResult
 from edge.control.commands import Consent
 from edge.errors import StoreError
 from edge.labels import CLASSES
@@ -137,11 +137,16 @@ class Store:
 
     # -- windows and outbox ------------------------------------------------------------------------
     def add_window(
-        self, result: WindowResult, summary: Callable[[int, str], tuple[str, str]] | None = None
+        self,
+        result: WindowResult,
+        summary: Callable[[int, str], tuple[str, str]] | None = None,
+        *,
+        store_transcript: bool = False,
     ) -> int | None:
         """Store a window and, in the same transaction, its summary in the outbox.
 
         ``summary(seq, message_id)`` returns ``(topic, payload)``. Returns the outbox seq, if any.
+        The utterances transcribed with the window are stored only with ``store_transcript``.
         """
         row = {
             "session_id": result.session_id,
@@ -156,15 +161,42 @@ class Store:
             "voice": json.dumps(asdict(result.voice)) if result.voice else None,
             "flags": json.dumps(list(result.flags)),
             "timing": json.dumps(result.timing_ms),
+            "words": json.dumps(asdict(result.words)) if result.words else None,
+            "pulse": json.dumps(asdict(result.pulse)) if result.pulse else None,
+            "fused": json.dumps(list(result.fused)),
             "created_at": _now(),
         }
 
         def body() -> int | None:
             self._insert("windows", row)
+            if store_transcript:
+                self._insert_transcripts(result.session_id, result.transcript)
             return self._enqueue(summary) if summary else None
 
         seq: int | None = self._write(f"window {result.index}", body)
         return seq
+
+    def add_transcripts(self, session_id: str, utterances: Sequence[Utterance]) -> None:
+        """Store utterances that belong to no window (speech still going on when a session ended)."""
+        if utterances:
+            self._write("a transcript", lambda: self._insert_transcripts(session_id, utterances))
+
+    def _insert_transcripts(self, session_id: str, utterances: Sequence[Utterance]) -> None:
+        for u in utterances:
+            self._insert(
+                "transcripts",
+                {
+                    "session_id": session_id,
+                    "start_s": u.start_s,
+                    "end_s": u.end_s,
+                    "text": u.text,
+                    "label": u.label,
+                    "confidence": u.confidence,
+                    "probs": json.dumps(dict(zip(CLASSES, u.probs, strict=True))),
+                    "importance": json.dumps([list(w) for w in u.importance]),
+                    "created_at": _now(),
+                },
+            )
 
     def add_summary(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
         """Put one summary (e.g. an interval's) in the outbox; returns its seq."""
@@ -190,13 +222,17 @@ class Store:
             conn = self.db.conn
             old = "SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?"
             windows = conn.execute(f"DELETE FROM windows WHERE session_id IN ({old})", [cutoff]).rowcount  # noqa: S608
+            transcripts = conn.execute(
+                f"DELETE FROM transcripts WHERE session_id IN ({old})",  # noqa: S608
+                [cutoff],
+            ).rowcount
             sessions = conn.execute(
                 "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? "
-                "AND id NOT IN (SELECT session_id FROM windows)",
+                "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts)",
                 [cutoff],
             ).rowcount
             outbox = conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", [cutoff]).rowcount
-            return {"sessions": sessions, "windows": windows, "outbox": outbox}
+            return {"sessions": sessions, "windows": windows, "transcripts": transcripts, "outbox": outbox}
 
         counts: dict[str, int] = self._write("the retention purge", body)
         return counts

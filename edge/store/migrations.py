@@ -88,7 +88,32 @@ def _v2(db: sqlite_utils.Database) -> None:
         sessions.add_column(column, kind)
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1), (2, _v2))
+def _v3(db: sqlite_utils.Database) -> None:
+    """Words and pulse channels per window, and transcripts (kept only when the room's config says so)."""
+    windows = db.table("windows")
+    for column in ("words", "pulse", "fused"):
+        windows.add_column(column, str)  # JSON
+    db.table("transcripts").create(
+        {
+            "id": int,
+            "session_id": str,
+            "start_s": float,
+            "end_s": float,
+            "text": str,
+            "label": str,
+            "confidence": float,
+            "probs": str,  # JSON: {class: probability}
+            "importance": str,  # JSON: [[word, importance], ...]
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "start_s", "end_s", "text", "created_at"},
+    )
+    db.table("transcripts").create_index(["session_id", "start_s"])
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

@@ -21,7 +21,7 @@ from PIL import Image
 from scipy.signal import resample_poly
 from tqdm import tqdm
 
-from clinic_signals.audio import FrameFeatures, LogMel
+from clinic_signals.audio import FrameFeatures, LogMel, centre_window
 from export.data.sample import Sample
 from export.errors import DataError
 from export.manifest import PRODUCT_CLASSES
@@ -83,16 +83,6 @@ def read_wav(path: Path, rate: int = AUDIO_RATE) -> npt.NDArray[np.float32]:
         ratio = Fraction(rate, src_rate).limit_denominator(1000)
         mono = resample_poly(mono, ratio.numerator, ratio.denominator).astype(np.float32)
     out: npt.NDArray[np.float32] = mono.astype(np.float32)
-    return out
-
-
-def centre_window(signal: npt.NDArray[np.float32], length: int) -> npt.NDArray[np.float32]:
-    if signal.shape[0] >= length:
-        start = (signal.shape[0] - length) // 2
-        return signal[start : start + length]
-    out = np.zeros(length, dtype=np.float32)
-    start = (length - signal.shape[0]) // 2
-    out[start : start + signal.shape[0]] = signal
     return out
 
 

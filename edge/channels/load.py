@@ -1,0 +1,98 @@
+"""Load what the room's channels need once, at start, failing early with a clear message.
+
+The speech-emotion model and the text model come from the model pack (checked against its hashes
+and release decision); the speech-to-text model is the configured ggml file or CTranslate2 folder,
+checked before any native library sees it. Each session then gets fresh per-session state
+(:meth:`ChannelModels.session`): the speaker's voice baseline, the utterance buffer, the pulse record.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
+from edge.analysis.summarize import SessionChannels
+from edge.channels.pulse import PulseTracker
+from edge.channels.speech import SpeechEmotionModel
+from edge.channels.voice import VoiceAnalyzer
+from edge.channels.words import WordsAnalyzer
+from edge.config.models import AppConfig
+from edge.errors import ModelError
+from edge.inference.engine import InferenceEngine, create_engine
+from edge.inference.manifest import load_manifest
+from edge.inference.pack import open_pack, select_model
+from edge.text.emotion import TextEmotion, load_text_model
+from edge.transcribe.base import Transcriber, create_transcriber
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ChannelModels:
+    config: AppConfig
+    speech: SpeechEmotionModel | None = None
+    transcriber: Transcriber | None = None
+    text: TextEmotion | None = None
+
+    @classmethod
+    def load(cls, config: AppConfig) -> ChannelModels:
+        """Raises:
+        ModelError: a model the enabled channels need is missing, corrupt or not released."""
+        models = cls(config)
+        channels, pack = config.channels, config.models.pack
+        try:
+            if channels.voice.enabled and channels.voice.speech_model == "auto" and pack is not None:
+                roles = {m.role for m in open_pack(pack).models.values()}
+                if "speech" in roles:
+                    path = select_model(pack, "speech", config.models.precision)
+                    models.speech = SpeechEmotionModel(_engine(config, path))
+                    logger.info("voice channel: speech model %s", models.speech.name)
+                else:
+                    logger.info("voice channel: acoustic cues (the model pack has no speech model)")
+            if channels.words.enabled:
+                if pack is None:  # excluded by AppConfig's validator
+                    raise ModelError("the words channel needs a model pack with a text model")
+                models.text = load_text_model(pack, config.inference.backends)
+                words = channels.words
+                if words.model is not None:
+                    source = words.model
+                else:
+                    try:
+                        source = packaged_whisper_dir()
+                    except ModelFileError as exc:
+                        raise ModelError(str(exc)) from None
+                models.transcriber = create_transcriber(words.backend, source, threads=words.threads)
+        except BaseException:
+            models.close()
+            raise
+        return models
+
+    def session(self) -> SessionChannels:
+        """Fresh per-session state for the enabled channels."""
+        channels, audio = self.config.channels, self.config.audio
+        words = None
+        if self.transcriber is not None and self.text is not None:
+            words = WordsAnalyzer(
+                self.transcriber,
+                self.text,
+                min_voiced_ratio=audio.min_voiced_ratio,
+                max_utterance_s=channels.words.max_utterance_s,
+            )
+        return SessionChannels(
+            voice=VoiceAnalyzer(audio, self.speech) if channels.voice.enabled else None,
+            words=words,
+            pulse=PulseTracker(channels.pulse.window_s, channels.pulse.min_snr_db) if channels.pulse.enabled else None,
+        )
+
+    def close(self) -> None:
+        for engine in (self.speech.engine if self.speech else None, self.text.engine if self.text else None):
+            if engine is not None:
+                engine.close()
+        if self.transcriber is not None:
+            self.transcriber.close()
+
+
+def _engine(config: AppConfig, path: Path) -> InferenceEngine:
+    return create_engine(path, load_manifest(path), config.inference.backends)

@@ -1,0 +1,234 @@
+"""The voice, words and pulse channels in the room's windows: per-room switches, each channel's
+quality and latency, transcripts kept in memory unless the room stores them, and late fusion of
+the channels that are present and good. Real whisper.cpp / faster-whisper, ONNX Runtime, MediaPipe,
+GStreamer, SQLite and mosquitto."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.analysis.results import FrameAnalysis
+from edge.analysis.summarize import SessionChannels, WindowSummarizer
+from edge.analysis.windower import WindowInput
+from edge.channels.fusion import late_fusion
+from edge.channels.load import ChannelModels
+from edge.channels.pulse import PulseTracker
+from edge.channels.voice import VoiceAnalyzer
+from edge.config import load_config
+from edge.config.models import AudioConfig, VisionConfig
+from edge.errors import ConfigError, ModelError
+from edge.runtime import Appliance
+from edge.transcribe.wer import word_error_rate
+from export.data.inputs import read_wav
+from tests.conftest import CONSENT, WHISPER_GGML, Broker, Collector, write_config
+
+RATE = 16_000
+JFK = Path(__file__).parent / "data" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+HAPPY = (0.05, 0.0, 0.8, 0.05, 0.05, 0.025, 0.0, 0.025)
+SAD = (0.1, 0.0, 0.0, 0.7, 0.1, 0.05, 0.05, 0.0)
+# Words of the demo clip's speech (scripts/make_demo.py) that must never leave memory unless stored.
+SPOKEN = ("sister", "walk", "laughed", "feeling")
+
+
+def _windows(audio: np.ndarray, *, length_s: float = 2.5, hop_s: float = 1.0) -> list[WindowInput]:
+    """Cut ``audio`` into overlapping windows as the windower does (no video)."""
+    out = []
+    k = 0
+    while (k * hop_s + length_s) * RATE <= audio.shape[0]:
+        a, b = round(k * hop_s * RATE), round((k * hop_s + length_s) * RATE)
+        out.append(WindowInput(k, 0.0, 0.0, k * hop_s, k * hop_s + length_s, (), audio[a:b], RATE, False, True, 0.0))
+        k += 1
+    return out
+
+
+@pytest.mark.parametrize(
+    ("channels", "expected", "used"),
+    [
+        ([("face", HAPPY, "good"), ("voice", None, "good"), ("words", SAD, "good")], (HAPPY, SAD), ("face", "words")),
+        ([("face", HAPPY, "small_face"), ("voice", SAD, "good"), ("words", None, "no_words")], (SAD,), ("voice",)),
+        ([("face", None, "no_face"), ("voice", None, "silence"), ("words", None, "no_words")], (), ()),
+    ],
+)
+def test_late_fusion_takes_only_present_and_good_channels(
+    channels: list[tuple[str, tuple[float, ...] | None, str]], expected: tuple[tuple[float, ...], ...], used: tuple
+) -> None:
+    probs, fused = late_fusion(channels)
+    assert fused == used
+    if not expected:
+        assert probs is None
+    else:
+        assert probs is not None
+        assert np.allclose(probs, np.mean(expected, axis=0), atol=1e-4)
+
+
+def test_acoustic_voice_needs_a_baseline_before_it_is_good() -> None:
+    speech = read_wav(JFK)
+    voice = VoiceAnalyzer(AudioConfig(), speech=None)
+    summarizer = WindowSummarizer(
+        "s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), SessionChannels(voice)
+    )
+    results = [summarizer.summarize(w) for w in _windows(speech)]
+    voiced = [r.voice for r in results if r.voice is not None and r.voice.quality != "silence"]
+    assert voiced[0].quality == "settling"  # the speaker's own baseline comes first
+    assert any(v.quality == "good" for v in voiced)
+    assert {v.method for v in voiced} == {"acoustic"}
+    assert voiced[0].arousal is None and voiced[0].valence is None  # no baseline to compare with yet
+    settled = [v for v in voiced if v.quality == "good"]
+    assert all(v.probs is None and v.arousal is not None and -1 <= v.arousal <= 1 for v in settled)
+    assert all(v.cues is not None and 60 < 100 * 2 ** (v.cues.pitch_st / 12) < 400 for v in voiced)
+    assert all("voice_cues_ms" in r.timing_ms for r in results)
+    assert all(r.fused == () for r in results)  # cues alone carry no class distribution
+
+
+@pytest.fixture(scope="module")
+def words_models(tmp_path_factory: pytest.TempPathFactory, default_pack: Path) -> ChannelModels:
+    folder = tmp_path_factory.mktemp("words")
+    config = load_config(
+        write_config(
+            folder / "room.toml",
+            face_model=Path("unused.onnx"),
+            state_dir=folder / "state",
+            mqtt_port=None,
+            pack=default_pack,
+            extra=f'[channels.words]\nenabled = true\nmodel = "{WHISPER_GGML}"\n',
+        )
+    )
+    models = ChannelModels.load(config)
+    yield models
+    models.close()
+
+
+def test_utterances_are_cut_at_pauses_transcribed_and_reach_the_windows_over_them(
+    words_models: ChannelModels,
+) -> None:
+    speech = read_wav(JFK)
+    audio = np.concatenate([np.zeros(RATE, dtype=np.float32), speech, np.zeros(3 * RATE, dtype=np.float32)])
+    channels = words_models.session()
+    summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
+    results = [summarizer.summarize(w) for w in _windows(audio)]
+    utterances = [u for r in results for u in r.transcript] + summarizer.finish()
+    text = " ".join(u.text for u in utterances)
+    assert word_error_rate(JFK_TEXT, text) <= 0.1, text
+    # Session times: the speech starts 1 s in; an utterance may end with the pause that ended it.
+    assert all(u.start_s >= 1.0 - 0.6 and u.end_s <= 1.0 + speech.shape[0] / RATE + 2.5 for u in utterances)
+    assert all(len(u.probs) == 8 and u.importance and u.transcribe_ms > 0 for u in utterances)
+    with_words = [r for r in results if r.words is not None and r.words.quality == "good"]
+    assert with_words, "windows over the end of the speech carry its words"
+    for r in with_words:
+        assert r.words is not None and r.words.words > 0 and "words" in r.fused
+        assert any(u.start_s < r.end_s and u.end_s > r.start_s for u in r.words.utterances)
+    quiet = results[0]  # the first second is silence and nothing has been said yet
+    assert quiet.words is not None and quiet.words.quality == "no_words" and "words" not in quiet.fused
+    timed = [r for r in results if r.transcript]
+    assert timed and all("transcribe_ms" in r.timing_ms and "text_ms" in r.timing_ms for r in timed)
+
+
+def test_pulse_of_an_unevenly_sampled_skin_record() -> None:
+    """72 bpm in the skin colour, frames at about 10 fps with jitter and a few missing faces."""
+    rng = np.random.default_rng(3)
+    times = np.cumsum(rng.uniform(0.08, 0.12, 130))
+    base = np.array([180.0, 130.0, 110.0])
+    frames = []
+    for i, t in enumerate(times):
+        gain = 1 + 0.01 * np.sin(2 * np.pi * 72 / 60 * t) * np.array([0.33, 0.77, 0.53])
+        skin = None if i % 17 == 5 else tuple(float(v) for v in base * gain + rng.normal(0, 0.05, 3))
+        frames.append(FrameAnalysis(float(t), 1, 90.0, 0.9, None, 120.0, 1.0, 1.0, skin_rgb=skin))
+    tracker = PulseTracker(window_s=10.0, min_snr_db=3.0)
+    tracker.add(tuple(frames[:40]), origin_s=0.0)
+    assert tracker.estimate().quality == "too_short"
+    tracker.add(tuple(frames), origin_s=0.0)  # overlapping windows hand over the same frames again
+    pulse = tracker.estimate()
+    assert pulse.quality == "good" and pulse.bpm is not None
+    assert abs(pulse.bpm - 72) <= 3
+    tracker.add(tuple(FrameAnalysis(f.pts_s, 0, 0.0, 0.0, None, 120.0, 1.0, 1.0) for f in frames), origin_s=5.0)
+    gone = tracker.estimate()  # a new capture segment: the record starts again, with no face in it
+    assert gone.bpm is None and gone.quality in {"no_face", "too_short"}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("[channels.words]\nenabled = true\n", "whisper.cpp needs a ggml model file"),
+        ('[channels.words]\nenabled = true\nmodel = "x.bin"\n', "channels.words needs models.pack"),
+        ("[channels.pulse]\nwindow_s = 2\n", "window_s"),
+        ('[channels.voice]\nspeech_model = "always"\n', "speech_model"),
+        ("[channels]\nsmell = true\n", "smell"),
+    ],
+)
+def test_channel_settings_are_checked_at_start(tmp_path: Path, extra: str, message: str) -> None:
+    path = write_config(
+        tmp_path / "room.toml", face_model=tmp_path / "m.onnx", state_dir=tmp_path, mqtt_port=None, extra=extra
+    )
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_a_missing_speech_to_text_model_is_named_at_start(tmp_path: Path, default_pack: Path) -> None:
+    config = load_config(
+        write_config(
+            tmp_path / "room.toml",
+            face_model=tmp_path / "m.onnx",
+            state_dir=tmp_path / "state",
+            mqtt_port=None,
+            pack=default_pack,
+            extra=f'[channels.words]\nenabled = true\nmodel = "{tmp_path / "missing.bin"}"\n',
+        )
+    )
+    with pytest.raises(ModelError, match=r"missing\.bin.*clinic-export whisper-ggml"):
+        Appliance(config, "test:")
+
+
+def _words_config(tmp_path: Path, pack: Path, port: int, *, backend: str, store: bool) -> Path:
+    model = f'model = "{WHISPER_GGML}"\n' if backend == "whisper.cpp" else ""
+    return write_config(
+        tmp_path / "room.toml",
+        face_model=tmp_path / "unused.onnx",
+        state_dir=tmp_path / "state",
+        mqtt_port=port,
+        pack=pack,
+        extra=(
+            f'[channels.words]\nenabled = true\nbackend = "{backend}"\n{model}store_transcript = {str(store).lower()}\n'
+        ),
+    )
+
+
+@pytest.mark.parametrize(("backend", "store"), [("whisper.cpp", False), ("faster-whisper", True)])
+def test_room_with_words_keeps_the_transcript_only_where_configured(
+    tmp_path: Path, default_pack: Path, demo_clip: Path, broker: Broker, collector: Collector, backend: str, store: bool
+) -> None:
+    config = load_config(_words_config(tmp_path, default_pack, broker.port, backend=backend, store=store))
+    report = Appliance(config, demo_clip.as_uri()).run(consent=CONSENT)
+    summaries = collector.wait_for("summary", report.windows)
+    assert len(summaries) == report.windows == 13
+
+    words = [s["modalities"]["words"] for s in summaries]
+    spoken = [w for w in words if w["quality"] == "good"]
+    assert spoken and all(w["words"] > 0 and w["probs"] is not None for w in spoken)
+    assert any(s["emotion"]["fused"]["words"] for s in summaries)
+
+    conn = sqlite3.connect(report.database)
+    stored = [r[0] for r in conn.execute("SELECT text FROM transcripts ORDER BY start_s")]
+    rows = conn.execute("SELECT words, timing FROM windows ORDER BY idx").fetchall()
+    conn.close()
+    assert any(json.loads(w)["quality"] == "good" for w, _ in rows)
+    assert any("transcribe_ms" in json.loads(t) for _, t in rows)
+    # Nothing of what was said is ever published; the database has it only when the room says so.
+    published = b"".join(m[1] for m in collector.messages).lower()
+    database = b"".join(f.read_bytes() for f in report.database.parent.glob(report.database.name + "*")).lower()
+    for word in SPOKEN:
+        assert word.encode() not in published
+    if store:
+        text = " ".join(stored).lower()
+        assert "sister" in text and "walk" in text
+        assert b"sister" in database
+    else:
+        assert stored == []
+        for word in SPOKEN:
+            assert word.encode() not in database
