@@ -167,11 +167,13 @@ class Affect:
     confidence: float  # 0..1; grows with the baseline and the voiced time
 
 
-def affect(cues: VoiceCues, baseline: SpeakerBaseline) -> Affect:
-    """Arousal and valence of ``cues`` against the speaker's baseline (which is then updated)."""
+def affect(cues: VoiceCues, baseline: SpeakerBaseline, *, update: bool = True) -> Affect:
+    """Arousal and valence of ``cues`` against the speaker's baseline (which is then updated, unless
+    ``update`` is false: explanations compare variants of a window without learning from them)."""
     arousal = float(np.tanh(sum(w * baseline.z(cues, k) for k, w in AROUSAL_WEIGHTS.items())))
     valence = float(np.tanh(sum(w * baseline.z(cues, k) for k, w in VALENCE_WEIGHTS.items())))
     settled = min(baseline.count / 10.0, 1.0)
     confidence = settled * min(cues.voiced_s / 1.5, 1.0)
-    baseline.update(cues)
+    if update:
+        baseline.update(cues)
     return Affect(arousal, valence, round(confidence, 3))

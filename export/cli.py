@@ -103,6 +103,12 @@ def _parser() -> argparse.ArgumentParser:
     text = sub.add_parser("text-emotion", help="the zero-shot text-emotion model (MiniLM + prototypes) into a pack")
     text.add_argument("--pack", type=Path, required=True)
 
+    temp = sub.add_parser(
+        "fit-temperature", help="fit the fusion's calibration temperature on labelled held-out window distributions"
+    )
+    temp.add_argument("--heldout", type=Path, required=True, help=".npz with probs (N, 8) and labels (N,) class names")
+    temp.add_argument("--out", type=Path, help="write the evidence (temperature, NLL and ECE before/after) as JSON")
+
     fer = sub.add_parser("fer-face", help="the default face model as one ONNX file + manifest")
     fer.add_argument("--out", type=Path, required=True, help="destination .onnx file")
     fer.add_argument("--weights", type=Path, default=None, help="Keras HDF5 file (default: the fer package's)")
@@ -172,7 +178,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         raise ExportError(f"invalid training configuration: {problems}") from None
 
 
-def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per command
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branch per command
     if args.command == "train":
         from export.train.loop import train  # noqa: PLC0415
 
@@ -235,6 +241,16 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911 - one branch per com
         from export.whisper_ggml import convert, packaged_model_dir  # noqa: PLC0415
 
         print(f"ggml: {convert(args.model_dir or packaged_model_dir(), args.out)}")
+        return 0
+    if args.command == "fit-temperature":
+        from export.calibrate import fit_fusion_temperature  # noqa: PLC0415
+
+        evidence = fit_fusion_temperature(args.heldout, args.out)
+        print(
+            f"temperature = {evidence['temperature']:.3f}  (set fusion.temperature in the room config)\n"
+            f"NLL {evidence['nll_before']:.4f} -> {evidence['nll_after']:.4f}, "
+            f"ECE {evidence['ece_before']:.4f} -> {evidence['ece_after']:.4f} over {evidence['windows']} windows"
+        )
         return 0
     if args.command == "fer-sets":
         from export.fer_face import write_lfw_sets  # noqa: PLC0415

@@ -10,25 +10,29 @@ import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pytest
 
 from edge.analysis.results import FrameAnalysis
 from edge.analysis.summarize import SessionChannels, WindowSummarizer
 from edge.analysis.windower import WindowInput
-from edge.channels.fusion import late_fusion
 from edge.channels.load import ChannelModels
 from edge.channels.pulse import PulseTracker
 from edge.channels.voice import VoiceAnalyzer
 from edge.config import load_config
-from edge.config.models import AudioConfig, VisionConfig
+from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.errors import ConfigError, ModelError
+from edge.fusion.decide import ChannelVote, WindowFusion
+from edge.fusion.late import LateFusion
+from edge.publish.payload import EVENT_SCHEMA_PATH
 from edge.runtime import Appliance
 from edge.transcribe.wer import word_error_rate
 from export.data.inputs import read_wav
 from tests.conftest import CONSENT, WHISPER_GGML, Broker, Collector, write_config
 
 RATE = 16_000
+EVENT_SCHEMA = json.loads(EVENT_SCHEMA_PATH.read_text(encoding="utf-8"))
 JFK = Path(__file__).parent / "data" / "jfk.wav"
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 HAPPY = (0.05, 0.0, 0.8, 0.05, 0.05, 0.025, 0.0, 0.025)
@@ -59,7 +63,8 @@ def _windows(audio: np.ndarray, *, length_s: float = 2.5, hop_s: float = 1.0) ->
 def test_late_fusion_takes_only_present_and_good_channels(
     channels: list[tuple[str, tuple[float, ...] | None, str]], expected: tuple[tuple[float, ...], ...], used: tuple
 ) -> None:
-    probs, fused = late_fusion(channels)
+    result = WindowFusion(LateFusion({}), FusionConfig())([ChannelVote(*c) for c in channels])
+    probs, fused = result.probs, result.used
     assert fused == used
     if not expected:
         assert probs is None
@@ -113,7 +118,7 @@ def test_utterances_are_cut_at_pauses_transcribed_and_reach_the_windows_over_the
     channels = words_models.session()
     summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
     results = [summarizer.summarize(w) for w in _windows(audio)]
-    utterances = [u for r in results for u in r.transcript] + summarizer.finish()
+    utterances = [u for r in results for u in r.transcript] + summarizer.finish().utterances
     text = " ".join(u.text for u in utterances)
     assert word_error_rate(JFK_TEXT, text) <= 0.1, text
     # Session times: the speech starts 1 s in; an utterance may end with the pause that ended it.
@@ -194,7 +199,11 @@ def _words_config(tmp_path: Path, pack: Path, port: int, *, backend: str, store:
         mqtt_port=port,
         pack=pack,
         extra=(
-            f'[channels.words]\nenabled = true\nbackend = "{backend}"\n{model}store_transcript = {str(store).lower()}\n'
+            f'[channels.words]\nenabled = true\nbackend = "{backend}"\n{model}'
+            f"store_transcript = {str(store).lower()}\n"
+            # Lower than the defaults: the clip's voice and words turn negative under the smile for
+            # about three seconds, which must make an event.
+            '[disparity]\nthreshold = 0.3\nmin_duration_s = 2.0\n[explain]\nwhen = "every"\n'
         ),
     )
 
@@ -213,7 +222,28 @@ def test_room_with_words_keeps_the_transcript_only_where_configured(
     assert spoken and all(w["words"] > 0 and w["probs"] is not None for w in spoken)
     assert any(s["emotion"]["fused"]["words"] for s in summaries)
 
+    # The moment the voice and words disagree with the smiling face is an event, stored and published.
+    events = collector.json("event")
+    assert events, "a disparity event was published"
+    for body in events:
+        jsonschema.validate(body, EVENT_SCHEMA)
+        assert body["session_id"] == report.session_id and "face" in (body["first"], body["second"])
+
     conn = sqlite3.connect(report.database)
+    assert conn.execute("SELECT COUNT(*) FROM events").fetchone()[0] == len(events)
+    explained = [
+        json.loads(r[0]) for r in conn.execute("SELECT explanation FROM windows WHERE explanation IS NOT NULL")
+    ]
+    assert len(explained) == report.windows  # explain.when = "every"
+    faces = [e for e in explained if e["face_map"] is not None]
+    assert faces and all(len(e["face_map"]) == 8 and len(e["face_map"][0]) == 8 for e in faces)
+    assert all(e["face_regions"]["mouth"] > e["face_regions"]["brows"] for e in faces)  # the smile carries it
+    assert any(e["voice_segments"] for e in explained)
+    # Word importances carry words: they are kept only where transcripts are.
+    if store:
+        assert any(e["words"] for e in explained)
+    else:
+        assert all(e["words"] is None for e in explained)
     stored = [r[0] for r in conn.execute("SELECT text FROM transcripts ORDER BY start_s")]
     rows = conn.execute("SELECT words, timing FROM windows ORDER BY idx").fetchall()
     conn.close()

@@ -24,7 +24,7 @@ from prometheus_client import generate_latest
 from edge.config import load_config
 from edge.config.load import parse_config
 from edge.control import CommandError, parse_command
-from edge.control.commands import Pause, Resume, Start, StatusQuery, Stop
+from edge.control.commands import Explain, Pause, Resume, Start, StatusQuery, Stop
 from edge.control.state import SessionControl
 from edge.errors import ConfigError
 from edge.runtime import Appliance
@@ -48,6 +48,8 @@ START = {"command": "start", "consent": {"method": "verbal", "recorded_by": "sta
             pytest.raises(CommandError, match=r"recorded_by"),
         ),
         (b'{"command": "pause", "now": true}', pytest.raises(CommandError, match=r"Extra inputs are not permitted")),
+        (b'{"command": "explain", "seconds": 90}', nullcontext()),
+        (b'{"command": "explain", "seconds": 86400}', pytest.raises(CommandError, match=r"explain\.seconds")),
         (b'{"command": "reboot"}', pytest.raises(CommandError, match=r"does not match any of the expected tags")),
         (b"\xff\xfe", pytest.raises(CommandError, match=r"not UTF-8 JSON")),
         (b"[" * 5000, pytest.raises(CommandError, match=r"5000 bytes exceeds the 1024-byte limit")),
@@ -137,9 +139,17 @@ def test_state_machine_while_recording() -> None:
     assert control.handle(Pause(command="pause"), "t") == {"result": "ok", "state": "paused"}
     with pytest.raises(CommandError, match=r"cannot pause: the session is paused"):
         control.handle(Pause(command="pause"), "t")
+    with pytest.raises(CommandError, match=r"cannot explain: the session is paused"):
+        control.handle(Explain(command="explain", seconds=30), "t")
     assert control.handle(Resume(command="resume"), "t")["state"] == "recording"
+    now = time.monotonic()
+    assert not control.explain_requested(now)
+    assert control.handle(Explain(command="explain", seconds=30), "t")["state"] == "recording"
+    assert control.explain_requested(now + 29) and not control.explain_requested(now + 31)
     assert control.handle(Stop(command="stop"), "t")["state"] == "stopping"
     assert control.stop_requested.is_set()
+    control.end()
+    assert not control.explain_requested(now)  # a request ends with its session
 
 
 def _metric(appliance: Appliance, name: str, label: str = "") -> float:

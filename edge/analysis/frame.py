@@ -11,8 +11,9 @@ from edge.analysis.results import FrameAnalysis
 from edge.capture.frames import VideoFrame
 from edge.config.models import VisionConfig
 from edge.config.profile import FULL_FRAME, Intrinsics, Region
+from edge.explain.maps import FaceCrop
 from edge.inference.face import FaceExpressionModel
-from edge.vision.align import align_face
+from edge.vision.align import align_face, landmarks_in_crop
 from edge.vision.detect import FaceDetection, FaceDetector
 from edge.vision.quality import frame_luma
 from edge.vision.skin import SkinSampler
@@ -39,11 +40,13 @@ class FrameAnalyzer:
         *,
         classify: bool = True,
         skin: SkinSampler | None = None,
+        keep_crop: bool = False,
     ) -> None:
         self.detector = detector
         self.model = model
         self.classify = classify  # False when the room's face channel is off
         self.skin = skin  # the pulse channel's face mesh, when that channel is on
+        self.keep_crop = keep_crop  # explanations may need the aligned crop (memory only, with its window)
         self.config = config
         self.region = region
         # With a calibrated wide lens, faces near the edges are straightened before alignment.
@@ -57,12 +60,17 @@ class FrameAnalyzer:
         faces = [f for f in detected if self.region.contains(*f.center, w, h)]
         t1 = time.perf_counter()
         probs = None
+        kept = None
         width = score = 0.0
         if faces:
             face = faces[0]
             if self.classify:
-                crop = align_face(rgb, face, self.model.input_size, self.config.crop_scale)
+                size = self.model.input_size
+                crop = align_face(rgb, face, size, self.config.crop_scale)
                 probs = self.model.predict([crop])[0]
+                if self.keep_crop:
+                    marks = landmarks_in_crop(face, size, self.config.crop_scale)
+                    kept = FaceCrop(crop, (marks["right_eye"], marks["left_eye"]), marks["nose_tip"])
             width, score = face.w, face.score
         t2 = time.perf_counter()
         skin_rgb = None
@@ -81,6 +89,7 @@ class FrameAnalyzer:
             ignored_faces=len(detected) - len(faces),
             skin_rgb=skin_rgb,
             skin_ms=(t3 - t2) * 1e3,
+            crop=kept,
         )
 
     def _skin(self, rgb: npt.NDArray[np.uint8], face: FaceDetection) -> tuple[float, float, float] | None:

@@ -8,13 +8,17 @@ in :class:`Utterance`, which is kept in memory and stored only when the room's c
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.prosody import VoiceCues
 from edge.labels import CLASSES
+
+if TYPE_CHECKING:
+    from edge.disparity.score import Disparity, DisparityEvent
+    from edge.explain.maps import Explanation, FaceCrop
 
 # Quality flags a window can carry.
 FLAG_NO_FACE = "no_face"
@@ -52,6 +56,8 @@ class FrameAnalysis:
     ignored_faces: int = 0  # faces outside the client region, never analysed
     skin_rgb: tuple[float, float, float] | None = None  # mean skin colour of the client's face (pulse)
     skin_ms: float = 0.0
+    # The aligned face crop, kept in memory with its window only when explanations may need it.
+    crop: FaceCrop | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.probs is not None and self.probs.shape != (len(CLASSES),):
@@ -163,6 +169,13 @@ class WindowResult:
     pulse: PulseChannel | None = None
     fused: tuple[str, ...] = ()  # channels whose distributions made ``probs``
     transcript: tuple[Utterance, ...] = ()  # utterances transcribed while this window was analysed
+    state: Literal["confident", "uncertain", "mixed"] | None = None
+    second: str | None = None  # the other class of a mixed window
+    contributions: dict[str, float] = field(default_factory=dict)  # Shapley value of each fused channel
+    fusion_method: str | None = None  # late | head
+    disparity: Disparity | None = None
+    events: tuple[DisparityEvent, ...] = ()  # disparity events that ended with this window
+    explanation: Explanation | None = None
 
     def __post_init__(self) -> None:
         if self.probs is not None:

@@ -4,13 +4,13 @@ Channels: the face (mean of the frames' face distributions), the voice (activity
 the pack's speech model when there is one), the words (utterances transcribed as they end) and the
 pulse (skin colour over the last ``channels.pulse.window_s`` seconds). Each reports its own quality
 and latency; the window's distribution is the late fusion of the channels that are present and
-good (:mod:`edge.channels.fusion`).
+good (:mod:`edge.fusion`), with each channel's Shapley contribution.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
 import numpy as np
@@ -35,12 +35,15 @@ from edge.analysis.results import (
 from edge.analysis.windower import WindowInput
 from edge.audio.features import LogMel
 from edge.audio.vad import detect_voice
-from edge.channels.fusion import late_fusion
 from edge.channels.pulse import PulseTracker
 from edge.channels.voice import VoiceAnalyzer, activity_only
 from edge.channels.words import WordsAnalyzer
-from edge.config.models import AudioConfig, VisionConfig
-from edge.labels import CLASSES, mean_distribution
+from edge.config.models import AudioConfig, FusionConfig, VisionConfig
+from edge.disparity.score import DisparityEvent, DisparityTracker, disparity
+from edge.explain.policy import Explainer
+from edge.fusion.decide import ChannelVote, WindowFusion
+from edge.fusion.late import LateFusion
+from edge.labels import mean_distribution
 
 MIN_FACE_COVERAGE = 0.2  # below this share of frames with a face, the window has no face result
 MULTI_FACE_SHARE = 0.3  # share of frames with several faces that flags the window
@@ -53,6 +56,17 @@ class SessionChannels:
     voice: VoiceAnalyzer | None = None
     words: WordsAnalyzer | None = None
     pulse: PulseTracker | None = None
+    fusion: WindowFusion = field(default_factory=lambda: WindowFusion(LateFusion({}), FusionConfig()))
+    disparity: DisparityTracker | None = None
+    explainer: Explainer | None = None
+
+
+@dataclass(frozen=True)
+class SessionTail:
+    """What the end of a session still produces: speech that was going on, a disparity still running."""
+
+    utterances: list[Utterance]
+    events: list[DisparityEvent]
 
 
 class WindowSummarizer:
@@ -81,17 +95,39 @@ class WindowSummarizer:
         voice, transcript = self._voice(window, start, flags, timing)
         words = self._words(start, end)
         pulse = self._pulse(window, timing)
-        probs, fused = late_fusion(
+        t0 = time.perf_counter()
+        fusion = self.channels.fusion(
             [
-                ("face", face.probs if face else None, face.quality if face else ""),
-                ("voice", voice.probs if voice else None, voice.quality if voice else ""),
-                ("words", words.probs if words else None, words.quality if words else ""),
+                ChannelVote("face", face.probs, face.quality, face.coverage * face.mean_detection_score)
+                if face
+                else ChannelVote("face", None, ""),
+                ChannelVote("voice", voice.probs, voice.quality, min(1.0, voice.voiced_ratio / 0.5))
+                if voice
+                else ChannelVote("voice", None, ""),
+                ChannelVote("words", words.probs, words.quality, min(1.0, words.words / 8))
+                if words
+                else ChannelVote("words", None, ""),
             ]
         )
-        label = confidence = None
-        if probs is not None:
-            best = int(np.argmax(probs))
-            label, confidence = CLASSES[best], float(probs[best])
+        timing["fusion_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        score = event = None
+        if self.channels.disparity is not None:
+            score = disparity(face, voice, words)
+            event = self.channels.disparity.add(round(start, 3), round(end, 3), score)
+        explanation = None
+        explainer = self.channels.explainer
+        if explainer is not None:
+            reason = explainer.reason(state=fusion.state, disparity=score, ready_monotonic=window.ready_monotonic)
+            if reason is not None:
+                overlapping = (
+                    [u for u in self.channels.words.recent() if u.start_s < end and u.end_s > start]
+                    if self.channels.words is not None
+                    else []
+                )
+                explanation = explainer.explain(
+                    reason, frames=window.frames, face=face, audio=window.audio, voice=voice, utterances=overlapping
+                )
+                timing.update(explanation.cost_ms)
         started = self.session_start + timedelta(seconds=max(0.0, start))
         return WindowResult(
             session_id=self.session_id,
@@ -99,9 +135,9 @@ class WindowSummarizer:
             start_s=round(start, 3),
             end_s=round(end, 3),
             started_at=started.isoformat(timespec="milliseconds"),
-            probs=probs,
-            label=label,
-            confidence=confidence,
+            probs=fusion.probs,
+            label=fusion.label,
+            confidence=fusion.confidence,
             face=face,
             voice=voice,
             flags=tuple(flags),
@@ -109,13 +145,22 @@ class WindowSummarizer:
             ready_monotonic=window.ready_monotonic,
             words=words,
             pulse=pulse,
-            fused=fused,
+            fused=fusion.used,
             transcript=transcript,
+            state=fusion.state,
+            second=fusion.second,
+            contributions=fusion.contributions,
+            fusion_method=fusion.method,
+            disparity=score,
+            events=(event,) if event is not None else (),
+            explanation=explanation,
         )
 
-    def finish(self) -> list[Utterance]:
-        """At the end of a session: transcribe speech that was still going on."""
-        return self.channels.words.flush() if self.channels.words is not None else []
+    def finish(self) -> SessionTail:
+        """At the end of a session: transcribe speech that was still going on, close a running disparity."""
+        utterances = self.channels.words.flush() if self.channels.words is not None else []
+        event = self.channels.disparity.close() if self.channels.disparity is not None else None
+        return SessionTail(utterances, [event] if event is not None else [])
 
     def _face(self, window: WindowInput, flags: list[str], timing: dict[str, float]) -> FaceChannel | None:
         frames = window.frames

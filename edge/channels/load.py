@@ -9,6 +9,7 @@ checked before any native library sees it. Each session then gets fresh per-sess
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,8 +20,13 @@ from edge.channels.speech import SpeechEmotionModel
 from edge.channels.voice import VoiceAnalyzer
 from edge.channels.words import WordsAnalyzer
 from edge.config.models import AppConfig
+from edge.disparity.score import DisparityTracker
 from edge.errors import ModelError
+from edge.explain.policy import Explainer
+from edge.fusion.decide import WindowFusion
+from edge.fusion.late import Fuser, HeadFusion, LateFusion
 from edge.inference.engine import InferenceEngine, create_engine
+from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import open_pack, select_model
 from edge.text.emotion import TextEmotion, load_text_model
@@ -35,6 +41,7 @@ class ChannelModels:
     speech: SpeechEmotionModel | None = None
     transcriber: Transcriber | None = None
     text: TextEmotion | None = None
+    head: HeadFusion | None = None
 
     @classmethod
     def load(cls, config: AppConfig) -> ChannelModels:
@@ -51,6 +58,8 @@ class ChannelModels:
                     logger.info("voice channel: speech model %s", models.speech.name)
                 else:
                     logger.info("voice channel: acoustic cues (the model pack has no speech model)")
+            if config.fusion.method == "auto" and pack is not None:
+                models.head = _fusion_head(config, pack)
             if channels.words.enabled:
                 if pack is None:  # excluded by AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
@@ -69,8 +78,13 @@ class ChannelModels:
             raise
         return models
 
-    def session(self) -> SessionChannels:
-        """Fresh per-session state for the enabled channels."""
+    def session(
+        self,
+        face_model: FaceExpressionModel | None = None,
+        requested: Callable[[float], bool] = lambda _t: False,
+    ) -> SessionChannels:
+        """Fresh per-session state for the enabled channels, the disparity tracker and the explainer
+        (which runs ``face_model`` for face maps, and honours ``requested`` explanation periods)."""
         channels, audio = self.config.channels, self.config.audio
         words = None
         if self.transcriber is not None and self.text is not None:
@@ -80,14 +94,35 @@ class ChannelModels:
                 min_voiced_ratio=audio.min_voiced_ratio,
                 max_utterance_s=channels.words.max_utterance_s,
             )
+        fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
+        voice = VoiceAnalyzer(audio, self.speech) if channels.voice.enabled else None
+        disparity = self.config.disparity
         return SessionChannels(
-            voice=VoiceAnalyzer(audio, self.speech) if channels.voice.enabled else None,
+            fusion=WindowFusion(fuser, self.config.fusion),
+            voice=voice,
             words=words,
             pulse=PulseTracker(channels.pulse.window_s, channels.pulse.min_snr_db) if channels.pulse.enabled else None,
+            disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
+            explainer=Explainer(
+                self.config.explain,
+                audio,
+                face_model=face_model if channels.face.enabled else None,
+                speech=self.speech,
+                baseline=voice.baseline if voice is not None else None,
+                disparity_threshold=disparity.threshold,
+                keep_words=channels.words.store_transcript,
+                requested=requested,
+            )
+            if self.config.explain.when != "off"
+            else None,
         )
 
     def close(self) -> None:
-        for engine in (self.speech.engine if self.speech else None, self.text.engine if self.text else None):
+        for engine in (
+            self.speech.engine if self.speech else None,
+            self.text.engine if self.text else None,
+            self.head.engine if self.head else None,
+        ):
             if engine is not None:
                 engine.close()
         if self.transcriber is not None:
@@ -96,3 +131,19 @@ class ChannelModels:
 
 def _engine(config: AppConfig, path: Path) -> InferenceEngine:
     return create_engine(path, load_manifest(path), config.inference.backends)
+
+
+def _fusion_head(config: AppConfig, pack: Path) -> HeadFusion | None:
+    """The pack's fusion head when it fuses the channels' distributions; otherwise late fusion (logged)."""
+    if not any(m.role == "fusion" for m in open_pack(pack).models.values()):
+        logger.info("fusion: weighted late fusion (the model pack has no fusion head)")
+        return None
+    engine = _engine(config, select_model(pack, "fusion", "fp32"))
+    try:
+        head = HeadFusion(engine)
+    except ModelError as exc:
+        engine.close()
+        logger.warning("fusion: weighted late fusion, because %s", exc)
+        return None
+    logger.info("fusion: the pack's head %s over %s", head.name, head.modalities)
+    return head

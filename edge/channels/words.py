@@ -116,6 +116,10 @@ class WordsAnalyzer:
         self._recent.append(utterance)
         return [utterance]
 
+    def recent(self) -> list[Utterance]:
+        """Utterances of the last ``RECENT_S`` seconds (memory only)."""
+        return list(self._recent)
+
     def _forget(self, now_s: float) -> None:
         while self._recent and self._recent[0].end_s < now_s - RECENT_S:
             self._recent.popleft()

@@ -208,6 +208,54 @@ class ChannelsConfig(StrictModel):
     pulse: PulseChannelConfig = PulseChannelConfig()
 
 
+class FusionWeights(StrictModel):
+    face: float = Field(default=1.0, ge=0.0, le=10.0)
+    voice: float = Field(default=1.0, ge=0.0, le=10.0)
+    words: float = Field(default=1.0, ge=0.0, le=10.0)
+
+
+class FusionConfig(StrictModel):
+    method: Literal["auto", "late"] = Field(
+        default="auto",
+        description="auto: the model pack's fusion head when it has one trained on the channels' distributions; "
+        "late: the weighted late fusion.",
+    )
+    weights: FusionWeights = Field(
+        default=FusionWeights(), description="Late fusion: each channel's weight before its reliability."
+    )
+    temperature: float = Field(
+        default=1.0,
+        gt=0.05,
+        le=20.0,
+        description="Calibration temperature of the fused distribution (fit it with `clinic-export fit-temperature`).",
+    )
+    min_confidence: float = Field(
+        default=0.4, ge=0.0, le=1.0, description="Below this top probability the window abstains ('uncertain')."
+    )
+    mixed_margin: float = Field(
+        default=0.1, ge=0.0, le=1.0, description="Top two classes closer than this make the window 'mixed'."
+    )
+
+
+class ExplainConfig(StrictModel):
+    when: Literal["every", "disagreement", "request", "off"] = Field(
+        default="disagreement",
+        description="Windows explained: every one; those whose channels disagree or whose result is mixed or "
+        "uncertain; only on request (the explain command); or none. Requests count in every mode but off.",
+    )
+    grid: int = Field(default=8, ge=2, le=16, description="Face occlusion map: cells per side of the aligned face.")
+
+
+class DisparityConfig(StrictModel):
+    enabled: bool = Field(default=True, description="Score each window's disagreement between face, voice and words.")
+    threshold: float = Field(
+        default=0.5, ge=0.05, le=1.0, description="Windows scoring at least this (0-1) count as disparate."
+    )
+    min_duration_s: float = Field(
+        default=5.0, ge=0.0, le=600.0, description="A run of disparate windows this long (seconds) becomes an event."
+    )
+
+
 class ModelsConfig(StrictModel):
     face: Path | None = Field(
         default=None,
@@ -355,6 +403,9 @@ class AppConfig(StrictModel):
     audio: AudioConfig = AudioConfig()
     models: ModelsConfig
     channels: ChannelsConfig = ChannelsConfig()
+    fusion: FusionConfig = FusionConfig()
+    disparity: DisparityConfig = DisparityConfig()
+    explain: ExplainConfig = ExplainConfig()
     inference: InferenceConfig = InferenceConfig()
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()

@@ -2,7 +2,8 @@
 
 ``{"command": "start", "consent": {"method": "written", "recorded_by": "staff-17"}}`` starts a
 session; a session never starts without consent recorded. ``pause`` stops analysis at once and
-releases the camera and microphone; ``resume`` continues the same session; ``stop`` ends it.
+releases the camera and microphone; ``resume`` continues the same session; ``stop`` ends it;
+``{"command": "explain", "seconds": 60}`` explains every window of the next minute.
 Consent holds no names or free text: ``recorded_by`` is a staff identifier and ``reference`` a
 pointer into the clinic's own consent records.
 """
@@ -59,7 +60,14 @@ class StatusQuery(_Strict):
     command: Literal["status"]
 
 
-Command = Annotated[Start | Pause | Resume | Stop | StatusQuery, Field(discriminator="command")]
+class Explain(_Strict):
+    """Explain every window of the next ``seconds`` (face map, voice segments, word importances)."""
+
+    command: Literal["explain"]
+    seconds: int = Field(default=60, ge=1, le=3600)
+
+
+Command = Annotated[Start | Pause | Resume | Stop | StatusQuery | Explain, Field(discriminator="command")]
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 

@@ -11,7 +11,17 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from edge.control.commands import Command, CommandError, Consent, Pause, Resume, Start, StatusQuery, Stop
+from edge.control.commands import (
+    Command,
+    CommandError,
+    Consent,
+    Explain,
+    Pause,
+    Resume,
+    Start,
+    StatusQuery,
+    Stop,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -26,6 +36,7 @@ class SessionControl:
         self.start_requested = threading.Event()  # a start with consent is waiting to be picked up
         self.stop_requested = threading.Event()
         self.resumed = threading.Event()
+        self.explain_until = 0.0  # monotonic time until which a clinician asked for explanations
         self.resumed.set()
         self.on_change = on_change
         self._paused_at: float | None = None
@@ -75,6 +86,12 @@ class SessionControl:
                 self._set("recording")
                 self.resumed.set()
                 return {"result": "ok", "state": "recording"}
+            if isinstance(command, Explain):
+                if state != "recording":
+                    raise CommandError(f"cannot explain: the session is {state}")
+                self.explain_until = time.monotonic() + command.seconds
+                logger.info("explanations requested from %s for %d s", source, command.seconds)
+                return {"result": "ok", "state": state}
             if isinstance(command, Stop):
                 if state == "standby":
                     raise CommandError("cannot stop: no session is running")
@@ -99,6 +116,11 @@ class SessionControl:
     def end(self) -> None:
         with self._lock:
             self.consent = None
+            self.explain_until = 0.0
             self.stop_requested.clear()
             self.resumed.set()
             self._set("standby")
+
+    def explain_requested(self, at: float) -> bool:
+        """Whether media that arrived at monotonic time ``at`` falls in a requested explanation period."""
+        return at <= self.explain_until

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,6 +97,8 @@ class TensorRTEngine(InferenceEngine):
             )
         self._engine = engine
         self._context = engine.create_execution_context()
+        # One execution context and stream: the analysis thread and the explanations share them.
+        self._lock = threading.Lock()
         self._stream = _check(cudart.cudaStreamCreate(), "stream creation")
         self._input = manifest.input.name
         self._output = manifest.output.name
@@ -129,6 +132,10 @@ class TensorRTEngine(InferenceEngine):
         return int(ptr)
 
     def run(self, feeds: dict[str, npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
+        with self._lock:
+            return self._run(feeds)
+
+    def _run(self, feeds: dict[str, npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
         """Every output tensor, in the engine's order, for the named inputs."""
         h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
         d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost

@@ -52,7 +52,7 @@ class Metrics:
         self.stage_latency = Histogram(
             "clinic_edge_stage_seconds",
             "Time spent per stage (detect, classify, skin, frame, audio, voice_cues, speech_model, transcribe, text, "
-            "words, pulse, summarize, store, window_to_store, publish_ack)",
+            "words, pulse, fusion, explain_face, explain_voice, summarize, store, window_to_store, publish_ack)",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -63,6 +63,13 @@ class Metrics:
             ["channel", "quality"],
             registry=r,
         )
+        self.explanations = Counter(
+            "clinic_edge_explanations",
+            "Windows explained, by why (every, disagreement, request)",
+            ["reason"],
+            registry=r,
+        )
+        self.events = Counter("clinic_edge_events", "Events detected (disparity)", ["kind"], registry=r)
         self.build = Info("clinic_edge_build", "Software build", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version(), "machine": platform.machine()})
         self._server: Any = None

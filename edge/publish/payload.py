@@ -22,7 +22,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from edge.analysis.results import GOOD, FaceChannel, PulseChannel, VoiceChannel, WindowResult, WordsChannel
-from edge.channels.fusion import FUSABLE
+from edge.disparity.score import DisparityEvent
+from edge.fusion.late import FUSABLE
 from edge.labels import CLASSES, mean_distribution
 
 SCHEMA_VERSION = 2
@@ -65,11 +66,27 @@ class Fused(_Payload):
     words: bool
 
 
+class Contributions(_Payload):
+    """Shapley value of each fused channel for the label: they sum to its probability minus 1/8."""
+
+    face: float | None = Field(default=None, ge=-1.0, le=1.0)
+    voice: float | None = Field(default=None, ge=-1.0, le=1.0)
+    words: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
 class Emotion(_Payload):
-    label: Label | None = Field(description="Most likely class; null when no channel gave a result.")
+    label: Label | None = Field(
+        description="Most likely class; null when no channel gave a result or the window abstained."
+    )
     confidence: float | None = Field(ge=0.0, le=1.0)
     probs: Probabilities | None
     fused: Fused | None = Field(default=None, description="Channels fused into probs (present and of good quality).")
+    state: Literal["confident", "uncertain", "mixed"] | None = Field(
+        default=None, description="uncertain: below the room's confidence level, no label; mixed: see second."
+    )
+    second: Label | None = Field(default=None, description="The other class of a mixed result.")
+    method: Literal["late", "head"] | None = Field(default=None, description="Late fusion or the pack's head.")
+    contributions: Contributions | None = None
 
 
 class FaceSummary(_Payload):
@@ -133,6 +150,47 @@ class Summary(_Payload):
     quality: dict[Flag, int] = Field(description="Windows in the span that carried each quality flag.")
 
 
+class Event(_Payload):
+    """A disparity event (topic ``.../event``): the channels disagreed for a while. Numbers only."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["disparity"]
+    message_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    seq: int = Field(ge=1)
+    site: str = Field(max_length=63)
+    room: str = Field(max_length=63)
+    device_id: str = Field(max_length=63)
+    session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    start_s: float = Field(ge=0.0, description="Seconds since the session started.")
+    end_s: float = Field(ge=0.0)
+    peak: float = Field(ge=0.0, le=1.0, description="Highest window disparity score in the event.")
+    mean: float = Field(ge=0.0, le=1.0)
+    windows: int = Field(ge=1)
+    first: Literal["face", "voice", "words"] = Field(description="One of the two channels that disagreed most.")
+    second: Literal["face", "voice", "words"]
+
+
+def disparity_event(
+    event: DisparityEvent, *, session_id: str, site: str, room: str, device_id: str, seq: int, message_id: str
+) -> Event:
+    return Event(
+        kind="disparity",
+        message_id=message_id,
+        seq=seq,
+        site=site,
+        room=room,
+        device_id=device_id,
+        session_id=session_id,
+        start_s=max(event.start_s, 0.0),
+        end_s=max(event.end_s, 0.0),
+        peak=event.peak,
+        mean=event.mean,
+        windows=event.windows,
+        first=event.pair[0],  # type: ignore[arg-type]
+        second=event.pair[1],  # type: ignore[arg-type]
+    )
+
+
 class Status(_Payload):
     """The retained ``status`` message."""
 
@@ -156,16 +214,35 @@ def _probs(values: Sequence[float] | None) -> Probabilities | None:
     return None if values is None else Probabilities(**dict(zip(CLASSES, (float(v) for v in values), strict=True)))
 
 
-def _emotion(probs: Sequence[float] | None, channels: Collection[str]) -> Emotion:
+def _emotion(
+    probs: Sequence[float] | None,
+    channels: Collection[str],
+    result: WindowResult | None = None,
+    contributions: dict[str, float] | None = None,
+) -> Emotion:
+    """The emotion of a window (``result`` gives its decision) or of an interval (from ``probs``)."""
     used = Fused(**{c: c in channels for c in FUSABLE})
+    shares = Contributions(**contributions) if contributions else None
     if probs is None:
         return Emotion(label=None, confidence=None, probs=None, fused=used)
+    if result is not None:
+        return Emotion(
+            label=result.label,  # type: ignore[arg-type]
+            confidence=None if result.confidence is None else round(result.confidence, 5),
+            probs=_probs(probs),
+            fused=used,
+            state=result.state,
+            second=result.second,  # type: ignore[arg-type]
+            method=result.fusion_method,  # type: ignore[arg-type]
+            contributions=shares,
+        )
     best = int(np.argmax(probs))
     return Emotion(
         label=CLASSES[best],  # type: ignore[arg-type]
         confidence=round(float(probs[best]), 5),
         probs=_probs(probs),
         fused=used,
+        contributions=shares,
     )
 
 
@@ -248,7 +325,7 @@ def window_summary(result: WindowResult, *, site: str, room: str, device_id: str
         device_id=device_id,
         session_id=result.session_id,
         span=Span(start_s=result.start_s, end_s=result.end_s, started_at=result.started_at, windows=1),
-        emotion=_emotion(result.probs, result.fused),
+        emotion=_emotion(result.probs, result.fused, result, result.contributions),
         modalities=_modalities([result]),
         quality=dict.fromkeys(result.flags, 1),  # type: ignore[arg-type]
     )
@@ -262,6 +339,8 @@ def interval_summary(
         raise ValueError("an interval summary needs at least one window")
     probs = mean_distribution([r.probs for r in results if r.probs is not None])
     used = {c for r in results for c in r.fused}
+    shares = {c: [r.contributions[c] for r in results if c in r.contributions] for c in used}
+    contributions = {c: round(float(np.mean(v)), 5) for c, v in shares.items() if v}
     quality: dict[str, int] = {}
     for r in results:
         for flag in r.flags:
@@ -280,7 +359,7 @@ def interval_summary(
             started_at=results[0].started_at,
             windows=len(results),
         ),
-        emotion=_emotion(probs, used),
+        emotion=_emotion(probs, used, contributions=contributions),
         modalities=_modalities(results),
         quality=quality,  # type: ignore[arg-type]
     )
@@ -290,4 +369,14 @@ def json_schema() -> dict[str, object]:
     schema = Summary.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = f"clinic-edge/summary-v{SCHEMA_VERSION}.json"
+    return schema
+
+
+EVENT_SCHEMA_PATH = Path(__file__).with_name("schema") / "event-v1.json"
+
+
+def event_json_schema() -> dict[str, object]:
+    schema = Event.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "clinic-edge/event-v1.json"
     return schema

@@ -236,7 +236,7 @@ class Appliance:
             on_stored=publisher.wake if publisher else (lambda: None),
             on_degraded=(lambda on: mqtt.set_degraded("storage", on)) if mqtt else (lambda _on: None),
             topic=mqtt.topic("summary") if mqtt else f"{cfg.mqtt.topic_prefix}/{cfg.room.site}/{cfg.room.room}/summary",
-            channels=self.channel_models.session,
+            channels=lambda: self.channel_models.session(self.face_model, self.control.explain_requested),
         )
         sink.start()
         started = time.monotonic()
@@ -261,6 +261,7 @@ class Appliance:
                 cfg.profile.intrinsics if cfg.profile is not None else None,
                 classify=cfg.channels.face.enabled,
                 skin=self.skin,
+                keep_crop=cfg.explain.when != "off",
             ),
             windows=windows,
             metrics=self.metrics,

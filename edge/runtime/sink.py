@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -21,16 +21,28 @@ from edge.analysis.summarize import SessionChannels, WindowSummarizer
 from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.config.models import AppConfig
+from edge.disparity.score import DisparityEvent
 from edge.errors import StoreError
 from edge.metrics import Metrics
-from edge.publish.payload import interval_summary, window_summary
+from edge.publish.payload import disparity_event, interval_summary, window_summary
 from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
 RETRY_EVERY_S = 2.0
 # Per-window channel costs (``<stage>_ms`` in a window's timing) that are exported as stage latencies.
-CHANNEL_STAGES = ("audio", "voice_cues", "speech_model", "words", "transcribe", "text", "pulse")
+CHANNEL_STAGES = (
+    "audio",
+    "voice_cues",
+    "speech_model",
+    "words",
+    "transcribe",
+    "text",
+    "pulse",
+    "fusion",
+    "explain_face",
+    "explain_voice",
+)
 PURGE_EVERY_S = 3600.0
 
 SummaryFn = Callable[[int, str], tuple[str, str]]
@@ -115,6 +127,28 @@ class WindowSink(threading.Thread):
             ).model_dump_json(),
         )
 
+    def _event_payloads(self, events: Sequence[DisparityEvent]) -> list[SummaryFn] | None:
+        if not self.config.mqtt.enabled or not events:
+            return None
+        room = self.config.room
+        topic = self.topic.rsplit("/", 1)[0] + "/event"
+
+        def payload(event: DisparityEvent) -> SummaryFn:
+            return lambda seq, mid: (
+                topic,
+                disparity_event(
+                    event,
+                    session_id=self.session_id,
+                    site=room.site,
+                    room=room.room,
+                    device_id=room.device_id,
+                    seq=seq,
+                    message_id=mid,
+                ).model_dump_json(),
+            )
+
+        return [payload(e) for e in events]
+
     def _interval_summary(self, results: list[WindowResult]) -> SummaryFn:
         room = self.config.room
         return lambda seq, mid: (
@@ -155,17 +189,25 @@ class WindowSink(threading.Thread):
         ):
             if channel is not None:
                 self.metrics.channel_windows.labels(name, channel.quality).inc()
+        if result.explanation is not None:
+            self.metrics.explanations.labels(result.explanation.reason).inc()
+        if result.events:
+            self.metrics.events.labels("disparity").inc(len(result.events))
 
     def _finish_words(self, store: Store) -> None:
-        """Speech still going on at the end is transcribed; it belongs to no window."""
+        """Speech still going on at the end is transcribed, and a running disparity closed; they belong
+        to no window."""
         if self._summarizer is None:
             return
         tail = self._summarizer.finish()
-        if tail and self.config.channels.words.store_transcript:
-            try:
-                store.add_transcripts(self.session_id, tail)
-            except StoreError as exc:
-                logger.error("the session's last utterance could not be stored: %s", exc)
+        try:
+            if tail.utterances and self.config.channels.words.store_transcript:
+                store.add_transcripts(self.session_id, tail.utterances)
+            if tail.events:
+                store.add_events(self.session_id, tail.events, self._event_payloads(tail.events))
+                self.metrics.events.labels("disparity").inc(len(tail.events))
+        except StoreError as exc:
+            logger.error("the end of session %s could not be stored: %s", self.session_id, exc)
 
     def _flush_interval(self, store: Store) -> None:
         if self._interval:
@@ -188,7 +230,12 @@ class WindowSink(threading.Thread):
             t0 = time.perf_counter()
             try:
                 if result is not None:
-                    store.add_window(result, summary, store_transcript=self.config.channels.words.store_transcript)
+                    store.add_window(
+                        result,
+                        summary,
+                        store_transcript=self.config.channels.words.store_transcript,
+                        events=self._event_payloads(result.events),
+                    )
                 elif summary is not None:
                     store.add_summary(summary)
             except StoreError as exc:

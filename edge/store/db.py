@@ -19,6 +19,7 @@ import sqlite_utils
 
 from edge.analysis.results import Utterance, WindowResult
 from edge.control.commands import Consent
+from edge.disparity.score import DisparityEvent
 from edge.errors import StoreError
 from edge.labels import CLASSES
 from edge.store.migrations import migrate
@@ -142,11 +143,14 @@ class Store:
         summary: Callable[[int, str], tuple[str, str]] | None = None,
         *,
         store_transcript: bool = False,
+        events: Sequence[Callable[[int, str], tuple[str, str]]] | None = None,
     ) -> int | None:
         """Store a window and, in the same transaction, its summary in the outbox.
 
         ``summary(seq, message_id)`` returns ``(topic, payload)``. Returns the outbox seq, if any.
-        The utterances transcribed with the window are stored only with ``store_transcript``.
+        The utterances transcribed with the window are stored only with ``store_transcript``; the
+        disparity events that ended with it are stored, and published with ``events`` (one payload
+        function per event).
         """
         row = {
             "session_id": result.session_id,
@@ -164,6 +168,12 @@ class Store:
             "words": json.dumps(asdict(result.words)) if result.words else None,
             "pulse": json.dumps(asdict(result.pulse)) if result.pulse else None,
             "fused": json.dumps(list(result.fused)),
+            "state": result.state,
+            "second": result.second,
+            "fusion_method": result.fusion_method,
+            "contributions": json.dumps(result.contributions),
+            "disparity": json.dumps(asdict(result.disparity)) if result.disparity else None,
+            "explanation": json.dumps(asdict(result.explanation)) if result.explanation else None,
             "created_at": _now(),
         }
 
@@ -171,10 +181,47 @@ class Store:
             self._insert("windows", row)
             if store_transcript:
                 self._insert_transcripts(result.session_id, result.transcript)
+            for i, event in enumerate(result.events):
+                self._insert_event(result.session_id, event)
+                if events is not None:
+                    self._enqueue(events[i])
             return self._enqueue(summary) if summary else None
 
         seq: int | None = self._write(f"window {result.index}", body)
         return seq
+
+    def add_events(
+        self,
+        session_id: str,
+        events: Sequence[DisparityEvent],
+        publish: Sequence[Callable[[int, str], tuple[str, str]]] | None = None,
+    ) -> None:
+        """Store events that belong to no window (a disparity still running when a session ended)."""
+
+        def body() -> None:
+            for i, event in enumerate(events):
+                self._insert_event(session_id, event)
+                if publish is not None:
+                    self._enqueue(publish[i])
+
+        if events:
+            self._write("a disparity event", body)
+
+    def _insert_event(self, session_id: str, event: DisparityEvent) -> None:
+        self._insert(
+            "events",
+            {
+                "session_id": session_id,
+                "kind": "disparity",
+                "start_s": event.start_s,
+                "end_s": event.end_s,
+                "peak": event.peak,
+                "mean": event.mean,
+                "windows": event.windows,
+                "channels": json.dumps(list(event.pair)),
+                "created_at": _now(),
+            },
+        )
 
     def add_transcripts(self, session_id: str, utterances: Sequence[Utterance]) -> None:
         """Store utterances that belong to no window (speech still going on when a session ended)."""
@@ -226,13 +273,21 @@ class Store:
                 f"DELETE FROM transcripts WHERE session_id IN ({old})",  # noqa: S608
                 [cutoff],
             ).rowcount
+            events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", [cutoff]).rowcount  # noqa: S608
             sessions = conn.execute(
                 "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? "
-                "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts)",
+                "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts) "
+                "AND id NOT IN (SELECT session_id FROM events)",
                 [cutoff],
             ).rowcount
             outbox = conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", [cutoff]).rowcount
-            return {"sessions": sessions, "windows": windows, "transcripts": transcripts, "outbox": outbox}
+            return {
+                "sessions": sessions,
+                "windows": windows,
+                "transcripts": transcripts,
+                "events": events,
+                "outbox": outbox,
+            }
 
         counts: dict[str, int] = self._write("the retention purge", body)
         return counts

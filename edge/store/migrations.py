@@ -113,7 +113,37 @@ def _v3(db: sqlite_utils.Database) -> None:
     db.table("transcripts").create_index(["session_id", "start_s"])
 
 
-MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = ((1, _v1), (2, _v2), (3, _v3))
+def _v4(db: sqlite_utils.Database) -> None:
+    """Fusion decision, channel contributions, disparity and explanations per window; disparity events."""
+    windows = db.table("windows")
+    for column in ("state", "second", "fusion_method", "contributions", "disparity", "explanation"):
+        windows.add_column(column, str)  # text or JSON
+    db.table("events").create(
+        {
+            "id": int,
+            "session_id": str,
+            "kind": str,
+            "start_s": float,
+            "end_s": float,
+            "peak": float,
+            "mean": float,
+            "windows": int,
+            "channels": str,  # JSON: the two channels that disagreed most
+            "created_at": str,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "kind", "start_s", "end_s", "created_at"},
+    )
+    db.table("events").create_index(["session_id", "start_s"])
+
+
+MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
+    (1, _v1),
+    (2, _v2),
+    (3, _v3),
+    (4, _v4),
+)
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 

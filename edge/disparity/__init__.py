@@ -1,0 +1,1 @@
+"""Emotional disparity: when the face, the voice and the words disagree."""

@@ -1,0 +1,108 @@
+"""Disparity between channels, per window, and the events it makes when it persists.
+
+Each good channel gives a valence in [-1, 1]: a class distribution through the valence of each
+class (the circumplex positions used in the product: happy +1, calm +0.5, surprised +0.2, neutral
+0, sad, angry, fearful and disgust -1), the acoustic voice channel through its own valence against
+the speaker's baseline (weaker evidence, scaled by ``VOICE_CUES_WEIGHT``). Two channels disagree when
+they point in opposite directions: a pair's disagreement is ``max(0, -v1 * v2)``, so a fully
+positive face with fully negative words scores 1, a happy face with neutral words 0, and mild
+signals little. The window's score is its most disagreeing pair's, in [0, 1]. With fewer than two
+good channels there is no score. A run of windows whose score stays at or above ``disparity.threshold`` becomes an event
+once it has lasted ``disparity.min_duration_s``; the event ends with the first window below it (or
+the session) and is stored and published with its times, peak and mean score and the channels
+that disagreed most.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+
+from edge.analysis.results import GOOD, FaceChannel, VoiceChannel, WordsChannel
+from edge.labels import CLASSES
+
+CLASS_VALENCE = {
+    "neutral": 0.0,
+    "calm": 0.5,
+    "happy": 1.0,
+    "sad": -1.0,
+    "angry": -1.0,
+    "fearful": -1.0,
+    "disgust": -1.0,
+    "surprised": 0.2,
+}
+VALENCE = np.array([CLASS_VALENCE[c] for c in CLASSES])
+VOICE_CUES_WEIGHT = 0.5  # acoustic valence is weak evidence; it can raise disparity by half as much
+
+
+@dataclass(frozen=True, slots=True)
+class Disparity:
+    score: float  # 0..1
+    pair: tuple[str, str]  # the two channels that disagree most
+    valence: dict[str, float]  # per channel
+
+
+def valences(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> dict[str, float]:
+    out: dict[str, float] = {}
+    if face is not None and face.quality == GOOD and face.probs is not None:
+        out["face"] = float(np.dot(face.probs, VALENCE))
+    if voice is not None and voice.quality == GOOD:
+        if voice.probs is not None:
+            out["voice"] = float(np.dot(voice.probs, VALENCE))
+        elif voice.valence is not None:
+            out["voice"] = VOICE_CUES_WEIGHT * voice.valence
+    if words is not None and words.quality == GOOD and words.probs is not None:
+        out["words"] = float(np.dot(words.probs, VALENCE))
+    return out
+
+
+def disparity(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> Disparity | None:
+    v = valences(face, voice, words)
+    if len(v) < 2:
+        return None
+    gaps = {(a, b): max(0.0, -v[a] * v[b]) for a, b in combinations(v, 2)}
+    pair = max(gaps, key=lambda k: gaps[k])
+    return Disparity(round(gaps[pair], 4), pair, {k: round(x, 4) for k, x in v.items()})
+
+
+@dataclass(frozen=True, slots=True)
+class DisparityEvent:
+    start_s: float
+    end_s: float
+    peak: float
+    mean: float
+    windows: int
+    pair: tuple[str, str]
+
+
+class DisparityTracker:
+    """Turns per-window scores into events; one per session."""
+
+    def __init__(self, threshold: float, min_duration_s: float) -> None:
+        self.threshold = threshold
+        self.min_duration_s = min_duration_s
+        self._run: list[tuple[float, float, Disparity]] = []
+
+    def add(self, start_s: float, end_s: float, score: Disparity | None) -> DisparityEvent | None:
+        """Feed one window; returns an event when a long enough run has just ended."""
+        if score is not None and score.score >= self.threshold:
+            self._run.append((start_s, end_s, score))
+            return None
+        return self.close()
+
+    def close(self) -> DisparityEvent | None:
+        run, self._run = self._run, []
+        if not run or run[-1][1] - run[0][0] < self.min_duration_s:
+            return None
+        scores = [d.score for _, _, d in run]
+        peak = max(run, key=lambda r: r[2].score)[2]
+        return DisparityEvent(
+            start_s=run[0][0],
+            end_s=run[-1][1],
+            peak=round(max(scores), 4),
+            mean=round(float(np.mean(scores)), 4),
+            windows=len(run),
+            pair=peak.pair,
+        )

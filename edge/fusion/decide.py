@@ -1,0 +1,86 @@
+"""The window's emotion from its channels: fusion, calibration, abstention, mixed emotions, and the
+channels' Shapley contributions.
+
+Only channels that are present and ``good`` enter. When the two top classes of the calibrated
+distribution are within ``fusion.mixed_margin`` of each other (and together reach
+``fusion.min_confidence``) the window is ``mixed`` and names both; otherwise the top class is the
+label when its probability reaches ``fusion.min_confidence``, and below it the window abstains
+(``uncertain``: no label, the distribution kept).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from edge.config.models import FusionConfig
+from edge.fusion.late import FUSABLE, Fuser, Probs, with_temperature
+from edge.fusion.shapley import shapley
+from edge.labels import CLASSES, mean_distribution
+
+State = Literal["confident", "uncertain", "mixed"]
+BASELINE = 1.0 / len(CLASSES)
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelVote:
+    name: str
+    probs: tuple[float, ...] | None
+    quality: str
+    reliability: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FusionResult:
+    probs: tuple[float, ...] | None
+    label: str | None  # None when no channel was good or the window abstained
+    confidence: float | None
+    state: State | None
+    second: str | None  # the other class of a mixed window
+    used: tuple[str, ...]
+    method: str | None
+    contributions: dict[str, float] = field(default_factory=dict)  # Shapley value per channel used
+
+
+class WindowFusion:
+    def __init__(self, fuser: Fuser, config: FusionConfig) -> None:
+        self.fuser = fuser
+        self.config = config
+        self.accepts = set(getattr(fuser, "modalities", FUSABLE))
+
+    def distribution(self, votes: Sequence[ChannelVote], subset: frozenset[str]) -> Probs:
+        chosen = {v.name: np.asarray(v.probs, dtype=np.float64) for v in votes if v.name in subset and v.probs}
+        reliability = {v.name: v.reliability for v in votes}
+        return with_temperature(self.fuser.fuse(chosen, reliability), self.config.temperature)
+
+    def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
+        usable = [v for v in votes if v.probs is not None and v.quality == "good" and v.name in self.accepts]
+        used = tuple(v.name for v in usable)
+        if not usable:
+            return FusionResult(None, None, None, None, None, (), None)
+        fused = self.distribution(usable, frozenset(used))
+        probs = mean_distribution([fused.tolist()])
+        if probs is None:  # pragma: no cover - a non-empty list always has a mean
+            raise ValueError("fusion gave no distribution")
+        order = np.argsort(probs)[::-1]
+        best, runner = int(order[0]), int(order[1])
+        confidence = float(probs[best])
+        state: State = "confident"
+        label: str | None = CLASSES[best]
+        second = None
+        margin = probs[best] - probs[runner]
+        if margin < self.config.mixed_margin and probs[best] + probs[runner] >= self.config.min_confidence:
+            state, second = "mixed", CLASSES[runner]  # two classes close together, and together likely
+        elif confidence < self.config.min_confidence:
+            state, label = "uncertain", None
+
+        def value(coalition: frozenset[str]) -> float:
+            if not coalition:
+                return BASELINE
+            return float(self.distribution(usable, coalition)[best])
+
+        contributions = {k: round(v, 5) for k, v in shapley(used, value).items()}
+        return FusionResult(probs, label, round(confidence, 5), state, second, used, self.fuser.method, contributions)

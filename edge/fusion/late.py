@@ -1,0 +1,97 @@
+"""Fusers: turn the distributions of a set of present channels into one distribution.
+
+* :class:`LateFusion` (the default): a weighted linear pool. Channel ``c`` gets the weight
+  ``w_c * r_c``: its configured weight (``fusion.weights``) times its reliability in this window
+  (face: coverage x mean detection score; voice: voiced share / 0.5, capped at 1; words: word
+  count / 8, capped at 1), so a face seen in half the frames or a two-word utterance counts less.
+* :class:`HeadFusion`: the model pack's trained fusion head (late, early or ParallelNet's hybrid)
+  when its inputs are the channels' eight-class distributions; run by the inference engine with the
+  presence mask, so it works on TensorRT and ONNX Runtime alike.
+
+Both are evaluated on any subset of the channels, which is what the Shapley contributions need.
+A fused distribution is then calibrated by a temperature (``fusion.temperature``, fitted on held-out
+windows with :func:`clinic_signals.calibration.fit_temperature`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from edge.errors import ModelError
+from edge.inference.engine import InferenceEngine
+
+FUSABLE = ("face", "voice", "words")
+Probs = npt.NDArray[np.float64]
+
+
+class Fuser(Protocol):
+    method: str
+
+    def fuse(self, probs: Mapping[str, Probs], reliability: Mapping[str, float]) -> Probs:
+        """The fused distribution of the channels in ``probs`` (at least one)."""
+        ...
+
+
+class LateFusion:
+    method = "late"
+
+    def __init__(self, weights: Mapping[str, float]) -> None:
+        self.weights = dict(weights)
+
+    def fuse(self, probs: Mapping[str, Probs], reliability: Mapping[str, float]) -> Probs:
+        w = np.array([self.weights.get(c, 1.0) * max(reliability.get(c, 1.0), 1e-3) for c in probs])
+        stacked = np.stack([np.asarray(p, dtype=np.float64) for p in probs.values()])
+        if w.sum() <= 0:  # every channel given weight 0: no evidence, the uniform distribution
+            return np.full(stacked.shape[1], 1.0 / stacked.shape[1])
+        fused: Probs = (w[:, None] * stacked).sum(axis=0) / w.sum()
+        out: Probs = fused / fused.sum()
+        return out
+
+
+class HeadFusion:
+    method = "head"
+
+    def __init__(self, engine: InferenceEngine) -> None:
+        manifest = engine.manifest
+        extra = manifest.input.model_extra or {}
+        modalities = [str(m) for m in extra.get("modalities", [])]
+        dims = [int(d) for d in extra.get("dims", [])]
+        if manifest.task != "fusion" or not modalities:
+            raise ModelError(f"{manifest.name} is not a fusion head (task {manifest.task!r})")
+        unknown = set(modalities) - set(FUSABLE)
+        if unknown or any(d != len(manifest.output.labels) for d in dims):
+            raise ModelError(
+                f"{manifest.name} fuses {modalities} with widths {dims}; the room can feed it only the channels "
+                f"{list(FUSABLE)} as eight-class distributions (train it on those, or use fusion.method = 'late')"
+            )
+        self.engine = engine
+        self.name = manifest.name
+        self.modalities = modalities
+        self.width = dims[0]
+
+    def fuse(self, probs: Mapping[str, Probs], reliability: Mapping[str, float]) -> Probs:  # noqa: ARG002 - learned
+        features = np.zeros((1, self.width * len(self.modalities)), dtype=np.float32)
+        present = np.zeros((1, len(self.modalities)), dtype=np.float32)
+        for i, name in enumerate(self.modalities):
+            if name in probs:
+                features[0, i * self.width : (i + 1) * self.width] = probs[name]
+                present[0, i] = 1.0
+        if not present.any():
+            raise ValueError(f"none of the channels {sorted(probs)} is an input of {self.name}")
+        raw = np.asarray(self.engine.run({"features": features, "present": present})[0], dtype=np.float64)[0]
+        out: Probs = raw / raw.sum()
+        return out
+
+
+def with_temperature(probs: Probs, temperature: float) -> Probs:
+    """Calibrate a distribution: ``softmax(log p / T)``."""
+    if temperature == 1.0:
+        return probs
+    logits = np.log(np.maximum(probs, 1e-12)) / temperature
+    e = np.exp(logits - logits.max())
+    out: Probs = e / e.sum()
+    return out
