@@ -54,8 +54,15 @@ def _parser() -> argparse.ArgumentParser:
 
     control = sub.add_parser("control", help="start, pause, resume or stop the running appliance's session")
     control.add_argument("--config", type=Path, required=True, help="the running appliance's configuration")
-    control.add_argument("action", choices=("start", "pause", "resume", "stop", "status"))
+    control.add_argument("action", choices=("start", "pause", "resume", "stop", "status", "explain"))
+    control.add_argument("--seconds", type=int, default=60, help="explain: explain every window for this long")
     _add_consent(control, required=False)
+
+    report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
+    report.add_argument("session_id", help="the session's id (printed at its end, and in the sessions table)")
+    report.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
+    report.add_argument("--out", type=Path, default=Path(), help="folder for the report (default: here)")
+    report.add_argument("--no-pdf", action="store_true", help="HTML only")
 
     cal = sub.add_parser("calibrate", help="check the room's camera and microphone and write the room profile")
     cal.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
@@ -169,9 +176,20 @@ def _control(args: argparse.Namespace) -> int:
         if not (args.consent and args.consent_by):
             raise EdgeError("a session starts only with consent: give --consent and --consent-by")
         command["consent"] = _consent(args)
+    if args.action == "explain":
+        command["seconds"] = args.seconds
     reply = send(config.storage.state_dir / SOCKET_NAME, command)
     print(" ".join(f"{k}={v}" for k, v in reply.items()))
     return 0 if reply.get("result") == "ok" else 2
+
+
+def _report(args: argparse.Namespace) -> int:
+    from edge.config import load_config  # noqa: PLC0415
+    from edge.report.render import write_report  # noqa: PLC0415
+
+    for path in write_report(load_config(args.config), args.session_id, args.out, pdf=not args.no_pdf):
+        print(f"report: {path}")
+    return 0
 
 
 def _dropin(args: argparse.Namespace) -> int:
@@ -233,6 +251,7 @@ COMMANDS = {
     "calibrate": _calibrate,
     "doctor": _doctor,
     "systemd-dropin": _dropin,
+    "report": _report,
     "hub": _hub,
 }
 

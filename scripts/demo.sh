@@ -61,6 +61,10 @@ for start, end, text, label in conn.execute(
     print(f"  {start:5.1f}-{end:5.1f} s  [{label}] {text}")
 PY
 echo
+SESSION=$("$ROOT/.venv/bin/python" -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT id FROM sessions ORDER BY started_at DESC LIMIT 1').fetchone()[0])" "$STATE/clinic-edge.db")
+echo "Session report (clinic-edge report $SESSION --config config/demo.toml):"
+"$ROOT/.venv/bin/clinic-edge" report "$SESSION" --config config/demo.toml --out "$STATE" | sed 's/^/  /'
+echo
 echo "Published on MQTT (127.0.0.1:$PORT), saved to $RECEIVED:"
 echo "  $(grep -c '/summary ' "$RECEIVED") summaries on clinic/v1/demo-clinic/room-1/summary; status messages:"
 grep '/status ' "$RECEIVED" | sed 's/^/  /'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -339,3 +340,34 @@ def make_clip(
     pipeline = " ".join(parts) + f" matroskamux name=mux ! filesink location={out}"
     subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], check=True, timeout=60)
     return out
+
+
+@contextlib.contextmanager
+def headless_chromium(window: str = "1400,1000") -> Iterator[Any]:
+    """Debian's Chromium driven by chromium-driver through Selenium (a real browser)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    if not chromium or not driver_path:
+        pytest.fail("chromium and chromium-driver are needed: run scripts/setup.sh")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={window}",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()

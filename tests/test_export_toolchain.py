@@ -447,3 +447,56 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
     acoustic = ChannelModels.load(off)
     assert acoustic.speech is None
     acoustic.close()
+
+
+def test_a_fusion_head_trained_on_channel_distributions_runs_in_the_room(tmp_path: Path) -> None:
+    """fusion.method auto: the pack's hybrid head fuses face/voice/words distributions through the
+    engine, any subset of them, and its Shapley values still sum to the output minus 1/8."""
+    from edge.analysis.results import GOOD
+    from edge.channels.load import ChannelModels
+    from edge.config.models import AppConfig, RoomConfig
+    from edge.fusion.decide import BASELINE, ChannelVote
+
+    rng = np.random.default_rng(1)
+    n = 480
+    labels = rng.integers(0, 8, n)
+    blocks = []
+    for _ in range(3):  # three channels, each a noisy distribution peaked at the true class
+        logits = rng.normal(0, 1, (n, 8))
+        logits[np.arange(n), labels] += 2.5
+        blocks.append(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+    present = (rng.uniform(size=(n, 3)) > 0.3).astype(np.float32)
+    present[present.sum(1) == 0] = 1
+    arrays = tmp_path / "channels.npz"
+    np.savez(
+        arrays,
+        x=np.concatenate(blocks, axis=1).astype(np.float32),
+        labels=np.array(corpora.PRODUCT)[labels],
+        speakers=np.array([f"p{i % 12}" for i in range(n)]),
+        present=present,
+    )
+    run = tmp_path / "run"
+    args = ["train", "--model", "fusion-hybrid", "--model-option", 'modalities=["face","voice","words"]']
+    args += ["--model-option", "dims=[8,8,8]", "--data", f"arrays={arrays}", "--out", str(run)]
+    assert main([*args, "--epochs", "20", "--learning-rate", "0.01"]) == 0
+    pack = tmp_path / "pack"
+    assert main(["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--precision", "fp32"]) == 0
+
+    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=ModelsConfig(pack=pack))
+    models = ChannelModels.load(config)
+    try:
+        assert models.head is not None and models.head.modalities == ["face", "voice", "words"]
+        fusion = models.session().fusion
+        happy = tuple(0.86 if c == "happy" else 0.02 for c in corpora.PRODUCT)
+        sad = tuple(0.86 if c == "sad" else 0.02 for c in corpora.PRODUCT)
+        for votes in (
+            [ChannelVote("face", happy, GOOD), ChannelVote("voice", happy, GOOD), ChannelVote("words", sad, GOOD)],
+            [ChannelVote("face", sad, GOOD)],
+        ):
+            result = fusion(votes)
+            assert result.method == "head" and result.probs is not None
+            best = int(np.argmax(result.probs))
+            assert sum(result.contributions.values()) == pytest.approx(result.probs[best] - BASELINE, abs=1e-4)
+        assert fusion([ChannelVote("face", sad, GOOD)]).label == "sad"
+    finally:
+        models.close()

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
 import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from conftest import ROOT, free_port, start_broker
+from conftest import ROOT, free_port, headless_chromium, start_broker
 from hub_helpers import Room, hub_config, running_hub, status, wait_for
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.expected_conditions import staleness_of
@@ -29,30 +26,9 @@ VIEWER_PASSWORD = "viewer password 123"
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[WebDriver]:
-    chromium = shutil.which("chromium")
-    driver_path = shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.fail("chromium and chromium-driver are needed: run scripts/setup.sh")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,1000",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    try:
+    with headless_chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ when the technician asked for it (``--save-preview``); the report says whether i
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from pathlib import Path
 
 import matplotlib as mpl
@@ -18,19 +16,13 @@ import numpy.typing as npt
 from calibration.room.checks import FRAME_S, _levels
 from calibration.room.measure import Measurements
 from edge.config.profile import RoomProfile
+from edge.report.plots import figure_png
 
 mpl.use("Agg")  # files only, no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.patches import Rectangle
 
 COLOURS = {"pass": "#2e7d32", "warn": "#ef6c00", "fail": "#c62828", "skip": "#757575"}
-
-
-def _png(fig: object) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")  # type: ignore[attr-defined]
-    plt.close(fig)  # type: ignore[arg-type]
-    return base64.b64encode(buf.getvalue()).decode()
 
 
 def _plots(m: Measurements) -> str:
@@ -55,7 +47,7 @@ def _plots(m: Measurements) -> str:
         axes[2].legend(loc="lower right")
     axes[2].set(title="Microphone level", ylabel="dBFS", xlabel="seconds")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def write_report(
@@ -77,7 +69,7 @@ def write_report(
         ax.set_axis_off()
         preview_html = (
             "<p>Preview frame: <b>saved</b> at the technician's request (--save-preview); the yellow box is the "
-            f"client region.</p><img alt='preview' src='data:image/png;base64,{_png(fig)}'>"
+            f"client region.</p><img alt='preview' src='data:image/png;base64,{figure_png(fig)}'>"
         )
     counts = {s: sum(c.status == s for c in profile.checks) for s in ("pass", "warn", "fail")}
     body = f"""<!doctype html>

@@ -41,7 +41,7 @@ from edge.channels.words import WordsAnalyzer
 from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.disparity.score import DisparityEvent, DisparityTracker, disparity
 from edge.explain.policy import Explainer
-from edge.fusion.decide import ChannelVote, WindowFusion
+from edge.fusion.decide import WindowFusion, channel_votes
 from edge.fusion.late import LateFusion
 from edge.labels import mean_distribution
 
@@ -96,19 +96,7 @@ class WindowSummarizer:
         words = self._words(start, end)
         pulse = self._pulse(window, timing)
         t0 = time.perf_counter()
-        fusion = self.channels.fusion(
-            [
-                ChannelVote("face", face.probs, face.quality, face.coverage * face.mean_detection_score)
-                if face
-                else ChannelVote("face", None, ""),
-                ChannelVote("voice", voice.probs, voice.quality, min(1.0, voice.voiced_ratio / 0.5))
-                if voice
-                else ChannelVote("voice", None, ""),
-                ChannelVote("words", words.probs, words.quality, min(1.0, words.words / 8))
-                if words
-                else ChannelVote("words", None, ""),
-            ]
-        )
+        fusion = self.channels.fusion(channel_votes(face, voice, words))
         timing["fusion_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         score = event = None
         if self.channels.disparity is not None:

@@ -59,7 +59,7 @@ class ChannelModels:
                 else:
                     logger.info("voice channel: acoustic cues (the model pack has no speech model)")
             if config.fusion.method == "auto" and pack is not None:
-                models.head = _fusion_head(config, pack)
+                models.head = fusion_head(config, pack)
             if channels.words.enabled:
                 if pack is None:  # excluded by AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
@@ -133,7 +133,7 @@ def _engine(config: AppConfig, path: Path) -> InferenceEngine:
     return create_engine(path, load_manifest(path), config.inference.backends)
 
 
-def _fusion_head(config: AppConfig, pack: Path) -> HeadFusion | None:
+def fusion_head(config: AppConfig, pack: Path) -> HeadFusion | None:
     """The pack's fusion head when it fuses the channels' distributions; otherwise late fusion (logged)."""
     if not any(m.role == "fusion" for m in open_pack(pack).models.values()):
         logger.info("fusion: weighted late fusion (the model pack has no fusion head)")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from edge.config.models import FusionConfig
 from edge.fusion.late import FUSABLE, Fuser, Probs, with_temperature
 from edge.fusion.shapley import shapley
 from edge.labels import CLASSES, mean_distribution
+
+if TYPE_CHECKING:  # edge.analysis imports this module
+    from edge.analysis.results import FaceChannel, VoiceChannel, WordsChannel
 
 State = Literal["confident", "uncertain", "mixed"]
 BASELINE = 1.0 / len(CLASSES)
@@ -43,6 +46,24 @@ class FusionResult:
     used: tuple[str, ...]
     method: str | None
     contributions: dict[str, float] = field(default_factory=dict)  # Shapley value per channel used
+
+
+def channel_votes(
+    face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None
+) -> list[ChannelVote]:
+    """Each fusable channel's distribution, quality and reliability in the window: the face's
+    coverage x mean detection score, the voiced share / 0.5 and the word count / 8 (each capped at 1)."""
+    return [
+        ChannelVote("face", face.probs, face.quality, face.coverage * face.mean_detection_score)
+        if face
+        else ChannelVote("face", None, ""),
+        ChannelVote("voice", voice.probs, voice.quality, min(1.0, voice.voiced_ratio / 0.5))
+        if voice
+        else ChannelVote("voice", None, ""),
+        ChannelVote("words", words.probs, words.quality, min(1.0, words.words / 8))
+        if words
+        else ChannelVote("words", None, ""),
+    ]
 
 
 class WindowFusion:

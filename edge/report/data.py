@@ -1,0 +1,196 @@
+"""A stored session, read back from the appliance's database into typed results."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clinic_signals.prosody import VoiceCues
+from edge.analysis.results import FaceChannel, PulseChannel, UtteranceSpan, VoiceChannel, WordsChannel
+from edge.errors import EdgeError
+from edge.labels import CLASSES
+
+
+class ReportError(EdgeError):
+    """The session cannot be reported (unknown id, unreadable database)."""
+
+
+@dataclass(frozen=True)
+class StoredWindow:
+    index: int
+    start_s: float
+    end_s: float
+    label: str | None
+    confidence: float | None
+    probs: tuple[float, ...] | None
+    state: str | None
+    second: str | None
+    fused: tuple[str, ...]
+    contributions: dict[str, float]
+    face: FaceChannel | None
+    voice: VoiceChannel | None
+    words: WordsChannel | None
+    pulse: PulseChannel | None
+    flags: tuple[str, ...]
+    disparity: float | None
+    explanation: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    start_s: float
+    end_s: float
+    peak: float
+    mean: float
+    channels: tuple[str, str]
+
+
+@dataclass(frozen=True)
+class StoredUtterance:
+    start_s: float
+    end_s: float
+    text: str
+    label: str | None
+
+
+@dataclass(frozen=True)
+class SessionData:
+    id: str
+    site: str
+    room: str
+    device_id: str
+    started_at: str
+    ended_at: str | None
+    backend: str | None
+    consent_method: str | None
+    pauses: int
+    paused_s: float
+    windows: list[StoredWindow]
+    events: list[StoredEvent]
+    transcript: list[StoredUtterance]  # empty unless the room stores transcripts
+
+
+def _json(value: str | None) -> Any:
+    return json.loads(value) if value else None
+
+
+def _probs(value: str | None) -> tuple[float, ...] | None:
+    raw = _json(value)
+    if raw is None:
+        return None
+    if isinstance(raw, dict):
+        return tuple(float(raw[c]) for c in CLASSES)
+    return tuple(float(v) for v in raw)
+
+
+def _face(raw: dict[str, Any] | None) -> FaceChannel | None:
+    if raw is None:
+        return None
+    probs = tuple(raw["probs"]) if raw.get("probs") else None
+    return FaceChannel(
+        raw["frames"], raw["coverage"], raw["max_faces"], raw["mean_detection_score"], probs, raw.get("quality", "good")
+    )
+
+
+def _voice(raw: dict[str, Any] | None) -> VoiceChannel | None:
+    if raw is None:
+        return None
+    cues = VoiceCues(**raw["cues"]) if raw.get("cues") else None
+    return VoiceChannel(
+        raw["voiced_ratio"],
+        raw["level_dbfs"],
+        raw["noise_floor_dbfs"],
+        raw["clipped_ratio"],
+        raw.get("quality", "good"),
+        raw.get("method"),
+        tuple(raw["probs"]) if raw.get("probs") else None,
+        raw.get("arousal"),
+        raw.get("valence"),
+        raw.get("affect_confidence"),
+        cues,
+    )
+
+
+def _words(raw: dict[str, Any] | None) -> WordsChannel | None:
+    if raw is None:
+        return None
+    spans = tuple(UtteranceSpan(u["start_s"], u["end_s"], u["words"]) for u in raw["utterances"])
+    return WordsChannel(spans, tuple(raw["probs"]) if raw.get("probs") else None, raw["quality"])
+
+
+def _pulse(raw: dict[str, Any] | None) -> PulseChannel | None:
+    return None if raw is None else PulseChannel(**raw)
+
+
+def _pair(value: str) -> tuple[str, str]:
+    first, second = json.loads(value)
+    return str(first), str(second)
+
+
+def load_session(database: Path, session_id: str) -> SessionData:
+    """Raises:
+    ReportError: the database is missing or unreadable, or holds no such session."""
+    if not database.is_file():
+        raise ReportError(f"no database at {database}; check storage.state_dir in the room config")
+    try:
+        conn = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
+        conn.row_factory = sqlite3.Row
+        try:
+            session = conn.execute("SELECT * FROM sessions WHERE id = ?", [session_id]).fetchone()
+            if session is None:
+                recent = [r[0] for r in conn.execute("SELECT id FROM sessions ORDER BY started_at DESC LIMIT 5")]
+                raise ReportError(
+                    f"no session {session_id} in {database}; recent sessions: {', '.join(recent) or 'none'}"
+                )
+            rows = conn.execute("SELECT * FROM windows WHERE session_id = ? ORDER BY idx", [session_id]).fetchall()
+            events = conn.execute("SELECT * FROM events WHERE session_id = ? ORDER BY start_s", [session_id]).fetchall()
+            spoken = conn.execute(
+                "SELECT start_s, end_s, text, label FROM transcripts WHERE session_id = ? ORDER BY start_s",
+                [session_id],
+            ).fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        raise ReportError(f"cannot read {database}: {exc}") from None
+    windows = []
+    for r in rows:
+        disparity = _json(r["disparity"])
+        windows.append(
+            StoredWindow(
+                index=r["idx"],
+                start_s=r["start_s"],
+                end_s=r["end_s"],
+                label=r["label"],
+                confidence=r["confidence"],
+                probs=_probs(r["probs"]),
+                state=r["state"],
+                second=r["second"],
+                fused=tuple(_json(r["fused"]) or ()),
+                contributions=_json(r["contributions"]) or {},
+                face=_face(_json(r["face"])),
+                voice=_voice(_json(r["voice"])),
+                words=_words(_json(r["words"])),
+                pulse=_pulse(_json(r["pulse"])),
+                flags=tuple(_json(r["flags"]) or ()),
+                disparity=disparity["score"] if disparity else None,
+                explanation=_json(r["explanation"]),
+            )
+        )
+    return SessionData(
+        id=session["id"],
+        site=session["site"],
+        room=session["room"],
+        device_id=session["device_id"],
+        started_at=session["started_at"],
+        ended_at=session["ended_at"],
+        backend=session["backend"],
+        consent_method=session["consent_method"],
+        pauses=session["pauses"] or 0,
+        paused_s=session["paused_s"] or 0.0,
+        windows=windows,
+        events=[StoredEvent(e["start_s"], e["end_s"], e["peak"], e["mean"], _pair(e["channels"])) for e in events],
+        transcript=[StoredUtterance(u[0], u[1], u[2], u[3]) for u in spoken],
+    )

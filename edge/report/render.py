@@ -1,0 +1,215 @@
+"""``clinic-edge report SESSION_ID``: the session report as one self-contained HTML file, and as PDF
+when Chromium is installed (headless ``--print-to-pdf``)."""
+
+from __future__ import annotations
+
+import html
+import logging
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge import __version__
+from edge.config.models import AppConfig
+from edge.fusion.decide import WindowFusion
+from edge.fusion.late import Fuser, LateFusion
+from edge.report import plots
+from edge.report.analysis import clock, figures, summary_sentences
+from edge.report.data import ReportError, SessionData, load_session
+
+logger = logging.getLogger(__name__)
+
+LIMITS = (
+    "This report describes expressions, voice and words as measured by models; it does not diagnose, "
+    "and it does not measure what the client feels. Use it alongside clinical judgement, never instead of it.",
+    "The face model was trained on posed and web photographs (FER2013): it recognises seven expressions "
+    "(no 'calm') and is less reliable for faces turned away, poorly lit, small, or from groups under-represented "
+    "in its data.",
+    "The voice's arousal and valence are interpretable acoustic cues against the client's own baseline in this "
+    "session; valence from the voice alone is weak evidence. A trained speech model is used only when the model "
+    "pack carries one.",
+    "Text emotion is zero-shot similarity to prototype sentences: it misses negation, sarcasm and context, and "
+    "depends on the transcript, which can be wrong (especially for accented or quiet speech).",
+    "The camera pulse is a research measurement, easily disturbed by movement and light; it is not a medical reading.",
+    "Disparity means the channels pointed in opposite directions for a while; it is a prompt for attention, "
+    "not a finding.",
+)
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+PDF_TIMEOUT_S = 60
+
+
+def _fusion(config: AppConfig) -> tuple[WindowFusion, Fuser]:
+    """The fusion the room uses (the pack's head when it has one), for the permutation importance."""
+    from edge.channels.load import fusion_head  # noqa: PLC0415
+
+    head = fusion_head(config, config.models.pack) if config.models.pack and config.fusion.method == "auto" else None
+    fuser: Fuser = head if head is not None else LateFusion(config.fusion.weights.model_dump())
+    return WindowFusion(fuser, config.fusion), fuser
+
+
+def _explained(session: SessionData, key: str) -> list[Any]:
+    return [w.explanation[key] for w in session.windows if w.explanation and w.explanation.get(key)]
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _img(png: str, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{png}">'
+
+
+def _moments(session: SessionData) -> str:
+    if not session.events:
+        return "<p>No sustained disagreement between the channels.</p>"
+    rows = []
+    for e in session.events:
+        said = [u for u in session.transcript if u.start_s < e.end_s and u.end_s > e.start_s]
+        words = " / ".join(html.escape(f"{u.text} [{u.label}]") for u in said) if said else "&ndash;"
+        rows.append(
+            [
+                f"{clock(e.start_s)}&ndash;{clock(e.end_s)}",
+                f"{e.end_s - e.start_s:.0f} s",
+                f"{html.escape(e.channels[0])} vs {html.escape(e.channels[1])}",
+                f"{e.peak:.2f}",
+                words,
+            ]
+        )
+    note = "" if session.transcript else "<p class='muted'>Transcripts are not stored in this room.</p>"
+    return _table(["when", "for", "channels", "peak score", "what was said"], rows) + note
+
+
+def _words_section(session: SessionData) -> str:
+    explained = [w.explanation for w in session.windows if w.explanation and w.explanation.get("words")]
+    if not explained:
+        return "<p class='muted'>No word importances (the words channel is off or transcripts are not stored).</p>"
+    weights: dict[str, list[float]] = {}
+    for e in explained:
+        for word, value in e["words"]:
+            weights.setdefault(str(word).lower().strip(".,!?"), []).append(float(value))
+    top = sorted(((w, float(np.mean(v))) for w, v in weights.items()), key=lambda kv: -abs(kv[1]))[:12]
+    return _table(["word", "mean importance"], [[html.escape(w), f"{v:+.3f}"] for w, v in top])
+
+
+def render_html(session: SessionData, config: AppConfig) -> str:
+    fusion, fuser = _fusion(config)
+    try:
+        f = figures(session, fusion)
+    finally:
+        close = getattr(fuser, "engine", None)
+        if close is not None:
+            close.close()
+    grids = [w.explanation["face_map"] for w in session.windows if w.explanation and w.explanation.get("face_map")]
+    mean_grid = np.mean(np.asarray(grids, dtype=np.float64), axis=0).tolist() if grids else None
+    voice = [
+        w.explanation["voice_segments"]
+        for w in session.windows
+        if w.explanation and w.explanation.get("voice_segments")
+    ]
+    summary = "".join(f"<li>{html.escape(s)}</li>" for s in summary_sentences(session, f))
+    coverage_rows = [
+        [html.escape(c), f"{100 * v.present:.0f} %", f"{100 * v.good:.0f} %"] for c, v in f.coverage.items()
+    ]
+    voice_note = "<p class='muted'>No voice explanations in this session.</p>"
+    if voice:
+        length = min(len(v) for v in voice)
+        mean = np.mean(np.asarray([v[:length] for v in voice], dtype=np.float64), axis=0)
+        voice_note = (
+            f"<p>Voice: importance of each half-second of a window, averaged over {len(voice)} explained "
+            f"windows: {', '.join(f'{v:.2f}' for v in mean)}.</p>"
+        )
+    limits = "".join(f"<li>{html.escape(s)}</li>" for s in LIMITS)
+    title = f"Session report {session.started_at[:16].replace('T', ' ')} UTC"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: "DejaVu Sans", sans-serif; max-width: 60rem; margin: 2rem auto; color: #212121; }}
+h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; border-bottom: 1px solid #e0e0e0; margin-top: 2rem; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #e0e0e0; padding: 0.25rem 0.6rem; }}
+.muted {{ color: #757575; }} .notice {{ background: #fff8e1; border-left: 4px solid #ef6c00; padding: 0.6rem 1rem; }}
+img {{ max-width: 100%; }} .row {{ display: flex; gap: 1rem; flex-wrap: wrap; align-items: flex-start; }}
+@media print {{ h2 {{ break-after: avoid; }} img {{ break-inside: avoid; }} }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p class="notice" id="not-a-diagnosis"><b>Not a diagnosis.</b> {html.escape(LIMITS[0])}</p>
+<p class="muted">Room {html.escape(session.site)}/{html.escape(session.room)} &middot; device
+{html.escape(session.device_id)} &middot; session {html.escape(session.id)} &middot; consent
+{html.escape(session.consent_method or "not recorded")} &middot; backend {html.escape(session.backend or "?")}
+&middot; fusion {html.escape(fuser.method)} &middot; clinic-edge {__version__}</p>
+<h2 id="summary">Summary</h2><ul>{summary}</ul>
+<h2 id="timeline">Timeline</h2>{plots_timeline(session)}
+<h2 id="disparity">Disparity moments</h2>{_moments(session)}
+<h2 id="contributions">Contributions</h2>
+<p>Shapley value: how much each channel moved a window's result above chance, averaged over the windows that
+used it. Permutation importance: the share of windows whose result changes when that channel's results are
+shuffled across the session.</p>
+<div class="row">{_img(plots.contributions(f), "contributions per channel")}</div>
+<h2 id="explanations">Explanations</h2>
+<p>{f.explained} window(s) were explained (setting
+<code>explain.when = "{html.escape(config.explain.when)}"</code>).</p>
+<div class="row">{_img(plots.face_map(mean_grid, f.face_regions), "face regions over a neutral outline")}
+<div>{voice_note}<h3>Words</h3>{_words_section(session)}</div></div>
+<h2 id="coverage">Coverage</h2>
+<div class="row">{_img(plots.coverage(f), "coverage per channel")}
+{_table(["channel", "present", "good quality"], coverage_rows)}</div>
+<h2 id="limits">Limits of the models</h2><ul>{limits}</ul>
+</body></html>
+"""
+
+
+def plots_timeline(session: SessionData) -> str:
+    if not session.windows:
+        return "<p class='muted'>The session has no windows.</p>"
+    return _img(plots.timeline(session), "emotion timeline per channel")
+
+
+def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
+    """Print the report with headless Chromium when it is installed; None otherwise."""
+    binary = next((b for b in (shutil.which(n) for n in CHROMIUM) if b), None)
+    if binary is None:
+        logger.info("no Chromium found: the report is HTML only (install chromium for a PDF)")
+        return None
+    with tempfile.TemporaryDirectory(prefix="clinic-report-") as profile:
+        cmd = [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--user-data-dir={profile}",
+            "--no-pdf-header-footer",
+            f"--print-to-pdf={pdf_path}",
+            html_path.resolve().as_uri(),
+        ]
+        try:
+            subprocess.run(cmd, check=True, capture_output=True, timeout=PDF_TIMEOUT_S)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            logger.warning("Chromium could not print the PDF (%s); the HTML report stands", exc)
+            return None
+    return pdf_path if pdf_path.is_file() else None
+
+
+def write_report(config: AppConfig, session_id: str, out_dir: Path, *, pdf: bool = True) -> list[Path]:
+    """Write ``report-<session>.html`` (and ``.pdf``) into ``out_dir``; returns the files written.
+
+    Raises:
+        ReportError: unknown session or unreadable database.
+    """
+    session = load_session(config.storage.state_dir / config.storage.database, session_id)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    html_path = out_dir / f"report-{session.id}.html"
+    try:
+        html_path.write_text(render_html(session, config), encoding="utf-8")
+    except OSError as exc:
+        raise ReportError(f"cannot write {html_path}: {exc}") from None
+    written = [html_path]
+    if pdf:
+        printed = write_pdf(html_path, html_path.with_suffix(".pdf"))
+        if printed is not None:
+            written.append(printed)
+    return written

@@ -1,0 +1,90 @@
+"""The session report: a real session on the demo clip (every channel on, every window explained),
+then `clinic-edge report`, rendered in headless Chromium and printed to PDF by it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from selenium.webdriver.common.by import By
+
+from edge.cli import main
+from edge.config import load_config
+from edge.errors import EdgeError
+from edge.report.data import load_session
+from edge.runtime import Appliance
+from tests.conftest import CONSENT, ROOT, WHISPER_GGML, headless_chromium, write_config
+
+ARTIFACTS = ROOT / "build" / "test-artifacts" / "report"
+SECTIONS = (
+    "not-a-diagnosis",
+    "summary",
+    "timeline",
+    "disparity",
+    "contributions",
+    "explanations",
+    "coverage",
+    "limits",
+)
+
+
+@pytest.fixture(scope="module")
+def session(tmp_path_factory: pytest.TempPathFactory, default_pack: Path, demo_clip: Path) -> tuple[Path, str]:
+    folder = tmp_path_factory.mktemp("report")
+    config_path = write_config(
+        folder / "room.toml",
+        face_model=folder / "unused.onnx",
+        state_dir=folder / "state",
+        mqtt_port=None,
+        pack=default_pack,
+        extra=(
+            f'[channels.words]\nenabled = true\nmodel = "{WHISPER_GGML}"\nstore_transcript = true\n'
+            '[explain]\nwhen = "every"\n[disparity]\nthreshold = 0.3\nmin_duration_s = 2.0\n'
+        ),
+    )
+    report = Appliance(load_config(config_path), demo_clip.as_uri()).run(consent=CONSENT)
+    return config_path, report.session_id
+
+
+def test_report_renders_with_every_section_and_prints_to_pdf(
+    session: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config_path, session_id = session
+    assert main(["report", session_id, "--config", str(config_path), "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    page = tmp_path / f"report-{session_id}.html"
+    pdf = tmp_path / f"report-{session_id}.pdf"
+    assert f"report: {page}" in printed and f"report: {pdf}" in printed
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    text = page.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing is fetched
+
+    stored = load_session(load_config(config_path).storage.state_dir / "clinic-edge.db", session_id)
+    assert stored.events, "the session's disagreement is in the report"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with headless_chromium("1100,3400") as browser:
+        browser.get(page.as_uri())
+        for section in SECTIONS:
+            assert browser.find_element(By.ID, section).is_displayed(), section
+        images = browser.find_elements(By.TAG_NAME, "img")
+        assert len(images) == 4  # timeline, contributions, face outline, coverage: drawings, no photographs
+        assert all(browser.execute_script("return arguments[0].naturalWidth", i) > 100 for i in images)
+        summary = browser.find_element(By.ID, "summary").find_element(By.XPATH, "following-sibling::ul").text
+        assert re.search(r"The session lasted 00:1\d", summary)
+        assert "The most frequent result was happy" in summary
+        assert f"disagreed for a sustained time {len(stored.events)} time(s)" in summary
+        moments = browser.find_element(By.ID, "disparity").find_element(By.XPATH, "following-sibling::table").text
+        assert "sister" in moments  # the stored transcript shows what was said at that moment
+        limits = browser.find_element(By.ID, "limits").find_element(By.XPATH, "following-sibling::ul").text
+        assert "does not diagnose" in limits
+        browser.save_screenshot(str(ARTIFACTS / "report.png"))
+
+
+def test_unknown_session_is_named_with_the_recent_ones(session: tuple[Path, str], tmp_path: Path) -> None:
+    config_path, session_id = session
+    config = load_config(config_path)
+    with pytest.raises(EdgeError, match=rf"no session nope .*recent sessions: {session_id}"):
+        load_session(config.storage.state_dir / "clinic-edge.db", "nope")
+    assert main(["report", "nope", "--config", str(config_path), "--out", str(tmp_path)]) != 0
+    assert not list(tmp_path.iterdir())
