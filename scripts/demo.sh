@@ -64,6 +64,13 @@ echo
 SESSION=$("$ROOT/.venv/bin/python" -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT id FROM sessions ORDER BY started_at DESC LIMIT 1').fetchone()[0])" "$STATE/clinic-edge.db")
 echo "Session report (clinic-edge report $SESSION --config config/demo.toml):"
 "$ROOT/.venv/bin/clinic-edge" report "$SESSION" --config config/demo.toml --out "$STATE" | sed 's/^/  /'
+if command -v chromium >/dev/null 2>&1; then
+  PROFILE=$(mktemp -d)
+  chromium --headless --no-sandbox --disable-gpu --user-data-dir="$PROFILE" --window-size=1100,3400 \
+    --screenshot="$STATE/report.png" "file://$STATE/report-$SESSION.html" >/dev/null 2>&1 \
+    && echo "  screenshot: $STATE/report.png"
+  rm -rf "$PROFILE"
+fi
 echo
 echo "Published on MQTT (127.0.0.1:$PORT), saved to $RECEIVED:"
 echo "  $(grep -c '/summary ' "$RECEIVED") summaries on clinic/v1/demo-clinic/room-1/summary; status messages:"

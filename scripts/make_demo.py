@@ -41,23 +41,24 @@ def _frame(canvas_bg: np.ndarray, picture: np.ndarray, t: float) -> np.ndarray:
     return frame
 
 
-def write_frames(folder: Path) -> None:
+def write_frames(folder: Path, repeat: int = 1) -> None:
     astronaut = cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR)
     coffee = cv2.cvtColor(data.coffee(), cv2.COLOR_RGB2BGR)
     bg = np.full((SIZE[1], SIZE[0], 3), 118, dtype=np.uint8)
-    for i in range(int(DURATION_S * FPS)):
+    for i in range(int(DURATION_S * repeat * FPS)):
         t = i / FPS
-        picture = coffee if CUTAWAY_S[0] <= t < CUTAWAY_S[1] else astronaut
+        picture = coffee if CUTAWAY_S[0] <= t % DURATION_S < CUTAWAY_S[1] else astronaut
         cv2.imwrite(str(folder / f"{i:05d}.png"), _frame(bg, picture, t))
 
 
-def write_audio(folder: Path) -> Path:
+def write_audio(folder: Path, repeat: int = 1) -> Path:
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         sys.exit("espeak-ng is not installed (apt-get install espeak-ng)")
     rate = 22050
-    track = np.zeros(int(DURATION_S * rate), dtype=np.int16)
-    for n, (start, text) in enumerate(SPEECH):
+    track = np.zeros(int(DURATION_S * repeat * rate), dtype=np.int16)
+    schedule = [(start + k * DURATION_S, text) for k in range(repeat) for start, text in SPEECH]
+    for n, (start, text) in enumerate(schedule):
         part = folder / f"speech{n}.wav"
         subprocess.run([espeak, "-v", "en-us", "-s", "150", "-w", str(part), text], check=True)
         with wave.open(str(part)) as w:
@@ -79,12 +80,13 @@ def write_audio(folder: Path) -> Path:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--repeat", type=int, default=1, help="the 14 s scene this many times (longer benchmarks)")
     args = parser.parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="clinic-demo-") as tmp:
         folder = Path(tmp)
-        write_frames(folder)
-        audio = write_audio(folder)
+        write_frames(folder, args.repeat)
+        audio = write_audio(folder, args.repeat)
         partial = args.out.with_suffix(".partial.mkv")
         pipeline = (
             f'multifilesrc location={folder}/%05d.png index=0 caps="image/png,framerate={FPS}/1" '

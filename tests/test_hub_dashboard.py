@@ -7,14 +7,15 @@ from __future__ import annotations
 import csv
 import io
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from conftest import ROOT, free_port, headless_chromium, start_broker
 from hub_helpers import Room, hub_config, running_hub, status, wait_for
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
-from selenium.webdriver.support.expected_conditions import staleness_of
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from edge.hub.users import add_user
@@ -64,11 +65,29 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+def _replaced(element: WebElement) -> Callable[[WebDriver], bool]:
+    """True once ``element``'s page is gone. Chromium reports a node of a page being torn down either
+    as stale or as not belonging to the document; both mean the navigation happened."""
+
+    def check(_driver: WebDriver) -> bool:
+        try:
+            element.is_enabled()
+        except StaleElementReferenceException:
+            return True
+        except WebDriverException as exc:
+            if "does not belong to the document" in str(exc):
+                return True
+            raise
+        return False
+
+    return check
+
+
 def _click(driver: WebDriver, element_id: str) -> None:
     """Click a link or submit button and wait until the next page has replaced this one."""
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.ID, element_id).click()
-    WebDriverWait(driver, 20).until(staleness_of(old))
+    WebDriverWait(driver, 20).until(_replaced(old))
     WebDriverWait(driver, 20).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 

@@ -1,0 +1,262 @@
+"""Rooms per device: how many rooms this machine analyses at once in real time.
+
+For N = 1, 2, ... rooms, N appliance processes (`clinic-edge run`, as the service runs them) each
+play a long version of the demo clip at its own speed (`capture.realtime_files`, like a camera:
+10 fps analysis with audio) and publish to one local mosquitto. A set-up is real time when no room
+dropped a window or a frame and each analysed at least 95 % of the 10 fps it was asked for. Per N:
+analysed fps per room, frames and windows dropped, window end -> MQTT receipt latency p50/p95/p99
+(the window's end in wall time, from the summary's start time and span, to the moment the
+subscriber has it), peak resident memory per process and CPU use of all rooms.
+
+Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words]
+Writes benchmarks/results/rooms-<machine>.json and .md (with --words: rooms-words-<machine>...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT / "build" / "models" / "pack"
+GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
+CLIP = ROOT / "build" / "bench" / "demo-56s.mkv"
+REPEAT = 4  # the 14 s demo scene four times: 56 s per room
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _clip() -> Path:
+    if not CLIP.is_file():
+        CLIP.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "make_demo.py"), "--out", str(CLIP), "--repeat", str(REPEAT)],
+            check=True,
+        )
+    return CLIP
+
+
+def _config(folder: Path, room: int, port: int, words: bool) -> Path:
+    words_section = f'[channels.words]\nenabled = true\nmodel = "{GGML}"\n' if words else ""
+    path = folder / f"room{room}.toml"
+    path.write_text(
+        f"""[room]
+site = "bench"
+room = "r{room}"
+device_id = "bench-{room}"
+[capture]
+source = "{_clip().as_uri()}"
+realtime_files = true
+analysis_fps = 10
+width = 640
+[models]
+pack = "{PACK}"
+[storage]
+state_dir = "{folder / f"state{room}"}"
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+[metrics]
+enabled = false
+{words_section}""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class Subscriber:
+    """Receives every summary and notes when it arrived."""
+
+    def __init__(self, port: int) -> None:
+        import paho.mqtt.client as mqtt
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        self.latencies: dict[str, list[float]] = {}
+        self.lock = threading.Lock()
+        self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe("clinic/v1/+/+/summary", qos=1)
+        self.client.loop_start()
+
+    def _message(self, _c: Any, _u: Any, msg: Any) -> None:
+        now = time.time()
+        body = json.loads(msg.payload)
+        end = datetime.fromisoformat(body["span"]["started_at"]).timestamp()
+        end += body["span"]["end_s"] - body["span"]["start_s"]
+        with self.lock:
+            self.latencies.setdefault(body["room"], []).append((now - end) * 1e3)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def _proc_stats(pid: int) -> tuple[float, int]:
+    """(CPU seconds used, resident KiB) of a running process, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / TICK
+        rss = next(
+            int(line.split()[1])
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+            if line.startswith("VmRSS")
+        )
+    except (OSError, StopIteration, IndexError, ValueError):
+        return 0.0, 0
+    return cpu, rss
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
+
+
+def run_rooms(n: int, broker_port: int, words: bool) -> dict[str, Any]:
+    sub = Subscriber(broker_port)
+    with tempfile.TemporaryDirectory(prefix="clinic-rooms-") as tmp:
+        folder = Path(tmp)
+        procs = []
+        started = time.monotonic()
+        for room in range(n):
+            cmd = [
+                str(ROOT / ".venv" / "bin" / "clinic-edge"),
+                "run",
+                "--config",
+                str(_config(folder, room, broker_port, words)),
+            ]
+            cmd += ["--consent", "written", "--consent-by", "benchmark"]
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+        peak_rss = [0] * n
+        cpu = [0.0] * n
+        while any(p.poll() is None for p in procs):
+            for i, p in enumerate(procs):
+                if p.poll() is None:
+                    used, rss = _proc_stats(p.pid)
+                    cpu[i] = max(cpu[i], used)
+                    peak_rss[i] = max(peak_rss[i], rss)
+            time.sleep(0.5)
+        wall = time.monotonic() - started
+        outputs = [p.communicate()[0] for p in procs]
+    time.sleep(1.0)
+    sub.close()
+    rooms = []
+    for i, out in enumerate(outputs):
+        frames = re.search(r"frames:\s+(\d+) analysed \(([\d.]+) fps\), (\d+) dropped", out)
+        windows = re.search(r"windows:\s+(\d+) stored, (\d+) dropped", out)
+        if not frames or not windows:
+            raise SystemExit(f"room {i} did not finish cleanly:\n{out}")
+        rooms.append(
+            {
+                "fps": float(frames.group(2)),
+                "frames_dropped": int(frames.group(3)),
+                "windows": int(windows.group(1)),
+                "windows_dropped": int(windows.group(2)),
+                "peak_rss_mib": round(peak_rss[i] / 1024, 1),
+                "cpu_s": round(cpu[i], 1),
+            }
+        )
+    latencies = [v for values in sub.latencies.values() for v in values]
+    realtime = all(r["windows_dropped"] == 0 and r["frames_dropped"] == 0 and r["fps"] >= 9.5 for r in rooms)
+    return {
+        "rooms": n,
+        "realtime": realtime,
+        "fps_min": min(r["fps"] for r in rooms),
+        "frames_dropped": sum(r["frames_dropped"] for r in rooms),
+        "windows_dropped": sum(r["windows_dropped"] for r in rooms),
+        "summaries": len(latencies),
+        "latency_p50_ms": _pct(latencies, 0.50),
+        "latency_p95_ms": _pct(latencies, 0.95),
+        "latency_p99_ms": _pct(latencies, 0.99),
+        "peak_rss_mib_per_room": max(r["peak_rss_mib"] for r in rooms),
+        "cpu_share": round(sum(r["cpu_s"] for r in rooms) / wall / (os.cpu_count() or 1), 3),
+        "per_room": rooms,
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    lines = [
+        f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']} ({results['date']}); each room plays "
+        f"{results['clip']} in real time at 10 fps analysis with audio{' and transcript' if results['words'] else ''}.",
+        "",
+        "| rooms | real time | slowest room fps | frames / windows dropped | window end -> MQTT p50 / p95 / p99 ms "
+        "| peak RSS per room | CPU use (all cores) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['rooms']} | {'yes' if r['realtime'] else 'no'} | {r['fps_min']} | {r['frames_dropped']} / "
+            f"{r['windows_dropped']} | {r['latency_p50_ms']} / {r['latency_p95_ms']} / {r['latency_p99_ms']} | "
+            f"{r['peak_rss_mib_per_room']} MiB | {100 * r['cpu_share']:.0f} % |"
+        )
+    lines += ["", f"Rooms per device (real time): **{results['rooms_per_device']}**."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-rooms", type=int, default=6)
+    parser.add_argument("--words", action="store_true", help="also transcribe (whisper.cpp) in every room")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    if shutil.which("mosquitto") is None:
+        raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
+    _clip()
+    port = _free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        conf = Path(tmp) / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n")
+        broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        runs = []
+        try:
+            for n in range(1, args.max_rooms + 1):
+                result = run_rooms(n, port, args.words)
+                runs.append(result)
+                print(
+                    f"{n} room(s): real time {result['realtime']}, slowest {result['fps_min']} fps, "
+                    f"p95 {result['latency_p95_ms']} ms",
+                    flush=True,
+                )
+                if not result["realtime"]:
+                    break
+        finally:
+            broker.terminate()
+            broker.wait(timeout=10)
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "clip": f"the demo scene x{REPEAT} ({14 * REPEAT} s, 640x480)",
+        "words": args.words,
+        "runs": runs,
+        "rooms_per_device": max((r["rooms"] for r in runs if r["realtime"]), default=0),
+    }
+    tag = f"{'rooms-words' if args.words else 'rooms'}-{platform.machine()}-{os.cpu_count()}cpu"
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    (args.out / f"{tag}.md").write_text(markdown(results), encoding="utf-8")
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
