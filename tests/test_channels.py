@@ -119,6 +119,7 @@ def test_utterances_are_cut_at_pauses_transcribed_and_reach_the_windows_over_the
     summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
     results = [summarizer.summarize(w) for w in _windows(audio)]
     utterances = [u for r in results for u in r.transcript] + summarizer.finish().utterances
+    summarizer.close()
     text = " ".join(u.text for u in utterances)
     assert word_error_rate(JFK_TEXT, text) <= 0.1, text
     # Session times: the speech starts 1 s in; an utterance may end with the pause that ended it.
@@ -262,3 +263,20 @@ def test_room_with_words_keeps_the_transcript_only_where_configured(
         assert stored == []
         for word in SPOKEN:
             assert word.encode() not in database
+
+
+def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels) -> None:
+    """Live: windows are analysed while transcription runs on its own thread; the words arrive in
+    later windows or at the session's end, nothing is lost within the pending limit."""
+    speech = read_wav(JFK)
+    audio = np.concatenate([np.zeros(RATE, dtype=np.float32), speech, np.zeros(3 * RATE, dtype=np.float32)])
+    channels = words_models.session(live=True)
+    assert channels.words is not None and not channels.words.synchronous
+    summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
+    results = [summarizer.summarize(w) for w in _windows(audio)]
+    assert channels.words.running  # transcription runs on its own thread beside the windows
+    utterances = [u for r in results for u in r.transcript] + summarizer.finish().utterances
+    summarizer.close()
+    assert not channels.words.running  # the worker ends with the session
+    assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1
+    assert channels.words.dropped == 0

@@ -146,9 +146,14 @@ class WindowSummarizer:
 
     def finish(self) -> SessionTail:
         """At the end of a session: transcribe speech that was still going on, close a running disparity."""
-        utterances = self.channels.words.flush() if self.channels.words is not None else []
+        utterances = self.channels.words.finish() if self.channels.words is not None else []
         event = self.channels.disparity.close() if self.channels.disparity is not None else None
         return SessionTail(utterances, [event] if event is not None else [])
+
+    def close(self) -> None:
+        """End the session's worker threads (transcription)."""
+        if self.channels.words is not None:
+            self.channels.words.close()
 
     def _face(self, window: WindowInput, flags: list[str], timing: dict[str, float]) -> FaceChannel | None:
         frames = window.frames

@@ -82,6 +82,8 @@ class ChannelModels:
         self,
         face_model: FaceExpressionModel | None = None,
         requested: Callable[[float], bool] = lambda _t: False,
+        *,
+        live: bool = False,
     ) -> SessionChannels:
         """Fresh per-session state for the enabled channels, the disparity tracker and the explainer
         (which runs ``face_model`` for face maps, and honours ``requested`` explanation periods)."""
@@ -93,6 +95,7 @@ class ChannelModels:
                 self.text,
                 min_voiced_ratio=audio.min_voiced_ratio,
                 max_utterance_s=channels.words.max_utterance_s,
+                synchronous=not live,  # a live room never waits for speech-to-text
             )
         fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
         voice = VoiceAnalyzer(audio, self.speech) if channels.voice.enabled else None

@@ -8,11 +8,19 @@ classified, with leave-one-word-out importances. A window carries the utterances
 and have been transcribed by the time it is analysed: the windows over an utterance's end and the
 pause after it. Text lives in memory in a short list of recent utterances; it is stored only when
 the room's config says so, and never published.
+
+In a live room transcription runs on its own thread (``words``), so a window never waits for
+speech-to-text: an utterance reaches the windows analysed after its transcription is done. At most
+``MAX_PENDING`` utterances wait for it; beyond that the oldest is dropped and counted
+(``dropped``). For files analysed as fast as possible (``synchronous``) each window waits for the
+transcriptions already started, so a file's result does not depend on the machine's speed.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
+import threading
 from collections import deque
 
 import numpy as np
@@ -27,6 +35,8 @@ logger = logging.getLogger(__name__)
 
 RECENT_S = 30.0  # utterances older than this (before the newest window) are forgotten
 GAP_TOLERANCE_S = 0.05
+MAX_PENDING = 4  # utterances waiting for transcription
+FINISH_TIMEOUT_S = 60.0
 
 
 class WordsAnalyzer:
@@ -39,6 +49,7 @@ class WordsAnalyzer:
         *,
         min_voiced_ratio: float,
         max_utterance_s: float,
+        synchronous: bool = True,
     ) -> None:
         self.transcriber = transcriber
         self.text = text
@@ -49,6 +60,20 @@ class WordsAnalyzer:
         self._speech = False  # the buffer holds voiced audio
         self._fed_until: float | None = None  # session time up to which audio was handed over
         self._recent: deque[Utterance] = deque()
+        self._lock = threading.Lock()  # _recent is read by the windows and written by the worker
+        self.synchronous = synchronous
+        self.dropped = 0  # utterances dropped because transcription fell behind
+        self._jobs: deque[tuple[npt.NDArray[np.float32], float]] = deque()
+        self._done: queue.SimpleQueue[Utterance] = queue.SimpleQueue()
+        self._wake = threading.Condition()
+        self._busy = False
+        self._closed = False
+        self._worker: threading.Thread | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the transcription thread is alive."""
+        return self._worker is not None and self._worker.is_alive()
 
     def _buffered(self) -> int:
         return sum(c.shape[0] for c in self._chunks)
@@ -57,14 +82,14 @@ class WordsAnalyzer:
         self, audio: npt.NDArray[np.float32], start_s: float, voiced: npt.NDArray[np.bool_], hop: int
     ) -> list[Utterance]:
         """Hand over a window's audio (starting at session time ``start_s``) and its per-frame voicing
-        (frames every ``hop`` samples); returns the utterances that ended with it."""
-        done: list[Utterance] = []
+        (frames every ``hop`` samples); returns the utterances whose transcription finished since the
+        last call."""
         end_s = start_s + audio.shape[0] / RATE
         new_from = start_s if self._fed_until is None else max(self._fed_until, start_s)
         if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
-            done += self.flush()  # the capture was interrupted: what was said before stands alone
+            self.flush()  # the capture was interrupted: what was said before stands alone
         if end_s <= new_from:
-            return done
+            return self._collect()
         first = round((new_from - start_s) * RATE)
         chunk = audio[first:]
         frames = voiced[np.arange(voiced.shape[0]) * hop >= first]
@@ -78,31 +103,91 @@ class WordsAnalyzer:
                 self._speech = True
             self._chunks.append(chunk)
             if self._buffered() >= self.max_samples:
-                done += self.flush()
+                self.flush()
         elif self._speech:
             self._chunks.append(chunk)
-            done += self.flush()
+            self.flush()
         else:
             self._chunks, self._start_s = [chunk], new_from
         self._forget(end_s)
-        return done
+        if self.synchronous:
+            self.wait()
+        return self._collect()
 
     def flush(self) -> list[Utterance]:
-        """Transcribe what is buffered, if it holds speech (at an end of speech, of capture, or of the session)."""
+        """Hand what is buffered to transcription, if it holds speech (at an end of speech or of
+        capture); returns nothing: finished utterances come back from :meth:`feed`."""
         chunks, speech, start = self._chunks, self._speech, self._start_s
         self._chunks, self._speech = [], False
-        if not speech or not chunks:
-            return []
-        audio = np.concatenate(chunks)
+        if speech and chunks:
+            self._submit(np.concatenate(chunks), start)
+        return []
+
+    def finish(self) -> list[Utterance]:
+        """At the end of a session: transcribe what is buffered and wait for every transcription."""
+        self.flush()
+        if not self.wait(FINISH_TIMEOUT_S):
+            logger.warning(
+                "transcription did not finish within %.0f s; the last utterances are left out", FINISH_TIMEOUT_S
+            )
+        return self._collect()
+
+    def _submit(self, audio: npt.NDArray[np.float32], start: float) -> None:
+        with self._wake:
+            if len(self._jobs) >= MAX_PENDING:
+                self._jobs.popleft()
+                self.dropped += 1
+                logger.warning("transcription is behind: an utterance was dropped (%d so far)", self.dropped)
+            self._jobs.append((audio, start))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="words", daemon=True)
+                self._worker.start()
+            self._wake.notify_all()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every submitted utterance is transcribed; False on timeout."""
+        with self._wake:
+            return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
+
+    def _collect(self) -> list[Utterance]:
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _work(self) -> None:
+        while True:
+            with self._wake:
+                self._wake.wait_for(lambda: self._jobs or self._closed)
+                if self._closed:
+                    return
+                audio, start = self._jobs.popleft()
+                self._busy = True
+            try:
+                utterance = self._transcribe(audio, start)
+            except Exception:  # a failure must not end the channel; it is logged with its cause
+                logger.exception("transcription of an utterance failed")
+                utterance = None
+            with self._wake:
+                self._busy = False
+                if utterance is not None:
+                    with self._lock:
+                        self._recent.append(utterance)
+                    self._done.put(utterance)
+                self._wake.notify_all()
+
+    def _transcribe(self, audio: npt.NDArray[np.float32], start: float) -> Utterance | None:
         transcript = self.transcriber.transcribe(audio)
         text = transcript.text.strip()
         if not text:
-            return []
+            return None
         result = self.text.predict(text)
         if result is None:
-            return []
+            return None
         segments = transcript.segments
-        utterance = Utterance(
+        return Utterance(
             start_s=round(start + (segments[0].start_s if segments else 0.0), 3),
             end_s=round(start + (segments[-1].end_s if segments else audio.shape[0] / RATE), 3),
             text=text,
@@ -113,20 +198,20 @@ class WordsAnalyzer:
             transcribe_ms=round(transcript.seconds * 1e3, 3),
             text_ms=round(result.seconds * 1e3, 3),
         )
-        self._recent.append(utterance)
-        return [utterance]
 
     def recent(self) -> list[Utterance]:
         """Utterances of the last ``RECENT_S`` seconds (memory only)."""
-        return list(self._recent)
+        with self._lock:
+            return list(self._recent)
 
     def _forget(self, now_s: float) -> None:
-        while self._recent and self._recent[0].end_s < now_s - RECENT_S:
-            self._recent.popleft()
+        with self._lock:
+            while self._recent and self._recent[0].end_s < now_s - RECENT_S:
+                self._recent.popleft()
 
     def window(self, start_s: float, end_s: float) -> WordsChannel:
         """The words channel of the window ``[start_s, end_s)`` (session time)."""
-        overlapping = [u for u in self._recent if u.start_s < end_s and u.end_s > start_s]
+        overlapping = [u for u in self.recent() if u.start_s < end_s and u.end_s > start_s]
         spans = tuple(UtteranceSpan(u.start_s, u.end_s, u.word_count) for u in overlapping)
         if not overlapping:
             return WordsChannel(utterances=(), probs=None, quality="no_words")
@@ -135,6 +220,13 @@ class WordsAnalyzer:
         return WordsChannel(utterances=spans, probs=mean_distribution([mean.tolist()]), quality="good")
 
     def close(self) -> None:
-        self._recent.clear()
+        """End the worker and forget every utterance (the transcriber belongs to the appliance)."""
+        with self._wake:
+            self._closed = True
+            self._jobs.clear()
+            self._wake.notify_all()
+        if self._worker is not None:
+            self._worker.join(timeout=FINISH_TIMEOUT_S)
+        with self._lock:
+            self._recent.clear()
         self._chunks = []
-        self.transcriber.close()

@@ -236,12 +236,15 @@ class Appliance:
             on_stored=publisher.wake if publisher else (lambda: None),
             on_degraded=(lambda on: mqtt.set_degraded("storage", on)) if mqtt else (lambda _on: None),
             topic=mqtt.topic("summary") if mqtt else f"{cfg.mqtt.topic_prefix}/{cfg.room.site}/{cfg.room.room}/summary",
-            channels=lambda: self.channel_models.session(self.face_model, self.control.explain_requested),
+            channels=lambda: self.channel_models.session(self.face_model, self.control.explain_requested, live=live),
         )
         sink.start()
         started = time.monotonic()
 
         def ready() -> None:
+            # Session time 0 is when media starts to flow, not when the session row was written: the
+            # pipeline's start-up must not shift every window's wall-clock start.
+            sink.session_start = datetime.now(timezone.utc)
             logger.info("session %s started on %s", session_id, self.spec.redacted)
             self.notifier.ready(f"analysing {self.spec.kind} source, session {session_id}")
 

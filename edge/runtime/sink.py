@@ -200,6 +200,10 @@ class WindowSink(threading.Thread):
         if self._summarizer is None:
             return
         tail = self._summarizer.finish()
+        words = self._summarizer.channels.words
+        if words is not None and words.dropped:
+            self.metrics.dropped.labels("utterance").inc(words.dropped)
+        self._summarizer.close()
         try:
             if tail.utterances and self.config.channels.words.store_transcript:
                 store.add_transcripts(self.session_id, tail.utterances)
