@@ -5,6 +5,8 @@ Three room set-ups, each run ``--repeats`` times after one warm-up run (files ar
 as possible, so frames per second is throughput):
   face only   channels voice, words and pulse off, no explanations (the baseline);
   default     face, voice (acoustic cues) and pulse on, explanations on disagreement;
+  default, detection every 3rd frame   the same, reusing face detections across frames
+              (vision.detect_every = 3): the before/after of that optimisation;
   everything  every channel including words (whisper.cpp) and every window explained.
 For each: frames/s (and its ratio to the baseline), window complete -> stored p50/p95, and the median
 per-window cost of each stage from the windows' stored timings.
@@ -52,6 +54,7 @@ SETUPS: dict[str, dict[str, Any]] = {
         "disparity": {"enabled": False},
     },
     "default": {},
+    "default, detection every 3rd frame": {"vision": {"detect_every": 3}},
     "everything": {
         "channels": {"words": {"enabled": True, "model": str(GGML)}},
         "explain": {"when": "every"},

@@ -91,3 +91,40 @@ def test_real_faces_get_varied_expressions(face_pipeline: tuple[FaceDetector, Fa
 def test_no_face_in_a_coffee_cup(face_pipeline: tuple[FaceDetector, FaceExpressionModel]) -> None:
     detector, _ = face_pipeline
     assert detector.detect(data.coffee()) == []
+
+
+class CountingDetector(FaceDetector):
+    """The real MediaPipe detector, counting how often it runs."""
+
+    calls = 0
+
+    def detect(self, rgb: np.ndarray) -> list:  # type: ignore[override]
+        self.calls += 1
+        return super().detect(rgb)
+
+
+@pytest.mark.parametrize(("every", "calls"), [(1, 9), (3, 3), (9, 1)])
+def test_detection_can_be_reused_across_frames(
+    face_pipeline: tuple[FaceDetector, FaceExpressionModel], every: int, calls: int
+) -> None:
+    from edge.analysis.frame import FrameAnalyzer
+    from edge.capture.frames import VideoFrame
+
+    _, model = face_pipeline
+    detector = CountingDetector("full", 0.5)
+    analyzer = FrameAnalyzer(detector, model, VisionConfig(detect_every=every))
+    image = data.astronaut()
+    try:
+        results = [analyzer.analyze(VideoFrame(i / 10, np.roll(image, i, axis=1))) for i in range(9)]
+        assert detector.calls == calls
+        assert all(
+            r.faces == 1 and r.probs is not None and CLASSES[int(np.argmax(r.probs))] == "happy" for r in results
+        )
+        # A frame without a face is always followed by a fresh detection, whatever the setting.
+        empty = analyzer.analyze(VideoFrame(1.0, data.coffee()))
+        assert empty.faces == 0
+        before = detector.calls
+        analyzer.analyze(VideoFrame(1.1, image))
+        assert detector.calls == before + 1
+    finally:
+        detector.close()

@@ -51,13 +51,28 @@ class FrameAnalyzer:
         self.region = region
         # With a calibrated wide lens, faces near the edges are straightened before alignment.
         self.undistort = Undistorter(intrinsics) if intrinsics is not None else None
+        self._since_detect = 0  # analysed frames since the detector last ran
+        self._last: tuple[list[FaceDetection], int] = ([], 0)  # (faces in the region, ignored) it found
+
+    def _detect(self, rgb: npt.NDArray[np.uint8]) -> tuple[list[FaceDetection], int]:
+        """(faces in the client region, faces ignored). With
+        ``vision.detect_every`` N > 1 the detector runs on every Nth frame and the frames between
+        reuse its faces (a client in a chair moves little in N/10 s); a frame without faces is
+        always followed by a fresh detection."""
+        if self._since_detect % self.config.detect_every == 0 or not self._last[0]:
+            detected = self.detector.detect(rgb)
+            h, w = rgb.shape[:2]
+            faces = [f for f in detected if self.region.contains(*f.center, w, h)]
+            self._last = (faces, len(detected) - len(faces))
+            self._since_detect = 1
+            return faces, self._last[1]
+        self._since_detect += 1
+        return self._last[0], 0
 
     def analyze(self, frame: VideoFrame) -> FrameAnalysis:
         t0 = time.perf_counter()
         rgb = self.undistort(frame.rgb) if self.undistort is not None else frame.rgb
-        detected = self.detector.detect(rgb)
-        h, w = rgb.shape[:2]
-        faces = [f for f in detected if self.region.contains(*f.center, w, h)]
+        faces, ignored = self._detect(rgb)
         t1 = time.perf_counter()
         probs = None
         kept = None
@@ -86,7 +101,7 @@ class FrameAnalyzer:
             luma=frame_luma(rgb),
             detect_ms=(t1 - t0) * 1e3,
             classify_ms=(t2 - t1) * 1e3,
-            ignored_faces=len(detected) - len(faces),
+            ignored_faces=ignored,
             skin_rgb=skin_rgb,
             skin_ms=(t3 - t2) * 1e3,
             crop=kept,

@@ -125,6 +125,13 @@ class VisionConfig(StrictModel):
     low_light_luma: float = Field(
         default=40.0, ge=0, le=255, description="Mean luma (0-255) below which a frame counts as low light."
     )
+    detect_every: int = Field(
+        default=1,
+        ge=1,
+        le=10,
+        description="Run face detection on every Nth analysed frame; the frames between reuse its faces "
+        "(cheaper; a frame without a face is always followed by a new detection).",
+    )
 
 
 class AudioConfig(StrictModel):
