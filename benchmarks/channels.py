@@ -20,14 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import platform
 import sqlite3
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from results_io import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "build" / "demo" / "demo.mkv"
@@ -159,14 +159,10 @@ def main() -> int:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "repeats": args.repeats,
-        "machine": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "setups": setups,
     }
-    tag = f"{platform.machine()}-{os.cpu_count()}cpu"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"channels-{tag}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"channels-{tag}.md").write_text(markdown(results), encoding="utf-8")
-    print(markdown(results))
+    write_results(args.out, "channels", results, markdown(results))
     return 0
 
 

@@ -8,9 +8,6 @@ Writes benchmarks/results/hub-<machine>.json and .md. Needs mosquitto and Postgr
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -19,6 +16,8 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+from results_io import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -114,7 +113,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "messages": len(messages),
         "rooms": args.rooms,
-        "machine": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "rates": {},
     }
     with tempfile.TemporaryDirectory() as pg_tmp, postgres(Path(pg_tmp)) as pg:
@@ -153,11 +152,7 @@ def main() -> int:
             f"{b['median']:.0f} ({min(b['runs']):.0f}-{max(b['runs']):.0f}) | {b['median'] / d['median']:.2f} |"
         )
     lines.append("")
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"hub-{platform.machine()}-{os.cpu_count()}cpu"
-    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
-    sys.stdout.write("\n".join(lines))
+    write_results(args.out, "hub", results, "\n".join(lines))
     return 0
 
 

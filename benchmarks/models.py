@@ -18,7 +18,6 @@ import argparse
 import json
 import logging
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -220,20 +220,10 @@ def main() -> int:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": args.runs,
-        "machine": {
-            "machine": platform.machine(),
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "onnxruntime": onnxruntime.__version__,
-            "torch": torch.__version__,
-        },
+        "machine": machine(onnxruntime=onnxruntime.__version__, torch=torch.__version__),
         "models": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"models-{platform.machine()}-{os.cpu_count()}cpu"
-    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"{name}.md").write_text(markdown(results), encoding="utf-8")
-    sys.stdout.write(markdown(results))
+    write_results(args.out, "models", results, markdown(results))
     return 0
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import socket
@@ -29,6 +28,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+from results_io import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
@@ -244,17 +245,13 @@ def main() -> int:
             broker.wait(timeout=10)
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "machine": {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": machine(),
         "clip": f"the demo scene x{REPEAT} ({14 * REPEAT} s, 640x480)",
         "words": args.words,
         "runs": runs,
         "rooms_per_device": max((r["rooms"] for r in runs if r["realtime"]), default=0),
     }
-    tag = f"{'rooms-words' if args.words else 'rooms'}-{platform.machine()}-{os.cpu_count()}cpu"
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{tag}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"{tag}.md").write_text(markdown(results), encoding="utf-8")
-    print(markdown(results))
+    write_results(args.out, "rooms-words" if args.words else "rooms", results, markdown(results))
     return 0
 
 

@@ -14,9 +14,7 @@ Writes benchmarks/results/<machine>.json and .md. Timing is never asserted by th
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import platform
 import statistics
 import sys
@@ -26,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from results_io import machine, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
@@ -148,17 +147,14 @@ def bench_appliance(repeats: int) -> dict[str, Any]:
     }
 
 
-def machine() -> dict[str, Any]:
+def machine_details() -> dict[str, Any]:
     import onnxruntime
 
-    return {
-        "machine": platform.machine(),
-        "processor": platform.processor() or platform.machine(),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "onnxruntime": onnxruntime.__version__,
-        "system": platform.platform(),
-    }
+    return machine(
+        processor=platform.processor() or platform.machine(),
+        onnxruntime=onnxruntime.__version__,
+        system=platform.platform(),
+    )
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -201,16 +197,12 @@ def main() -> int:
             sys.exit(f"{path} is missing: run scripts/setup.sh")
     results = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": machine(),
+        "machine": machine_details(),
         "model": bench_model(args.runs),
         "vision": bench_vision(args.runs // 3),
         "appliance": bench_appliance(args.repeats),
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"{platform.machine()}-{os.cpu_count()}cpu"
-    (args.out / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"{name}.md").write_text(markdown(results), encoding="utf-8")
-    sys.stdout.write(markdown(results))
+    write_results(args.out, "", results, markdown(results))
     return 0
 
 

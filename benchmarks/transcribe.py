@@ -9,13 +9,14 @@ Writes benchmarks/results/transcribe-<machine>.json and .md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from results_io import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
@@ -63,11 +64,7 @@ def main() -> int:
         ),
         "",
     ]
-    args.out.mkdir(parents=True, exist_ok=True)
-    name = f"transcribe-{platform.machine()}-{os.cpu_count()}cpu"
-    (args.out / f"{name}.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
-    (args.out / f"{name}.md").write_text("\n".join(lines), encoding="utf-8")
-    sys.stdout.write("\n".join(lines))
+    write_results(args.out, "transcribe", rows, "\n".join(lines))
     return 0
 
 
