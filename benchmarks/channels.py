@@ -11,7 +11,7 @@ as possible, so frames per second is throughput):
 For each: frames/s (and its ratio to the baseline), window complete -> stored p50/p95, and the median
 per-window cost of each stage from the windows' stored timings.
 
-Usage: .venv/bin/python benchmarks/channels.py [--repeats 2]
+Usage: .venv/bin/python benchmarks/channels.py [--repeats 2] [--engine-dir ENGINES]
 Writes benchmarks/results/channels-<machine>.json and .md.
 """
 
@@ -62,12 +62,16 @@ SETUPS: dict[str, dict[str, Any]] = {
 }
 
 
+def _backends(engine_dir: Path) -> list[dict[str, Any]]:
+    return [{"backend": "tensorrt", "engine_dir": str(engine_dir)}, {"backend": "onnxruntime"}]
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else 0.0
 
 
-def run_setup(extra: dict[str, Any]) -> dict[str, Any]:
+def run_setup(extra: dict[str, Any], engine_dir: Path | None = None) -> dict[str, Any]:
     from edge.config.load import parse_config
     from edge.control import Consent
     from edge.runtime import Appliance
@@ -80,6 +84,7 @@ def run_setup(extra: dict[str, Any]) -> dict[str, Any]:
                 "storage": {"state_dir": tmp},
                 "mqtt": {"enabled": False},
                 "metrics": {"enabled": False},
+                **({} if engine_dir is None else {"inference": {"backends": _backends(engine_dir)}}),
                 **extra,
             },
             Path(tmp),
@@ -132,6 +137,7 @@ def markdown(results: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--engine-dir", type=Path, default=None, help="TensorRT engines built from the pack")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -140,7 +146,7 @@ def main() -> int:
             raise SystemExit(f"{path} is missing: run scripts/setup.sh")
     setups = {}
     for name, extra in SETUPS.items():
-        runs = [run_setup(extra) for _ in range(args.repeats + 1)][1:]
+        runs = [run_setup(extra, args.engine_dir) for _ in range(args.repeats + 1)][1:]
         fps = [r["fps"] for r in runs]
         stages: dict[str, float] = {}
         for stage in STAGES:
@@ -160,6 +166,7 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "repeats": args.repeats,
         "machine": machine(),
+        "engine_dir": None if args.engine_dir is None else str(args.engine_dir),
         "setups": setups,
     }
     write_results(args.out, "channels", results, markdown(results))

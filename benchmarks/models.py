@@ -8,7 +8,11 @@ mini-Xception of the default pack (``build/models/pack``) is measured as built b
 LFW held-out faces. Agreement figures on generated data describe the conversion, not accuracy on
 real emotions.
 
-Usage: .venv/bin/python benchmarks/models.py [--runs 200]
+With ``--engine-dir DIR`` (a device with TensorRT and a GPU, such as the Jetson) every variant is
+also built into a TensorRT engine there (strongly typed, as ``clinic-export engine`` builds them)
+and timed through the room's TensorRT backend.
+
+Usage: .venv/bin/python benchmarks/models.py [--runs 200] [--engine-dir ENGINES]
 Writes benchmarks/results/models-<machine>.json and .md.
 """
 
@@ -97,7 +101,32 @@ def _latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
     return statistics.median(times)
 
 
-def measure_pack_model(pack: Path, name: str, runs: int) -> dict[str, Any]:
+def _latency_tensorrt(path: Path, feeds: dict[str, np.ndarray], runs: int, engine_dir: Path) -> float:
+    """Median milliseconds per call through the room's TensorRT backend; the engine is built from
+    the ONNX variant into ``engine_dir`` first when it is not there (``clinic-export engine``)."""
+    from edge.config.models import TensorRTBackendConfig
+    from edge.inference.manifest import load_manifest
+    from edge.inference.tensorrt_backend import TensorRTEngine
+    from export.tensorrt_build import build_engine, plan_from_manifest
+
+    engine_path = engine_dir / f"{path.stem}.engine"
+    if not engine_path.is_file():
+        build_engine(plan_from_manifest(path, engine_path))
+    engine = TensorRTEngine(path, load_manifest(path), TensorRTBackendConfig(engine_dir=engine_dir))
+    try:
+        for _ in range(10):
+            engine.run(feeds)
+        times = []
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            engine.run(feeds)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        engine.close()
+    return statistics.median(times)
+
+
+def measure_pack_model(pack: Path, name: str, runs: int, engine_dir: Path | None = None) -> dict[str, Any]:
     index = json.loads((pack / "pack.json").read_text())
     variants = index["models"][name]["variants"]
     manifests = {p: json.loads((pack / rel).with_suffix(".json").read_text()) for p, rel in variants.items()}
@@ -116,6 +145,9 @@ def measure_pack_model(pack: Path, name: str, runs: int) -> dict[str, Any]:
             }
             ms = _latency(pack / rel, feeds, runs)
             entry[f"batch{batch}_ms_per_item"] = round(ms / batch, 4)
+            if engine_dir is not None:
+                ms = _latency_tensorrt(pack / rel, feeds, runs, engine_dir)
+                entry[f"tensorrt_batch{batch}_ms_per_item"] = round(ms / batch, 4)
         ver = manifests[precision].get("verification") or {}
         entry["top1_agreement_with_fp32"] = ver.get("top1_agreement_with_fp32")
         entry["max_prob_diff_vs_fp32"] = ver.get("max_prob_diff_vs_fp32")
@@ -128,7 +160,7 @@ def measure_pack_model(pack: Path, name: str, runs: int) -> dict[str, Any]:
     return row
 
 
-def build_and_measure(name: str, work: Path, runs: int, epochs: int) -> dict[str, Any]:
+def build_and_measure(name: str, work: Path, runs: int, epochs: int, engine_dir: Path | None) -> dict[str, Any]:
     from export.cli import main as export_main
 
     run = work / f"run-{name}"
@@ -154,11 +186,19 @@ def build_and_measure(name: str, work: Path, runs: int, epochs: int) -> dict[str
     ]
     export_main(verify)
     report = json.loads((run / "report.json").read_text())
-    row = measure_pack_model(pack, name, runs)
+    row = measure_pack_model(pack, name, runs, None if engine_dir is None else engine_dir / "generated")
     row["parameters"] = report["parameters"]
     row["heldout_items"] = report["test"]["items"]
     row["data"] = "generated"
     return row
+
+
+def _tensorrt() -> str:
+    try:
+        import tensorrt
+    except ImportError as exc:
+        return f"not installed ({exc})"
+    return str(tensorrt.__version__)
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -185,6 +225,24 @@ def markdown(results: dict[str, Any]) -> str:
             f"{v['int8']['speedup_vs_fp32_batch1']}x / {v['int8']['speedup_vs_fp32_batch8']}x | "
             f"{'n/a' if agreement is None else f'{agreement:.3f}'} | {row['heldout_items']} {row['data']} |"
         )
+    if results.get("tensorrt"):
+        lines += [
+            "",
+            f"TensorRT {m['tensorrt']}, ms/item at batch 1 / batch 8:",
+            "",
+            "| model | fp32 | int8 | fp16 | INT8 speed-up b1 |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for row in results["models"]:
+            v = row["variants"]
+
+            def trt(p: str, v: dict[str, Any] = v) -> str:
+                e = v.get(p, {})
+                return f"{e.get('tensorrt_batch1_ms_per_item', '-')} / {e.get('tensorrt_batch8_ms_per_item', '-')}"
+
+            fp32, int8 = v["fp32"].get("tensorrt_batch1_ms_per_item"), v["int8"].get("tensorrt_batch1_ms_per_item")
+            speed = f"{fp32 / int8:.2f}x" if fp32 and int8 else "-"
+            lines.append(f"| {row['model']} | {trt('fp32')} | {trt('int8')} | {trt('fp16')} | {speed} |")
     lines.append("")
     return "\n".join(lines)
 
@@ -195,6 +253,12 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per architecture")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--only", nargs="*", default=None, help="architectures to measure (default: all)")
+    parser.add_argument(
+        "--engine-dir",
+        type=Path,
+        default=None,
+        help="also time every variant through TensorRT, building its engine here (a device with a GPU)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -206,7 +270,7 @@ def main() -> int:
     if (DEFAULT_PACK / "pack.json").is_file():
         from export.models.mini_xception import MiniXception  # noqa: F401 - the pack's architecture
 
-        row = measure_pack_model(DEFAULT_PACK, "face-fer-minixception", args.runs)
+        row = measure_pack_model(DEFAULT_PACK, "face-fer-minixception", args.runs, args.engine_dir)
         from export.fer_face import fer_source
 
         row["parameters"] = sum(p.numel() for p in fer_source(verify_keras=False).module.parameters())
@@ -216,11 +280,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="clinic-bench-models-") as tmp:
         for name in args.only or PLANS:
             print(f"== {name}", flush=True)
-            rows.append(build_and_measure(name, Path(tmp), args.runs, args.epochs))
+            rows.append(build_and_measure(name, Path(tmp), args.runs, args.epochs, args.engine_dir))
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": args.runs,
-        "machine": machine(onnxruntime=onnxruntime.__version__, torch=torch.__version__),
+        "machine": machine(onnxruntime=onnxruntime.__version__, torch=torch.__version__, tensorrt=_tensorrt()),
+        "tensorrt": args.engine_dir is not None,
         "models": rows,
     }
     write_results(args.out, "models", results, markdown(results))

@@ -1,24 +1,69 @@
 """Where and how every benchmark writes its results: ``benchmarks/results/<name>-<machine>.json``
-and ``.md``, the machine tag being the architecture and CPU count (one place, so results from
-another device, such as a Jetson, are marked the same way)."""
+and ``.md``. The machine tag is the device's name where the board names itself (a Jetson's device
+tree model) and the architecture otherwise, with the CPU count: results from different devices never
+overwrite each other, and every file says which device made it."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma", "f16c", "asimd", "asimddp", "fphp")
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def board() -> str | None:
+    """The board's own name (e.g. 'NVIDIA Jetson Orin Nano Developer Kit'), where it has one."""
+    name = _read(DEVICE_TREE_MODEL).strip("\x00 \n")
+    return name or None
+
+
+def cpu() -> dict[str, Any]:
+    """CPU model, the instruction-set features that decide int8/fp16 speed, and memory."""
+    info = _read(Path("/proc/cpuinfo"))
+    model = re.search(r"^(?:model name|Model|CPU part)\s*:\s*(.+)$", info, re.MULTILINE)
+    flags = set()
+    for line in info.splitlines():
+        if line.startswith(("flags", "Features")):
+            flags.update(line.split(":", 1)[1].split())
+    memory = re.search(r"^MemTotal:\s+(\d+) kB", _read(Path("/proc/meminfo")), re.MULTILINE)
+    return {
+        "cpu_model": model.group(1).strip() if model else platform.processor() or platform.machine(),
+        "cpu_features": sorted(f for f in CPU_FEATURES if f in flags),
+        "memory_gib": round(int(memory.group(1)) / 1024**2, 1) if memory else None,
+    }
+
 
 def machine(**extra: Any) -> dict[str, Any]:
     """The machine details every results file carries, plus ``extra`` (library versions...)."""
-    return {"machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(), **extra}
+    details: dict[str, Any] = {
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    details.update(cpu())
+    details["system"] = platform.platform()
+    if board() is not None:
+        details["board"] = board()
+    return {**details, **extra}
 
 
 def tag() -> str:
-    return f"{platform.machine()}-{os.cpu_count()}cpu"
+    name = board()
+    prefix = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") if name else platform.machine()
+    return f"{prefix}-{os.cpu_count()}cpu"
 
 
 def write_results(out: Path, name: str, results: Any, markdown: str) -> Path:

@@ -1,0 +1,229 @@
+"""The whole benchmark suite in one command, and a summary against the product's targets.
+
+Runs, one after the other on an otherwise idle machine (each step is its own script, also runnable
+alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
+
+  models        per-model latency FP32 / INT8 / FP16 on ONNX Runtime (and TensorRT with
+                ``--engine-dir``), INT8 agreement with FP32                  (models.py)
+  channels      per-stage cost per window against a face-only room           (channels.py)
+  fer-baseline  the room's face path against the ``fer`` package's pipeline  (fer_baseline.py)
+  transcribe    whisper.cpp against faster-whisper on the same recording     (transcribe.py)
+  rooms         rooms per device with audio, window end -> MQTT p50/p95/p99, memory, CPU
+                (rooms.py), as configured by default, with face detection every 3rd frame, with
+                the transcript (whisper.cpp), and with the transcript by faster-whisper plus
+                detection every 3rd frame
+  appliance     the demo room's throughput and ONNX Runtime against PyTorch  (run.py)
+
+then writes ``suite-<machine>.json`` and ``.md``: the machine (CPU, features, memory, board), each
+step's status and duration, the targets with the measured figure and whether it is met, and every
+step's table. A failing step is recorded with its reason and the suite goes on.
+
+Usage: .venv/bin/python benchmarks/suite.py [--quick] [--engine-dir ENGINES] [--only STEP ...]
+  --quick        fewer repeats and calls, for checking the suite itself (figures are rougher;
+                 written to build/bench-quick, never over the recorded results)
+  --engine-dir   TensorRT engines (built from the pack into this folder by the models step) are
+                 used by every step that runs the room: the Jetson run (benchmarks/jetson.sh)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from results_io import machine, tag, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+CNNS = ("face-fer-minixception", "face-cnn", "speech-cnn1d", "speech-cnn2d", "rppg-cnn1d")
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # the results file's name (without the machine tag)
+    script: str
+    args: tuple[str, ...]
+    quick: tuple[str, ...]  # arguments that make it shorter with --quick
+    uses_engines: bool = False  # takes --engine-dir
+
+    def command(self, quick: bool, engine_dir: Path | None, out: Path) -> list[str]:
+        cmd = [sys.executable, str(HERE / self.script), *self.args, *(self.quick if quick else ()), "--out", str(out)]
+        if engine_dir is not None and self.uses_engines:
+            cmd += ["--engine-dir", str(engine_dir)]
+        return cmd
+
+
+STEPS = (
+    Step("models", "models.py", (), ("--runs", "50", "--epochs", "2"), uses_engines=True),
+    Step("channels", "channels.py", ("--repeats", "2"), ("--repeats", "1"), uses_engines=True),
+    Step("fer-baseline", "fer_baseline.py", ("--repeats", "3"), ("--repeats", "1")),
+    Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1")),
+    Step("rooms", "rooms.py", ("--max-rooms", "6"), ("--max-rooms", "2"), uses_engines=True),
+    Step("rooms-detect3", "rooms.py", ("--max-rooms", "8", "--detect-every", "3"), ("--max-rooms", "2"), True),
+    Step("rooms-words", "rooms.py", ("--max-rooms", "4", "--words"), ("--max-rooms", "1"), uses_engines=True),
+    Step(
+        "rooms-words-fw-detect3",
+        "rooms.py",
+        ("--max-rooms", "4", "--words", "--words-backend", "faster-whisper", "--detect-every", "3"),
+        ("--max-rooms", "1"),
+        uses_engines=True,
+    ),
+    Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
+)
+
+
+def _load(out: Path, name: str) -> dict[str, Any] | None:
+    stem = tag() if name == "appliance" else f"{name}-{tag()}"  # run.py writes the bare tag
+    path = out / f"{stem}.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _count(result: dict[str, Any]) -> str:
+    """Rooms per device, saying so when the run stopped at its limit rather than at saturation."""
+    n = result["rooms_per_device"]
+    text = f"{n} room{'' if n == 1 else 's'}"
+    return f"at least {text} (the run's --max-rooms)" if result.get("limited") else text
+
+
+def _target(goal: str, measured: str, met: bool | None) -> dict[str, Any]:
+    return {"target": goal, "measured": measured, "met": met}
+
+
+def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """The targets of the performance issue, each with what the suite measured."""
+    rows = []
+    rooms = results.get("rooms")
+    if rooms:
+        rows.append(
+            _target(
+                ">= 4 rooms in real time at 10 fps analysis with audio",
+                _count(rooms),
+                True if rooms["rooms_per_device"] >= 4 else None if rooms.get("limited") else False,
+            )
+        )
+        at4 = next((r for r in rooms["runs"] if r["rooms"] == 4), None)
+        rows.append(
+            _target(
+                "p95 window end -> MQTT < 300 ms without transcript, at 4 rooms",
+                "not reached" if at4 is None else f"{at4['latency_p95_ms']} ms",
+                None if at4 is None else at4["latency_p95_ms"] < 300,
+            )
+        )
+    detect3 = results.get("rooms-detect3")
+    if detect3:
+        at4 = next((r for r in detect3["runs"] if r["rooms"] == 4), None)
+        rows.append(
+            _target(
+                "the same with face detection every 3rd frame (vision.detect_every = 3)",
+                f"{_count(detect3)}; p95 at 4 rooms "
+                + ("not reached" if at4 is None else f"{at4['latency_p95_ms']} ms"),
+                None if at4 is None else detect3["rooms_per_device"] >= 4 and at4["latency_p95_ms"] < 300,
+            )
+        )
+    for name, label in (("rooms-words", "whisper.cpp"), ("rooms-words-fw-detect3", "faster-whisper, detection 1/3")):
+        words = results.get(name)
+        if words:
+            rows.append(
+                _target(
+                    f"rooms in real time with audio and transcript ({label}; no target set)",
+                    _count(words),
+                    None,
+                )
+            )
+    models = results.get("models")
+    if models:
+        for row in models["models"]:
+            if row["model"] not in CNNS:
+                continue
+            int8 = row["variants"].get("int8", {})
+            speed, agreement = int8.get("speedup_vs_fp32_batch1"), int8.get("top1_agreement_with_fp32")
+            rows.append(
+                _target(
+                    f"INT8 >= 1.5x FP32 with >= 99 % top-1 agreement: {row['model']} (ONNX Runtime, batch 1)",
+                    f"{speed}x, {'n/a' if agreement is None else f'{100 * agreement:.1f} %'}",
+                    None if speed is None or agreement is None else speed >= 1.5 and agreement >= 0.99,
+                )
+            )
+    fer = results.get("fer-baseline")
+    if fer:
+        room = fer["rows"][0]["ms_per_frame_mean"]
+        theirs = next((r for r in fer["rows"] if r["pipeline"].endswith("defaults)")), None)
+        if theirs is not None:
+            rows.append(
+                _target(
+                    "face path faster than the fer package's on the same frames",
+                    f"{room} ms vs {theirs['ms_per_frame_mean']} ms per frame "
+                    f"({theirs['ms_per_frame_mean'] / room:.2f}x faster)",
+                    theirs["ms_per_frame_mean"] > room,
+                )
+            )
+    return rows
+
+
+def markdown(summary: dict[str, Any], out: Path) -> str:
+    m = summary["machine"]
+    lines = [
+        f"Machine: {m.get('board') or m['cpu_model']}, {m['cpus']} CPUs ({m['machine']}; features: "
+        f"{', '.join(m['cpu_features']) or 'none listed'}), {m['memory_gib']} GiB, {m['system']}, Python "
+        f"{m['python']}. Suite run {summary['started']} - {summary['finished']}"
+        f"{' (--quick: rough figures)' if summary['quick'] else ''}"
+        f"{', TensorRT engines from ' + summary['engine_dir'] if summary['engine_dir'] else ''}.",
+        "",
+        "| target | measured | met |",
+        "| --- | --- | --- |",
+    ]
+    for t in summary["targets"]:
+        met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+        lines.append(f"| {t['target']} | {t['measured']} | {met} |")
+    lines += ["", "| step | status | minutes |", "| --- | --- | --- |"]
+    for s in summary["steps"]:
+        lines.append(f"| {s['name']} | {s['status']} | {s['minutes']} |")
+    for s in summary["steps"]:
+        table = out / (tag() + ".md" if s["name"] == "appliance" else f"{s['name']}-{tag()}.md")
+        if s["status"] == "ok" and table.is_file():
+            lines += ["", f"### {s['name']}", "", table.read_text(encoding="utf-8").strip()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--engine-dir", type=Path, default=None)
+    parser.add_argument("--only", nargs="*", choices=[s.name for s in STEPS], default=None)
+    parser.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/results (build/bench-quick with --quick)"
+    )
+    args = parser.parse_args()
+    if args.out is None:
+        args.out = ROOT / "build" / "bench-quick" if args.quick else ROOT / "benchmarks" / "results"
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    steps = []
+    for step in STEPS:
+        if args.only and step.name not in args.only:
+            continue
+        print(f"=== {step.name}", flush=True)
+        t0 = time.monotonic()
+        done = subprocess.run(step.command(args.quick, args.engine_dir, args.out), cwd=ROOT, check=False)
+        status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode}; see its output above)"
+        steps.append({"name": step.name, "status": status, "minutes": round((time.monotonic() - t0) / 60, 1)})
+    loaded = {s["name"]: _load(args.out, s["name"]) for s in steps if s["status"] == "ok"}
+    summary = {
+        "started": started,
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "quick": args.quick,
+        "engine_dir": None if args.engine_dir is None else str(args.engine_dir),
+        "machine": machine(),
+        "steps": steps,
+        "targets": targets(loaded),
+    }
+    write_results(args.out, "suite", summary, markdown(summary, args.out))
+    return 0 if all(s["status"] == "ok" for s in steps) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
