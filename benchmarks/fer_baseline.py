@@ -4,7 +4,8 @@
 OpenCV's Haar cascade and classifies them with its FER2013 mini-Xception, by default the package's
 TensorFlow Lite int8 copy (``use_tflite=False``: the Keras FP32 original). The room's face path runs
 the same network as ONNX (the default pack's ``face-fer-minixception``) behind MediaPipe's face
-detector, with alignment; both are given the demo clip's frames exactly as the room's capture
+detector, with alignment (also with detection every third frame, the INT8 variant, and MediaPipe's
+short-range detector); both are given the demo clip's frames exactly as the room's capture
 produces them (decoded once here, at the room's analysis rate and width) and both are timed per
 frame from RGB array to emotion. ``fer`` runs in its own environment (``build/fer-venv``, TensorFlow,
 made from ``benchmarks/baselines/fer-requirements.txt`` on first use) and receives the frames
@@ -80,7 +81,7 @@ def decode(clip: Path) -> list[np.ndarray]:
     return frames
 
 
-def ours(frames: list[np.ndarray], detect_every: int, precision: str) -> dict[str, Any]:
+def ours(frames: list[np.ndarray], detect_every: int, precision: str, detector_range: str = "full") -> dict[str, Any]:
     from edge.analysis.frame import FrameAnalyzer
     from edge.capture.frames import VideoFrame
     from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
@@ -88,7 +89,7 @@ def ours(frames: list[np.ndarray], detect_every: int, precision: str) -> dict[st
     from edge.labels import CLASSES
     from edge.vision import FaceDetector
 
-    config = VisionConfig(detect_every=detect_every)
+    config = VisionConfig(detect_every=detect_every, detector_range=detector_range)
     model_path = PACK / f"face-fer-minixception.{precision}.onnx"
     model = FaceExpressionModel(create_engine(model_path, load_manifest(model_path), [OnnxRuntimeBackendConfig()]))
     analyzer = FrameAnalyzer(FaceDetector(config.detector_range, config.min_detection_confidence), model, config)
@@ -183,17 +184,18 @@ def main() -> int:
     frames = decode(args.clip)
     h, w = frames[0].shape[:2]
     print(f"== {len(frames)} frames {w}x{h} from {args.clip.name}", flush=True)
-    ours_setups = {
+    ours_setups: dict[str, tuple[Any, ...]] = {
         "room: MediaPipe + ONNX fp32 (default)": (1, "fp32"),
         "room: detection every 3rd frame": (3, "fp32"),
         "room: ONNX int8": (1, "int8"),
+        "room: short-range detector (faces within about 2 m)": (1, "fp32", "short"),
     }
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in ours_setups}
     fer_names: list[str] = []
     for repeat in range(args.repeats):
         print(f"== run {repeat + 1}/{args.repeats}", flush=True)
-        for name, (every, precision) in ours_setups.items():
-            runs[name].append(ours(frames, every, precision))
+        for name, setup in ours_setups.items():
+            runs[name].append(ours(frames, *setup))
         for row in fer_runs(frames):
             runs.setdefault(row["pipeline"], []).append(row)
             if row["pipeline"] not in fer_names:

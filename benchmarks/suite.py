@@ -14,7 +14,8 @@ alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
                 detection every 3rd frame
   appliance     the demo room's throughput and ONNX Runtime against PyTorch  (run.py)
 
-then writes ``suite-<machine>.json`` and ``.md``: the machine (CPU, features, memory, board), each
+then writes ``suite-<machine>.json`` and ``.md`` (after ``--only``, the steps run replace theirs in
+the previous summary and the others are kept): the machine (CPU, features, memory, board), each
 step's status and duration, the targets with the measured figure and whether it is met, and every
 step's table. A failing step is recorded with its reason and the suite goes on.
 
@@ -76,6 +77,10 @@ STEPS = (
     ),
     Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
 )
+
+
+def now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _load(out: Path, name: str) -> dict[str, Any] | None:
@@ -193,9 +198,9 @@ def markdown(summary: dict[str, Any], out: Path) -> str:
     for t in summary["targets"]:
         met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
         lines.append(f"| {t['target']} | {t['measured']} | {met} |")
-    lines += ["", "| step | status | minutes |", "| --- | --- | --- |"]
+    lines += ["", "| step | status | minutes | finished |", "| --- | --- | --- | --- |"]
     for s in summary["steps"]:
-        lines.append(f"| {s['name']} | {s['status']} | {s['minutes']} |")
+        lines.append(f"| {s['name']} | {s['status']} | {s['minutes']} | {s.get('finished') or '-'} |")
     for s in summary["steps"]:
         table = out / (tag() + ".md" if s["name"] == "appliance" else f"{s['name']}-{tag()}.md")
         if s["status"] == "ok" and table.is_file():
@@ -217,7 +222,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.out is None:
         args.out = ROOT / "build" / "bench-quick" if args.quick else ROOT / "benchmarks" / "results"
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    started = now()
     steps = []
     for step in STEPS:
         if args.only and step.name not in args.only:
@@ -230,17 +235,22 @@ def main() -> int:
         t0 = time.monotonic()
         done = subprocess.run(step.command(args.quick, args.engine_dir, args.out), cwd=ROOT, check=False)
         status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode}; see its output above)"
-        steps.append({"name": step.name, "status": status, "minutes": round((time.monotonic() - t0) / 60, 1)})
+        minutes = round((time.monotonic() - t0) / 60, 1)
+        steps.append({"name": step.name, "status": status, "minutes": minutes, "finished": now()})
+    # A partial run (--only) updates its steps; the summary covers the latest results of every step.
+    previous = _load(args.out, "suite")
+    merged = {s["name"]: s for s in (previous or {}).get("steps", [])} if args.only or args.summary_only else {}
+    merged.update({s["name"]: s for s in steps if not (args.summary_only and s["name"] in merged)})
+    steps = [merged[s.name] for s in STEPS if s.name in merged]
     loaded = {s["name"]: _load(args.out, s["name"]) for s in steps if s["status"] == "ok"}
-    previous = _load(args.out, "suite") if args.summary_only else None
+    whole = previous is not None and (args.only or args.summary_only)
     summary = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "started": previous["started"] if whole else started,
+        "finished": previous["finished"] if previous is not None and args.summary_only else now(),
         "quick": args.quick,
         "engine_dir": None if args.engine_dir is None else str(args.engine_dir),
-        **({k: previous[k] for k in ("started", "finished", "quick", "engine_dir", "steps")} if previous else {}),
         "machine": machine(),
-        "steps": previous["steps"] if previous else steps,
+        "steps": steps,
         "targets": targets(loaded),
     }
     write_results(args.out, "suite", summary, markdown(summary, args.out))
