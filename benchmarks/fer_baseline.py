@@ -43,8 +43,6 @@ VENV = ROOT / "build" / "fer-venv"
 WORKER = ROOT / "benchmarks" / "baselines" / "fer_worker.py"
 REQUIREMENTS = ROOT / "benchmarks" / "baselines" / "fer-requirements.txt"
 FER_VERSION = "25.10.3"
-# fer's seven FER2013 labels -> the product's names (as the room's face channel maps them).
-FER_TO_PRODUCT = {"fear": "fearful", "surprise": "surprised"}
 
 
 def fer_python() -> Path:
@@ -106,6 +104,8 @@ def ours(frames: list[np.ndarray], detect_every: int, precision: str, detector_r
 
 
 def fer_runs(frames: list[np.ndarray]) -> list[dict[str, Any]]:
+    from export.fer_face import FER_TO_PRODUCT  # fer's labels -> the product's, as the face channel maps them
+
     h, w = frames[0].shape[:2]
     header = json.dumps({"frames": len(frames), "height": h, "width": w}).encode() + b"\n"
     payload = header + b"".join(f.tobytes() for f in frames)
@@ -120,7 +120,7 @@ def fer_runs(frames: list[np.ndarray]) -> list[dict[str, Any]]:
         raise SystemExit(f"fer worker failed ({done.returncode}):\n{done.stderr.decode()[-3000:]}")
     rows = [json.loads(line) for line in done.stdout.decode().splitlines() if line.startswith("{")]
     for row in rows:
-        row["labels"] = [None if x is None else FER_TO_PRODUCT.get(x, x) for x in row["labels"]]
+        row["labels"] = [None if x is None else FER_TO_PRODUCT[x] for x in row["labels"]]
     return rows
 
 

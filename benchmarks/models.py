@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,18 @@ def _data(name: str, tmp: Path) -> list[str]:
     return [*FUSION, "--data", f"arrays={_arrays(tmp / 'fusion.npz', (448,), present=3)}"]
 
 
+def _median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float:
+    """Median milliseconds of ``call`` over ``runs`` timed calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
 def _latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
     """Median milliseconds per call on one intra-op thread (the room's default)."""
     import onnxruntime as ort
@@ -91,14 +104,7 @@ def _latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    for _ in range(10):
-        session.run(None, feeds)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        session.run(None, feeds)
-        times.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(times)
+    return _median_ms(lambda: session.run(None, feeds), runs)
 
 
 def _latency_tensorrt(path: Path, feeds: dict[str, np.ndarray], runs: int, engine_dir: Path) -> float:
@@ -114,16 +120,9 @@ def _latency_tensorrt(path: Path, feeds: dict[str, np.ndarray], runs: int, engin
         build_engine(plan_from_manifest(path, engine_path))
     engine = TensorRTEngine(path, load_manifest(path), TensorRTBackendConfig(engine_dir=engine_dir))
     try:
-        for _ in range(10):
-            engine.run(feeds)
-        times = []
-        for _ in range(runs):
-            t0 = time.perf_counter()
-            engine.run(feeds)
-            times.append((time.perf_counter() - t0) * 1e3)
+        return _median_ms(lambda: engine.run(feeds), runs)
     finally:
         engine.close()
-    return statistics.median(times)
 
 
 def measure_pack_model(pack: Path, name: str, runs: int, engine_dir: Path | None = None) -> dict[str, Any]:
