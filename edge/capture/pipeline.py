@@ -31,6 +31,9 @@ logger = logging.getLogger(__name__)
 
 AUDIO_RATE = 16_000
 _T = TypeVar("_T")
+# Gst.is_initialized() is already true while another thread's Gst.init is still reading the plugin
+# registry; rooms of one process starting together would then find elements missing.
+_INIT_LOCK = threading.Lock()
 
 
 def gst_init() -> None:
@@ -41,8 +44,9 @@ def gst_init() -> None:
             f"({GST_IMPORT_ERROR}); install python3-gst-1.0 and create the virtual environment with "
             "--system-site-packages (scripts/setup.sh does both)"
         )
-    if not Gst.is_initialized():
-        Gst.init(None)
+    with _INIT_LOCK:
+        if not Gst.is_initialized():
+            Gst.init(None)
 
 
 class BoundedQueue(Generic[_T]):
