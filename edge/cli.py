@@ -22,6 +22,7 @@ from edge.errors import EdgeError
 
 if TYPE_CHECKING:
     from edge.runtime import Appliance, RunReport
+    from edge.runtime.device import Device
 
 logger = logging.getLogger("edge.cli")
 
@@ -43,14 +44,28 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="record one session now (consent given here) and store/publish summaries")
-    run.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
-    run.add_argument("--source", help="override capture.source (v4l2:///dev/video0, file:///..., rtsp://..., test:)")
+    run.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        action="append",
+        help="room configuration (TOML); repeat it for several rooms in one process, sharing the models",
+    )
+    run.add_argument(
+        "--source", help="override capture.source, one room only (v4l2:///dev/video0, file:///..., rtsp://..., test:)"
+    )
     run.add_argument("--duration", type=float, default=None, metavar="SECONDS", help="stop after this many seconds")
     _add_consent(run, required=True)
 
     serve = sub.add_parser("serve", help="the service: wait in standby for start commands, run sessions")
-    serve.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
-    serve.add_argument("--source", help="override capture.source")
+    serve.add_argument(
+        "--config",
+        type=Path,
+        required=True,
+        action="append",
+        help="room configuration (TOML); repeat it for several rooms in one process, sharing the models",
+    )
+    serve.add_argument("--source", help="override capture.source (one room only)")
 
     control = sub.add_parser("control", help="start, pause, resume or stop the running appliance's session")
     control.add_argument("--config", type=Path, required=True, help="the running appliance's configuration")
@@ -107,7 +122,7 @@ def _consent(args: argparse.Namespace) -> dict[str, str]:
     return body
 
 
-def _signals(appliance: Appliance) -> None:
+def _signals(appliance: Appliance | Device) -> None:
     def _stop(signum: int, _frame: FrameType | None) -> None:
         logger.info("received %s, stopping", signal.Signals(signum).name)
         appliance.request_stop()
@@ -120,6 +135,7 @@ def _print_report(report: RunReport) -> None:
     print(
         "\n".join(
             [
+                f"room:      {report.room}",
                 f"session:   {report.session_id}",
                 f"source:    {report.source} ({report.source_restarts} capture rebuilds)",
                 f"backend:   {report.backend}",
@@ -139,7 +155,6 @@ def _run(args: argparse.Namespace) -> int:
     # Heavy imports (GStreamer, MediaPipe, ONNX Runtime) only once a command needs them.
     from pydantic import ValidationError  # noqa: PLC0415
 
-    from edge.config import load_config  # noqa: PLC0415
     from edge.control import Consent  # noqa: PLC0415
     from edge.runtime import Appliance  # noqa: PLC0415
 
@@ -149,19 +164,33 @@ def _run(args: argparse.Namespace) -> int:
         consent = Consent.model_validate(_consent(args))
     except ValidationError as exc:
         raise EdgeError(f"invalid consent: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    appliance = Appliance(load_config(args.config), args.source)
-    _signals(appliance)
-    _print_report(appliance.run(args.duration, consent=consent))
+    runner = _runner(args)
+    _signals(runner)
+    if isinstance(runner, Appliance):
+        _print_report(runner.run(args.duration, consent=consent))
+    else:
+        for report in runner.run(args.duration, consent=consent):
+            _print_report(report)
     return 0
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _runner(args: argparse.Namespace) -> Appliance | Device:
+    """One room's appliance, or a device of several rooms sharing the models."""
     from edge.config import load_config  # noqa: PLC0415
     from edge.runtime import Appliance  # noqa: PLC0415
+    from edge.runtime.device import Device  # noqa: PLC0415
 
-    appliance = Appliance(load_config(args.config), args.source)
-    _signals(appliance)
-    for report in appliance.serve():
+    if len(args.config) == 1:
+        return Appliance(load_config(args.config[0]), args.source)
+    if args.source is not None:
+        raise EdgeError("--source overrides one room's source; with several --config, set capture.source in each")
+    return Device([load_config(path) for path in args.config])
+
+
+def _serve(args: argparse.Namespace) -> int:
+    runner = _runner(args)
+    _signals(runner)
+    for report in runner.serve():
         _print_report(report)
     return 0
 

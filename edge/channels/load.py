@@ -25,10 +25,11 @@ from edge.errors import ModelError
 from edge.explain.policy import Explainer
 from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, HeadFusion, LateFusion
-from edge.inference.engine import InferenceEngine, create_engine
+from edge.inference.engine import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import open_pack, select_model
+from edge.inference.shared import SharedEngines
 from edge.text.emotion import TextEmotion, load_text_model
 from edge.transcribe.base import Transcriber, create_transcriber
 
@@ -44,9 +45,12 @@ class ChannelModels:
     head: HeadFusion | None = None
 
     @classmethod
-    def load(cls, config: AppConfig) -> ChannelModels:
-        """Raises:
-        ModelError: a model the enabled channels need is missing, corrupt or not released."""
+    def load(cls, config: AppConfig, engines: SharedEngines | None = None) -> ChannelModels:
+        """Load the models; ``engines`` shares them with other rooms of the process.
+
+        Raises:
+            ModelError: a model the enabled channels need is missing, corrupt or not released."""
+        engines = engines if engines is not None else SharedEngines()
         models = cls(config)
         channels, pack = config.channels, config.models.pack
         try:
@@ -54,16 +58,16 @@ class ChannelModels:
                 roles = {m.role for m in open_pack(pack).models.values()}
                 if "speech" in roles:
                     path = select_model(pack, "speech", config.models.precision)
-                    models.speech = SpeechEmotionModel(_engine(config, path))
+                    models.speech = SpeechEmotionModel(_engine(config, path, engines))
                     logger.info("voice channel: speech model %s", models.speech.name)
                 else:
                     logger.info("voice channel: acoustic cues (the model pack has no speech model)")
             if config.fusion.method == "auto" and pack is not None:
-                models.head = fusion_head(config, pack)
+                models.head = fusion_head(config, pack, engines)
             if channels.words.enabled:
                 if pack is None:  # excluded by AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
-                models.text = load_text_model(pack, config.inference.backends)
+                models.text = load_text_model(pack, config.inference.backends, engines)
                 words = channels.words
                 if words.model is not None:
                     source = words.model
@@ -132,16 +136,16 @@ class ChannelModels:
             self.transcriber.close()
 
 
-def _engine(config: AppConfig, path: Path) -> InferenceEngine:
-    return create_engine(path, load_manifest(path), config.inference.backends)
+def _engine(config: AppConfig, path: Path, engines: SharedEngines) -> InferenceEngine:
+    return engines.engine(path, load_manifest(path), config.inference.backends)
 
 
-def fusion_head(config: AppConfig, pack: Path) -> HeadFusion | None:
+def fusion_head(config: AppConfig, pack: Path, engines: SharedEngines | None = None) -> HeadFusion | None:
     """The pack's fusion head when it fuses the channels' distributions; otherwise late fusion (logged)."""
     if not any(m.role == "fusion" for m in open_pack(pack).models.values()):
         logger.info("fusion: weighted late fusion (the model pack has no fusion head)")
         return None
-    engine = _engine(config, select_model(pack, "fusion", "fp32"))
+    engine = _engine(config, select_model(pack, "fusion", "fp32"), engines if engines is not None else SharedEngines())
     try:
         head = HeadFusion(engine)
     except ModelError as exc:

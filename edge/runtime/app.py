@@ -27,10 +27,11 @@ from edge.control.commands import CommandError, Consent, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
 from edge.errors import StoreError
-from edge.inference.engine import InferenceEngine, create_engine
+from edge.inference.engine import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import ModelManifest, load_manifest
 from edge.inference.pack import face_model_path
+from edge.inference.shared import SharedEngines
 from edge.metrics import Metrics
 from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
@@ -53,6 +54,7 @@ class RunReport:
     database: Path
     source: str
     backend: str
+    room: str = ""  # site/room
     frames: int = 0
     frames_dropped: int = 0
     audio_dropped: int = 0
@@ -88,15 +90,25 @@ class Appliance:
     socket and the room's MQTT command topic.
     """
 
-    def __init__(self, config: AppConfig, source: str | None = None) -> None:
+    def __init__(
+        self,
+        config: AppConfig,
+        source: str | None = None,
+        *,
+        engines: SharedEngines | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        """``engines`` and ``notifier`` come from a :class:`edge.runtime.device.Device` when the room
+        shares its process with others; alone, the room has its own."""
         self.config = config
         self.spec: SourceSpec = parse_source(source or config.capture.source)
         face_path = face_model_path(config.models)
         self.manifest: ModelManifest = load_manifest(face_path)
-        self.engine: InferenceEngine = create_engine(face_path, self.manifest, config.inference.backends)
+        engines = engines if engines is not None else SharedEngines()
+        self.engine: InferenceEngine = engines.engine(face_path, self.manifest, config.inference.backends)
         self.face_model = FaceExpressionModel(self.engine)
         self.detector = FaceDetector(config.vision.detector_range, config.vision.min_detection_confidence)
-        self.channel_models = ChannelModels.load(config)
+        self.channel_models = ChannelModels.load(config, engines)
         self.skin = SkinSampler() if config.channels.pulse.enabled else None
         self.db_path = config.storage.state_dir / config.storage.database
         Store(self.db_path).close()  # open, check and migrate now, so a bad database stops the start
@@ -104,7 +116,7 @@ class Appliance:
         self.metrics = Metrics()
         self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
         self.stop_event = threading.Event()
-        self.notifier = Notifier.from_environment()
+        self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.mqtt: MqttClient | None = None
         self.publisher: OutboxPublisher | None = None
         self.socket: ControlSocket | None = None
@@ -172,6 +184,11 @@ class Appliance:
             self.store.close()
             self.store = None
 
+    def close(self) -> None:
+        """Release what the constructor loaded, for an appliance that will not run (``run`` and
+        ``serve`` release everything themselves)."""
+        self._close()
+
     def run(self, duration_s: float | None = None, *, consent: Consent) -> RunReport:
         """Record one session now, with ``consent`` already obtained."""
         try:
@@ -182,6 +199,7 @@ class Appliance:
             finally:
                 self.control.end()
         finally:
+            self.notifier.stopping()
             self._close()
 
     def serve(self) -> list[RunReport]:
@@ -204,6 +222,7 @@ class Appliance:
                     self.control.end()
                 self.notifier.status("standby: waiting for a start command with consent")
         finally:
+            self.notifier.stopping()
             self._close()
         return reports
 
@@ -222,7 +241,9 @@ class Appliance:
             model_sha256=self.manifest.sha256,
             consent=consent,
         )
-        report = RunReport(session_id, self.db_path, self.spec.redacted, self.engine.label)
+        report = RunReport(
+            session_id, self.db_path, self.spec.redacted, self.engine.label, room=f"{cfg.room.site}/{cfg.room.room}"
+        )
         # Its own stop event: windows already cut are still stored when a stop is requested.
         live = self.spec.live or cfg.capture.realtime_files
         windows: BoundedQueue[WindowInput] = BoundedQueue(cfg.windows.queue, drop_oldest=live, stop=threading.Event())
@@ -282,7 +303,8 @@ class Appliance:
         try:
             loop.run(duration_s)
         finally:
-            self.notifier.stopping()
+            # The session ends, not the service (serve goes back to standby): no STOPPING here.
+            self.notifier.status(f"session {session_id} ending: storing its last windows")
             sink.finish.set()
             sink.join(timeout=DRAIN_TIMEOUT_S + 30)
             report.wall_s = time.monotonic() - started

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +21,9 @@ import numpy.typing as npt
 from edge.errors import ModelError
 from edge.inference.engine import BackendConfig, InferenceEngine
 from edge.labels import CLASSES
+
+if TYPE_CHECKING:
+    from edge.inference.shared import SharedEngines
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +89,13 @@ class TextEmotion:
         )
 
 
-def load_text_model(pack: Path, chain: Sequence[BackendConfig]) -> TextEmotion:
-    """The pack's text model on the configured backends (checked against the pack first)."""
-    from edge.inference.engine import create_engine  # noqa: PLC0415
+def load_text_model(pack: Path, chain: Sequence[BackendConfig], engines: SharedEngines | None = None) -> TextEmotion:
+    """The pack's text model on the configured backends (checked against the pack first); ``engines``
+    shares it with other rooms of the process."""
     from edge.inference.manifest import load_manifest  # noqa: PLC0415
     from edge.inference.pack import select_model  # noqa: PLC0415
+    from edge.inference.shared import SharedEngines  # noqa: PLC0415
 
     path = select_model(pack, "text", "fp32")
-    return TextEmotion(create_engine(path, load_manifest(path), chain))
+    registry = engines if engines is not None else SharedEngines()
+    return TextEmotion(registry.engine(path, load_manifest(path), chain))
