@@ -6,11 +6,14 @@ play a long version of the demo clip at its own speed (`capture.realtime_files`,
 dropped a window or a frame and each analysed at least 95 % of the 10 fps it was asked for. Per N:
 analysed fps per room, frames and windows dropped, window end -> MQTT receipt latency p50/p95/p99
 (the window's end in wall time, from the summary's start time and span, to the moment the
-subscriber has it), peak resident memory per process and CPU use of all rooms.
+subscriber has it), peak resident memory per room and of all rooms, and CPU use of all rooms.
+With --one-process the N rooms run in one process (`clinic-edge run --config A --config B ...`),
+which loads the models once and shares them between the rooms.
 
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words [--words-backend faster-whisper]]
-                                            [--detect-every 3] [--engine-dir ENGINES]
-Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt]-<machine>.json and .md.
+                                            [--detect-every 3] [--engine-dir ENGINES] [--one-process]
+                                            [--repeats 2]
+Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt][-one-process]-<machine>.json and .md.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -103,6 +107,7 @@ class Setup:
     words: str | None = None  # None, "whisper.cpp" or "faster-whisper"
     detect_every: int = 1
     engine_dir: Path | None = None  # TensorRT engines (built from the pack) tried before ONNX Runtime
+    one_process: bool = False  # all rooms in one `clinic-edge run --config ... --config ...`, sharing models
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -112,6 +117,8 @@ class Setup:
             parts.append(f"detect{self.detect_every}")
         if self.engine_dir is not None:
             parts.append("tensorrt")
+        if self.one_process:
+            parts.append("one-process")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -119,6 +126,7 @@ class Setup:
         text += f" and transcript ({self.words})" if self.words else ""
         text += f", face detection every {self.detect_every} frames" if self.detect_every != 1 else ""
         text += ", TensorRT engines" if self.engine_dir is not None else ""
+        text += "; all rooms in one process sharing the model engines" if self.one_process else ""
         return text
 
 
@@ -174,19 +182,17 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     sub = Subscriber(broker_port)
     with tempfile.TemporaryDirectory(prefix="clinic-rooms-") as tmp:
         folder = Path(tmp)
-        procs = []
+        configs = [str(_config(folder, room, broker_port, setup)) for room in range(n)]
+        consent = ["--consent", "written", "--consent-by", "benchmark"]
+        edge = str(ROOT / ".venv" / "bin" / "clinic-edge")
+        if setup.one_process:
+            cmds = [[edge, "run", *[a for c in configs for a in ("--config", c)], *consent]]
+        else:
+            cmds = [[edge, "run", "--config", c, *consent] for c in configs]
         started = time.monotonic()
-        for room in range(n):
-            cmd = [
-                str(ROOT / ".venv" / "bin" / "clinic-edge"),
-                "run",
-                "--config",
-                str(_config(folder, room, broker_port, setup)),
-            ]
-            cmd += ["--consent", "written", "--consent-by", "benchmark"]
-            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
-        peak_rss = [0] * n
-        cpu = [0.0] * n
+        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for cmd in cmds]
+        peak_rss = [0] * len(procs)
+        cpu = [0.0] * len(procs)
         while any(p.poll() is None for p in procs):
             for i, p in enumerate(procs):
                 if p.poll() is None:
@@ -199,21 +205,22 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     time.sleep(1.0)
     sub.close()
     rooms = []
-    for i, out in enumerate(outputs):
-        frames = re.search(r"frames:\s+(\d+) analysed \(([\d.]+) fps\), (\d+) dropped", out)
-        windows = re.search(r"windows:\s+(\d+) stored, (\d+) dropped", out)
-        if not frames or not windows:
-            raise SystemExit(f"room {i} did not finish cleanly:\n{out}")
-        rooms.append(
-            {
-                "fps": float(frames.group(2)),
-                "frames_dropped": int(frames.group(3)),
-                "windows": int(windows.group(1)),
-                "windows_dropped": int(windows.group(2)),
-                "peak_rss_mib": round(peak_rss[i] / 1024, 1),
-                "cpu_s": round(cpu[i], 1),
-            }
-        )
+    for out in outputs:
+        frames = list(re.finditer(r"frames:\s+(\d+) analysed \(([\d.]+) fps\), (\d+) dropped", out))
+        windows = list(re.finditer(r"windows:\s+(\d+) stored, (\d+) dropped", out))
+        if not frames or len(frames) != len(windows):
+            raise SystemExit(f"a room did not finish cleanly:\n{out}")
+        for f, w in zip(frames, windows, strict=True):
+            rooms.append(
+                {
+                    "fps": float(f.group(2)),
+                    "frames_dropped": int(f.group(3)),
+                    "windows": int(w.group(1)),
+                    "windows_dropped": int(w.group(2)),
+                }
+            )
+    if len(rooms) != n:
+        raise SystemExit(f"{len(rooms)} of {n} rooms reported:\n{outputs}")
     latencies = [v for values in sub.latencies.values() for v in values]
     realtime = all(r["windows_dropped"] == 0 and r["frames_dropped"] == 0 and r["fps"] >= 9.5 for r in rooms)
     return {
@@ -226,9 +233,36 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         "latency_p50_ms": _pct(latencies, 0.50),
         "latency_p95_ms": _pct(latencies, 0.95),
         "latency_p99_ms": _pct(latencies, 0.99),
-        "peak_rss_mib_per_room": max(r["peak_rss_mib"] for r in rooms),
-        "cpu_share": round(sum(r["cpu_s"] for r in rooms) / wall / (os.cpu_count() or 1), 3),
+        # Per room: the largest room process, or the one process's share when the rooms share it.
+        "peak_rss_mib_per_room": round(max(peak_rss) / 1024 / (n if setup.one_process else 1), 1),
+        "peak_rss_mib_total": round(sum(peak_rss) / 1024, 1),
+        "cpu_share": round(sum(cpu) / wall / (os.cpu_count() or 1), 3),
         "per_room": rooms,
+    }
+
+
+def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from repeated runs of the same room count: real time only if every run was, the worst
+    fps and drops, the median of each latency percentile with the runs' range of p95, the largest
+    memory, the median CPU use."""
+    if len(repeats) == 1:
+        return repeats[0]
+    p95s = [r["latency_p95_ms"] for r in repeats]
+    return {
+        "rooms": repeats[0]["rooms"],
+        "realtime": all(r["realtime"] for r in repeats),
+        "fps_min": min(r["fps_min"] for r in repeats),
+        "frames_dropped": max(r["frames_dropped"] for r in repeats),
+        "windows_dropped": max(r["windows_dropped"] for r in repeats),
+        "summaries": sum(r["summaries"] for r in repeats),
+        "latency_p50_ms": round(statistics.median(r["latency_p50_ms"] for r in repeats), 1),
+        "latency_p95_ms": round(statistics.median(p95s), 1),
+        "latency_p95_range_ms": [min(p95s), max(p95s)],
+        "latency_p99_ms": round(statistics.median(r["latency_p99_ms"] for r in repeats), 1),
+        "peak_rss_mib_per_room": max(r["peak_rss_mib_per_room"] for r in repeats),
+        "peak_rss_mib_total": max(r["peak_rss_mib_total"] for r in repeats),
+        "cpu_share": round(statistics.median(r["cpu_share"] for r in repeats), 3),
+        "repeats": repeats,
     }
 
 
@@ -247,17 +281,25 @@ def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']} ({results['date']}); each room plays "
-        f"{results['clip']} in real time at 10 fps analysis{results['setup']}.",
+        f"{results['clip']} in real time at 10 fps analysis{results['setup']}."
+        + (
+            f" {results['repeats']} runs per room count: median latencies (p95 range of the runs), the worst "
+            "fps and drops, the largest memory."
+            if results.get("repeats", 1) > 1
+            else ""
+        ),
         "",
         "| rooms | real time | slowest room fps | frames / windows dropped | window end -> MQTT p50 / p95 / p99 ms "
-        "| peak RSS per room | CPU use (all cores) |",
+        "| peak RSS per room / all rooms | CPU use (all cores) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
+        spread = r.get("latency_p95_range_ms")
+        p95 = f"{r['latency_p95_ms']}" + (f" ({spread[0]}-{spread[1]})" if spread else "")
         lines.append(
             f"| {r['rooms']} | {'yes' if r['realtime'] else 'no'} | {r['fps_min']} | {r['frames_dropped']} / "
-            f"{r['windows_dropped']} | {r['latency_p50_ms']} / {r['latency_p95_ms']} / {r['latency_p99_ms']} | "
-            f"{r['peak_rss_mib_per_room']} MiB | {100 * r['cpu_share']:.0f} % |"
+            f"{r['windows_dropped']} | {r['latency_p50_ms']} / {p95} / {r['latency_p99_ms']} | "
+            f"{r['peak_rss_mib_per_room']} / {r.get('peak_rss_mib_total', '-')} MiB | {100 * r['cpu_share']:.0f} % |"
         )
     at_least = "at least " if results.get("limited") else ""
     lines += [
@@ -279,12 +321,16 @@ def main() -> int:
     )
     parser.add_argument("--detect-every", type=int, default=1, help="vision.detect_every of every room")
     parser.add_argument("--engine-dir", type=Path, default=None, help="TensorRT engines built from the pack")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per room count (median and p95 range)")
+    parser.add_argument(
+        "--one-process", action="store_true", help="all rooms in one clinic-edge process, sharing the models"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
     _clip()
-    setup = Setup(args.words_backend if args.words else None, args.detect_every, args.engine_dir)
+    setup = Setup(args.words_backend if args.words else None, args.detect_every, args.engine_dir, args.one_process)
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"
@@ -294,7 +340,7 @@ def main() -> int:
         runs = []
         try:
             for n in range(1, args.max_rooms + 1):
-                result = run_rooms(n, port, setup)
+                result = combine([run_rooms(n, port, setup) for _ in range(args.repeats)])
                 runs.append(result)
                 print(
                     f"{n} room(s): real time {result['realtime']}, slowest {result['fps_min']} fps, "
@@ -313,6 +359,8 @@ def main() -> int:
         "words": setup.words,
         "detect_every": setup.detect_every,
         "engine_dir": None if setup.engine_dir is None else str(setup.engine_dir),
+        "one_process": setup.one_process,
+        "repeats": args.repeats,
         "setup": setup.describe(),
         "runs": runs,
         "rooms_per_device": max((r["rooms"] for r in runs if r["realtime"]), default=0),

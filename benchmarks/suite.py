@@ -10,8 +10,9 @@ alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
   transcribe    whisper.cpp against faster-whisper on the same recording     (transcribe.py)
   rooms         rooms per device with audio, window end -> MQTT p50/p95/p99, memory, CPU
                 (rooms.py), as configured by default, with face detection every 3rd frame, with
-                the transcript (whisper.cpp), and with the transcript by faster-whisper plus
-                detection every 3rd frame
+                the transcript (whisper.cpp), with the transcript by faster-whisper plus
+                detection every 3rd frame, and as configured by default with all rooms in one
+                process sharing the models (rooms-one-process)
   appliance     the demo room's throughput and ONNX Runtime against PyTorch  (run.py)
 
 then writes ``suite-<machine>.json`` and ``.md`` (after ``--only``, the steps run replace theirs in
@@ -65,7 +66,7 @@ STEPS = (
     Step("channels", "channels.py", ("--repeats", "2"), ("--repeats", "1"), uses_engines=True),
     Step("fer-baseline", "fer_baseline.py", ("--repeats", "3"), ("--repeats", "1")),
     Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1")),
-    Step("rooms", "rooms.py", ("--max-rooms", "6"), ("--max-rooms", "2"), uses_engines=True),
+    Step("rooms", "rooms.py", ("--max-rooms", "6", "--repeats", "2"), ("--max-rooms", "2"), uses_engines=True),
     Step("rooms-detect3", "rooms.py", ("--max-rooms", "8", "--detect-every", "3"), ("--max-rooms", "2"), True),
     Step("rooms-words", "rooms.py", ("--max-rooms", "4", "--words"), ("--max-rooms", "1"), uses_engines=True),
     Step(
@@ -73,6 +74,13 @@ STEPS = (
         "rooms.py",
         ("--max-rooms", "4", "--words", "--words-backend", "faster-whisper", "--detect-every", "3"),
         ("--max-rooms", "1"),
+        uses_engines=True,
+    ),
+    Step(
+        "rooms-one-process",
+        "rooms.py",
+        ("--max-rooms", "6", "--repeats", "2", "--one-process"),
+        ("--max-rooms", "2", "--one-process"),
         uses_engines=True,
     ),
     Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
@@ -101,6 +109,25 @@ def _count(result: dict[str, Any]) -> str:
 
 def _target(goal: str, measured: str, met: bool | None) -> dict[str, Any]:
     return {"target": goal, "measured": measured, "met": met}
+
+
+def _sharing(separate: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
+    """Rooms in one process sharing the models against a process per room, at the most rooms both ran."""
+    both = {r["rooms"] for r in separate["runs"]} & {r["rooms"] for r in shared["runs"]}
+    goal = "one process sharing the models against a process per room (no target set)"
+    if not both:
+        return _target(goal, "no room count ran both ways", None)
+    n = max(both)
+    a = next(r for r in separate["runs"] if r["rooms"] == n)
+    b = next(r for r in shared["runs"] if r["rooms"] == n)
+    ratio = a["peak_rss_mib_total"] / b["peak_rss_mib_total"] if b.get("peak_rss_mib_total") else float("nan")
+    return _target(
+        goal,
+        f"{n} rooms: memory {b['peak_rss_mib_total']} against {a['peak_rss_mib_total']} MiB ({ratio:.2f}x less), "
+        f"p95 {b['latency_p95_ms']} against {a['latency_p95_ms']} ms; real time {_count(shared)} against "
+        f"{_count(separate)}",
+        None,
+    )
 
 
 def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
@@ -153,6 +180,9 @@ def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
                     None,
                 )
             )
+    shared = results.get("rooms-one-process")
+    if rooms and shared:
+        rows.append(_sharing(rooms, shared))
     models = results.get("models")
     if models:
         for row in models["models"]:

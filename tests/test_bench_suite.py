@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import rooms
 import suite
 
 
@@ -18,6 +19,12 @@ def _rooms(per_device: int, p95_at_4: float | None) -> dict[str, Any]:
     if p95_at_4 is not None and per_device >= 4:
         runs[3]["latency_p95_ms"] = p95_at_4
     return {"rooms_per_device": per_device, "runs": runs}
+
+
+def _memory(result: dict[str, Any], mib_per_room: float) -> dict[str, Any]:
+    for run in result["runs"]:
+        run["peak_rss_mib_total"] = run["rooms"] * mib_per_room
+    return result
 
 
 def _models(speed: float, agreement: float | None) -> dict[str, Any]:
@@ -50,6 +57,19 @@ def _fer(room_ms: float, fer_ms: float) -> dict[str, Any]:
         ({"rooms": _rooms(5, 321.5)}, "p95 window end", "321.5 ms", False),
         ({"rooms": _rooms(3, None)}, "p95 window end", "not reached", None),
         ({"rooms": _rooms(5, 321.5)}, "p95 under 300 ms (as configured", "3 rooms", None),
+        (
+            {"rooms": _memory(_rooms(5, 350.0), 345.0), "rooms-one-process": _memory(_rooms(4, 600.0), 136.25)},
+            "one process sharing the models",
+            "4 rooms: memory 545.0 against 1380.0 MiB (2.53x less), p95 600.0 against 350.0 ms; "
+            "real time 4 rooms against 5 rooms",
+            None,
+        ),
+        (
+            {"rooms": _memory(_rooms(2, None), 345.0), "rooms-one-process": _memory(_rooms(3, None), 150.0)},
+            "one process sharing the models",
+            "2 rooms: memory 300.0 against 690.0 MiB (2.30x less)",
+            None,
+        ),
         ({"models": _models(1.6, 0.995)}, "INT8 >= 1.5x", "1.6x, 99.5 %", True),
         ({"models": _models(1.6, 0.975)}, "INT8 >= 1.5x", "1.6x, 97.5 %", False),
         ({"models": _models(0.61, 1.0)}, "INT8 >= 1.5x", "0.61x, 100.0 %", False),
@@ -68,3 +88,54 @@ def test_targets(results: dict[str, Any], target: str, measured: str, met: bool 
 def test_only_cnns_have_an_int8_target() -> None:
     rows = suite.targets({"models": _models(2.0, 1.0)})
     assert [t["target"].rsplit(": ", 1)[1] for t in rows] == ["face-cnn (ONNX Runtime, batch 1)"]
+
+
+def test_sharing_is_compared_only_when_both_ways_ran() -> None:
+    rows = suite.targets({"rooms": _memory(_rooms(4, 250.0), 345.0)})
+    assert not [t for t in rows if "one process" in t["target"]]
+
+
+def _run(p95: float, *, realtime: bool = True, fps: float = 9.9, dropped: int = 0) -> dict[str, Any]:
+    return {
+        "rooms": 3,
+        "realtime": realtime,
+        "fps_min": fps,
+        "frames_dropped": dropped,
+        "windows_dropped": 0,
+        "summaries": 165,
+        "latency_p50_ms": p95 / 2,
+        "latency_p95_ms": p95,
+        "latency_p99_ms": p95 * 1.2,
+        "peak_rss_mib_per_room": 340.0 + p95 / 100,
+        "peak_rss_mib_total": 1020.0 + p95 / 100,
+        "cpu_share": 0.6,
+    }
+
+
+@pytest.mark.parametrize(
+    ("repeats", "realtime", "fps", "dropped", "p95", "p95_range"),
+    [
+        ([_run(200.0)], True, 9.9, 0, 200.0, None),  # one run is its own row
+        ([_run(200.0), _run(260.0)], True, 9.9, 0, 230.0, [200.0, 260.0]),
+        (
+            [_run(200.0), _run(300.0, realtime=False, fps=9.2, dropped=12), _run(240.0)],
+            False,
+            9.2,
+            12,
+            240.0,
+            [200.0, 300.0],
+        ),
+    ],
+)
+def test_repeated_room_runs_combine_to_the_worst_case_and_median(
+    repeats: list[dict[str, Any]], realtime: bool, fps: float, dropped: int, p95: float, p95_range: list[float] | None
+) -> None:
+    row = rooms.combine(repeats)
+    assert (row["realtime"], row["fps_min"], row["frames_dropped"], row["latency_p95_ms"]) == (
+        realtime,
+        fps,
+        dropped,
+        p95,
+    )
+    assert row.get("latency_p95_range_ms") == p95_range
+    assert row["peak_rss_mib_total"] == max(r["peak_rss_mib_total"] for r in repeats)
