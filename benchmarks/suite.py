@@ -112,9 +112,11 @@ def _target(goal: str, measured: str, met: bool | None) -> dict[str, Any]:
 
 
 def _sharing(separate: dict[str, Any], shared: dict[str, Any]) -> dict[str, Any]:
-    """Rooms in one process sharing the models against a process per room, at the most rooms both ran."""
-    both = {r["rooms"] for r in separate["runs"]} & {r["rooms"] for r in shared["runs"]}
+    """Rooms in one process sharing the models against a process per room, at the most rooms both ran
+    in real time (or, failing that, at the most rooms both ran)."""
     goal = "one process sharing the models against a process per room (no target set)"
+    counts = [{r["rooms"] for r in result["runs"] if r["realtime"]} for result in (separate, shared)]
+    both = counts[0] & counts[1] or {r["rooms"] for r in separate["runs"]} & {r["rooms"] for r in shared["runs"]}
     if not both:
         return _target(goal, "no room count ran both ways", None)
     n = max(both)

@@ -27,6 +27,12 @@ def _memory(result: dict[str, Any], mib_per_room: float) -> dict[str, Any]:
     return result
 
 
+def _failing(result: dict[str, Any]) -> dict[str, Any]:
+    result["runs"][-1]["realtime"] = False
+    result["rooms_per_device"] -= 1
+    return result
+
+
 def _models(speed: float, agreement: float | None) -> dict[str, Any]:
     variant = {"speedup_vs_fp32_batch1": speed, "top1_agreement_with_fp32": agreement}
     return {
@@ -64,8 +70,11 @@ def _fer(room_ms: float, fer_ms: float) -> dict[str, Any]:
             "real time 4 rooms against 5 rooms",
             None,
         ),
-        (
-            {"rooms": _memory(_rooms(2, None), 345.0), "rooms-one-process": _memory(_rooms(3, None), 150.0)},
+        (  # the largest count both ran in real time, not the first that failed
+            {
+                "rooms": _memory(_rooms(3, None), 345.0),
+                "rooms-one-process": _memory(_failing(_rooms(3, None)), 150.0),
+            },
             "one process sharing the models",
             "2 rooms: memory 300.0 against 690.0 MiB (2.30x less)",
             None,
