@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
+from scipy.fft import irfft, next_fast_len, rfft
 
 RATE = 16_000
 FRAME_S = 0.040
@@ -64,25 +65,38 @@ def _frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return signal[idx]
 
 
+def _difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
+    """YIN's difference function d(tau) = sum_{j<w} (x_j - x_{j+tau})^2 for tau < ``taus``, per row.
+
+    Expanded as e(0) + e(tau) - 2 r(tau): the energies e of the length-w stretches from running
+    sums, the cross term r by FFT correlation, instead of one pass over the frame per lag.
+    """
+    n = next_fast_len(w + taus - 1, real=True)  # long enough that no lag below taus wraps around
+    head = rfft(x[:, :w], n, axis=1)
+    whole = rfft(x[:, : w + taus], n, axis=1)
+    cross: npt.NDArray[np.float64] = irfft(np.conj(head) * whole, n, axis=1)[:, :taus]
+    squares = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x[:, : w + taus] ** 2, axis=1)], axis=1)
+    energy = squares[:, w : w + taus] - squares[:, :taus]  # e(tau) = sum of x^2 over [tau, tau + w)
+    difference: npt.NDArray[np.float64] = np.maximum(energy[:, :1] + energy - 2.0 * cross, 0.0)
+    return difference
+
+
 def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """F0 in Hz (NaN when unvoiced) and the YIN aperiodicity (0 = periodic) per frame."""
     size = frames.shape[1]
     lo, hi = int(RATE / F0_RANGE[1]), min(int(RATE / F0_RANGE[0]), size // 2)
-    w = size // 2
-    x = frames.astype(np.float64)
-    # Difference function d(tau) = sum_j (x_j - x_{j+tau})^2 over the first half of the frame.
-    d = np.stack([np.sum((x[:, :w] - x[:, tau : tau + w]) ** 2, axis=1) for tau in range(hi + 2)], axis=1)
+    d = _difference(frames.astype(np.float64), size // 2, hi + 2)
     cmnd = np.ones_like(d)
     cumulative = np.cumsum(d[:, 1:], axis=1)
     cmnd[:, 1:] = d[:, 1:] * np.arange(1, d.shape[1]) / np.maximum(cumulative, 1e-12)
+    band = cmnd[:, lo : hi + 1]
+    below = band < YIN_THRESHOLD
+    periodic = below.any(axis=1)
     f0 = np.full(frames.shape[0], np.nan)
-    aperiodicity = np.ones(frames.shape[0])
-    for i, row in enumerate(cmnd):
-        below = np.nonzero(row[lo : hi + 1] < YIN_THRESHOLD)[0]
-        if below.size == 0:
-            aperiodicity[i] = float(row[lo : hi + 1].min())
-            continue
-        tau = lo + int(below[0])
+    aperiodicity = np.where(periodic, 1.0, band.min(axis=1))
+    first = lo + np.argmax(below, axis=1)
+    for i in np.nonzero(periodic)[0]:
+        row, tau = cmnd[i], int(first[i])
         while tau + 1 <= hi and row[tau + 1] < row[tau]:
             tau += 1
         a, b, c = row[tau - 1], row[tau], row[tau + 1]

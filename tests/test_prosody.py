@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from clinic_signals.prosody import RATE, SpeakerBaseline, affect, voice_cues
+from clinic_signals.prosody import RATE, SpeakerBaseline, _difference, _frames, affect, voice_cues
 from export.data.inputs import read_wav
 
 
@@ -103,3 +103,26 @@ def test_activated_speech_has_higher_arousal_than_calm_speech(tmp_path: Path) ->
     low = affect(calm, baseline)
     assert high.arousal > 0.3 and low.arousal < -0.3, (high, low)
     assert 0 < low.confidence <= 1
+
+
+def _signal(kind: str) -> npt.NDArray[np.float32]:
+    t = np.arange(RATE // 2) / RATE
+    rng = np.random.default_rng(3)
+    signals = {
+        "voice": _voice(140.0, 0.5, jitter=0.01),
+        "sine": 0.5 * np.sin(2 * np.pi * 220.0 * t),
+        "chirp": 0.3 * np.sin(2 * np.pi * (80.0 + 300.0 * t) * t),
+        "noise": 0.1 * rng.standard_normal(t.size),
+        "silence": np.zeros(t.size),
+        "clipped": np.clip(3.0 * np.sin(2 * np.pi * 95.0 * t), -1.0, 1.0),
+    }
+    return signals[kind].astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["voice", "sine", "chirp", "noise", "silence", "clipped"])
+def test_fft_difference_function_is_the_definition(kind: str) -> None:
+    """YIN's d(tau) by FFT equals the sum of squared differences it stands for, lag by lag."""
+    frames = _frames(_signal(kind)).astype(np.float64)
+    w, taus = frames.shape[1] // 2, 268
+    direct = np.stack([np.sum((frames[:, :w] - frames[:, tau : tau + w]) ** 2, axis=1) for tau in range(taus)], axis=1)
+    np.testing.assert_allclose(_difference(frames, w, taus), direct, rtol=1e-9, atol=1e-9 * w)
