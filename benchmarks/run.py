@@ -3,7 +3,10 @@
 Measures, in one run:
   * the face model alone: ONNX Runtime (the room's backend) against PyTorch eager (the model it was
     exported from) at batch 1 - the ratio is the baseline comparison;
-  * per-frame cost of the vision path (MediaPipe detection, alignment + classification);
+  * per-frame cost of the vision path (MediaPipe detection, alignment + classification) and of the
+    capture's copy out of GStreamer;
+  * the voice cues per window, and YIN's difference function by lag (the definition) against by
+    FFT (the room's) - the before/after of that optimisation;
   * the whole appliance on the bundled demo clip (file source, as fast as analysis allows):
     analysed frames per second and window latency (window complete -> stored), repeated runs.
 
@@ -29,6 +32,7 @@ from results_io import machine, write_results
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
 DEMO = ROOT / "build" / "demo" / "demo.mkv"
+SPEECH = ROOT / "tests" / "data" / "jfk.wav"
 
 
 def _stats(values_ms: list[float]) -> dict[str, float]:
@@ -115,6 +119,26 @@ def _buffer_copy(frame: np.ndarray) -> Any:
     return lambda: rgb_frame(buf, w, h)
 
 
+def bench_voice(runs: int) -> dict[str, Any]:
+    """Voice cues on one 2.5 s speech window, and YIN's difference function by lag (the definition,
+    as the room computed it before) against by FFT (as it does now) on that window's frames."""
+    from clinic_signals import prosody
+    from export.data.inputs import read_wav
+
+    window = read_wav(SPEECH)[: int(2.5 * prosody.RATE)]
+    rows = prosody.analysis_frames(window).astype(np.float64)
+    w, taus = rows.shape[1] // 2, int(prosody.RATE / prosody.F0_RANGE[0]) + 2
+    by_lag = _stats(_time(lambda: prosody.difference_by_lag(rows, w, taus), 3, runs))
+    by_fft = _stats(_time(lambda: prosody.difference(rows, w, taus), 3, runs))
+    return {
+        "window": f"{SPEECH.relative_to(ROOT)}, first 2.5 s ({rows.shape[0]} frames, {taus} lags)",
+        "voice_cues": _stats(_time(lambda: prosody.voice_cues(window), 3, runs)),
+        "difference_by_lag": by_lag,
+        "difference_by_fft": by_fft,
+        "speedup_fft_vs_lag": round(by_lag["median_ms"] / by_fft["median_ms"], 2),
+    }
+
+
 def bench_appliance(repeats: int) -> dict[str, Any]:
     from edge.config.load import parse_config
     from edge.control import Consent
@@ -174,7 +198,7 @@ def machine_details() -> dict[str, Any]:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    m, v, a = results["model"], results["vision"], results["appliance"]
+    m, v, a, vc = results["model"], results["vision"], results["appliance"], results["voice"]
     lines = [
         f"Machine: {results['machine']['cpus']} CPUs, {results['machine']['machine']}, "
         f"Python {results['machine']['python']}, ONNX Runtime {results['machine']['onnxruntime']} "
@@ -191,6 +215,12 @@ def markdown(results: dict[str, Any]) -> str:
         f"{v['align_classify']['p95_ms']} ms |",
         f"| GStreamer buffer -> frame array (the capture's one copy), 640x480 RGB | "
         f"{v['buffer_to_array']['median_ms']} ms | {v['buffer_to_array']['p95_ms']} ms |",
+        f"| voice cues, one 2.5 s speech window | {vc['voice_cues']['median_ms']} ms | "
+        f"{vc['voice_cues']['p95_ms']} ms |",
+        f"| YIN difference function on that window by lag (the definition; before) | "
+        f"{vc['difference_by_lag']['median_ms']} ms | {vc['difference_by_lag']['p95_ms']} ms |",
+        f"| YIN difference function on that window by FFT (the room's) | "
+        f"{vc['difference_by_fft']['median_ms']} ms | {vc['difference_by_fft']['p95_ms']} ms |",
         f"| appliance: per analysed frame (median of {len(a['runs'])} runs) | {a['frame_median_ms']} ms | "
         f"{a['frame_p95_ms']} ms |",
         f"| appliance: window complete -> stored (median of {len(a['runs'])} runs) | {a['window_median_ms']} ms | "
@@ -200,7 +230,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"The appliance analyses {a['fps_median']} frames/s on the demo clip (runs: {a['fps_spread'][0]}-"
         f"{a['fps_spread'][1]}), {a['realtime_factor']}x the 10 fps a room needs. "
         f"Copying a frame out of GStreamer costs {v['buffer_to_array']['median_ms']} ms, "
-        f"{100 * v['buffer_to_array']['median_ms'] / a['frame_median_ms']:.1f} % of an analysed frame.",
+        f"{100 * v['buffer_to_array']['median_ms'] / a['frame_median_ms']:.1f} % of an analysed frame. "
+        f"YIN's difference function by FFT is {vc['speedup_fft_vs_lag']}x faster than by lag.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -220,6 +251,7 @@ def main() -> int:
         "machine": machine_details(),
         "model": bench_model(args.runs),
         "vision": bench_vision(args.runs // 3),
+        "voice": bench_voice(args.runs // 3),
         "appliance": bench_appliance(args.repeats),
     }
     write_results(args.out, "", results, markdown(results))

@@ -56,7 +56,8 @@ class VoiceCues:
         return asdict(self)
 
 
-def _frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+def analysis_frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """The 40 ms frames (10 ms hop) the cues are computed on, one per row."""
     size, hop = round(FRAME_S * RATE), round(HOP_S * RATE)
     if signal.shape[0] < size:
         return np.zeros((0, size), dtype=np.float32)
@@ -65,7 +66,15 @@ def _frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return signal[idx]
 
 
-def _difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
+def difference_by_lag(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
+    """YIN's difference function as defined, one pass over the frames per lag.
+
+    The reference that :func:`difference` is tested and benchmarked against; not used in a room.
+    """
+    return np.stack([np.sum((x[:, :w] - x[:, tau : tau + w]) ** 2, axis=1) for tau in range(taus)], axis=1)
+
+
+def difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
     """YIN's difference function d(tau) = sum_{j<w} (x_j - x_{j+tau})^2 for tau < ``taus``, per row.
 
     Expanded as e(0) + e(tau) - 2 r(tau): the energies e of the length-w stretches from running
@@ -85,7 +94,7 @@ def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.N
     """F0 in Hz (NaN when unvoiced) and the YIN aperiodicity (0 = periodic) per frame."""
     size = frames.shape[1]
     lo, hi = int(RATE / F0_RANGE[1]), min(int(RATE / F0_RANGE[0]), size // 2)
-    d = _difference(frames.astype(np.float64), size // 2, hi + 2)
+    d = difference(frames.astype(np.float64), size // 2, hi + 2)
     cmnd = np.ones_like(d)
     cumulative = np.cumsum(d[:, 1:], axis=1)
     cmnd[:, 1:] = d[:, 1:] * np.arange(1, d.shape[1]) / np.maximum(cumulative, 1e-12)
@@ -123,7 +132,7 @@ def _syllables(level_db: npt.NDArray[np.float64], voiced: npt.NDArray[np.bool_])
 
 def voice_cues(signal: npt.NDArray[np.float32], *, silence_dbfs: float = -50.0) -> VoiceCues | None:
     """Cues of a window's voice; None when less than 0.3 s is voiced."""
-    frames = _frames(signal)
+    frames = analysis_frames(signal)
     if frames.shape[0] == 0:
         return None
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))

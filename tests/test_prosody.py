@@ -11,7 +11,15 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from clinic_signals.prosody import RATE, SpeakerBaseline, _difference, _frames, affect, voice_cues
+from clinic_signals.prosody import (
+    RATE,
+    SpeakerBaseline,
+    affect,
+    analysis_frames,
+    difference,
+    difference_by_lag,
+    voice_cues,
+)
 from export.data.inputs import read_wav
 
 
@@ -122,7 +130,6 @@ def _signal(kind: str) -> npt.NDArray[np.float32]:
 @pytest.mark.parametrize("kind", ["voice", "sine", "chirp", "noise", "silence", "clipped"])
 def test_fft_difference_function_is_the_definition(kind: str) -> None:
     """YIN's d(tau) by FFT equals the sum of squared differences it stands for, lag by lag."""
-    frames = _frames(_signal(kind)).astype(np.float64)
-    w, taus = frames.shape[1] // 2, 268
-    direct = np.stack([np.sum((frames[:, :w] - frames[:, tau : tau + w]) ** 2, axis=1) for tau in range(taus)], axis=1)
-    np.testing.assert_allclose(_difference(frames, w, taus), direct, rtol=1e-9, atol=1e-9 * w)
+    rows = analysis_frames(_signal(kind)).astype(np.float64)
+    w, taus = rows.shape[1] // 2, 268
+    np.testing.assert_allclose(difference(rows, w, taus), difference_by_lag(rows, w, taus), rtol=1e-9, atol=1e-9 * w)
