@@ -9,11 +9,15 @@ import json
 import os
 import platform
 import re
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
+STOP_GRACE_S = 60.0  # a room closes its session when told to stop; this long is allowed
 CPU_FEATURES = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "fma", "f16c", "asimd", "asimddp", "fphp")
 
 
@@ -76,3 +80,26 @@ def write_results(out: Path, name: str, results: Any, markdown: str) -> Path:
     path.write_text(markdown, encoding="utf-8")
     sys.stdout.write(markdown)
     return path
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupt_on_sigterm() -> None:
+    """Treat SIGTERM like Ctrl-C, so a stopped benchmark stops what it started (see ``stop``)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def stop(procs: list[subprocess.Popen[str]]) -> None:
+    """Ask processes that are still running to stop (SIGTERM), then kill those that do not."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        p.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for p in live:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()

@@ -35,7 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from results_io import machine, write_results
+from results_io import interrupt_on_sigterm, machine, stop, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
@@ -193,13 +193,17 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for cmd in cmds]
         peak_rss = [0] * len(procs)
         cpu = [0.0] * len(procs)
-        while any(p.poll() is None for p in procs):
-            for i, p in enumerate(procs):
-                if p.poll() is None:
-                    used, rss = _proc_stats(p.pid)
-                    cpu[i] = max(cpu[i], used)
-                    peak_rss[i] = max(peak_rss[i], rss)
-            time.sleep(0.5)
+        try:
+            while any(p.poll() is None for p in procs):
+                for i, p in enumerate(procs):
+                    if p.poll() is None:
+                        used, rss = _proc_stats(p.pid)
+                        cpu[i] = max(cpu[i], used)
+                        peak_rss[i] = max(peak_rss[i], rss)
+                time.sleep(0.5)
+        except BaseException:
+            stop(procs)  # interrupted: the rooms close their sessions and exit, none is left behind
+            raise
         wall = time.monotonic() - started
         outputs = [p.communicate()[0] for p in procs]
     time.sleep(1.0)
@@ -313,6 +317,7 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def main() -> int:
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-rooms", type=int, default=6)
     parser.add_argument("--words", action="store_true", help="also transcribe (whisper.cpp) in every room")
@@ -350,8 +355,7 @@ def main() -> int:
                 if not result["realtime"]:
                     break
         finally:
-            broker.terminate()
-            broker.wait(timeout=10)
+            stop([broker])
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from results_io import machine, tag, write_results
+from results_io import interrupt_on_sigterm, machine, stop, tag, write_results
 from rooms import P95_BOUND_MS, within
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,21 +66,33 @@ STEPS = (
     Step("channels", "channels.py", ("--repeats", "2"), ("--repeats", "1"), uses_engines=True),
     Step("fer-baseline", "fer_baseline.py", ("--repeats", "3"), ("--repeats", "1")),
     Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1")),
-    Step("rooms", "rooms.py", ("--max-rooms", "6", "--repeats", "2"), ("--max-rooms", "2"), uses_engines=True),
-    Step("rooms-detect3", "rooms.py", ("--max-rooms", "8", "--detect-every", "3"), ("--max-rooms", "2"), True),
-    Step("rooms-words", "rooms.py", ("--max-rooms", "4", "--words"), ("--max-rooms", "1"), uses_engines=True),
+    Step("rooms", "rooms.py", ("--max-rooms", "6", "--repeats", "2"), ("--max-rooms", "2", "--repeats", "1"), True),
+    Step(
+        "rooms-detect3",
+        "rooms.py",
+        ("--max-rooms", "8", "--detect-every", "3", "--repeats", "2"),
+        ("--max-rooms", "2", "--repeats", "1"),
+        uses_engines=True,
+    ),
+    Step(
+        "rooms-words",
+        "rooms.py",
+        ("--max-rooms", "4", "--words", "--repeats", "2"),
+        ("--max-rooms", "1", "--repeats", "1"),
+        True,
+    ),
     Step(
         "rooms-words-fw-detect3",
         "rooms.py",
-        ("--max-rooms", "4", "--words", "--words-backend", "faster-whisper", "--detect-every", "3"),
-        ("--max-rooms", "1"),
+        ("--max-rooms", "4", "--words", "--words-backend", "faster-whisper", "--detect-every", "3", "--repeats", "2"),
+        ("--max-rooms", "1", "--repeats", "1"),
         uses_engines=True,
     ),
     Step(
         "rooms-one-process",
         "rooms.py",
         ("--max-rooms", "6", "--repeats", "2", "--one-process"),
-        ("--max-rooms", "2", "--one-process"),
+        ("--max-rooms", "2", "--repeats", "1"),
         uses_engines=True,
     ),
     Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
@@ -241,6 +253,7 @@ def markdown(summary: dict[str, Any], out: Path) -> str:
 
 
 def main() -> int:
+    interrupt_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--engine-dir", type=Path, default=None)
@@ -265,8 +278,13 @@ def main() -> int:
             continue
         print(f"=== {step.name}", flush=True)
         t0 = time.monotonic()
-        done = subprocess.run(step.command(args.quick, args.engine_dir, args.out), cwd=ROOT, check=False)
-        status = "ok" if done.returncode == 0 else f"failed (exit {done.returncode}; see its output above)"
+        proc = subprocess.Popen(step.command(args.quick, args.engine_dir, args.out), cwd=ROOT, text=True)
+        try:
+            code = proc.wait()
+        except BaseException:
+            stop([proc])  # the step stops its own rooms and broker before it exits
+            raise
+        status = "ok" if code == 0 else f"failed (exit {code}; see its output above)"
         minutes = round((time.monotonic() - t0) / 60, 1)
         steps.append({"name": step.name, "status": status, "minutes": minutes, "finished": now()})
     # A partial run (--only) updates its steps; the summary covers the latest results of every step.
