@@ -57,6 +57,11 @@ def _with(section: str, **values: Any) -> dict[str, Any]:
             pytest.raises(ConfigError, match=r"capture\.microphone = 'usb'"),
         ),
         (_with("capture", fps=10), pytest.raises(ConfigError, match=r"capture\.fps: unknown key")),
+        (_with("channels", pulse={"mesh_every": 3}), nullcontext()),
+        (
+            _with("channels", pulse={"mesh_every": 4}),
+            pytest.raises(ConfigError, match=r"channels\.pulse\.mesh_every = 4: .*less than or equal to 3"),
+        ),
         (
             _with("windows", length_s=2.0, hop_s=3.0),
             pytest.raises(ConfigError, match=r"hop_s \(3\.0\) must not exceed length_s \(2\.0\)"),

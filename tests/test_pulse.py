@@ -1,7 +1,10 @@
 """The pulse channel: face-mesh skin regions + POS on generated videos whose skin colour is
-modulated at a known rate; motion and no face give no number."""
+modulated at a known rate; motion and no face give no number; the mesh on every Nth frame with
+the regions moved with the face between."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -9,7 +12,12 @@ import pytest
 from skimage import data
 
 from clinic_signals.rppg import estimate_pulse
-from edge.vision.skin import SkinSampler
+from edge.analysis.frame import FrameAnalyzer
+from edge.capture.frames import VideoFrame
+from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
+from edge.inference import FaceExpressionModel, create_engine, load_manifest
+from edge.vision import FaceDetector
+from edge.vision.skin import SkinRegions, SkinSampler, read_skin
 
 FPS = 30.0
 SECONDS = 12.0
@@ -69,3 +77,93 @@ def test_no_face_gives_no_number() -> None:
 def test_too_short_a_buffer_gives_no_number() -> None:
     rgb = np.full((60, 3), 150.0)
     assert estimate_pulse(rgb, np.ones(60, bool), FPS).reason == "too_short"
+
+
+@pytest.mark.parametrize("shift", [(0, 0), (25, -15), (-40, 30)])
+def test_regions_moved_with_the_face_read_the_same_skin(shift: tuple[int, int]) -> None:
+    """The frames between two mesh runs read the last regions moved by the face's displacement: on a
+    shifted image, the moved regions read exactly the skin the mesh found on the original."""
+    image = data.astronaut()
+    sampler = SkinSampler()
+    try:
+        regions = sampler.locate(image)
+    finally:
+        sampler.close()
+    assert regions is not None
+    original = read_skin(image, regions)
+    dx, dy = shift
+    moved_image = np.roll(image, (dy, dx), axis=(0, 1))
+    moved = read_skin(moved_image, regions.moved((0.0, 0.0), (float(dx), float(dy))))
+    stale = read_skin(moved_image, regions)
+    assert original is not None and moved is not None and stale is not None
+    np.testing.assert_allclose(moved.rgb, original.rgb, atol=1e-9)
+    assert moved.pixels == original.pixels
+    if shift != (0, 0):  # regions left where they were read something else
+        assert np.abs(np.subtract(stale.rgb, original.rgb)).max() > 1.0
+
+
+class CountingSkinSampler(SkinSampler):
+    """The real face mesh, counting how often it runs."""
+
+    calls = 0
+
+    def locate(self, rgb: npt.NDArray[np.uint8]) -> SkinRegions | None:
+        self.calls += 1
+        return super().locate(rgb)
+
+
+def _analyzer(face_model: Path, every: int) -> tuple[FrameAnalyzer, CountingSkinSampler]:
+    engine = create_engine(face_model, load_manifest(face_model), [OnnxRuntimeBackendConfig()])
+    sampler = CountingSkinSampler()
+    detector = FaceDetector("full", 0.5)
+    return FrameAnalyzer(
+        detector, FaceExpressionModel(engine), VisionConfig(), classify=False, skin=sampler, skin_every=every
+    ), sampler
+
+
+@pytest.mark.parametrize(("every", "calls"), [(1, 9), (2, 5), (3, 3)])
+def test_mesh_runs_on_every_nth_frame_and_the_frames_between_follow_the_face(
+    face_model: Path, every: int, calls: int
+) -> None:
+    image = data.astronaut()
+    frames = [np.roll(image, (i, 2 * i), axis=(0, 1)) for i in range(9)]  # the head drifts
+    reference, ref_sampler = _analyzer(face_model, 1)
+    analyzer, sampler = _analyzer(face_model, every)
+    try:
+        expected = [reference.analyze(VideoFrame(i / 10, f)).skin_rgb for i, f in enumerate(frames)]
+        got = [analyzer.analyze(VideoFrame(i / 10, f)).skin_rgb for i, f in enumerate(frames)]
+        assert sampler.calls == calls
+        assert all(e is not None and g is not None for e, g in zip(expected, got, strict=True))
+        # The same skin as a mesh on every frame, within the mesh's own jitter (about a grey level
+        # from frame to frame here); regions left behind or misplaced would read hair or background.
+        assert np.abs(np.array(got) - np.array(expected)).max() < 3.0
+        # A frame without a face drops the regions: the next face gets a new mesh, whatever the setting.
+        assert analyzer.analyze(VideoFrame(1.0, data.coffee())).skin_rgb is None
+        before = sampler.calls
+        analyzer.analyze(VideoFrame(1.1, image))
+        assert sampler.calls == before + 1
+    finally:
+        for a, s in ((reference, ref_sampler), (analyzer, sampler)):
+            a.detector.close()
+            s.close()
+
+
+def test_pulse_rate_with_the_mesh_on_every_third_frame_of_a_drifting_head(face_model: Path) -> None:
+    """84 bpm through the room's frame analysis, the mesh on every third frame, the head drifting
+    30 px over the clip."""
+    analyzer, sampler = _analyzer(face_model, 3)
+    frames = _video(84.0, seed=3)
+    try:
+        rgb = [
+            analyzer.analyze(VideoFrame(i / FPS, np.roll(f, (i // 12, i // 12), axis=(0, 1)))).skin_rgb
+            for i, f in enumerate(frames)
+        ]
+    finally:
+        analyzer.detector.close()
+        sampler.close()
+    assert sampler.calls == len(frames) // 3
+    valid = np.array([c is not None for c in rgb])
+    colours = np.array([c if c is not None else (0.0, 0.0, 0.0) for c in rgb], dtype=np.float64)
+    estimate = estimate_pulse(colours, valid, FPS)
+    assert estimate.reason == "ok", estimate
+    assert abs(estimate.bpm - 84.0) <= 3.0, estimate  # type: ignore[operator]

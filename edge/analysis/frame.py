@@ -16,7 +16,7 @@ from edge.inference.face import FaceExpressionModel
 from edge.vision.align import align_face, landmarks_in_crop
 from edge.vision.detect import FaceDetection, FaceDetector
 from edge.vision.quality import frame_luma
-from edge.vision.skin import SkinSampler
+from edge.vision.skin import SkinRegions, SkinSampler, read_skin
 from edge.vision.undistort import Undistorter
 
 SKIN_MARGIN = 1.6  # side of the square the face mesh sees, relative to the detected face box
@@ -40,12 +40,17 @@ class FrameAnalyzer:
         *,
         classify: bool = True,
         skin: SkinSampler | None = None,
+        skin_every: int = 1,
         keep_crop: bool = False,
     ) -> None:
         self.detector = detector
         self.model = model
         self.classify = classify  # False when the room's face channel is off
         self.skin = skin  # the pulse channel's face mesh, when that channel is on
+        self.skin_every = skin_every  # channels.pulse.mesh_every
+        self._since_mesh = 0  # analysed frames since the face mesh last ran
+        # the last mesh's regions in frame coordinates, with the eyes' midpoint they belong to
+        self._regions: tuple[SkinRegions, tuple[float, float]] | None = None
         self.keep_crop = keep_crop  # explanations may need the aligned crop (memory only, with its window)
         self.config = config
         self.region = region
@@ -91,6 +96,8 @@ class FrameAnalyzer:
         skin_rgb = None
         if self.skin is not None and faces:
             skin_rgb = self._skin(rgb, faces[0])
+        elif not faces:
+            self._regions = None
         t3 = time.perf_counter()
         return FrameAnalysis(
             pts_s=frame.pts_s,
@@ -109,9 +116,20 @@ class FrameAnalyzer:
 
     def _skin(self, rgb: npt.NDArray[np.uint8], face: FaceDetection) -> tuple[float, float, float] | None:
         """Mean skin colour of the client's face: the face mesh runs on a margin around the detected
-        box, so only the client's face (not another in the frame) is read."""
+        box, so only the client's face (not another in the frame) is read. With
+        ``channels.pulse.mesh_every`` N > 1 the mesh runs on every Nth frame; the frames between read
+        the last mesh's regions moved with the midpoint of the detected eyes (steadier than the box's
+        centre; the face's size changes too little in N/10 s to be worth following)."""
         if self.skin is None:
             return None
+        (rx, ry), (lx, ly) = face.right_eye, face.left_eye
+        eyes = ((rx + lx) / 2, (ry + ly) / 2)
+        if self._regions is not None and self._since_mesh % self.skin_every != 0:
+            self._since_mesh += 1
+            regions, then = self._regions
+            sample = read_skin(rgb, regions.moved(then, eyes))
+            return sample.rgb if sample is not None else None
+        self._regions = None
         h, w = rgb.shape[:2]
         cx, cy = face.x + face.w / 2, face.y + face.h / 2
         half = max(face.w, face.h) * SKIN_MARGIN / 2
@@ -119,5 +137,10 @@ class FrameAnalyzer:
         x1, y1 = min(int(cx + half) + 1, w), min(int(cy + half) + 1, h)
         if x1 - x0 < 16 or y1 - y0 < 16:
             return None
-        sample = self.skin.sample(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        found = self.skin.locate(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        if found is None:
+            return None
+        regions = found.moved((0.0, 0.0), (float(x0), float(y0)))  # crop -> frame coordinates
+        self._regions, self._since_mesh = (regions, eyes), 1
+        sample = read_skin(rgb, regions)
         return sample.rgb if sample is not None else None

@@ -204,6 +204,14 @@ class PulseChannelConfig(StrictModel):
     min_snr_db: float = Field(
         default=3.0, ge=-5.0, le=20.0, description="Estimates with a lower signal-to-noise ratio (dB) are withheld."
     )
+    mesh_every: int = Field(
+        default=1,
+        ge=1,
+        le=3,
+        description="Run the face mesh that finds the skin regions on every Nth analysed frame; the frames "
+        "between read the last regions, moved with the detected face (cheaper; a frame without a face "
+        "is always followed by a new mesh).",
+    )
 
 
 class ChannelsConfig(StrictModel):

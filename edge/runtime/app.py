@@ -285,6 +285,7 @@ class Appliance:
                 cfg.profile.intrinsics if cfg.profile is not None else None,
                 classify=cfg.channels.face.enabled,
                 skin=self.skin,
+                skin_every=cfg.channels.pulse.mesh_every,
                 keep_crop=cfg.explain.when != "off",
             ),
             windows=windows,

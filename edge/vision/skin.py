@@ -2,7 +2,10 @@
 
 Each region is the convex hull of a set of mesh landmarks (the 468-point topology); the sampler
 returns the mean RGB of the pixels inside, never the pixels. Eyes, brows, nostrils, lips and beard
-areas are outside every region, so blinks and speech move the mean colour little.
+areas are outside every region, so blinks and speech move the mean colour little. The mesh is the
+costly part: :meth:`SkinSampler.locate` finds the regions, :func:`read_skin` reads a frame's colour
+inside them, so a room can run the mesh on every Nth frame and read the frames between through the
+last regions, moved with the detected face (``channels.pulse.mesh_every``).
 """
 
 from __future__ import annotations
@@ -30,7 +33,44 @@ REGIONS: dict[str, tuple[int, ...]] = {
 class SkinSample:
     rgb: tuple[float, float, float]  # mean of the skin pixels, 0-255
     pixels: int
-    center: tuple[float, float]  # face centre in pixels, for motion checks
+    center: tuple[float, float]  # centre of the skin regions in pixels, for motion checks
+
+
+@dataclass(frozen=True)
+class SkinRegions:
+    """Outlines (convex polygons, pixel coordinates) of the forehead and cheeks found by the mesh.
+
+    Kept so that the frames between two mesh runs can read the same regions, moved with the face.
+    """
+
+    polygons: tuple[npt.NDArray[np.float32], ...]
+
+    def moved(self, origin: tuple[float, float], target: tuple[float, float]) -> SkinRegions:
+        """The regions translated by ``target - origin``."""
+        shift = np.asarray(target, dtype=np.float32) - np.asarray(origin, dtype=np.float32)
+        return SkinRegions(tuple((p + shift).astype(np.float32) for p in self.polygons))
+
+
+def read_skin(rgb: npt.NDArray[np.uint8], regions: SkinRegions) -> SkinSample | None:
+    """Mean colour of the pixels inside ``regions``; None when too little of them is in the image."""
+    import cv2  # noqa: PLC0415 - shipped with mediapipe
+
+    h, w = rgb.shape[:2]
+    points = np.concatenate(regions.polygons)
+    x0, y0 = np.clip(points.min(axis=0).astype(int), 0, None)
+    x1, y1 = np.minimum(points.max(axis=0).astype(int) + 1, (w, h))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    for polygon in regions.polygons:
+        cv2.fillConvexPoly(mask, (polygon - (x0, y0)).astype(np.int32), (1,))
+    inside = mask.astype(bool)
+    count = int(inside.sum())
+    if count < 16:
+        return None
+    mean = rgb[y0:y1, x0:x1][inside].mean(axis=0)
+    center = points.mean(axis=0)
+    return SkinSample((float(mean[0]), float(mean[1]), float(mean[2])), count, (float(center[0]), float(center[1])))
 
 
 class SkinSampler:
@@ -53,8 +93,8 @@ class SkinSampler:
             min_tracking_confidence=min_confidence,
         )
 
-    def sample(self, rgb: npt.NDArray[np.uint8]) -> SkinSample | None:
-        """Mean skin colour of the largest face, or None when no face is found."""
+    def locate(self, rgb: npt.NDArray[np.uint8]) -> SkinRegions | None:
+        """The skin regions of the largest face (the mesh's cost), or None when no face is found."""
         import cv2  # noqa: PLC0415 - shipped with mediapipe
 
         h, w = rgb.shape[:2]
@@ -63,22 +103,13 @@ class SkinSampler:
             return None
         marks = result.multi_face_landmarks[0].landmark
         points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
-        x0, y0 = np.clip(points.min(axis=0).astype(int), 0, None)
-        x1, y1 = np.minimum(points.max(axis=0).astype(int) + 1, (w, h))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return None
-        mask = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
-        for indices in REGIONS.values():
-            hull = cv2.convexHull((points[list(indices)] - (x0, y0)).astype(np.int32))
-            cv2.fillConvexPoly(mask, hull, (1,))
-        inside = mask.astype(bool)
-        count = int(inside.sum())
-        if count < 16:
-            return None
-        crop = rgb[y0:y1, x0:x1]
-        mean = crop[inside].mean(axis=0)
-        center = points.mean(axis=0)
-        return SkinSample((float(mean[0]), float(mean[1]), float(mean[2])), count, (float(center[0]), float(center[1])))
+        hulls = (cv2.convexHull(points[list(indices)]).reshape(-1, 2) for indices in REGIONS.values())
+        return SkinRegions(tuple(hull.astype(np.float32) for hull in hulls))
+
+    def sample(self, rgb: npt.NDArray[np.uint8]) -> SkinSample | None:
+        """Mean skin colour of the largest face, or None when no face is found."""
+        regions = self.locate(rgb)
+        return read_skin(rgb, regions) if regions is not None else None
 
     def close(self) -> None:
         self._mesh.close()
