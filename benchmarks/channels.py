@@ -1,12 +1,14 @@
 """Cost of the channels and of explanations per window, on the demo clip, against a face-only room
 in the same run.
 
-Three room set-ups, each run ``--repeats`` times after one warm-up run (files are analysed as fast
+Five room set-ups, each run ``--repeats`` times after one warm-up run (files are analysed as fast
 as possible, so frames per second is throughput):
   face only   channels voice, words and pulse off, no explanations (the baseline);
   default     face, voice (acoustic cues) and pulse on, explanations on disagreement;
   default, detection every 3rd frame   the same, reusing face detections across frames
               (vision.detect_every = 3): the before/after of that optimisation;
+  default, detection and face mesh every 3rd frame   also reading the pulse's skin regions from
+              the last face mesh on two frames of three (channels.pulse.mesh_every = 3);
   everything  every channel including words (whisper.cpp) and every window explained.
 For each: frames/s (and its ratio to the baseline), window complete -> stored p50/p95, and the median
 per-window cost of each stage from the windows' stored timings.
@@ -55,6 +57,10 @@ SETUPS: dict[str, dict[str, Any]] = {
     },
     "default": {},
     "default, detection every 3rd frame": {"vision": {"detect_every": 3}},
+    "default, detection and face mesh every 3rd frame": {
+        "vision": {"detect_every": 3},
+        "channels": {"pulse": {"mesh_every": 3}},
+    },
     "everything": {
         "channels": {"words": {"enabled": True, "model": str(GGML)}},
         "explain": {"when": "every"},

@@ -11,7 +11,7 @@ With --one-process the N rooms run in one process (`clinic-edge run --config A -
 which loads the models once and shares them between the rooms.
 
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words [--words-backend faster-whisper]]
-                                            [--detect-every 3] [--engine-dir ENGINES] [--one-process]
+                                            [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
                                             [--repeats 2]
 Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt][-one-process]-<machine>.json and .md.
 """
@@ -68,6 +68,8 @@ def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
         words_section = f'[channels.words]\nenabled = true\nmodel = "{GGML}"\n'
     elif setup.words == "faster-whisper":
         words_section = '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n'
+    if setup.mesh_every != 1:
+        words_section += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
     backends = "[inference]\nbackends = ["
     if setup.engine_dir is not None:
         backends += f'{{backend = "tensorrt", engine_dir = "{setup.engine_dir}"}}, '
@@ -106,6 +108,7 @@ class Setup:
 
     words: str | None = None  # None, "whisper.cpp" or "faster-whisper"
     detect_every: int = 1
+    mesh_every: int = 1  # channels.pulse.mesh_every
     engine_dir: Path | None = None  # TensorRT engines (built from the pack) tried before ONNX Runtime
     one_process: bool = False  # all rooms in one `clinic-edge run --config ... --config ...`, sharing models
 
@@ -115,6 +118,8 @@ class Setup:
             parts.append("words" if self.words == "whisper.cpp" else "words-fw")
         if self.detect_every != 1:
             parts.append(f"detect{self.detect_every}")
+        if self.mesh_every != 1:
+            parts.append(f"mesh{self.mesh_every}")
         if self.engine_dir is not None:
             parts.append("tensorrt")
         if self.one_process:
@@ -125,6 +130,7 @@ class Setup:
         text = " with audio"
         text += f" and transcript ({self.words})" if self.words else ""
         text += f", face detection every {self.detect_every} frames" if self.detect_every != 1 else ""
+        text += f", face mesh every {self.mesh_every} frames" if self.mesh_every != 1 else ""
         text += ", TensorRT engines" if self.engine_dir is not None else ""
         text += "; all rooms in one process sharing the model engines" if self.one_process else ""
         return text
@@ -325,6 +331,7 @@ def main() -> int:
         "--words-backend", choices=("whisper.cpp", "faster-whisper"), default="whisper.cpp", help="with --words"
     )
     parser.add_argument("--detect-every", type=int, default=1, help="vision.detect_every of every room")
+    parser.add_argument("--mesh-every", type=int, default=1, help="channels.pulse.mesh_every of every room")
     parser.add_argument("--engine-dir", type=Path, default=None, help="TensorRT engines built from the pack")
     parser.add_argument("--repeats", type=int, default=1, help="runs per room count (median and p95 range)")
     parser.add_argument(
@@ -335,7 +342,13 @@ def main() -> int:
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
     _clip()
-    setup = Setup(args.words_backend if args.words else None, args.detect_every, args.engine_dir, args.one_process)
+    setup = Setup(
+        args.words_backend if args.words else None,
+        args.detect_every,
+        args.mesh_every,
+        args.engine_dir,
+        args.one_process,
+    )
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"
@@ -362,6 +375,7 @@ def main() -> int:
         "clip": f"the demo scene x{REPEAT} ({14 * REPEAT} s, 640x480)",
         "words": setup.words,
         "detect_every": setup.detect_every,
+        "mesh_every": setup.mesh_every,
         "engine_dir": None if setup.engine_dir is None else str(setup.engine_dir),
         "one_process": setup.one_process,
         "repeats": args.repeats,

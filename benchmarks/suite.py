@@ -75,6 +75,13 @@ STEPS = (
         uses_engines=True,
     ),
     Step(
+        "rooms-detect3-mesh3",
+        "rooms.py",
+        ("--max-rooms", "8", "--detect-every", "3", "--mesh-every", "3", "--repeats", "2"),
+        ("--max-rooms", "2", "--repeats", "1"),
+        uses_engines=True,
+    ),
+    Step(
         "rooms-words",
         "rooms.py",
         ("--max-rooms", "4", "--words", "--repeats", "2"),
@@ -175,7 +182,11 @@ def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
                 None if at4 is None else detect3["rooms_per_device"] >= 4 and at4["latency_p95_ms"] < 300,
             )
         )
-    for name, label in (("rooms", "as configured by default"), ("rooms-detect3", "face detection every 3rd frame")):
+    for name, label in (
+        ("rooms", "as configured by default"),
+        ("rooms-detect3", "face detection every 3rd frame"),
+        ("rooms-detect3-mesh3", "face detection and face mesh every 3rd frame"),
+    ):
         if results.get(name):
             rows.append(
                 _target(
