@@ -63,13 +63,13 @@ def _clip() -> Path:
 
 
 def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
-    words_section = ""
+    channels = ""
     if setup.words == "whisper.cpp":
-        words_section = f'[channels.words]\nenabled = true\nmodel = "{GGML}"\n'
+        channels = f'[channels.words]\nenabled = true\nmodel = "{GGML}"\n'
     elif setup.words == "faster-whisper":
-        words_section = '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n'
+        channels = '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n'
     if setup.mesh_every != 1:
-        words_section += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
+        channels += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
     backends = "[inference]\nbackends = ["
     if setup.engine_dir is not None:
         backends += f'{{backend = "tensorrt", engine_dir = "{setup.engine_dir}"}}, '
@@ -96,7 +96,7 @@ port = {port}
 enabled = false
 [vision]
 detect_every = {setup.detect_every}
-{backends}{words_section}""",
+{backends}{channels}""",
         encoding="utf-8",
     )
     return path

@@ -127,7 +127,7 @@ def bench_voice(runs: int) -> dict[str, Any]:
 
     window = read_wav(SPEECH)[: int(2.5 * prosody.RATE)]
     rows = prosody.analysis_frames(window).astype(np.float64)
-    w, taus = rows.shape[1] // 2, int(prosody.RATE / prosody.F0_RANGE[0]) + 2
+    w, taus = prosody.yin_lags(rows.shape[1])
     by_lag = _stats(_time(lambda: prosody.difference_by_lag(rows, w, taus), 3, runs))
     by_fft = _stats(_time(lambda: prosody.difference(rows, w, taus), 3, runs))
     return {

@@ -90,11 +90,17 @@ def difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.
     return difference
 
 
+def yin_lags(size: int) -> tuple[int, int]:
+    """(w, taus) of YIN's difference function on frames of ``size`` samples: the compared stretch
+    is half a frame; lags run from 0 to the lowest F0's period plus one (for the interpolation)."""
+    return size // 2, min(int(RATE / F0_RANGE[0]), size // 2) + 2
+
+
 def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """F0 in Hz (NaN when unvoiced) and the YIN aperiodicity (0 = periodic) per frame."""
-    size = frames.shape[1]
-    lo, hi = int(RATE / F0_RANGE[1]), min(int(RATE / F0_RANGE[0]), size // 2)
-    d = difference(frames.astype(np.float64), size // 2, hi + 2)
+    w, taus = yin_lags(frames.shape[1])
+    lo, hi = int(RATE / F0_RANGE[1]), taus - 2
+    d = difference(frames.astype(np.float64), w, taus)
     cmnd = np.ones_like(d)
     cumulative = np.cumsum(d[:, 1:], axis=1)
     cmnd[:, 1:] = d[:, 1:] * np.arange(1, d.shape[1]) / np.maximum(cumulative, 1e-12)

@@ -19,6 +19,7 @@ from clinic_signals.prosody import (
     difference,
     difference_by_lag,
     voice_cues,
+    yin_lags,
 )
 from export.data.inputs import read_wav
 
@@ -131,5 +132,6 @@ def _signal(kind: str) -> npt.NDArray[np.float32]:
 def test_fft_difference_function_is_the_definition(kind: str) -> None:
     """YIN's d(tau) by FFT equals the sum of squared differences it stands for, lag by lag."""
     rows = analysis_frames(_signal(kind)).astype(np.float64)
-    w, taus = rows.shape[1] // 2, 268
+    w, taus = yin_lags(rows.shape[1])
+    assert taus == 268  # lags up to a 60 Hz period (266 samples) and one more
     np.testing.assert_allclose(difference(rows, w, taus), difference_by_lag(rows, w, taus), rtol=1e-9, atol=1e-9 * w)
