@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
@@ -25,6 +27,7 @@ from edge.config import load_config
 from edge.config.load import parse_config
 from edge.control import CommandError, parse_command
 from edge.control.commands import Explain, Pause, Resume, Start, StatusQuery, Stop
+from edge.control.local import SOCKET_NAME, ControlSocket, send
 from edge.control.state import SessionControl
 from edge.errors import ConfigError
 from edge.runtime import Appliance
@@ -248,3 +251,62 @@ def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Bro
     assert idx == list(range(len(idx))) and len(idx) >= 3
     assert len(reports) == 1
     assert reports[0].windows == len(idx)
+
+
+def _echo(raw: bytes, origin: str) -> dict[str, str]:
+    return {"result": "ok", "origin": origin, "raw": raw.decode()}
+
+
+def test_control_socket_is_private_whatever_the_umask(tmp_path: Path) -> None:
+    old = os.umask(0)  # the most permissive mask a service could be started with
+    try:
+        control = ControlSocket(tmp_path / SOCKET_NAME, _echo)
+    finally:
+        os.umask(old)
+    control.start()
+    try:
+        assert (tmp_path / SOCKET_NAME).stat().st_mode & 0o777 == 0o600
+        assert stat.S_ISSOCK((tmp_path / SOCKET_NAME).stat().st_mode)
+        assert sorted(p.name for p in tmp_path.iterdir()) == [SOCKET_NAME]  # no staging folder left
+        assert send(tmp_path / SOCKET_NAME, {"command": "status"}) == {
+            "result": "ok",
+            "origin": "local socket",
+            "raw": '{"command": "status"}',
+        }
+    finally:
+        control.close()
+    assert not (tmp_path / SOCKET_NAME).exists()
+
+
+def test_control_sockets_leave_other_threads_files_alone(tmp_path: Path) -> None:
+    """Rooms of one process open their control sockets while other threads create folders: the
+    folders get the mode they ask for and the process keeps its umask."""
+    before = os.umask(0o022)
+    os.umask(before)
+    stop = threading.Event()
+    modes: list[int] = []
+
+    def make_folders() -> None:
+        n = 0
+        while not stop.is_set():
+            folder = tmp_path / "folders" / str(n)
+            folder.mkdir(parents=True, mode=0o700)
+            modes.append(folder.stat().st_mode & 0o777)
+            n += 1
+
+    def open_sockets(room: int) -> None:
+        for _ in range(30):
+            ControlSocket(tmp_path / f"room-{room}.sock", _echo).close()
+
+    maker = threading.Thread(target=make_folders)
+    rooms = [threading.Thread(target=open_sockets, args=(room,)) for room in range(4)]
+    maker.start()
+    for room in rooms:
+        room.start()
+    for room in rooms:
+        room.join()
+    stop.set()
+    maker.join()
+    after = os.umask(before)
+    assert after == before
+    assert modes and set(modes) == {0o700 & ~before}

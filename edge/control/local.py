@@ -1,16 +1,20 @@
 """The local control socket: ``<state_dir>/control.sock``, one JSON command per connection.
 
 The socket is created with mode 0600, so only the service's user (and root) can send commands;
-`clinic-edge control` is its client.
+`clinic-edge control` is its client. It is bound inside a private (0700) folder next to its final
+path, set to 0600 there and then renamed into place, so no other user can reach it at any moment.
+The process umask is never changed: it is shared by every thread (rooms of one process, capture,
+store), and changing it around the bind could leave files and folders made meanwhile, or the whole
+process, with the socket's restrictive mask.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import socketserver
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -37,11 +41,7 @@ class ControlSocket:
 
         if path.exists() or path.is_symlink():
             path.unlink()
-        old = os.umask(0o177)
-        try:
-            self._server = socketserver.UnixStreamServer(str(path), _Request)
-        finally:
-            os.umask(old)
+        self._server = _bind_private(path, _Request)
         self._thread = threading.Thread(target=self._server.serve_forever, name="control-socket", daemon=True)
 
     def start(self) -> None:
@@ -49,9 +49,28 @@ class ControlSocket:
         logger.info("control socket at %s", self.path)
 
     def close(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for a serving loop, which never started otherwise
+            self._server.shutdown()
         self._server.server_close()
         self.path.unlink(missing_ok=True)
+
+
+def _bind_private(path: Path, request: type[socketserver.BaseRequestHandler]) -> socketserver.UnixStreamServer:
+    """A Unix stream server listening at ``path`` with mode 0600, never reachable with a wider mode."""
+    private = Path(tempfile.mkdtemp(prefix=".ctl-", dir=path.parent))  # 0700, whatever the umask
+    staging = private / "s"
+    try:
+        server = socketserver.UnixStreamServer(str(staging), request)
+        try:
+            staging.chmod(0o600)
+            staging.replace(path)
+        except OSError:
+            server.server_close()
+            raise
+    finally:
+        staging.unlink(missing_ok=True)
+        private.rmdir()
+    return server
 
 
 def send(path: Path, command: dict[str, object], timeout_s: float = 10.0) -> dict[str, str]:
