@@ -100,22 +100,24 @@ def _median_ms(call: Callable[[], object], runs: int, warmup: int = 10) -> float
     return statistics.median(times)
 
 
-def _session(path: Path) -> Any:
-    """An ONNX Runtime CPU session on one intra-op thread (the room's default)."""
+def _session(path: Path, profile_prefix: Path | None = None) -> Any:
+    """An ONNX Runtime CPU session on one intra-op thread (the room's default), profiling into
+    ``profile_prefix``-named files when given."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-PRODUCT_OPS = frozenset(
-    {"Conv", "FusedConv", "NhwcConv", "QLinearConv", "ConvInteger", "Gemm", "FusedGemm", "QGemm", "MatMul"}
-    | {"FusedMatMul", "QLinearMatMul", "MatMulInteger", "MatMulIntegerToFloat"}
-)
 CONV_OPS = frozenset({"Conv", "FusedConv", "NhwcConv", "QLinearConv", "ConvInteger"})
+PRODUCT_OPS = CONV_OPS | {"Gemm", "FusedGemm", "QGemm", "MatMul", "FusedMatMul", "QLinearMatMul"}
+PRODUCT_OPS |= {"MatMulInteger", "MatMulIntegerToFloat"}
 QDQ_OPS = frozenset({"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"})
 POOL_OPS = frozenset(
     {"MaxPool", "NhwcMaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"}
@@ -161,16 +163,8 @@ def operator_breakdown(events: list[dict[str, Any]]) -> dict[str, float]:
 
 def _operators(path: Path, feeds: dict[str, np.ndarray], runs: int) -> dict[str, float]:
     """:func:`operator_breakdown` of ``runs`` profiled calls on one intra-op thread."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
     with tempfile.TemporaryDirectory(prefix="clinic-bench-profile-") as tmp:
-        options.enable_profiling = True
-        options.profile_file_prefix = str(Path(tmp) / "profile")
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        session = _session(path, profile_prefix=Path(tmp) / "profile")
         for _ in range(runs):
             session.run(None, feeds)
         events = json.loads(Path(session.end_profiling()).read_text())
