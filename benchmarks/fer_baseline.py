@@ -80,11 +80,11 @@ def decode(clip: Path) -> list[np.ndarray]:
 
 
 def ours(frames: list[np.ndarray], detect_every: int, precision: str, detector_range: str = "full") -> dict[str, Any]:
+    from contract.classes import CLASSES
     from edge.analysis.frame import FrameAnalyzer
     from edge.capture.frames import VideoFrame
     from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
     from edge.inference import FaceExpressionModel, create_engine, load_manifest
-    from edge.labels import CLASSES
     from edge.vision import FaceDetector
 
     config = VisionConfig(detect_every=detect_every, detector_range=detector_range)

@@ -125,7 +125,7 @@ def bench_voice(runs: int) -> dict[str, Any]:
     from clinic_signals import prosody
     from export.data.inputs import read_wav
 
-    window = read_wav(SPEECH)[: int(2.5 * prosody.RATE)]
+    window = read_wav(SPEECH)[: int(2.5 * prosody.SAMPLE_RATE)]
     rows = prosody.analysis_frames(window).astype(np.float64)
     w, taus = prosody.yin_lags(rows.shape[1])
     by_lag = _stats(_time(lambda: prosody.difference_by_lag(rows, w, taus), 3, runs))

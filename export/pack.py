@@ -14,44 +14,33 @@ release decision into the manifests.
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import nn
 
+from contract.classes import CLASSES
+from contract.files import sha256_file
+from contract.manifest import ExtraInput, InputSpec, ModelManifest, OutputSpec
+from contract.pack import PRECISIONS, ModelCard, PackIndex, PackModel, Precision
 from export.errors import ExportError, VerificationError
-from export.manifest import PRODUCT_CLASSES, sha256_file, write_manifest
+from export.manifest import UNSTAMPED, write_manifest, write_model
 from export.onnx_export import export_onnx
 from export.precision import convert_fp16, count_qdq, load_calibration, quantize_int8
 from export.verify import Agreement, compare
 
 logger = logging.getLogger(__name__)
 
-PACK_VERSION = 1
-Precision = Literal["fp32", "int8", "fp16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
 # ONNX Runtime against PyTorch on the same float graph: float32 rounding only.
 MAX_EXPORT_ERROR = 1e-4
-
-
-@dataclass(frozen=True)
-class ModelCard:
-    data: str
-    licence: str
-    intended_use: str = (
-        "Estimating the emotion expressed in a therapy room, as one input to a timeline the therapist "
-        "reviews. Not a diagnosis and not a measure of what a person feels."
-    )
-    limits: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -134,27 +123,30 @@ def _shape(source: ModelSource, name: str, shape: tuple[int, ...]) -> list[int |
     return [None if i == 0 or i in dynamic else d for i, d in enumerate(shape)]
 
 
-def _manifest_fields(source: ModelSource, precision: str, extra: dict[str, Any]) -> dict[str, Any]:
+def _manifest(source: ModelSource, precision: str, **evidence: Any) -> ModelManifest:
+    """The manifest of one variant, before ``write_manifest`` stamps it with the file's hash."""
     first, *rest = source.inputs.items()
-    return {
-        "name": source.name,
-        "task": source.role,
-        "architecture": source.architecture,
-        "format": "onnx",
-        "precision": precision,
-        "input": {"name": first[0], "shape": _shape(source, *first), **source.input_fields},
-        "extra_inputs": [
-            {"name": k, "shape": _shape(source, k, v), "dtype": "int64" if k in source.int_inputs else "float32"}
+    return ModelManifest(
+        name=source.name,
+        task=source.role,
+        architecture=source.architecture,
+        file="",
+        sha256=UNSTAMPED,
+        format="onnx",
+        precision=precision,
+        input=InputSpec(name=first[0], shape=_shape(source, *first), **source.input_fields),
+        extra_inputs=[
+            ExtraInput(name=k, shape=_shape(source, k, v), dtype="int64" if k in source.int_inputs else "float32")
             for k, v in rest
         ],
-        "output": {"name": source.outputs[0], "labels": list(source.output_labels), "activation": "softmax"},
-        "extra_outputs": list(source.outputs[1:]),
-        "label_map": source.label_map,
-        "classes": list(PRODUCT_CLASSES),
-        "spec": source.spec,
-        "source": source.provenance,
-        **extra,
-    }
+        output=OutputSpec(name=source.outputs[0], labels=list(source.output_labels), activation="softmax"),
+        extra_outputs=list(source.outputs[1:]),
+        label_map=source.label_map,
+        classes=list(CLASSES),
+        spec=source.spec,
+        source=source.provenance,
+        **evidence,
+    )
 
 
 def add_model(
@@ -226,23 +218,16 @@ def add_model(
                 "sha256": sha256_file(calibration / "calibration.npz"),
                 "method": "min-max; symmetric int8 activations; per-channel symmetric int8 weights in a 7-bit range",
             }
-        write_manifest(path, _manifest_fields(source, precision, extra))
+        write_manifest(path, _manifest(source, precision, **extra))
     index = read_index(pack)
-    index["models"][source.name] = {
-        "role": source.role,
-        "architecture": source.architecture,
-        "variants": {p: str(path.relative_to(pack)) for p, path in variants.items()},
-        "files": [
-            str(_copy_extra(pack, source, name, src).relative_to(pack)) for name, src in source.extra_files.items()
-        ],
-        "card": {
-            "data": source.card.data,
-            "licence": source.card.licence,
-            "intended_use": source.card.intended_use,
-            "limits": list(source.card.limits),
-        },
-    }
-    write_index(pack, index)
+    model = PackModel(
+        role=source.role,
+        architecture=source.architecture,
+        variants={p: str(path.relative_to(pack)) for p, path in variants.items()},
+        files=[str(_copy_extra(pack, source, name, src).relative_to(pack)) for name, src in source.extra_files.items()],
+        card=source.card,
+    )
+    write_index(pack, index.model_copy(update={"models": {**index.models, source.name: model}}))
     return AddedModel(variants, agreement)
 
 
@@ -252,74 +237,94 @@ def _copy_extra(pack: Path, source: ModelSource, name: str, src: Path) -> Path:
     return dst
 
 
-def read_index(pack: Path) -> dict[str, Any]:
+def read_index(pack: Path) -> PackIndex:
+    """The pack's index, or an empty one for a new pack.
+
+    Raises:
+        ExportError: the index exists but cannot be read as a pack index.
+    """
     path = pack / "pack.json"
     if not path.is_file():
-        return {"pack_version": PACK_VERSION, "name": pack.name, "models": {}, "files": {}}
+        return PackIndex(name=pack.name)
     try:
-        body: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
+        return PackIndex.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
         raise ExportError(f"pack index {path} is unreadable: {exc}") from None
-    return body
 
 
-def write_index(pack: Path, index: dict[str, Any]) -> Path:
+def read_manifest(path: Path) -> ModelManifest:
+    """The manifest beside an ONNX variant.
+
+    Raises:
+        ExportError: missing or not a valid manifest.
+    """
+    try:
+        return ModelManifest.model_validate_json(path.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"manifest of {path} is missing or invalid: {exc}") from None
+
+
+def write_index(pack: Path, index: PackIndex) -> Path:
     """Rehash every variant and manifest, then write ``pack.json`` and ``MODEL_CARD.md``."""
     files: dict[str, str] = {}
-    for model in index["models"].values():
-        for rel in model["variants"].values():
+    for model in index.models.values():
+        for rel in model.variants.values():
             for path in (pack / rel, (pack / rel).with_suffix(".json")):
                 files[str(path.relative_to(pack))] = sha256_file(path)
-        for rel in model.get("files", []):
+        for rel in model.files:
             files[rel] = sha256_file(pack / rel)
-    index["files"] = dict(sorted(files.items()))
-    index["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tmp = pack / "pack.json.partial"
-    tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(pack / "pack.json")
+    index = index.model_copy(
+        update={
+            "files": dict(sorted(files.items())),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+    )
+    write_model(pack / "pack.json", PackIndex.model_validate(index.model_dump()))
     (pack / "MODEL_CARD.md").write_text(model_card(pack, index), encoding="utf-8")
     return pack / "pack.json"
 
 
-def _evidence_rows(pack: Path, model: dict[str, Any]) -> list[str]:
+def _evidence_rows(pack: Path, model: PackModel) -> list[str]:
     rows = []
-    for precision, rel in model["variants"].items():
-        manifest = json.loads((pack / rel).with_suffix(".json").read_text(encoding="utf-8"))
+    for precision, rel in model.variants.items():
+        manifest = read_manifest(pack / rel)
         size = (pack / rel).stat().st_size / 1024
-        ver = manifest.get("verification") or {}
-        release = manifest.get("release") or {}
+        ver = manifest.verification
+        release = manifest.release
 
-        def fmt(key: str, digits: int = 4, src: dict[str, Any] = ver) -> str:
-            value = src.get(key)
+        def fmt(value: float | None, digits: int = 4) -> str:
             return "n/a" if value is None else f"{value:.{digits}f}"
 
+        released = "not verified" if release is None else ("yes" if release.accepted else "no")
         rows.append(
-            f"| {precision} | {size:.0f} KiB | {fmt('accuracy')} | {fmt('macro_f1')} | "
-            f"{fmt('top1_agreement_with_fp32')} | {fmt('max_prob_diff_vs_fp32')} | "
-            f"{'yes' if release.get('accepted') else ('no' if release else 'not verified')} |"
+            f"| {precision} | {size:.0f} KiB | {fmt(ver.accuracy if ver else None)} | "
+            f"{fmt(ver.macro_f1 if ver else None)} | {fmt(ver.top1_agreement_with_fp32 if ver else None)} | "
+            f"{fmt(ver.max_prob_diff_vs_fp32 if ver else None)} | {released} |"
         )
     return rows
 
 
-def model_card(pack: Path, index: dict[str, Any]) -> str:
+def model_card(pack: Path, index: PackIndex) -> str:
     lines = [
-        f"# Model card: {index['name']}",
+        f"# Model card: {index.name}",
         "",
         "Every model in this pack maps its output onto eight classes (neutral, calm, happy, sad, angry,",
         "fearful, disgust, surprised). The results describe expressions, not inner states, and do not",
         "diagnose anything. Evidence below comes from `clinic-export verify`.",
         "",
     ]
-    for name, model in index["models"].items():
-        card = model["card"]
+    for name, model in index.models.items():
+        card = model.card
+        lines += [f"## {name} ({model.role}, {model.architecture})", ""]
+        if card is not None:
+            lines += [
+                f"- **Data:** {card.data}",
+                f"- **Licence:** {card.licence}",
+                f"- **Intended use:** {card.intended_use}",
+                *(f"- **Known limit:** {limit}" for limit in card.limits),
+                "",
+            ]
         lines += [
-            f"## {name} ({model['role']}, {model['architecture']})",
-            "",
-            f"- **Data:** {card['data']}",
-            f"- **Licence:** {card['licence']}",
-            f"- **Intended use:** {card['intended_use']}",
-            *(f"- **Known limit:** {limit}" for limit in card["limits"]),
-            "",
             "| variant | size | accuracy | macro-F1 | top-1 agreement with fp32 | max prob. diff | released |",
             "| --- | --- | --- | --- | --- | --- | --- |",
             *_evidence_rows(pack, model),

@@ -9,19 +9,19 @@ whose top-1 class differs from FP32's stands in for the accuracy drop.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from contract.classes import CLASSES
+from contract.manifest import ModelManifest, Release, Verification, manifest_path
 from export.errors import ExportError, ReleaseRefusedError
-from export.manifest import PRODUCT_CLASSES
-from export.pack import onnx_outputs, read_index, write_index
+from export.manifest import write_model
+from export.pack import onnx_outputs, read_index, read_manifest, write_index
 from export.train.report import score
 
 logger = logging.getLogger(__name__)
@@ -40,29 +40,24 @@ class VariantEvidence:
     accepted: bool
 
 
-def _to_product(probs: npt.NDArray[np.float32], manifest: dict[str, Any]) -> npt.NDArray[np.float32]:
+def _to_product(probs: npt.NDArray[np.float32], manifest: ModelManifest) -> npt.NDArray[np.float32]:
     """Map a model's own labels onto the product's eight classes with its manifest's label map."""
-    labels = manifest["output"]["labels"]
-    mapping = np.zeros((len(labels), len(PRODUCT_CLASSES)), dtype=np.float32)
-    for i, label in enumerate(labels):
-        for target, weight in manifest["label_map"][label].items():
-            mapping[i, PRODUCT_CLASSES.index(target)] = weight
-    out: npt.NDArray[np.float32] = probs @ mapping
+    out: npt.NDArray[np.float32] = probs @ manifest.class_mapping()
     return out
 
 
 def _heldout(
-    path: Path, manifest: dict[str, Any]
+    path: Path, manifest: ModelManifest
 ) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.int64] | None]:
     try:
         with np.load(path, allow_pickle=False) as npz:
-            feeds = {manifest["input"]["name"]: npz["x"].astype(np.float32)}
-            for extra in manifest.get("extra_inputs", []):
-                feeds[extra["name"]] = npz[extra["name"]].astype(np.float32)
+            feeds = {manifest.input.name: npz["x"].astype(np.float32)}
+            for extra in manifest.extra_inputs:
+                feeds[extra.name] = npz[extra.name].astype(np.float32)
             labels = npz["labels"].astype(str) if "labels" in npz.files else None
     except (OSError, KeyError, ValueError) as exc:
-        raise ExportError(f"held-out set {path} is unusable for {manifest['name']}: {exc}") from None
-    y = None if labels is None else np.array([PRODUCT_CLASSES.index(label) for label in labels], dtype=np.int64)
+        raise ExportError(f"held-out set {path} is unusable for {manifest.name}: {exc}") from None
+    y = None if labels is None else np.array([CLASSES.index(label) for label in labels], dtype=np.int64)
     return feeds, y
 
 
@@ -76,12 +71,10 @@ def verify_model(
         ReleaseRefusedError: a variant lost more than the bound (evidence is written first).
     """
     index = read_index(pack)
-    if name not in index["models"]:
-        raise ExportError(f"{pack} has no model {name!r}; it has {sorted(index['models'])}")
-    variants: dict[str, str] = index["models"][name]["variants"]
-    manifests = {
-        p: json.loads((pack / rel).with_suffix(".json").read_text(encoding="utf-8")) for p, rel in variants.items()
-    }
+    if name not in index.models:
+        raise ExportError(f"{pack} has no model {name!r}; it has {sorted(index.models)}")
+    variants = index.models[name].variants
+    manifests = {p: read_manifest(pack / rel) for p, rel in variants.items()}
     feeds, y = _heldout(heldout, manifests["fp32"])
     outputs = {p: _to_product(onnx_outputs(pack / rel, feeds), manifests[p]) for p, rel in variants.items()}
     reference = outputs["fp32"]
@@ -104,33 +97,30 @@ def verify_model(
             accepted=precision == "fp32" or drop <= max_drop_points,
         )
         evidence.append(ev)
-        manifest = manifests[precision]
-        manifest["verification"] = {
-            "heldout": str(heldout),
-            "items": int(reference.shape[0]),
-            "labelled": y is not None,
-            "accuracy": ev.accuracy,
-            "macro_f1": ev.macro_f1,
-            "accuracy_drop_points": None if y is None else drop,
-            "macro_f1_drop_points": None
+        verification = Verification(
+            heldout=str(heldout),
+            items=int(reference.shape[0]),
+            labelled=y is not None,
+            accuracy=ev.accuracy,
+            macro_f1=ev.macro_f1,
+            accuracy_drop_points=None if y is None else drop,
+            macro_f1_drop_points=None
             if scores is None or ref_scores is None
             else 100.0 * (ref_scores.macro_f1 - scores.macro_f1),
-            "top1_agreement_with_fp32": agreement,
-            "max_prob_diff_vs_fp32": ev.max_prob_diff_vs_fp32,
-            "verified": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        }
-        manifest["release"] = {
-            "accepted": ev.accepted,
-            "max_drop_points": max_drop_points,
-            "measure": "accuracy drop vs fp32" if y is not None else "top-1 disagreement with fp32 (no labels)",
-            "reason": "reference precision"
+            top1_agreement_with_fp32=agreement,
+            max_prob_diff_vs_fp32=ev.max_prob_diff_vs_fp32,
+            verified=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        )
+        release = Release(
+            accepted=ev.accepted,
+            max_drop_points=max_drop_points,
+            measure="accuracy drop vs fp32" if y is not None else "top-1 disagreement with fp32 (no labels)",
+            reason="reference precision"
             if precision == "fp32"
             else f"{drop:.2f} points {'within' if ev.accepted else 'exceeds'} the bound of {max_drop_points}",
-        }
-        path = (pack / variants[precision]).with_suffix(".json")
-        tmp = path.with_suffix(".json.partial")
-        tmp.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        )
+        updated = manifests[precision].model_copy(update={"verification": verification, "release": release})
+        write_model(manifest_path(pack / variants[precision]), updated)
         logger.info(
             "%s %s: accuracy %s, agreement with fp32 %.4f, max prob diff %.4f, %s",
             name,

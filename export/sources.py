@@ -10,13 +10,15 @@ import numpy as np
 import numpy.typing as npt
 from torch import nn
 
+from contract.audio import SAMPLE_RATE
+from contract.classes import CLASSES
+from contract.files import sha256_file
+from contract.pack import ModelCard
 from export.data.inputs import PIXEL_OFFSET, PIXEL_SCALE
 from export.errors import ExportError
-from export.manifest import PRODUCT_CLASSES, sha256_file
 from export.models.blocks import EmotionNet, WithProbabilities
 from export.models.fusion import FusionExport, FusionNet
 from export.models.registry import (
-    AUDIO_RATE,
     AnySpec,
     FaceCNNSpec,
     FusionSpec,
@@ -26,10 +28,10 @@ from export.models.registry import (
     SpeechCNN2DSpec,
     sample_shape,
 )
-from export.pack import ModelCard, ModelSource
+from export.pack import ModelSource
 from export.train.loop import load_checkpoint
 
-IDENTITY_MAP = {c: {c: 1.0} for c in PRODUCT_CLASSES}
+IDENTITY_MAP = {c: {c: 1.0} for c in CLASSES}
 
 
 def _role_and_io(spec: AnySpec) -> tuple[str, str, dict[str, Any]]:
@@ -42,9 +44,9 @@ def _role_and_io(spec: AnySpec) -> tuple[str, str, dict[str, Any]]:
         )
     if isinstance(spec, SpeechCNN1DSpec):
         fields = {"features": "frame-features", "n_mels": spec.n_mels, "n_mfcc": spec.n_mfcc}
-        return "speech", "frame_features", {"layout": "NCT", "rate": AUDIO_RATE, "window_s": spec.window_s, **fields}
+        return "speech", "frame_features", {"layout": "NCT", "rate": SAMPLE_RATE, "window_s": spec.window_s, **fields}
     if isinstance(spec, SpeechCNN2DSpec):
-        fields = {"features": "logmel", "n_mels": spec.n_mels, "rate": AUDIO_RATE, "window_s": spec.window_s}
+        fields = {"features": "logmel", "n_mels": spec.n_mels, "rate": SAMPLE_RATE, "window_s": spec.window_s}
         return "speech", "logmel", {"layout": "NCHW", **fields}
     if isinstance(spec, LandmarkMLPSpec):
         return "landmarks", "landmarks", {"layout": "NC", "features": "landmark-geometry"}
@@ -105,7 +107,7 @@ def from_checkpoint(
         f"macro-F1 {test.get('macro_f1', float('nan')):.3f} over {test.get('items', 0)} items "
         "from persons not seen in training.",
     ]
-    missing = [c for c in PRODUCT_CLASSES if c not in (test.get("per_class") or {})]
+    missing = [c for c in CLASSES if c not in (test.get("per_class") or {})]
     if missing:
         limits.append(f"Classes absent from the test data, so unmeasured: {', '.join(missing)}.")
     return ModelSource(
@@ -115,7 +117,7 @@ def from_checkpoint(
         module=wrapper,
         inputs=inputs,
         outputs=outputs,
-        output_labels=PRODUCT_CLASSES,
+        output_labels=CLASSES,
         label_map=IDENTITY_MAP,
         input_fields=fields,
         real_inputs=_real_inputs(heldout, list(inputs)),

@@ -12,7 +12,6 @@ and ``<out>.trtexec.sh``, the ``trtexec`` command that builds the same engine.
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import shlex
@@ -22,8 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from contract.engine import EngineDevice, EngineSidecar, ShapeRange, sidecar_path
+from contract.files import sha256_file
+from contract.manifest import ModelManifest, manifest_path
+from contract.tensorrt_log import tensorrt_logger
 from export.errors import ExportError
-from export.manifest import sha256_file
+from export.manifest import write_model
 
 try:
     import tensorrt as trt
@@ -34,7 +37,6 @@ except ImportError as _exc:
     TRT_IMPORT_ERROR = str(_exc)
 
 logger = logging.getLogger(__name__)
-_trt_log = logging.getLogger("tensorrt")
 
 TENSORRT_HINT = (
     "TensorRT's Python package is needed to build engines: on a Jetson it comes with JetPack "
@@ -57,7 +59,7 @@ class EnginePlan:
 
     @property
     def sidecar(self) -> Path:
-        return self.out.with_suffix(".engine.json")
+        return sidecar_path(self.out)
 
     @property
     def timing_cache(self) -> Path:
@@ -69,16 +71,16 @@ class EnginePlan:
 
 def plan_from_manifest(onnx_path: Path, out: Path, *, max_batch: int = 8, workspace_mib: int = 1024) -> EnginePlan:
     """Read the variant's manifest (``<model>.<precision>.json``) for its precision and input shapes."""
-    manifest_path = onnx_path.with_suffix(".json")
+    path = manifest_path(onnx_path)
     try:
-        manifest: dict[str, Any] = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ExportError(f"manifest {manifest_path} of {onnx_path} is missing or unreadable: {exc}") from None
-    if manifest.get("sha256") != sha256_file(onnx_path):
+        manifest = ModelManifest.model_validate_json(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ExportError(f"manifest {path} of {onnx_path} is missing or invalid: {exc}") from None
+    if manifest.sha256 != sha256_file(onnx_path):
         raise ExportError(f"{onnx_path} does not match its manifest's sha256; rebuild the pack")
-    inputs = {manifest["input"]["name"]: manifest["input"]["shape"]}
-    inputs.update({i["name"]: i["shape"] for i in manifest.get("extra_inputs", [])})
-    return EnginePlan(onnx_path, out, manifest["precision"], inputs, max_batch=max_batch, workspace_mib=workspace_mib)
+    inputs = {manifest.input.name: manifest.input.shape}
+    inputs.update({i.name: i.shape for i in manifest.extra_inputs})
+    return EnginePlan(onnx_path, out, manifest.precision, inputs, max_batch=max_batch, workspace_mib=workspace_mib)
 
 
 def _dims(shape: tuple[int, ...]) -> str:
@@ -117,23 +119,6 @@ def write_trtexec_script(plan: EnginePlan) -> Path:
     return path
 
 
-def _logger() -> Any:
-    class _Logger(trt.ILogger):  # type: ignore[misc, name-defined, unused-ignore]
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: Any, msg: str) -> None:
-            level = {
-                trt.ILogger.INTERNAL_ERROR: logging.CRITICAL,
-                trt.ILogger.ERROR: logging.ERROR,
-                trt.ILogger.WARNING: logging.WARNING,
-                trt.ILogger.INFO: logging.INFO,
-            }.get(severity, logging.DEBUG)
-            _trt_log.log(level, "%s", msg)
-
-    return _Logger()
-
-
 def _strongly_typed_network(builder: Any) -> Any:
     """A network whose precisions come from the graph. TensorRT-version differences live here only."""
     flags = 1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
@@ -145,19 +130,45 @@ def _strongly_typed_network(builder: Any) -> Any:
     return builder.create_network(flags)
 
 
-def _device() -> dict[str, Any]:
+def _device() -> EngineDevice:
     try:
         from cuda import cudart  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:
-        return {"name": None, "compute_capability": None, "cuda_runtime": None}
+        return EngineDevice()
     err, props = cudart.cudaGetDeviceProperties(0)
     _, runtime = cudart.cudaRuntimeGetVersion()
     name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return {
-        "name": name.rstrip("\x00") if int(err) == 0 else None,
-        "compute_capability": f"{props.major}.{props.minor}" if int(err) == 0 else None,
-        "cuda_runtime": f"{runtime // 1000}.{(runtime % 1000) // 10}",
-    }
+    return EngineDevice(
+        name=name.rstrip("\x00") if int(err) == 0 else None,
+        compute_capability=f"{props.major}.{props.minor}" if int(err) == 0 else None,
+        cuda_runtime=f"{runtime // 1000}.{(runtime % 1000) // 10}",
+    )
+
+
+def engine_sidecar(plan: EnginePlan, *, tensorrt: str, device: EngineDevice, seconds: float) -> EngineSidecar:
+    """The sidecar of ``plan``'s engine, built with TensorRT ``tensorrt`` on ``device`` in ``seconds``."""
+    return EngineSidecar(
+        engine=plan.out.name,
+        onnx=str(plan.onnx),
+        onnx_sha256=sha256_file(plan.onnx),
+        precision=plan.precision,
+        strongly_typed=True,
+        inputs={
+            name: ShapeRange(
+                min=list(plan.shapes(1)[name]),
+                opt=list(plan.shapes(plan.opt_batch)[name]),
+                max=list(plan.shapes(plan.max_batch)[name]),
+            )
+            for name in plan.inputs
+        },
+        workspace_mib=plan.workspace_mib,
+        tensorrt=tensorrt,
+        device=device,
+        host=platform.machine(),
+        built=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        build_seconds=round(seconds, 1),
+        trtexec=trtexec_command(plan),
+    )
 
 
 def build_engine(plan: EnginePlan) -> Path:
@@ -173,7 +184,7 @@ def build_engine(plan: EnginePlan) -> Path:
             f"cannot build {plan.out}: {TENSORRT_HINT} (import error: {TRT_IMPORT_ERROR}); wrote {script}"
         )
     started = time.monotonic()
-    trt_logger = _logger()
+    trt_logger = tensorrt_logger(trt)
     builder = trt.Builder(trt_logger)
     network = _strongly_typed_network(builder)
     parser = trt.OnnxParser(network, trt_logger)
@@ -197,28 +208,7 @@ def build_engine(plan: EnginePlan) -> Path:
     plan.out.parent.mkdir(parents=True, exist_ok=True)
     plan.out.write_bytes(bytes(serialized))
     plan.timing_cache.write_bytes(bytes(config.get_timing_cache().serialize()))
-    meta = {
-        "engine": plan.out.name,
-        "onnx": str(plan.onnx),
-        "onnx_sha256": sha256_file(plan.onnx),
-        "precision": plan.precision,
-        "strongly_typed": True,
-        "inputs": {
-            name: {
-                "min": plan.shapes(1)[name],
-                "opt": plan.shapes(plan.opt_batch)[name],
-                "max": plan.shapes(plan.max_batch)[name],
-            }
-            for name in plan.inputs
-        },
-        "workspace_mib": plan.workspace_mib,
-        "tensorrt": trt.__version__,
-        "device": _device(),
-        "host": platform.machine(),
-        "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "build_seconds": round(time.monotonic() - started, 1),
-        "trtexec": trtexec_command(plan),
-    }
-    plan.sidecar.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    logger.info("engine %s (%s) built in %.1f s", plan.out, plan.precision, meta["build_seconds"])
+    meta = engine_sidecar(plan, tensorrt=trt.__version__, device=_device(), seconds=time.monotonic() - started)
+    write_model(plan.sidecar, meta)
+    logger.info("engine %s (%s) built in %.1f s", plan.out, plan.precision, meta.build_seconds)
     return plan.out

@@ -23,9 +23,10 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
+from contract.classes import CLASSES
+from contract.pack import ModelCard
 from export.errors import ExportError
-from export.manifest import PRODUCT_CLASSES
-from export.pack import ModelCard, ModelSource
+from export.pack import ModelSource
 
 logger = logging.getLogger(__name__)
 
@@ -159,10 +160,10 @@ def build_source() -> tuple[ModelSource, float]:
     folder = model_dir()
     tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     encoder = AutoModel.from_pretrained(str(folder), local_files_only=True).eval()
-    probe = TextEmotionNet(encoder, torch.eye(len(PRODUCT_CLASSES), 384))
+    probe = TextEmotionNet(encoder, torch.eye(len(CLASSES), 384))
     centroids = []
     with torch.no_grad():
-        for label in PRODUCT_CLASSES:
+        for label in CLASSES:
             feeds = _tokenize(tokenizer, list(PROTOTYPES[label]))
             emb = probe.embed(torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]))
             centroids.append(emb.mean(dim=0))
@@ -170,7 +171,7 @@ def build_source() -> tuple[ModelSource, float]:
     feeds = _tokenize(tokenizer, [t for t, _ in EVALUATION])
     with torch.no_grad():
         probs, _ = net(torch.from_numpy(feeds["input_ids"]), torch.from_numpy(feeds["attention_mask"]))
-    predicted = [PRODUCT_CLASSES[i] for i in probs.argmax(dim=1).tolist()]
+    predicted = [CLASSES[i] for i in probs.argmax(dim=1).tolist()]
     accuracy = float(np.mean([p == label for p, (_, label) in zip(predicted, EVALUATION, strict=True)]))
     logger.info("text emotion: %.0f %% of %d held-out sentences right", 100 * accuracy, len(EVALUATION))
     source = ModelSource(
@@ -180,8 +181,8 @@ def build_source() -> tuple[ModelSource, float]:
         module=net,
         inputs={"input_ids": (1, 16), "attention_mask": (1, 16)},
         outputs=("probs", "embedding"),
-        output_labels=PRODUCT_CLASSES,
-        label_map={c: {c: 1.0} for c in PRODUCT_CLASSES},
+        output_labels=CLASSES,
+        label_map={c: {c: 1.0} for c in CLASSES},
         input_fields={
             "layout": "NT",
             "dtype": "int64",

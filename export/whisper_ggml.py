@@ -29,14 +29,14 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.model_files import GGML_MAGIC, ModelFileError, check_ggml, packaged_whisper_dir, read_ct2
+from contract.audio import SAMPLE_RATE
+from contract.files import sha256_file
 from export.errors import ExportError
-from export.manifest import sha256_file
 
 logger = logging.getLogger(__name__)
 
 BASE_VOCAB = 50256  # byte-level BPE tokens before <|endoftext|>
 N_FFT = 400
-SAMPLE_RATE = 16_000
 
 
 def packaged_model_dir() -> Path:

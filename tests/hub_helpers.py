@@ -23,13 +23,13 @@ import pytest
 import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge.hub.config import HubConfig, parse_hub_config
-from edge.hub.ingest import Ingest, Subscriber
-from edge.hub.metrics import HubMetrics
-from edge.hub.service import open_database
-from edge.hub.web import create_app
-from edge.labels import CLASSES
-from edge.publish.payload import Emotion, FaceSummary, Modalities, Probabilities, Span, Status, Summary, VoiceSummary
+from contract.classes import CLASSES
+from contract.payload import Emotion, FaceSummary, Modalities, Probabilities, Span, Status, Summary, VoiceSummary
+from hub.config import HubConfig, parse_hub_config
+from hub.ingest import Ingest, Subscriber
+from hub.metrics import HubMetrics
+from hub.service import open_database
+from hub.web import create_app
 
 
 def summary(

@@ -14,9 +14,9 @@ import jsonschema
 import pytest
 from prometheus_client import generate_latest
 
+from contract.classes import CLASSES
+from contract.payload import SCHEMA_PATH
 from edge.config import load_config
-from edge.labels import CLASSES
-from edge.publish.payload import SCHEMA_PATH
 from edge.runtime import Appliance
 from tests.conftest import CONSENT, Broker, Collector, collect, stable_port, start_broker, write_config
 

@@ -17,8 +17,8 @@ import pytest
 from prometheus_client import generate_latest
 from skimage import data
 
-from calibration.room import Measurements, judge, measure_frame, measure_source
-from calibration.room.checks import av_offset
+from edge.calibration import Measurements, judge, measure_frame, measure_source
+from edge.calibration.checks import av_offset
 from edge.capture import parse_source
 from edge.config import load_config
 from edge.config.profile import FULL_FRAME, Region

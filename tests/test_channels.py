@@ -14,7 +14,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from edge.analysis.results import FrameAnalysis
+from contract.payload import EVENT_SCHEMA_PATH
 from edge.analysis.summarize import SessionChannels, WindowSummarizer
 from edge.analysis.windower import WindowInput
 from edge.channels.load import ChannelModels
@@ -25,7 +25,7 @@ from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.errors import ConfigError, ModelError
 from edge.fusion.decide import ChannelVote, WindowFusion
 from edge.fusion.late import LateFusion
-from edge.publish.payload import EVENT_SCHEMA_PATH
+from edge.results import FrameAnalysis
 from edge.runtime import Appliance
 from edge.transcribe.wer import word_error_rate
 from export.data.inputs import read_wav

@@ -128,6 +128,35 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert load_config(path).models.pack == tmp_path / "packs" / "main"
 
 
+def test_every_path_field_resolves_against_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Paths are resolved by walking the model, not field by field: nested sections, lists of
+    sections (the backend chain's engine folder) and secrets alike."""
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
+    path = tmp_path / "room.toml"
+    path.write_text(
+        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="p"\n'
+        '[inference]\nbackends=[{backend="tensorrt", engine_dir="engines"}, {backend="onnxruntime"}]\n'
+        '[mqtt]\nusername="u"\npassword_file="secrets/pw"\n[mqtt.tls]\nca_file="ca.pem"\n'
+        '[channels.words]\nmodel="whisper/ggml.bin"\n',
+        encoding="utf-8",
+    )
+    config = load_config(path)
+    found = {
+        "engine_dir": getattr(config.inference.backends[0], "engine_dir", None),
+        "password_file": config.mqtt.password_file,
+        "ca_file": config.mqtt.tls.ca_file if config.mqtt.tls else None,
+        "words": config.channels.words.model,
+        "pack": config.models.pack,
+    }
+    assert found == {
+        "engine_dir": tmp_path / "engines",
+        "password_file": tmp_path / "secrets" / "pw",
+        "ca_file": tmp_path / "ca.pem",
+        "words": tmp_path / "whisper" / "ggml.bin",
+        "pack": tmp_path / "p",
+    }
+
+
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"config file not found: {tmp_path / 'nope.toml'}")):
         load_config(tmp_path / "nope.toml")

@@ -12,16 +12,18 @@ import numpy as np
 import pytest
 from skimage import data
 
-from clinic_signals.calibration import expected_calibration_error, fit_temperature, nll, scaled
-from edge.analysis.results import GOOD, FaceChannel, VoiceChannel, WordsChannel
+from clinic_signals.temperature import expected_calibration_error, fit_temperature, nll
+from contract import payload as wire
+from contract.classes import CLASSES
+from contract.temperature import scaled
 from edge.config.models import FusionConfig, OnnxRuntimeBackendConfig, VisionConfig
 from edge.disparity.score import DisparityTracker, disparity
-from edge.explain.maps import FaceCrop, face_occlusion, region_of_cells
+from edge.explain.maps import face_occlusion, region_of_cells
 from edge.fusion.decide import BASELINE, ChannelVote, WindowFusion
 from edge.fusion.late import LateFusion
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
-from edge.labels import CLASSES
 from edge.publish import payload as p
+from edge.results import GOOD, FaceChannel, FaceCrop, VoiceChannel, WordsChannel
 from edge.vision.align import align_face, landmarks_in_crop
 from edge.vision.detect import FaceDetector
 from export.cli import main
@@ -204,7 +206,7 @@ def test_a_scripted_disagreement_becomes_an_event_that_validates() -> None:
             message_id="1" * 8 + "-1111-1111-1111-" + "1" * 12,
         ).model_dump_json()
     )
-    jsonschema.validate(body, json.loads(p.EVENT_SCHEMA_PATH.read_text()))
+    jsonschema.validate(body, json.loads(wire.EVENT_SCHEMA_PATH.read_text()))
     assert body["first"] == "face" and body["second"] == "words" and body["peak"] >= 0.5
     short = DisparityTracker(threshold=0.5, min_duration_s=5.0)
     for k in range(3):
@@ -213,4 +215,4 @@ def test_a_scripted_disagreement_becomes_an_event_that_validates() -> None:
 
 
 def test_event_schema_file_matches_the_model() -> None:
-    assert json.loads(p.EVENT_SCHEMA_PATH.read_text()) == p.event_json_schema()
+    assert json.loads(wire.EVENT_SCHEMA_PATH.read_text()) == wire.event_json_schema()

@@ -12,9 +12,9 @@ import onnxruntime as ort
 import pytest
 from skimage import data
 
+from contract.classes import CLASSES
 from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
-from edge.labels import CLASSES
 from edge.vision import FaceDetector, align_face
 
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-from edge.hub.metrics import HubMetrics
 from edge.metrics.metrics import Metrics
+from hub.metrics import HubMetrics
 
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 

@@ -13,12 +13,12 @@ from conftest import ROOT, stable_port, start_broker
 from hub_helpers import Room, hub_config, postgres, running_hub, status, summary, wait_for
 
 from edge.errors import ConfigError
-from edge.hub.config import parse_hub_config
-from edge.hub.metrics import HubMetrics
-from edge.hub.privacy import check, read_lattice
-from edge.hub.service import open_database
-from edge.hub.store import devices, gaps, sessions
-from edge.hub.views import GRAINS, LEVELS, view_name
+from hub.config import parse_hub_config
+from hub.metrics import HubMetrics
+from hub.privacy import check, read_lattice
+from hub.service import open_database
+from hub.store import devices, gaps, sessions
+from hub.views import GRAINS, LEVELS, view_name
 
 
 def _count(engine: sa.Engine, table: sa.Table) -> int:
@@ -95,7 +95,7 @@ def test_duplicates_are_skipped_gaps_recorded_and_late_messages_fill_them(tmp_pa
 def test_malformed_messages_are_counted_and_dropped(
     tmp_path: Path, topic: str, payload: bytes | None, reason: str
 ) -> None:
-    from edge.hub.ingest import Ingest
+    from hub.ingest import Ingest
 
     engine = open_database(hub_config(tmp_path, 1883))
     ingest = Ingest(engine, HubMetrics())
@@ -133,7 +133,7 @@ def test_messages_published_while_the_hub_is_down_arrive_when_it_returns(tmp_pat
 def _fill(engine: sa.Engine, seed: int, n: int) -> None:
     """Sessions spread thinly and unevenly over sites, rooms and days (many cells below k)."""
     rng = random.Random(seed)
-    from edge.hub.ingest import Ingest
+    from hub.ingest import Ingest
 
     ingest = Ingest(engine, HubMetrics())
     places = [(f"site{s}", f"room{r}") for s in range(3) for r in range(rng.randint(1, 4))]
@@ -243,7 +243,7 @@ def test_postgresql_same_schema_and_the_dashboard_role_sees_only_views(tmp_path:
 
 
 def test_example_config_is_valid(tmp_path: Path) -> None:
-    from edge.hub.config import load_hub_config
+    from hub.config import load_hub_config
 
     config = load_hub_config(ROOT / "config" / "hub.example.toml")
     assert config.privacy.k == 11 and config.database.url.startswith("sqlite:///")
@@ -261,11 +261,11 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
 def test_bad_hub_config_exits_2_with_the_reason(
     tmp_path: Path, text: str, message: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from edge.cli import main
+    from hub.cli import main
 
     path = tmp_path / "hub.toml"
     path.write_text(text)
-    assert main(["hub", "--config", str(path), "serve"]) == 2
+    assert main(["--config", str(path), "serve"]) == 2
     assert message in caplog.text
 
 
@@ -274,15 +274,15 @@ def test_accounts_from_the_command_line(
 ) -> None:
     import io
 
-    from edge.cli import main
-    from edge.hub.users import authenticate
+    from hub.cli import main
+    from hub.users import authenticate
 
     path = tmp_path / "hub.toml"
     path.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'hub.db'}'\n")
     monkeypatch.setattr("sys.stdin", io.StringIO("a long enough secret\n"))
-    assert main(["hub", "--config", str(path), "user", "alice", "--role", "admin", "--password-stdin"]) == 0
+    assert main(["--config", str(path), "user", "alice", "--role", "admin", "--password-stdin"]) == 0
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
-    assert main(["hub", "--config", str(path), "user", "bob", "--password-stdin"]) == 2
+    assert main(["--config", str(path), "user", "bob", "--password-stdin"]) == 2
     assert "at least 12 characters" in caplog.text
     engine = open_database(hub_config(tmp_path, 1883))
     assert authenticate(engine, "alice", "a long enough secret") == "admin"
@@ -292,9 +292,9 @@ def test_accounts_from_the_command_line(
 def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from conftest import free_port
 
-    from edge.cli import main
+    from hub.cli import main
 
     path = tmp_path / "hub.toml"
     path.write_text(f"[database]\nurl = 'postgresql+psycopg://hub@127.0.0.1:{free_port()}/x'\n")
-    assert main(["hub", "--config", str(path), "serve"]) == 3
+    assert main(["--config", str(path), "serve"]) == 3
     assert "cannot open the hub database postgresql+psycopg://hub@127.0.0.1" in caplog.text

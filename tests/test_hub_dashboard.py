@@ -18,7 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from edge.hub.users import add_user
+from hub.users import add_user
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "hub"
 ADMIN_PASSWORD = "correct horse battery"

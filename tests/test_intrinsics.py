@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from calibration.room.intrinsics import IntrinsicsError, find_corners, solve
+from edge.calibration.intrinsics import IntrinsicsError, find_corners, solve
 from edge.vision.undistort import Undistorter
 
 SIZE = (640, 480)

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from contract.files import sha256_file
 from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
 from edge.inference import create_engine, load_manifest
-from edge.inference.manifest import sha256_file
 
 
 @pytest.fixture

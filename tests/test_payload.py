@@ -11,8 +11,11 @@ import jsonschema
 import pytest
 from pydantic import ValidationError
 
-from edge.analysis.results import (
-    QUALITY_FLAGS,
+from contract import payload as wire
+from contract.classes import CLASSES
+from edge import results
+from edge.publish import payload as p
+from edge.results import (
     FaceChannel,
     PulseChannel,
     UtteranceSpan,
@@ -20,8 +23,6 @@ from edge.analysis.results import (
     WindowResult,
     WordsChannel,
 )
-from edge.labels import CLASSES
-from edge.publish import payload as p
 
 SESSION = str(uuid.uuid4())
 
@@ -47,17 +48,17 @@ SAD = (0.1, 0.0, 0.0, 0.7, 0.1, 0.05, 0.05, 0.0)
 
 
 def _schema() -> dict[str, Any]:
-    return json.loads(p.SCHEMA_PATH.read_text(encoding="utf-8"))
+    return json.loads(wire.SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
 def test_schema_file_matches_the_models() -> None:
-    assert _schema() == p.json_schema(), "run `python -m edge.publish.write_schema` to regenerate the schema"
+    assert _schema() == wire.json_schema(), "run `python -m contract.write_schema` to regenerate the schema"
 
 
 def test_literals_match_the_runtime_constants() -> None:
-    assert set(typing.get_args(p.Flag)) == set(QUALITY_FLAGS)
-    assert typing.get_args(p.Label) == CLASSES
-    assert tuple(p.Probabilities.model_fields) == CLASSES
+    assert set(wire.FLAGS) == {v for k, v in vars(results).items() if k.startswith("FLAG_")}
+    assert typing.get_args(wire.Label) == CLASSES
+    assert tuple(wire.Probabilities.model_fields) == CLASSES
 
 
 def _walk(node: Any) -> typing.Iterator[dict[str, Any]]:
@@ -147,7 +148,7 @@ def test_payloads_with_extra_or_wrong_fields_are_rejected(mutation: dict[str, An
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(body, _schema())
     with pytest.raises(ValidationError):
-        p.Summary.model_validate(body)
+        wire.Summary.model_validate(body)
 
 
 def test_a_version_1_message_is_still_accepted() -> None:
@@ -157,7 +158,7 @@ def test_a_version_1_message_is_still_accepted() -> None:
     body["schema_version"] = 1
     del body["emotion"]["fused"]
     body["modalities"] = {"face": {"coverage": 1.0, "max_faces": 1, "probs": None}, "voice": None}
-    summary = p.Summary.model_validate(body)
+    summary = wire.Summary.model_validate(body)
     assert summary.schema_version == 1 and summary.modalities.words is None
 
 

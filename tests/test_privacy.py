@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from contract.payload import Status, Summary
 from edge.capture import GstCapture, parse_source
-from edge.publish.payload import Status, Summary
 from tests.conftest import CONSENT_ARGS, Broker, collect, write_config
 
 ROOT = Path(__file__).resolve().parents[1]

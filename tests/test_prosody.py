@@ -12,7 +12,6 @@ import numpy.typing as npt
 import pytest
 
 from clinic_signals.prosody import (
-    RATE,
     SpeakerBaseline,
     affect,
     analysis_frames,
@@ -21,6 +20,7 @@ from clinic_signals.prosody import (
     voice_cues,
     yin_lags,
 )
+from contract.audio import SAMPLE_RATE as RATE
 from export.data.inputs import read_wav
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.analysis.results import FaceChannel, Utterance, VoiceChannel, WindowResult
 from edge.errors import StoreError
+from edge.results import FaceChannel, Utterance, VoiceChannel, WindowResult
 from edge.store import SCHEMA_VERSION, Store
 from edge.store import migrations as mig
 from tests.conftest import CONSENT

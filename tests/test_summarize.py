@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from edge.analysis.results import FrameAnalysis
+from contract.classes import CLASSES
 from edge.analysis.summarize import WindowSummarizer
 from edge.analysis.windower import WindowInput
 from edge.config.models import AudioConfig, VisionConfig
-from edge.labels import CLASSES
+from edge.results import FrameAnalysis
 
 RATE = 16_000
 HAPPY = np.array([0.05, 0, 0.8, 0.05, 0.05, 0.025, 0, 0.025], dtype=np.float32)

@@ -118,9 +118,9 @@ HUB_UNIT = ROOT / "systemd" / "clinic-hub.service"
 
 
 def test_hub_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("clinic-edge")
+    exe = Path(sys.executable).with_name("clinic-hub")
     unit = tmp_path / "clinic-hub.service"
-    unit.write_text(HUB_UNIT.read_text().replace("/opt/clinic-edge/.venv/bin/clinic-edge", str(exe)), encoding="utf-8")
+    unit.write_text(HUB_UNIT.read_text().replace("/opt/clinic-edge/.venv/bin/clinic-hub", str(exe)), encoding="utf-8")
     proc = _verify(unit)
     assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{unit.parent}:"}

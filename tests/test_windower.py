@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.analysis.results import FrameAnalysis
 from edge.analysis.windower import Windower
 from edge.capture.frames import AudioChunk
+from edge.results import FrameAnalysis
 
 RATE = 16_000
 

@@ -1,17 +1,3 @@
-"""From frames and samples to per-window results."""
-
-from edge.analysis.frame import FrameAnalyzer
-from edge.analysis.results import FaceChannel, FrameAnalysis, VoiceChannel, WindowResult
-from edge.analysis.summarize import WindowSummarizer
-from edge.analysis.windower import Windower, WindowInput
-
-__all__ = [
-    "FaceChannel",
-    "FrameAnalysis",
-    "FrameAnalyzer",
-    "VoiceChannel",
-    "WindowInput",
-    "WindowResult",
-    "WindowSummarizer",
-    "Windower",
-]
+"""From frames and samples to per-window results: the frame analyser, the windower and the
+summariser that runs the channels, fusion, disparity and explanations on each window. The types they
+exchange are in :mod:`edge.results`."""

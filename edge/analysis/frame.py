@@ -7,12 +7,11 @@ import time
 import numpy as np
 import numpy.typing as npt
 
-from edge.analysis.results import FrameAnalysis
 from edge.capture.frames import VideoFrame
 from edge.config.models import VisionConfig
 from edge.config.profile import FULL_FRAME, Intrinsics, Region
-from edge.explain.maps import FaceCrop
 from edge.inference.face import FaceExpressionModel
+from edge.results import FaceCrop, FrameAnalysis
 from edge.vision.align import align_face, landmarks_in_crop
 from edge.vision.detect import FaceDetection, FaceDetector
 from edge.vision.quality import frame_luma

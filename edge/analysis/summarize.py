@@ -15,7 +15,19 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 
-from edge.analysis.results import (
+from contract.classes import mean_distribution
+from edge.analysis.windower import WindowInput
+from edge.audio.features import LogMel
+from edge.audio.vad import detect_voice
+from edge.channels.pulse import PulseTracker
+from edge.channels.voice import VoiceAnalyzer, activity_only
+from edge.channels.words import WordsAnalyzer
+from edge.config.models import AudioConfig, FusionConfig, VisionConfig
+from edge.disparity.score import DisparityTracker, disparity
+from edge.explain.policy import Explainer
+from edge.fusion.decide import WindowFusion, channel_votes
+from edge.fusion.late import LateFusion
+from edge.results import (
     FLAG_CLIPPING,
     FLAG_LOW_LIGHT,
     FLAG_MULTIPLE_FACES,
@@ -24,6 +36,7 @@ from edge.analysis.results import (
     FLAG_NO_VIDEO,
     FLAG_SILENCE,
     FLAG_SMALL_FACE,
+    DisparityEvent,
     FaceChannel,
     FaceQuality,
     PulseChannel,
@@ -32,18 +45,6 @@ from edge.analysis.results import (
     WindowResult,
     WordsChannel,
 )
-from edge.analysis.windower import WindowInput
-from edge.audio.features import LogMel
-from edge.audio.vad import detect_voice
-from edge.channels.pulse import PulseTracker
-from edge.channels.voice import VoiceAnalyzer, activity_only
-from edge.channels.words import WordsAnalyzer
-from edge.config.models import AudioConfig, FusionConfig, VisionConfig
-from edge.disparity.score import DisparityEvent, DisparityTracker, disparity
-from edge.explain.policy import Explainer
-from edge.fusion.decide import WindowFusion, channel_votes
-from edge.fusion.late import LateFusion
-from edge.labels import mean_distribution
 
 MIN_FACE_COVERAGE = 0.2  # below this share of frames with a face, the window has no face result
 MULTI_FACE_SHARE = 0.3  # share of frames with several faces that flags the window

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from edge.analysis.results import FrameAnalysis
 from edge.capture.frames import AudioChunk
+from edge.results import FrameAnalysis
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from contract.audio import SAMPLE_RATE
 from edge.capture.frames import AudioChunk, VideoFrame
 from edge.capture.gst import GST_IMPORT_ERROR, Gst
 from edge.capture.source import SourceSpec
@@ -30,7 +31,6 @@ from edge.errors import SourceError
 
 logger = logging.getLogger(__name__)
 
-AUDIO_RATE = 16_000
 _T = TypeVar("_T")
 # Gst.is_initialized() is already true while another thread's Gst.init is still reading the plugin
 # registry; rooms of one process starting together would then find elements missing.
@@ -187,7 +187,7 @@ class GstCapture:
         ]
 
     def _audio_branch(self) -> list[Any]:
-        caps = Gst.Caps.from_string(f"audio/x-raw,format=F32LE,rate={AUDIO_RATE},channels=1,layout=interleaved")
+        caps = Gst.Caps.from_string(f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1,layout=interleaved")
         sink = self._make("appsink", emit_signals=True, sync=self.sync, max_buffers=8, drop=False)
         sink.connect("new-sample", self._on_audio)
         self.has_audio = True
@@ -269,7 +269,7 @@ class GstCapture:
         samples = np.frombuffer(buf.extract_dup(0, buf.get_size()), dtype=np.float32)
         self._touch()
         self.stats.audio_buffers += 1
-        self.audio.put(AudioChunk(_pts(buf, 0.0), samples, AUDIO_RATE))
+        self.audio.put(AudioChunk(_pts(buf, 0.0), samples, SAMPLE_RATE))
         return Gst.FlowReturn.FLUSHING if self._stop.is_set() else Gst.FlowReturn.OK
 
     def _touch(self) -> None:

@@ -25,13 +25,14 @@ from edge.errors import ModelError
 from edge.explain.policy import Explainer
 from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, HeadFusion, LateFusion
-from edge.inference.engine import InferenceEngine
+from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import open_pack, select_model
 from edge.inference.shared import SharedEngines
 from edge.text.emotion import TextEmotion, load_text_model
-from edge.transcribe.base import Transcriber, create_transcriber
+from edge.transcribe.base import Transcriber
+from edge.transcribe.create import create_transcriber
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections import deque
 import numpy as np
 
 from clinic_signals.rppg import estimate_pulse
-from edge.analysis.results import FrameAnalysis, PulseChannel
+from edge.results import FrameAnalysis, PulseChannel
 
 MIN_FPS = 4.0  # below this the pulse band cannot be sampled reliably
 

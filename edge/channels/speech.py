@@ -11,34 +11,31 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.audio import FrameFeatures, LogMel, centre_window
+from contract.audio import SAMPLE_RATE
 from edge.errors import ModelError
-from edge.inference.engine import InferenceEngine
+from edge.inference.base import InferenceEngine
 from edge.inference.manifest import ProductClasses
-
-RATE = 16_000
 
 
 class SpeechEmotionModel:
     def __init__(self, engine: InferenceEngine) -> None:
         manifest = engine.manifest
-        extra = manifest.input.model_extra or {}
+        spec = manifest.input
         if manifest.task != "speech":
             raise ModelError(f"{manifest.name} is not a speech model (task {manifest.task!r})")
-        kind = extra.get("features")
-        try:
-            rate = int(extra.get("rate", RATE))
-            window_s = float(extra["window_s"])
-            n_mels = int(extra["n_mels"])
-            n_mfcc = int(extra.get("n_mfcc", 0))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{manifest.name}: the manifest's speech input lacks {exc}; rebuild the pack") from None
-        if rate != RATE:
-            raise ModelError(f"{manifest.name} expects {rate} Hz audio; the room captures {RATE} Hz")
+        kind = spec.features
+        if spec.window_s is None or spec.n_mels is None:
+            missing = "window_s" if spec.window_s is None else "n_mels"
+            raise ModelError(f"{manifest.name}: the manifest's speech input lacks {missing!r}; rebuild the pack")
+        rate = spec.rate if spec.rate is not None else SAMPLE_RATE
+        window_s, n_mels, n_mfcc = spec.window_s, spec.n_mels, spec.n_mfcc or 0
+        if rate != SAMPLE_RATE:
+            raise ModelError(f"{manifest.name} expects {rate} Hz audio; the room captures {SAMPLE_RATE} Hz")
         self.features: FrameFeatures | LogMel
         if kind == "frame-features" and manifest.input.layout == "NCT":
-            self.features = FrameFeatures(RATE, n_mels, n_mfcc)
+            self.features = FrameFeatures(SAMPLE_RATE, n_mels, n_mfcc)
         elif kind == "logmel" and manifest.input.layout == "NCHW":
-            self.features = LogMel(RATE, n_mels)
+            self.features = LogMel(SAMPLE_RATE, n_mels)
         else:
             raise ModelError(
                 f"{manifest.name}: unknown speech input {kind!r} with layout {manifest.input.layout}; "
@@ -46,7 +43,7 @@ class SpeechEmotionModel:
             )
         self.engine = engine
         self.name = manifest.name
-        self.samples = round(window_s * RATE)
+        self.samples = round(window_s * SAMPLE_RATE)
         self._classes = ProductClasses(manifest)
 
     def predict(self, audio: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -10,11 +10,11 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.prosody import SpeakerBaseline, VoiceCues, affect, voice_cues
-from edge.analysis.results import VoiceChannel, VoiceQuality
+from contract.classes import mean_distribution
 from edge.audio.vad import VoiceActivity
 from edge.channels.speech import SpeechEmotionModel
 from edge.config.models import AudioConfig
-from edge.labels import mean_distribution
+from edge.results import VoiceChannel, VoiceQuality
 
 CLIPPED_SHARE = 0.001  # share of samples at full scale that makes a window's voice unreliable
 

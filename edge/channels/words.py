@@ -26,10 +26,11 @@ from collections import deque
 import numpy as np
 import numpy.typing as npt
 
-from edge.analysis.results import Utterance, UtteranceSpan, WordsChannel
-from edge.labels import mean_distribution
+from contract.audio import SAMPLE_RATE
+from contract.classes import mean_distribution
+from edge.results import Utterance, UtteranceSpan, WordsChannel
 from edge.text.emotion import TextEmotion
-from edge.transcribe.base import RATE, Transcriber
+from edge.transcribe.base import Transcriber
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class WordsAnalyzer:
         self.transcriber = transcriber
         self.text = text
         self.min_voiced_ratio = min_voiced_ratio
-        self.max_samples = round(max_utterance_s * RATE)
+        self.max_samples = round(max_utterance_s * SAMPLE_RATE)
         self._chunks: list[npt.NDArray[np.float32]] = []
         self._start_s = 0.0  # session time of the first buffered sample
         self._speech = False  # the buffer holds voiced audio
@@ -84,13 +85,13 @@ class WordsAnalyzer:
         """Hand over a window's audio (starting at session time ``start_s``) and its per-frame voicing
         (frames every ``hop`` samples); returns the utterances whose transcription finished since the
         last call."""
-        end_s = start_s + audio.shape[0] / RATE
+        end_s = start_s + audio.shape[0] / SAMPLE_RATE
         new_from = start_s if self._fed_until is None else max(self._fed_until, start_s)
         if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
             self.flush()  # the capture was interrupted: what was said before stands alone
         if end_s <= new_from:
             return self._collect()
-        first = round((new_from - start_s) * RATE)
+        first = round((new_from - start_s) * SAMPLE_RATE)
         chunk = audio[first:]
         frames = voiced[np.arange(voiced.shape[0]) * hop >= first]
         share = float(frames.mean()) if frames.size else 0.0
@@ -99,7 +100,7 @@ class WordsAnalyzer:
             if not self._speech:
                 # Keep the quiet stretch just before as the onset of the utterance.
                 self._chunks = self._chunks[-1:]
-                self._start_s = new_from - (self._chunks[0].shape[0] / RATE if self._chunks else 0.0)
+                self._start_s = new_from - (self._chunks[0].shape[0] / SAMPLE_RATE if self._chunks else 0.0)
                 self._speech = True
             self._chunks.append(chunk)
             if self._buffered() >= self.max_samples:
@@ -189,7 +190,7 @@ class WordsAnalyzer:
         segments = transcript.segments
         return Utterance(
             start_s=round(start + (segments[0].start_s if segments else 0.0), 3),
-            end_s=round(start + (segments[-1].end_s if segments else audio.shape[0] / RATE), 3),
+            end_s=round(start + (segments[-1].end_s if segments else audio.shape[0] / SAMPLE_RATE), 3),
             text=text,
             probs=result.probs,
             label=result.label,

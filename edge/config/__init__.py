@@ -1,5 +1,6 @@
 """Room configuration: a TOML file validated once at start."""
 
+from clinic_common.mqtt import MqttConfig
 from edge.config.load import load_config
 from edge.config.models import (
     AppConfig,
@@ -8,7 +9,6 @@ from edge.config.models import (
     InferenceConfig,
     MetricsConfig,
     ModelsConfig,
-    MqttConfig,
     OnnxRuntimeBackendConfig,
     RoomConfig,
     StorageConfig,

@@ -6,17 +6,13 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from clinic_common.config import StrictModel
+from clinic_common.mqtt import MqttConfig
 from edge.config.profile import RoomProfile
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-
-
-class StrictModel(BaseModel):
-    """Base for every config section: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _slug(value: str) -> str:
@@ -348,60 +344,6 @@ class StorageConfig(StrictModel):
         description="Results kept in memory while the database cannot be written (disk full); about 15 min "
         "at the default hop. Beyond it the oldest are lost and counted.",
     )
-
-
-class MqttTlsConfig(StrictModel):
-    ca_file: Path = Field(description="CA certificate(s) that signed the broker's certificate (PEM).")
-    cert_file: Path | None = Field(default=None, description="This device's client certificate (PEM).")
-    key_file: Path | None = Field(default=None, description="This device's private key (PEM).")
-
-    @model_validator(mode="after")
-    def _cert_with_key(self) -> MqttTlsConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError("cert_file and key_file must be given together")
-        return self
-
-
-class MqttConfig(StrictModel):
-    enabled: bool = True
-    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
-    username: str | None = Field(default=None, description="User name, if the broker requires one.")
-    password_file: Path | None = Field(
-        default=None,
-        description="File holding the password (first line). A bare file name is a systemd credential "
-        "(LoadCredential=), read from $CREDENTIALS_DIRECTORY; other relative paths are resolved against the "
-        "config file's folder.",
-    )
-    tls: MqttTlsConfig | None = Field(
-        default=None, description="TLS to the broker; absent means plain TCP (use only on a closed network)."
-    )
-    topic_prefix: str = Field(default="clinic/v1", description="Topics are <prefix>/<site>/<room>/...")
-    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds.")
-    connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Seconds to wait at start.")
-    required_at_start: bool = Field(
-        default=False,
-        description="Refuse to start when the broker is unreachable. When false the appliance starts, "
-        "stores summaries locally and publishes them once the broker is back.",
-    )
-    summary: Literal["window", "interval"] = Field(
-        default="window", description="Publish one summary per window, or one per interval."
-    )
-    interval_s: float = Field(default=10.0, ge=1, le=3600, description="Length of an interval summary in seconds.")
-    max_inflight: int = Field(default=20, ge=1, le=1000, description="Unacknowledged publishes at once.")
-
-    @model_validator(mode="after")
-    def _user_requires_password(self) -> MqttConfig:
-        if self.password_file is not None and self.username is None:
-            raise ValueError("password_file is set but username is not")
-        return self
-
-    @field_validator("topic_prefix")
-    @classmethod
-    def _clean_prefix(cls, value: str) -> str:
-        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "#+"):
-            raise ValueError("must be a non-empty topic without leading/trailing '/' or wildcards")
-        return value
 
 
 class MetricsConfig(StrictModel):

@@ -15,13 +15,12 @@ that disagreed most.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
 
-from edge.analysis.results import GOOD, FaceChannel, VoiceChannel, WordsChannel
-from edge.labels import CLASSES
+from contract.classes import CLASSES
+from edge.results import GOOD, Disparity, DisparityEvent, FaceChannel, VoiceChannel, WordsChannel
 
 CLASS_VALENCE = {
     "neutral": 0.0,
@@ -35,13 +34,6 @@ CLASS_VALENCE = {
 }
 VALENCE = np.array([CLASS_VALENCE[c] for c in CLASSES])
 VOICE_CUES_WEIGHT = 0.5  # acoustic valence is weak evidence; it can raise disparity by half as much
-
-
-@dataclass(frozen=True, slots=True)
-class Disparity:
-    score: float  # 0..1
-    pair: tuple[str, str]  # the two channels that disagree most
-    valence: dict[str, float]  # per channel
 
 
 def valences(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> dict[str, float]:
@@ -65,16 +57,6 @@ def disparity(face: FaceChannel | None, voice: VoiceChannel | None, words: Words
     gaps = {(a, b): max(0.0, -v[a] * v[b]) for a, b in combinations(v, 2)}
     pair = max(gaps, key=lambda k: gaps[k])
     return Disparity(round(gaps[pair], 4), pair, {k: round(x, 4) for k, x in v.items()})
-
-
-@dataclass(frozen=True, slots=True)
-class DisparityEvent:
-    start_s: float
-    end_s: float
-    peak: float
-    mean: float
-    windows: int
-    pair: tuple[str, str]
 
 
 class DisparityTracker:

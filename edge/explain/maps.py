@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -23,29 +22,10 @@ import numpy.typing as npt
 from clinic_signals.prosody import SpeakerBaseline, affect, voice_cues
 from edge.channels.speech import SpeechEmotionModel
 from edge.inference.face import FaceExpressionModel
+from edge.results import FaceCrop
 
 REGIONS = ("brows", "eyes", "nose", "mouth", "other")
 VOICE_SEGMENT_S = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class FaceCrop:
-    """The aligned grey crop of one frame's face and its landmarks in crop pixels. Memory only."""
-
-    pixels: npt.NDArray[np.uint8] = field(repr=False)
-    eyes: tuple[tuple[float, float], tuple[float, float]]
-    nose: tuple[float, float]
-
-
-@dataclass(frozen=True, slots=True)
-class Explanation:
-    reason: str  # every | disagreement | request
-    face_map: tuple[tuple[float, ...], ...] | None = None  # grid x grid, row 0 at the top of the face
-    face_regions: dict[str, float] | None = None  # share of positive importance per region
-    face_label: str | None = None  # the class the map explains
-    voice_segments: tuple[float, ...] | None = None  # per half-second of the window
-    words: tuple[tuple[str, float], ...] | None = None  # only where transcripts are stored
-    cost_ms: dict[str, float] = field(default_factory=dict)
 
 
 def region_of_cells(crop: FaceCrop, grid: int) -> list[str]:

@@ -17,13 +17,12 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.prosody import SpeakerBaseline
-from edge.analysis.results import FaceChannel, FrameAnalysis, Utterance, VoiceChannel
+from contract.classes import CLASSES
 from edge.channels.speech import SpeechEmotionModel
 from edge.config.models import AudioConfig, ExplainConfig
-from edge.disparity.score import Disparity
-from edge.explain.maps import Explanation, face_occlusion, timed, voice_segments
+from edge.explain.maps import face_occlusion, timed, voice_segments
 from edge.inference.face import FaceExpressionModel
-from edge.labels import CLASSES
+from edge.results import Disparity, Explanation, FaceChannel, FrameAnalysis, Utterance, VoiceChannel
 
 
 class Explainer:

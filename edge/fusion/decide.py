@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from contract.classes import CLASSES, mean_distribution
+from contract.temperature import scaled
 from edge.config.models import FusionConfig
-from edge.fusion.late import FUSABLE, Fuser, Probs, with_temperature
+from edge.fusion.late import FUSABLE, Fuser, Probs
 from edge.fusion.shapley import shapley
-from edge.labels import CLASSES, mean_distribution
 
 if TYPE_CHECKING:  # edge.analysis imports this module
-    from edge.analysis.results import FaceChannel, VoiceChannel, WordsChannel
+    from edge.results import FaceChannel, VoiceChannel, WordsChannel
 
 State = Literal["confident", "uncertain", "mixed"]
 BASELINE = 1.0 / len(CLASSES)
@@ -75,7 +76,7 @@ class WindowFusion:
     def distribution(self, votes: Sequence[ChannelVote], subset: frozenset[str]) -> Probs:
         chosen = {v.name: np.asarray(v.probs, dtype=np.float64) for v in votes if v.name in subset and v.probs}
         reliability = {v.name: v.reliability for v in votes}
-        return with_temperature(self.fuser.fuse(chosen, reliability), self.config.temperature)
+        return scaled(self.fuser.fuse(chosen, reliability), self.config.temperature)
 
     def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
         usable = [v for v in votes if v.probs is not None and v.quality == "good" and v.name in self.accepts]

@@ -10,7 +10,7 @@
 
 Both are evaluated on any subset of the channels, which is what the Shapley contributions need.
 A fused distribution is then calibrated by a temperature (``fusion.temperature``, fitted on held-out
-windows with :func:`clinic_signals.calibration.fit_temperature`).
+windows with :func:`clinic_signals.temperature.fit_temperature`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import ModelError
-from edge.inference.engine import InferenceEngine
+from edge.inference.base import InferenceEngine
 
 FUSABLE = ("face", "voice", "words")
 Probs = npt.NDArray[np.float64]
@@ -57,9 +57,8 @@ class HeadFusion:
 
     def __init__(self, engine: InferenceEngine) -> None:
         manifest = engine.manifest
-        extra = manifest.input.model_extra or {}
-        modalities = [str(m) for m in extra.get("modalities", [])]
-        dims = [int(d) for d in extra.get("dims", [])]
+        modalities = list(manifest.input.modalities or [])
+        dims = list(manifest.input.dims or [])
         if manifest.task != "fusion" or not modalities:
             raise ModelError(f"{manifest.name} is not a fusion head (task {manifest.task!r})")
         unknown = set(modalities) - set(FUSABLE)
@@ -85,13 +84,3 @@ class HeadFusion:
         raw = np.asarray(self.engine.run({"features": features, "present": present})[0], dtype=np.float64)[0]
         out: Probs = raw / raw.sum()
         return out
-
-
-def with_temperature(probs: Probs, temperature: float) -> Probs:
-    """Calibrate a distribution: ``softmax(log p / T)``."""
-    if temperature == 1.0:
-        return probs
-    logits = np.log(np.maximum(probs, 1e-12)) / temperature
-    e = np.exp(logits - logits.max())
-    out: Probs = e / e.sum()
-    return out

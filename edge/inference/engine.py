@@ -1,79 +1,46 @@
-"""The engine interface, the backend registry and the fallback chain."""
+"""The backend table and the fallback chain: the first configured backend that loads a model runs it."""
 
 from __future__ import annotations
 
 import logging
-from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
 
-import numpy as np
-import numpy.typing as npt
-
+from contract.manifest import ModelManifest
 from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.manifest import ExtraInput, InputSpec, ModelManifest
+from edge.inference.base import InferenceEngine
 
 logger = logging.getLogger(__name__)
 
 BackendConfig = OnnxRuntimeBackendConfig | TensorRTBackendConfig
 
 
-class InferenceEngine(ABC):
-    """Runs one model. ``infer`` takes a float32 batch in the model's input layout and returns the
-    first output as float32. Engines warm up in their constructor."""
+def _onnxruntime(config: BackendConfig, model_path: Path, manifest: ModelManifest) -> InferenceEngine:
+    from edge.inference.onnxruntime_backend import OnnxRuntimeEngine  # noqa: PLC0415 - on demand
 
-    name: ClassVar[str]
+    if not isinstance(config, OnnxRuntimeBackendConfig):
+        raise TypeError(f"expected an onnxruntime backend config, got {config.backend}")
+    return OnnxRuntimeEngine(model_path, manifest, config)
 
-    def __init__(self, model_path: Path, manifest: ModelManifest) -> None:
-        self.model_path = model_path
-        self.manifest = manifest
 
-    @property
-    def label(self) -> str:
-        """Backend and device, as logged and exported in metrics (e.g. ``onnxruntime-cpu``)."""
-        return self.name
+def _tensorrt(config: BackendConfig, model_path: Path, manifest: ModelManifest) -> InferenceEngine:
+    from edge.inference.tensorrt_backend import TensorRTEngine  # noqa: PLC0415 - TensorRT only where asked for
 
-    @abstractmethod
-    def infer(self, batch: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]: ...
+    if not isinstance(config, TensorRTBackendConfig):
+        raise TypeError(f"expected a tensorrt backend config, got {config.backend}")
+    return TensorRTEngine(model_path, manifest, config)
 
-    @abstractmethod
-    def run(self, feeds: dict[str, npt.NDArray[np.generic]]) -> list[npt.NDArray[np.generic]]:
-        """Every output, in the model's order, for named inputs (models with several inputs)."""
 
-    def close(self) -> None:  # noqa: B027 - optional for backends without resources
-        """Release native resources."""
-
-    def _warmup_batch(self) -> npt.NDArray[np.float32]:
-        shape = [1 if d is None else d for d in self.manifest.input.shape]
-        return np.zeros(shape, dtype=np.float32)
-
-    def _warmup_feeds(self) -> dict[str, npt.NDArray[np.generic]]:
-        """One item for every input; variable-length axes get 8 (token ids of 1 = a real token)."""
-        specs: list[InputSpec | ExtraInput] = [self.manifest.input, *self.manifest.extra_inputs]
-        feeds: dict[str, npt.NDArray[np.generic]] = {}
-        for spec in specs:
-            shape = [1 if i == 0 else (8 if d is None else d) for i, d in enumerate(spec.shape)]
-            feeds[spec.name] = np.ones(shape, dtype=np.int64 if spec.dtype == "int64" else np.float32)
-        return feeds
-
-    def warm_up(self) -> None:
-        if self.manifest.extra_inputs or self.manifest.input.dtype != "float32":
-            self.run(self._warmup_feeds())
-        else:
-            self.infer(self._warmup_batch())
+# Explicit table rather than an import scan: each backend is named here and imported only on demand.
+BACKENDS: dict[str, Callable[[BackendConfig, Path, ModelManifest], InferenceEngine]] = {
+    "onnxruntime": _onnxruntime,
+    "tensorrt": _tensorrt,
+}
 
 
 def _make(config: BackendConfig, model_path: Path, manifest: ModelManifest) -> InferenceEngine:
-    # Explicit table rather than an import scan: each backend is named and imported only on demand.
-    if isinstance(config, OnnxRuntimeBackendConfig):
-        from edge.inference.onnxruntime_backend import OnnxRuntimeEngine  # noqa: PLC0415
-
-        return OnnxRuntimeEngine(model_path, manifest, config)
-    from edge.inference.tensorrt_backend import TensorRTEngine  # noqa: PLC0415
-
-    return TensorRTEngine(model_path, manifest, config)
+    return BACKENDS[config.backend](config, model_path, manifest)
 
 
 def create_engine(model_path: Path, manifest: ModelManifest, chain: Sequence[BackendConfig]) -> InferenceEngine:

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.errors import ModelError
-from edge.inference.engine import InferenceEngine
+from edge.inference.base import InferenceEngine
 from edge.inference.manifest import ProductClasses
 
 

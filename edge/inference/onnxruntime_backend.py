@@ -10,10 +10,10 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from contract.manifest import ModelManifest
 from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.engine import InferenceEngine
-from edge.inference.manifest import ModelManifest
+from edge.inference.base import InferenceEngine
 
 # ONNX Runtime's PyPI builds carry a telemetry component that writes a session file (".ses") to
 # the temporary folder; the appliance writes nothing but its database, so it is switched off. The

@@ -11,36 +11,18 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
+from contract.files import sha256_file
+from contract.manifest import ModelManifest
+from contract.pack import PackIndex, Precision
 from edge.config.models import ModelsConfig
 from edge.errors import ModelError
-from edge.inference.manifest import sha256_file
 
 logger = logging.getLogger(__name__)
 
-Precision = Literal["fp32", "int8", "fp16"]
 PACK_HINT = "rebuild the pack with `clinic-export onnx` (scripts/setup.sh builds build/models/pack)"
-
-
-class _Loose(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-
-class PackModel(_Loose):
-    role: str
-    architecture: str
-    variants: dict[str, str]
-    files: list[str] = []  # files the model needs besides its variants (a tokenizer)
-
-
-class PackIndex(_Loose):
-    pack_version: Literal[1]
-    name: str
-    models: dict[str, PackModel]
-    files: dict[str, str]
 
 
 def open_pack(folder: Path) -> PackIndex:
@@ -113,15 +95,18 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
     for extra in model.files:
         _check_file(folder, index, extra)
     if precision != "fp32":
-        release = json.loads(manifest_path.read_text(encoding="utf-8")).get("release")
+        try:
+            release = ModelManifest.model_validate_json(manifest_path.read_text(encoding="utf-8")).release
+        except ValidationError as exc:
+            raise ModelError(f"manifest {manifest_path} is invalid: {exc.errors()[0]['msg']}; {PACK_HINT}") from None
         if release is None:
             raise ModelError(
                 f"{onnx_path} has not been verified against fp32; run `clinic-export verify --pack {folder} "
                 f"--model {model_name} --heldout <held-out set>` or use precision fp32"
             )
-        if not release.get("accepted"):
+        if not release.accepted:
             raise ModelError(
-                f"{onnx_path} was refused at verification ({release.get('reason')}); use precision fp32 or "
+                f"{onnx_path} was refused at verification ({release.reason}); use precision fp32 or "
                 "rebuild the variant with better calibration data"
             )
     logger.info("model pack %s: %s %s (%s)", folder, model_name, precision, onnx_path.name)

@@ -20,8 +20,9 @@ from typing import ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from edge.inference.engine import BackendConfig, InferenceEngine, create_engine
-from edge.inference.manifest import ModelManifest
+from contract.manifest import ModelManifest
+from edge.inference.base import InferenceEngine
+from edge.inference.engine import BackendConfig, create_engine
 
 logger = logging.getLogger(__name__)
 

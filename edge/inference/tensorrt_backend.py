@@ -8,7 +8,6 @@ than the manifest's. Device memory and the stream come from CUDA's runtime API (
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from pathlib import Path
@@ -17,10 +16,12 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from contract.engine import EngineSidecar, sidecar_path
+from contract.manifest import ModelManifest
+from contract.tensorrt_log import tensorrt_logger
 from edge.config.models import TensorRTBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
-from edge.inference.engine import InferenceEngine
-from edge.inference.manifest import ModelManifest
+from edge.inference.base import InferenceEngine
 
 try:
     import tensorrt as trt
@@ -39,7 +40,6 @@ except ImportError as _exc:
     CUDA_IMPORT_ERROR = str(_exc)
 
 logger = logging.getLogger(__name__)
-_trt_logger = logging.getLogger("tensorrt")
 
 
 def _check(result: Any, what: str) -> Any:
@@ -48,25 +48,6 @@ def _check(result: Any, what: str) -> Any:
     if int(err) != 0:
         raise ModelError(f"CUDA {what} failed with error {int(err)}")
     return values[0] if len(values) == 1 else values
-
-
-def _logger() -> Any:
-    class _TrtLogger(trt.ILogger):  # type: ignore[misc, name-defined, unused-ignore]
-        """Routes TensorRT's messages into Python logging."""
-
-        def __init__(self) -> None:
-            trt.ILogger.__init__(self)
-
-        def log(self, severity: Any, msg: str) -> None:
-            level = {
-                trt.ILogger.INTERNAL_ERROR: logging.CRITICAL,
-                trt.ILogger.ERROR: logging.ERROR,
-                trt.ILogger.WARNING: logging.WARNING,
-                trt.ILogger.INFO: logging.INFO,
-            }.get(severity, logging.DEBUG)
-            _trt_logger.log(level, "%s", msg)
-
-    return _TrtLogger()
 
 
 class TensorRTEngine(InferenceEngine):
@@ -88,7 +69,7 @@ class TensorRTEngine(InferenceEngine):
             raise BackendUnavailableError("no CUDA device is present")
         engine_path = config.engine_dir / f"{model_path.stem}.engine"
         self._check_sidecar(engine_path, manifest)
-        self._runtime = trt.Runtime(_logger())
+        self._runtime = trt.Runtime(tensorrt_logger(trt))
         engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
             raise ModelError(
@@ -110,14 +91,14 @@ class TensorRTEngine(InferenceEngine):
     def _check_sidecar(engine_path: Path, manifest: ModelManifest) -> None:
         if not engine_path.is_file():
             raise BackendUnavailableError(f"no TensorRT engine at {engine_path}; build one on this device")
-        sidecar = engine_path.with_suffix(".engine.json")
+        sidecar = sidecar_path(engine_path)
         try:
-            meta = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            meta = EngineSidecar.model_validate_json(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
             raise ModelError(f"engine metadata {sidecar} is missing or unreadable: {exc}") from None
-        if meta.get("onnx_sha256") != manifest.sha256:
+        if meta.onnx_sha256 != manifest.sha256:
             raise ModelError(
-                f"engine {engine_path} was built from another ONNX file (sha256 {meta.get('onnx_sha256')!r}, "
+                f"engine {engine_path} was built from another ONNX file (sha256 {meta.onnx_sha256!r}, "
                 f"manifest says {manifest.sha256!r}); rebuild it"
             )
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
@@ -17,9 +15,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from edge.config.models import MqttConfig, RoomConfig
+from clinic_common.mqtt import MqttConfig, configure_credentials
+from contract.payload import Status
+from edge.config.models import RoomConfig
 from edge.errors import PublishError
-from edge.publish.payload import Status
 
 logger = logging.getLogger(__name__)
 
@@ -27,39 +26,6 @@ QOS = 1
 
 # (mid, success, reason) for each acknowledged publish; called on paho's network thread.
 AckCallback = Callable[[int, bool, str], None]
-
-
-def read_password(path: Path) -> str:
-    """The first line of ``path`` (already resolved by the config loader)."""
-    try:
-        return path.read_text(encoding="utf-8").splitlines()[0]
-    except (OSError, IndexError) as exc:
-        raise PublishError(f"cannot read the MQTT password from {path}: {exc}") from None
-
-
-def configure_credentials(client: mqtt.Client, config: MqttConfig) -> None:
-    """User name and password, and TLS with client certificates, as ``config`` says.
-
-    Raises:
-        PublishError: a password or TLS file is missing or unusable.
-    """
-    if config.username:
-        password = read_password(config.password_file) if config.password_file else None
-        client.username_pw_set(config.username, password)
-    if config.tls is not None:
-        tls = config.tls
-        for what in (tls.ca_file, tls.cert_file, tls.key_file):
-            if what is not None and not what.is_file():
-                raise PublishError(f"MQTT TLS file not found: {what}")
-        try:
-            client.tls_set(
-                ca_certs=str(tls.ca_file),
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}, {tls.cert_file}): {exc}") from exc
 
 
 class MqttClient:

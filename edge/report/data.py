@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from clinic_signals.prosody import VoiceCues
-from edge.analysis.results import FaceChannel, PulseChannel, UtteranceSpan, VoiceChannel, WordsChannel
+from contract.classes import CLASSES
 from edge.errors import EdgeError
-from edge.labels import CLASSES
+from edge.results import FaceChannel, PulseChannel, UtteranceSpan, VoiceChannel, WordsChannel
 
 
 class ReportError(EdgeError):

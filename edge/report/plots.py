@@ -10,7 +10,7 @@ from typing import Any
 import matplotlib as mpl
 import numpy as np
 
-from edge.labels import CLASSES
+from contract.classes import CLASSES
 from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData
 

@@ -8,14 +8,11 @@ between them are bounded (see :mod:`edge.capture.pipeline` for the drop policy).
 from __future__ import annotations
 
 import logging
-import statistics
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 
+from contract.manifest import ModelManifest
 from edge.analysis.frame import FrameAnalyzer
 from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
@@ -27,9 +24,9 @@ from edge.control.commands import CommandError, Consent, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
 from edge.errors import StoreError
-from edge.inference.engine import InferenceEngine
+from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
-from edge.inference.manifest import ModelManifest, load_manifest
+from edge.inference.manifest import load_manifest
 from edge.inference.pack import face_model_path
 from edge.inference.shared import SharedEngines
 from edge.metrics import Metrics
@@ -37,6 +34,7 @@ from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
 from edge.runtime.loop import AnalysisLoop, LoopHooks
 from edge.runtime.notify import Notifier
+from edge.runtime.report import RunReport
 from edge.runtime.sink import WindowSink
 from edge.store import Store
 from edge.vision.detect import FaceDetector
@@ -45,41 +43,6 @@ from edge.vision.skin import SkinSampler
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
-STATS_KEPT = 10_000
-
-
-@dataclass
-class RunReport:
-    session_id: str
-    database: Path
-    source: str
-    backend: str
-    room: str = ""  # site/room
-    frames: int = 0
-    frames_dropped: int = 0
-    audio_dropped: int = 0
-    windows: int = 0
-    windows_dropped: int = 0
-    store_failures: int = 0
-    windows_lost: int = 0
-    source_restarts: int = 0
-    published: int = 0
-    unpublished: int = 0
-    wall_s: float = 0.0
-    # The most recent measurements only, so a day-long session does not grow them without bound.
-    window_latency_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
-    frame_ms: deque[float] = field(default_factory=lambda: deque(maxlen=STATS_KEPT))
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
-
-    def latency_summary(self) -> str:
-        if not self.window_latency_ms:
-            return "n/a"
-        lat = sorted(self.window_latency_ms)
-        p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))]
-        return f"median {statistics.median(lat):.1f} ms, p95 {p95:.1f} ms"
 
 
 class Appliance:

@@ -24,8 +24,9 @@ from edge.config.models import AppConfig
 from edge.control.commands import Consent
 from edge.errors import ConfigError, EdgeError
 from edge.inference.shared import SharedEngines
-from edge.runtime.app import Appliance, RunReport
+from edge.runtime.app import Appliance
 from edge.runtime.notify import Notifier
+from edge.runtime.report import RunReport
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from edge.analysis.frame import FrameAnalyzer
 from edge.analysis.windower import Windower, WindowInput
@@ -25,9 +24,7 @@ from edge.control.state import SessionControl
 from edge.errors import SourceError
 from edge.metrics import Metrics
 from edge.runtime.notify import Liveness, Notifier
-
-if TYPE_CHECKING:
-    from edge.runtime.app import RunReport
+from edge.runtime.report import RunReport
 
 logger = logging.getLogger(__name__)
 

@@ -16,15 +16,14 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from edge.analysis.results import WindowResult
 from edge.analysis.summarize import SessionChannels, WindowSummarizer
 from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.config.models import AppConfig
-from edge.disparity.score import DisparityEvent
 from edge.errors import StoreError
 from edge.metrics import Metrics
 from edge.publish.payload import disparity_event, interval_summary, window_summary
+from edge.results import DisparityEvent, WindowResult
 from edge.store import Store
 
 logger = logging.getLogger(__name__)

@@ -17,11 +17,10 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.analysis.results import Utterance, WindowResult
+from contract.classes import CLASSES
 from edge.control.commands import Consent
-from edge.disparity.score import DisparityEvent
 from edge.errors import StoreError
-from edge.labels import CLASSES
+from edge.results import DisparityEvent, Utterance, WindowResult
 from edge.store.migrations import migrate
 
 logger = logging.getLogger(__name__)

@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from contract.classes import CLASSES
 from edge.errors import ModelError
-from edge.inference.engine import BackendConfig, InferenceEngine
-from edge.labels import CLASSES
+from edge.inference.base import InferenceEngine
+from edge.inference.engine import BackendConfig
 
 if TYPE_CHECKING:
     from edge.inference.shared import SharedEngines
@@ -48,11 +49,11 @@ class TextEmotion:
             from tokenizers import Tokenizer  # noqa: PLC0415
         except ImportError as exc:
             raise ModelError(f"the text channel needs the tokenizers package: {exc}") from None
-        path = engine.model_path.parent / str((manifest.input.model_extra or {}).get("tokenizer", "tokenizer.json"))
+        path = engine.model_path.parent / (manifest.input.tokenizer or "tokenizer.json")
         if not path.is_file():
             raise ModelError(f"tokenizer {path} is missing beside {engine.model_path}; rebuild the pack")
         self.tokenizer = Tokenizer.from_file(str(path))
-        max_tokens = int((manifest.input.model_extra or {}).get("max_tokens", 128))
+        max_tokens = manifest.input.max_tokens or 128
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding()
         self.engine = engine

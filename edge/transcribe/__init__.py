@@ -4,6 +4,8 @@ Transcripts are the most sensitive data the room sees: they stay in memory for t
 and are never published.
 """
 
-from edge.transcribe.base import Segment, Transcriber, TranscriberError, Transcript, create_transcriber
+from edge.transcribe.base import Segment, Transcriber, Transcript
+from edge.transcribe.create import create_transcriber
+from edge.transcribe.errors import TranscriberError
 
 __all__ = ["Segment", "Transcriber", "TranscriberError", "Transcript", "create_transcriber"]

@@ -6,22 +6,17 @@ import logging
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from edge.errors import ModelError
+from contract.audio import SAMPLE_RATE
+from edge.transcribe.vad import voiced_chunks
 
 logger = logging.getLogger(__name__)
 
-RATE = 16_000
 Backend = Literal["whisper.cpp", "faster-whisper"]
-
-
-class TranscriberError(ModelError):
-    """A speech-to-text model is missing, corrupt, or its back-end is not installed."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +54,6 @@ class Transcriber(ABC):
     def _transcribe(self, audio: npt.NDArray[np.float32]) -> list[Segment]: ...
 
     def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
-        from edge.transcribe.vad import voiced_chunks  # noqa: PLC0415
 
         started = time.perf_counter()
         audio = np.ascontiguousarray(audio, dtype=np.float32)
@@ -69,28 +63,10 @@ class Transcriber(ABC):
             segments.extend(Segment(s.start_s + offset, s.end_s + offset, s.text) for s in self._transcribe(chunk))
         return Transcript(
             segments=tuple(segments),
-            audio_s=audio.shape[0] / RATE,
-            voiced_s=sum(c.shape[0] for _, c in chunks) / RATE,
+            audio_s=audio.shape[0] / SAMPLE_RATE,
+            voiced_s=sum(c.shape[0] for _, c in chunks) / SAMPLE_RATE,
             seconds=time.perf_counter() - started,
         )
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release the model."""
-
-
-def create_transcriber(backend: Backend, model: Path, *, threads: int = 2, vad: bool = True) -> Transcriber:
-    """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
-    before the native library sees it.
-
-    Raises:
-        TranscriberError: unknown back-end, back-end not installed, or a missing/corrupt model.
-    """
-    if backend == "whisper.cpp":
-        from edge.transcribe.whispercpp import WhisperCppTranscriber  # noqa: PLC0415
-
-        return WhisperCppTranscriber(model, threads=threads, vad=vad)
-    if backend == "faster-whisper":
-        from edge.transcribe.faster import FasterWhisperTranscriber  # noqa: PLC0415
-
-        return FasterWhisperTranscriber(model, threads=threads, vad=vad)
-    raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")

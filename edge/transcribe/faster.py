@@ -10,7 +10,8 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.model_files import ModelFileError, check_ct2
-from edge.transcribe.base import Segment, Transcriber, TranscriberError
+from edge.transcribe.base import Segment, Transcriber
+from edge.transcribe.errors import TranscriberError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ import os
 import numpy as np
 import numpy.typing as npt
 
-from edge.transcribe.base import RATE, TranscriberError
+from contract.audio import SAMPLE_RATE
+from edge.transcribe.errors import TranscriberError
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 
@@ -24,4 +25,4 @@ def voiced_chunks(
         raise TranscriberError(f"voice activity detection needs faster-whisper (its Silero VAD model): {exc}") from None
     options = VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=pad_ms)
     stamps = get_speech_timestamps(audio, options)
-    return [(s["start"] / RATE, audio[s["start"] : s["end"]]) for s in stamps]
+    return [(s["start"] / SAMPLE_RATE, audio[s["start"] : s["end"]]) for s in stamps]

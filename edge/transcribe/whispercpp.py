@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.model_files import ModelFileError, check_ggml
-from edge.transcribe.base import Segment, Transcriber, TranscriberError
+from edge.transcribe.base import Segment, Transcriber
+from edge.transcribe.errors import TranscriberError
 
 logger = logging.getLogger(__name__)
 

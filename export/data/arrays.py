@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from contract.classes import CLASSES
 from export.data.sample import Sample
 from export.errors import DataError
-from export.manifest import PRODUCT_CLASSES
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +33,9 @@ def scan(root: Path) -> list[Sample]:
     count = x.shape[0]
     if labels.shape != (count,) or speakers.shape != (count,) or (present is not None and present.shape[0] != count):
         raise DataError(f"{root}: x has {count} rows but labels/speakers/present do not match it")
-    unknown = sorted(set(labels) - set(PRODUCT_CLASSES))
+    unknown = sorted(set(labels) - set(CLASSES))
     if unknown:
-        raise DataError(f"{root}: labels {unknown} are not product classes {list(PRODUCT_CLASSES)}")
+        raise DataError(f"{root}: labels {unknown} are not product classes {list(CLASSES)}")
     samples = [
         Sample(
             corpus="arrays",

@@ -22,11 +22,11 @@ from scipy.signal import resample_poly
 from tqdm import tqdm
 
 from clinic_signals.audio import FrameFeatures, LogMel, centre_window
+from contract.audio import SAMPLE_RATE
+from contract.classes import CLASSES
 from export.data.sample import Sample
 from export.errors import DataError
-from export.manifest import PRODUCT_CLASSES
 from export.models.registry import (
-    AUDIO_RATE,
     AnySpec,
     FaceCNNSpec,
     FusionSpec,
@@ -57,12 +57,12 @@ class Arrays:
         """Write as ``.npz`` (``x``, ``labels``, ``speakers``, ``present``), the arrays corpus format."""
         path.parent.mkdir(parents=True, exist_ok=True)
         extra = {} if self.present is None else {"present": self.present}
-        labels = np.array([PRODUCT_CLASSES[i] for i in self.y])
+        labels = np.array([CLASSES[i] for i in self.y])
         np.savez_compressed(path, x=self.x, labels=labels, speakers=self.persons, **extra)
         return path
 
 
-def read_wav(path: Path, rate: int = AUDIO_RATE) -> npt.NDArray[np.float32]:
+def read_wav(path: Path, rate: int = SAMPLE_RATE) -> npt.NDArray[np.float32]:
     """Mono float32 in [-1, 1] at ``rate`` from a 16-bit (or 8/32-bit) PCM WAV file."""
     try:
         with wave.open(str(path), "rb") as wav:
@@ -113,11 +113,11 @@ def _one(spec: AnySpec, sample: Sample) -> npt.NDArray[np.float32]:
     if isinstance(spec, SpeechCNN1DSpec | SpeechCNN2DSpec):
         if sample.kind != "audio" or sample.path is None:
             raise DataError(f"{spec.architecture} needs sound; {sample.corpus} gives {sample.kind}")
-        length = round(spec.window_s * AUDIO_RATE)
+        length = round(spec.window_s * SAMPLE_RATE)
         signal = centre_window(read_wav(sample.path), length)
         if isinstance(spec, SpeechCNN1DSpec):
-            return FrameFeatures(AUDIO_RATE, spec.n_mels, spec.n_mfcc)(signal)
-        return LogMel(AUDIO_RATE, spec.n_mels)(signal).T[None]
+            return FrameFeatures(SAMPLE_RATE, spec.n_mels, spec.n_mfcc)(signal)
+        return LogMel(SAMPLE_RATE, spec.n_mels)(signal).T[None]
     if sample.kind != "array" or sample.data is None:
         raise DataError(f"{spec.architecture} trains on prepared arrays (.npz); {sample.corpus} gives {sample.kind}")
     return np.asarray(sample.data, dtype=np.float32)
@@ -147,7 +147,7 @@ def build_arrays(spec: AnySpec, samples: Sequence[Sample], *, desc: str = "featu
         present = np.stack([m for m in masks if m is not None]).astype(np.float32)
     return Arrays(
         x=np.stack(xs).astype(np.float32) if xs else np.zeros((0, *expected), dtype=np.float32),
-        y=np.array([PRODUCT_CLASSES.index(s.label) for s in samples], dtype=np.int64),
+        y=np.array([CLASSES.index(s.label) for s in samples], dtype=np.int64),
         persons=np.array([s.person for s in samples]),
         present=present,
     )

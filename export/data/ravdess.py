@@ -14,13 +14,13 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.classes import CLASSES
 from export.data.sample import Sample
 from export.errors import DataError
-from export.manifest import PRODUCT_CLASSES
 
 logger = logging.getLogger(__name__)
 
-LABEL_MAP: dict[str, str] = {f"{i + 1:02d}": name for i, name in enumerate(PRODUCT_CLASSES)}
+LABEL_MAP: dict[str, str] = {f"{i + 1:02d}": name for i, name in enumerate(CLASSES)}
 MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}
 CHANNELS = {"01": "speech", "02": "song"}
 STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}

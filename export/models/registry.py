@@ -11,13 +11,13 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
+from contract.audio import SAMPLE_RATE
 from export.models.face_cnn import FaceCNN
 from export.models.fusion import EarlyFusion, HybridFusion, LateFusion
 from export.models.physio import LandmarkMLP, RppgCNN1D
 from export.models.speech import SpeechCNN1D, SpeechCNN2D
 
 NUM_CLASSES = 8
-AUDIO_RATE = 16_000
 HOP_S = 0.010
 WIN_S = 0.025
 
@@ -40,8 +40,8 @@ class _AudioSpec(_Spec):
     @property
     def frames(self) -> int:
         """Feature frames in a window (25 ms windows every 10 ms, as ``clinic_signals.audio``)."""
-        samples = round(self.window_s * AUDIO_RATE)
-        return 1 + (samples - round(WIN_S * AUDIO_RATE)) // round(HOP_S * AUDIO_RATE)
+        samples = round(self.window_s * SAMPLE_RATE)
+        return 1 + (samples - round(WIN_S * SAMPLE_RATE)) // round(HOP_S * SAMPLE_RATE)
 
 
 class SpeechCNN1DSpec(_AudioSpec):

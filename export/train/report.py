@@ -17,7 +17,7 @@ from sklearn.metrics import (
     precision_recall_fscore_support,
 )
 
-from export.manifest import PRODUCT_CLASSES
+from contract.classes import CLASSES
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def score(y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64]) -> Score
         macro_f1=float(f1_score(y_true, y_pred, labels=present, average="macro", zero_division=0)),
         kappa=float(kappa),
         per_class={
-            PRODUCT_CLASSES[c]: {
+            CLASSES[c]: {
                 "precision": float(precision[i]),
                 "recall": float(recall[i]),
                 "f1": float(f1[i]),
@@ -53,7 +53,7 @@ def score(y_true: npt.NDArray[np.int64], y_pred: npt.NDArray[np.int64]) -> Score
             }
             for i, c in enumerate(present)
         },
-        confusion=confusion_matrix(y_true, y_pred, labels=list(range(len(PRODUCT_CLASSES)))).tolist(),
+        confusion=confusion_matrix(y_true, y_pred, labels=list(range(len(CLASSES)))).tolist(),
     )
 
 
@@ -67,8 +67,8 @@ def confusion_png(scores: Scores, path: Path, title: str) -> Path:
     matrix = np.asarray(scores.confusion)
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=110)
     image = ax.imshow(matrix, cmap="Blues")
-    ax.set_xticks(range(len(PRODUCT_CLASSES)), PRODUCT_CLASSES, rotation=45, ha="right")
-    ax.set_yticks(range(len(PRODUCT_CLASSES)), PRODUCT_CLASSES)
+    ax.set_xticks(range(len(CLASSES)), CLASSES, rotation=45, ha="right")
+    ax.set_yticks(range(len(CLASSES)), CLASSES)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}\naccuracy {scores.accuracy:.3f}, macro-F1 {scores.macro_f1:.3f}, kappa {scores.kappa:.3f}")

@@ -1,6 +1,0 @@
-"""Room calibration: measure a room's camera and microphone, judge each measure, write the profile."""
-
-from calibration.room.checks import judge
-from calibration.room.measure import FrameStats, Measurements, measure_frame, measure_source
-
-__all__ = ["FrameStats", "Measurements", "judge", "measure_frame", "measure_source"]

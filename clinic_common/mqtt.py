@@ -1,0 +1,101 @@
+"""The broker connection shared by the rooms and the hub: its settings, and the user name,
+password and TLS client certificate applied to a paho client."""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Literal
+
+import paho.mqtt.client as mqtt
+from pydantic import Field, field_validator, model_validator
+
+from clinic_common.config import CredentialPath, StrictModel
+from clinic_common.errors import PublishError
+
+
+class MqttTlsConfig(StrictModel):
+    ca_file: CredentialPath = Field(description="CA certificate(s) that signed the broker's certificate (PEM).")
+    cert_file: CredentialPath | None = Field(default=None, description="This device's client certificate (PEM).")
+    key_file: CredentialPath | None = Field(default=None, description="This device's private key (PEM).")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> MqttTlsConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file must be given together")
+        return self
+
+
+class MqttConfig(StrictModel):
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(default=None, description="User name, if the broker requires one.")
+    password_file: CredentialPath | None = Field(
+        default=None,
+        description="File holding the password (first line). A bare file name is a systemd credential "
+        "(LoadCredential=), read from $CREDENTIALS_DIRECTORY; other relative paths are resolved against the "
+        "config file's folder.",
+    )
+    tls: MqttTlsConfig | None = Field(
+        default=None, description="TLS to the broker; absent means plain TCP (use only on a closed network)."
+    )
+    topic_prefix: str = Field(default="clinic/v1", description="Topics are <prefix>/<site>/<room>/...")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds.")
+    connect_timeout_s: float = Field(default=5.0, gt=0, le=120, description="Seconds to wait at start.")
+    required_at_start: bool = Field(
+        default=False,
+        description="Refuse to start when the broker is unreachable. When false the appliance starts, "
+        "stores summaries locally and publishes them once the broker is back.",
+    )
+    summary: Literal["window", "interval"] = Field(
+        default="window", description="Publish one summary per window, or one per interval."
+    )
+    interval_s: float = Field(default=10.0, ge=1, le=3600, description="Length of an interval summary in seconds.")
+    max_inflight: int = Field(default=20, ge=1, le=1000, description="Unacknowledged publishes at once.")
+
+    @model_validator(mode="after")
+    def _user_requires_password(self) -> MqttConfig:
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file is set but username is not")
+        return self
+
+    @field_validator("topic_prefix")
+    @classmethod
+    def _clean_prefix(cls, value: str) -> str:
+        if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "#+"):
+            raise ValueError("must be a non-empty topic without leading/trailing '/' or wildcards")
+        return value
+
+
+def read_password(path: Path) -> str:
+    """The first line of ``path`` (already resolved by the config loader)."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, IndexError) as exc:
+        raise PublishError(f"cannot read the MQTT password from {path}: {exc}") from None
+
+
+def configure_credentials(client: mqtt.Client, config: MqttConfig) -> None:
+    """User name and password, and TLS with client certificates, as ``config`` says.
+
+    Raises:
+        PublishError: a password or TLS file is missing or unusable.
+    """
+    if config.username:
+        password = read_password(config.password_file) if config.password_file else None
+        client.username_pw_set(config.username, password)
+    if config.tls is not None:
+        tls = config.tls
+        for what in (tls.ca_file, tls.cert_file, tls.key_file):
+            if what is not None and not what.is_file():
+                raise PublishError(f"MQTT TLS file not found: {what}")
+        try:
+            client.tls_set(
+                ca_certs=str(tls.ca_file),
+                certfile=str(tls.cert_file) if tls.cert_file else None,
+                keyfile=str(tls.key_file) if tls.key_file else None,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise PublishError(f"MQTT TLS set-up failed ({tls.ca_file}, {tls.cert_file}): {exc}") from exc

@@ -1,0 +1,46 @@
+"""A model pack's index, ``<pack>/pack.json``: its models, their roles and precision variants, and
+the SHA-256 of every file. ``clinic-export`` writes it; the room checks every file against it
+before anything loads a model."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PACK_VERSION: Final = 1
+Precision = Literal["fp32", "int8", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8", "fp16")
+
+
+class _Loose(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+
+INTENDED_USE = (
+    "Estimating the emotion expressed in a therapy room, as one input to a timeline the therapist "
+    "reviews. Not a diagnosis and not a measure of what a person feels."
+)
+
+
+class ModelCard(_Loose):
+    data: str
+    licence: str
+    intended_use: str = INTENDED_USE
+    limits: tuple[str, ...] = ()
+
+
+class PackModel(_Loose):
+    role: str
+    architecture: str
+    variants: dict[str, str]  # precision -> file, relative to the pack
+    files: list[str] = Field(default_factory=list)  # files the model needs besides its variants (a tokenizer)
+    card: ModelCard | None = None
+
+
+class PackIndex(_Loose):
+    pack_version: Literal[1] = PACK_VERSION
+    name: str
+    models: dict[str, PackModel] = Field(default_factory=dict)
+    files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256
+    updated: str | None = None

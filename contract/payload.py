@@ -1,0 +1,200 @@
+"""The wire payloads: summaries (schema version 2), disparity events and the retained status.
+
+Every field is a number, a short identifier or a label; unknown fields are rejected. There is no
+field that could carry pixels, audio samples, face crops, landmarks or words (the words channel
+sends its class distribution and a word count, never the words). The room builds these models and
+publishes ``model_dump_json()``; the hub reads them with ``model_validate_json``. The JSON Schemas
+in ``contract/schema/`` are generated from the models (``python -m contract.write_schema``) and a
+test keeps them identical.
+
+Version 2 adds the voice channel's method, distribution and arousal/valence, the words and pulse
+channels, each channel's quality, and the channels the fused emotion came from. All of them are
+optional, so a version-1 message (which has none) is still valid and read the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contract.classes import Label
+
+SCHEMA_VERSION = 2
+SCHEMA_DIR = Path(__file__).with_name("schema")
+SCHEMA_PATH = SCHEMA_DIR / f"summary-v{SCHEMA_VERSION}.json"
+EVENT_SCHEMA_PATH = SCHEMA_DIR / "event-v1.json"
+
+Flag = Literal[
+    "no_face",
+    "multiple_faces",
+    "small_face",
+    "low_light",
+    "silence",
+    "audio_clipping",
+    "no_video",
+    "no_audio",
+]
+FLAGS: tuple[str, ...] = get_args(Flag)  # every quality flag a window can carry
+Unit = Field(ge=0.0, le=1.0)
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Probabilities(_Payload):
+    """Probability of each class; they sum to 1."""
+
+    neutral: float = Unit
+    calm: float = Unit
+    happy: float = Unit
+    sad: float = Unit
+    angry: float = Unit
+    fearful: float = Unit
+    disgust: float = Unit
+    surprised: float = Unit
+
+
+class Fused(_Payload):
+    face: bool
+    voice: bool
+    words: bool
+
+
+class Contributions(_Payload):
+    """Shapley value of each fused channel for the label: they sum to its probability minus 1/8."""
+
+    face: float | None = Field(default=None, ge=-1.0, le=1.0)
+    voice: float | None = Field(default=None, ge=-1.0, le=1.0)
+    words: float | None = Field(default=None, ge=-1.0, le=1.0)
+
+
+class Emotion(_Payload):
+    label: Label | None = Field(
+        description="Most likely class; null when no channel gave a result or the window abstained."
+    )
+    confidence: float | None = Field(ge=0.0, le=1.0)
+    probs: Probabilities | None
+    fused: Fused | None = Field(default=None, description="Channels fused into probs (present and of good quality).")
+    state: Literal["confident", "uncertain", "mixed"] | None = Field(
+        default=None, description="uncertain: below the room's confidence level, no label; mixed: see second."
+    )
+    second: Label | None = Field(default=None, description="The other class of a mixed result.")
+    method: Literal["late", "head"] | None = Field(default=None, description="Late fusion or the pack's head.")
+    contributions: Contributions | None = None
+
+
+class FaceSummary(_Payload):
+    coverage: float = Field(ge=0.0, le=1.0, description="Share of analysed frames with a face.")
+    max_faces: int = Field(ge=0, le=64)
+    probs: Probabilities | None
+    quality: Literal["good", "no_face", "small_face", "low_light", "multiple_faces"] | None = None
+
+
+class VoiceSummary(_Payload):
+    voiced_ratio: float = Field(ge=0.0, le=1.0)
+    level_dbfs: float = Field(ge=-120.0, le=10.0)
+    quality: Literal["good", "silence", "audio_clipping", "settling"] | None = None
+    method: Literal["speech_cnn", "acoustic"] | None = Field(
+        default=None, description="speech_cnn: the pack's speech model gave probs; acoustic: cues only."
+    )
+    probs: Probabilities | None = None
+    arousal: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
+    valence: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
+
+
+class WordsSummary(_Payload):
+    quality: Literal["good", "no_words"]
+    words: int = Field(ge=0, le=100_000, description="Words counted in the utterances summarised; never the words.")
+    utterances: int = Field(ge=0, le=10_000)
+    probs: Probabilities | None
+
+
+class PulseSummary(_Payload):
+    quality: Literal["good", "too_short", "no_face", "low_snr", "motion"]
+    bpm: float | None = Field(ge=30.0, le=240.0, description="Pulse rate; null unless quality is good.")
+    snr_db: float = Field(ge=-100.0, le=100.0)
+
+
+class Modalities(_Payload):
+    face: FaceSummary | None
+    voice: VoiceSummary | None
+    words: WordsSummary | None = None
+    pulse: PulseSummary | None = None
+
+
+class Span(_Payload):
+    start_s: float = Field(ge=0.0, description="Seconds since the session started.")
+    end_s: float = Field(ge=0.0)
+    started_at: str = Field(description="UTC time of the span's start, ISO 8601.", max_length=40)
+    windows: int = Field(ge=1, description="Windows summarised.")
+
+
+class Summary(_Payload):
+    schema_version: Literal[1, 2] = 2
+    kind: Literal["window", "interval"]
+    message_id: str = Field(pattern=r"^[0-9a-f-]{36}$", description="Unique id, for de-duplication.")
+    seq: int = Field(ge=1, description="Per-device increasing sequence number, for gap detection.")
+    site: str = Field(max_length=63)
+    room: str = Field(max_length=63)
+    device_id: str = Field(max_length=63)
+    session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    span: Span
+    emotion: Emotion
+    modalities: Modalities
+    quality: dict[Flag, int] = Field(description="Windows in the span that carried each quality flag.")
+
+
+class Event(_Payload):
+    """A disparity event (topic ``.../event``): the channels disagreed for a while. Numbers only."""
+
+    schema_version: Literal[1] = 1
+    kind: Literal["disparity"]
+    message_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    seq: int = Field(ge=1)
+    site: str = Field(max_length=63)
+    room: str = Field(max_length=63)
+    device_id: str = Field(max_length=63)
+    session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    start_s: float = Field(ge=0.0, description="Seconds since the session started.")
+    end_s: float = Field(ge=0.0)
+    peak: float = Field(ge=0.0, le=1.0, description="Highest window disparity score in the event.")
+    mean: float = Field(ge=0.0, le=1.0)
+    windows: int = Field(ge=1)
+    first: Literal["face", "voice", "words"] = Field(description="One of the two channels that disagreed most.")
+    second: Literal["face", "voice", "words"]
+
+
+class Status(_Payload):
+    """The retained ``status`` message."""
+
+    schema_version: Literal[1] = 1
+    state: Literal["online", "offline", "stopped"]
+    session: Literal["standby", "recording", "paused"] = Field(
+        default="standby", description="standby: no session; recording; paused: camera and microphone released."
+    )
+    degraded: list[Literal["storage", "capture"]] = Field(default_factory=list, max_length=2)
+    device_id: str = Field(max_length=63)
+    ts: str = Field(max_length=40, description="UTC time, ISO 8601.")
+    outbox: int | None = Field(
+        default=None, ge=0, description="Summaries stored but not yet acknowledged by the broker (backlog)."
+    )
+    calibrated_at: str | None = Field(
+        default=None, max_length=40, description="UTC time of the room's last calibration (room profile), ISO 8601."
+    )
+
+
+def json_schema() -> dict[str, object]:
+    schema = Summary.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"clinic-edge/summary-v{SCHEMA_VERSION}.json"
+    return schema
+
+
+def event_json_schema() -> dict[str, object]:
+    schema = Event.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "clinic-edge/event-v1.json"
+    return schema

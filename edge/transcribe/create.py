@@ -1,0 +1,26 @@
+"""Choosing a speech-to-text backend by name; each is imported only when asked for."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge.transcribe.base import Backend, Transcriber
+from edge.transcribe.errors import TranscriberError
+
+
+def create_transcriber(backend: Backend, model: Path, *, threads: int = 2, vad: bool = True) -> Transcriber:
+    """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
+    before the native library sees it.
+
+    Raises:
+        TranscriberError: unknown back-end, back-end not installed, or a missing/corrupt model.
+    """
+    if backend == "whisper.cpp":
+        from edge.transcribe.whispercpp import WhisperCppTranscriber  # noqa: PLC0415
+
+        return WhisperCppTranscriber(model, threads=threads, vad=vad)
+    if backend == "faster-whisper":
+        from edge.transcribe.faster import FasterWhisperTranscriber  # noqa: PLC0415
+
+        return FasterWhisperTranscriber(model, threads=threads, vad=vad)
+    raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")

@@ -1,0 +1,89 @@
+"""The hub's configuration (``hub.toml``), validated once at start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from clinic_common.config import StrictModel, read_toml, resolve, resolve_paths, validate
+from clinic_common.errors import ConfigError
+from clinic_common.mqtt import MqttConfig
+
+K_MIN = 11
+Grain = Literal["day", "week", "month"]
+
+
+class DatabaseConfig(StrictModel):
+    url: str = Field(
+        default="sqlite:///hub.db",
+        description="SQLAlchemy URL: sqlite:///<path> (relative to the config folder) for a small clinic, "
+        "postgresql+psycopg://user@host/db for a large one or many sites.",
+    )
+    password_file: Path | None = Field(default=None, description="PostgreSQL password (first line of the file).")
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+            raise ValueError("must start with sqlite:/// or postgresql+psycopg://")
+        return value
+
+
+class PrivacyConfig(StrictModel):
+    k: int = Field(
+        default=K_MIN,
+        ge=K_MIN,
+        le=1000,
+        description="Smallest number of sessions behind any number the dashboard shows (11 or more).",
+    )
+    finest_grain: Grain = Field(default="day", description="Finest time granularity the dashboard offers.")
+
+
+class WebConfig(StrictModel):
+    host: str = Field(default="127.0.0.1", description="Address the dashboard listens on (put TLS in front).")
+    port: int = Field(default=8080, ge=1, le=65535)
+    secret_file: Path = Field(
+        default=Path("hub-session.key"),
+        description="Key that signs login sessions; created (0600) at first start when missing.",
+    )
+    session_hours: float = Field(default=8.0, gt=0, le=168, description="A login lasts this long.")
+
+
+class HubMetricsConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=9109, ge=0, le=65535, description="Prometheus metrics port; 0 disables.")
+
+
+class HubConfig(StrictModel):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    metrics: HubMetricsConfig = Field(default_factory=HubMetricsConfig)
+    client_id: str = Field(default="clinic-hub", max_length=64, description="MQTT client id (one per hub).")
+    dedup_days: int = Field(default=30, ge=1, le=3650, description="Days a message id is kept for de-duplication.")
+
+
+def parse_hub_config(data: dict[str, Any], base_dir: Path) -> HubConfig:
+    """Validate a parsed ``hub.toml``; relative paths resolve against ``base_dir``.
+
+    Raises:
+        ConfigError: naming every offending key, its value and what is allowed.
+    """
+    config = resolve_paths(validate(HubConfig, data, what="hub configuration", example="hub.example.toml"), base_dir)
+    db = config.database
+    if db.url.startswith("sqlite:///"):
+        db = db.model_copy(
+            update={"url": "sqlite:///" + str(resolve(Path(db.url.removeprefix("sqlite:///")), base_dir))}
+        )
+    return config.model_copy(update={"database": db})
+
+
+def load_hub_config(path: Path) -> HubConfig:
+    data = read_toml(path, "hub config file")
+    try:
+        return parse_hub_config(data, path.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None

@@ -1,0 +1,191 @@
+"""Page models for the dashboard, built only from the suppressed aggregate lattice and the
+appliances' health."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from contract.classes import CLASSES
+from hub.privacy import Cell, Lattice
+from hub.store import FLAGS, devices
+
+STALE_STATUS_S = 180
+
+
+@dataclass(frozen=True)
+class Row:
+    """One shown cell, as ratios a person reads."""
+
+    site: str
+    room: str
+    period: str
+    sessions: int
+    hours: float
+    face_coverage: float | None
+    voiced: float | None
+    emotions: dict[str, float | None]
+    flags: dict[str, float | None]
+
+    def csv(self) -> list[str]:
+        def pct(v: float | None) -> str:
+            return "" if v is None else f"{100 * v:.1f}"
+
+        return [
+            self.site,
+            self.room,
+            self.period,
+            str(self.sessions),
+            f"{self.hours:.2f}",
+            pct(self.face_coverage),
+            pct(self.voiced),
+            *(pct(self.emotions[c]) for c in CLASSES),
+            *(pct(self.flags[f]) for f in FLAGS),
+        ]
+
+
+CSV_HEADER = [
+    "site",
+    "room",
+    "period",
+    "sessions",
+    "hours",
+    "face_coverage_pct",
+    "voiced_pct",
+    *(f"{c}_pct" for c in CLASSES),
+    *(f"{f}_windows_pct" for f in FLAGS),
+]
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return None if den <= 0 else num / den
+
+
+def to_row(cell: Cell) -> Row:
+    s = cell.sums
+    dims = cell.key[:-1]
+    return Row(
+        site=dims[0] if len(dims) > 0 else "all sites",
+        room=dims[1] if len(dims) > 1 else "all rooms",
+        period=cell.period,
+        sessions=cell.sessions,
+        hours=s["seconds"] / 3600.0,
+        face_coverage=_ratio(s["face_coverage_sum"], s["windows"]),
+        voiced=_ratio(s["voiced_sum"], s["windows"]),
+        emotions={c: _ratio(s[f"p_{c}"], s["prob_windows"]) for c in CLASSES},
+        flags={f: _ratio(s[f"flag_{f}"], s["windows"]) for f in FLAGS},
+    )
+
+
+@dataclass(frozen=True)
+class Filters:
+    level: str  # clinic | site | room
+    grain: str
+    site: str | None
+    room: str | None
+    start: str | None
+    end: str | None
+
+
+def select(lattice: Lattice, f: Filters) -> list[Row]:
+    """Shown cells for the filters, newest period last."""
+    rows = []
+    for cell in lattice.table(f.level, f.grain):
+        dims = cell.key[:-1]
+        if f.site and (len(dims) < 1 or dims[0] != f.site):
+            continue
+        if f.room and (len(dims) < 2 or dims[1] != f.room):
+            continue
+        if f.start and cell.period < f.start[: len(cell.period)]:
+            continue
+        if f.end and cell.period > f.end[: len(cell.period)]:
+            continue
+        rows.append(to_row(cell))
+    return sorted(rows, key=lambda r: (r.period, r.site, r.room))
+
+
+def chart_data(rows: list[Row]) -> dict[str, Any]:
+    """Emotion shares per period (stacked), summed over the rows' scopes weighted by sessions."""
+    periods = sorted({r.period for r in rows})
+    series = {}
+    for c in CLASSES:
+        values = []
+        for p in periods:
+            shares = [(share, r.sessions) for r in rows if r.period == p and (share := r.emotions[c]) is not None]
+            weight = sum(n for _, n in shares)
+            values.append(None if not weight else round(100 * sum(v * n for v, n in shares) / weight, 1))
+        series[c] = values
+    return {
+        "periods": periods,
+        "series": series,
+        "sessions": [sum(r.sessions for r in rows if r.period == p) for p in periods],
+    }
+
+
+@dataclass(frozen=True)
+class DeviceHealth:
+    device_id: str
+    site: str
+    room: str
+    state: str
+    session_state: str
+    degraded: str
+    outbox: int | None
+    calibration_age_days: int | None
+    last_summary_at: str | None
+    last_status_at: str | None
+    summaries: int
+    duplicates: int
+    missing: int
+
+
+def _age_days(iso: str | None, now: dt.datetime) -> int | None:
+    if not iso:
+        return None
+    try:
+        stamp = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    return max((now - stamp).days, 0)
+
+
+def health(engine: sa.Engine, site: str | None = None) -> list[DeviceHealth]:
+    now = dt.datetime.now(dt.timezone.utc)
+    query = sa.select(devices).order_by(devices.c.site, devices.c.room, devices.c.device_id)
+    if site:
+        query = query.where(devices.c.site == site)
+    with engine.begin() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [
+        DeviceHealth(
+            device_id=r["device_id"],
+            site=r["site"],
+            room=r["room"],
+            state=r["state"] or "unknown",
+            session_state=r["session_state"] or "-",
+            degraded=r["degraded"] or "",
+            outbox=r["outbox"],
+            calibration_age_days=_age_days(r["calibrated_at"], now),
+            last_summary_at=r["last_summary_at"],
+            last_status_at=r["last_status_at"],
+            summaries=int(r["summaries"] or 0),
+            duplicates=int(r["duplicates"] or 0),
+            missing=int(r["missing"] or 0),
+        )
+        for r in rows
+    ]
+
+
+def scopes(engine: sa.Engine) -> tuple[list[str], dict[str, list[str]]]:
+    """Sites and rooms to offer in the filters (from the appliances' health, not from sessions)."""
+    with engine.begin() as conn:
+        pairs = conn.execute(sa.select(devices.c.site, devices.c.room).distinct()).all()
+    rooms: dict[str, list[str]] = {}
+    for site, room in pairs:
+        rooms.setdefault(site, []).append(room)
+    return sorted(rooms), {s: sorted(r) for s, r in rooms.items()}

@@ -1,0 +1,91 @@
+"""``clinic-hub``: ingest + dashboard + metrics in one process."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from getpass import getpass
+
+import sqlalchemy as sa
+import uvicorn
+from prometheus_client import start_http_server
+
+from clinic_common.errors import ClinicError, ConfigError
+from clinic_common.mqtt import read_password
+from hub.config import HubConfig
+from hub.ingest import Ingest, Subscriber
+from hub.metrics import HubMetrics
+from hub.schema import create_schema
+from hub.store import make_engine
+from hub.users import add_user
+from hub.web import create_app
+
+logger = logging.getLogger(__name__)
+
+PRUNE_EVERY_S = 3600.0
+
+
+class HubStoreError(ClinicError):
+    """The hub's database cannot be opened."""
+
+    exit_code = 3
+
+
+def open_database(config: HubConfig) -> sa.Engine:
+    """Connect, create the schema and views, and set k.
+
+    Raises:
+        HubStoreError: the database is unreachable or refuses the schema.
+    """
+    password = read_password(config.database.password_file) if config.database.password_file else None
+    engine = make_engine(config.database.url, password)
+    try:
+        create_schema(engine, config.privacy.k)
+    except sa.exc.SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise HubStoreError(f"cannot open the hub database {where}: {str(exc).splitlines()[0]}") from None
+    return engine
+
+
+def serve(config: HubConfig) -> int:
+    engine = open_database(config)
+    metrics = HubMetrics()
+    if config.metrics.port:
+        start_http_server(config.metrics.port, addr=config.metrics.host, registry=metrics.registry)
+    ingest = Ingest(engine, metrics, config.dedup_days)
+    subscriber = Subscriber(config.mqtt, config.client_id, ingest)
+    subscriber.start()
+    halt = threading.Event()
+
+    def prune() -> None:
+        while not halt.wait(PRUNE_EVERY_S):
+            try:
+                ingest.prune()
+            except sa.exc.SQLAlchemyError as exc:
+                logger.warning("pruning message ids failed: %s", exc)
+
+    threading.Thread(target=prune, name="hub-prune", daemon=True).start()
+    app = create_app(config, engine, metrics)
+    server = uvicorn.Server(uvicorn.Config(app, host=config.web.host, port=config.web.port, log_level="warning"))
+    logger.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
+    try:
+        server.run()  # returns on SIGINT/SIGTERM
+    finally:
+        halt.set()
+        subscriber.stop()
+        engine.dispose()
+    return 0
+
+
+def user_add(config: HubConfig, username: str, role: str, password_stdin: bool) -> int:
+    engine = open_database(config)
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass(f"password for {username}: ")
+        if getpass("again: ") != password:
+            raise ConfigError("the two passwords differ")
+    add_user(engine, username, password, role)
+    print(f"account {username} ({role}) saved")
+    return 0

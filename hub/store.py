@@ -1,0 +1,130 @@
+"""The hub's database (SQLAlchemy Core: one schema for SQLite and PostgreSQL).
+
+What is kept, and nothing more:
+
+* ``sessions``: one row per session, attributed to the site, room and day it started, holding sums
+  over its windows (counts, seconds, face coverage, voiced share, summed class probabilities,
+  quality flags). No window, no timestamp finer than the day, no frame, no word, no person.
+* ``devices``: each appliance's health from its retained status and its summaries' sequence.
+* ``gaps``: sequence ranges that never arrived.
+* ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
+* ``users``: dashboard accounts (argon2 password hashes, roles).
+* ``hub_settings``: the k that the aggregate views enforce.
+
+The dashboard never reads ``sessions``: it reads the ``agg_*`` views (``hub/views.py``). On
+PostgreSQL the dashboard's role is granted those views only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from contract.classes import CLASSES
+from contract.payload import Flag
+
+logger = logging.getLogger(__name__)
+
+FLAGS: tuple[str, ...] = Flag.__args__  # type: ignore[attr-defined]
+metadata = sa.MetaData()
+
+hub_settings = sa.Table(
+    "hub_settings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("schema_version", sa.Integer, nullable=False),
+)
+
+sessions = sa.Table(
+    "sessions",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("site", sa.String(63), nullable=False),
+    sa.Column("room", sa.String(63), nullable=False),
+    sa.Column("day", sa.String(10), nullable=False),  # YYYY-MM-DD, UTC
+    sa.Column("week", sa.String(10), nullable=False),  # Monday of the ISO week
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("windows", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("face_coverage_sum", sa.Float, nullable=False),
+    sa.Column("voiced_sum", sa.Float, nullable=False),
+    sa.Column("prob_windows", sa.Integer, nullable=False),
+    *(sa.Column(f"p_{c}", sa.Float, nullable=False) for c in CLASSES),
+    *(sa.Column(f"flag_{f}", sa.Integer, nullable=False) for f in FLAGS),
+    sa.Index("ix_sessions_scope", "site", "room", "day"),
+)
+
+devices = sa.Table(
+    "devices",
+    metadata,
+    sa.Column("device_id", sa.String(63), primary_key=True),
+    sa.Column("site", sa.String(63), nullable=False),
+    sa.Column("room", sa.String(63), nullable=False),
+    sa.Column("state", sa.String(16)),  # online | offline | stopped (retained status)
+    sa.Column("session_state", sa.String(16)),
+    sa.Column("degraded", sa.String(64)),
+    sa.Column("outbox", sa.Integer),
+    sa.Column("calibrated_at", sa.String(40)),
+    sa.Column("last_status_at", sa.String(40)),
+    sa.Column("last_summary_at", sa.String(40)),
+    sa.Column("last_seq", sa.BigInteger),
+    sa.Column("summaries", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("duplicates", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("missing", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+gaps = sa.Table(
+    "gaps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("device_id", sa.String(63), nullable=False),
+    sa.Column("from_seq", sa.BigInteger, nullable=False),
+    sa.Column("to_seq", sa.BigInteger, nullable=False),
+    sa.Column("noticed_at", sa.String(40), nullable=False),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("message_id", sa.String(36), primary_key=True),
+    sa.Column("received_day", sa.String(10), nullable=False, index=True),
+)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("username", sa.String(64), primary_key=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(40), nullable=False),
+    sa.Column("last_login_at", sa.String(40)),
+)
+
+SCHEMA_VERSION = 1
+
+
+def make_engine(url: str, password: str | None = None) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout (ingest and dashboard share it)."""
+    parsed = sa.make_url(url)
+    if password is not None:
+        parsed = parsed.set(password=password)
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername.startswith("sqlite"):
+        if parsed.database:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: object, _record: object) -> None:
+            cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return sa.create_engine(parsed, pool_pre_ping=True)

@@ -1,0 +1,77 @@
+"""The contract: every file the toolchain writes is read back by the same models, losing nothing.
+
+The pack index, each variant's manifest and the single face model's manifest come from the real
+toolchain (``scripts/setup.sh`` builds them); the engine sidecar is made by the engine builder's own
+function and read by the room's TensorRT backend check.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel
+
+from contract.engine import EngineDevice, EngineSidecar, sidecar_path
+from contract.manifest import ModelManifest
+from contract.pack import PackIndex
+from edge.errors import ModelError
+from edge.inference.manifest import load_manifest
+from edge.inference.pack import open_pack
+from edge.inference.tensorrt_backend import TensorRTEngine
+from export.manifest import write_model
+from export.tensorrt_build import engine_sidecar, plan_from_manifest
+
+
+def _round_trip(path: Path, model: type[BaseModel]) -> None:
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    parsed = model.model_validate_json(path.read_text(encoding="utf-8"))
+    again = json.loads(parsed.model_dump_json(exclude_none=True))
+    assert again == raw, f"{path} does not survive {model.__name__}: written and read by different code"
+
+
+def test_every_file_of_the_default_pack_round_trips(default_pack: Path) -> None:
+    _round_trip(default_pack / "pack.json", PackIndex)
+    index = open_pack(default_pack)
+    manifests = [
+        (default_pack / rel).with_suffix(".json") for m in index.models.values() for rel in m.variants.values()
+    ]
+    assert manifests, "the default pack lists no variants"
+    for path in manifests:
+        _round_trip(path, ModelManifest)
+
+
+def test_the_face_models_manifest_round_trips(face_model: Path) -> None:
+    _round_trip(face_model.with_suffix(".json"), ModelManifest)
+    assert load_manifest(face_model).name == "face-fer-minixception"
+
+
+def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp_path: Path) -> None:
+    variant = default_pack / "face-fer-minixception" / "face-fer-minixception.int8.onnx"
+    plan = plan_from_manifest(variant, tmp_path / "face.int8.engine", max_batch=4)
+    meta = engine_sidecar(plan, tensorrt="10.3.0", device=EngineDevice(name="Orin"), seconds=12.34)
+    write_model(plan.sidecar, meta)
+    _round_trip(plan.sidecar, EngineSidecar)
+    assert plan.sidecar == sidecar_path(plan.out)
+    read = EngineSidecar.model_validate_json(plan.sidecar.read_text())
+    assert [r.max[0] for r in read.inputs.values()] == [4]
+    plan.out.write_bytes(b"engine")
+    manifest = load_manifest(variant)
+    TensorRTEngine._check_sidecar(plan.out, manifest)  # the room accepts it
+    other = manifest.model_copy(update={"sha256": "0" * 64})
+    with pytest.raises(ModelError, match="built from another ONNX file"):
+        TensorRTEngine._check_sidecar(plan.out, other)
+
+
+@pytest.mark.parametrize(
+    ("body", "problem"),
+    [
+        ({"pack_version": 2, "name": "p"}, "pack_version"),
+        ({"name": "p", "models": {"m": {"role": "face"}}}, "architecture"),
+        ({"name": "p", "files": {"a.onnx": 3}}, "files"),
+    ],
+)
+def test_a_bad_pack_index_is_refused_with_the_field(body: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        PackIndex.model_validate(body)
