@@ -16,6 +16,8 @@ import pytest
 
 from tests.conftest import CONSENT_ARGS, write_config
 
+WRITE_DEADLINE_S = 240.0  # a bound for a hung run only; the trials wait for a committed window
+
 
 def _committed(db: Path) -> dict[int, str]:
     """seq -> message_id of every outbox row a reader can see (i.e. committed)."""
@@ -44,26 +46,36 @@ def _trials(tmp_path: Path, face_model: Path, count: int) -> tuple[int, int]:
     seen: dict[int, str] = {}
     kills = 0
     for _ in range(count):
+        before = len(_committed(db))
         proc = subprocess.Popen(
             [sys.executable, "-m", "edge", "run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         stop = threading.Event()
+        grew = threading.Event()
 
-        def watch(stop: threading.Event = stop) -> None:
+        def watch(stop: threading.Event = stop, grew: threading.Event = grew, before: int = before) -> None:
             # a concurrent reader records what is committed while the writer runs
             while not stop.is_set():
-                seen.update(_committed(db))
+                committed = _committed(db)
+                seen.update(committed)
+                if len(committed) > before:
+                    grew.set()
                 time.sleep(0.05)
 
         watcher = threading.Thread(target=watch)
         watcher.start()
-        time.sleep(rng.uniform(5.0, 9.0))  # while windows are being written
+        # Kill once this run has committed a window (the event, however slow the machine), then at a
+        # random moment within the next second, while further windows are being written.
+        committed_one = grew.wait(timeout=WRITE_DEADLINE_S)
+        if committed_one:
+            time.sleep(rng.uniform(0.0, 1.0))
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         stop.set()
         watcher.join()
+        assert committed_one, f"run {kills + 1} committed no window within {WRITE_DEADLINE_S} s"
         kills += 1
         conn = sqlite3.connect(db)
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
