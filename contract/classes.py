@@ -17,6 +17,17 @@ CLASSES: tuple[str, ...] = (
     "disgust",
     "surprised",
 )
+# Valence of each class on the circumplex the product uses (the disparity's scale).
+CLASS_VALENCE: dict[str, float] = {
+    "neutral": 0.0,
+    "calm": 0.5,
+    "happy": 1.0,
+    "sad": -1.0,
+    "angry": -1.0,
+    "fearful": -1.0,
+    "disgust": -1.0,
+    "surprised": 0.2,
+}
 Label = Literal["neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"]
 
 

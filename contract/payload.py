@@ -14,12 +14,14 @@ optional, so a version-1 message (which has none) is still valid and read the sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from contract.classes import Label
+from contract.classes import CLASSES, Label
 
 SCHEMA_VERSION = 2
 SCHEMA_DIR = Path(__file__).with_name("schema")
@@ -55,6 +57,11 @@ class Probabilities(_Payload):
     fearful: float = Unit
     disgust: float = Unit
     surprised: float = Unit
+
+    @classmethod
+    def of(cls, values: Sequence[float] | None) -> Probabilities | None:
+        """The probabilities of a distribution in the product's class order (None stays None)."""
+        return None if values is None else cls(**dict(zip(CLASSES, (float(v) for v in values), strict=True)))
 
 
 class Fused(_Payload):
@@ -183,6 +190,61 @@ class Status(_Payload):
     )
     calibrated_at: str | None = Field(
         default=None, max_length=40, description="UTC time of the room's last calibration (room profile), ISO 8601."
+    )
+
+
+@dataclass(frozen=True)
+class WireModels:
+    """The models a summary is built from; :data:`WIRE` is the contract's, for the product's channels."""
+
+    summary: type[Summary]
+    emotion: type[Emotion]
+    modalities: type[Modalities]
+    fused: type[Fused]
+    contributions: type[Contributions]
+    channels: tuple[str, ...]  # the fields of ``modalities``
+    voters: tuple[str, ...]  # the fields of ``fused`` and ``contributions``
+
+
+WIRE = WireModels(
+    Summary,
+    Emotion,
+    Modalities,
+    Fused,
+    Contributions,
+    tuple(Modalities.model_fields),
+    tuple(Fused.model_fields),
+)
+
+
+def extended(channels: Mapping[str, type[BaseModel]], voters: Sequence[str]) -> WireModels:
+    """The contract's models with more channels: ``channels`` (name -> its summary model) as optional
+    modalities, ``voters`` as optional entries of ``fused`` and ``contributions``.
+
+    A room whose registry adds a channel publishes through these; a hub accepts only what its
+    contract lists, so a channel meant for the hub gets its model into :class:`Modalities` (and a
+    new schema version) instead.
+    """
+    clash = (set(channels) & set(WIRE.channels)) | (set(voters) & set(WIRE.voters))
+    if clash:
+        raise ValueError(f"channels {sorted(clash)} are already in the contract's summary")
+    fields: dict[str, Any] = {name: (model | None, None) for name, model in channels.items()}
+    modalities = create_model("Modalities", __base__=Modalities, **fields)
+    flags: dict[str, Any] = dict.fromkeys(voters, (bool, False))
+    fused = create_model("Fused", __base__=Fused, **flags)
+    shares: dict[str, Any] = {v: (float | None, Field(default=None, ge=-1.0, le=1.0)) for v in voters}
+    contributions = create_model("Contributions", __base__=Contributions, **shares)
+    parts: dict[str, Any] = {"fused": (fused | None, None), "contributions": (contributions | None, None)}
+    emotion = create_model("Emotion", __base__=Emotion, **parts)
+    summary = create_model("Summary", __base__=Summary, emotion=(emotion, ...), modalities=(modalities, ...))
+    return WireModels(
+        summary,
+        emotion,
+        modalities,
+        fused,
+        contributions,
+        (*WIRE.channels, *channels),
+        (*WIRE.voters, *voters),
     )
 
 

@@ -10,8 +10,9 @@ in :class:`Utterance`, which is kept in memory and stored only when the room's c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,8 @@ import numpy.typing as npt
 from clinic_signals.prosody import VoiceCues
 from contract.classes import CLASSES
 from contract.payload import FLAGS
+
+R = TypeVar("R")
 
 # Quality flags a window can carry (the contract lists them all: contract.payload.FLAGS).
 FLAG_NO_FACE = "no_face"
@@ -92,6 +95,26 @@ class FrameAnalysis:
 
 
 GOOD: Final = "good"
+
+
+class ChannelResult(Protocol):
+    """What every channel's per-window result has: its quality, ``good`` when it may be fused,
+    otherwise the reason it may not (the result is still kept for the record)."""
+
+    @property
+    def quality(self) -> str: ...
+
+
+def channel_of(channels: Mapping[str, ChannelResult], name: str, kind: type[R]) -> R | None:
+    """The result of channel ``name`` as ``kind``, or None when the channel did not report."""
+    value = channels.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, kind):
+        raise TypeError(f"channel {name!r} reported a {type(value).__name__}, expected {kind.__name__}")
+    return value
+
+
 FaceQuality = Literal["good", "no_face", "small_face", "low_light", "multiple_faces"]
 VoiceQuality = Literal["good", "silence", "audio_clipping", "settling"]
 WordsQuality = Literal["good", "no_words"]
@@ -175,8 +198,49 @@ class PulseChannel:
     quality: PulseQuality
 
 
+class ProductChannels:
+    """Typed access to the product's own channels of a result that holds ``channels`` by name."""
+
+    __slots__ = ()
+    channels: Mapping[str, ChannelResult]
+
+    @property
+    def face(self) -> FaceChannel | None:
+        return channel_of(self.channels, "face", FaceChannel)
+
+    @property
+    def voice(self) -> VoiceChannel | None:
+        return channel_of(self.channels, "voice", VoiceChannel)
+
+    @property
+    def words(self) -> WordsChannel | None:
+        return channel_of(self.channels, "words", WordsChannel)
+
+    @property
+    def pulse(self) -> PulseChannel | None:
+        return channel_of(self.channels, "pulse", PulseChannel)
+
+
+@dataclass(frozen=True)
+class WindowInput:
+    """One window's media as the windower cut it: the frames' analyses and the audio samples, in
+    memory only, dropped once the window is summarised."""
+
+    index: int
+    origin_s: float  # stream time of this capture segment's first media
+    segment_offset_s: float  # session time at which this capture segment began (0 for the first)
+    start_s: float
+    end_s: float
+    frames: tuple[FrameAnalysis, ...]
+    audio: npt.NDArray[np.float32]  # in memory only; dropped after summarising
+    audio_rate: int
+    video_present: bool
+    audio_present: bool
+    ready_monotonic: float
+
+
 @dataclass(frozen=True, slots=True)
-class WindowResult:
+class WindowResult(ProductChannels):
     """One window's result: the unit that is stored and summarised."""
 
     session_id: str
@@ -187,13 +251,12 @@ class WindowResult:
     probs: tuple[float, ...] | None  # fused distribution over CLASSES; None when no channel spoke
     label: str | None
     confidence: float | None
-    face: FaceChannel | None
-    voice: VoiceChannel | None
     flags: tuple[str, ...]
+    # Each registered channel's result, by channel name (edge.channels.registry), in registry order;
+    # a channel that is off or had no input is absent.
+    channels: Mapping[str, ChannelResult] = field(default_factory=dict)
     timing_ms: dict[str, float] = field(default_factory=dict)
     ready_monotonic: float = 0.0  # when the window's last media arrived (for latency)
-    words: WordsChannel | None = None
-    pulse: PulseChannel | None = None
     fused: tuple[str, ...] = ()  # channels whose distributions made ``probs``
     transcript: tuple[Utterance, ...] = ()  # utterances transcribed while this window was analysed
     state: Literal["confident", "uncertain", "mixed"] | None = None

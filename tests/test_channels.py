@@ -16,16 +16,15 @@ import pytest
 
 from contract.payload import EVENT_SCHEMA_PATH
 from edge.analysis.summarize import SessionChannels, WindowSummarizer
-from edge.analysis.windower import WindowInput
 from edge.channels.load import ChannelModels
 from edge.channels.pulse import PulseTracker
-from edge.channels.voice import VoiceAnalyzer
+from edge.channels.voice import VoiceAnalyzer, VoiceSession
 from edge.config import load_config
 from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.errors import ConfigError, ModelError
 from edge.fusion.decide import ChannelVote, WindowFusion
 from edge.fusion.late import LateFusion
-from edge.results import FrameAnalysis
+from edge.results import FrameAnalysis, WindowInput
 from edge.runtime import Appliance
 from edge.transcribe.wer import word_error_rate
 from export.data.inputs import read_wav
@@ -77,7 +76,11 @@ def test_acoustic_voice_needs_a_baseline_before_it_is_good() -> None:
     speech = read_wav(JFK)
     voice = VoiceAnalyzer(AudioConfig(), speech=None)
     summarizer = WindowSummarizer(
-        "s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), SessionChannels(voice)
+        "s",
+        datetime.now(timezone.utc),
+        VisionConfig(),
+        AudioConfig(),
+        SessionChannels({"voice": VoiceSession(AudioConfig(), voice)}),
     )
     results = [summarizer.summarize(w) for w in _windows(speech)]
     voiced = [r.voice for r in results if r.voice is not None and r.voice.quality != "silence"]

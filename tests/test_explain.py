@@ -16,14 +16,16 @@ from clinic_signals.temperature import expected_calibration_error, fit_temperatu
 from contract import payload as wire
 from contract.classes import CLASSES
 from contract.temperature import scaled
+from edge.channels.registry import default_registry
 from edge.config.models import FusionConfig, OnnxRuntimeBackendConfig, VisionConfig
-from edge.disparity.score import DisparityTracker, disparity
+from edge.disparity.score import DisparityTracker
+from edge.disparity.score import disparity as score_disparity
 from edge.explain.maps import face_occlusion, region_of_cells
 from edge.fusion.decide import BASELINE, ChannelVote, WindowFusion
 from edge.fusion.late import LateFusion
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
 from edge.publish import payload as p
-from edge.results import GOOD, FaceChannel, FaceCrop, VoiceChannel, WordsChannel
+from edge.results import GOOD, Disparity, FaceChannel, FaceCrop, VoiceChannel, WordsChannel
 from edge.vision.align import align_face, landmarks_in_crop
 from edge.vision.detect import FaceDetector
 from export.cli import main
@@ -151,6 +153,12 @@ def test_face_map_moves_to_the_eyes_when_the_mouth_is_occluded(face_model: FaceE
     _, shares_masked = face_occlusion(face_model, masked, happy)
     assert shares_masked["mouth"] < shares["mouth"]
     assert shares_masked["eyes"] > shares["eyes"], (shares, shares_masked, regions)
+
+
+def disparity(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> Disparity | None:
+    """The window's disparity from the product's channels' valences."""
+    results = {k: v for k, v in (("face", face), ("voice", voice), ("words", words)) if v is not None}
+    return score_disparity(default_registry().valences(results))
 
 
 def _face(probs: tuple[float, ...]) -> FaceChannel:

@@ -408,9 +408,9 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
 
     from clinic_signals.audio import LogMel
     from edge.analysis.summarize import WindowSummarizer
-    from edge.analysis.windower import WindowInput
     from edge.channels.load import ChannelModels
     from edge.config.models import AppConfig, RoomConfig
+    from edge.results import WindowInput
 
     config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=ModelsConfig(pack=speech_pack))
     models = ChannelModels.load(config)

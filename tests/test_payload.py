@@ -37,8 +37,10 @@ def _result(index: int, probs: tuple[float, ...] | None, flags: tuple[str, ...] 
         probs=probs,
         label=None if probs is None else CLASSES[max(range(8), key=lambda i: probs[i])],
         confidence=None if probs is None else max(probs),
-        face=FaceChannel(25, 1.0 if probs else 0.0, 1, 0.9, probs),
-        voice=VoiceChannel(0.4, -28.0, -60.0, 0.0),
+        channels={
+            "face": FaceChannel(25, 1.0 if probs else 0.0, 1, 0.9, probs),
+            "voice": VoiceChannel(0.4, -28.0, -60.0, 0.0),
+        },
         flags=flags,
     )
 
@@ -170,10 +172,12 @@ def _channels(index: int, *, words: tuple[UtteranceSpan, ...], bpm: float | None
             "probs": SAD,
             "label": "sad",
             "confidence": 0.7,
-            "face": FaceChannel(25, 1.0, 1, 0.9, HAPPY, "small_face"),
-            "voice": VoiceChannel(0.6, -25.0, -60.0, 0.0, "good", "acoustic", None, 0.5, -0.25, 0.8),
-            "words": WordsChannel(words, SAD if words else None, "good" if words else "no_words"),
-            "pulse": PulseChannel(bpm, 9.0 if bpm else -1.0, 0.9, 1.0, 10.0, "good" if bpm else "low_snr"),
+            "channels": {
+                "face": FaceChannel(25, 1.0, 1, 0.9, HAPPY, "small_face"),
+                "voice": VoiceChannel(0.6, -25.0, -60.0, 0.0, "good", "acoustic", None, 0.5, -0.25, 0.8),
+                "words": WordsChannel(words, SAD if words else None, "good" if words else "no_words"),
+                "pulse": PulseChannel(bpm, 9.0 if bpm else -1.0, 0.9, 1.0, 10.0, "good" if bpm else "low_snr"),
+            },
             "fused": ("words",),
         }
     )

@@ -35,8 +35,7 @@ def _result(session: str, index: int, transcript: tuple[Utterance, ...] = ()) ->
         probs=probs,
         label="happy",
         confidence=0.6,
-        face=FaceChannel(25, 1.0, 1, 0.9, probs),
-        voice=VoiceChannel(0.5, -30.0, -60.0, 0.0),
+        channels={"face": FaceChannel(25, 1.0, 1, 0.9, probs), "voice": VoiceChannel(0.5, -30.0, -60.0, 0.0)},
         flags=("silence",),
         transcript=transcript,
     )

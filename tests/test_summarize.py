@@ -9,9 +9,8 @@ import pytest
 
 from contract.classes import CLASSES
 from edge.analysis.summarize import WindowSummarizer
-from edge.analysis.windower import WindowInput
 from edge.config.models import AudioConfig, VisionConfig
-from edge.results import FrameAnalysis
+from edge.results import FrameAnalysis, WindowInput
 
 RATE = 16_000
 HAPPY = np.array([0.05, 0, 0.8, 0.05, 0.05, 0.025, 0, 0.025], dtype=np.float32)

@@ -14,28 +14,11 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
-import numpy.typing as npt
 
 from edge.capture.frames import AudioChunk
-from edge.results import FrameAnalysis
-
-
-@dataclass(frozen=True)
-class WindowInput:
-    index: int
-    origin_s: float  # stream time of this capture segment's first media
-    segment_offset_s: float  # session time at which this capture segment began (0 for the first)
-    start_s: float
-    end_s: float
-    frames: tuple[FrameAnalysis, ...]
-    audio: npt.NDArray[np.float32]  # in memory only; dropped after summarising
-    audio_rate: int
-    video_present: bool
-    audio_present: bool
-    ready_monotonic: float
+from edge.results import FrameAnalysis, WindowInput
 
 
 class Windower:

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
-from edge.channels.pulse import PulseTracker
+from edge.channels.base import LoadedModels
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.speech import SpeechEmotionModel
-from edge.channels.voice import VoiceAnalyzer
-from edge.channels.words import WordsAnalyzer
+from edge.channels.voice import VoiceSession
 from edge.config.models import AppConfig
 from edge.disparity.score import DisparityTracker
 from edge.errors import ModelError
@@ -44,15 +44,18 @@ class ChannelModels:
     transcriber: Transcriber | None = None
     text: TextEmotion | None = None
     head: HeadFusion | None = None
+    registry: ChannelRegistry = field(default_factory=default_registry)
 
     @classmethod
-    def load(cls, config: AppConfig, engines: SharedEngines | None = None) -> ChannelModels:
+    def load(
+        cls, config: AppConfig, engines: SharedEngines | None = None, registry: ChannelRegistry | None = None
+    ) -> ChannelModels:
         """Load the models; ``engines`` shares them with other rooms of the process.
 
         Raises:
             ModelError: a model the enabled channels need is missing, corrupt or not released."""
         engines = engines if engines is not None else SharedEngines()
-        models = cls(config)
+        models = cls(config, registry=registry if registry is not None else default_registry())
         channels, pack = config.channels, config.models.pack
         try:
             if channels.voice.enabled and channels.voice.speech_model == "auto" and pack is not None:
@@ -64,7 +67,7 @@ class ChannelModels:
                 else:
                     logger.info("voice channel: acoustic cues (the model pack has no speech model)")
             if config.fusion.method == "auto" and pack is not None:
-                models.head = fusion_head(config, pack, engines)
+                models.head = fusion_head(config, pack, models.registry, engines)
             if channels.words.enabled:
                 if pack is None:  # excluded by AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
@@ -83,6 +86,10 @@ class ChannelModels:
             raise
         return models
 
+    @property
+    def loaded(self) -> LoadedModels:
+        return LoadedModels(speech=self.speech, transcriber=self.transcriber, text=self.text)
+
     def session(
         self,
         face_model: FaceExpressionModel | None = None,
@@ -90,39 +97,36 @@ class ChannelModels:
         *,
         live: bool = False,
     ) -> SessionChannels:
-        """Fresh per-session state for the enabled channels, the disparity tracker and the explainer
-        (which runs ``face_model`` for face maps, and honours ``requested`` explanation periods)."""
-        channels, audio = self.config.channels, self.config.audio
-        words = None
-        if self.transcriber is not None and self.text is not None:
-            words = WordsAnalyzer(
-                self.transcriber,
-                self.text,
-                min_voiced_ratio=audio.min_voiced_ratio,
-                max_utterance_s=channels.words.max_utterance_s,
-                synchronous=not live,  # a live room never waits for speech-to-text
-            )
+        """Fresh per-session state for every channel the room runs (in the registry's order), the
+        disparity tracker and the explainer (which runs ``face_model`` for face maps, and honours
+        ``requested`` explanation periods)."""
+        states = {}
+        for channel in self.registry:
+            state = channel.session(self.config, self.loaded, live=live)
+            if state is not None:
+                states[channel.name] = state
         fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
-        voice = VoiceAnalyzer(audio, self.speech) if channels.voice.enabled else None
+        voice = states.get("voice")
+        baseline = voice.analyzer.baseline if isinstance(voice, VoiceSession) and voice.analyzer else None
         disparity = self.config.disparity
+        channels = self.config.channels
         return SessionChannels(
+            states=states,
             fusion=WindowFusion(fuser, self.config.fusion),
-            voice=voice,
-            words=words,
-            pulse=PulseTracker(channels.pulse.window_s, channels.pulse.min_snr_db) if channels.pulse.enabled else None,
             disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
             explainer=Explainer(
                 self.config.explain,
-                audio,
+                self.config.audio,
                 face_model=face_model if channels.face.enabled else None,
                 speech=self.speech,
-                baseline=voice.baseline if voice is not None else None,
+                baseline=baseline,
                 disparity_threshold=disparity.threshold,
                 keep_words=channels.words.store_transcript,
                 requested=requested,
             )
             if self.config.explain.when != "off"
             else None,
+            registry=self.registry,
         )
 
     def close(self) -> None:
@@ -141,14 +145,16 @@ def _engine(config: AppConfig, path: Path, engines: SharedEngines) -> InferenceE
     return engines.engine(path, load_manifest(path), config.inference.backends)
 
 
-def fusion_head(config: AppConfig, pack: Path, engines: SharedEngines | None = None) -> HeadFusion | None:
+def fusion_head(
+    config: AppConfig, pack: Path, registry: ChannelRegistry, engines: SharedEngines | None = None
+) -> HeadFusion | None:
     """The pack's fusion head when it fuses the channels' distributions; otherwise late fusion (logged)."""
     if not any(m.role == "fusion" for m in open_pack(pack).models.values()):
         logger.info("fusion: weighted late fusion (the model pack has no fusion head)")
         return None
     engine = _engine(config, select_model(pack, "fusion", "fp32"), engines if engines is not None else SharedEngines())
     try:
-        head = HeadFusion(engine)
+        head = HeadFusion(engine, [c.name for c in registry.voters])
     except ModelError as exc:
         engine.close()
         logger.warning("fusion: weighted late fusion, because %s", exc)

@@ -8,17 +8,23 @@ Only three numbers per frame are kept, never pixels.
 
 from __future__ import annotations
 
+import time
 from collections import deque
+from collections.abc import Sequence
 
 import numpy as np
+from typing_extensions import override
 
 from clinic_signals.rppg import estimate_pulse
-from edge.results import FrameAnalysis, PulseChannel
+from contract.payload import PulseSummary
+from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext
+from edge.config.models import AppConfig
+from edge.results import GOOD, FrameAnalysis, PulseChannel
 
 MIN_FPS = 4.0  # below this the pulse band cannot be sampled reliably
 
 
-class PulseTracker:
+class PulseTracker(Stateless):
     def __init__(self, window_s: float, min_snr_db: float) -> None:
         self.window_s = window_s
         self.min_snr_db = min_snr_db
@@ -37,6 +43,14 @@ class PulseTracker:
                 last = f.pts_s
         while self._samples and self._samples[0][0] < last - self.window_s:
             self._samples.popleft()
+
+    def analyze(self, context: WindowContext) -> PulseChannel:
+        t0 = time.perf_counter()
+        self.add(context.window.frames, context.window.origin_s)
+        pulse = self.estimate()
+        context.timing["skin_ms"] = round(sum(f.skin_ms for f in context.window.frames), 3)
+        context.timing["pulse_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        return pulse
 
     def estimate(self) -> PulseChannel:
         times = np.array([t for t, _ in self._samples], dtype=np.float64)
@@ -63,3 +77,37 @@ class PulseTracker:
             seconds=round(span, 2),
             quality="good" if estimate.reason == "ok" else estimate.reason,
         )
+
+
+class Pulse(Channel):
+    """Pulse is shown, not fused: it has no class distribution."""
+
+    name = "pulse"
+    result = PulseChannel
+    stages = ("pulse",)
+    summary_model = PulseSummary
+
+    @override
+    def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> PulseTracker | None:
+        pulse = config.channels.pulse
+        return PulseTracker(pulse.window_s, pulse.min_snr_db) if pulse.enabled else None
+
+    @override
+    def valence(self, result: PulseChannel | None) -> float | None:
+        return None
+
+    @override
+    def present(self, result: PulseChannel | None) -> bool:
+        return result is not None and result.quality not in ("no_face", "too_short")
+
+    @override
+    def summarize(self, results: Sequence[PulseChannel]) -> PulseSummary:
+        good = [p for p in results if p.quality == GOOD and p.bpm is not None]
+        if good:
+            return PulseSummary(
+                quality=GOOD,
+                bpm=round(float(np.median([p.bpm for p in good if p.bpm is not None])), 1),
+                snr_db=round(float(np.median([p.snr_db for p in good])), 2),
+            )
+        last = results[-1]
+        return PulseSummary(quality=last.quality, bpm=None, snr_db=max(last.snr_db, -100.0))

@@ -4,19 +4,26 @@ speech-emotion model when there is one. The result says which method gave the em
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import override
 
 from clinic_signals.prosody import SpeakerBaseline, VoiceCues, affect, voice_cues
 from contract.classes import mean_distribution
+from contract.payload import Probabilities, VoiceSummary
 from edge.audio.vad import VoiceActivity
+from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext, most_common
 from edge.channels.speech import SpeechEmotionModel
-from edge.config.models import AudioConfig
-from edge.results import VoiceChannel, VoiceQuality
+from edge.config.models import AppConfig, AudioConfig
+from edge.fusion.decide import ChannelVote
+from edge.results import FLAG_CLIPPING, GOOD, VoiceChannel, VoiceQuality
 
 CLIPPED_SHARE = 0.001  # share of samples at full scale that makes a window's voice unreliable
+CUES_WEIGHT = 0.5  # acoustic valence is weak evidence; it can raise disparity by half as much
 
 
 class VoiceAnalyzer:
@@ -77,3 +84,89 @@ def activity_only(activity: VoiceActivity, audio: AudioConfig) -> VoiceChannel:
         clipped_ratio=round(activity.clipped_ratio, 5),
         quality=quality,
     )
+
+
+class Voice(Channel):
+    name = "voice"
+    result = VoiceChannel
+    stages = ("voice_cues", "speech_model")
+    votes = True
+    summary_model = VoiceSummary
+
+    @override
+    def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> VoiceSession:
+        analyzer = VoiceAnalyzer(config.audio, models.speech) if config.channels.voice.enabled else None
+        return VoiceSession(config.audio, analyzer)
+
+    @override
+    def vote(self, result: VoiceChannel | None) -> ChannelVote:
+        """Reliability: the voiced share of the window / 0.5, capped at 1."""
+        if result is None:
+            return ChannelVote(self.name, None, "")
+        return ChannelVote(self.name, result.probs, result.quality, min(1.0, result.voiced_ratio / 0.5))
+
+    @override
+    def valence(self, result: VoiceChannel | None) -> float | None:
+        """The speech model's distribution, or (weaker evidence) the cues' valence against the baseline."""
+        if result is None or result.quality != GOOD:
+            return None
+        if result.probs is not None:
+            return super().valence(result)
+        return None if result.valence is None else CUES_WEIGHT * result.valence
+
+    @override
+    def present(self, result: VoiceChannel | None) -> bool:
+        return result is not None and result.quality != "silence"
+
+    @override
+    def summarize(self, results: Sequence[VoiceChannel]) -> VoiceSummary:
+        good = [v for v in results if v.quality == GOOD]
+        arousal = [v.arousal for v in results if v.arousal is not None]
+        valence = [v.valence for v in results if v.valence is not None]
+        return VoiceSummary(
+            voiced_ratio=round(float(np.mean([v.voiced_ratio for v in results])), 4),
+            level_dbfs=round(float(np.mean([v.level_dbfs for v in results])), 2),
+            quality=GOOD if good else most_common([v.quality for v in results]),  # type: ignore[arg-type]
+            method=results[-1].method,
+            probs=Probabilities.of(mean_distribution([v.probs for v in good if v.probs is not None])),
+            arousal=round(float(np.mean(arousal)), 4) if arousal else None,
+            valence=round(float(np.mean(valence)), 4) if valence else None,
+        )
+
+    @override
+    def restore(self, raw: Mapping[str, Any]) -> VoiceChannel:
+        cues = VoiceCues(**raw["cues"]) if raw.get("cues") else None
+        return VoiceChannel(
+            raw["voiced_ratio"],
+            raw["level_dbfs"],
+            raw["noise_floor_dbfs"],
+            raw["clipped_ratio"],
+            raw.get("quality", "good"),
+            raw.get("method"),
+            tuple(raw["probs"]) if raw.get("probs") else None,
+            raw.get("arousal"),
+            raw.get("valence"),
+            raw.get("affect_confidence"),
+            cues,
+        )
+
+
+class VoiceSession(Stateless):
+    """The voice channel's state: the speaker's baseline (``analyzer``) when the channel is on;
+    activity and level only when the room switched it off."""
+
+    def __init__(self, audio: AudioConfig, analyzer: VoiceAnalyzer | None) -> None:
+        self.audio = audio
+        self.analyzer = analyzer
+
+    def analyze(self, context: WindowContext) -> VoiceChannel | None:
+        analysis = context.audio()
+        if analysis is None:
+            return None
+        if self.analyzer is not None:
+            voice = self.analyzer.analyze(context.window.audio, analysis.activity, context.timing)
+        else:
+            voice = activity_only(analysis.activity, self.audio)
+        if voice.quality == "audio_clipping":
+            context.flags.append(FLAG_CLIPPING)
+        return voice

@@ -21,14 +21,22 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import override
 
 from contract.audio import SAMPLE_RATE
 from contract.classes import mean_distribution
-from edge.results import Utterance, UtteranceSpan, WordsChannel
+from contract.payload import Probabilities, WordsSummary
+from edge.channels.base import Channel, LoadedModels, WindowContext
+from edge.config.models import AppConfig
+from edge.fusion.decide import ChannelVote
+from edge.results import GOOD, Utterance, UtteranceSpan, WordsChannel
 from edge.text.emotion import TextEmotion
 from edge.transcribe.base import Transcriber
 
@@ -210,6 +218,19 @@ class WordsAnalyzer:
             while self._recent and self._recent[0].end_s < now_s - RECENT_S:
                 self._recent.popleft()
 
+    def analyze(self, context: WindowContext) -> WordsChannel:
+        """Hand over the window's new audio, then the text emotion of the utterances overlapping it."""
+        analysis = context.audio()
+        if analysis is not None:
+            t1 = time.perf_counter()
+            transcript = self.feed(context.window.audio, context.start_s, analysis.activity.voiced, analysis.hop)
+            if transcript:
+                context.timing["transcribe_ms"] = round(sum(u.transcribe_ms for u in transcript), 3)
+                context.timing["text_ms"] = round(sum(u.text_ms for u in transcript), 3)
+            context.timing["words_ms"] = round((time.perf_counter() - t1) * 1e3, 3)
+            context.transcript.extend(transcript)
+        return self.window(context.start_s, context.end_s)
+
     def window(self, start_s: float, end_s: float) -> WordsChannel:
         """The words channel of the window ``[start_s, end_s)`` (session time)."""
         overlapping = [u for u in self.recent() if u.start_s < end_s and u.end_s > start_s]
@@ -231,3 +252,50 @@ class WordsAnalyzer:
         with self._lock:
             self._recent.clear()
         self._chunks = []
+
+
+class Words(Channel):
+    name = "words"
+    result = WordsChannel
+    stages = ("words", "transcribe", "text")
+    votes = True
+    summary_model = WordsSummary
+
+    @override
+    def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> WordsAnalyzer | None:
+        if models.transcriber is None or models.text is None:
+            return None
+        return WordsAnalyzer(
+            models.transcriber,
+            models.text,
+            min_voiced_ratio=config.audio.min_voiced_ratio,
+            max_utterance_s=config.channels.words.max_utterance_s,
+            synchronous=not live,  # a live room never waits for speech-to-text
+        )
+
+    @override
+    def vote(self, result: WordsChannel | None) -> ChannelVote:
+        """Reliability: the word count / 8, capped at 1."""
+        if result is None:
+            return ChannelVote(self.name, None, "")
+        return ChannelVote(self.name, result.probs, result.quality, min(1.0, result.words / 8))
+
+    @override
+    def present(self, result: WordsChannel | None) -> bool:
+        return result is not None and bool(result.utterances)
+
+    @override
+    def summarize(self, results: Sequence[WordsChannel]) -> WordsSummary:
+        spans = {(u.start_s, u.end_s): u.words for w in results for u in w.utterances}  # windows share utterances
+        good = [w for w in results if w.quality == GOOD and w.probs is not None]
+        return WordsSummary(
+            quality=GOOD if good else "no_words",
+            words=sum(spans.values()),
+            utterances=len(spans),
+            probs=Probabilities.of(mean_distribution([w.probs for w in good if w.probs is not None])),
+        )
+
+    @override
+    def restore(self, raw: Mapping[str, Any]) -> WordsChannel:
+        spans = tuple(UtteranceSpan(u["start_s"], u["end_s"], u["words"]) for u in raw["utterances"])
+        return WordsChannel(spans, tuple(raw["probs"]) if raw.get("probs") else None, raw["quality"])

@@ -1,9 +1,10 @@
 """Disparity between channels, per window, and the events it makes when it persists.
 
-Each good channel gives a valence in [-1, 1]: a class distribution through the valence of each
-class (the circumplex positions used in the product: happy +1, calm +0.5, surprised +0.2, neutral
-0, sad, angry, fearful and disgust -1), the acoustic voice channel through its own valence against
-the speaker's baseline (weaker evidence, scaled by ``VOICE_CUES_WEIGHT``). Two channels disagree when
+Each good channel gives a valence in [-1, 1] (:meth:`edge.channels.base.Channel.valence`): a class
+distribution through the valence of each class (``contract.classes.CLASS_VALENCE``, the circumplex
+positions used in the product: happy +1, calm +0.5, surprised +0.2, neutral 0, sad, angry, fearful
+and disgust -1), the acoustic voice channel through its own valence against the speaker's baseline
+(weaker evidence, scaled by half). Two channels disagree when
 they point in opposite directions: a pair's disagreement is ``max(0, -v1 * v2)``, so a fully
 positive face with fully negative words scores 1, a happy face with neutral words 0, and mild
 signals little. The window's score is its most disagreeing pair's, in [0, 1]. With fewer than two
@@ -15,43 +16,17 @@ that disagreed most.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from itertools import combinations
 
 import numpy as np
 
-from contract.classes import CLASSES
-from edge.results import GOOD, Disparity, DisparityEvent, FaceChannel, VoiceChannel, WordsChannel
-
-CLASS_VALENCE = {
-    "neutral": 0.0,
-    "calm": 0.5,
-    "happy": 1.0,
-    "sad": -1.0,
-    "angry": -1.0,
-    "fearful": -1.0,
-    "disgust": -1.0,
-    "surprised": 0.2,
-}
-VALENCE = np.array([CLASS_VALENCE[c] for c in CLASSES])
-VOICE_CUES_WEIGHT = 0.5  # acoustic valence is weak evidence; it can raise disparity by half as much
+from edge.results import Disparity, DisparityEvent
 
 
-def valences(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> dict[str, float]:
-    out: dict[str, float] = {}
-    if face is not None and face.quality == GOOD and face.probs is not None:
-        out["face"] = float(np.dot(face.probs, VALENCE))
-    if voice is not None and voice.quality == GOOD:
-        if voice.probs is not None:
-            out["voice"] = float(np.dot(voice.probs, VALENCE))
-        elif voice.valence is not None:
-            out["voice"] = VOICE_CUES_WEIGHT * voice.valence
-    if words is not None and words.quality == GOOD and words.probs is not None:
-        out["words"] = float(np.dot(words.probs, VALENCE))
-    return out
-
-
-def disparity(face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None) -> Disparity | None:
-    v = valences(face, voice, words)
+def disparity(valences: Mapping[str, float]) -> Disparity | None:
+    """The window's score from each good channel's valence (:meth:`ChannelRegistry.valences`)."""
+    v = dict(valences)
     if len(v) < 2:
         return None
     gaps = {(a, b): max(0.0, -v[a] * v[b]) for a, b in combinations(v, 2)}

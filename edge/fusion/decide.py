@@ -12,18 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import numpy as np
 
 from contract.classes import CLASSES, mean_distribution
 from contract.temperature import scaled
 from edge.config.models import FusionConfig
-from edge.fusion.late import FUSABLE, Fuser, Probs
+from edge.fusion.late import Fuser, Probs
 from edge.fusion.shapley import shapley
-
-if TYPE_CHECKING:  # edge.analysis imports this module
-    from edge.results import FaceChannel, VoiceChannel, WordsChannel
 
 State = Literal["confident", "uncertain", "mixed"]
 BASELINE = 1.0 / len(CLASSES)
@@ -49,29 +46,13 @@ class FusionResult:
     contributions: dict[str, float] = field(default_factory=dict)  # Shapley value per channel used
 
 
-def channel_votes(
-    face: FaceChannel | None, voice: VoiceChannel | None, words: WordsChannel | None
-) -> list[ChannelVote]:
-    """Each fusable channel's distribution, quality and reliability in the window: the face's
-    coverage x mean detection score, the voiced share / 0.5 and the word count / 8 (each capped at 1)."""
-    return [
-        ChannelVote("face", face.probs, face.quality, face.coverage * face.mean_detection_score)
-        if face
-        else ChannelVote("face", None, ""),
-        ChannelVote("voice", voice.probs, voice.quality, min(1.0, voice.voiced_ratio / 0.5))
-        if voice
-        else ChannelVote("voice", None, ""),
-        ChannelVote("words", words.probs, words.quality, min(1.0, words.words / 8))
-        if words
-        else ChannelVote("words", None, ""),
-    ]
-
-
 class WindowFusion:
     def __init__(self, fuser: Fuser, config: FusionConfig) -> None:
         self.fuser = fuser
         self.config = config
-        self.accepts = set(getattr(fuser, "modalities", FUSABLE))
+        # A trained head takes only the channels it was trained on; late fusion takes any that votes.
+        modalities = getattr(fuser, "modalities", None)
+        self.accepts: frozenset[str] | None = None if modalities is None else frozenset(modalities)
 
     def distribution(self, votes: Sequence[ChannelVote], subset: frozenset[str]) -> Probs:
         chosen = {v.name: np.asarray(v.probs, dtype=np.float64) for v in votes if v.name in subset and v.probs}
@@ -79,7 +60,11 @@ class WindowFusion:
         return scaled(self.fuser.fuse(chosen, reliability), self.config.temperature)
 
     def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
-        usable = [v for v in votes if v.probs is not None and v.quality == "good" and v.name in self.accepts]
+        usable = [
+            v
+            for v in votes
+            if v.probs is not None and v.quality == "good" and (self.accepts is None or v.name in self.accepts)
+        ]
         used = tuple(v.name for v in usable)
         if not usable:
             return FusionResult(None, None, None, None, None, (), None)

@@ -1,9 +1,10 @@
 """Fusers: turn the distributions of a set of present channels into one distribution.
 
 * :class:`LateFusion` (the default): a weighted linear pool. Channel ``c`` gets the weight
-  ``w_c * r_c``: its configured weight (``fusion.weights``) times its reliability in this window
-  (face: coverage x mean detection score; voice: voiced share / 0.5, capped at 1; words: word
-  count / 8, capped at 1), so a face seen in half the frames or a two-word utterance counts less.
+  ``w_c * r_c``: its configured weight (``fusion.weights``, 1 for a channel without one) times its
+  reliability in this window, which each channel states with its vote (:meth:`Channel.vote`: the
+  face's coverage x mean detection score, the voiced share / 0.5, the word count / 8, each capped
+  at 1), so a face seen in half the frames or a two-word utterance counts less.
 * :class:`HeadFusion`: the model pack's trained fusion head (late, early or ParallelNet's hybrid)
   when its inputs are the channels' eight-class distributions; run by the inference engine with the
   presence mask, so it works on TensorRT and ONNX Runtime alike.
@@ -15,7 +16,7 @@ windows with :func:`clinic_signals.temperature.fit_temperature`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -24,7 +25,6 @@ import numpy.typing as npt
 from edge.errors import ModelError
 from edge.inference.base import InferenceEngine
 
-FUSABLE = ("face", "voice", "words")
 Probs = npt.NDArray[np.float64]
 
 
@@ -55,17 +55,18 @@ class LateFusion:
 class HeadFusion:
     method = "head"
 
-    def __init__(self, engine: InferenceEngine) -> None:
+    def __init__(self, engine: InferenceEngine, voters: Sequence[str]) -> None:
+        """``voters``: the room's channels that have a class distribution."""
         manifest = engine.manifest
         modalities = list(manifest.input.modalities or [])
         dims = list(manifest.input.dims or [])
         if manifest.task != "fusion" or not modalities:
             raise ModelError(f"{manifest.name} is not a fusion head (task {manifest.task!r})")
-        unknown = set(modalities) - set(FUSABLE)
+        unknown = set(modalities) - set(voters)
         if unknown or any(d != len(manifest.output.labels) for d in dims):
             raise ModelError(
                 f"{manifest.name} fuses {modalities} with widths {dims}; the room can feed it only the channels "
-                f"{list(FUSABLE)} as eight-class distributions (train it on those, or use fusion.method = 'late')"
+                f"{list(voters)} as eight-class distributions (train it on those, or use fusion.method = 'late')"
             )
         self.engine = engine
         self.name = manifest.name

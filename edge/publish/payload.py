@@ -4,28 +4,15 @@ disparity event."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Collection, Sequence
 
 import numpy as np
+from pydantic import BaseModel
 
 from contract.classes import CLASSES, mean_distribution
-from contract.payload import (
-    Contributions,
-    Emotion,
-    Event,
-    FaceSummary,
-    Fused,
-    Modalities,
-    Probabilities,
-    PulseSummary,
-    Span,
-    Summary,
-    VoiceSummary,
-    WordsSummary,
-)
-from edge.fusion.late import FUSABLE
-from edge.results import GOOD, DisparityEvent, FaceChannel, PulseChannel, VoiceChannel, WindowResult, WordsChannel
+from contract.payload import Emotion, Event, Modalities, Probabilities, Span, Summary, WireModels
+from edge.channels.registry import ChannelRegistry, default_registry
+from edge.results import DisparityEvent, WindowResult
 
 
 def disparity_event(
@@ -49,26 +36,23 @@ def disparity_event(
     )
 
 
-def _probs(values: Sequence[float] | None) -> Probabilities | None:
-    return None if values is None else Probabilities(**dict(zip(CLASSES, (float(v) for v in values), strict=True)))
-
-
 def _emotion(
+    wire: WireModels,
     probs: Sequence[float] | None,
     channels: Collection[str],
     result: WindowResult | None = None,
     contributions: dict[str, float] | None = None,
 ) -> Emotion:
     """The emotion of a window (``result`` gives its decision) or of an interval (from ``probs``)."""
-    used = Fused(**{c: c in channels for c in FUSABLE})
-    shares = Contributions(**contributions) if contributions else None
+    used = wire.fused(**{c: c in channels for c in wire.voters})
+    shares = wire.contributions(**contributions) if contributions else None
     if probs is None:
-        return Emotion(label=None, confidence=None, probs=None, fused=used)
+        return wire.emotion(label=None, confidence=None, probs=None, fused=used)
     if result is not None:
-        return Emotion(
+        return wire.emotion(
             label=result.label,  # type: ignore[arg-type]
             confidence=None if result.confidence is None else round(result.confidence, 5),
-            probs=_probs(probs),
+            probs=Probabilities.of(probs),
             fused=used,
             state=result.state,
             second=result.second,  # type: ignore[arg-type]
@@ -76,86 +60,39 @@ def _emotion(
             contributions=shares,
         )
     best = int(np.argmax(probs))
-    return Emotion(
+    return wire.emotion(
         label=CLASSES[best],  # type: ignore[arg-type]
         confidence=round(float(probs[best]), 5),
-        probs=_probs(probs),
+        probs=Probabilities.of(probs),
         fused=used,
         contributions=shares,
     )
 
 
-def _face(faces: Sequence[FaceChannel]) -> FaceSummary | None:
-    if not faces:
-        return None
-    good = [f for f in faces if f.quality == GOOD]
-    return FaceSummary(
-        coverage=round(float(np.mean([f.coverage for f in faces])), 4),
-        max_faces=max(f.max_faces for f in faces),
-        probs=_probs(mean_distribution([f.probs for f in faces if f.probs is not None])),
-        quality=GOOD if good else _most_common([f.quality for f in faces]),  # type: ignore[arg-type]
-    )
+def _modalities(wire: WireModels, registry: ChannelRegistry, results: Sequence[WindowResult]) -> Modalities:
+    """Each publishing channel's summary of the results' windows (None where it never reported)."""
+    parts: dict[str, BaseModel | None] = {}
+    for channel in registry:
+        if channel.summary_model is None:
+            continue
+        reported = [r.channels[channel.name] for r in results if channel.name in r.channels]
+        parts[channel.name] = channel.summarize(reported) if reported else None
+    return wire.modalities.model_validate(parts)
 
 
-def _voice(voices: Sequence[VoiceChannel]) -> VoiceSummary | None:
-    if not voices:
-        return None
-    good = [v for v in voices if v.quality == GOOD]
-    arousal = [v.arousal for v in voices if v.arousal is not None]
-    valence = [v.valence for v in voices if v.valence is not None]
-    return VoiceSummary(
-        voiced_ratio=round(float(np.mean([v.voiced_ratio for v in voices])), 4),
-        level_dbfs=round(float(np.mean([v.level_dbfs for v in voices])), 2),
-        quality=GOOD if good else _most_common([v.quality for v in voices]),  # type: ignore[arg-type]
-        method=voices[-1].method,
-        probs=_probs(mean_distribution([v.probs for v in good if v.probs is not None])),
-        arousal=round(float(np.mean(arousal)), 4) if arousal else None,
-        valence=round(float(np.mean(valence)), 4) if valence else None,
-    )
-
-
-def _words(channels: Sequence[WordsChannel]) -> WordsSummary | None:
-    if not channels:
-        return None
-    spans = {(u.start_s, u.end_s): u.words for w in channels for u in w.utterances}  # windows share utterances
-    good = [w for w in channels if w.quality == GOOD and w.probs is not None]
-    return WordsSummary(
-        quality=GOOD if good else "no_words",
-        words=sum(spans.values()),
-        utterances=len(spans),
-        probs=_probs(mean_distribution([w.probs for w in good if w.probs is not None])),
-    )
-
-
-def _pulse(channels: Sequence[PulseChannel]) -> PulseSummary | None:
-    if not channels:
-        return None
-    good = [p for p in channels if p.quality == GOOD and p.bpm is not None]
-    if good:
-        return PulseSummary(
-            quality=GOOD,
-            bpm=round(float(np.median([p.bpm for p in good if p.bpm is not None])), 1),
-            snr_db=round(float(np.median([p.snr_db for p in good])), 2),
-        )
-    last = channels[-1]
-    return PulseSummary(quality=last.quality, bpm=None, snr_db=max(last.snr_db, -100.0))
-
-
-def _most_common(values: Sequence[str]) -> str:
-    return Counter(values).most_common(1)[0][0]
-
-
-def _modalities(results: Sequence[WindowResult]) -> Modalities:
-    return Modalities(
-        face=_face([r.face for r in results if r.face is not None]),
-        voice=_voice([r.voice for r in results if r.voice is not None]),
-        words=_words([r.words for r in results if r.words is not None]),
-        pulse=_pulse([r.pulse for r in results if r.pulse is not None]),
-    )
-
-
-def window_summary(result: WindowResult, *, site: str, room: str, device_id: str, seq: int, message_id: str) -> Summary:
-    return Summary(
+def window_summary(
+    result: WindowResult,
+    *,
+    site: str,
+    room: str,
+    device_id: str,
+    seq: int,
+    message_id: str,
+    registry: ChannelRegistry | None = None,
+) -> Summary:
+    registry = registry if registry is not None else default_registry()
+    wire = registry.wire()
+    return wire.summary(
         kind="window",
         message_id=message_id,
         seq=seq,
@@ -164,18 +101,27 @@ def window_summary(result: WindowResult, *, site: str, room: str, device_id: str
         device_id=device_id,
         session_id=result.session_id,
         span=Span(start_s=result.start_s, end_s=result.end_s, started_at=result.started_at, windows=1),
-        emotion=_emotion(result.probs, result.fused, result, result.contributions),
-        modalities=_modalities([result]),
+        emotion=_emotion(wire, result.probs, result.fused, result, result.contributions),
+        modalities=_modalities(wire, registry, [result]),
         quality=dict.fromkeys(result.flags, 1),  # type: ignore[arg-type]
     )
 
 
 def interval_summary(
-    results: Sequence[WindowResult], *, site: str, room: str, device_id: str, seq: int, message_id: str
+    results: Sequence[WindowResult],
+    *,
+    site: str,
+    room: str,
+    device_id: str,
+    seq: int,
+    message_id: str,
+    registry: ChannelRegistry | None = None,
 ) -> Summary:
     """Summarise consecutive windows: mean distributions over windows that had one."""
     if not results:
         raise ValueError("an interval summary needs at least one window")
+    registry = registry if registry is not None else default_registry()
+    wire = registry.wire()
     probs = mean_distribution([r.probs for r in results if r.probs is not None])
     used = {c for r in results for c in r.fused}
     shares = {c: [r.contributions[c] for r in results if c in r.contributions] for c in used}
@@ -184,7 +130,7 @@ def interval_summary(
     for r in results:
         for flag in r.flags:
             quality[flag] = quality.get(flag, 0) + 1
-    return Summary(
+    return wire.summary(
         kind="interval",
         message_id=message_id,
         seq=seq,
@@ -198,7 +144,7 @@ def interval_summary(
             started_at=results[0].started_at,
             windows=len(results),
         ),
-        emotion=_emotion(probs, used, contributions=contributions),
-        modalities=_modalities(results),
+        emotion=_emotion(wire, probs, used, contributions=contributions),
+        modalities=_modalities(wire, registry, results),
         quality=quality,  # type: ignore[arg-type]
     )

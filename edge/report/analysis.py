@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.fusion.decide import WindowFusion, channel_votes
-from edge.fusion.late import FUSABLE
+from edge.channels.registry import ChannelRegistry
+from edge.fusion.decide import WindowFusion
 from edge.report.data import SessionData, StoredWindow
 
 PERMUTATIONS = 20
@@ -36,30 +36,17 @@ class SessionFigures:
     explained: int
 
 
-def _good(w: StoredWindow, channel: str) -> bool:
-    value = {"face": w.face, "voice": w.voice, "words": w.words, "pulse": w.pulse}[channel]
-    return value is not None and value.quality == "good"
-
-
-def _present(w: StoredWindow, channel: str) -> bool:
-    if channel == "face":
-        return w.face is not None and w.face.coverage > 0
-    if channel == "voice":
-        return w.voice is not None and w.voice.quality != "silence"
-    if channel == "words":
-        return w.words is not None and bool(w.words.utterances)
-    return w.pulse is not None and w.pulse.quality not in ("no_face", "too_short")
-
-
-def permutation_importance(windows: list[StoredWindow], fusion: WindowFusion, seed: int = 0) -> dict[str, float]:
+def permutation_importance(
+    windows: list[StoredWindow], fusion: WindowFusion, registry: ChannelRegistry, seed: int = 0
+) -> dict[str, float]:
     """For each channel, how much the fused labels change when that channel's distributions are
     shuffled across the session's windows (mean over ``PERMUTATIONS`` shuffles): 0 means the
     session's results did not depend on it."""
-    votes = [channel_votes(w.face, w.voice, w.words) for w in windows]
+    votes = [registry.votes(w.channels) for w in windows]
     reference = [fusion(v).probs for v in votes]
     rng = np.random.default_rng(seed)
     out: dict[str, float] = {}
-    for i, channel in enumerate(FUSABLE):
+    for i, channel in enumerate(c.name for c in registry.voters):
         rows = [k for k, v in enumerate(votes) if v[i].probs is not None and v[i].quality == "good"]
         if len(rows) < 2 or not any(r is not None for r in reference):
             out[channel] = 0.0
@@ -78,12 +65,14 @@ def permutation_importance(windows: list[StoredWindow], fusion: WindowFusion, se
     return out
 
 
-def figures(session: SessionData, fusion: WindowFusion) -> SessionFigures:
+def figures(session: SessionData, fusion: WindowFusion, registry: ChannelRegistry) -> SessionFigures:
     ws = session.windows
     n = max(len(ws), 1)
     coverage = {
-        c: Coverage(sum(_present(w, c) for w in ws) / n, sum(_good(w, c) for w in ws) / n)
-        for c in ("face", "voice", "words", "pulse")
+        c.name: Coverage(
+            sum(c.present(w.channels.get(c.name)) for w in ws) / n, sum(c.good(w.channels.get(c.name)) for w in ws) / n
+        )
+        for c in registry
     }
     labelled = Counter(w.label for w in ws if w.label)
     total = sum(labelled.values())
@@ -104,7 +93,7 @@ def figures(session: SessionData, fusion: WindowFusion) -> SessionFigures:
         uncertain=sum(w.state == "uncertain" for w in ws),
         mixed=sum(w.state == "mixed" for w in ws),
         contributions={c: round(float(np.mean(v)), 4) for c, v in shares.items()},
-        permutation=permutation_importance(ws, fusion),
+        permutation=permutation_importance(ws, fusion, registry),
         pulse_bpm=(float(np.median(bpm)), float(min(bpm)), float(max(bpm))) if bpm else None,
         face_regions=mean_regions,
         explained=len(explained),
@@ -126,11 +115,17 @@ def summary_sentences(session: SessionData, f: SessionFigures) -> list[str]:
         f"The session lasted {clock(f.duration_s)} (minutes:seconds) and was analysed in {f.windows} overlapping "
         f"windows{f' with {session.pauses} pause(s)' if session.pauses else ''}."
     ]
-    seen = [f"the face in {_pct(f.coverage['face'].good)}", f"the voice in {_pct(f.coverage['voice'].present)}"]
-    if f.coverage["words"].present:
+    none = Coverage(0.0, 0.0)
+    seen = [
+        f"the face in {_pct(f.coverage.get('face', none).good)}",
+        f"the voice in {_pct(f.coverage.get('voice', none).present)}",
+    ]
+    if f.coverage.get("words", none).present:
         seen.append(f"speech was transcribed in {_pct(f.coverage['words'].present)}")
-    if f.coverage["pulse"].good:
+    if f.coverage.get("pulse", none).good:
         seen.append(f"a pulse could be read in {_pct(f.coverage['pulse'].good)}")
+    others = [c for c in f.coverage if c not in ("face", "voice", "words", "pulse") and f.coverage[c].present]
+    seen += [f"the {c} channel in {_pct(f.coverage[c].present)}" for c in others]
     out.append("Of the windows, " + ", ".join(seen) + ".")
     if f.labels:
         top = f.labels[0]

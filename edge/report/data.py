@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from clinic_signals.prosody import VoiceCues
 from contract.classes import CLASSES
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.errors import EdgeError
-from edge.results import FaceChannel, PulseChannel, UtteranceSpan, VoiceChannel, WordsChannel
+from edge.results import ChannelResult, ProductChannels
 
 
 class ReportError(EdgeError):
@@ -19,7 +19,7 @@ class ReportError(EdgeError):
 
 
 @dataclass(frozen=True)
-class StoredWindow:
+class StoredWindow(ProductChannels):
     index: int
     start_s: float
     end_s: float
@@ -30,10 +30,7 @@ class StoredWindow:
     second: str | None
     fused: tuple[str, ...]
     contributions: dict[str, float]
-    face: FaceChannel | None
-    voice: VoiceChannel | None
-    words: WordsChannel | None
-    pulse: PulseChannel | None
+    channels: dict[str, ChannelResult]  # each registered channel's stored result, by name
     flags: tuple[str, ...]
     disparity: float | None
     explanation: dict[str, Any] | None
@@ -86,53 +83,18 @@ def _probs(value: str | None) -> tuple[float, ...] | None:
     return tuple(float(v) for v in raw)
 
 
-def _face(raw: dict[str, Any] | None) -> FaceChannel | None:
-    if raw is None:
-        return None
-    probs = tuple(raw["probs"]) if raw.get("probs") else None
-    return FaceChannel(
-        raw["frames"], raw["coverage"], raw["max_faces"], raw["mean_detection_score"], probs, raw.get("quality", "good")
-    )
-
-
-def _voice(raw: dict[str, Any] | None) -> VoiceChannel | None:
-    if raw is None:
-        return None
-    cues = VoiceCues(**raw["cues"]) if raw.get("cues") else None
-    return VoiceChannel(
-        raw["voiced_ratio"],
-        raw["level_dbfs"],
-        raw["noise_floor_dbfs"],
-        raw["clipped_ratio"],
-        raw.get("quality", "good"),
-        raw.get("method"),
-        tuple(raw["probs"]) if raw.get("probs") else None,
-        raw.get("arousal"),
-        raw.get("valence"),
-        raw.get("affect_confidence"),
-        cues,
-    )
-
-
-def _words(raw: dict[str, Any] | None) -> WordsChannel | None:
-    if raw is None:
-        return None
-    spans = tuple(UtteranceSpan(u["start_s"], u["end_s"], u["words"]) for u in raw["utterances"])
-    return WordsChannel(spans, tuple(raw["probs"]) if raw.get("probs") else None, raw["quality"])
-
-
-def _pulse(raw: dict[str, Any] | None) -> PulseChannel | None:
-    return None if raw is None else PulseChannel(**raw)
-
-
 def _pair(value: str) -> tuple[str, str]:
     first, second = json.loads(value)
     return str(first), str(second)
 
 
-def load_session(database: Path, session_id: str) -> SessionData:
-    """Raises:
-    ReportError: the database is missing or unreadable, or holds no such session."""
+def load_session(database: Path, session_id: str, registry: ChannelRegistry | None = None) -> SessionData:
+    """The session as stored; each channel of ``registry`` (the product's by default) is read back
+    from its column by the channel itself.
+
+    Raises:
+        ReportError: the database is missing or unreadable, or holds no such session."""
+    registry = registry if registry is not None else default_registry()
     if not database.is_file():
         raise ReportError(f"no database at {database}; check storage.state_dir in the room config")
     try:
@@ -170,10 +132,11 @@ def load_session(database: Path, session_id: str) -> SessionData:
                 second=r["second"],
                 fused=tuple(_json(r["fused"]) or ()),
                 contributions=_json(r["contributions"]) or {},
-                face=_face(_json(r["face"])),
-                voice=_voice(_json(r["voice"])),
-                words=_words(_json(r["words"])),
-                pulse=_pulse(_json(r["pulse"])),
+                channels={
+                    c.name: c.restore(raw)
+                    for c in registry
+                    if c.name in r.keys() and (raw := _json(r[c.name])) is not None  # noqa: SIM118 - sqlite3.Row
+                },
                 flags=tuple(_json(r["flags"]) or ()),
                 disparity=disparity["score"] if disparity else None,
                 explanation=_json(r["explanation"]),

@@ -29,7 +29,6 @@ CLASS_COLOURS = {
     "disgust": "#2e7d32",
     "surprised": "#ef6c00",
 }
-ROWS = ("fused", "face", "voice", "words")
 
 
 def figure_png(fig: Any) -> str:
@@ -40,17 +39,17 @@ def figure_png(fig: Any) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def timeline(session: SessionData) -> str:
+def timeline(session: SessionData, voters: tuple[str, ...]) -> str:
+    """The fused result and each voting channel's, per window; the voice's arousal and the disparity."""
+    rows = ("fused", *voters)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, height_ratios=(3, 2))
     for event in session.events:
         for ax in (top, bottom):
             ax.axvspan(event.start_s, event.end_s, color="#ffcdd2", alpha=0.6, lw=0)
-    for row, name in enumerate(ROWS):
-        y = len(ROWS) - 1 - row
+    for row, name in enumerate(rows):
+        y = len(rows) - 1 - row
         for w in session.windows:
-            probs = {"fused": w.probs, "face": w.face and w.face.probs, "voice": w.voice and w.voice.probs}.get(name)
-            if name == "words":
-                probs = w.words.probs if w.words is not None else None
+            probs = w.probs if name == "fused" else getattr(w.channels.get(name), "probs", None)
             if not probs:
                 continue
             best = int(np.argmax(probs))
@@ -59,8 +58,8 @@ def timeline(session: SessionData) -> str:
                 top.scatter(x, y, marker="x", color="#616161", s=30)
                 continue
             top.scatter(x, y, color=CLASS_COLOURS[CLASSES[best]], s=20 + 120 * float(probs[best]), lw=0)
-    top.set_yticks(range(len(ROWS)), list(reversed(ROWS)))
-    top.set_ylim(-0.6, len(ROWS) - 0.4)
+    top.set_yticks(range(len(rows)), list(reversed(rows)))
+    top.set_ylim(-0.6, len(rows) - 0.4)
     top.set_title("Emotion per channel (colour: class; size: probability; x: uncertain; red: disagreement)")
     handles = [Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in CLASS_COLOURS.items()]
     top.legend(handles=handles, ncol=8, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.02), frameon=False)
@@ -78,8 +77,7 @@ def timeline(session: SessionData) -> str:
     return figure_png(fig)
 
 
-def contributions(f: SessionFigures) -> str:
-    channels = ("face", "voice", "words")
+def contributions(f: SessionFigures, channels: tuple[str, ...]) -> str:
     x = np.arange(len(channels))
     fig, ax = plt.subplots(figsize=(6, 3))
     ax.bar(x - 0.2, [f.contributions.get(c, 0.0) for c in channels], 0.4, label="mean Shapley value", color="#1565c0")

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from edge import __version__
+from edge.channels.load import fusion_head
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, LateFusion
@@ -42,11 +44,10 @@ CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 PDF_TIMEOUT_S = 60
 
 
-def _fusion(config: AppConfig) -> tuple[WindowFusion, Fuser]:
+def _fusion(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
     """The fusion the room uses (the pack's head when it has one), for the permutation importance."""
-    from edge.channels.load import fusion_head  # noqa: PLC0415
-
-    head = fusion_head(config, config.models.pack) if config.models.pack and config.fusion.method == "auto" else None
+    pack = config.models.pack
+    head = fusion_head(config, pack, registry) if pack and config.fusion.method == "auto" else None
     fuser: Fuser = head if head is not None else LateFusion(config.fusion.weights.model_dump())
     return WindowFusion(fuser, config.fusion), fuser
 
@@ -97,10 +98,13 @@ def _words_section(session: SessionData) -> str:
     return _table(["word", "mean importance"], [[html.escape(w), f"{v:+.3f}"] for w, v in top])
 
 
-def render_html(session: SessionData, config: AppConfig) -> str:
-    fusion, fuser = _fusion(config)
+def render_html(session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None) -> str:
+    """The report of ``session``; ``registry`` (the product's channels by default) says which channels
+    are covered, fused and shown."""
+    registry = registry if registry is not None else default_registry()
+    fusion, fuser = _fusion(config, registry)
     try:
-        f = figures(session, fusion)
+        f = figures(session, fusion, registry)
     finally:
         close = getattr(fuser, "engine", None)
         if close is not None:
@@ -125,6 +129,7 @@ def render_html(session: SessionData, config: AppConfig) -> str:
             f"windows: {', '.join(f'{v:.2f}' for v in mean)}.</p>"
         )
     limits = "".join(f"<li>{html.escape(s)}</li>" for s in LIMITS)
+    voters = tuple(c.name for c in registry.voters)
     title = f"Session report {session.started_at[:16].replace('T', ' ')} UTC"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
@@ -143,13 +148,13 @@ img {{ max-width: 100%; }} .row {{ display: flex; gap: 1rem; flex-wrap: wrap; al
 {html.escape(session.consent_method or "not recorded")} &middot; backend {html.escape(session.backend or "?")}
 &middot; fusion {html.escape(fuser.method)} &middot; clinic-edge {__version__}</p>
 <h2 id="summary">Summary</h2><ul>{summary}</ul>
-<h2 id="timeline">Timeline</h2>{plots_timeline(session)}
+<h2 id="timeline">Timeline</h2>{plots_timeline(session, voters)}
 <h2 id="disparity">Disparity moments</h2>{_moments(session)}
 <h2 id="contributions">Contributions</h2>
 <p>Shapley value: how much each channel moved a window's result above chance, averaged over the windows that
 used it. Permutation importance: the share of windows whose result changes when that channel's results are
 shuffled across the session.</p>
-<div class="row">{_img(plots.contributions(f), "contributions per channel")}</div>
+<div class="row">{_img(plots.contributions(f, voters), "contributions per channel")}</div>
 <h2 id="explanations">Explanations</h2>
 <p>{f.explained} window(s) were explained (setting
 <code>explain.when = "{html.escape(config.explain.when)}"</code>).</p>
@@ -163,10 +168,10 @@ shuffled across the session.</p>
 """
 
 
-def plots_timeline(session: SessionData) -> str:
+def plots_timeline(session: SessionData, voters: tuple[str, ...]) -> str:
     if not session.windows:
         return "<p class='muted'>The session has no windows.</p>"
-    return _img(plots.timeline(session), "emotion timeline per channel")
+    return _img(plots.timeline(session, voters), "emotion timeline per channel")
 
 
 def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
@@ -194,17 +199,19 @@ def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
     return pdf_path if pdf_path.is_file() else None
 
 
-def write_report(config: AppConfig, session_id: str, out_dir: Path, *, pdf: bool = True) -> list[Path]:
+def write_report(
+    config: AppConfig, session_id: str, out_dir: Path, *, pdf: bool = True, registry: ChannelRegistry | None = None
+) -> list[Path]:
     """Write ``report-<session>.html`` (and ``.pdf``) into ``out_dir``; returns the files written.
 
     Raises:
         ReportError: unknown session or unreadable database.
     """
-    session = load_session(config.storage.state_dir / config.storage.database, session_id)
+    session = load_session(config.storage.state_dir / config.storage.database, session_id, registry)
     out_dir.mkdir(parents=True, exist_ok=True)
     html_path = out_dir / f"report-{session.id}.html"
     try:
-        html_path.write_text(render_html(session, config), encoding="utf-8")
+        html_path.write_text(render_html(session, config, registry), encoding="utf-8")
     except OSError as exc:
         raise ReportError(f"cannot write {html_path}: {exc}") from None
     written = [html_path]

@@ -14,10 +14,10 @@ from datetime import datetime, timezone
 
 from contract.manifest import ModelManifest
 from edge.analysis.frame import FrameAnalyzer
-from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
 from edge.channels.load import ChannelModels
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, parse_command
@@ -32,6 +32,7 @@ from edge.inference.shared import SharedEngines
 from edge.metrics import Metrics
 from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
+from edge.results import WindowInput
 from edge.runtime.loop import AnalysisLoop, LoopHooks
 from edge.runtime.notify import Notifier
 from edge.runtime.report import RunReport
@@ -60,10 +61,13 @@ class Appliance:
         *,
         engines: SharedEngines | None = None,
         notifier: Notifier | None = None,
+        registry: ChannelRegistry | None = None,
     ) -> None:
         """``engines`` and ``notifier`` come from a :class:`edge.runtime.device.Device` when the room
-        shares its process with others; alone, the room has its own."""
+        shares its process with others; alone, the room has its own. ``registry`` is the room's
+        channels (the product's by default)."""
         self.config = config
+        self.registry = registry if registry is not None else default_registry()
         self.spec: SourceSpec = parse_source(source or config.capture.source)
         face_path = face_model_path(config.models)
         self.manifest: ModelManifest = load_manifest(face_path)
@@ -71,10 +75,12 @@ class Appliance:
         self.engine: InferenceEngine = engines.engine(face_path, self.manifest, config.inference.backends)
         self.face_model = FaceExpressionModel(self.engine)
         self.detector = FaceDetector(config.vision.detector_range, config.vision.min_detection_confidence)
-        self.channel_models = ChannelModels.load(config, engines)
+        self.channel_models = ChannelModels.load(config, engines, self.registry)
         self.skin = SkinSampler() if config.channels.pulse.enabled else None
         self.db_path = config.storage.state_dir / config.storage.database
-        Store(self.db_path).close()  # open, check and migrate now, so a bad database stops the start
+        Store(
+            self.db_path, registry=self.registry
+        ).close()  # open, check and migrate now: a bad database stops the start
         self.store: Store | None = None
         self.metrics = Metrics()
         self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
@@ -112,7 +118,7 @@ class Appliance:
     def _open(self) -> None:
         cfg = self.config
         # Each thread has its own connection; this one belongs to the thread that runs sessions.
-        self.store = Store(self.db_path, migrate_schema=False)
+        self.store = Store(self.db_path, migrate_schema=False, registry=self.registry)
         if cfg.metrics.enabled:
             self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
         self.socket = ControlSocket(cfg.storage.state_dir / SOCKET_NAME, self.command)
@@ -221,6 +227,7 @@ class Appliance:
             on_degraded=(lambda on: mqtt.set_degraded("storage", on)) if mqtt else (lambda _on: None),
             topic=mqtt.topic("summary") if mqtt else f"{cfg.mqtt.topic_prefix}/{cfg.room.site}/{cfg.room.room}/summary",
             channels=lambda: self.channel_models.session(self.face_model, self.control.explain_requested, live=live),
+            registry=self.registry,
         )
         sink.start()
         started = time.monotonic()

@@ -16,13 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from edge.analysis.frame import FrameAnalyzer
-from edge.analysis.windower import Windower, WindowInput
+from edge.analysis.windower import Windower
 from edge.capture.pipeline import BoundedQueue, GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
 from edge.control.state import SessionControl
 from edge.errors import SourceError
 from edge.metrics import Metrics
+from edge.results import WindowInput
 from edge.runtime.notify import Liveness, Notifier
 from edge.runtime.report import RunReport
 

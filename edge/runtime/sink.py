@@ -17,31 +17,22 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from edge.analysis.summarize import SessionChannels, WindowSummarizer
-from edge.analysis.windower import WindowInput
 from edge.capture.pipeline import BoundedQueue
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import StoreError
 from edge.metrics import Metrics
 from edge.publish.payload import disparity_event, interval_summary, window_summary
-from edge.results import DisparityEvent, WindowResult
+from edge.results import DisparityEvent, WindowInput, WindowResult
 from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
 RETRY_EVERY_S = 2.0
-# Per-window channel costs (``<stage>_ms`` in a window's timing) that are exported as stage latencies.
-CHANNEL_STAGES = (
-    "audio",
-    "voice_cues",
-    "speech_model",
-    "words",
-    "transcribe",
-    "text",
-    "pulse",
-    "fusion",
-    "explain_face",
-    "explain_voice",
-)
+# Per-window costs (``<stage>_ms`` in a window's timing) exported as stage latencies, besides each
+# channel's own (``Channel.stages``).
+WINDOW_STAGES_BEFORE = ("audio",)
+WINDOW_STAGES_AFTER = ("fusion", "explain_face", "explain_voice")
 PURGE_EVERY_S = 3600.0
 
 SummaryFn = Callable[[int, str], tuple[str, str]]
@@ -61,6 +52,7 @@ class WindowSink(threading.Thread):
         on_degraded: Callable[[bool], None],
         topic: str,
         channels: Callable[[], SessionChannels] = SessionChannels,
+        registry: ChannelRegistry | None = None,
     ) -> None:
         super().__init__(name="window-sink", daemon=True)
         self.config = config
@@ -73,6 +65,8 @@ class WindowSink(threading.Thread):
         self.on_degraded = on_degraded
         self.topic = topic
         self.channels = channels  # makes the session's channel state on the first window
+        self.registry = registry if registry is not None else default_registry()
+        self.stages = (*WINDOW_STAGES_BEFORE, *self.registry.stages(), *WINDOW_STAGES_AFTER)
         self.finish = threading.Event()  # set by the producer when no more windows will come
         self.stored = 0
         self.failed = 0  # write attempts that failed
@@ -87,7 +81,7 @@ class WindowSink(threading.Thread):
         self.heartbeat = time.monotonic()  # end of the last loop; the watchdog checks it
 
     def run(self) -> None:
-        store = Store(self.db_path, migrate_schema=False)
+        store = Store(self.db_path, migrate_schema=False, registry=self.registry)
         try:
             while True:
                 now = self.heartbeat = time.monotonic()
@@ -122,7 +116,13 @@ class WindowSink(threading.Thread):
         return lambda seq, mid: (
             self.topic,
             window_summary(
-                result, site=room.site, room=room.room, device_id=room.device_id, seq=seq, message_id=mid
+                result,
+                site=room.site,
+                room=room.room,
+                device_id=room.device_id,
+                seq=seq,
+                message_id=mid,
+                registry=self.registry,
             ).model_dump_json(),
         )
 
@@ -153,7 +153,13 @@ class WindowSink(threading.Thread):
         return lambda seq, mid: (
             self.topic,
             interval_summary(
-                results, site=room.site, room=room.room, device_id=room.device_id, seq=seq, message_id=mid
+                results,
+                site=room.site,
+                room=room.room,
+                device_id=room.device_id,
+                seq=seq,
+                message_id=mid,
+                registry=self.registry,
             ).model_dump_json(),
         )
 
@@ -176,18 +182,12 @@ class WindowSink(threading.Thread):
             self._interval.append(result)
 
     def _observe_channels(self, result: WindowResult) -> None:
-        for stage in CHANNEL_STAGES:
+        for stage in self.stages:
             ms = result.timing_ms.get(f"{stage}_ms")
             if ms is not None:
                 self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
-        for name, channel in (
-            ("face", result.face),
-            ("voice", result.voice),
-            ("words", result.words),
-            ("pulse", result.pulse),
-        ):
-            if channel is not None:
-                self.metrics.channel_windows.labels(name, channel.quality).inc()
+        for name, channel in result.channels.items():
+            self.metrics.channel_windows.labels(name, channel.quality).inc()
         if result.explanation is not None:
             self.metrics.explanations.labels(result.explanation.reason).inc()
         if result.events:

@@ -18,10 +18,11 @@ from typing import Any
 import sqlite_utils
 
 from contract.classes import CLASSES
+from edge.channels.registry import ChannelRegistry, default_registry
 from edge.control.commands import Consent
 from edge.errors import StoreError
 from edge.results import DisparityEvent, Utterance, WindowResult
-from edge.store.migrations import migrate
+from edge.store.migrations import add_channel_columns, migrate
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,10 @@ def _now() -> str:
 
 
 class Store:
-    def __init__(self, path: Path, *, migrate_schema: bool = True) -> None:
+    def __init__(self, path: Path, *, migrate_schema: bool = True, registry: ChannelRegistry | None = None) -> None:
+        """Open (and with ``migrate_schema`` migrate) the database; each channel of ``registry``
+        (the product's by default) is stored in its own JSON column of ``windows``."""
+        self.registry = registry if registry is not None else default_registry()
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
@@ -60,6 +64,7 @@ class Store:
                 if check != "ok":
                     raise StoreError(f"database {path} failed its integrity check: {check}")
                 migrate(self.db)
+                add_channel_columns(self.db, self.registry.names)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"database {path} is unusable: {exc}") from exc
 
@@ -160,12 +165,12 @@ class Store:
             "label": result.label,
             "confidence": result.confidence,
             "probs": json.dumps(dict(zip(CLASSES, result.probs, strict=True))) if result.probs else None,
-            "face": json.dumps(asdict(result.face)) if result.face else None,
-            "voice": json.dumps(asdict(result.voice)) if result.voice else None,
+            **{
+                c.name: json.dumps(c.stored(result.channels[c.name])) if c.name in result.channels else None
+                for c in self.registry
+            },
             "flags": json.dumps(list(result.flags)),
             "timing": json.dumps(result.timing_ms),
-            "words": json.dumps(asdict(result.words)) if result.words else None,
-            "pulse": json.dumps(asdict(result.pulse)) if result.pulse else None,
             "fused": json.dumps(list(result.fused)),
             "state": result.state,
             "second": result.second,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 
 import sqlite_utils
@@ -177,3 +177,14 @@ def migrate(db: sqlite_utils.Database) -> int:
             raise StoreError(f"database migration to version {version} failed and was rolled back: {exc}") from exc
         logger.info("database migrated to schema version %d", version)
     return int(current)
+
+
+def add_channel_columns(db: sqlite_utils.Database, names: Sequence[str]) -> list[str]:
+    """A JSON column in ``windows`` for every registered channel that has none yet (a channel added
+    to the registry after the database was made); returns the columns added."""
+    windows = db.table("windows")
+    missing = [name for name in names if name not in windows.columns_dict]
+    for name in missing:
+        windows.add_column(name, str)  # JSON: the channel's per-window result
+        logger.info("database: column windows.%s added for the %s channel", name, name)
+    return missing

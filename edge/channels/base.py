@@ -1,0 +1,177 @@
+"""What a channel is: one modality of the client, analysed per window.
+
+A :class:`Channel` is registered once (:mod:`edge.channels.registry`) and says, for its own kind of
+result, everything the stages around it need: whether the room runs it, the per-session state that
+analyses each window (:meth:`Channel.session`), its vote for the fusion and its reliability, its
+valence for the disparity, its part of the published summary, how it is stored and read back, and
+how it shows in the report and the metrics. The summariser, fusion, Shapley values, payload, store,
+report and metrics iterate over the registered channels; none of them names a channel.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+from contract.classes import CLASS_VALENCE, CLASSES
+from edge.audio.features import LogMel
+from edge.audio.vad import VoiceActivity, detect_voice
+from edge.config.models import AppConfig, AudioConfig
+from edge.fusion.decide import ChannelVote
+from edge.results import FLAG_NO_AUDIO, FLAG_SILENCE, ChannelResult, Utterance, WindowInput
+
+if TYPE_CHECKING:
+    from edge.channels.speech import SpeechEmotionModel
+    from edge.text.emotion import TextEmotion
+    from edge.transcribe.base import Transcriber
+
+VALENCE = np.array([CLASS_VALENCE[c] for c in CLASSES])
+
+
+@dataclass
+class AudioAnalysis:
+    """The window's log-mel voice activity, computed once and shared by the audio channels."""
+
+    activity: VoiceActivity
+    hop: int  # samples between feature frames
+
+
+@dataclass
+class WindowContext:
+    """One window as the channels see it. Channels add their quality flags, their costs
+    (``<stage>_ms``) and the utterances transcribed with the window."""
+
+    window: WindowInput
+    start_s: float  # session time
+    end_s: float
+    audio_config: AudioConfig
+    logmel: LogMel
+    flags: list[str] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+    transcript: list[Utterance] = field(default_factory=list)
+    _audio: AudioAnalysis | None = None
+    _audio_done: bool = False
+
+    def audio(self) -> AudioAnalysis | None:
+        """Voice activity of the window's audio (None without audio); the first call flags the window
+        ``no_audio`` or ``silence`` and records ``audio_ms``."""
+        if self._audio_done:
+            return self._audio
+        self._audio_done = True
+        window = self.window
+        if not window.audio_present:
+            self.flags.append(FLAG_NO_AUDIO)
+            return None
+        t0 = time.perf_counter()
+        # Log-mel features drive voice activity (and the speech channel's models); memory only.
+        mel = self.logmel(window.audio)
+        activity = detect_voice(
+            window.audio,
+            mel,
+            self.logmel.centres_hz,
+            win=self.logmel.win,
+            hop=self.logmel.hop,
+            silence_dbfs=self.audio_config.silence_dbfs,
+            margin_db=self.audio_config.vad_margin_db,
+        )
+        self.timing["audio_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        if activity.voiced_ratio < self.audio_config.min_voiced_ratio:
+            self.flags.append(FLAG_SILENCE)
+        self._audio = AudioAnalysis(activity, self.logmel.hop)
+        return self._audio
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """The models the channels share, loaded once per process (:mod:`edge.channels.load`)."""
+
+    speech: SpeechEmotionModel | None = None
+    transcriber: Transcriber | None = None
+    text: TextEmotion | None = None
+
+
+class ChannelState(Protocol):
+    """A channel's state for one session (a speaker baseline, a transcription buffer, a pulse record)."""
+
+    def analyze(self, context: WindowContext) -> ChannelResult | None:
+        """This window's result, or None when the channel had nothing to analyse."""
+        ...
+
+    def finish(self) -> Sequence[Utterance]:
+        """At the end of the session: what is still buffered (utterances still being spoken)."""
+        ...
+
+    def close(self) -> None:
+        """End worker threads and forget what the session left in memory."""
+        ...
+
+
+class Stateless:
+    """Base for channel states with nothing to finish or close."""
+
+    def finish(self) -> Sequence[Utterance]:
+        return ()
+
+    def close(self) -> None:
+        return None
+
+
+class Channel(ABC):
+    """One modality. Subclasses set ``name`` and ``result`` and implement :meth:`session`; the other
+    hooks have defaults for a channel that neither votes nor has a valence."""
+
+    name: ClassVar[str]
+    result: ClassVar[type[Any]]  # the dataclass of its per-window result
+    # ``<stage>_ms`` costs in a window's timing that are exported as stage latencies
+    stages: ClassVar[tuple[str, ...]] = ()
+    votes: ClassVar[bool] = False  # whether it has a class distribution for the fusion
+    # its part of the published summary (the contract's wire model), or None when it publishes nothing
+    summary_model: ClassVar[type[BaseModel] | None] = None
+
+    @abstractmethod
+    def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> ChannelState | None:
+        """Fresh per-session state, or None when the room does not run this channel."""
+
+    def vote(self, result: Any) -> ChannelVote:  # noqa: ARG002 - a channel without a distribution
+        """Its distribution, quality and reliability in one window (``result`` may be None)."""
+        return ChannelVote(self.name, None, "")
+
+    def valence(self, result: Any) -> float | None:
+        """Valence in [-1, 1] for the disparity, when the result is good and has one."""
+        probs = getattr(result, "probs", None)
+        if result is None or result.quality != "good" or probs is None:
+            return None
+        return float(np.dot(probs, VALENCE))
+
+    def present(self, result: Any) -> bool:
+        """Whether the channel had input in the window (the report's coverage)."""
+        return result is not None
+
+    def good(self, result: Any) -> bool:
+        """Whether the window's result was usable (fused, or a number to show)."""
+        return result is not None and result.quality == "good"
+
+    def summarize(self, results: Sequence[Any]) -> BaseModel | None:  # noqa: ARG002 - publishes nothing
+        """Its part of a summary over consecutive windows' results (at least one)."""
+        return None
+
+    def stored(self, result: Any) -> dict[str, Any]:
+        """The JSON object stored in the window's row (column ``name``)."""
+        out: dict[str, Any] = asdict(result)
+        return out
+
+    def restore(self, raw: Mapping[str, Any]) -> Any:
+        """The result read back from its stored JSON (rows written by older versions included)."""
+        return self.result(**raw)
+
+
+def most_common(values: Sequence[str]) -> str:
+    """The most frequent of ``values`` (the first seen among equals): a summary's quality."""
+    return Counter(values).most_common(1)[0][0]

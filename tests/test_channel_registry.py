@@ -1,0 +1,127 @@
+"""Channels are plug-ins: a channel registered beside the product's four reaches the fused result,
+the stored window, the published summary and the report, with no other code changed.
+
+The extra channel is small on purpose ("steadiness": how little the client's face moved in the
+window, voting calm when it was steady); it runs in a real appliance on the demo clip, with SQLite,
+mosquitto and the session report.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import override
+
+from contract.classes import CLASSES
+from contract.payload import Summary
+from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext
+from edge.channels.registry import ChannelRegistry, default_registry
+from edge.config import load_config
+from edge.config.models import AppConfig
+from edge.fusion.decide import ChannelVote
+from edge.report.data import load_session
+from edge.report.render import render_html
+from edge.runtime import Appliance
+from tests.conftest import CONSENT, Broker, Collector, write_config
+
+CALM = tuple(0.9 if c == "calm" else 0.1 / 7 for c in CLASSES)
+
+
+@dataclass(frozen=True, slots=True)
+class SteadyResult:
+    spread_px: float  # standard deviation of the face width over the window
+    quality: str
+    probs: tuple[float, ...] | None
+
+
+class SteadySummary(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    spread_px: float = Field(ge=0.0)
+    quality: str
+
+
+class SteadyState(Stateless):
+    def analyze(self, context: WindowContext) -> SteadyResult | None:
+        widths = [f.face_width_px for f in context.window.frames if f.faces]
+        if len(widths) < 3:
+            return None
+        spread = float(np.std(widths))
+        return SteadyResult(round(spread, 3), "good", CALM if spread < 20 else None)
+
+
+class Steadiness(Channel):
+    name = "steadiness"
+    result = SteadyResult
+    votes = True
+    summary_model = SteadySummary
+
+    @override
+    def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> SteadyState:
+        return SteadyState()
+
+    @override
+    def vote(self, result: SteadyResult | None) -> ChannelVote:
+        return ChannelVote(self.name, None, "") if result is None else ChannelVote(self.name, result.probs, "good")
+
+    @override
+    def summarize(self, results: Sequence[SteadyResult]) -> SteadySummary:
+        return SteadySummary(spread_px=float(np.mean([r.spread_px for r in results])), quality="good")
+
+    @override
+    def restore(self, raw: Mapping[str, Any]) -> SteadyResult:
+        return SteadyResult(raw["spread_px"], raw["quality"], tuple(raw["probs"]) if raw["probs"] else None)
+
+
+def test_the_registry_refuses_a_second_channel_of_a_name() -> None:
+    registry = default_registry()
+    assert registry.names == ("face", "voice", "words", "pulse")
+    registry.register(Steadiness())
+    with pytest.raises(ValueError, match=r"already registered; registered: face, voice, words, pulse, steadiness"):
+        registry.register(Steadiness())
+    with pytest.raises(KeyError, match="no channel named 'gaze'; registered: face, voice, words, pulse, steadiness"):
+        registry["gaze"]
+
+
+def test_a_registered_channel_reaches_fusion_store_summary_and_report(
+    tmp_path: Path, face_model: Path, demo_clip: Path, broker: Broker, collector: Collector
+) -> None:
+    registry = ChannelRegistry([*default_registry(), Steadiness()])
+    config = load_config(
+        write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=broker.port)
+    )
+    report = Appliance(config, demo_clip.as_uri(), registry=registry).run(consent=CONSENT)
+    assert report.windows == 13
+
+    # Fused: the face windows fuse the new channel as well, and it gets its Shapley share.
+    summaries = collector.wait_for("summary", report.windows)
+    fused = [s for s in summaries if s["emotion"]["fused"]["steadiness"]]
+    assert fused, "the steady face votes calm in the windows where it was seen"
+    assert all(s["emotion"]["fused"]["face"] for s in fused)
+    assert all(s["emotion"]["contributions"]["steadiness"] is not None for s in fused)
+    # The summary carries its part; the hub's contract (which does not list it) refuses it.
+    assert all(s["modalities"]["steadiness"]["spread_px"] >= 0 for s in fused)
+    registry.wire().summary.model_validate(fused[0])
+    with pytest.raises(ValidationError, match="steadiness"):
+        Summary.model_validate(fused[0])
+    # Stored: its own column, read back by the channel itself.
+    conn = sqlite3.connect(report.database)
+    stored = [json.loads(v) for (v,) in conn.execute("SELECT steadiness FROM windows WHERE steadiness IS NOT NULL")]
+    conn.close()
+    assert len(stored) >= len(fused) and all(v["quality"] == "good" for v in stored)
+    session = load_session(report.database, report.session_id, registry)
+    restored = [w.channels["steadiness"] for w in session.windows if "steadiness" in w.channels]
+    assert [r.spread_px for r in restored] == [v["spread_px"] for v in stored]
+    # The report: its coverage row, its contribution and its timeline row.
+    page = render_html(session, config, registry)
+    assert "<td>steadiness</td>" in page
+    assert "the steadiness channel in" in page
+    # The product's own channels still report as before.
+    assert all(s["modalities"]["voice"] is not None for s in summaries)
