@@ -1,7 +1,9 @@
 """The administrators' dashboard (FastAPI, Jinja2 templates, Chart.js served locally).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' dependency annotations
-at definition time, and they refer to closures.)
+at definition time.) The routes are module-level functions on three routers (sign-in, the pages
+every account sees, the administrators' account page); what they share (config, database, metrics,
+templates) is one :class:`Hub` on ``app.state``, reached through a dependency.
 
 Every page reads the suppressed aggregate lattice (:mod:`hub.privacy`) or the appliances'
 health; no page can reach a session. Sessions are signed cookies (itsdangerous via Starlette),
@@ -15,11 +17,12 @@ import logging
 import os
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -61,7 +64,212 @@ class _LoginRequiredError(Exception):
     pass
 
 
-def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> FastAPI:  # noqa: PLR0915 - routes close over one app's state
+@dataclass(frozen=True)
+class Hub:
+    """What the routes share, kept on ``app.state.hub``."""
+
+    config: HubConfig
+    engine: sa.Engine
+    metrics: HubMetrics
+    templates: Jinja2Templates
+    grains: tuple[str, ...]  # the time grains offered: the configured finest and coarser
+
+
+def hub(request: Request) -> Hub:
+    state: Hub = request.app.state.hub
+    return state
+
+
+HubDep = Annotated[Hub, Depends(hub)]
+
+
+def user(request: Request) -> dict[str, str]:
+    name, role = request.session.get("user"), request.session.get("role")
+    if not name or role not in ROLES:
+        raise _LoginRequiredError
+    return {"name": name, "role": role, "csrf": request.session.setdefault("csrf", secrets.token_urlsafe(24))}
+
+
+UserDep = Annotated[dict[str, str], Depends(user)]
+
+
+def admin(u: UserDep) -> dict[str, str]:
+    if u["role"] != "admin":
+        raise HTTPException(status_code=403, detail="administrators only")
+    return u
+
+
+AdminDep = Annotated[dict[str, str], Depends(admin)]
+
+
+def filters(
+    h: HubDep, level: str = "clinic", grain: str = "", site: str = "", room: str = "", start: str = "", end: str = ""
+) -> Filters:
+    if level not in LEVELS:
+        raise HTTPException(status_code=400, detail=f"level must be one of {LEVELS}")
+    grain = grain or ("week" if "week" in h.grains else h.grains[0])
+    if grain not in h.grains:
+        raise HTTPException(status_code=400, detail=f"grain must be one of {h.grains}")
+    return Filters(level, grain, site or None, room or None, start or None, end or None)
+
+
+FiltersDep = Annotated[Filters, Depends(filters)]
+
+
+def lattice(h: Hub) -> Lattice:
+    with h.engine.connect() as conn:
+        result = read_lattice(conn, h.grains)
+    h.metrics.suppressed.set(result.hidden_secondary)
+    return result
+
+
+def page(request: Request, h: Hub, name: str, u: dict[str, str], **context: Any) -> HTMLResponse:
+    return h.templates.TemplateResponse(request, name, {"user": u, "k": h.config.privacy.k, **context})
+
+
+def _fresh(form_token: str, u: dict[str, str]) -> None:
+    """Forms that change state carry the session's token."""
+    if not secrets.compare_digest(form_token, u["csrf"]):
+        raise HTTPException(status_code=403, detail="stale form")
+
+
+signin = APIRouter()
+
+
+@signin.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, h: HubDep, next: str = "/") -> HTMLResponse:
+    return h.templates.TemplateResponse(request, "login.html", {"next": next, "error": None, "user": None})
+
+
+@signin.post("/login", response_model=None)
+def login(
+    request: Request,
+    h: HubDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    role = authenticate(h.engine, username, password)
+    if role is None:
+        h.metrics.logins.labels("refused").inc()
+        time.sleep(0.5)
+        context = {"next": next, "error": "Wrong user name or password.", "user": None}
+        return h.templates.TemplateResponse(request, "login.html", context, status_code=401)
+    h.metrics.logins.labels("accepted").inc()
+    request.session.clear()
+    request.session.update({"user": username, "role": role, "csrf": secrets.token_urlsafe(24)})
+    return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
+
+
+@signin.post("/logout")
+def logout(request: Request, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
+    _fresh(csrf, u)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@signin.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+pages = APIRouter()
+
+
+@pages.get("/", response_class=HTMLResponse)
+def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
+    lat = lattice(h)
+    rows = select(lat, Filters("clinic", f.grain, None, None, f.start, f.end))
+    devices = health(h.engine)
+    online = sum(1 for d in devices if d.state == "online")
+    return page(
+        request,
+        h,
+        "overview.html",
+        u,
+        rows=rows,
+        chart=json.dumps(chart_data(rows)),
+        classes=CLASSES,
+        f=f,
+        grains=h.grains,
+        devices=len(devices),
+        online=online,
+        hidden=lat.hidden_secondary,
+    )
+
+
+@pages.get("/rooms", response_class=HTMLResponse)
+def rooms(request: Request, h: HubDep, u: UserDep, site: str = "") -> HTMLResponse:
+    sites, _ = scopes(h.engine)
+    return page(request, h, "rooms.html", u, devices=health(h.engine, site or None), sites=sites, site=site)
+
+
+@pages.get("/trends", response_class=HTMLResponse)
+def trends(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
+    rows = select(lattice(h), f)
+    sites, rooms_by_site = scopes(h.engine)
+    return page(
+        request,
+        h,
+        "trends.html",
+        u,
+        rows=rows,
+        chart=json.dumps(chart_data(rows)),
+        classes=CLASSES,
+        f=f,
+        grains=h.grains,
+        levels=LEVELS,
+        sites=sites,
+        rooms=rooms_by_site,
+        query=request.url.query,
+    )
+
+
+@pages.get("/export.csv")
+def export(h: HubDep, _u: UserDep, f: FiltersDep) -> Response:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_HEADER)
+    for row in select(lattice(h), f):
+        writer.writerow(row.csv())
+    name = f"clinic-{f.level}-{f.grain}.csv"
+    return Response(
+        out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+accounts = APIRouter()
+
+
+@accounts.get("/users", response_class=HTMLResponse)
+def users_page(request: Request, h: HubDep, u: AdminDep) -> HTMLResponse:
+    return page(request, h, "users.html", u, accounts=list_users(h.engine), roles=ROLES, error=None)
+
+
+@accounts.post("/users", response_model=None)
+def users_add(
+    request: Request,
+    h: HubDep,
+    u: AdminDep,
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    role: Annotated[str, Form()],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    _fresh(csrf, u)
+    try:
+        add_user(h.engine, username, password, role)
+    except ConfigError as exc:
+        return page(request, h, "users.html", u, accounts=list_users(h.engine), roles=ROLES, error=str(exc))
+    return RedirectResponse("/users", status_code=303)
+
+
+async def _to_login(request: Request, _exc: Exception) -> Response:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> FastAPI:
+    """The dashboard: signed sessions, static files, the three routers and what they share."""
     app = FastAPI(title="clinic hub", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(
         SessionMiddleware,
@@ -71,157 +279,9 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
         same_site="strict",
     )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    templates = Jinja2Templates(directory=HERE / "templates")
-    grains = GRAINS[GRAINS.index(config.privacy.finest_grain) :]
-
-    @app.exception_handler(_LoginRequiredError)
-    async def _to_login(request: Request, _exc: _LoginRequiredError) -> Response:
-        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-
-    def user(request: Request) -> dict[str, str]:
-        name, role = request.session.get("user"), request.session.get("role")
-        if not name or role not in ROLES:
-            raise _LoginRequiredError
-        return {"name": name, "role": role, "csrf": request.session.setdefault("csrf", secrets.token_urlsafe(24))}
-
-    def admin(u: Annotated[dict[str, str], Depends(user)]) -> dict[str, str]:
-        if u["role"] != "admin":
-            raise HTTPException(status_code=403, detail="administrators only")
-        return u
-
-    def lattice() -> Lattice:
-        with engine.connect() as conn:
-            result = read_lattice(conn, grains)
-        metrics.suppressed.set(result.hidden_secondary)
-        return result
-
-    def page(request: Request, name: str, u: dict[str, str], **context: Any) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"user": u, "k": config.privacy.k, **context})
-
-    def filters(
-        level: str = "clinic", grain: str = "", site: str = "", room: str = "", start: str = "", end: str = ""
-    ) -> Filters:
-        if level not in LEVELS:
-            raise HTTPException(status_code=400, detail=f"level must be one of {LEVELS}")
-        grain = grain or ("week" if "week" in grains else grains[0])
-        if grain not in grains:
-            raise HTTPException(status_code=400, detail=f"grain must be one of {grains}")
-        return Filters(level, grain, site or None, room or None, start or None, end or None)
-
-    @app.get("/login", response_class=HTMLResponse)
-    def login_form(request: Request, next: str = "/") -> HTMLResponse:
-        return templates.TemplateResponse(request, "login.html", {"next": next, "error": None, "user": None})
-
-    @app.post("/login", response_model=None)
-    def login(
-        request: Request,
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        next: Annotated[str, Form()] = "/",
-    ) -> Response:
-        role = authenticate(engine, username, password)
-        if role is None:
-            metrics.logins.labels("refused").inc()
-            time.sleep(0.5)
-            context = {"next": next, "error": "Wrong user name or password.", "user": None}
-            return templates.TemplateResponse(request, "login.html", context, status_code=401)
-        metrics.logins.labels("accepted").inc()
-        request.session.clear()
-        request.session.update({"user": username, "role": role, "csrf": secrets.token_urlsafe(24)})
-        return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
-
-    @app.post("/logout")
-    def logout(request: Request, u: Annotated[dict[str, str], Depends(user)], csrf: Annotated[str, Form()]) -> Response:
-        if not secrets.compare_digest(csrf, u["csrf"]):
-            raise HTTPException(status_code=403, detail="stale form")
-        request.session.clear()
-        return RedirectResponse("/login", status_code=303)
-
-    @app.get("/", response_class=HTMLResponse)
-    def overview(
-        request: Request, u: Annotated[dict[str, str], Depends(user)], f: Annotated[Filters, Depends(filters)]
-    ) -> HTMLResponse:
-        lat = lattice()
-        rows = select(lat, Filters("clinic", f.grain, None, None, f.start, f.end))
-        devices = health(engine)
-        online = sum(1 for d in devices if d.state == "online")
-        return page(
-            request,
-            "overview.html",
-            u,
-            rows=rows,
-            chart=json.dumps(chart_data(rows)),
-            classes=CLASSES,
-            f=f,
-            grains=grains,
-            devices=len(devices),
-            online=online,
-            hidden=lat.hidden_secondary,
-        )
-
-    @app.get("/rooms", response_class=HTMLResponse)
-    def rooms(request: Request, u: Annotated[dict[str, str], Depends(user)], site: str = "") -> HTMLResponse:
-        sites, _ = scopes(engine)
-        return page(request, "rooms.html", u, devices=health(engine, site or None), sites=sites, site=site)
-
-    @app.get("/trends", response_class=HTMLResponse)
-    def trends(
-        request: Request, u: Annotated[dict[str, str], Depends(user)], f: Annotated[Filters, Depends(filters)]
-    ) -> HTMLResponse:
-        rows = select(lattice(), f)
-        sites, rooms_by_site = scopes(engine)
-        query = request.url.query
-        return page(
-            request,
-            "trends.html",
-            u,
-            rows=rows,
-            chart=json.dumps(chart_data(rows)),
-            classes=CLASSES,
-            f=f,
-            grains=grains,
-            levels=LEVELS,
-            sites=sites,
-            rooms=rooms_by_site,
-            query=query,
-        )
-
-    @app.get("/export.csv")
-    def export(_u: Annotated[dict[str, str], Depends(user)], f: Annotated[Filters, Depends(filters)]) -> Response:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(CSV_HEADER)
-        for row in select(lattice(), f):
-            writer.writerow(row.csv())
-        name = f"clinic-{f.level}-{f.grain}.csv"
-        return Response(
-            out.getvalue(), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}"'}
-        )
-
-    @app.get("/users", response_class=HTMLResponse)
-    def users_page(request: Request, u: Annotated[dict[str, str], Depends(admin)]) -> HTMLResponse:
-        return page(request, "users.html", u, accounts=list_users(engine), roles=ROLES, error=None)
-
-    @app.post("/users", response_model=None)
-    def users_add(
-        request: Request,
-        u: Annotated[dict[str, str], Depends(admin)],
-        username: Annotated[str, Form()],
-        password: Annotated[str, Form()],
-        role: Annotated[str, Form()],
-        csrf: Annotated[str, Form()],
-    ) -> Response:
-        if not secrets.compare_digest(csrf, u["csrf"]):
-            raise HTTPException(status_code=403, detail="stale form")
-        try:
-            add_user(engine, username, password, role)
-        except ConfigError as exc:
-            context = {"accounts": list_users(engine), "roles": ROLES, "error": str(exc)}
-            return page(request, "users.html", u, **context)
-        return RedirectResponse("/users", status_code=303)
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    grains = tuple(GRAINS[GRAINS.index(config.privacy.finest_grain) :])
+    app.state.hub = Hub(config, engine, metrics, Jinja2Templates(directory=HERE / "templates"), grains)
+    app.add_exception_handler(_LoginRequiredError, _to_login)
+    for router in (signin, pages, accounts):
+        app.include_router(router)
     return app

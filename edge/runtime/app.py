@@ -196,8 +196,9 @@ class Appliance:
         return reports
 
     def _session(self, duration_s: float | None, consent: Consent) -> RunReport:
+        """One session: its row, the storage stage, the analysis loop until the end, the close."""
         cfg = self.config
-        store, mqtt, publisher = self.store, self.mqtt, self.publisher
+        store = self.store
         if store is None:
             raise RuntimeError("the session store is opened by run() or serve()")
         session_start = datetime.now(timezone.utc)
@@ -216,7 +217,49 @@ class Appliance:
         # Its own stop event: windows already cut are still stored when a stop is requested.
         live = self.spec.live or cfg.capture.realtime_files
         windows: BoundedQueue[WindowInput] = BoundedQueue(cfg.windows.queue, drop_oldest=live, stop=threading.Event())
-        sink = WindowSink(
+        sink = self._sink(session_id, session_start, windows, live=live)
+        sink.start()
+        started = time.monotonic()
+        loop = AnalysisLoop(
+            cfg,
+            self.spec,
+            self._frame_analyzer(),
+            windows=windows,
+            metrics=self.metrics,
+            report=report,
+            notifier=self.notifier,
+            stop=self.stop_event,
+            control=self.control,
+            hooks=self._hooks(store, session_id, sink),
+        )
+        try:
+            loop.run(duration_s)
+        finally:
+            # The session ends, not the service (serve goes back to standby): no STOPPING here.
+            self.notifier.status(f"session {session_id} ending: storing its last windows")
+            sink.finish.set()
+            sink.join(timeout=DRAIN_TIMEOUT_S + 30)
+            report.wall_s = time.monotonic() - started
+            report.source_restarts = loop.restarts
+            report.windows_dropped = windows.dropped
+            self._end(store, report, sink)
+        logger.info(
+            "session %s ended: %d frames (%.1f fps), %d windows, %d published, %d waiting",
+            session_id,
+            report.frames,
+            report.fps,
+            report.windows,
+            report.published,
+            report.unpublished,
+        )
+        return report
+
+    def _sink(
+        self, session_id: str, session_start: datetime, windows: BoundedQueue[WindowInput], *, live: bool
+    ) -> WindowSink:
+        """The stage that summarises the session's windows and stores them with their summaries."""
+        cfg, mqtt, publisher = self.config, self.mqtt, self.publisher
+        return WindowSink(
             cfg,
             db_path=self.db_path,
             session_id=session_id,
@@ -229,8 +272,26 @@ class Appliance:
             channels=lambda: self.channel_models.session(self.face_model, self.control.explain_requested, live=live),
             registry=self.registry,
         )
-        sink.start()
-        started = time.monotonic()
+
+    def _frame_analyzer(self) -> FrameAnalyzer:
+        """Per frame: faces in the client region, the face model, the pulse's skin colour."""
+        cfg = self.config
+        return FrameAnalyzer(
+            self.detector,
+            self.face_model,
+            cfg.vision,
+            cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
+            cfg.profile.intrinsics if cfg.profile is not None else None,
+            classify=cfg.channels.face.enabled,
+            skin=self.skin,
+            skin_every=cfg.channels.pulse.mesh_every,
+            keep_crop=cfg.explain.when != "off",
+        )
+
+    def _hooks(self, store: Store, session_id: str, sink: WindowSink) -> LoopHooks:
+        """What the analysis loop tells the rest of the room: media flowing, the source lost or back,
+        a pause ended; and how it reads the storage stage's heartbeat."""
+        mqtt = self.mqtt
 
         def ready() -> None:
             # Session time 0 is when media starts to flow, not when the session row was written: the
@@ -244,70 +305,33 @@ class Appliance:
                 mqtt.set_degraded("capture", not up)
             self.notifier.status("analysing" if up else "source lost, rebuilding capture")
 
-        loop = AnalysisLoop(
-            cfg,
-            self.spec,
-            FrameAnalyzer(
-                self.detector,
-                self.face_model,
-                cfg.vision,
-                cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
-                cfg.profile.intrinsics if cfg.profile is not None else None,
-                classify=cfg.channels.face.enabled,
-                skin=self.skin,
-                skin_every=cfg.channels.pulse.mesh_every,
-                keep_crop=cfg.explain.when != "off",
-            ),
-            windows=windows,
-            metrics=self.metrics,
-            report=report,
-            notifier=self.notifier,
-            stop=self.stop_event,
-            control=self.control,
-            hooks=LoopHooks(
-                on_source_state=source_state,
-                on_ready=ready,
-                sink_heartbeat=lambda: sink.heartbeat,
-                on_pause_end=lambda seconds: self._record_pause(store, session_id, seconds),
-            ),
+        return LoopHooks(
+            on_source_state=source_state,
+            on_ready=ready,
+            sink_heartbeat=lambda: sink.heartbeat,
+            on_pause_end=lambda seconds: self._record_pause(store, session_id, seconds),
         )
+
+    def _end(self, store: Store, report: RunReport, sink: WindowSink) -> None:
+        """Record the session's end and its figures; give the outbox a moment to drain."""
+        publisher, mqtt = self.publisher, self.mqtt
+        report.windows = sink.stored
+        report.store_failures = sink.failed
+        report.windows_lost = sink.lost
+        report.window_latency_ms = sink.latencies_ms
         try:
-            loop.run(duration_s)
-        finally:
-            # The session ends, not the service (serve goes back to standby): no STOPPING here.
-            self.notifier.status(f"session {session_id} ending: storing its last windows")
-            sink.finish.set()
-            sink.join(timeout=DRAIN_TIMEOUT_S + 30)
-            report.wall_s = time.monotonic() - started
-            report.source_restarts = loop.restarts
-            report.windows_dropped = windows.dropped
-            report.windows = sink.stored
-            report.store_failures = sink.failed
-            report.windows_lost = sink.lost
-            report.window_latency_ms = sink.latencies_ms
-            try:
-                store.end_session(session_id, frames=report.frames, frames_dropped=report.frames_dropped)
-            except StoreError as exc:
-                logger.error("could not record the end of session %s: %s", session_id, exc)
-            if (
-                publisher is not None
-                and mqtt is not None
-                and mqtt.connected.is_set()
-                and not publisher.wait_idle(DRAIN_TIMEOUT_S)
-            ):
-                logger.warning("outbox not empty after %.0f s; the rest is sent on the next start", DRAIN_TIMEOUT_S)
-            report.published = publisher.sent if publisher else 0
-            report.unpublished = store.pending_count()
-        logger.info(
-            "session %s ended: %d frames (%.1f fps), %d windows, %d published, %d waiting",
-            session_id,
-            report.frames,
-            report.fps,
-            report.windows,
-            report.published,
-            report.unpublished,
-        )
-        return report
+            store.end_session(report.session_id, frames=report.frames, frames_dropped=report.frames_dropped)
+        except StoreError as exc:
+            logger.error("could not record the end of session %s: %s", report.session_id, exc)
+        if (
+            publisher is not None
+            and mqtt is not None
+            and mqtt.connected.is_set()
+            and not publisher.wait_idle(DRAIN_TIMEOUT_S)
+        ):
+            logger.warning("outbox not empty after %.0f s; the rest is sent on the next start", DRAIN_TIMEOUT_S)
+        report.published = publisher.sent if publisher else 0
+        report.unpublished = store.pending_count()
 
     def _record_pause(self, store: Store, session_id: str, seconds: float) -> None:
         try:

@@ -1,41 +1,25 @@
-"""The storage stage: summarise completed windows, store them with their outbox summaries.
-
-When the database cannot be written (disk full, I/O error) the appliance stays up: results wait
-in a bounded in-memory buffer, the state is reported as degraded (metrics and the retained status),
-writes are retried, and the buffer drains by itself once space is back. Only when the buffer
-overflows are windows lost, and each one is counted.
-"""
+"""The room's window thread: the analysis stage (:mod:`edge.runtime.analysis_stage`), then the storage
+stage (:mod:`edge.runtime.storage_stage`), for each completed window in order. Its heartbeat tells
+the watchdog that both keep up."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
-from edge.analysis.summarize import SessionChannels, WindowSummarizer
+from edge.analysis.summarize import SessionChannels
 from edge.capture.pipeline import BoundedQueue
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
-from edge.errors import StoreError
 from edge.metrics import Metrics
-from edge.publish.payload import disparity_event, interval_summary, window_summary
-from edge.results import DisparityEvent, WindowInput, WindowResult
+from edge.results import WindowInput
+from edge.runtime.analysis_stage import AnalysisStage
+from edge.runtime.storage_stage import StorageStage
 from edge.store import Store
-
-logger = logging.getLogger(__name__)
-
-RETRY_EVERY_S = 2.0
-# Per-window costs (``<stage>_ms`` in a window's timing) exported as stage latencies, besides each
-# channel's own (``Channel.stages``).
-WINDOW_STAGES_BEFORE = ("audio",)
-WINDOW_STAGES_AFTER = ("fusion", "explain_face", "explain_voice")
-PURGE_EVERY_S = 3600.0
-
-SummaryFn = Callable[[int, str], tuple[str, str]]
 
 
 class WindowSink(threading.Thread):
@@ -57,229 +41,70 @@ class WindowSink(threading.Thread):
         super().__init__(name="window-sink", daemon=True)
         self.config = config
         self.db_path = db_path
-        self.session_id = session_id
-        self.session_start = session_start
         self.windows = windows
-        self.metrics = metrics
-        self.on_stored = on_stored
-        self.on_degraded = on_degraded
-        self.topic = topic
-        self.channels = channels  # makes the session's channel state on the first window
         self.registry = registry if registry is not None else default_registry()
-        self.stages = (*WINDOW_STAGES_BEFORE, *self.registry.stages(), *WINDOW_STAGES_AFTER)
+        self.analysis = AnalysisStage(
+            config,
+            session_id=session_id,
+            session_start=session_start,
+            metrics=metrics,
+            channels=channels,
+            registry=self.registry,
+        )
+        # The storage stage is made on this thread, which owns the database connection it writes with.
+        self._storage: Callable[[Store], StorageStage] = lambda store: StorageStage(
+            config,
+            store,
+            session_id=session_id,
+            metrics=metrics,
+            on_stored=on_stored,
+            on_degraded=on_degraded,
+            topic=topic,
+            registry=self.registry,
+        )
+        self.storage: StorageStage | None = None
         self.finish = threading.Event()  # set by the producer when no more windows will come
-        self.stored = 0
-        self.failed = 0  # write attempts that failed
-        self.lost = 0  # windows that overflowed the retry buffer
-        self.degraded = False
-        self.latencies_ms: deque[float] = deque(maxlen=10_000)  # recent windows only
-        self._summarizer: WindowSummarizer | None = None
-        self._interval: list[WindowResult] = []
-        self._backlog: deque[tuple[WindowResult | None, SummaryFn | None]] = deque()
-        self._next_retry = 0.0
-        self._next_purge = 0.0
         self.heartbeat = time.monotonic()  # end of the last loop; the watchdog checks it
+
+    @property
+    def session_start(self) -> datetime:
+        return self.analysis.session_start
+
+    @session_start.setter
+    def session_start(self, value: datetime) -> None:
+        """Session time 0, set when media starts to flow (before the first window)."""
+        self.analysis.session_start = value
+
+    # What the storage stage did, for the session's report.
+    @property
+    def stored(self) -> int:
+        return self.storage.stored if self.storage else 0
+
+    @property
+    def failed(self) -> int:
+        return self.storage.failed if self.storage else 0
+
+    @property
+    def lost(self) -> int:
+        return self.storage.lost if self.storage else 0
+
+    @property
+    def latencies_ms(self) -> deque[float]:
+        return self.storage.latencies_ms if self.storage else deque()
 
     def run(self) -> None:
         store = Store(self.db_path, migrate_schema=False, registry=self.registry)
+        storage = self.storage = self._storage(store)
         try:
             while True:
                 now = self.heartbeat = time.monotonic()
-                if now >= self._next_purge:
-                    self._purge(store)
-                    self._next_purge = now + PURGE_EVERY_S
-                if self._backlog and now >= self._next_retry:
-                    self._drain(store)
+                storage.tick(now)
                 window = self.windows.get(timeout=0.1)
                 if window is None:
                     if self.finish.is_set():
                         break
                     continue
-                self._handle(store, window)
-            self._flush_interval(store)
-            self._finish_words(store)
-            deadline = time.monotonic() + RETRY_EVERY_S * 2
-            while self._backlog and time.monotonic() < deadline:
-                self._drain(store)
-                if self._backlog:
-                    time.sleep(0.2)
-            if self._backlog:
-                self._lose(len(self._backlog), "the session ended while the database was unwritable")
+                storage.add(self.analysis.analyze(window))
+            storage.close(self.analysis.finish())
         finally:
             store.close()
-
-    # -- summaries ---------------------------------------------------------------------------------
-    def _window_summary(self, result: WindowResult) -> SummaryFn | None:
-        if not (self.config.mqtt.enabled and self.config.mqtt.summary == "window"):
-            return None
-        room = self.config.room
-        return lambda seq, mid: (
-            self.topic,
-            window_summary(
-                result,
-                site=room.site,
-                room=room.room,
-                device_id=room.device_id,
-                seq=seq,
-                message_id=mid,
-                registry=self.registry,
-            ).model_dump_json(),
-        )
-
-    def _event_payloads(self, events: Sequence[DisparityEvent]) -> list[SummaryFn] | None:
-        if not self.config.mqtt.enabled or not events:
-            return None
-        room = self.config.room
-        topic = self.topic.rsplit("/", 1)[0] + "/event"
-
-        def payload(event: DisparityEvent) -> SummaryFn:
-            return lambda seq, mid: (
-                topic,
-                disparity_event(
-                    event,
-                    session_id=self.session_id,
-                    site=room.site,
-                    room=room.room,
-                    device_id=room.device_id,
-                    seq=seq,
-                    message_id=mid,
-                ).model_dump_json(),
-            )
-
-        return [payload(e) for e in events]
-
-    def _interval_summary(self, results: list[WindowResult]) -> SummaryFn:
-        room = self.config.room
-        return lambda seq, mid: (
-            self.topic,
-            interval_summary(
-                results,
-                site=room.site,
-                room=room.room,
-                device_id=room.device_id,
-                seq=seq,
-                message_id=mid,
-                registry=self.registry,
-            ).model_dump_json(),
-        )
-
-    # -- storing -------------------------------------------------------------------------------------
-    def _handle(self, store: Store, window: WindowInput) -> None:
-        if self._summarizer is None:
-            self._summarizer = WindowSummarizer(
-                self.session_id, self.session_start, self.config.vision, self.config.audio, self.channels()
-            )
-        t0 = time.perf_counter()
-        result = self._summarizer.summarize(window)
-        self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
-        self._observe_channels(result)
-        self._enqueue(store, result, self._window_summary(result))
-        if self.config.mqtt.enabled and self.config.mqtt.summary == "interval":
-            # Interval k holds the windows that start in [k * interval_s, (k + 1) * interval_s).
-            bucket = int(result.start_s // self.config.mqtt.interval_s)
-            if self._interval and int(self._interval[0].start_s // self.config.mqtt.interval_s) != bucket:
-                self._flush_interval(store)
-            self._interval.append(result)
-
-    def _observe_channels(self, result: WindowResult) -> None:
-        for stage in self.stages:
-            ms = result.timing_ms.get(f"{stage}_ms")
-            if ms is not None:
-                self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
-        for name, channel in result.channels.items():
-            self.metrics.channel_windows.labels(name, channel.quality).inc()
-        if result.explanation is not None:
-            self.metrics.explanations.labels(result.explanation.reason).inc()
-        if result.events:
-            self.metrics.events.labels("disparity").inc(len(result.events))
-
-    def _finish_words(self, store: Store) -> None:
-        """Speech still going on at the end is transcribed, and a running disparity closed; they belong
-        to no window."""
-        if self._summarizer is None:
-            return
-        tail = self._summarizer.finish()
-        words = self._summarizer.channels.words
-        if words is not None and words.dropped:
-            self.metrics.dropped.labels("utterance").inc(words.dropped)
-        self._summarizer.close()
-        try:
-            if tail.utterances and self.config.channels.words.store_transcript:
-                store.add_transcripts(self.session_id, tail.utterances)
-            if tail.events:
-                store.add_events(self.session_id, tail.events, self._event_payloads(tail.events))
-                self.metrics.events.labels("disparity").inc(len(tail.events))
-        except StoreError as exc:
-            logger.error("the end of session %s could not be stored: %s", self.session_id, exc)
-
-    def _flush_interval(self, store: Store) -> None:
-        if self._interval:
-            results, self._interval = self._interval, []
-            self._enqueue(store, None, self._interval_summary(results))
-
-    def _enqueue(self, store: Store, result: WindowResult | None, summary: SummaryFn | None) -> None:
-        """Store now, or keep in order behind what already waits."""
-        limit = self.config.storage.retry_buffer
-        if len(self._backlog) >= limit:
-            self._backlog.popleft()
-            self._lose(1, f"the retry buffer of {limit} results is full")
-        self._backlog.append((result, summary))
-        if len(self._backlog) == 1 or time.monotonic() >= self._next_retry:
-            self._drain(store)
-
-    def _drain(self, store: Store) -> None:
-        while self._backlog:
-            result, summary = self._backlog[0]
-            t0 = time.perf_counter()
-            try:
-                if result is not None:
-                    store.add_window(
-                        result,
-                        summary,
-                        store_transcript=self.config.channels.words.store_transcript,
-                        events=self._event_payloads(result.events),
-                    )
-                elif summary is not None:
-                    store.add_summary(summary)
-            except StoreError as exc:
-                self.failed += 1
-                self.metrics.store_failures.inc()
-                self._next_retry = time.monotonic() + RETRY_EVERY_S
-                if not self.degraded:
-                    logger.error(
-                        "%s; keeping results in memory (up to %d) and retrying", exc, self.config.storage.retry_buffer
-                    )
-                    self._set_degraded(True)
-                return
-            self._backlog.popleft()
-            if result is not None:
-                done = time.monotonic()
-                self.metrics.stage_latency.labels("store").observe(time.perf_counter() - t0)
-                self.metrics.stage_latency.labels("window_to_store").observe(done - result.ready_monotonic)
-                self.latencies_ms.append((done - result.ready_monotonic) * 1e3)
-                self.metrics.windows.inc()
-                self.stored += 1
-            self.on_stored()
-        if self.degraded:
-            logger.warning("database writable again; stored everything that waited")
-            self._set_degraded(False)
-
-    def _set_degraded(self, degraded: bool) -> None:
-        self.degraded = degraded
-        self.metrics.degraded.labels("storage").set(1 if degraded else 0)
-        self.on_degraded(degraded)
-
-    def _lose(self, count: int, why: str) -> None:
-        self.lost += count
-        self.metrics.windows_lost.inc(count)
-        logger.error("%d result(s) could not be stored and are lost: %s", count, why)
-
-    def _purge(self, store: Store) -> None:
-        cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.storage.retention_days)
-        try:
-            counts = store.purge(cutoff)
-        except StoreError as exc:
-            logger.error("retention purge failed: %s", exc)
-            return
-        if any(counts.values()):
-            logger.info("retention: deleted %s older than %s", counts, cutoff.isoformat(timespec="seconds"))

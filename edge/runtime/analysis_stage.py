@@ -1,0 +1,80 @@
+"""The analysis stage: each completed window through the session's channels, fusion, disparity and
+explanations (:class:`edge.analysis.summarize.WindowSummarizer`) into a :class:`WindowResult`, with
+its costs in the metrics. Media ends here: what leaves is the typed result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from edge.analysis.summarize import SessionChannels, SessionTail, WindowSummarizer
+from edge.channels.registry import ChannelRegistry
+from edge.config.models import AppConfig
+from edge.metrics import Metrics
+from edge.results import WindowInput, WindowResult
+
+# Per-window costs (``<stage>_ms`` in a window's timing) exported as stage latencies, besides each
+# channel's own (``Channel.stages``).
+WINDOW_STAGES_BEFORE = ("audio",)
+WINDOW_STAGES_AFTER = ("fusion", "explain_face", "explain_voice")
+
+
+class AnalysisStage:
+    """One per session. The channels' state is made on the first window (``channels``), once the
+    session's start time is known."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        session_id: str,
+        session_start: datetime,
+        metrics: Metrics,
+        channels: Callable[[], SessionChannels],
+        registry: ChannelRegistry,
+    ) -> None:
+        self.config = config
+        self.session_id = session_id
+        self.session_start = session_start
+        self.metrics = metrics
+        self.channels = channels
+        self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER)
+        self._summarizer: WindowSummarizer | None = None
+
+    def analyze(self, window: WindowInput) -> WindowResult:
+        if self._summarizer is None:
+            self._summarizer = WindowSummarizer(
+                self.session_id, self.session_start, self.config.vision, self.config.audio, self.channels()
+            )
+        t0 = time.perf_counter()
+        result = self._summarizer.summarize(window)
+        self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
+        self._observe(result)
+        return result
+
+    def _observe(self, result: WindowResult) -> None:
+        for stage in self.stages:
+            ms = result.timing_ms.get(f"{stage}_ms")
+            if ms is not None:
+                self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
+        for name, channel in result.channels.items():
+            self.metrics.channel_windows.labels(name, channel.quality).inc()
+        if result.explanation is not None:
+            self.metrics.explanations.labels(result.explanation.reason).inc()
+        if result.events:
+            self.metrics.events.labels("disparity").inc(len(result.events))
+
+    def finish(self) -> SessionTail | None:
+        """At the end of the session: speech still going on and a running disparity (they belong to no
+        window); the channels' threads end. None when no window was analysed."""
+        if self._summarizer is None:
+            return None
+        tail = self._summarizer.finish()
+        words = self._summarizer.channels.words
+        if words is not None and words.dropped:
+            self.metrics.dropped.labels("utterance").inc(words.dropped)
+        self._summarizer.close()
+        if tail.events:
+            self.metrics.events.labels("disparity").inc(len(tail.events))
+        return tail
