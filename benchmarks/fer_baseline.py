@@ -83,6 +83,7 @@ def ours(frames: list[np.ndarray], detect_every: int, precision: str, detector_r
     from contract.classes import CLASSES
     from edge.analysis.frame import FrameAnalyzer
     from edge.capture.frames import VideoFrame
+    from edge.channels.face import FaceFrameHook
     from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
     from edge.inference import FaceExpressionModel, create_engine, load_manifest
     from edge.vision import FaceDetector
@@ -90,10 +91,11 @@ def ours(frames: list[np.ndarray], detect_every: int, precision: str, detector_r
     config = VisionConfig(detect_every=detect_every, detector_range=detector_range)
     model_path = PACK / f"face-fer-minixception.{precision}.onnx"
     model = FaceExpressionModel(create_engine(model_path, load_manifest(model_path), [OnnxRuntimeBackendConfig()]))
-    analyzer = FrameAnalyzer(FaceDetector(config.detector_range, config.min_detection_confidence), model, config)
+    hooks = [FaceFrameHook(model, config)]
+    analyzer = FrameAnalyzer(FaceDetector(config.detector_range, config.min_detection_confidence), config, hooks=hooks)
     for i, rgb in enumerate(frames[:5]):  # warm-up
         analyzer.analyze(VideoFrame(i / 10, rgb))
-    analyzer = FrameAnalyzer(analyzer.detector, model, config)
+    analyzer = FrameAnalyzer(analyzer.detector, config, hooks=[FaceFrameHook(model, config)])
     ms, labels = [], []
     for i, rgb in enumerate(frames):
         t0 = time.perf_counter()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, Literal, Protocol, TypeVar
+from typing import Any, Final, Literal, Protocol, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -88,6 +88,9 @@ class FrameAnalysis:
     skin_ms: float = 0.0
     # The aligned face crop, kept in memory with its window only when explanations may need it.
     crop: FaceCrop | None = field(default=None, repr=False, compare=False)
+    # What other channels' per-frame hooks found, by channel name (numbers only, never pixels).
+    values: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    hook_ms: Mapping[str, float] = field(default_factory=dict, compare=False)  # each hook's ``<stage>_ms``
 
     def __post_init__(self) -> None:
         if self.probs is not None and self.probs.shape != (len(CLASSES),):

@@ -2,8 +2,9 @@
 the stored window, the published summary and the report, with no other code changed.
 
 The extra channel is small on purpose ("steadiness": how little the client's face moved in the
-window, voting calm when it was steady); it runs in a real appliance on the demo clip, with SQLite,
-mosquitto and the session report.
+window, voting calm when it was steady); its per-frame hook reads the face's centre, its window
+analysis the spread. It runs in a real appliance on the demo clip, with SQLite, mosquitto and the
+session report.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing_extensions import override
 
 from contract.classes import CLASSES
 from contract.payload import Summary
-from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext
+from edge.channels.base import Channel, FrameContext, FrameHook, FrameModels, LoadedModels, Stateless, WindowContext
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config import load_config
 from edge.config.models import AppConfig
@@ -37,7 +38,7 @@ CALM = tuple(0.9 if c == "calm" else 0.1 / 7 for c in CLASSES)
 
 @dataclass(frozen=True, slots=True)
 class SteadyResult:
-    spread_px: float  # standard deviation of the face width over the window
+    spread_px: float  # standard deviation of the face centre's x over the window
     quality: str
     probs: tuple[float, ...] | None
 
@@ -48,12 +49,18 @@ class SteadySummary(BaseModel):
     quality: str
 
 
+def centre(frame: FrameContext) -> None:
+    """Per frame: where the client's face is (a number, never pixels)."""
+    if frame.face is not None:
+        frame.values["steadiness"] = frame.face.center[0]
+
+
 class SteadyState(Stateless):
     def analyze(self, context: WindowContext) -> SteadyResult | None:
-        widths = [f.face_width_px for f in context.window.frames if f.faces]
-        if len(widths) < 3:
+        centres = [f.values["steadiness"] for f in context.window.frames if "steadiness" in f.values]
+        if len(centres) < 3:
             return None
-        spread = float(np.std(widths))
+        spread = float(np.std(centres))
         return SteadyResult(round(spread, 3), "good", CALM if spread < 20 else None)
 
 
@@ -66,6 +73,10 @@ class Steadiness(Channel):
     @override
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> SteadyState:
         return SteadyState()
+
+    @override
+    def frame_hook(self, config: AppConfig, models: FrameModels) -> FrameHook:
+        return centre
 
     @override
     def vote(self, result: SteadyResult | None) -> ChannelVote:
@@ -103,7 +114,7 @@ def test_a_registered_channel_reaches_fusion_store_summary_and_report(
     # Fused: the face windows fuse the new channel as well, and it gets its Shapley share.
     summaries = collector.wait_for("summary", report.windows)
     fused = [s for s in summaries if s["emotion"]["fused"]["steadiness"]]
-    assert fused, "the steady face votes calm in the windows where it was seen"
+    assert fused, "the per-frame hook found the face's centre, and the steady face votes calm"
     assert all(s["emotion"]["fused"]["face"] for s in fused)
     assert all(s["emotion"]["contributions"]["steadiness"] is not None for s in fused)
     # The summary carries its part; the hub's contract (which does not list it) refuses it.

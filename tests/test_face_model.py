@@ -112,7 +112,9 @@ def test_detection_can_be_reused_across_frames(
 
     _, model = face_pipeline
     detector = CountingDetector("full", 0.5)
-    analyzer = FrameAnalyzer(detector, model, VisionConfig(detect_every=every))
+    from edge.channels.face import FaceFrameHook
+
+    analyzer = FrameAnalyzer(detector, VisionConfig(detect_every=every), hooks=[FaceFrameHook(model, VisionConfig())])
     image = data.astronaut()
     try:
         results = [analyzer.analyze(VideoFrame(i / 10, np.roll(image, i, axis=1))) for i in range(9)]

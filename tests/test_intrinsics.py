@@ -112,7 +112,10 @@ def test_the_runtime_undistorts_with_the_profiles_lens(face_model: Path) -> None
 
     intrinsics = solve(_views(14), PATTERN, square_mm=25.0)
     model = FaceExpressionModel(create_engine(face_model, load_manifest(face_model), [OnnxRuntimeBackendConfig()]))
-    analyzer = FrameAnalyzer(FaceDetector("full", 0.5), model, VisionConfig(), intrinsics=intrinsics)
+    from edge.channels.face import FaceFrameHook
+
+    hooks = [FaceFrameHook(model, VisionConfig())]
+    analyzer = FrameAnalyzer(FaceDetector("full", 0.5), VisionConfig(), intrinsics=intrinsics, hooks=hooks)
     frame = np.full((480, 640, 3), 118, dtype=np.uint8)
     frame[0:480, 100:580] = cv2.resize(data.astronaut(), (480, 480))
     result = analyzer.analyze(VideoFrame(0.0, frame))

@@ -14,8 +14,8 @@ from skimage import data
 from clinic_signals.rppg import estimate_pulse
 from edge.analysis.frame import FrameAnalyzer
 from edge.capture.frames import VideoFrame
-from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
-from edge.inference import FaceExpressionModel, create_engine, load_manifest
+from edge.channels.pulse import SkinFrameHook
+from edge.config.models import VisionConfig
 from edge.vision import FaceDetector
 from edge.vision.skin import SkinRegions, SkinSampler, read_skin
 
@@ -113,12 +113,9 @@ class CountingSkinSampler(SkinSampler):
 
 
 def _analyzer(face_model: Path, every: int) -> tuple[FrameAnalyzer, CountingSkinSampler]:
-    engine = create_engine(face_model, load_manifest(face_model), [OnnxRuntimeBackendConfig()])
     sampler = CountingSkinSampler()
     detector = FaceDetector("full", 0.5)
-    return FrameAnalyzer(
-        detector, FaceExpressionModel(engine), VisionConfig(), classify=False, skin=sampler, skin_every=every
-    ), sampler
+    return FrameAnalyzer(detector, VisionConfig(), hooks=[SkinFrameHook(sampler, every)]), sampler
 
 
 @pytest.mark.parametrize(("every", "calls"), [(1, 9), (2, 5), (3, 3)])

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel
 
 from contract.classes import CLASS_VALENCE, CLASSES
@@ -25,12 +26,15 @@ from edge.audio.features import LogMel
 from edge.audio.vad import VoiceActivity, detect_voice
 from edge.config.models import AppConfig, AudioConfig
 from edge.fusion.decide import ChannelVote
-from edge.results import FLAG_NO_AUDIO, FLAG_SILENCE, ChannelResult, Utterance, WindowInput
+from edge.results import FLAG_NO_AUDIO, FLAG_SILENCE, ChannelResult, FaceCrop, Utterance, WindowInput
+from edge.vision.detect import FaceDetection
 
 if TYPE_CHECKING:
     from edge.channels.speech import SpeechEmotionModel
+    from edge.inference.face import FaceExpressionModel
     from edge.text.emotion import TextEmotion
     from edge.transcribe.base import Transcriber
+    from edge.vision.skin import SkinSampler
 
 VALENCE = np.array([CLASS_VALENCE[c] for c in CLASSES])
 
@@ -88,6 +92,35 @@ class WindowContext:
         return self._audio
 
 
+@dataclass
+class FrameContext:
+    """One analysed frame as the channels' per-frame hooks see it: the picture (memory only) and the
+    client's face in it. Hooks leave numbers: the face model's ``probs`` and ``crop``, the pulse's
+    ``skin_rgb``, any other channel's under its name in ``values``; and their costs in ``timing``."""
+
+    rgb: npt.NDArray[np.uint8]
+    face: FaceDetection | None  # the client's (the largest in the client region), None without one
+    probs: npt.NDArray[np.float32] | None = None
+    crop: FaceCrop | None = None
+    skin_rgb: tuple[float, float, float] | None = None
+    values: dict[str, Any] = field(default_factory=dict)
+    timing: dict[str, float] = field(default_factory=dict)
+
+
+class FrameHook(Protocol):
+    """A channel's work on every analysed frame (the frame itself is dropped after the hooks)."""
+
+    def __call__(self, frame: FrameContext) -> None: ...
+
+
+@dataclass(frozen=True)
+class FrameModels:
+    """What the per-frame hooks run, loaded once per room: the face model, the pulse's face mesh."""
+
+    face: FaceExpressionModel | None = None
+    skin: SkinSampler | None = None
+
+
 @dataclass(frozen=True)
 class LoadedModels:
     """The models the channels share, loaded once per process (:mod:`edge.channels.load`)."""
@@ -138,6 +171,10 @@ class Channel(ABC):
     @abstractmethod
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> ChannelState | None:
         """Fresh per-session state, or None when the room does not run this channel."""
+
+    def frame_hook(self, config: AppConfig, models: FrameModels) -> FrameHook | None:  # noqa: ARG002
+        """Its per-frame work for one session, or None (the default: it reads windows only)."""
+        return None
 
     def vote(self, result: Any) -> ChannelVote:  # noqa: ARG002 - a channel without a distribution
         """Its distribution, quality and reliability in one window (``result`` may be None)."""

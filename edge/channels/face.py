@@ -1,12 +1,13 @@
 """The face channel: the mean of the frames' face-expression distributions over a window.
 
-The per-frame work (detection in the client region, alignment, the face model) is done by
-:class:`edge.analysis.frame.FrameAnalyzer` as frames arrive; a window only averages it. The channel
+Per frame (:class:`FaceFrameHook`, run by :class:`edge.analysis.frame.FrameAnalyzer` after it found
+the client's face): alignment and the face model; a window only averages the frames' results. The channel
 always reports coverage and quality; with ``channels.face.enabled = false`` it has no distribution.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,9 +16,10 @@ from typing_extensions import override
 
 from contract.classes import mean_distribution
 from contract.payload import FaceSummary, Probabilities
-from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext, most_common
+from edge.channels.base import Channel, FrameContext, FrameModels, LoadedModels, Stateless, WindowContext, most_common
 from edge.config.models import AppConfig, VisionConfig
 from edge.fusion.decide import ChannelVote
+from edge.inference.face import FaceExpressionModel
 from edge.results import (
     FLAG_LOW_LIGHT,
     FLAG_MULTIPLE_FACES,
@@ -26,11 +28,35 @@ from edge.results import (
     FLAG_SMALL_FACE,
     GOOD,
     FaceChannel,
+    FaceCrop,
     FaceQuality,
 )
+from edge.vision.align import align_face, landmarks_in_crop
 
 MIN_FACE_COVERAGE = 0.2  # below this share of frames with a face, the window has no face result
 MULTI_FACE_SHARE = 0.3  # share of frames with several faces that flags the window
+
+
+class FaceFrameHook:
+    """Per frame: the client's face aligned on its eyes, cropped to the model's input and classified;
+    the aligned crop is kept (memory only, with its window) when explanations may need it."""
+
+    def __init__(self, model: FaceExpressionModel, vision: VisionConfig, *, keep_crop: bool = False) -> None:
+        self.model = model
+        self.vision = vision
+        self.keep_crop = keep_crop
+
+    def __call__(self, frame: FrameContext) -> None:
+        t0 = time.perf_counter()
+        face = frame.face
+        if face is not None:
+            size = self.model.input_size
+            crop = align_face(frame.rgb, face, size, self.vision.crop_scale)
+            frame.probs = self.model.predict([crop])[0]
+            if self.keep_crop:
+                marks = landmarks_in_crop(face, size, self.vision.crop_scale)
+                frame.crop = FaceCrop(crop, (marks["right_eye"], marks["left_eye"]), marks["nose_tip"])
+        frame.timing["classify_ms"] = (time.perf_counter() - t0) * 1e3
 
 
 class FaceState(Stateless):
@@ -84,6 +110,13 @@ class Face(Channel):
     @override
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> FaceState:
         return FaceState(config.vision)
+
+    @override
+    def frame_hook(self, config: AppConfig, models: FrameModels) -> FaceFrameHook | None:
+        """None when the room switched the face channel off: faces are still found and counted."""
+        if not config.channels.face.enabled or models.face is None:
+            return None
+        return FaceFrameHook(models.face, config.vision, keep_crop=config.explain.when != "off")
 
     @override
     def vote(self, result: FaceChannel | None) -> ChannelVote:

@@ -13,15 +13,70 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 from typing_extensions import override
 
 from clinic_signals.rppg import estimate_pulse
 from contract.payload import PulseSummary
-from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext
+from edge.channels.base import Channel, FrameContext, FrameModels, LoadedModels, Stateless, WindowContext
 from edge.config.models import AppConfig
 from edge.results import GOOD, FrameAnalysis, PulseChannel
+from edge.vision.detect import FaceDetection
+from edge.vision.skin import SkinRegions, SkinSampler, read_skin
 
 MIN_FPS = 4.0  # below this the pulse band cannot be sampled reliably
+
+
+SKIN_MARGIN = 1.6  # side of the square the face mesh sees, relative to the detected face box
+
+
+class SkinFrameHook:
+    """Per frame: the mean skin colour of the client's forehead and cheeks (three numbers), from the
+    MediaPipe face mesh on a margin around the client's face only."""
+
+    def __init__(self, skin: SkinSampler, every: int = 1) -> None:
+        self.skin = skin
+        self.every = every  # channels.pulse.mesh_every
+        self._since_mesh = 0  # analysed frames since the face mesh last ran
+        # the last mesh's regions in frame coordinates, with the eyes' midpoint they belong to
+        self._regions: tuple[SkinRegions, tuple[float, float]] | None = None
+
+    def __call__(self, frame: FrameContext) -> None:
+        t0 = time.perf_counter()
+        if frame.face is None:
+            self._regions = None
+        else:
+            frame.skin_rgb = self._skin(frame.rgb, frame.face)
+        frame.timing["skin_ms"] = (time.perf_counter() - t0) * 1e3
+
+    def _skin(self, rgb: npt.NDArray[np.uint8], face: FaceDetection) -> tuple[float, float, float] | None:
+        """Mean skin colour of the client's face: the face mesh runs on a margin around the detected
+        box, so only the client's face (not another in the frame) is read. With
+        ``channels.pulse.mesh_every`` N > 1 the mesh runs on every Nth frame; the frames between read
+        the last mesh's regions moved with the midpoint of the detected eyes (steadier than the box's
+        centre; the face's size changes too little in N/10 s to be worth following)."""
+        (rx, ry), (lx, ly) = face.right_eye, face.left_eye
+        eyes = ((rx + lx) / 2, (ry + ly) / 2)
+        if self._regions is not None and self._since_mesh % self.every != 0:
+            self._since_mesh += 1
+            regions, then = self._regions
+            sample = read_skin(rgb, regions.moved(then, eyes))
+            return sample.rgb if sample is not None else None
+        self._regions = None
+        h, w = rgb.shape[:2]
+        cx, cy = face.x + face.w / 2, face.y + face.h / 2
+        half = max(face.w, face.h) * SKIN_MARGIN / 2
+        x0, y0 = max(int(cx - half), 0), max(int(cy - half), 0)
+        x1, y1 = min(int(cx + half) + 1, w), min(int(cy + half) + 1, h)
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return None
+        found = self.skin.locate(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+        if found is None:
+            return None
+        regions = found.moved((0.0, 0.0), (float(x0), float(y0)))  # crop -> frame coordinates
+        self._regions, self._since_mesh = (regions, eyes), 1
+        sample = read_skin(rgb, regions)
+        return sample.rgb if sample is not None else None
 
 
 class PulseTracker(Stateless):
@@ -91,6 +146,12 @@ class Pulse(Channel):
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> PulseTracker | None:
         pulse = config.channels.pulse
         return PulseTracker(pulse.window_s, pulse.min_snr_db) if pulse.enabled else None
+
+    @override
+    def frame_hook(self, config: AppConfig, models: FrameModels) -> SkinFrameHook | None:
+        if not config.channels.pulse.enabled or models.skin is None:
+            return None
+        return SkinFrameHook(models.skin, config.channels.pulse.mesh_every)
 
     @override
     def valence(self, result: PulseChannel | None) -> float | None:

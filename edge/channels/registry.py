@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 
 from contract.payload import WIRE, WireModels, extended
-from edge.channels.base import Channel
+from edge.channels.base import Channel, FrameHook, FrameModels
 from edge.channels.face import Face
 from edge.channels.pulse import Pulse
 from edge.channels.voice import Voice
 from edge.channels.words import Words
+from edge.config.models import AppConfig
 from edge.fusion.decide import ChannelVote
 from edge.results import ChannelResult
 
@@ -73,6 +74,10 @@ class ChannelRegistry:
             if value is not None:
                 out[channel.name] = value
         return out
+
+    def frame_hooks(self, config: AppConfig, models: FrameModels) -> list[FrameHook]:
+        """The per-frame work of the channels the room runs, in registry order (fresh per session)."""
+        return [hook for c in self if (hook := c.frame_hook(config, models)) is not None]
 
     def stages(self) -> tuple[str, ...]:
         """The channels' ``<stage>_ms`` costs exported as stage latencies."""

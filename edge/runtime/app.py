@@ -16,6 +16,7 @@ from contract.manifest import ModelManifest
 from edge.analysis.frame import FrameAnalyzer
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
+from edge.channels.base import FrameModels
 from edge.channels.load import ChannelModels
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
@@ -274,18 +275,15 @@ class Appliance:
         )
 
     def _frame_analyzer(self) -> FrameAnalyzer:
-        """Per frame: faces in the client region, the face model, the pulse's skin colour."""
+        """Per frame: faces in the client region, then each channel's per-frame hook (fresh state for
+        the session: the pulse's mesh regions, the detector's reuse count)."""
         cfg = self.config
         return FrameAnalyzer(
             self.detector,
-            self.face_model,
             cfg.vision,
             cfg.profile.client_region if cfg.profile is not None else FULL_FRAME,
             cfg.profile.intrinsics if cfg.profile is not None else None,
-            classify=cfg.channels.face.enabled,
-            skin=self.skin,
-            skin_every=cfg.channels.pulse.mesh_every,
-            keep_crop=cfg.explain.when != "off",
+            hooks=self.registry.frame_hooks(cfg, FrameModels(self.face_model, self.skin)),
         )
 
     def _hooks(self, store: Store, session_id: str, sink: WindowSink) -> LoopHooks:

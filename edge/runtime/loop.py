@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from edge.analysis.frame import FrameAnalyzer
 from edge.analysis.windower import Windower
+from edge.capture.frames import VideoFrame
 from edge.capture.pipeline import BoundedQueue, GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
@@ -149,11 +150,29 @@ class AnalysisLoop:
                 return
             backoff = min(backoff * 2, BACKOFF_S[1])
 
+    def _frame(self, frame: VideoFrame, windower: Windower) -> None:
+        """One frame through the analyser (the frame is dropped after it) into the windower."""
+        m = self.metrics
+        latency = m.stage_latency
+        t0 = time.perf_counter()
+        analysis = self.analyzer.analyze(frame)
+        self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
+        latency.labels("detect").observe(analysis.detect_ms / 1e3)
+        latency.labels("classify").observe(analysis.classify_ms / 1e3)
+        for stage, ms in analysis.hook_ms.items():  # the channels' per-frame work
+            if stage != "classify_ms":
+                latency.labels(stage.removesuffix("_ms")).observe(ms / 1e3)
+        latency.labels("frame").observe(time.perf_counter() - t0)
+        windower.add_frame(analysis)
+        self.report.frames += 1
+        m.frames.inc()
+        if analysis.ignored_faces:
+            m.faces_ignored.inc(analysis.ignored_faces)
+
     def _segment(self, capture: GstCapture, windower: Windower, deadline: float | None) -> str | None:
         """Analyse until the end, a stop, or the source is lost (returns why)."""
         cfg = self.config
         m = self.metrics
-        latency = m.stage_latency
         dropped_seen = {"video": 0, "audio": 0, "window": self.windows.dropped}
         flowing = False
         while not self._halted():
@@ -168,19 +187,7 @@ class AnalysisLoop:
                 m.audio_buffers.inc()
             frame = capture.video.get(timeout=0.05)
             if frame is not None:
-                t0 = time.perf_counter()
-                analysis = self.analyzer.analyze(frame)
-                self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
-                latency.labels("detect").observe(analysis.detect_ms / 1e3)
-                latency.labels("classify").observe(analysis.classify_ms / 1e3)
-                if self.analyzer.skin is not None:
-                    latency.labels("skin").observe(analysis.skin_ms / 1e3)
-                latency.labels("frame").observe(time.perf_counter() - t0)
-                windower.add_frame(analysis)
-                self.report.frames += 1
-                m.frames.inc()
-                if analysis.ignored_faces:
-                    m.faces_ignored.inc(analysis.ignored_faces)
+                self._frame(frame, windower)
                 if not flowing:
                     capture.check_sinks()  # again, now that decoded streams are linked
                     flowing = True
