@@ -94,7 +94,11 @@ class Steadiness(Channel):
 def test_the_registry_refuses_a_second_channel_of_a_name() -> None:
     registry = default_registry()
     assert registry.names == ("face", "voice", "words", "pulse")
+    assert registry.wire().summary is Summary  # the contract's own models for the product's channels
     registry.register(Steadiness())
+    extended = registry.wire()
+    assert extended.summary is not Summary and "steadiness" in extended.channels
+    assert registry.wire() is extended  # built once, not per summary
     with pytest.raises(ValueError, match=r"already registered; registered: face, voice, words, pulse, steadiness"):
         registry.register(Steadiness())
     with pytest.raises(KeyError, match="no channel named 'gaze'; registered: face, voice, words, pulse, steadiness"):

@@ -25,6 +25,7 @@ from edge.results import ChannelResult
 class ChannelRegistry:
     def __init__(self, channels: Iterable[Channel] = ()) -> None:
         self._channels: dict[str, Channel] = {}
+        self._wire: WireModels | None = None  # built once: extending the models makes new classes
         for channel in channels:
             self.register(channel)
 
@@ -40,6 +41,7 @@ class ChannelRegistry:
         if name in self._channels:
             raise ValueError(f"a channel named {name!r} is already registered; registered: {', '.join(self._channels)}")
         self._channels[name] = channel
+        self._wire = None
 
     def __iter__(self) -> Iterator[Channel]:
         return iter(self._channels.values())
@@ -85,10 +87,15 @@ class ChannelRegistry:
 
     def wire(self) -> WireModels:
         """The summary's wire models: the contract's own for the product's channels, extended with
-        the fields of any other registered channel."""
-        extra = {c.name: c.summary_model for c in self if c.summary_model is not None and c.name not in WIRE.channels}
-        voters = [c.name for c in self.voters if c.name not in WIRE.voters]
-        return extended(extra, voters) if extra or voters else WIRE
+        the fields of any other registered channel. Built once per registry (summaries are built for
+        every window)."""
+        if self._wire is None:
+            extra = {
+                c.name: c.summary_model for c in self if c.summary_model is not None and c.name not in WIRE.channels
+            }
+            voters = [c.name for c in self.voters if c.name not in WIRE.voters]
+            self._wire = extended(extra, voters) if extra or voters else WIRE
+        return self._wire
 
 
 def default_registry() -> ChannelRegistry:
