@@ -45,13 +45,19 @@ class FaceCrop:
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
+    """Why a window came out as it did: each channel's own explanation (its ``explainer`` hook), by
+    channel name. The face's is ``{"map": grid x grid (row 0 at the top of the face), "regions": share
+    of positive importance per region, "label": the class the map explains}``; the voice's
+    ``{"segments": importance per half-second}``; the words' ``{"words": [(word, importance)]}``, only
+    where transcripts are stored."""
+
     reason: str  # every | disagreement | request
-    face_map: tuple[tuple[float, ...], ...] | None = None  # grid x grid, row 0 at the top of the face
-    face_regions: dict[str, float] | None = None  # share of positive importance per region
-    face_label: str | None = None  # the class the map explains
-    voice_segments: tuple[float, ...] | None = None  # per half-second of the window
-    words: tuple[tuple[str, float], ...] | None = None  # only where transcripts are stored
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
     cost_ms: dict[str, float] = field(default_factory=dict)
+
+    def part(self, channel: str, key: str) -> Any:
+        """One value of one channel's explanation, or None."""
+        return self.channels.get(channel, {}).get(key)
 
 
 @dataclass(frozen=True, slots=True)

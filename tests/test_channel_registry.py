@@ -1,10 +1,10 @@
-"""Channels are plug-ins: a channel registered beside the product's four reaches the fused result,
-the stored window, the published summary and the report, with no other code changed.
+"""Channels are plug-ins: a channel registered beside the product's four reaches the fused result, the
+stored window, the published summary and the report, with no other code changed.
 
 The extra channel is small on purpose ("steadiness": how little the client's face moved in the
 window, voting calm when it was steady); its per-frame hook reads the face's centre, its window
-analysis the spread. It runs in a real appliance on the demo clip, with SQLite, mosquitto and the
-session report.
+analysis the spread, its explanation the largest step between frames. It runs in a real appliance on
+the demo clip, with SQLite, mosquitto and the session report.
 """
 
 from __future__ import annotations
@@ -23,7 +23,17 @@ from typing_extensions import override
 
 from contract.classes import CLASSES
 from contract.payload import Summary
-from edge.channels.base import Channel, FrameContext, FrameHook, FrameModels, LoadedModels, Stateless, WindowContext
+from edge.channels.base import (
+    Channel,
+    ChannelState,
+    ExplainModels,
+    FrameContext,
+    FrameHook,
+    FrameModels,
+    LoadedModels,
+    Stateless,
+    WindowContext,
+)
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config import load_config
 from edge.config.models import AppConfig
@@ -64,6 +74,14 @@ class SteadyState(Stateless):
         return SteadyResult(round(spread, 3), "good", CALM if spread < 20 else None)
 
 
+def largest_step(context: WindowContext, result: SteadyResult | None) -> dict[str, Any] | None:
+    """Its explanation: the largest move of the face's centre between two frames of the window."""
+    centres = [f.values["steadiness"] for f in context.window.frames if "steadiness" in f.values]
+    if result is None or len(centres) < 2:
+        return None
+    return {"largest_step_px": round(float(np.max(np.abs(np.diff(centres)))), 3)}
+
+
 class Steadiness(Channel):
     name = "steadiness"
     result = SteadyResult
@@ -77,6 +95,10 @@ class Steadiness(Channel):
     @override
     def frame_hook(self, config: AppConfig, models: FrameModels) -> FrameHook:
         return centre
+
+    @override
+    def explainer(self, config: AppConfig, state: ChannelState, models: ExplainModels) -> Any:
+        return largest_step
 
     @override
     def vote(self, result: SteadyResult | None) -> ChannelVote:
@@ -110,7 +132,13 @@ def test_a_registered_channel_reaches_fusion_store_summary_and_report(
 ) -> None:
     registry = ChannelRegistry([*default_registry(), Steadiness()])
     config = load_config(
-        write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=broker.port)
+        write_config(
+            tmp_path / "room.toml",
+            face_model=face_model,
+            state_dir=tmp_path / "state",
+            mqtt_port=broker.port,
+            extra='[explain]\nwhen = "every"\n',
+        )
     )
     report = Appliance(config, demo_clip.as_uri(), registry=registry).run(consent=CONSENT)
     assert report.windows == 13
@@ -134,6 +162,11 @@ def test_a_registered_channel_reaches_fusion_store_summary_and_report(
     session = load_session(report.database, report.session_id, registry)
     restored = [w.channels["steadiness"] for w in session.windows if "steadiness" in w.channels]
     assert [r.spread_px for r in restored] == [v["spread_px"] for v in stored]
+    # Explained: its own part of every explained window's explanation, beside the face's map.
+    steps = [w.explained("steadiness", "largest_step_px") for w in session.windows]
+    assert sum(s is not None for s in steps) == len(restored)
+    assert all(s >= 0 for s in steps if s is not None)
+    assert any(w.explained("face", "map") for w in session.windows)
     # The report: its coverage row, its contribution and its timeline row.
     page = render_html(session, config, registry)
     assert "<td>steadiness</td>" in page

@@ -239,15 +239,16 @@ def test_room_with_words_keeps_the_transcript_only_where_configured(
         json.loads(r[0]) for r in conn.execute("SELECT explanation FROM windows WHERE explanation IS NOT NULL")
     ]
     assert len(explained) == report.windows  # explain.when = "every"
-    faces = [e for e in explained if e["face_map"] is not None]
-    assert faces and all(len(e["face_map"]) == 8 and len(e["face_map"][0]) == 8 for e in faces)
-    assert all(e["face_regions"]["mouth"] > e["face_regions"]["brows"] for e in faces)  # the smile carries it
-    assert any(e["voice_segments"] for e in explained)
+    faces = [e["channels"]["face"] for e in explained if "face" in e["channels"]]
+    assert faces and all(len(f["map"]) == 8 and len(f["map"][0]) == 8 for f in faces)
+    assert all(f["regions"]["mouth"] > f["regions"]["brows"] for f in faces)  # the smile carries it
+    assert any(e["channels"].get("voice", {}).get("segments") for e in explained)
+    assert all("explain_face_ms" in e["cost_ms"] for e in explained)
     # Word importances carry words: they are kept only where transcripts are.
     if store:
-        assert any(e["words"] for e in explained)
+        assert any(e["channels"].get("words", {}).get("words") for e in explained)
     else:
-        assert all(e["words"] is None for e in explained)
+        assert all("words" not in e["channels"] for e in explained)
     stored = [r[0] for r in conn.execute("SELECT text FROM transcripts ORDER BY start_s")]
     rows = conn.execute("SELECT words, timing FROM windows ORDER BY idx").fetchall()
     conn.close()

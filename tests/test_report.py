@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -12,7 +13,7 @@ from selenium.webdriver.common.by import By
 from edge.cli import main
 from edge.config import load_config
 from edge.errors import EdgeError
-from edge.report.data import load_session
+from edge.report.data import explanation, load_session
 from edge.runtime import Appliance
 from tests.conftest import CONSENT, ROOT, WHISPER_GGML, headless_chromium, write_config
 
@@ -88,3 +89,38 @@ def test_unknown_session_is_named_with_the_recent_ones(session: tuple[Path, str]
         load_session(config.storage.state_dir / "clinic-edge.db", "nope")
     assert main(["report", "nope", "--config", str(config_path), "--out", str(tmp_path)]) != 0
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        pytest.param(None, None, id="not explained"),
+        pytest.param(
+            {"reason": "every", "channels": {"face": {"label": "happy"}}, "cost_ms": {}},
+            {"reason": "every", "channels": {"face": {"label": "happy"}}, "cost_ms": {}},
+            id="per channel",
+        ),
+        pytest.param(
+            {
+                "reason": "disagreement",
+                "face_map": [[0.1]],
+                "face_regions": {"mouth": 1.0},
+                "face_label": "sad",
+                "voice_segments": None,
+                "words": [["fine", 0.2]],
+                "cost_ms": {"explain_face_ms": 3.0},
+            },
+            {
+                "reason": "disagreement",
+                "channels": {
+                    "face": {"map": [[0.1]], "regions": {"mouth": 1.0}, "label": "sad"},
+                    "words": {"words": [["fine", 0.2]]},
+                },
+                "cost_ms": {"explain_face_ms": 3.0},
+            },
+            id="flat row of an older version",
+        ),
+    ],
+)
+def test_stored_explanations_read_back_per_channel(stored: dict[str, Any] | None, expected: object) -> None:
+    assert explanation(stored) == expected

@@ -28,12 +28,9 @@ from edge.fusion.late import LateFusion
 from edge.results import (
     ChannelResult,
     DisparityEvent,
-    FaceChannel,
     Utterance,
-    VoiceChannel,
     WindowInput,
     WindowResult,
-    channel_of,
 )
 
 
@@ -106,16 +103,7 @@ class WindowSummarizer:
         if explainer is not None:
             reason = explainer.reason(state=fusion.state, disparity=score, ready_monotonic=window.ready_monotonic)
             if reason is not None:
-                words = self.channels.words
-                overlapping = [u for u in words.recent() if u.start_s < end and u.end_s > start] if words else []
-                explanation = explainer.explain(
-                    reason,
-                    frames=window.frames,
-                    face=channel_of(results, "face", FaceChannel),
-                    audio=window.audio,
-                    voice=channel_of(results, "voice", VoiceChannel),
-                    utterances=overlapping,
-                )
+                explanation = explainer.explain(reason, context, results)
                 timing.update(explanation.cost_ms)
         started = self.session_start + timedelta(seconds=max(0.0, start))
         return WindowResult(

@@ -2,10 +2,11 @@
 
 A :class:`Channel` is registered once (:mod:`edge.channels.registry`) and says, for its own kind of
 result, everything the stages around it need: whether the room runs it, the per-session state that
-analyses each window (:meth:`Channel.session`), its vote for the fusion and its reliability, its
-valence for the disparity, its part of the published summary, how it is stored and read back, and
-how it shows in the report and the metrics. The summariser, fusion, Shapley values, payload, store,
-report and metrics iterate over the registered channels; none of them names a channel.
+analyses each window (:meth:`Channel.session`), its explanation of a window, its vote for the fusion
+and its reliability, its valence for the disparity, its part of the published summary, how it is
+stored and read back, and how it shows in the report and the metrics. The summariser, fusion,
+Shapley values, payload, store, report and metrics iterate over the registered channels; none of
+them names a channel.
 """
 
 from __future__ import annotations
@@ -130,6 +131,22 @@ class LoadedModels:
     text: TextEmotion | None = None
 
 
+@dataclass(frozen=True)
+class ExplainModels:
+    """What the channels' explainers run: the face model (occlusion maps), the speech model."""
+
+    face: FaceExpressionModel | None = None
+    speech: SpeechEmotionModel | None = None
+
+
+class ChannelExplainer(Protocol):
+    """A channel's explanation of its result in one window: a JSON-able mapping (numbers and words,
+    never media), or None when there is nothing to explain. Run only for the windows the explanation
+    policy chooses (:mod:`edge.explain.policy`), which records its cost as ``explain_<channel>_ms``."""
+
+    def __call__(self, context: WindowContext, result: Any) -> dict[str, Any] | None: ...
+
+
 class ChannelState(Protocol):
     """A channel's state for one session (a speaker baseline, a transcription buffer, a pulse record)."""
 
@@ -174,6 +191,15 @@ class Channel(ABC):
 
     def frame_hook(self, config: AppConfig, models: FrameModels) -> FrameHook | None:  # noqa: ARG002
         """Its per-frame work for one session, or None (the default: it reads windows only)."""
+        return None
+
+    def explainer(
+        self,
+        config: AppConfig,  # noqa: ARG002
+        state: ChannelState,  # noqa: ARG002
+        models: ExplainModels,  # noqa: ARG002
+    ) -> ChannelExplainer | None:
+        """Its explanation for one session (``state`` is its session state), or None (the default)."""
         return None
 
     def vote(self, result: Any) -> ChannelVote:  # noqa: ARG002 - a channel without a distribution

@@ -14,10 +14,21 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
-from contract.classes import mean_distribution
+from contract.classes import CLASSES, mean_distribution
 from contract.payload import FaceSummary, Probabilities
-from edge.channels.base import Channel, FrameContext, FrameModels, LoadedModels, Stateless, WindowContext, most_common
+from edge.channels.base import (
+    Channel,
+    ChannelState,
+    ExplainModels,
+    FrameContext,
+    FrameModels,
+    LoadedModels,
+    Stateless,
+    WindowContext,
+    most_common,
+)
 from edge.config.models import AppConfig, VisionConfig
+from edge.explain.maps import face_occlusion
 from edge.fusion.decide import ChannelVote
 from edge.inference.face import FaceExpressionModel
 from edge.results import (
@@ -101,6 +112,31 @@ class FaceState(Stateless):
         )
 
 
+class FaceExplainer:
+    """Occlusion map of the window's most confident frame for the window's top face class."""
+
+    def __init__(self, model: FaceExpressionModel, grid: int) -> None:
+        self.model = model
+        self.grid = grid
+
+    def __call__(self, context: WindowContext, result: FaceChannel | None) -> dict[str, Any] | None:
+        if result is None or result.probs is None:
+            return None
+        best = int(np.argmax(result.probs))
+        crops = [f for f in context.window.frames if f.crop is not None and f.probs is not None]
+        if not crops:
+            return None
+        chosen = max(crops, key=lambda f: float(f.probs[best]) if f.probs is not None else 0.0)
+        if chosen.crop is None:
+            return None
+        grid, regions = face_occlusion(self.model, chosen.crop, best, self.grid)
+        return {
+            "map": tuple(tuple(round(float(v), 4) for v in row) for row in grid),
+            "regions": regions,
+            "label": CLASSES[best],
+        }
+
+
 class Face(Channel):
     name = "face"
     result = FaceChannel
@@ -117,6 +153,12 @@ class Face(Channel):
         if not config.channels.face.enabled or models.face is None:
             return None
         return FaceFrameHook(models.face, config.vision, keep_crop=config.explain.when != "off")
+
+    @override
+    def explainer(self, config: AppConfig, state: ChannelState, models: ExplainModels) -> FaceExplainer | None:
+        if not config.channels.face.enabled or models.face is None:
+            return None
+        return FaceExplainer(models.face, config.explain.grid)
 
     @override
     def vote(self, result: FaceChannel | None) -> ChannelVote:

@@ -15,10 +15,9 @@ from pathlib import Path
 
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
-from edge.channels.base import LoadedModels
+from edge.channels.base import ExplainModels, LoadedModels
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.speech import SpeechEmotionModel
-from edge.channels.voice import VoiceSession
 from edge.config.models import AppConfig
 from edge.disparity.score import DisparityTracker
 from edge.errors import ModelError
@@ -106,22 +105,20 @@ class ChannelModels:
             if state is not None:
                 states[channel.name] = state
         fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
-        voice = states.get("voice")
-        baseline = voice.analyzer.baseline if isinstance(voice, VoiceSession) and voice.analyzer else None
         disparity = self.config.disparity
-        channels = self.config.channels
+        explain = ExplainModels(face=face_model, speech=self.speech)
         return SessionChannels(
             states=states,
             fusion=WindowFusion(fuser, self.config.fusion),
             disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
             explainer=Explainer(
                 self.config.explain,
-                self.config.audio,
-                face_model=face_model if channels.face.enabled else None,
-                speech=self.speech,
-                baseline=baseline,
+                {
+                    c.name: e
+                    for c in self.registry
+                    if c.name in states and (e := c.explainer(self.config, states[c.name], explain)) is not None
+                },
                 disparity_threshold=disparity.threshold,
-                keep_words=channels.words.store_transcript,
                 requested=requested,
             )
             if self.config.explain.when != "off"

@@ -16,9 +16,18 @@ from clinic_signals.prosody import SpeakerBaseline, VoiceCues, affect, voice_cue
 from contract.classes import mean_distribution
 from contract.payload import Probabilities, VoiceSummary
 from edge.audio.vad import VoiceActivity
-from edge.channels.base import Channel, LoadedModels, Stateless, WindowContext, most_common
+from edge.channels.base import (
+    Channel,
+    ChannelState,
+    ExplainModels,
+    LoadedModels,
+    Stateless,
+    WindowContext,
+    most_common,
+)
 from edge.channels.speech import SpeechEmotionModel
 from edge.config.models import AppConfig, AudioConfig
+from edge.explain.maps import voice_segments
 from edge.fusion.decide import ChannelVote
 from edge.results import FLAG_CLIPPING, GOOD, VoiceChannel, VoiceQuality
 
@@ -86,6 +95,25 @@ def activity_only(activity: VoiceActivity, audio: AudioConfig) -> VoiceChannel:
     )
 
 
+class VoiceExplainer:
+    """Importance of each half-second of the window's audio for the voice channel's estimate."""
+
+    def __init__(self, analyzer: VoiceAnalyzer, audio: AudioConfig) -> None:
+        self.analyzer = analyzer
+        self.audio = audio
+
+    def __call__(self, context: WindowContext, result: VoiceChannel | None) -> dict[str, Any] | None:
+        if result is None or result.quality not in (GOOD, "settling"):
+            return None
+        segments = voice_segments(
+            context.window.audio,
+            speech=self.analyzer.speech,
+            baseline=self.analyzer.baseline,
+            silence_dbfs=self.audio.silence_dbfs,
+        )
+        return None if segments is None else {"segments": segments}
+
+
 class Voice(Channel):
     name = "voice"
     result = VoiceChannel
@@ -97,6 +125,12 @@ class Voice(Channel):
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> VoiceSession:
         analyzer = VoiceAnalyzer(config.audio, models.speech) if config.channels.voice.enabled else None
         return VoiceSession(config.audio, analyzer)
+
+    @override
+    def explainer(self, config: AppConfig, state: ChannelState, models: ExplainModels) -> VoiceExplainer | None:
+        if not isinstance(state, VoiceSession) or state.analyzer is None:
+            return None
+        return VoiceExplainer(state.analyzer, config.audio)
 
     @override
     def vote(self, result: VoiceChannel | None) -> ChannelVote:

@@ -33,7 +33,7 @@ from typing_extensions import override
 from contract.audio import SAMPLE_RATE
 from contract.classes import mean_distribution
 from contract.payload import Probabilities, WordsSummary
-from edge.channels.base import Channel, LoadedModels, WindowContext
+from edge.channels.base import Channel, ChannelState, ExplainModels, LoadedModels, WindowContext
 from edge.config.models import AppConfig
 from edge.fusion.decide import ChannelVote
 from edge.results import GOOD, Utterance, UtteranceSpan, WordsChannel
@@ -254,6 +254,18 @@ class WordsAnalyzer:
         self._chunks = []
 
 
+class WordsExplainer:
+    """The text model's leave-one-word-out importances of the utterances overlapping the window."""
+
+    def __init__(self, analyzer: WordsAnalyzer) -> None:
+        self.analyzer = analyzer
+
+    def __call__(self, context: WindowContext, result: WordsChannel | None) -> dict[str, Any] | None:  # noqa: ARG002
+        said = [u for u in self.analyzer.recent() if u.start_s < context.end_s and u.end_s > context.start_s]
+        words = tuple(w for u in said for w in u.importance)
+        return {"words": words} if words else None
+
+
 class Words(Channel):
     name = "words"
     result = WordsChannel
@@ -272,6 +284,13 @@ class Words(Channel):
             max_utterance_s=config.channels.words.max_utterance_s,
             synchronous=not live,  # a live room never waits for speech-to-text
         )
+
+    @override
+    def explainer(self, config: AppConfig, state: ChannelState, models: ExplainModels) -> WordsExplainer | None:
+        """Word importances are words: kept only where the room stores transcripts."""
+        if not config.channels.words.store_transcript or not isinstance(state, WordsAnalyzer):
+            return None
+        return WordsExplainer(state)
 
     @override
     def vote(self, result: WordsChannel | None) -> ChannelVote:

@@ -83,7 +83,7 @@ def figures(session: SessionData, fusion: WindowFusion, registry: ChannelRegistr
             shares.setdefault(c, []).append(v)
     bpm = [w.pulse.bpm for w in ws if w.pulse is not None and w.pulse.bpm is not None and w.pulse.quality == "good"]
     explained = [w.explanation for w in ws if w.explanation]
-    regions = [e["face_regions"] for e in explained if e.get("face_regions")]
+    regions = [r for w in ws if (r := w.explained("face", "regions"))]
     mean_regions = {k: round(float(np.mean([r[k] for r in regions])), 3) for k in regions[0]} if regions else None
     return SessionFigures(
         duration_s=(ws[-1].end_s - ws[0].start_s) if ws else 0.0,

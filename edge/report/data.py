@@ -33,7 +33,34 @@ class StoredWindow(ProductChannels):
     channels: dict[str, ChannelResult]  # each registered channel's stored result, by name
     flags: tuple[str, ...]
     disparity: float | None
-    explanation: dict[str, Any] | None
+    explanation: dict[str, Any] | None  # {"reason", "channels": {channel: its explanation}, "cost_ms"}
+
+    def explained(self, channel: str, key: str) -> Any:
+        """One value of one channel's explanation of this window, or None."""
+        if self.explanation is None:
+            return None
+        return self.explanation["channels"].get(channel, {}).get(key)
+
+
+# Explanations stored before they were per channel: flat keys -> (channel, key).
+LEGACY_EXPLANATION = {
+    "face_map": ("face", "map"),
+    "face_regions": ("face", "regions"),
+    "face_label": ("face", "label"),
+    "voice_segments": ("voice", "segments"),
+    "words": ("words", "words"),
+}
+
+
+def explanation(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A stored explanation in today's shape (rows written by older versions included)."""
+    if raw is None or "channels" in raw:
+        return raw
+    parts: dict[str, dict[str, Any]] = {}
+    for old, (channel, key) in LEGACY_EXPLANATION.items():
+        if raw.get(old) is not None:
+            parts.setdefault(channel, {})[key] = raw[old]
+    return {"reason": raw.get("reason"), "channels": parts, "cost_ms": raw.get("cost_ms", {})}
 
 
 @dataclass(frozen=True)
@@ -139,7 +166,7 @@ def load_session(database: Path, session_id: str, registry: ChannelRegistry | No
                 },
                 flags=tuple(_json(r["flags"]) or ()),
                 disparity=disparity["score"] if disparity else None,
-                explanation=_json(r["explanation"]),
+                explanation=explanation(_json(r["explanation"])),
             )
         )
     return SessionData(

@@ -52,8 +52,9 @@ def _fusion(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion,
     return WindowFusion(fuser, config.fusion), fuser
 
 
-def _explained(session: SessionData, key: str) -> list[Any]:
-    return [w.explanation[key] for w in session.windows if w.explanation and w.explanation.get(key)]
+def _explained(session: SessionData, channel: str, key: str) -> list[Any]:
+    """One part of the explained windows' explanations (where the channel explained the window)."""
+    return [v for w in session.windows if (v := w.explained(channel, key))]
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -87,12 +88,12 @@ def _moments(session: SessionData) -> str:
 
 
 def _words_section(session: SessionData) -> str:
-    explained = [w.explanation for w in session.windows if w.explanation and w.explanation.get("words")]
+    explained = _explained(session, "words", "words")
     if not explained:
         return "<p class='muted'>No word importances (the words channel is off or transcripts are not stored).</p>"
     weights: dict[str, list[float]] = {}
-    for e in explained:
-        for word, value in e["words"]:
+    for words in explained:
+        for word, value in words:
             weights.setdefault(str(word).lower().strip(".,!?"), []).append(float(value))
     top = sorted(((w, float(np.mean(v))) for w, v in weights.items()), key=lambda kv: -abs(kv[1]))[:12]
     return _table(["word", "mean importance"], [[html.escape(w), f"{v:+.3f}"] for w, v in top])
@@ -109,13 +110,9 @@ def render_html(session: SessionData, config: AppConfig, registry: ChannelRegist
         close = getattr(fuser, "engine", None)
         if close is not None:
             close.close()
-    grids = [w.explanation["face_map"] for w in session.windows if w.explanation and w.explanation.get("face_map")]
+    grids = _explained(session, "face", "map")
     mean_grid = np.mean(np.asarray(grids, dtype=np.float64), axis=0).tolist() if grids else None
-    voice = [
-        w.explanation["voice_segments"]
-        for w in session.windows
-        if w.explanation and w.explanation.get("voice_segments")
-    ]
+    voice = _explained(session, "voice", "segments")
     summary = "".join(f"<li>{html.escape(s)}</li>" for s in summary_sentences(session, f))
     coverage_rows = [
         [html.escape(c), f"{100 * v.present:.0f} %", f"{100 * v.good:.0f} %"] for c, v in f.coverage.items()

@@ -15,9 +15,9 @@ from edge.metrics import Metrics
 from edge.results import WindowInput, WindowResult
 
 # Per-window costs (``<stage>_ms`` in a window's timing) exported as stage latencies, besides each
-# channel's own (``Channel.stages``).
+# channel's own (``Channel.stages``) and its explanation's (``explain_<channel>``).
 WINDOW_STAGES_BEFORE = ("audio",)
-WINDOW_STAGES_AFTER = ("fusion", "explain_face", "explain_voice")
+WINDOW_STAGES_AFTER = ("fusion",)
 
 
 class AnalysisStage:
@@ -39,7 +39,8 @@ class AnalysisStage:
         self.session_start = session_start
         self.metrics = metrics
         self.channels = channels
-        self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER)
+        explain = tuple(f"explain_{c.name}" for c in registry)
+        self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER, *explain)
         self._summarizer: WindowSummarizer | None = None
 
     def analyze(self, window: WindowInput) -> WindowResult:
