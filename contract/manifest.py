@@ -28,13 +28,14 @@ class _Loose(BaseModel):
 class InputSpec(_Loose):
     name: str
     shape: list[int | None]
-    layout: Literal["NCHW", "NCT", "NC", "NT"]
+    layout: Literal["NCHW", "NCT", "NC", "NT", "NTC"]
     dtype: Literal["float32", "int64"] = "float32"
     color: Literal["gray", "rgb"] | None = None  # images only
     pixel_scale: float = 1.0
     pixel_offset: float = 0.0
     # What the input is made of; each model kind sets its own subset.
-    features: str | None = None  # frame-features | logmel | wordpiece-ids | landmark-geometry | rppg-signal
+    # frame-features | logmel | wordpiece-ids | landmark-geometry | rppg-signal | ge2e-mel
+    features: str | None = None
     rate: int | None = None  # audio models: sample rate
     window_s: float | None = None  # audio models: clip length
     n_mels: int | None = None
@@ -52,9 +53,18 @@ class ExtraInput(_Loose):
 
 
 class OutputSpec(_Loose):
+    """A classifier's output (``softmax`` or ``none``: one value per label), or an embedding (``l2``:
+    unit vectors, no labels)."""
+
     name: str
-    labels: list[str] = Field(min_length=1)
-    activation: Literal["softmax", "none"]
+    labels: list[str] = Field(default_factory=list)
+    activation: Literal["softmax", "none", "l2"]
+
+    @model_validator(mode="after")
+    def _labelled_unless_embedding(self) -> OutputSpec:
+        if self.activation != "l2" and not self.labels:
+            raise ValueError(f"a {self.activation} output needs its labels")
+        return self
 
 
 class Release(_Loose):

@@ -1,4 +1,4 @@
-"""The wire payloads: summaries (schema version 2), disparity events and the retained status.
+"""The wire payloads: summaries (schema version 3), disparity events and the retained status.
 
 Every field is a number, a short identifier or a label; unknown fields are rejected. There is no
 field that could carry pixels, audio samples, face crops, landmarks or words (the words channel
@@ -10,6 +10,10 @@ test keeps them identical.
 Version 2 adds the voice channel's method, distribution and arousal/valence, the words and pulse
 channels, each channel's quality, and the channels the fused emotion came from. All of them are
 optional, so a version-1 message (which has none) is still valid and read the same way.
+
+Version 3 adds who spoke: the voice's ``staff_share`` and ``unknown_share`` (speaker attribution;
+every other voice field then describes the client's speech alone). Optional as well: version 1 and 2
+messages are read as before.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from contract.classes import CLASSES, Label
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_DIR = Path(__file__).with_name("schema")
 SCHEMA_PATH = SCHEMA_DIR / f"summary-v{SCHEMA_VERSION}.json"
 EVENT_SCHEMA_PATH = SCHEMA_DIR / "event-v1.json"
@@ -110,6 +114,16 @@ class VoiceSummary(_Payload):
     probs: Probabilities | None = None
     arousal: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
     valence: float | None = Field(default=None, ge=-1.0, le=1.0, description="Against the speaker's baseline.")
+    staff_share: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Share of voiced time that was enrolled staff's (never analysed); null when speech was not "
+        "attributed. Every other voice field describes the client's speech alone.",
+    )
+    unknown_share: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="Share of voiced time attributed to nobody for sure."
+    )
 
 
 class WordsSummary(_Payload):
@@ -140,7 +154,7 @@ class Span(_Payload):
 
 
 class Summary(_Payload):
-    schema_version: Literal[1, 2] = 2
+    schema_version: Literal[1, 2, 3] = 3
     kind: Literal["window", "interval"]
     message_id: str = Field(pattern=r"^[0-9a-f-]{36}$", description="Unique id, for de-duplication.")
     seq: int = Field(ge=1, description="Per-device increasing sequence number, for gap detection.")

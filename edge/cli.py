@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from clinic_common.cli import setup_logging
 from edge import __version__
 from edge.errors import EdgeError
+from edge.speakers.cli import add_parser as add_staff_voice
 
 if TYPE_CHECKING:
     from edge.runtime import Appliance, RunReport
@@ -105,6 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     dropin.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     dropin.add_argument("--out", type=Path, default=None, help="write here instead of printing")
 
+    add_staff_voice(sub)
     return parser
 
 
@@ -248,6 +250,12 @@ def _calibrate(args: argparse.Namespace) -> int:
     )
 
 
+def _staff_voice(args: argparse.Namespace) -> int:
+    from edge.speakers.cli import staff_voice  # noqa: PLC0415
+
+    return staff_voice(args)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from edge.doctor import doctor  # noqa: PLC0415
 
@@ -262,6 +270,7 @@ COMMANDS = {
     "doctor": _doctor,
     "systemd-dropin": _dropin,
     "report": _report,
+    "staff-voice": _staff_voice,
 }
 
 

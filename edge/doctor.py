@@ -1,6 +1,7 @@
 """``clinic-edge doctor``: check the whole installation before a room goes live.
 
-GStreamer elements, the camera and microphone, the models and their manifests, the database
+GStreamer elements, the camera and microphone, the models and their manifests, enrolled staff
+voices (speaker attribution), the database
 folder and its free space, the broker, the system clock and the room profile's age. Each finding
 is pass/warn/fail with what to do.
 """
@@ -155,6 +156,33 @@ def _profile(config: AppConfig, config_path: Path) -> Finding:
     return Finding("profile", "pass", f"calibrated {age} days ago by {profile.technician}")
 
 
+def _speakers(config: AppConfig) -> Finding:
+    """Whether the room can tell staff speech from the client's."""
+    from edge.channels.load import staff_dir  # noqa: PLC0415
+    from edge.inference.pack import open_pack  # noqa: PLC0415
+    from edge.speakers.staff import StaffVoices  # noqa: PLC0415
+
+    if not config.speakers.enabled:
+        return Finding("speakers", "warn", "speaker attribution is off: every voice is analysed as the client's")
+    pack = config.models.pack
+    if pack is None or not any(m.role == "speaker" for m in open_pack(pack).models.values()):
+        return Finding(
+            "speakers",
+            "warn",
+            "no speaker encoder in the model pack: every voice is analysed as the client's",
+            "clinic-export speaker --pack PACK",
+        )
+    enrolled = StaffVoices(staff_dir(config)).list()
+    if not enrolled:
+        return Finding(
+            "speakers",
+            "warn",
+            "no staff voice enrolled: every voice is analysed as the client's",
+            "clinic-edge staff-voice enroll --config ROOM --staff-id ID --audio FILE.wav --consent REF",
+        )
+    return Finding("speakers", "pass", f"{len(enrolled)} staff voices enrolled")
+
+
 def doctor(config_path: Path, *, as_json: bool) -> int:
     """Run every check; 0 when nothing failed, 1 otherwise."""
     started = time.monotonic()
@@ -163,6 +191,7 @@ def doctor(config_path: Path, *, as_json: bool) -> int:
         _gstreamer(),
         _source(config),
         _models(config),
+        _speakers(config),
         _storage(config),
         _broker(config),
         _clock(),

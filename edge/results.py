@@ -44,6 +44,17 @@ class FaceCrop:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeechAttribution:
+    """Shares of one window's voiced time by speaker (they sum to 1 when ``voiced_s`` > 0): only the
+    client's speech is analysed (:mod:`edge.speakers`)."""
+
+    client: float
+    staff: float
+    unknown: float
+    voiced_s: float  # voiced seconds before attribution
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
     """Why a window came out as it did: each channel's own explanation (its ``explainer`` hook), by
     channel name. The face's is ``{"map": grid x grid (row 0 at the top of the face), "regions": share
@@ -154,6 +165,10 @@ class VoiceChannel:
     valence: float | None = None  # -1 negative .. +1 positive
     affect_confidence: float | None = None
     cues: VoiceCues | None = None  # interpretable cues of the voiced audio (numbers only)
+    # Shares of the window's voiced time that were staff's or nobody's for sure (edge.speakers); the
+    # rest (voiced_ratio, cues, estimates) is the client's alone. None: speech was not attributed.
+    staff_share: float | None = None
+    unknown_share: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     text = sub.add_parser("text-emotion", help="the zero-shot text-emotion model (MiniLM + prototypes) into a pack")
     text.add_argument("--pack", type=Path, required=True)
 
+    speaker = sub.add_parser("speaker", help="the GE2E speaker encoder (resemblyzer's weights) into a pack")
+    speaker.add_argument("--pack", type=Path, required=True)
+
     temp = sub.add_parser(
         "fit-temperature", help="fit the fusion's calibration temperature on labelled held-out window distributions"
     )
@@ -178,7 +181,7 @@ def _train_config(args: argparse.Namespace) -> Any:
         raise ExportError(f"invalid training configuration: {problems}") from None
 
 
-def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branch per command
+def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912, PLR0915 - one branch per command
     if args.command == "train":
         from export.train.loop import train  # noqa: PLC0415
 
@@ -236,6 +239,16 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912 - one branc
         source, accuracy = build_source()
         added = add_model(args.pack, source, precisions=("fp32",))
         print(f"fp32: {added.variants['fp32']}\nheld-out sentences right: {100 * accuracy:.0f} %")
+        return 0
+    if args.command == "speaker":
+        from export.pack import add_model  # noqa: PLC0415
+        from export.speaker import build_source as speaker_source  # noqa: PLC0415
+
+        added = add_model(args.pack, speaker_source(), precisions=("fp32",))
+        print(
+            f"fp32: {added.variants['fp32']}\nONNX Runtime vs PyTorch: max abs error "
+            f"{added.torch_vs_onnx.max_abs_error:.2e} over {added.torch_vs_onnx.samples} partials"
+        )
         return 0
     if args.command == "whisper-ggml":
         from export.whisper_ggml import convert, packaged_model_dir  # noqa: PLC0415

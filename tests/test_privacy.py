@@ -84,7 +84,7 @@ FORBIDDEN = [
     r"cv2\.VideoWriter",
     r"\bnp\.save",
     r"\.tofile\(",
-    r"wave\.open",
+    r"wave\.open\(.*[\"']wb?[\"']",  # writing a WAV (reading an enrolment recording is allowed)
     r"soundfile",
     r"filesink",
     r"multifilesink",

@@ -4,7 +4,8 @@ Each registered channel (:mod:`edge.channels.registry`: face, voice, words and p
 analyses the window with its per-session state and reports its own quality and latency; the
 window's distribution is the late fusion of the voting channels that are present and good
 (:mod:`edge.fusion`), with each channel's Shapley contribution; the channels' valences give the
-disparity, and the explainer may explain the window.
+disparity, and the explainer may explain the window. Before any channel reads the window, speaker
+attribution (:mod:`edge.speakers`) leaves only the client's speech in its audio.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from edge.results import (
     WindowInput,
     WindowResult,
 )
+from edge.speakers.attribution import SpeakerSession
+from edge.speakers.window import attribute_window
 
 
 @dataclass
@@ -44,6 +47,7 @@ class SessionChannels:
     disparity: DisparityTracker | None = None
     explainer: Explainer | None = None
     registry: ChannelRegistry = field(default_factory=default_registry)
+    speakers: SpeakerSession | None = None  # None: every voice is analysed as the client's
 
     @property
     def words(self) -> WordsAnalyzer | None:
@@ -82,6 +86,8 @@ class WindowSummarizer:
         start = window.start_s - window.origin_s + window.segment_offset_s
         end = window.end_s - window.origin_s + window.segment_offset_s
         context = WindowContext(window, start, end, self.audio, self.logmel)
+        if self.channels.speakers is not None:
+            attribute_window(context, self.channels.speakers)  # from here on, the client's speech only
         results: dict[str, ChannelResult] = {}
         for channel in self.channels.registry:
             state = self.channels.states.get(channel.name)
@@ -137,6 +143,8 @@ class WindowSummarizer:
         return SessionTail(utterances, [event] if event is not None else [])
 
     def close(self) -> None:
-        """End the session's worker threads (transcription)."""
+        """End the session's worker threads (transcription); forget the client's voice profile."""
         for state in self.channels.states.values():
             state.close()
+        if self.channels.speakers is not None:
+            self.channels.speakers.close()

@@ -27,7 +27,15 @@ from edge.audio.features import LogMel
 from edge.audio.vad import VoiceActivity, detect_voice
 from edge.config.models import AppConfig, AudioConfig
 from edge.fusion.decide import ChannelVote
-from edge.results import FLAG_NO_AUDIO, FLAG_SILENCE, ChannelResult, FaceCrop, Utterance, WindowInput
+from edge.results import (
+    FLAG_NO_AUDIO,
+    FLAG_SILENCE,
+    ChannelResult,
+    FaceCrop,
+    SpeechAttribution,
+    Utterance,
+    WindowInput,
+)
 from edge.vision.detect import FaceDetection
 
 if TYPE_CHECKING:
@@ -61,8 +69,13 @@ class WindowContext:
     flags: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     transcript: list[Utterance] = field(default_factory=list)
+    speech: SpeechAttribution | None = None  # who spoke (edge.speakers), None when not attributed
     _audio: AudioAnalysis | None = None
     _audio_done: bool = False
+
+    def replace_audio(self, analysis: AudioAnalysis) -> None:
+        """The voice activity the channels read from now on (the client's, after attribution)."""
+        self._audio, self._audio_done = analysis, True
 
     def audio(self) -> AudioAnalysis | None:
         """Voice activity of the window's audio (None without audio); the first call flags the window

@@ -29,6 +29,9 @@ from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import open_pack, select_model
 from edge.inference.shared import SharedEngines
+from edge.speakers.attribution import SpeakerSession
+from edge.speakers.encoder import SpeakerEncoder
+from edge.speakers.staff import StaffVoices
 from edge.text.emotion import TextEmotion, load_text_model
 from edge.transcribe.base import Transcriber
 from edge.transcribe.create import create_transcriber
@@ -43,6 +46,7 @@ class ChannelModels:
     transcriber: Transcriber | None = None
     text: TextEmotion | None = None
     head: HeadFusion | None = None
+    speaker: SpeakerEncoder | None = None
     registry: ChannelRegistry = field(default_factory=default_registry)
 
     @classmethod
@@ -67,6 +71,7 @@ class ChannelModels:
                     logger.info("voice channel: acoustic cues (the model pack has no speech model)")
             if config.fusion.method == "auto" and pack is not None:
                 models.head = fusion_head(config, pack, models.registry, engines)
+            models.speaker = _speaker_encoder(config, engines)
             if channels.words.enabled:
                 if pack is None:  # excluded by AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
@@ -107,7 +112,18 @@ class ChannelModels:
         fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
         disparity = self.config.disparity
         explain = ExplainModels(face=face_model, speech=self.speech)
+        speakers = None
+        if self.speaker is not None:
+            staff = StaffVoices(staff_dir(self.config)).embeddings(self.speaker)
+            if not staff.ids:
+                logger.warning(
+                    "no staff voice is enrolled in %s: every voice is analysed as the client's until staff enrol "
+                    "(clinic-edge staff-voice enroll)",
+                    staff_dir(self.config),
+                )
+            speakers = SpeakerSession(self.speaker, staff, self.config.speakers)
         return SessionChannels(
+            speakers=speakers,
             states=states,
             fusion=WindowFusion(fuser, self.config.fusion),
             disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
@@ -131,11 +147,35 @@ class ChannelModels:
             self.speech.engine if self.speech else None,
             self.text.engine if self.text else None,
             self.head.engine if self.head else None,
+            self.speaker.engine if self.speaker else None,
         ):
             if engine is not None:
                 engine.close()
         if self.transcriber is not None:
             self.transcriber.close()
+
+
+def staff_dir(config: AppConfig) -> Path:
+    """Where the room's enrolled staff voices are."""
+    return config.speakers.staff_dir or config.storage.state_dir / "staff-voices"
+
+
+def _speaker_encoder(config: AppConfig, engines: SharedEngines) -> SpeakerEncoder | None:
+    """The pack's speaker encoder when the room attributes speech; None (said in the log) otherwise."""
+    pack = config.models.pack
+    if not config.speakers.enabled or (not config.channels.voice.enabled and not config.channels.words.enabled):
+        return None
+    if pack is None or not any(m.role == "speaker" for m in open_pack(pack).models.values()):
+        logger.warning(
+            "speaker attribution is off: %s; every voice in the room is analysed as the client's",
+            "no model pack is configured"
+            if pack is None
+            else f"the model pack {pack} has no speaker encoder (add it: clinic-export speaker --pack {pack})",
+        )
+        return None
+    encoder = SpeakerEncoder(_engine(config, select_model(pack, "speaker", "fp32"), engines))
+    logger.info("speaker attribution: %s", encoder.name)
+    return encoder
 
 
 def _engine(config: AppConfig, path: Path, engines: SharedEngines) -> InferenceEngine:

@@ -165,6 +165,8 @@ class Voice(Channel):
             probs=Probabilities.of(mean_distribution([v.probs for v in good if v.probs is not None])),
             arousal=round(float(np.mean(arousal)), 4) if arousal else None,
             valence=round(float(np.mean(valence)), 4) if valence else None,
+            staff_share=_mean_share([v.staff_share for v in results]),
+            unknown_share=_mean_share([v.unknown_share for v in results]),
         )
 
     @override
@@ -182,7 +184,15 @@ class Voice(Channel):
             raw.get("valence"),
             raw.get("affect_confidence"),
             cues,
+            raw.get("staff_share"),
+            raw.get("unknown_share"),
         )
+
+
+def _mean_share(shares: Sequence[float | None]) -> float | None:
+    """Mean share over the windows whose speech was attributed (None when none was)."""
+    known = [s for s in shares if s is not None]
+    return round(float(np.mean(known)), 4) if known else None
 
 
 class VoiceSession(Stateless):
@@ -203,4 +213,6 @@ class VoiceSession(Stateless):
             voice = activity_only(analysis.activity, self.audio)
         if voice.quality == "audio_clipping":
             context.flags.append(FLAG_CLIPPING)
+        if context.speech is not None:
+            voice = replace(voice, staff_share=context.speech.staff, unknown_share=context.speech.unknown)
         return voice

@@ -219,6 +219,47 @@ class ChannelsConfig(StrictModel):
     pulse: PulseChannelConfig = PulseChannelConfig()
 
 
+class SpeakersConfig(StrictModel):
+    """Whose voice is it: the client's, an enrolled staff member's, or unknown (``clinic-edge
+    staff-voice``). Only the client's speech is analysed for emotion; staff speech is silenced
+    before any channel reads the window, and only its share of voiced time is counted."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Attribute speech with the model pack's speaker encoder. Off, or without an encoder in the "
+        "pack, every voice in the room is analysed as the client's (the room says so at start).",
+    )
+    staff_dir: Path | None = Field(
+        default=None,
+        description="Folder of enrolled staff voices (embeddings only); default: <state_dir>/staff-voices. "
+        "Relative paths are resolved against the config file.",
+    )
+    staff_min: float = Field(
+        default=0.8,
+        ge=0.0,
+        le=1.0,
+        description="Speech this similar to an enrolled voice is staff's until the session's client profile "
+        "exists; below it, speech may found the profile (when it is unlike every staff voice as a whole).",
+    )
+    client_min: float = Field(
+        default=0.75,
+        ge=0.0,
+        le=1.0,
+        description="Speech less similar than this to the client profile is not the client's.",
+    )
+    margin: float = Field(
+        default=0.10,
+        ge=0.0,
+        le=0.5,
+        description="Speech is the client's only when it is this much more similar to the client profile than to "
+        "any staff voice (speech more similar to a staff voice is staff's; in between, unknown).",
+    )
+    unknown: Literal["skip", "analyse"] = Field(
+        default="skip",
+        description="Speech that is neither clearly the client's nor clearly staff: skip (not analysed) or analyse.",
+    )
+
+
 class FusionWeights(StrictModel):
     face: float = Field(default=1.0, ge=0.0, le=10.0)
     voice: float = Field(default=1.0, ge=0.0, le=10.0)
@@ -360,6 +401,7 @@ class AppConfig(StrictModel):
     audio: AudioConfig = AudioConfig()
     models: ModelsConfig
     channels: ChannelsConfig = ChannelsConfig()
+    speakers: SpeakersConfig = SpeakersConfig()
     fusion: FusionConfig = FusionConfig()
     disparity: DisparityConfig = DisparityConfig()
     explain: ExplainConfig = ExplainConfig()

@@ -52,7 +52,7 @@ class Metrics:
         self.stage_latency = Histogram(
             "clinic_edge_stage_seconds",
             "Time spent per stage (detect, classify, skin, frame, audio, voice_cues, speech_model, transcribe, text, "
-            "words, pulse, fusion, explain_face, explain_voice, summarize, store, window_to_store, publish_ack)",
+            "words, pulse, speakers, fusion, explain_<channel>, summarize, store, window_to_store, publish_ack)",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
@@ -70,6 +70,14 @@ class Metrics:
             registry=r,
         )
         self.events = Counter("clinic_edge_events", "Events detected (disparity)", ["kind"], registry=r)
+        self.speech_share = Histogram(
+            "clinic_edge_speech_share",
+            "Share of each attributed window's voiced time by speaker (client, staff, unknown); only the "
+            "client's is analysed",
+            ["speaker"],
+            buckets=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
+            registry=r,
+        )
         self.build = Info("clinic_edge_build", "Software build", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version(), "machine": platform.machine()})
         self._server: Any = None

@@ -16,7 +16,7 @@ from edge.results import WindowInput, WindowResult
 
 # Per-window costs (``<stage>_ms`` in a window's timing) exported as stage latencies, besides each
 # channel's own (``Channel.stages``) and its explanation's (``explain_<channel>``).
-WINDOW_STAGES_BEFORE = ("audio",)
+WINDOW_STAGES_BEFORE = ("audio", "speakers")
 WINDOW_STAGES_AFTER = ("fusion",)
 
 
@@ -61,6 +61,11 @@ class AnalysisStage:
                 self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
         for name, channel in result.channels.items():
             self.metrics.channel_windows.labels(name, channel.quality).inc()
+        voice = result.voice
+        if voice is not None and voice.staff_share is not None and voice.unknown_share is not None:
+            client = max(0.0, 1.0 - voice.staff_share - voice.unknown_share)
+            for speaker, share in (("client", client), ("staff", voice.staff_share), ("unknown", voice.unknown_share)):
+                self.metrics.speech_share.labels(speaker).observe(share)
         if result.explanation is not None:
             self.metrics.explanations.labels(result.explanation.reason).inc()
         if result.events:
