@@ -12,7 +12,8 @@ channels, each channel's quality, and the channels the fused emotion came from. 
 optional, so a version-1 message (which has none) is still valid and read the same way.
 
 Version 3 adds who spoke: the voice's ``staff_share`` and ``unknown_share`` (speaker attribution;
-every other voice field then describes the client's speech alone). Optional as well: version 1 and 2
+every other voice field then describes the client's speech alone); and the emotion's place in the
+shared affect space (``valence``, ``arousal``). Optional as well: version 1 and 2
 messages are read as before.
 """
 
@@ -95,6 +96,10 @@ class Emotion(_Payload):
     second: Label | None = Field(default=None, description="The other class of a mixed result.")
     method: Literal["late", "head"] | None = Field(default=None, description="Late fusion or the pack's head.")
     contributions: Contributions | None = None
+    valence: float | None = Field(
+        default=None, ge=-1.0, le=1.0, description="The fused channels' place on the circumplex: valence."
+    )
+    arousal: float | None = Field(default=None, ge=-1.0, le=1.0, description="... and arousal.")
 
 
 class FaceSummary(_Payload):

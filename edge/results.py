@@ -290,6 +290,8 @@ class WindowResult(ProductChannels):
     disparity: Disparity | None = None
     events: tuple[DisparityEvent, ...] = ()  # disparity events that ended with this window
     explanation: Explanation | None = None
+    valence: float | None = None  # the fused place in the affect space (edge.fusion.affect)
+    arousal: float | None = None
 
     def __post_init__(self) -> None:
         if self.probs is not None:

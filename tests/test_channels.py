@@ -89,10 +89,14 @@ def test_acoustic_voice_needs_a_baseline_before_it_is_good() -> None:
     assert {v.method for v in voiced} == {"acoustic"}
     assert voiced[0].arousal is None and voiced[0].valence is None  # no baseline to compare with yet
     settled = [v for v in voiced if v.quality == "good"]
-    assert all(v.probs is None and v.arousal is not None and -1 <= v.arousal <= 1 for v in settled)
+    assert all(v.arousal is not None and -1 <= v.arousal <= 1 for v in settled)
+    # Settled cues vote with the classes near their place in the affect space, never enough alone
+    # for a label.
+    assert all(v.probs is not None and max(v.probs) < 1 / 3 for v in settled)
     assert all(v.cues is not None and 60 < 100 * 2 ** (v.cues.pitch_st / 12) < 400 for v in voiced)
     assert all("voice_cues_ms" in r.timing_ms for r in results)
-    assert all(r.fused == () for r in results)  # cues alone carry no class distribution
+    assert all(r.fused == ("voice",) for r in results if r.voice is not None and r.voice.quality == "good")
+    assert all(r.label is None and r.valence is not None for r in results if r.fused)
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,8 @@ class WindowSummarizer:
             disparity=score,
             events=(event,) if event is not None else (),
             explanation=explanation,
+            valence=fusion.valence,
+            arousal=fusion.arousal,
         )
 
     def finish(self) -> SessionTail:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from typing_extensions import override
 
 from clinic_signals.prosody import SpeakerBaseline, VoiceCues, affect, voice_cues
-from contract.classes import mean_distribution
+from contract.classes import distribution_of, mean_distribution
 from contract.payload import Probabilities, VoiceSummary
 from edge.audio.vad import VoiceActivity
 from edge.channels.base import (
@@ -32,7 +32,8 @@ from edge.fusion.decide import ChannelVote
 from edge.results import FLAG_CLIPPING, GOOD, VoiceChannel, VoiceQuality
 
 CLIPPED_SHARE = 0.001  # share of samples at full scale that makes a window's voice unreliable
-CUES_WEIGHT = 0.5  # acoustic valence is weak evidence; it can raise disparity by half as much
+# Acoustic cues are weak evidence: they count half in the disparity and in the fusion's weights.
+CUES_WEIGHT = 0.5
 
 
 class VoiceAnalyzer:
@@ -67,6 +68,8 @@ class VoiceAnalyzer:
             t1 = time.perf_counter()
             probs = mean_distribution([self.speech.predict(samples).astype(np.float64).tolist()])
             timing["speech_model_ms"] = round((time.perf_counter() - t1) * 1e3, 3)
+        elif quality == "good" and valence is not None and arousal is not None:
+            probs = cue_distribution(valence, arousal, confidence or 0.0)
         return replace(
             base,
             quality=quality,
@@ -77,6 +80,19 @@ class VoiceAnalyzer:
             affect_confidence=confidence,
             cues=None if cues is None else VoiceCues(**{k: round(v, 4) for k, v in cues.as_dict().items()}),
         )
+
+
+def cue_distribution(valence: float, arousal: float, confidence: float) -> tuple[float, ...]:
+    """The classes near the cues' place in the shared affect space, tempered towards uniform by the
+    cues' confidence (at most a third of the kernel is kept): cues alone are never enough for a class
+    label (their top class stays below a third, under any ``fusion.min_confidence`` above it), but
+    they move the fusion and can make a neutral face calm."""
+    kernel = np.asarray(distribution_of(valence, arousal), dtype=np.float64)
+    weight = min(max(confidence, 0.0), 1.0) / 3
+    out = mean_distribution([(weight * kernel + (1.0 - weight) / kernel.shape[0]).tolist()])
+    if out is None:  # pragma: no cover - one row always has a mean
+        raise ValueError("no distribution")
+    return out
 
 
 def activity_only(activity: VoiceActivity, audio: AudioConfig) -> VoiceChannel:
@@ -134,17 +150,24 @@ class Voice(Channel):
 
     @override
     def vote(self, result: VoiceChannel | None) -> ChannelVote:
-        """Reliability: the voiced share of the window / 0.5, capped at 1."""
+        """Reliability: the voiced share of the window / 0.5, capped at 1; for the acoustic cues also
+        their confidence and ``CUES_WEIGHT`` (weaker evidence than a face or a trained model). The
+        cues' own valence and arousal are the voice's place in the affect space."""
         if result is None:
             return ChannelVote(self.name, None, "")
-        return ChannelVote(self.name, result.probs, result.quality, min(1.0, result.voiced_ratio / 0.5))
+        reliability = min(1.0, result.voiced_ratio / 0.5)
+        if result.method == "acoustic":
+            reliability *= CUES_WEIGHT * (result.affect_confidence if result.affect_confidence is not None else 1.0)
+            place = None if result.valence is None or result.arousal is None else (result.valence, result.arousal)
+            return ChannelVote(self.name, result.probs, result.quality, reliability, place)
+        return ChannelVote(self.name, result.probs, result.quality, reliability)
 
     @override
     def valence(self, result: VoiceChannel | None) -> float | None:
         """The speech model's distribution, or (weaker evidence) the cues' valence against the baseline."""
         if result is None or result.quality != GOOD:
             return None
-        if result.probs is not None:
+        if result.method == "speech_cnn" and result.probs is not None:
             return super().valence(result)
         return None if result.valence is None else CUES_WEIGHT * result.valence
 

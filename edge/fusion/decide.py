@@ -5,7 +5,8 @@ Only channels that are present and ``good`` enter. When the two top classes of t
 distribution are within ``fusion.mixed_margin`` of each other (and together reach
 ``fusion.min_confidence``) the window is ``mixed`` and names both; otherwise the top class is the
 label when its probability reaches ``fusion.min_confidence``, and below it the window abstains
-(``uncertain``: no label, the distribution kept).
+(``uncertain``: no label, the distribution kept). The window also has a place in the affect space
+(valence, arousal: :mod:`edge.fusion.affect`), which turns a neutral window calm when it is.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Literal
 
 import numpy as np
 
-from contract.classes import CLASSES, mean_distribution
+from contract.classes import CLASSES, affect_of, mean_distribution
 from contract.temperature import scaled
 from edge.config.models import FusionConfig
+from edge.fusion.affect import NEUTRAL, calm, mean_affect
 from edge.fusion.late import Fuser, Probs
 from edge.fusion.shapley import shapley
 
@@ -32,6 +34,9 @@ class ChannelVote:
     probs: tuple[float, ...] | None
     quality: str
     reliability: float = 1.0
+    # (valence, arousal) where the channel measures it directly (the voice's cues); otherwise the
+    # place of ``probs`` in the affect space
+    affect: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,8 @@ class FusionResult:
     used: tuple[str, ...]
     method: str | None
     contributions: dict[str, float] = field(default_factory=dict)  # Shapley value per channel used
+    valence: float | None = None  # the fused place in the affect space (edge.fusion.affect)
+    arousal: float | None = None
 
 
 class WindowFusion:
@@ -54,10 +61,29 @@ class WindowFusion:
         modalities = getattr(fuser, "modalities", None)
         self.accepts: frozenset[str] | None = None if modalities is None else frozenset(modalities)
 
+    def affect(self, votes: Sequence[ChannelVote], subset: frozenset[str]) -> tuple[float, float] | None:
+        """The channels' weighted mean place in the affect space. A distribution's place weighs by how
+        much of it is not neutral (a neutral face says little about arousal); a channel that measures
+        affect directly (the voice's cues) by its reliability alone."""
+        weights = getattr(self.fuser, "weights", {})
+        places: dict[str, tuple[float, float]] = {}
+        strength: dict[str, float] = {}
+        for v in votes:
+            if v.name not in subset or not v.probs:
+                continue
+            base = weights.get(v.name, 1.0) * v.reliability
+            if v.affect is not None:
+                places[v.name], strength[v.name] = v.affect, base
+            else:
+                places[v.name], strength[v.name] = affect_of(v.probs), base * (1.0 - v.probs[NEUTRAL])
+        return mean_affect(places, strength)
+
     def distribution(self, votes: Sequence[ChannelVote], subset: frozenset[str]) -> Probs:
         chosen = {v.name: np.asarray(v.probs, dtype=np.float64) for v in votes if v.name in subset and v.probs}
         reliability = {v.name: v.reliability for v in votes}
-        return scaled(self.fuser.fuse(chosen, reliability), self.config.temperature)
+        fused = scaled(self.fuser.fuse(chosen, reliability), self.config.temperature)
+        place = self.affect(votes, subset)
+        return fused if place is None else calm(fused, *place)
 
     def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
         usable = [
@@ -90,4 +116,8 @@ class WindowFusion:
             return float(self.distribution(usable, coalition)[best])
 
         contributions = {k: round(v, 5) for k, v in shapley(used, value).items()}
-        return FusionResult(probs, label, round(confidence, 5), state, second, used, self.fuser.method, contributions)
+        place = self.affect(usable, frozenset(used))
+        valence, arousal = (None, None) if place is None else (round(place[0], 4), round(place[1], 4))
+        return FusionResult(
+            probs, label, round(confidence, 5), state, second, used, self.fuser.method, contributions, valence, arousal
+        )

@@ -42,10 +42,13 @@ def _emotion(
     channels: Collection[str],
     result: WindowResult | None = None,
     contributions: dict[str, float] | None = None,
+    place: tuple[float | None, float | None] = (None, None),
 ) -> Emotion:
-    """The emotion of a window (``result`` gives its decision) or of an interval (from ``probs``)."""
+    """The emotion of a window (``result`` gives its decision) or of an interval (from ``probs``),
+    with its place in the affect space (valence, arousal)."""
     used = wire.fused(**{c: c in channels for c in wire.voters})
     shares = wire.contributions(**contributions) if contributions else None
+    valence, arousal = place
     if probs is None:
         return wire.emotion(label=None, confidence=None, probs=None, fused=used)
     if result is not None:
@@ -58,6 +61,8 @@ def _emotion(
             second=result.second,  # type: ignore[arg-type]
             method=result.fusion_method,  # type: ignore[arg-type]
             contributions=shares,
+            valence=valence,
+            arousal=arousal,
         )
     best = int(np.argmax(probs))
     return wire.emotion(
@@ -66,7 +71,18 @@ def _emotion(
         probs=Probabilities.of(probs),
         fused=used,
         contributions=shares,
+        valence=valence,
+        arousal=arousal,
     )
+
+
+def _mean_place(results: Sequence[WindowResult]) -> tuple[float | None, float | None]:
+    """The windows' mean place in the affect space (over windows that have one)."""
+    places = [(r.valence, r.arousal) for r in results if r.valence is not None and r.arousal is not None]
+    if not places:
+        return None, None
+    v, a = np.mean(np.asarray(places, dtype=np.float64), axis=0)
+    return round(float(v), 4), round(float(a), 4)
 
 
 def _modalities(wire: WireModels, registry: ChannelRegistry, results: Sequence[WindowResult]) -> Modalities:
@@ -101,7 +117,9 @@ def window_summary(
         device_id=device_id,
         session_id=result.session_id,
         span=Span(start_s=result.start_s, end_s=result.end_s, started_at=result.started_at, windows=1),
-        emotion=_emotion(wire, result.probs, result.fused, result, result.contributions),
+        emotion=_emotion(
+            wire, result.probs, result.fused, result, result.contributions, (result.valence, result.arousal)
+        ),
         modalities=_modalities(wire, registry, [result]),
         quality=dict.fromkeys(result.flags, 1),  # type: ignore[arg-type]
     )
@@ -144,7 +162,7 @@ def interval_summary(
             started_at=results[0].started_at,
             windows=len(results),
         ),
-        emotion=_emotion(wire, probs, used, contributions=contributions),
+        emotion=_emotion(wire, probs, used, contributions=contributions, place=_mean_place(results)),
         modalities=_modalities(wire, registry, results),
         quality=quality,  # type: ignore[arg-type]
     )

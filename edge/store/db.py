@@ -178,6 +178,8 @@ class Store:
             "contributions": json.dumps(result.contributions),
             "disparity": json.dumps(asdict(result.disparity)) if result.disparity else None,
             "explanation": json.dumps(asdict(result.explanation)) if result.explanation else None,
+            "valence": result.valence,
+            "arousal": result.arousal,
             "created_at": _now(),
         }
 

@@ -138,11 +138,19 @@ def _v4(db: sqlite_utils.Database) -> None:
     db.table("events").create_index(["session_id", "start_s"])
 
 
+def _v5(db: sqlite_utils.Database) -> None:
+    """The fused place in the affect space per window."""
+    windows = db.table("windows")
+    for column in ("valence", "arousal"):
+        windows.add_column(column, float)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
+    (5, _v5),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
