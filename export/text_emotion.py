@@ -205,7 +205,8 @@ def build_source() -> tuple[ModelSource, float]:
             limits=(
                 f"Zero-shot: {100 * accuracy:.0f} % right on {len(EVALUATION)} held-out sentences written for the "
                 "product; no clinical text was used.",
-                "Negation, sarcasm and context beyond the sentence are not understood.",
+                "Negation, sarcasm and context beyond the sentence are not understood by the model itself; the "
+                "room tilts its distribution with a rule-based valence for negation and intensifiers.",
                 "English only (as the transcript).",
             ),
         ),

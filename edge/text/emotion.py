@@ -2,7 +2,8 @@
 
 Runs the pack's ``text`` model (``clinic-export text-emotion``) through the inference engine
 interface; the WordPiece tokenizer (``tokenizers``) is the ``tokenizer.json`` the pack carries and
-hashes. Word importance is leave-one-word-out: how much the probability of the predicted class
+hashes. Negation and intensifiers come from a rule-based valence (:mod:`edge.text.valence`) that
+tilts the model's distribution. Word importance is leave-one-word-out: how much the probability of the predicted class
 drops when a word is removed (negative: the word pulled the other way). The text stays in memory.
 """
 
@@ -22,6 +23,7 @@ from contract.classes import CLASSES
 from edge.errors import ModelError
 from edge.inference.base import InferenceEngine
 from edge.inference.engine import BackendConfig
+from edge.text.valence import RuleValence, tilt
 
 if TYPE_CHECKING:
     from edge.inference.shared import SharedEngines
@@ -57,6 +59,7 @@ class TextEmotion:
         self.tokenizer.enable_truncation(max_tokens)
         self.tokenizer.enable_padding()
         self.engine = engine
+        self.valence = RuleValence()
 
     def _probs(self, texts: list[str]) -> npt.NDArray[np.float32]:
         encoded = self.tokenizer.encode_batch(texts)
@@ -64,7 +67,8 @@ class TextEmotion:
             "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
             "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
         }
-        return np.asarray(self.engine.run(feeds)[0], dtype=np.float32)
+        probs = np.asarray(self.engine.run(feeds)[0], dtype=np.float32)
+        return np.stack([tilt(p, self.valence(t)) for p, t in zip(probs, texts, strict=True)])
 
     def predict(self, text: str, *, explain: bool = True) -> TextResult | None:
         """The distribution for ``text`` (None for text without words)."""
