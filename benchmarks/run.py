@@ -120,22 +120,15 @@ def _buffer_copy(frame: np.ndarray) -> Any:
 
 
 def bench_voice(runs: int) -> dict[str, Any]:
-    """Voice cues on one 2.5 s speech window, and YIN's difference function by lag (the definition,
-    as the room computed it before) against by FFT (as it does now) on that window's frames."""
+    """Voice cues (Praat's pitch, jitter, shimmer and HNR; loudness and rate) on one 2.5 s speech
+    window."""
     from clinic_signals import prosody
     from export.data.inputs import read_wav
 
     window = read_wav(SPEECH)[: int(2.5 * prosody.SAMPLE_RATE)]
-    rows = prosody.analysis_frames(window).astype(np.float64)
-    w, taus = prosody.yin_lags(rows.shape[1])
-    by_lag = _stats(_time(lambda: prosody.difference_by_lag(rows, w, taus), 3, runs))
-    by_fft = _stats(_time(lambda: prosody.difference(rows, w, taus), 3, runs))
     return {
-        "window": f"{SPEECH.relative_to(ROOT)}, first 2.5 s ({rows.shape[0]} frames, {taus} lags)",
+        "window": f"{SPEECH.relative_to(ROOT)}, first 2.5 s",
         "voice_cues": _stats(_time(lambda: prosody.voice_cues(window), 3, runs)),
-        "difference_by_lag": by_lag,
-        "difference_by_fft": by_fft,
-        "speedup_fft_vs_lag": round(by_lag["median_ms"] / by_fft["median_ms"], 2),
     }
 
 
@@ -217,10 +210,6 @@ def markdown(results: dict[str, Any]) -> str:
         f"{v['buffer_to_array']['median_ms']} ms | {v['buffer_to_array']['p95_ms']} ms |",
         f"| voice cues, one 2.5 s speech window | {vc['voice_cues']['median_ms']} ms | "
         f"{vc['voice_cues']['p95_ms']} ms |",
-        f"| YIN difference function on that window by lag (the definition; before) | "
-        f"{vc['difference_by_lag']['median_ms']} ms | {vc['difference_by_lag']['p95_ms']} ms |",
-        f"| YIN difference function on that window by FFT (the room's) | "
-        f"{vc['difference_by_fft']['median_ms']} ms | {vc['difference_by_fft']['p95_ms']} ms |",
         f"| appliance: per analysed frame (median of {len(a['runs'])} runs) | {a['frame_median_ms']} ms | "
         f"{a['frame_p95_ms']} ms |",
         f"| appliance: window complete -> stored (median of {len(a['runs'])} runs) | {a['window_median_ms']} ms | "
@@ -230,8 +219,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"The appliance analyses {a['fps_median']} frames/s on the demo clip (runs: {a['fps_spread'][0]}-"
         f"{a['fps_spread'][1]}), {a['realtime_factor']}x the 10 fps a room needs. "
         f"Copying a frame out of GStreamer costs {v['buffer_to_array']['median_ms']} ms, "
-        f"{100 * v['buffer_to_array']['median_ms'] / a['frame_median_ms']:.1f} % of an analysed frame. "
-        f"YIN's difference function by FFT is {vc['speedup_fft_vs_lag']}x faster than by lag.",
+        f"{100 * v['buffer_to_array']['median_ms'] / a['frame_median_ms']:.1f} % of an analysed frame.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -3,17 +3,21 @@
 No pretrained speech-emotion weights are available to the product, so the voice channel can fall
 back on cues whose meaning is documented, measured on the voiced frames of a window (16 kHz mono):
 
-* **Pitch** (F0) per 40 ms frame every 10 ms with YIN (de Cheveigné and Kawahara, JASA 111(4),
-  2002): cumulative mean normalised difference, absolute threshold 0.15, parabolic interpolation,
-  60-400 Hz. Level and variability are in semitones (12 log2 of F0 over 100 Hz).
+The voice's pitch and quality come from Praat (Boersma and Weenink; through ``praat-parselmouth``),
+the reference implementation speech scientists and clinicians use, with its standard settings:
+
+* **Pitch** (F0) every 10 ms by Praat's "To Pitch (ac)" (Boersma 1993), 60-400 Hz. Level and
+  variability are in semitones (12 log2 of F0 over 100 Hz).
 * **Loudness**: RMS level of voiced frames in dBFS.
 * **Speaking rate**: syllable nuclei per second of voiced time, counted as peaks of the smoothed
   intensity contour at least 2 dB above the dips around them, at least 100 ms apart, in voiced
   frames (after de Jong and Wempe, Behav. Res. Methods 41(2), 2009).
-* **Voice quality**: local jitter (mean absolute difference of consecutive periods over the mean
-  period), local shimmer (the same for frame peak amplitudes, as a fraction), and the
-  harmonics-to-noise ratio from the normalised autocorrelation at the pitch period,
-  ``HNR = 10 log10(r / (1 - r))`` (Boersma, IFA Proceedings 17, 1993).
+* **Voice quality**: Praat's local jitter and local shimmer (its voice-report definitions: mean
+  absolute difference of consecutive glottal periods, and of their peak amplitudes, over the mean,
+  on the periods Praat marks with "To PointProcess (cc)"; period limits 0.1-20 ms, factor 1.3),
+  and the harmonics-to-noise ratio from Praat's voicing strength ``r`` (the normalised
+  autocorrelation at the period), ``HNR = 10 log10(r / (1 - r))`` (Boersma, IFA Proceedings 17,
+  1993), median over voiced frames.
 
 Arousal and valence come from these cues *relative to the speaker's own running baseline* in the
 session (z-scores), combined with fixed weights that follow the direction of the effects reviewed
@@ -30,14 +34,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.fft import irfft, next_fast_len, rfft
+import parselmouth
+from parselmouth.praat import call
 
 from contract.audio import SAMPLE_RATE
 
 FRAME_S = 0.040
 HOP_S = 0.010
 F0_RANGE = (60.0, 400.0)
-YIN_THRESHOLD = 0.15
+PERIOD_LIMITS = (0.0001, 0.02, 1.3)  # Praat's voice-report defaults: shortest, longest period, largest ratio
 AROUSAL_WEIGHTS = {"pitch_st": 0.3, "pitch_var_st": 0.2, "loudness_db": 0.3, "rate_sps": 0.2}
 VALENCE_WEIGHTS = {"pitch_var_st": 0.4, "hnr_db": 0.3, "jitter": -0.15, "shimmer": -0.15}
 
@@ -67,59 +72,26 @@ def analysis_frames(signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     return signal[idx]
 
 
-def difference_by_lag(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
-    """YIN's difference function as defined, one pass over the frames per lag.
-
-    The reference that :func:`difference` is tested and benchmarked against; not used in a room.
-    """
-    return np.stack([np.sum((x[:, :w] - x[:, tau : tau + w]) ** 2, axis=1) for tau in range(taus)], axis=1)
-
-
-def difference(x: npt.NDArray[np.float64], w: int, taus: int) -> npt.NDArray[np.float64]:
-    """YIN's difference function d(tau) = sum_{j<w} (x_j - x_{j+tau})^2 for tau < ``taus``, per row.
-
-    Expanded as e(0) + e(tau) - 2 r(tau): the energies e of the length-w stretches from running
-    sums, the cross term r by FFT correlation, instead of one pass over the frame per lag.
-    """
-    n = next_fast_len(w + taus - 1, real=True)  # long enough that no lag below taus wraps around
-    head = rfft(x[:, :w], n, axis=1)
-    whole = rfft(x[:, : w + taus], n, axis=1)
-    cross: npt.NDArray[np.float64] = irfft(np.conj(head) * whole, n, axis=1)[:, :taus]
-    squares = np.concatenate([np.zeros((x.shape[0], 1)), np.cumsum(x[:, : w + taus] ** 2, axis=1)], axis=1)
-    energy = squares[:, w : w + taus] - squares[:, :taus]  # e(tau) = sum of x^2 over [tau, tau + w)
-    difference: npt.NDArray[np.float64] = np.maximum(energy[:, :1] + energy - 2.0 * cross, 0.0)
-    return difference
-
-
-def yin_lags(size: int) -> tuple[int, int]:
-    """(w, taus) of YIN's difference function on frames of ``size`` samples: the compared stretch
-    is half a frame; lags run from 0 to the lowest F0's period plus one (for the interpolation)."""
-    return size // 2, min(int(SAMPLE_RATE / F0_RANGE[0]), size // 2) + 2
-
-
-def yin(frames: npt.NDArray[np.float32]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-    """F0 in Hz (NaN when unvoiced) and the YIN aperiodicity (0 = periodic) per frame."""
-    w, taus = yin_lags(frames.shape[1])
-    lo, hi = int(SAMPLE_RATE / F0_RANGE[1]), taus - 2
-    d = difference(frames.astype(np.float64), w, taus)
-    cmnd = np.ones_like(d)
-    cumulative = np.cumsum(d[:, 1:], axis=1)
-    cmnd[:, 1:] = d[:, 1:] * np.arange(1, d.shape[1]) / np.maximum(cumulative, 1e-12)
-    band = cmnd[:, lo : hi + 1]
-    below = band < YIN_THRESHOLD
-    periodic = below.any(axis=1)
-    f0 = np.full(frames.shape[0], np.nan)
-    aperiodicity = np.where(periodic, 1.0, band.min(axis=1))
-    first = lo + np.argmax(below, axis=1)
-    for i in np.nonzero(periodic)[0]:
-        row, tau = cmnd[i], int(first[i])
-        while tau + 1 <= hi and row[tau + 1] < row[tau]:
-            tau += 1
-        a, b, c = row[tau - 1], row[tau], row[tau + 1]
-        shift = 0.5 * (a - c) / (a - 2 * b + c) if (a - 2 * b + c) != 0 else 0.0
-        f0[i] = SAMPLE_RATE / (tau + shift)
-        aperiodicity[i] = float(b)
-    return f0, aperiodicity
+def _praat(signal: npt.NDArray[np.float32], frames: int) -> tuple[npt.NDArray[np.float64], ...]:
+    """Per analysis frame: F0 in Hz (NaN unvoiced) and Praat's voicing strength (the normalised
+    autocorrelation at the period); and the window's local jitter and shimmer (NaN where Praat finds
+    too few periods)."""
+    sound = parselmouth.Sound(signal.astype(np.float64), sampling_frequency=SAMPLE_RATE)
+    pitch = sound.to_pitch_ac(time_step=HOP_S, pitch_floor=F0_RANGE[0], pitch_ceiling=F0_RANGE[1])
+    chosen = pitch.selected_array
+    times = np.asarray(pitch.xs())
+    centres = np.arange(frames) * HOP_S + FRAME_S / 2
+    nearest = np.clip(np.round((centres - times[0]) / HOP_S).astype(int), 0, max(len(times) - 1, 0))
+    f0 = (
+        np.where(chosen["frequency"] > 0, chosen["frequency"], np.nan)[nearest]
+        if len(times)
+        else np.full(frames, np.nan)
+    )
+    strength = chosen["strength"][nearest] if len(times) else np.zeros(frames)
+    periods = call([sound, pitch], "To PointProcess (cc)")
+    jitter = call(periods, "Get jitter (local)", 0, 0, *PERIOD_LIMITS)
+    shimmer = call([sound, periods], "Get shimmer (local)", 0, 0, *PERIOD_LIMITS, 1.6)
+    return f0, strength, np.array([jitter, shimmer], dtype=np.float64)
 
 
 def _syllables(level_db: npt.NDArray[np.float64], voiced: npt.NDArray[np.bool_]) -> int:
@@ -144,23 +116,21 @@ def voice_cues(signal: npt.NDArray[np.float32], *, silence_dbfs: float = -50.0) 
         return None
     rms = np.sqrt(np.mean(frames.astype(np.float64) ** 2, axis=1))
     level_db = 20 * np.log10(np.maximum(rms, 1e-10))
-    f0, aperiodicity = yin(frames)
+    f0, strength, (jitter, shimmer) = _praat(signal, frames.shape[0])
     voiced = np.isfinite(f0) & (level_db > silence_dbfs)
     voiced_s = float(voiced.sum() * HOP_S)
     if voiced_s < 0.3:
         return None
     semitones = 12 * np.log2(f0[voiced] / 100.0)
-    periods = 1.0 / f0[voiced]
-    peaks = np.abs(frames[voiced]).max(axis=1).astype(np.float64)
-    r = np.clip(1.0 - aperiodicity[voiced], 1e-4, 1 - 1e-4)
+    r = np.clip(strength[voiced], 1e-4, 1 - 1e-4)
     return VoiceCues(
         voiced_s=voiced_s,
         pitch_st=float(np.median(semitones)),
         pitch_var_st=float(np.std(semitones)),
         loudness_db=float(np.mean(level_db[voiced])),
         rate_sps=_syllables(level_db, voiced) / voiced_s,
-        jitter=float(np.mean(np.abs(np.diff(periods))) / np.mean(periods)) if periods.size > 1 else 0.0,
-        shimmer=float(np.mean(np.abs(np.diff(peaks))) / np.mean(peaks)) if peaks.size > 1 else 0.0,
+        jitter=float(jitter) if np.isfinite(jitter) else 0.0,
+        shimmer=float(shimmer) if np.isfinite(shimmer) else 0.0,
         hnr_db=float(np.median(10 * np.log10(r / (1 - r)))),
     )
 

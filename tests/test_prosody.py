@@ -9,17 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import parselmouth
 import pytest
+from parselmouth.praat import call
 
-from clinic_signals.prosody import (
-    SpeakerBaseline,
-    affect,
-    analysis_frames,
-    difference,
-    difference_by_lag,
-    voice_cues,
-    yin_lags,
-)
+from clinic_signals.prosody import SpeakerBaseline, affect, voice_cues
 from contract.audio import SAMPLE_RATE as RATE
 from export.data.inputs import read_wav
 
@@ -114,24 +108,22 @@ def test_activated_speech_has_higher_arousal_than_calm_speech(tmp_path: Path) ->
     assert 0 < low.confidence <= 1
 
 
-def _signal(kind: str) -> npt.NDArray[np.float32]:
-    t = np.arange(RATE // 2) / RATE
-    rng = np.random.default_rng(3)
-    signals = {
-        "voice": _voice(140.0, 0.5, jitter=0.01),
-        "sine": 0.5 * np.sin(2 * np.pi * 220.0 * t),
-        "chirp": 0.3 * np.sin(2 * np.pi * (80.0 + 300.0 * t) * t),
-        "noise": 0.1 * rng.standard_normal(t.size),
-        "silence": np.zeros(t.size),
-        "clipped": np.clip(3.0 * np.sin(2 * np.pi * 95.0 * t), -1.0, 1.0),
-    }
-    return signals[kind].astype(np.float32)
-
-
-@pytest.mark.parametrize("kind", ["voice", "sine", "chirp", "noise", "silence", "clipped"])
-def test_fft_difference_function_is_the_definition(kind: str) -> None:
-    """YIN's d(tau) by FFT equals the sum of squared differences it stands for, lag by lag."""
-    rows = analysis_frames(_signal(kind)).astype(np.float64)
-    w, taus = yin_lags(rows.shape[1])
-    assert taus == 268  # lags up to a 60 Hz period (266 samples) and one more
-    np.testing.assert_allclose(difference(rows, w, taus), difference_by_lag(rows, w, taus), rtol=1e-9, atol=1e-9 * w)
+def test_cues_are_praat_s_own_on_real_speech() -> None:
+    """Pitch, jitter, shimmer and HNR are Praat's (parselmouth), measured here independently with
+    Praat's standard voice report on jfk.wav windows: the same numbers."""
+    speech = read_wav(Path(__file__).parent / "data" / "jfk.wav")
+    for start in range(0, speech.shape[0] - 40_000, 32_000):
+        window = speech[start : start + 40_000]
+        cues = voice_cues(window)
+        assert cues is not None
+        sound = parselmouth.Sound(window.astype(np.float64), sampling_frequency=RATE)
+        pitch = sound.to_pitch_ac(time_step=0.01, pitch_floor=60.0, pitch_ceiling=400.0)
+        f0 = pitch.selected_array["frequency"]
+        points = call(sound, "To PointProcess (periodic, cc)", 60.0, 400.0)
+        jitter = call(points, "Get jitter (local)", 0, 0, 0.0001, 0.02, 1.3)
+        shimmer = call([sound, points], "Get shimmer (local)", 0, 0, 0.0001, 0.02, 1.3, 1.6)
+        assert abs(100 * 2 ** (cues.pitch_st / 12) - np.median(f0[f0 > 0])) < 0.05 * np.median(f0[f0 > 0])
+        assert cues.jitter == pytest.approx(jitter, rel=0.25)  # Praat's periods from the same pitch, or its own
+        assert cues.shimmer == pytest.approx(shimmer, rel=0.25)
+        harmonicity = sound.to_harmonicity_ac(time_step=0.01, minimum_pitch=60.0, periods_per_window=4.5).values
+        assert cues.hnr_db == pytest.approx(float(np.median(harmonicity[harmonicity > -200])), abs=4.0)
