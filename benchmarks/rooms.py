@@ -12,8 +12,11 @@ which loads the models once and shares them between the rooms.
 
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words [--words-backend faster-whisper]]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
-                                            [--repeats 2]
-Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt][-one-process]-<machine>.json and .md.
+                                            [--repeats 2] [--staff]
+With --staff a staff voice is enrolled in every room, so speaker attribution embeds every voiced
+window (without one, attribution costs nothing).
+Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]-<machine>.json
+and .md.
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class Setup:
     mesh_every: int = 1  # channels.pulse.mesh_every
     engine_dir: Path | None = None  # TensorRT engines (built from the pack) tried before ONNX Runtime
     one_process: bool = False  # all rooms in one `clinic-edge run --config ... --config ...`, sharing models
+    staff: bool = False  # a staff voice enrolled in every room, so speaker attribution runs on every voiced window
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -124,6 +128,8 @@ class Setup:
             parts.append("tensorrt")
         if self.one_process:
             parts.append("one-process")
+        if self.staff:
+            parts.append("staff")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -133,6 +139,7 @@ class Setup:
         text += f", face mesh every {self.mesh_every} frames" if self.mesh_every != 1 else ""
         text += ", TensorRT engines" if self.engine_dir is not None else ""
         text += "; all rooms in one process sharing the model engines" if self.one_process else ""
+        text += "; a staff voice enrolled in every room (speaker attribution on)" if self.staff else ""
         return text
 
 
@@ -179,6 +186,20 @@ def _proc_stats(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
+def _enrol(folder: Path, edge: str, configs: list[str]) -> None:
+    """A staff voice (espeak-ng's en-gb+f2, not the clip's voice) enrolled in every room."""
+    speech = folder / "staff.wav"
+    text = (
+        "My name is on the door and I have worked in this clinic for some years now. Please take a seat, "
+        "we can start whenever you are ready, there is no hurry at all. Let us look at what we talked about "
+        "last time and how the week went for you, and then we can decide together what to focus on today."
+    )
+    subprocess.run(["espeak-ng", "-v", "en-gb+f2", "-w", str(speech), text], check=True)
+    for config in configs:
+        enrol = ["staff-voice", "enroll", "--config", config, "--staff-id", "bench", "--consent", "benchmark"]
+        subprocess.run([edge, *enrol, "--audio", str(speech)], check=True, stdout=subprocess.DEVNULL)
+
+
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
@@ -191,6 +212,8 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         configs = [str(_config(folder, room, broker_port, setup)) for room in range(n)]
         consent = ["--consent", "written", "--consent-by", "benchmark"]
         edge = str(ROOT / ".venv" / "bin" / "clinic-edge")
+        if setup.staff:
+            _enrol(folder, edge, configs)
         if setup.one_process:
             cmds = [[edge, "run", *[a for c in configs for a in ("--config", c)], *consent]]
         else:
@@ -337,6 +360,7 @@ def main() -> int:
     parser.add_argument(
         "--one-process", action="store_true", help="all rooms in one clinic-edge process, sharing the models"
     )
+    parser.add_argument("--staff", action="store_true", help="enrol a staff voice in every room (attribution on)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
@@ -348,6 +372,7 @@ def main() -> int:
         args.mesh_every,
         args.engine_dir,
         args.one_process,
+        args.staff,
     )
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
