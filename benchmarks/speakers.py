@@ -107,7 +107,7 @@ def run_conversation(
     encoder: Any, staff_audio: npt.NDArray[np.float32], staff_turns: list[Any], client_turns: list[Any]
 ) -> Confusion:
     from clinic_signals.audio import LogMel
-    from edge.audio.vad import detect_voice
+    from edge.audio.vad import voice_activity
     from edge.config.models import AudioConfig, SpeakersConfig
     from edge.speakers.attribution import SpeakerSession
     from edge.speakers.staff import StaffEmbeddings, speech_only
@@ -121,15 +121,7 @@ def run_conversation(
     length, hop = round(2.5 * RATE), RATE
     for start in range(0, audio.shape[0] - length + 1, hop):
         window = audio[start : start + length]
-        activity = detect_voice(
-            window,
-            logmel(window),
-            logmel.centres_hz,
-            win=logmel.win,
-            hop=logmel.hop,
-            silence_dbfs=audio_config.silence_dbfs,
-            margin_db=audio_config.vad_margin_db,
-        )
+        activity = voice_activity(window, logmel, audio_config)  # as the room finds it
         t0 = time.perf_counter()
         attributed = session.attribute(window, activity.voiced, logmel.hop, start / RATE)
         confusion.ms.append((time.perf_counter() - t0) * 1e3)

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from clinic_signals.audio import LogMel
+from edge.config.models import AudioConfig
+
 SPEECH_BAND_HZ = (300.0, 3400.0)
 
 
@@ -58,4 +61,17 @@ def detect_voice(
         noise_floor_dbfs=float(np.percentile(frame_dbfs, 10)),
         clipped_ratio=float((np.abs(signal) >= 0.999).mean()),
         voiced=voiced,
+    )
+
+
+def voice_activity(signal: npt.NDArray[np.float32], logmel: LogMel, config: AudioConfig) -> VoiceActivity:
+    """Voice activity of ``signal`` with the room's settings, from its log-mel features (memory only)."""
+    return detect_voice(
+        signal,
+        logmel(signal),
+        logmel.centres_hz,
+        win=logmel.win,
+        hop=logmel.hop,
+        silence_dbfs=config.silence_dbfs,
+        margin_db=config.vad_margin_db,
     )

@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.audio.features import LogMel
-from edge.audio.vad import VoiceActivity, detect_voice
+from edge.audio.vad import VoiceActivity, voice_activity
 from edge.config.models import AppConfig, AudioConfig
 from edge.fusion.decide import ChannelVote
 from edge.results import (
@@ -88,17 +88,7 @@ class WindowContext:
             self.flags.append(FLAG_NO_AUDIO)
             return None
         t0 = time.perf_counter()
-        # Log-mel features drive voice activity (and the speech channel's models); memory only.
-        mel = self.logmel(window.audio)
-        activity = detect_voice(
-            window.audio,
-            mel,
-            self.logmel.centres_hz,
-            win=self.logmel.win,
-            hop=self.logmel.hop,
-            silence_dbfs=self.audio_config.silence_dbfs,
-            margin_db=self.audio_config.vad_margin_db,
-        )
+        activity = voice_activity(window.audio, self.logmel, self.audio_config)
         self.timing["audio_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         if activity.voiced_ratio < self.audio_config.min_voiced_ratio:
             self.flags.append(FLAG_SILENCE)

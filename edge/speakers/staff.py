@@ -27,7 +27,7 @@ from scipy.signal import resample_poly
 
 from clinic_signals.audio import LogMel
 from contract.audio import SAMPLE_RATE
-from edge.audio.vad import detect_voice
+from edge.audio.vad import voice_activity
 from edge.config.models import AudioConfig
 from edge.errors import EdgeError
 from edge.speakers.encoder import SpeakerEncoder
@@ -105,15 +105,7 @@ def read_wav(path: Path) -> npt.NDArray[np.float32]:
 def speech_only(audio: npt.NDArray[np.float32], config: AudioConfig) -> npt.NDArray[np.float32]:
     """The voiced 10 ms frames of ``audio``, joined (pauses and silence removed)."""
     logmel = LogMel(n_mels=config.n_mels)
-    activity = detect_voice(
-        audio,
-        logmel(audio),
-        logmel.centres_hz,
-        win=logmel.win,
-        hop=logmel.hop,
-        silence_dbfs=config.silence_dbfs,
-        margin_db=config.vad_margin_db,
-    )
+    activity = voice_activity(audio, logmel, config)
     hop = logmel.hop
     spans = [audio[i * hop : (i + 1) * hop] for i in np.flatnonzero(activity.voiced)]
     return np.concatenate(spans) if spans else np.zeros(0, dtype=np.float32)
