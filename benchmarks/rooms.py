@@ -10,12 +10,15 @@ subscriber has it), peak resident memory per room and of all rooms, and CPU use 
 With --one-process the N rooms run in one process (`clinic-edge run --config A --config B ...`),
 which loads the models once and shares them between the rooms.
 
-Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words [--words-backend faster-whisper]]
+Every room runs the words channel as the room's defaults do (streaming transcription by faster-whisper;
+a window is published once its words are); --words off, whisper.cpp or faster-whisper sets it.
+
+Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
                                             [--repeats 2] [--staff]
 With --staff a staff voice is enrolled in every room, so speaker attribution embeds every voiced
 window (without one, attribution costs nothing).
-Writes benchmarks/results/rooms[-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]-<machine>.json
+Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]-<machine>.json
 and .md.
 """
 
@@ -66,11 +69,12 @@ def _clip() -> Path:
 
 
 def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
-    channels = ""
-    if setup.words == "whisper.cpp":
-        channels = f'[channels.words]\nenabled = true\nmodel = "{GGML}"\n'
-    elif setup.words == "faster-whisper":
-        channels = '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n'
+    channels = {
+        "default": "",  # the product's defaults: on, faster-whisper with the packaged model
+        "off": "[channels.words]\nenabled = false\n",
+        "whisper.cpp": f'[channels.words]\nenabled = true\nbackend = "whisper.cpp"\nmodel = "{GGML}"\n',
+        "faster-whisper": '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n',
+    }[setup.words]
     if setup.mesh_every != 1:
         channels += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
     backends = "[inference]\nbackends = ["
@@ -109,7 +113,7 @@ detect_every = {setup.detect_every}
 class Setup:
     """What every room of a run does."""
 
-    words: str | None = None  # None, "whisper.cpp" or "faster-whisper"
+    words: str = "default"  # default (the room's defaults), off, whisper.cpp or faster-whisper
     detect_every: int = 1
     mesh_every: int = 1  # channels.pulse.mesh_every
     engine_dir: Path | None = None  # TensorRT engines (built from the pack) tried before ONNX Runtime
@@ -118,8 +122,8 @@ class Setup:
 
     def name(self) -> str:
         parts = ["rooms"]
-        if self.words:
-            parts.append("words" if self.words == "whisper.cpp" else "words-fw")
+        if self.words != "default":
+            parts.append({"off": "nowords", "whisper.cpp": "words", "faster-whisper": "words-fw"}[self.words])
         if self.detect_every != 1:
             parts.append(f"detect{self.detect_every}")
         if self.mesh_every != 1:
@@ -134,7 +138,12 @@ class Setup:
 
     def describe(self) -> str:
         text = " with audio"
-        text += f" and transcript ({self.words})" if self.words else ""
+        text += {
+            "default": " and transcript (the defaults: streaming faster-whisper)",
+            "off": ", no transcript",
+            "whisper.cpp": " and transcript (whisper.cpp)",
+            "faster-whisper": " and transcript (faster-whisper)",
+        }[self.words]
         text += f", face detection every {self.detect_every} frames" if self.detect_every != 1 else ""
         text += f", face mesh every {self.mesh_every} frames" if self.mesh_every != 1 else ""
         text += ", TensorRT engines" if self.engine_dir is not None else ""
@@ -151,6 +160,7 @@ class Subscriber:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.latencies: dict[str, list[float]] = {}
+        self.quiet: list[float] = []  # windows without words (they never wait for transcription)
         self.lock = threading.Lock()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         self.client.on_message = self._message
@@ -163,8 +173,11 @@ class Subscriber:
         body = json.loads(msg.payload)
         end = datetime.fromisoformat(body["span"]["started_at"]).timestamp()
         end += body["span"]["end_s"] - body["span"]["start_s"]
+        words = (body.get("modalities") or {}).get("words") or {}
         with self.lock:
             self.latencies.setdefault(body["room"], []).append((now - end) * 1e3)
+            if words.get("quality") != "good":
+                self.quiet.append((now - end) * 1e3)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -238,9 +251,12 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     time.sleep(1.0)
     sub.close()
     rooms = []
+    skipped_per_output = []
     for out in outputs:
         frames = list(re.finditer(r"frames:\s+(\d+) analysed \(([\d.]+) fps\), (\d+) dropped", out))
         windows = list(re.finditer(r"windows:\s+(\d+) stored, (\d+) dropped", out))
+        shed = [int(x) for x in re.findall(r"words:\s+(\d+) stretches of speech left untranscribed", out)]
+        skipped_per_output.append(sum(shed))
         if not frames or len(frames) != len(windows):
             raise SystemExit(f"a room did not finish cleanly:\n{out}")
         for f, w in zip(frames, windows, strict=True):
@@ -255,6 +271,7 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     if len(rooms) != n:
         raise SystemExit(f"{len(rooms)} of {n} rooms reported:\n{outputs}")
     latencies = [v for values in sub.latencies.values() for v in values]
+    skipped = sum(skipped_per_output)
     realtime = all(r["windows_dropped"] == 0 and r["frames_dropped"] == 0 and r["fps"] >= 9.5 for r in rooms)
     return {
         "rooms": n,
@@ -266,6 +283,8 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         "latency_p50_ms": _pct(latencies, 0.50),
         "latency_p95_ms": _pct(latencies, 0.95),
         "latency_p99_ms": _pct(latencies, 0.99),
+        "latency_p95_quiet_ms": _pct(sub.quiet, 0.95),
+        "utterances_skipped": skipped,
         # Per room: the largest room process, or the one process's share when the rooms share it.
         "peak_rss_mib_per_room": round(max(peak_rss) / 1024 / (n if setup.one_process else 1), 1),
         "peak_rss_mib_total": round(sum(peak_rss) / 1024, 1),
@@ -289,6 +308,8 @@ def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "windows_dropped": max(r["windows_dropped"] for r in repeats),
         "summaries": sum(r["summaries"] for r in repeats),
         "latency_p50_ms": round(statistics.median(r["latency_p50_ms"] for r in repeats), 1),
+        "latency_p95_quiet_ms": round(statistics.median(r.get("latency_p95_quiet_ms", 0.0) for r in repeats), 1),
+        "utterances_skipped": max(r.get("utterances_skipped", 0) for r in repeats),
         "latency_p95_ms": round(statistics.median(p95s), 1),
         "latency_p95_range_ms": [min(p95s), max(p95s)],
         "latency_p99_ms": round(statistics.median(r["latency_p99_ms"] for r in repeats), 1),
@@ -323,8 +344,8 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         "",
         "| rooms | real time | slowest room fps | frames / windows dropped | window end -> MQTT p50 / p95 / p99 ms "
-        "| peak RSS per room / all rooms | CPU use (all cores) |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| p95 of windows without words ms | speech shed | peak RSS per room / all rooms | CPU use (all cores) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
         spread = r.get("latency_p95_range_ms")
@@ -332,6 +353,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {r['rooms']} | {'yes' if r['realtime'] else 'no'} | {r['fps_min']} | {r['frames_dropped']} / "
             f"{r['windows_dropped']} | {r['latency_p50_ms']} / {p95} / {r['latency_p99_ms']} | "
+            f"{r.get('latency_p95_quiet_ms', '-')} | {r.get('utterances_skipped', '-')} | "
             f"{r['peak_rss_mib_per_room']} / {r.get('peak_rss_mib_total', '-')} MiB | {100 * r['cpu_share']:.0f} % |"
         )
     at_least = "at least " if results.get("limited") else ""
@@ -349,9 +371,11 @@ def main() -> int:
     interrupt_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-rooms", type=int, default=6)
-    parser.add_argument("--words", action="store_true", help="also transcribe (whisper.cpp) in every room")
     parser.add_argument(
-        "--words-backend", choices=("whisper.cpp", "faster-whisper"), default="whisper.cpp", help="with --words"
+        "--words",
+        choices=("default", "off", "whisper.cpp", "faster-whisper"),
+        default="default",
+        help="the words channel: the room's defaults (on), off, or on with this engine",
     )
     parser.add_argument("--detect-every", type=int, default=1, help="vision.detect_every of every room")
     parser.add_argument("--mesh-every", type=int, default=1, help="channels.pulse.mesh_every of every room")
@@ -367,7 +391,7 @@ def main() -> int:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
     _clip()
     setup = Setup(
-        args.words_backend if args.words else None,
+        args.words,
         args.detect_every,
         args.mesh_every,
         args.engine_dir,

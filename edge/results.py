@@ -137,7 +137,9 @@ def channel_of(channels: Mapping[str, ChannelResult], name: str, kind: type[R]) 
 
 FaceQuality = Literal["good", "no_face", "small_face", "low_light", "multiple_faces"]
 VoiceQuality = Literal["good", "silence", "audio_clipping", "settling"]
-WordsQuality = Literal["good", "no_words"]
+# late: the window was completed before its words were (``channels.words.max_wait_s``); skipped: its
+# speech was not transcribed because the device was behind real time.
+WordsQuality = Literal["good", "no_words", "late", "skipped"]
 PulseQuality = Literal["good", "too_short", "no_face", "low_snr", "motion"]
 VoiceMethod = Literal["speech_cnn", "acoustic"]
 
@@ -184,10 +186,20 @@ class Utterance:
     importance: tuple[tuple[str, float], ...]  # (word, importance for the label), leave-one-word-out
     transcribe_ms: float
     text_ms: float
+    # (start_s, end_s) of each word of ``text`` in session time; empty when not known
+    word_times: tuple[tuple[float, float], ...] = ()
 
     @property
     def word_count(self) -> int:
         return len(self.text.split())
+
+    def words_in(self, start_s: float, end_s: float) -> list[int]:
+        """Positions of the words spoken in ``[start_s, end_s)`` (by each word's midpoint); without
+        word times, every word when the utterance overlaps the span."""
+        if not self.word_times:
+            overlaps = self.start_s < end_s and self.end_s > start_s
+            return list(range(self.word_count)) if overlaps else []
+        return [i for i, (a, b) in enumerate(self.word_times) if start_s <= (a + b) / 2 < end_s]
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,15 +213,17 @@ class UtteranceSpan:
 
 @dataclass(frozen=True, slots=True)
 class WordsChannel:
-    """The text emotion of the utterances that overlap the window (transcribed when they ended)."""
+    """The text emotion of the words spoken in the window (each word weighs its utterance's
+    emotion); ``utterances`` are the utterances those words belong to."""
 
     utterances: tuple[UtteranceSpan, ...]
     probs: tuple[float, ...] | None
     quality: WordsQuality
+    in_window: int | None = None  # words spoken in the window (None in rows stored before word times)
 
     @property
     def words(self) -> int:
-        return sum(u.words for u in self.utterances)
+        return self.in_window if self.in_window is not None else sum(u.words for u in self.utterances)
 
 
 @dataclass(frozen=True, slots=True)

@@ -429,7 +429,7 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
 
         window = WindowInput(0, 0.0, 0.0, 0.0, 2.5, (), audio, 16_000, False, True, 0.0)
         summarizer = WindowSummarizer("s", datetime.now(timezone.utc), config.vision, config.audio, models.session())
-        result = summarizer.summarize(window)
+        (result,) = summarizer.summarize(window)
         assert result.voice is not None and result.voice.method == "speech_cnn"
         assert result.voice.quality == "good" and result.voice.probs is not None
         assert result.fused == ("voice",) and result.probs == result.voice.probs

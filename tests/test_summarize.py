@@ -88,7 +88,7 @@ def test_flags_and_label(
     flags: set[str],
     label: str | None,
 ) -> None:
-    result = summarizer.summarize(_window(frames, audio, video=video))
+    (result,) = summarizer.summarize(_window(frames, audio, video=video))
     assert set(result.flags) == flags
     assert result.label == label
     if result.face is not None:
@@ -103,14 +103,14 @@ def test_flags_and_label(
 
 
 def test_times_are_relative_to_the_session(summarizer: WindowSummarizer) -> None:
-    result = summarizer.summarize(_window(_frames(), _speech_like()))
+    (result,) = summarizer.summarize(_window(_frames(), _speech_like()))
     assert (result.start_s, result.end_s) == (3.0, 5.5)
     assert result.started_at == "2026-03-01T09:00:03.000+00:00"
 
 
 def test_mixed_frames_average_and_coverage(summarizer: WindowSummarizer) -> None:
     frames = _frames(10, probs=HAPPY) + _frames(10, probs=SAD) + _frames(5, faces=0)
-    result = summarizer.summarize(_window(frames, _speech_like()))
+    (result,) = summarizer.summarize(_window(frames, _speech_like()))
     assert result.face is not None
     assert result.face.coverage == pytest.approx(0.8)
     assert result.probs is not None

@@ -12,6 +12,8 @@ import pytest
 
 from clinic_signals.model_files import check_ggml
 from edge.transcribe import TranscriberError, create_transcriber
+from edge.transcribe.base import Word
+from edge.transcribe.stream import LocalAgreement, StreamingTranscriber
 from edge.transcribe.wer import word_error_rate
 from export.cli import main
 from export.data.inputs import read_wav
@@ -123,3 +125,65 @@ def test_corrupt_ctranslate2_model_is_refused_before_loading(tmp_path: Path, dam
 )
 def test_word_error_rate(reference: str, hypothesis: str, wer: float) -> None:
     assert word_error_rate(reference, hypothesis) == pytest.approx(wer)
+
+
+def _words(spec: str, start: float = 0.0) -> list[Word]:
+    """'a b c' -> words half a second long, one after the other from ``start``."""
+    return [Word(start + i * 0.5, start + i * 0.5 + 0.4, t) for i, t in enumerate(spec.split())]
+
+
+@pytest.mark.parametrize(
+    ("hypotheses", "committed"),
+    [
+        # A word is final once two consecutive hypotheses agree on it (case and punctuation aside).
+        (["and so", "and so my fellow"], "and so"),
+        (["And so", "and so, my fellow", "and so my fellow Americans"], "and so, my fellow"),
+        # A changed word ends the agreement; later agreement continues from there.
+        (["and so am I", "and so my fellow", "and so my fellow Americans"], "and so my fellow"),
+        # Nothing agrees: nothing is final.
+        (["ask not", "asked what"], ""),
+        # The hypothesis repeats what is committed at its start: never committed twice.
+        (["a b", "a b c", "a b c d", "a b c d e"], "a b c d"),
+    ],
+)
+def test_local_agreement_commits_what_two_hypotheses_share(hypotheses: list[str], committed: str) -> None:
+    agreement = LocalAgreement()
+    for hypothesis in hypotheses:
+        agreement.insert(_words(hypothesis))
+    assert " ".join(w.text for w in agreement.committed) == committed
+
+
+def test_local_agreement_after_a_sentence_was_taken() -> None:
+    """After a closed sentence left the buffer, the new hypothesis starts later; the committed tail
+    it repeats (a revised time, same words) is recognised as old."""
+    agreement = LocalAgreement()
+    agreement.insert(_words("I am sad. It was"))
+    agreement.insert(_words("I am sad. It was hard"))
+    assert agreement.take(3) == _words("I am sad.")
+    later = [Word(1.45, 1.9, "It"), *_words("was hard today", start=2.0)]
+    agreement.insert(later)
+    assert [w.text for w in agreement.committed] == ["It", "was", "hard"]
+    assert [w.text for w in agreement.flush(later)] == ["today"]
+
+
+@pytest.mark.parametrize("backend", ["whisper.cpp", "faster-whisper"])
+def test_streaming_stays_within_one_error_of_the_whole_file(backend: str, ggml: Path) -> None:
+    """jfk.wav handed over a second at a time, as a room does: the committed words are within one
+    error of the whole file's transcript, with times inside the speech."""
+    model = ggml if backend == "whisper.cpp" else packaged_model_dir()
+    transcriber = create_transcriber(backend, model)  # type: ignore[arg-type]
+    speech = read_wav(JFK)
+    whole = word_error_rate(JFK_TEXT, transcriber.transcribe(speech).text)
+    audio = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(3 * 16000, np.float32)])
+    stream = StreamingTranscriber(transcriber)
+    closed = []
+    for start in range(0, audio.shape[0], 16000):
+        chunk = audio[start : start + 16000]
+        closed += stream.feed(chunk, start / 16000, voiced=bool(np.sqrt(np.mean(chunk**2)) > 0.01))
+    closed += stream.finish()
+    text = " ".join(u.text for u in closed)
+    assert word_error_rate(JFK_TEXT, text) <= whole + 1 / 22 + 1e-9, text
+    words = [w for u in closed for w in u.words]
+    assert words[0].start_s >= 0.0 and words[-1].end_s <= 12.5
+    assert all(u.passes >= 1 and u.seconds > 0 for u in closed)
+    assert not stream.speaking and stream.settled_until == audio.shape[0] / 16000

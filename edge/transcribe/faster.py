@@ -8,9 +8,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import override
 
 from clinic_signals.model_files import ModelFileError, check_ct2
-from edge.transcribe.base import Segment, Transcriber
+from edge.transcribe.base import Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,23 @@ class FasterWhisperTranscriber(Transcriber):
         self._model: Any = WhisperModel(str(model_dir), device="cpu", compute_type=compute_type, cpu_threads=threads)
         logger.info("transcription: faster-whisper %s (%s)", model_dir, compute_type)
 
-    def _transcribe(self, audio: npt.NDArray[np.float32]) -> list[Segment]:
+    @override
+    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
         segments, _info = self._model.transcribe(
-            audio, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+            audio,
+            language="en",
+            beam_size=1,
+            vad_filter=False,
+            condition_on_previous_text=False,
+            word_timestamps=words,
+            initial_prompt=prompt or None,
         )
-        return [Segment(float(s.start), float(s.end), str(s.text)) for s in segments]
+        return [
+            Segment(
+                float(s.start),
+                float(s.end),
+                str(s.text),
+                tuple(Word(float(w.start), float(w.end), str(w.word).strip()) for w in s.words or () if w.word.strip()),
+            )
+            for s in segments
+        ]

@@ -6,18 +6,21 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
+from typing_extensions import override
 
 from clinic_signals.model_files import ModelFileError, check_ggml
-from edge.transcribe.base import Segment, Transcriber
+from edge.transcribe.base import Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
 
 logger = logging.getLogger(__name__)
 
+NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")  # [BLANK_AUDIO], (music), *sighs*
 MAKE_HINT = "make it with `clinic-export whisper-ggml --out <file>` (scripts/setup.sh does)"
 
 
@@ -42,7 +45,26 @@ class WhisperCppTranscriber(Transcriber):
             )
         logger.info("transcription: whisper.cpp %s (%d tensors)", model, len(summary.tensors))
 
-    def _transcribe(self, audio: npt.NDArray[np.float32]) -> list[Segment]:
-        segments = self._model.transcribe(audio, no_context=True)
+    @override
+    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
         # pywhispercpp reports times in centiseconds.
-        return [Segment(s.t0 / 100.0, s.t1 / 100.0, str(s.text)) for s in segments]
+        if not words:
+            segments = self._model.transcribe(audio, no_context=True, initial_prompt=prompt)
+            return [Segment(s.t0 / 100.0, s.t1 / 100.0, str(s.text)) for s in segments]
+        # Token timestamps with one word per segment (whisper.cpp's own word splitting).
+        pieces = self._model.transcribe(
+            audio,
+            no_context=True,
+            initial_prompt=prompt,
+            token_timestamps=True,
+            max_len=1,
+            split_on_word=True,
+        )
+        found = tuple(
+            Word(p.t0 / 100.0, p.t1 / 100.0, text)
+            for p in pieces
+            if (text := str(p.text).strip()) and not NON_SPEECH.fullmatch(text)
+        )
+        if not found:
+            return []
+        return [Segment(found[0].start_s, found[-1].end_s, " ".join(w.text for w in found), found)]

@@ -1,0 +1,282 @@
+"""Streaming transcription: words with their times while the client is still speaking.
+
+The audio of the speech that is going on is kept in a buffer that starts at its onset. Every
+``step_s`` seconds of new speech the whole buffer is transcribed again with word times, and a word
+becomes final (committed) once two consecutive transcriptions agree on it: the LocalAgreement-2
+policy of whisper_streaming (Macháček, Dabre and Bojar, 2023, "Turning Whisper into Real-Time
+Transcription System"). A later transcription sees more of the sentence than an earlier one, so the
+words at the end of the buffer, which the model is still guessing, wait until they are confirmed.
+
+An utterance ends at a sentence's final punctuation among the committed words (the buffer is then
+cut after that word, so the model's input stays short), at a pause (``pause_s`` of quiet audio:
+the buffer is transcribed once more and every word is taken) or when it reaches
+``max_utterance_s``. Shorter pauses stay inside the buffer, so the model keeps the sentence's context.
+Each closed utterance carries its words with session times; the words channel then puts each word
+on the windows it was spoken in. Committed words of the utterance still being spoken are final too
+(:attr:`StreamingTranscriber.open_words`): a window need not wait for the end of the sentence.
+
+Everything here runs on the caller's thread and keeps audio in memory only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from contract.audio import SAMPLE_RATE
+from edge.transcribe.base import Transcriber, Word
+
+logger = logging.getLogger(__name__)
+
+GAP_TOLERANCE_S = 0.05
+ONSET_S = 0.3  # quiet audio kept before the first voiced audio of an utterance
+REPEAT_TOLERANCE_S = 0.1  # a hypothesis word starting this much before the last committed word's end is old
+MAX_OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start
+PROMPT_CHARS = 200  # text said before the buffer, given to the model as context
+SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
+
+
+def normalised(word: Word) -> str:
+    """A word compared without case or punctuation ("Country." agrees with "country")."""
+    return re.sub(r"[^\w']", "", word.text.lower())
+
+
+@dataclass(frozen=True)
+class SpokenUtterance:
+    """A closed stretch of speech: its words in session time and what transcribing it cost."""
+
+    words: tuple[Word, ...]
+    passes: int  # transcriptions of the buffer while it was spoken
+    seconds: float  # wall time of those transcriptions
+
+    @property
+    def text(self) -> str:
+        return " ".join(w.text for w in self.words)
+
+    @property
+    def start_s(self) -> float:
+        return self.words[0].start_s
+
+    @property
+    def end_s(self) -> float:
+        return self.words[-1].end_s
+
+
+class LocalAgreement:
+    """Commits the words two consecutive hypotheses agree on (as a common prefix after what is
+    already committed)."""
+
+    def __init__(self) -> None:
+        self.committed: list[Word] = []  # of the open utterance
+        self._previous: list[Word] = []  # the last hypothesis's words after the committed ones
+        self._last_end = -np.inf  # end of the newest committed word, kept across utterances
+
+    def _unseen(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """The hypothesis without the words already committed. The buffer starts with the open
+        utterance's committed words, so the hypothesis usually repeats them first; when the model
+        changed one of them, words are told apart by time (those starting before the last committed
+        word ended are old) and by a repetition of the committed tail."""
+        count = len(self.committed)
+        if count and [normalised(w) for w in hypothesis[:count]] == [normalised(w) for w in self.committed]:
+            return list(hypothesis[count:])
+        new = [w for w in hypothesis if w.start_s >= self._last_end - REPEAT_TOLERANCE_S]
+        if new and self.committed:
+            tail = [normalised(w) for w in self.committed[-MAX_OVERLAP_WORDS:]]
+            for k in range(min(len(tail), len(new)), 0, -1):
+                if tail[-k:] == [normalised(w) for w in new[:k]]:
+                    return new[k:]
+        return new
+
+    @property
+    def pending(self) -> list[Word]:
+        """The last hypothesis's words not yet committed."""
+        return list(self._previous)
+
+    def insert(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """Compare a new hypothesis (session times) with the previous one; returns the words
+        committed by it."""
+        new = self._unseen(hypothesis)
+        agreed: list[Word] = []
+        for previous, word in zip(self._previous, new, strict=False):
+            if normalised(previous) != normalised(word):
+                break
+            agreed.append(word)  # the newer word: its punctuation and times saw more audio
+        self._previous = new[len(agreed) :]
+        self._commit(agreed)
+        return agreed
+
+    def flush(self, hypothesis: Sequence[Word]) -> list[Word]:
+        """At the end of speech: the final hypothesis is taken whole."""
+        new = self._unseen(hypothesis)
+        self._previous = []
+        self._commit(new)
+        return new
+
+    def _commit(self, words: Sequence[Word]) -> None:
+        if words:
+            self.committed.extend(words)
+            self._last_end = max(self._last_end, words[-1].end_s)
+
+    def take(self, count: int) -> list[Word]:
+        """Remove and return the first ``count`` committed words (a closed sentence)."""
+        taken, self.committed = self.committed[:count], self.committed[count:]
+        return taken
+
+    def reset(self) -> None:
+        """Forget the open utterance (its audio was dropped)."""
+        self.committed, self._previous = [], []
+
+
+class StreamingTranscriber:
+    """One per session; not thread-safe. Feed it the room's new audio in order with whether that
+    audio is voiced; it returns the utterances that closed."""
+
+    def __init__(
+        self, transcriber: Transcriber, *, step_s: float = 2.0, pause_s: float = 2.0, max_utterance_s: float = 15.0
+    ) -> None:
+        self.transcriber = transcriber
+        self.step = round(step_s * SAMPLE_RATE)
+        self.pause = round(pause_s * SAMPLE_RATE)
+        self._quiet = 0  # samples of quiet audio since the last voiced audio
+        self.max_samples = round(max_utterance_s * SAMPLE_RATE)
+        self.agreement = LocalAgreement()
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._start_s = 0.0  # session time of the buffer's first sample
+        self._speech = False
+        self._unseen = 0  # samples of speech since the last transcription
+        self._fed_until: float | None = None
+        self._prompt = ""
+        self._heard_until = 0.0  # session time of the buffer's end at the last transcription
+        self._passes = 0
+        self._seconds = 0.0
+        self.words = 0  # committed words, for the delay measurements
+
+    @property
+    def speaking(self) -> bool:
+        return self._speech
+
+    @property
+    def settled_until(self) -> float:
+        """Session time up to which every word said is committed: windows ending here or earlier
+        have all their words (those of the speech going on in :attr:`open_words`)."""
+        if self._fed_until is None:
+            return 0.0
+        if not self._speech:
+            return self._fed_until
+        pending = self.agreement.pending
+        return max(self._start_s, pending[0].start_s if pending else self._heard_until)
+
+    @property
+    def open_words(self) -> tuple[Word, ...]:
+        """The committed words of the utterance still being spoken."""
+        return tuple(self.agreement.committed) if self._speech else ()
+
+    @property
+    def buffered_s(self) -> float:
+        return self._audio.shape[0] / SAMPLE_RATE
+
+    def feed(
+        self, audio: npt.NDArray[np.float32], start_s: float, *, voiced: bool, onset_s: float | None = None
+    ) -> list[SpokenUtterance]:
+        """New audio starting at session time ``start_s`` (contiguous with what came before, or after a
+        gap, which ends the speech before it); ``onset_s``: where voice starts in it, when known."""
+        closed: list[SpokenUtterance] = []
+        if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
+            closed += self.finish()
+        self._fed_until = start_s + audio.shape[0] / SAMPLE_RATE
+        if voiced and not self._speech:
+            # The quiet audio just before stays as the onset of the speech.
+            self._speech, self._unseen = True, 0
+            self._passes, self._seconds = 0, 0.0
+        if self._speech:
+            self._quiet = 0 if voiced else self._quiet + audio.shape[0]
+            self._append(audio, start_s)
+            if self._passes == 0 and self._unseen == 0 and onset_s is not None:
+                self._trim_onset(onset_s)
+            self._unseen += audio.shape[0]
+            if self._quiet >= self.pause or self._audio.shape[0] >= self.max_samples:
+                closed += self.finish()  # a pause, or the longest utterance
+            elif self._unseen >= self.step:
+                self._unseen = 0
+                self.agreement.insert(self._hypothesis())
+                closed += self._sentences()
+        else:
+            self._audio, self._start_s = audio.astype(np.float32, copy=True), start_s
+        return closed
+
+    def finish(self) -> list[SpokenUtterance]:
+        """End the speech going on: transcribe the buffer once more and take every word."""
+        if not self._speech:
+            return []
+        self.agreement.flush(self._hypothesis())
+        closed = self._sentences()
+        rest = self.agreement.take(len(self.agreement.committed))
+        if rest:
+            closed.append(self._close(rest))
+        self._speech, self._quiet = False, 0
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._start_s = self._fed_until or self._start_s
+        self.agreement.reset()
+        return closed
+
+    def skip(self) -> None:
+        """Drop the speech going on without transcribing it (the device is behind)."""
+        self._speech, self._quiet = False, 0
+        self._audio = np.zeros(0, dtype=np.float32)
+        self._start_s = self._fed_until or self._start_s
+        self.agreement.reset()
+
+    def _trim_onset(self, onset_s: float) -> None:
+        """Start the speech's buffer ``ONSET_S`` before its first voiced audio: quiet audio before it
+        only misleads the model's first word times."""
+        drop = round((onset_s - ONSET_S - self._start_s) * SAMPLE_RATE)
+        if drop > 0:
+            drop = min(drop, self._audio.shape[0])
+            self._audio, self._start_s = self._audio[drop:], self._start_s + drop / SAMPLE_RATE
+
+    def _append(self, audio: npt.NDArray[np.float32], start_s: float) -> None:
+        if self._audio.shape[0] == 0:
+            self._start_s = start_s
+        self._audio = np.concatenate([self._audio, audio.astype(np.float32, copy=False)])
+
+    def _hypothesis(self) -> list[Word]:
+        self._heard_until = self._start_s + self.buffered_s
+        t0 = time.perf_counter()
+        transcript = self.transcriber.transcribe(self._audio, words=True, prompt=self._prompt, vad=False)
+        self._seconds += time.perf_counter() - t0
+        self._passes += 1
+        end = self._start_s + self.buffered_s
+        return [
+            Word(min(w.start_s + self._start_s, end), min(w.end_s + self._start_s, end), w.text)
+            for w in transcript.words
+        ]
+
+    def _sentences(self) -> list[SpokenUtterance]:
+        """Close the committed words up to the last sentence end; the buffer then starts after it."""
+        committed = self.agreement.committed
+        ends = [i for i, w in enumerate(committed) if SENTENCE_END.search(w.text)]
+        if not ends:
+            return []
+        closed: list[SpokenUtterance] = []
+        first = 0
+        for end in ends:
+            closed.append(self._close(committed[first : end + 1]))
+            first = end + 1
+        cut = committed[ends[-1]].end_s
+        self.agreement.take(ends[-1] + 1)
+        drop = min(self._audio.shape[0], max(0, round((cut - self._start_s) * SAMPLE_RATE)))
+        self._audio, self._start_s = self._audio[drop:], self._start_s + drop / SAMPLE_RATE
+        return closed
+
+    def _close(self, words: Sequence[Word]) -> SpokenUtterance:
+        utterance = SpokenUtterance(tuple(words), self._passes, self._seconds)
+        self._passes, self._seconds = 0, 0.0
+        self.words += len(words)
+        self._prompt = (self._prompt + " " + utterance.text).strip()[-PROMPT_CHARS:]
+        return utterance
