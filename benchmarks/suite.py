@@ -66,6 +66,7 @@ STEPS = (
     Step("channels", "channels.py", ("--repeats", "2"), ("--repeats", "1"), uses_engines=True),
     Step("fer-baseline", "fer_baseline.py", ("--repeats", "3"), ("--repeats", "1")),
     Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1", "--live-runs", "1")),
+    Step("disparity", "disparity.py", (), ("--voices", "1")),
     Step("rooms", "rooms.py", ("--max-rooms", "6", "--repeats", "2"), ("--max-rooms", "2", "--repeats", "1"), True),
     Step(
         "rooms-nowords",

@@ -122,7 +122,7 @@ fi
 
 # 4. Bundled demo clip ------------------------------------------------------------------------
 DEMO="$BUILD/demo/demo.mkv"
-demo_want="$(sha256sum scripts/make_demo.py | cut -d' ' -f1)"
+demo_want="$(cat scripts/make_demo.py scripts/make_scene.py | sha256sum | cut -d' ' -f1)"
 if [ ! -s "$DEMO" ] || [ "$(cat "$DEMO.stamp" 2>/dev/null)" != "$demo_want" ]; then
   log "composing the demo clip: $DEMO"
   "$PY" scripts/make_demo.py --out "$DEMO"

@@ -339,11 +339,13 @@ class ExplainConfig(StrictModel):
 
 class DisparityConfig(StrictModel):
     enabled: bool = Field(default=True, description="Score each window's disagreement between face, voice and words.")
+    # Chosen on generated clips (benchmarks/disparity.py): every smiling face over sad words makes an event,
+    # no congruent clip does; acoustic cues alone (weight 0.5) can never reach 0.6.
     threshold: float = Field(
-        default=0.5, ge=0.05, le=1.0, description="Windows scoring at least this (0-1) count as disparate."
+        default=0.6, ge=0.05, le=1.0, description="Windows scoring at least this (0-1) count as disparate."
     )
     min_duration_s: float = Field(
-        default=5.0, ge=0.0, le=600.0, description="A run of disparate windows this long (seconds) becomes an event."
+        default=3.0, ge=0.0, le=600.0, description="A run of disparate windows this long (seconds) becomes an event."
     )
 
 
