@@ -24,6 +24,9 @@ from contract.payload import FLAGS
 R = TypeVar("R")
 
 # Quality flags a window can carry (the contract lists them all: contract.payload.FLAGS).
+# FrameAnalysis.values key of the mouth's opening (the face mesh's lips apart / face height)
+MOUTH = "mouth"
+
 FLAG_NO_FACE = "no_face"
 FLAG_MULTIPLE_FACES = "multiple_faces"
 FLAG_SMALL_FACE = "small_face"

@@ -6,6 +6,11 @@ clips of the tests and ``benchmarks/disparity.py`` are made with it.
 Photographs: ``astronaut`` (scikit-image; Eileen Collins, smiling), ``hopper`` (Matplotlib's sample
 of Grace Hopper, a calm face), ``coffee`` (scikit-image; no face).
 
+A sentence said ``by the face`` (``Said(..., mouth=True)``, or ``--say-by-face``) moves the photograph's
+mouth: the lower face is pulled down and the gap between the lips darkened in proportion to the
+speech's loudness, frame by frame (lip landmarks from the MediaPipe face mesh). Other sentences leave
+the face still, as a listener's: a second person speaking off camera.
+
 Usage: python scripts/make_scene.py --out scene.mkv --photo astronaut --duration 14 \\
            --say "1.0=I feel so sad today." [--say ...] [--voice en-us+f3]
 """
@@ -62,11 +67,70 @@ PHOTOS: dict[str, Callable[[], npt.NDArray[np.uint8]]] = {
 
 
 @dataclass(frozen=True)
+class Said:
+    """A sentence at ``start_s``, in ``voice`` (the scene's by default); ``mouth``: said by the face."""
+
+    start_s: float
+    text: str
+    voice: str | None = None
+    mouth: bool = False
+
+
+@dataclass(frozen=True)
 class Shot:
     """A photograph shown from ``start_s`` until the next shot (or the end)."""
 
     start_s: float
     photo: str
+
+
+@dataclass(frozen=True)
+class Lips:
+    """Where a photograph's lips are (pixels): the line between them, the inner corners, the chin."""
+
+    line_y: float
+    left_x: float
+    right_x: float
+    chin_y: float
+    face_h: float
+
+
+def find_lips(picture: npt.NDArray[np.uint8]) -> Lips:
+    sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]  # mediapipe's optional audio
+    import mediapipe as mp  # noqa: PLC0415
+
+    h, w = picture.shape[:2]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+        found = mesh.process(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)).multi_face_landmarks
+    if not found:
+        sys.exit("the face mesh found no face to move the mouth of")
+    p = np.array([(m.x * w, m.y * h) for m in found[0].landmark])
+    return Lips(
+        line_y=float((p[13][1] + p[14][1]) / 2),
+        left_x=float(p[78][0]),
+        right_x=float(p[308][0]),
+        chin_y=float(p[152][1]),
+        face_h=float(np.linalg.norm(p[10] - p[152])),
+    )
+
+
+def open_mouth(picture: npt.NDArray[np.uint8], lips: Lips, opening: float) -> npt.NDArray[np.uint8]:
+    """The photograph with its jaw dropped by ``opening`` (0-1) of an eighth of the face's height."""
+    drop = opening * lips.face_h / 8
+    if drop < 0.5:
+        return picture
+    h, w = picture.shape[:2]
+    rows = np.arange(h, dtype=np.float32)
+    below = lips.chin_y + 40
+    shift = np.where(
+        rows < lips.line_y, 0.0, np.where(rows < below, drop, drop * np.clip(1 - (rows - below) / 60, 0, 1))
+    )
+    map_y = np.repeat((rows - shift)[:, None], w, axis=1).astype(np.float32)
+    map_x = np.repeat(np.arange(w, dtype=np.float32)[None, :], h, axis=0)
+    out = cv2.remap(picture, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    gap = out[int(lips.line_y) : int(lips.line_y + drop), int(lips.left_x) : int(lips.right_x)]
+    gap[:] = (gap * 0.25).astype(np.uint8)  # the open mouth is dark
+    return out
 
 
 def _frame(background: npt.NDArray[np.uint8], picture: npt.NDArray[np.uint8], t: float) -> npt.NDArray[np.uint8]:
@@ -80,53 +144,73 @@ def _frame(background: npt.NDArray[np.uint8], picture: npt.NDArray[np.uint8], t:
     return frame
 
 
-def write_frames(folder: Path, shots: Sequence[Shot], duration_s: float) -> None:
+def write_frames(
+    folder: Path, shots: Sequence[Shot], duration_s: float, opening: npt.NDArray[np.float64] | None = None
+) -> None:
+    """The frames; ``opening`` (0-1 per frame) moves the mouth of the photographs with a face."""
     pictures = {s.photo: PHOTOS[s.photo]() for s in shots}
+    lips = {name: find_lips(p) for name, p in pictures.items() if name != "coffee"} if opening is not None else {}
     background = np.full((SIZE[1], SIZE[0], 3), 118, dtype=np.uint8)
     for i in range(int(duration_s * FPS)):
         t = i / FPS
         shot = [s for s in shots if s.start_s <= t][-1] if any(s.start_s <= t for s in shots) else shots[0]
-        cv2.imwrite(str(folder / f"{i:05d}.png"), _frame(background, pictures[shot.photo], t))
+        picture = pictures[shot.photo]
+        if opening is not None and shot.photo in lips:
+            picture = open_mouth(picture, lips[shot.photo], float(opening[i]))
+        cv2.imwrite(str(folder / f"{i:05d}.png"), _frame(background, picture, t))
 
 
-def write_audio(folder: Path, speech: Sequence[tuple[float, str]], duration_s: float, voice: str) -> Path:
+def write_audio(
+    folder: Path, speech: Sequence[Said], duration_s: float, voice: str
+) -> tuple[Path, npt.NDArray[np.float64] | None]:
+    """The sound track, and the mouth's opening per video frame (None when the face says nothing)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         sys.exit("espeak-ng is not installed (apt-get install espeak-ng)")
     track = np.zeros(int(duration_s * RATE), dtype=np.int16)
-    for n, (start, text) in enumerate(speech):
+    by_face = np.zeros(track.shape[0], dtype=np.float64)
+    for n, said in enumerate(speech):
         part = folder / f"speech{n}.wav"
-        subprocess.run([espeak, "-v", voice, "-s", "150", "-w", str(part), text], check=True)
+        subprocess.run([espeak, "-v", said.voice or voice, "-s", "150", "-w", str(part), said.text], check=True)
         with wave.open(str(part)) as w:
             if w.getframerate() != RATE or w.getsampwidth() != 2 or w.getnchannels() != 1:
                 sys.exit(f"unexpected espeak-ng output format in {part}")
-            said = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-        begin = int(start * RATE)
-        end = min(begin + said.shape[0], track.shape[0])
-        track[begin:end] = said[: end - begin]
+            samples = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+        begin = int(said.start_s * RATE)
+        end = min(begin + samples.shape[0], track.shape[0])
+        track[begin:end] = samples[: end - begin]
+        if said.mouth:
+            by_face[begin:end] = samples[: end - begin] / 32768.0
+    opening = None
+    if by_face.any():
+        per_frame = RATE // FPS
+        frames = int(duration_s * FPS)
+        rms = np.sqrt(np.mean(np.square(by_face[: frames * per_frame]).reshape(frames, per_frame), axis=1))
+        opening = np.clip(rms / max(float(np.quantile(rms[rms > 0], 0.9)), 1e-6), 0.0, 1.0)
     out = folder / "audio.wav"
     with wave.open(str(out), "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(RATE)
         w.writeframes(track.tobytes())
-    return out
+    return out, opening
 
 
 def compose(
     out: Path,
     shots: Sequence[Shot],
-    speech: Sequence[tuple[float, str]],
+    speech: Sequence[Said | tuple[float, str]],
     duration_s: float,
     *,
     voice: str = "en-us",
 ) -> Path:
     """Write the scene to ``out`` (via a partial file, so a failed run leaves nothing behind)."""
     out.parent.mkdir(parents=True, exist_ok=True)
+    said = [s if isinstance(s, Said) else Said(*s) for s in speech]
     with tempfile.TemporaryDirectory(prefix="clinic-scene-") as tmp:
         folder = Path(tmp)
-        write_frames(folder, shots, duration_s)
-        audio = write_audio(folder, speech, duration_s, voice)
+        audio, opening = write_audio(folder, said, duration_s, voice)
+        write_frames(folder, shots, duration_s, opening)
         partial = out.with_suffix(".partial.mkv")
         pipeline = (
             f'multifilesrc location={folder}/%05d.png index=0 caps="image/png,framerate={FPS}/1" '
@@ -150,10 +234,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--photo", choices=sorted(PHOTOS), default="astronaut")
     parser.add_argument("--duration", type=float, required=True, help="seconds")
-    parser.add_argument("--say", type=_said, action="append", default=[], help="START=TEXT (seconds)")
+    parser.add_argument("--say", type=_said, action="append", default=[], help="START=TEXT (seconds), off camera")
+    parser.add_argument(
+        "--say-by-face", type=_said, action="append", default=[], help="START=TEXT said by the face (its mouth moves)"
+    )
     parser.add_argument("--voice", default="en-us", help="espeak-ng voice, e.g. en-us+f3")
     args = parser.parse_args()
-    compose(args.out, [Shot(0.0, args.photo)], args.say, args.duration, voice=args.voice)
+    speech = [Said(t, text) for t, text in args.say] + [Said(t, text, mouth=True) for t, text in args.say_by_face]
+    compose(args.out, [Shot(0.0, args.photo)], sorted(speech, key=lambda s: s.start_s), args.duration, voice=args.voice)
     print(f"scene: {args.out}")
     return 0
 

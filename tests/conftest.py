@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import random
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -276,6 +279,19 @@ def collector(broker: Broker) -> Iterator[Collector]:
     col = collect(broker.host, broker.port)
     yield col
     col.close()
+
+
+def make_scene() -> ModuleType:
+    """``scripts/make_scene.py`` as a module: clips of a photograph with espeak-ng speech."""
+    spec = importlib.util.spec_from_file_location("make_scene", ROOT / "scripts" / "make_scene.py")
+    if spec is None or spec.loader is None:
+        pytest.fail("scripts/make_scene.py is missing")
+    module = sys.modules.get(spec.name)
+    if module is None:
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up
+        spec.loader.exec_module(module)
+    return module
 
 
 def write_config(

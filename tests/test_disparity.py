@@ -6,18 +6,15 @@ ONNX Runtime, faster-whisper and SQLite."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sqlite3
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from edge.config import load_config
 from edge.runtime import Appliance
-from tests.conftest import CONSENT, ROOT, write_config
+from tests.conftest import CONSENT, make_scene, write_config
 
 SCENES = {
     "smile-sad": (
@@ -38,19 +35,9 @@ SCENES = {
 }
 
 
-def _make_scene() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_scene", ROOT / "scripts" / "make_scene.py")
-    if spec is None or spec.loader is None:
-        pytest.fail("scripts/make_scene.py is missing")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    scene = _make_scene()
+    scene = make_scene()
     folder = tmp_path_factory.mktemp("scenes")
     return {
         name: scene.compose(

@@ -13,15 +13,13 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-import numpy.typing as npt
 from typing_extensions import override
 
 from clinic_signals.rppg import estimate_pulse
 from contract.payload import PulseSummary
 from edge.channels.base import Channel, FrameContext, FrameModels, LoadedModels, Stateless, WindowContext
 from edge.config.models import AppConfig
-from edge.results import GOOD, FrameAnalysis, PulseChannel
-from edge.vision.detect import FaceDetection
+from edge.results import GOOD, MOUTH, FrameAnalysis, PulseChannel
 from edge.vision.skin import SkinRegions, SkinSampler, read_skin
 
 MIN_FPS = 4.0  # below this the pulse band cannot be sampled reliably
@@ -46,15 +44,19 @@ class SkinFrameHook:
         if frame.face is None:
             self._regions = None
         else:
-            frame.skin_rgb = self._skin(frame.rgb, frame.face)
+            frame.skin_rgb = self._skin(frame)
         frame.timing["skin_ms"] = (time.perf_counter() - t0) * 1e3
 
-    def _skin(self, rgb: npt.NDArray[np.uint8], face: FaceDetection) -> tuple[float, float, float] | None:
+    def _skin(self, frame: FrameContext) -> tuple[float, float, float] | None:
         """Mean skin colour of the client's face: the face mesh runs on a margin around the detected
         box, so only the client's face (not another in the frame) is read. With
         ``channels.pulse.mesh_every`` N > 1 the mesh runs on every Nth frame; the frames between read
         the last mesh's regions moved with the midpoint of the detected eyes (steadier than the box's
-        centre; the face's size changes too little in N/10 s to be worth following)."""
+        centre; the face's size changes too little in N/10 s to be worth following). A frame the mesh
+        ran on also gets the mouth's opening (``values["mouth"]``), the speaker attribution's cue."""
+        rgb, face = frame.rgb, frame.face
+        if face is None:
+            return None
         (rx, ry), (lx, ly) = face.right_eye, face.left_eye
         eyes = ((rx + lx) / 2, (ry + ly) / 2)
         if self._regions is not None and self._since_mesh % self.every != 0:
@@ -73,6 +75,8 @@ class SkinFrameHook:
         found = self.skin.locate(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
         if found is None:
             return None
+        if found.mouth is not None:
+            frame.values[MOUTH] = round(found.mouth, 5)
         regions = found.moved((0.0, 0.0), (float(x0), float(y0)))  # crop -> frame coordinates
         self._regions, self._since_mesh = (regions, eyes), 1
         sample = read_skin(rgb, regions)

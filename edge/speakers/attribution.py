@@ -13,6 +13,11 @@ silenced; unknown frames are silenced unless the room analyses unknown voices (`
 "analyse"``). What remains is the client's speech: the only audio the voice cues, the speaker
 baseline, the speech model, the transcript and the disparity ever see. Only the shares of voiced
 time are kept.
+
+Where the face mesh follows the client's face, the mouth is a second cue (:mod:`edge.speakers.mouth`):
+once the session has shown that the client's mouth moves when there is voice, a partial over which
+it stayed still is not the client's (``unknown``) whatever the voice says, and never founds the
+client profile. This holds with nobody enrolled too.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from contract.audio import SAMPLE_RATE
 from edge.config.models import SpeakersConfig
 from edge.results import SpeechAttribution
 from edge.speakers.encoder import SpeakerEncoder
+from edge.speakers.mouth import MouthCue, MouthTrack
 from edge.speakers.staff import StaffEmbeddings
 
 logger = logging.getLogger(__name__)
@@ -78,6 +84,7 @@ class SpeakerSession:
         self._profile_n = 0
         self._candidates: dict[int, npt.NDArray[np.float32]] = {}  # session sample -> partial audio
         self._profiled_until = 0
+        self.mouth = MouthCue()
 
     def client_similarity(self, embedding: npt.NDArray[np.float32]) -> float | None:
         if self._profile_n == 0:
@@ -88,9 +95,12 @@ class SpeakerSession:
     def staff_similarity(self, embedding: npt.NDArray[np.float32]) -> float | None:
         return float(np.max(self.staff.matrix @ embedding)) if self.staff.ids else None
 
-    def decide(self, embedding: npt.NDArray[np.float32], at: int, samples: npt.NDArray[np.float32]) -> Speaker:
+    def decide(
+        self, embedding: npt.NDArray[np.float32], at: int, samples: npt.NDArray[np.float32], *, still: bool = False
+    ) -> Speaker:
         """Decide one partial (``samples``, starting ``at`` samples into the session); the client's
-        partials grow the client profile, each stretch of audio once (windows overlap).
+        partials grow the client profile, each stretch of audio once (windows overlap). ``still``: the
+        mouth cue says the client's mouth did not move over it (never the client's, never a candidate).
 
         Before the profile exists, partials unlike every staff voice (below ``staff_min``) are
         candidates, held in memory. Once they hold ``FOUND_S`` seconds of distinct speech, that speech
@@ -100,10 +110,13 @@ class SpeakerSession:
         staff = self.staff_similarity(embedding)
         client = self.client_similarity(embedding)
         if client is None and staff is not None and staff < self.config.staff_min:
-            self._candidate(at, samples)
+            if not still:
+                self._candidate(at, samples)
             return "unknown"
         speaker = decide(staff, client, self.config)
-        logger.debug("partial: staff %.3f, client %s -> %s", staff or -1.0, client, speaker)
+        if still and speaker == "client":
+            speaker = "unknown"
+        logger.debug("partial: staff %.3f, client %s, still %s -> %s", staff or -1.0, client, still, speaker)
         if speaker == "client" and at >= self._profiled_until:
             self._profile += embedding
             self._profile_n += 1
@@ -127,16 +140,23 @@ class SpeakerSession:
         self._candidates.clear()
 
     def attribute(
-        self, audio: npt.NDArray[np.float32], voiced: npt.NDArray[np.bool_], hop: int, start_s: float = 0.0
+        self,
+        audio: npt.NDArray[np.float32],
+        voiced: npt.NDArray[np.bool_],
+        hop: int,
+        start_s: float = 0.0,
+        mouth: MouthTrack | None = None,
     ) -> Attributed:
         """The client's frames among the ``voiced`` ones (frame ``j`` starts at sample ``j * hop``) of
-        a window starting ``start_s`` seconds into the session."""
-        count = int(voiced.sum())
-        voiced_s = count * hop / SAMPLE_RATE
-        if count == 0 or not self.staff.ids:  # silence, or nobody enrolled: all of it is the client's
-            labels = np.where(voiced, "client", "unknown").astype(object)
-            shares = SpeechAttribution(1.0 if count else 0.0, 0.0, 0.0, round(voiced_s, 3))
-            return Attributed(voiced.copy(), labels, shares)
+        a window starting ``start_s`` seconds into the session; ``mouth``: the client's mouth openings
+        in the window, where the face mesh ran."""
+        if mouth is not None:
+            self.mouth.observe(mouth, voiced, hop, start_s)
+        if not voiced.any():
+            labels = np.full(voiced.shape[0], "unknown", dtype=object)
+            return Attributed(voiced.copy(), labels, _shares(voiced, labels, hop))
+        if not self.staff.ids:  # nobody enrolled: the client's, unless the mouth says otherwise
+            return self._by_mouth(voiced, hop, mouth)
         mel = mel_spectrogram(raise_level(audio))
         frames = mel.shape[0]
         length = min(PARTIAL_LENGTH, frames)
@@ -154,9 +174,15 @@ class SpeakerSession:
         if chosen:
             embeddings = self.encoder.embed_partials(np.stack([mel[s : s + length] for s in chosen]))
             origin = round(start_s * SAMPLE_RATE)
+            span_s = HOP / SAMPLE_RATE
             decisions = np.array(
                 [
-                    self.decide(e, origin + s * HOP, audio[s * HOP : (s + length) * HOP])
+                    self.decide(
+                        e,
+                        origin + s * HOP,
+                        audio[s * HOP : (s + length) * HOP],
+                        still=self.mouth.still(mouth, s * span_s, (s + length) * span_s),
+                    )
                     for e, s in zip(embeddings, chosen, strict=True)
                 ],
                 dtype=object,
@@ -168,24 +194,57 @@ class SpeakerSession:
             all_client = covers.any(axis=1) & ~(covers & (decisions != "client")[None, :]).any(axis=1)
             labels[all_client] = "client"
             labels[any_staff] = "staff"
+        return self._attributed(voiced, labels, hop)
+
+    def _by_mouth(self, voiced: npt.NDArray[np.bool_], hop: int, mouth: MouthTrack | None) -> Attributed:
+        """With nobody enrolled: every voiced frame is the client's, except where every partial over
+        it found the client's mouth still (once the mouth cue is calibrated)."""
+        labels = np.where(voiced, "client", "unknown").astype(object)
+        if self.mouth.cut is not None and mouth is not None:
+            frame_s = hop / SAMPLE_RATE
+            length = round(PARTIAL_LENGTH * HOP / hop)  # partials in voice-activity frames
+            step = round(PARTIAL_STEP * HOP / hop)
+            still = np.zeros(voiced.shape[0], dtype=bool)
+            moving = np.zeros(voiced.shape[0], dtype=bool)
+            starts = list(range(0, max(1, voiced.shape[0] - length + 1), step))
+            if starts[-1] + length < voiced.shape[0]:
+                starts.append(voiced.shape[0] - length)
+            for start in starts:  # every partial with voice: the mouth needs no share of it voiced
+                part = slice(start, start + length)
+                if not voiced[part].any():
+                    continue
+                if self.mouth.still(mouth, start * frame_s, (start + length) * frame_s):
+                    still[part] = True
+                else:
+                    moving[part] = True
+            labels[voiced & still & ~moving] = "unknown"
+        return self._attributed(voiced, labels, hop)
+
+    def _attributed(self, voiced: npt.NDArray[np.bool_], labels: npt.NDArray[np.object_], hop: int) -> Attributed:
         is_client = voiced & (labels == "client")
         is_staff = voiced & (labels == "staff")
         is_unknown = voiced & ~is_client & ~is_staff
         keep = is_client | (is_unknown if self.analyse_unknown else np.zeros_like(voiced))
-        return Attributed(
-            keep,
-            labels,
-            SpeechAttribution(
-                client=round(float(is_client.sum()) / count, 4),
-                staff=round(float(is_staff.sum()) / count, 4),
-                unknown=round(float(is_unknown.sum()) / count, 4),
-                voiced_s=round(voiced_s, 3),
-            ),
-        )
+        return Attributed(keep, labels, _shares(voiced, labels, hop))
 
     def close(self) -> None:
-        """Forget the client profile."""
+        """Forget the client profile and the mouth's statistics."""
         self._profile[:] = 0.0
         self._profile_n = 0
         self._profiled_until = 0
         self._candidates.clear()
+        self.mouth.close()
+
+
+def _shares(voiced: npt.NDArray[np.bool_], labels: npt.NDArray[np.object_], hop: int) -> SpeechAttribution:
+    """Each speaker's share of the voiced frames (frames ``hop`` samples apart)."""
+    count = int(voiced.sum())
+    voiced_s = count * hop / SAMPLE_RATE
+    if count == 0:
+        return SpeechAttribution(0.0, 0.0, 0.0, 0.0)
+    return SpeechAttribution(
+        client=round(float((voiced & (labels == "client")).sum()) / count, 4),
+        staff=round(float((voiced & (labels == "staff")).sum()) / count, 4),
+        unknown=round(float((voiced & (labels != "client") & (labels != "staff")).sum()) / count, 4),
+        voiced_s=round(voiced_s, 3),
+    )

@@ -12,18 +12,24 @@ import numpy as np
 from edge.audio.vad import VoiceActivity
 from edge.channels.base import AudioAnalysis, WindowContext
 from edge.speakers.attribution import SpeakerSession
+from edge.speakers.mouth import MouthTrack
 
 
 def attribute_window(context: WindowContext, session: SpeakerSession) -> None:
     """Attribute the window's speech and leave only the client's in ``context`` (``context.speech``
     gets the shares). A window without audio or voiced frames is left as it is."""
     analysis = context.audio()
-    if analysis is None or not analysis.activity.voiced.any():
+    if analysis is None:
+        return
+    if not analysis.activity.voiced.any():  # silence: nothing to attribute, but the mouth's rest counts
+        track = MouthTrack.of(context.window)
+        if track is not None:
+            session.mouth.observe(track, analysis.activity.voiced, analysis.hop, context.start_s)
         return
     t0 = time.perf_counter()
     window = context.window
     activity, hop = analysis.activity, analysis.hop
-    attributed = session.attribute(window.audio, activity.voiced, hop, context.start_s)
+    attributed = session.attribute(window.audio, activity.voiced, hop, context.start_s, MouthTrack.of(window))
     keep = attributed.keep
     context.speech = attributed.attribution
     if np.array_equal(keep, activity.voiced):  # all of the speech is the client's: nothing to silence

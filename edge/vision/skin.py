@@ -27,6 +27,8 @@ REGIONS: dict[str, tuple[int, ...]] = {
     "left_cheek": (347, 348, 329, 355, 429, 279, 358, 423, 425, 280, 352, 346),  # the person's left
     "right_cheek": (118, 119, 100, 126, 209, 49, 129, 203, 205, 50, 123, 117),
 }
+# Mesh landmarks of the mouth cue: inner upper and lower lip, top of the forehead and the chin.
+UPPER_LIP, LOWER_LIP, FOREHEAD, CHIN = 13, 14, 10, 152
 
 
 @dataclass(frozen=True)
@@ -44,9 +46,12 @@ class SkinRegions:
     """
 
     polygons: tuple[npt.NDArray[np.float32], ...]
+    # How far the lips are apart, as a share of the face's height (forehead to chin), when the mesh
+    # ran on this frame: the speaker attribution's mouth cue (edge/speakers/mouth.py).
+    mouth: float | None = None
 
     def moved(self, origin: tuple[float, float], target: tuple[float, float]) -> SkinRegions:
-        """The regions translated by ``target - origin``."""
+        """The regions translated by ``target - origin`` (the mouth opening is the mesh frame's only)."""
         shift = np.asarray(target, dtype=np.float32) - np.asarray(origin, dtype=np.float32)
         return SkinRegions(tuple((p + shift).astype(np.float32) for p in self.polygons))
 
@@ -104,7 +109,9 @@ class SkinSampler:
         marks = result.multi_face_landmarks[0].landmark
         points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
         hulls = (cv2.convexHull(points[list(indices)]).reshape(-1, 2) for indices in REGIONS.values())
-        return SkinRegions(tuple(hull.astype(np.float32) for hull in hulls))
+        height = float(np.linalg.norm(points[FOREHEAD] - points[CHIN]))
+        mouth = float(np.linalg.norm(points[UPPER_LIP] - points[LOWER_LIP])) / height if height > 1.0 else None
+        return SkinRegions(tuple(hull.astype(np.float32) for hull in hulls), mouth)
 
     def sample(self, rgb: npt.NDArray[np.uint8]) -> SkinSample | None:
         """Mean skin colour of the largest face, or None when no face is found."""
