@@ -4,12 +4,13 @@ in the same run.
 Five room set-ups, each run ``--repeats`` times after one warm-up run (files are analysed as fast
 as possible, so frames per second is throughput):
   face only   channels voice, words and pulse off, no explanations (the baseline);
-  default     face, voice (acoustic cues) and pulse on, explanations on disagreement;
+  default     the room's defaults: face, voice, words (streaming faster-whisper) and pulse on,
+              explanations on disagreement;
   default, detection every 3rd frame   the same, reusing face detections across frames
               (vision.detect_every = 3): the before/after of that optimisation;
   default, detection and face mesh every 3rd frame   also reading the pulse's skin regions from
               the last face mesh on two frames of three (channels.pulse.mesh_every = 3);
-  everything  every channel including words (whisper.cpp) and every window explained.
+  everything  every channel, words by whisper.cpp, and every window explained.
 For each: frames/s (and its ratio to the baseline), window complete -> stored p50/p95, and the median
 per-window cost of each stage from the windows' stored timings.
 
@@ -51,7 +52,7 @@ STAGES = (
 )
 SETUPS: dict[str, dict[str, Any]] = {
     "face only": {
-        "channels": {"voice": {"enabled": False}, "pulse": {"enabled": False}},
+        "channels": {"voice": {"enabled": False}, "words": {"enabled": False}, "pulse": {"enabled": False}},
         "explain": {"when": "off"},
         "disparity": {"enabled": False},
     },
