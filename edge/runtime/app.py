@@ -19,6 +19,7 @@ from edge.capture.source import SourceSpec, parse_source
 from edge.channels.base import FrameModels
 from edge.channels.load import ChannelModels
 from edge.channels.registry import ChannelRegistry, default_registry
+from edge.channels.words import FINISH_TIMEOUT_S
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, parse_command
@@ -45,6 +46,8 @@ from edge.vision.skin import SkinSampler
 logger = logging.getLogger(__name__)
 
 DRAIN_TIMEOUT_S = 10.0
+LIVE_DRAIN_S = FINISH_TIMEOUT_S + DRAIN_TIMEOUT_S + 30  # a live session's last windows: the words' limit first
+SINK_REPORT_S = 30.0  # while the last windows are stored, the log says so this often
 
 
 class Appliance:
@@ -239,7 +242,7 @@ class Appliance:
             # The session ends, not the service (serve goes back to standby): no STOPPING here.
             self.notifier.status(f"session {session_id} ending: storing its last windows")
             sink.finish.set()
-            sink.join(timeout=DRAIN_TIMEOUT_S + 30)
+            self._wait_for_sink(sink)
             report.wall_s = time.monotonic() - started
             report.source_restarts = loop.restarts
             report.windows_dropped = windows.dropped
@@ -309,6 +312,21 @@ class Appliance:
             sink_heartbeat=lambda: sink.heartbeat,
             on_pause_end=lambda seconds: self._record_pause(store, session_id, seconds),
         )
+
+    def _wait_for_sink(self, sink: WindowSink) -> None:
+        """Let the storage stage complete and store the session's last windows. A file's windows are
+        all stored, however long their words take on a busy machine; a live session waits at most
+        ``LIVE_DRAIN_S`` (the words channel's own limit and the outbox's), then ends without them."""
+        started = time.monotonic()
+        while sink.is_alive():
+            sink.join(timeout=SINK_REPORT_S)
+            waited = time.monotonic() - started
+            if not sink.is_alive():
+                return
+            if self.spec.live and waited >= LIVE_DRAIN_S:
+                logger.error("the session's last windows were not stored within %.0f s; they are lost", waited)
+                return
+            logger.info("storing the session's last windows (%.0f s so far)", waited)
 
     def _end(self, store: Store, report: RunReport, sink: WindowSink) -> None:
         """Record the session's end and its figures; give the outbox a moment to drain."""
