@@ -19,12 +19,13 @@ messages are read as before.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 from contract.classes import CLASSES, Label
 
@@ -47,8 +48,17 @@ FLAGS: tuple[str, ...] = get_args(Flag)  # every quality flag a window can carry
 Unit = Field(ge=0.0, le=1.0)
 
 
+# Bounds every reader and writer of the wire applies (one model, both sides).
+MAX_SEQ = 2**53 - 1  # the largest integer JSON carries exactly (and far inside SQL's BIGINT)
+MAX_SESSION_S = 7 * 24 * 3600.0  # a session longer than a week is not a session
+MIN_HOP_S = 0.1  # windows.hop_s's lower bound: at most ten windows a second
+PROBABILITY_SUM_TOLERANCE = 0.01
+EARLIEST_YEAR, LATEST_YEAR = 2020, 2100
+
+
 class _Payload(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # No Infinity or NaN anywhere: JSON has neither, and one would corrupt every sum it joins.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Probabilities(_Payload):
@@ -62,6 +72,13 @@ class Probabilities(_Payload):
     fearful: float = Unit
     disgust: float = Unit
     surprised: float = Unit
+
+    @model_validator(mode="after")
+    def _sum_to_one(self) -> Probabilities:
+        total = sum(self.model_dump().values())
+        if abs(total - 1.0) > PROBABILITY_SUM_TOLERANCE:
+            raise ValueError(f"probabilities sum to {total:.4f}, not 1")
+        return self
 
     @classmethod
     def of(cls, values: Sequence[float] | None) -> Probabilities | None:
@@ -152,17 +169,33 @@ class Modalities(_Payload):
 
 
 class Span(_Payload):
-    start_s: float = Field(ge=0.0, description="Seconds since the session started.")
-    end_s: float = Field(ge=0.0)
+    start_s: float = Field(ge=0.0, le=MAX_SESSION_S, description="Seconds since the session started.")
+    end_s: float = Field(ge=0.0, le=MAX_SESSION_S)
     started_at: str = Field(description="UTC time of the span's start, ISO 8601.", max_length=40)
-    windows: int = Field(ge=1, description="Windows summarised.")
+    windows: int = Field(ge=1, le=round(MAX_SESSION_S / MIN_HOP_S), description="Windows summarised.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Span:
+        if self.end_s < self.start_s:
+            raise ValueError(f"span ends ({self.end_s}) before it starts ({self.start_s})")
+        if self.windows > (self.end_s - self.start_s) / MIN_HOP_S + 1:
+            raise ValueError(f"{self.windows} windows cannot fit in {self.end_s - self.start_s:.1f} s")
+        try:
+            stamp = dt.datetime.fromisoformat(self.started_at.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"started_at {self.started_at!r} is not an ISO 8601 time") from None
+        if stamp.tzinfo is None:
+            raise ValueError(f"started_at {self.started_at!r} has no time zone")
+        if not EARLIEST_YEAR <= stamp.year <= LATEST_YEAR:
+            raise ValueError(f"started_at {self.started_at!r} is outside {EARLIEST_YEAR}-{LATEST_YEAR}")
+        return self
 
 
 class Summary(_Payload):
     schema_version: Literal[1, 2, 3] = 3
     kind: Literal["window", "interval"]
     message_id: str = Field(pattern=r"^[0-9a-f-]{36}$", description="Unique id, for de-duplication.")
-    seq: int = Field(ge=1, description="Per-device increasing sequence number, for gap detection.")
+    seq: int = Field(ge=1, le=MAX_SEQ, description="Per-device increasing sequence number, for gap detection.")
     site: str = Field(max_length=63)
     room: str = Field(max_length=63)
     device_id: str = Field(max_length=63)
@@ -172,6 +205,13 @@ class Summary(_Payload):
     modalities: Modalities
     quality: dict[Flag, int] = Field(description="Windows in the span that carried each quality flag.")
 
+    @model_validator(mode="after")
+    def _counts_within_the_span(self) -> Summary:
+        for flag, count in self.quality.items():
+            if not 0 <= count <= self.span.windows:
+                raise ValueError(f"quality {flag}: {count} windows of {self.span.windows}")
+        return self
+
 
 class Event(_Payload):
     """A disparity event (topic ``.../event``): the channels disagreed for a while. Numbers only."""
@@ -179,16 +219,16 @@ class Event(_Payload):
     schema_version: Literal[1] = 1
     kind: Literal["disparity"]
     message_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
-    seq: int = Field(ge=1)
+    seq: int = Field(ge=1, le=MAX_SEQ)
     site: str = Field(max_length=63)
     room: str = Field(max_length=63)
     device_id: str = Field(max_length=63)
     session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
-    start_s: float = Field(ge=0.0, description="Seconds since the session started.")
-    end_s: float = Field(ge=0.0)
+    start_s: float = Field(ge=0.0, le=MAX_SESSION_S, description="Seconds since the session started.")
+    end_s: float = Field(ge=0.0, le=MAX_SESSION_S)
     peak: float = Field(ge=0.0, le=1.0, description="Highest window disparity score in the event.")
     mean: float = Field(ge=0.0, le=1.0)
-    windows: int = Field(ge=1)
+    windows: int = Field(ge=1, le=round(MAX_SESSION_S / MIN_HOP_S))
     first: Literal["face", "voice", "words"] = Field(description="One of the two channels that disagreed most.")
     second: Literal["face", "voice", "words"]
 

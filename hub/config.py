@@ -64,6 +64,20 @@ class HubConfig(StrictModel):
     metrics: HubMetricsConfig = Field(default_factory=HubMetricsConfig)
     client_id: str = Field(default="clinic-hub", max_length=64, description="MQTT client id (one per hub).")
     dedup_days: int = Field(default=30, ge=1, le=3650, description="Days a message id is kept for de-duplication.")
+    max_message_bytes: int = Field(
+        default=64 * 1024,
+        ge=4096,
+        le=16 * 1024 * 1024,
+        description="Larger messages are refused unread (a summary is about 2 KiB; set the broker's "
+        "message_size_limit too).",
+    )
+    max_age_days: int = Field(
+        default=400,
+        ge=1,
+        le=3650,
+        description="Summaries of sessions that started longer ago than this (or more than a day ahead of the "
+        "hub's clock) are refused.",
+    )
 
 
 def parse_hub_config(data: dict[str, Any], base_dir: Path) -> HubConfig:

@@ -5,11 +5,19 @@ queues QoS 1 messages while the hub is down. Messages are acknowledged by hand, 
 database transaction commits: a database failure leaves the message unacknowledged and the broker
 delivers it again. Duplicates (same ``message_id``) are counted and skipped; a jump in a device's
 ``seq`` is recorded as a gap, and a late message fills its gap.
+
+Each message is handled on its own: one that is too large, malformed, out of bounds (the contract's
+models bound every field), too old or from the future, or not the publishing room's (a device or a
+session already known under another site or room) is set aside in ``dead_letters`` with its reason
+(never its payload), counted in ``clinic_hub_dead_letters_total{reason}`` and acknowledged; so is
+one that fails in any other way except the database being unavailable. Nothing a message carries
+can stop ingest.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import threading
@@ -31,12 +39,24 @@ from contract.classes import CLASSES
 from contract.payload import Status, Summary
 from hub.metrics import HubMetrics
 from hub.privacy import week_of
-from hub.store import FLAGS, devices, gaps, messages, sessions
+from hub.store import FLAGS, dead_letters, devices, gaps, messages, sessions
 
 logger = logging.getLogger(__name__)
 
 QOS = 1
 SESSION_EXPIRY_S = 7 * 24 * 3600
+# Database errors after which the message is delivered again (the database, not the message, failed).
+TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
+class Refused(Exception):  # noqa: N818 - a message refused, not a failure of the hub
+    """A message that is set aside: ``kind`` is the metric's reason label, ``detail`` the log's."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -59,41 +79,88 @@ def _day(iso: str) -> str:
 class Ingest:
     """Validates and stores messages; used by the MQTT subscriber and callable directly."""
 
-    def __init__(self, engine: sa.Engine, metrics: HubMetrics, dedup_days: int = 30) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        metrics: HubMetrics,
+        dedup_days: int = 30,
+        *,
+        max_message_bytes: int = 64 * 1024,
+        max_age_days: int = 400,
+    ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.dedup_days = dedup_days
+        self.max_message_bytes = max_message_bytes
+        self.max_age = dt.timedelta(days=max_age_days)
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
-        """Store one message from ``<prefix>/<site>/<room>/(summary|status)``.
+        """Store one message from ``<prefix>/<site>/<room>/(summary|status)``, or set it aside.
 
         Raises:
-            sqlalchemy.exc.SQLAlchemyError: the database failed; the message must be redelivered.
+            sqlalchemy.exc.OperationalError (or another of ``TRANSIENT``): the database is unavailable;
+            the message must be redelivered.
         """
-        parts = topic.split("/")
-        if len(parts) < 3 or parts[-1] not in ("summary", "status"):
-            return Outcome("invalid", f"unexpected topic {topic!r}")
-        site, room, kind = parts[-3], parts[-2], parts[-1]
+        kind = topic.rsplit("/", 1)[-1]
         started = time.perf_counter()
         try:
-            body = json.loads(payload)
-            if kind == "summary":
-                summary = Summary.model_validate(body)
-                if (summary.site, summary.room) != (site, room):
-                    return self._invalid(kind, f"payload names {summary.site}/{summary.room}, topic {site}/{room}")
-                outcome = self._summary(summary)
-            else:
-                outcome = self._status(site, room, Status.model_validate(body))
-        except (ValueError, ValidationError) as exc:  # JSONDecodeError is a ValueError
-            return self._invalid(kind, str(exc).splitlines()[0][:200])
+            outcome = self._handle(topic, payload)
+        except TRANSIENT:
+            raise
+        except Refused as exc:
+            return self._dead_letter(topic, payload, kind, exc.kind, exc.detail)
+        except Exception as exc:  # anything else about one message sets it aside; ingest goes on
+            logger.exception("a message from %s could not be stored", topic[:200])
+            return self._dead_letter(topic, payload, kind, "error", f"{type(exc).__name__}: {exc}")
         (self.metrics.summaries if kind == "summary" else self.metrics.statuses).labels(outcome.result).inc()
         self.metrics.ingest_seconds.observe(time.perf_counter() - started)
         return outcome
 
-    def _invalid(self, kind: str, detail: str) -> Outcome:
+    def _handle(self, topic: str, payload: bytes) -> Outcome:
+        parts = topic.split("/")
+        if len(parts) < 3 or parts[-1] not in ("summary", "status"):
+            raise Refused("topic", f"unexpected topic {topic[:200]!r}")
+        if len(payload) > self.max_message_bytes:
+            raise Refused("too_large", f"{len(payload)} bytes (at most {self.max_message_bytes})")
+        site, room, kind = parts[-3], parts[-2], parts[-1]
+        try:
+            body = json.loads(payload)
+            if kind == "summary":
+                summary = Summary.model_validate(body)
+            else:
+                status = Status.model_validate(body)
+        except (ValueError, ValidationError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            raise Refused("malformed", str(exc).splitlines()[0][:200]) from None
+        if kind == "status":
+            return self._status(site, room, status)
+        if (summary.site, summary.room) != (site, room):
+            raise Refused("identity", f"payload names {summary.site}/{summary.room}, topic {site}/{room}")
+        self._recent(summary)
+        return self._summary(summary)
+
+    def _recent(self, s: Summary) -> None:
+        """A session that started within ``max_age_days`` and not in the future (by the hub's clock)."""
+        stamp = dt.datetime.fromisoformat(s.span.started_at.replace("Z", "+00:00"))
+        now = dt.datetime.now(dt.timezone.utc)
+        if not now - self.max_age <= stamp <= now + FUTURE_TOLERANCE:
+            raise Refused("out_of_range", f"span started at {s.span.started_at}, received {now:%Y-%m-%d}")
+
+    def _dead_letter(self, topic: str, payload: bytes, kind: str, reason: str, detail: str) -> Outcome:
+        """Set a refused message aside (when, where, why, its size and hash; never the payload)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                dead_letters.insert().values(
+                    received_at=_now(),
+                    topic=topic[:200],
+                    reason=f"{reason}: {detail}"[:300],
+                    bytes=len(payload),
+                    sha256=hashlib.sha256(payload).hexdigest(),
+                )
+            )
+        self.metrics.dead_letters.labels(reason).inc()
         (self.metrics.summaries if kind == "summary" else self.metrics.statuses).labels("invalid").inc()
-        logger.warning("dropped an invalid %s message: %s", kind, detail)
-        return Outcome("invalid", detail)
+        logger.warning("set aside a message from %s (%s): %s", topic[:200], reason, detail[:200])
+        return Outcome("invalid", f"{reason}: {detail}")
 
     def _summary(self, s: Summary) -> Outcome:
         with self.engine.begin() as conn:
@@ -120,13 +187,10 @@ class Ingest:
                 )
             )
             return
+        if (row["site"], row["room"]) != (s.site, s.room):
+            raise Refused("identity", f"device {s.device_id} belongs to {row['site']}/{row['room']}")
         last = row["last_seq"]
-        values: dict[str, Any] = {
-            "summaries": row["summaries"] + 1,
-            "last_summary_at": now,
-            "site": s.site,
-            "room": s.room,
-        }
+        values: dict[str, Any] = {"summaries": row["summaries"] + 1, "last_summary_at": now}
         if last is None or s.seq > last:
             if last is not None and s.seq > last + 1:
                 conn.execute(
@@ -179,7 +243,11 @@ class Ingest:
             add[f"p_{c}"] = probs.get(c, 0.0) * windows
         for f in FLAGS:
             add[f"flag_{f}"] = s.quality.get(f, 0)  # type: ignore[call-overload]
-        row = conn.execute(sa.select(sessions.c.session_id).where(sessions.c.session_id == s.session_id)).first()
+        row = conn.execute(
+            sa.select(sessions.c.site, sessions.c.room).where(sessions.c.session_id == s.session_id)
+        ).first()
+        if row is not None and (row.site, row.room) != (s.site, s.room):
+            raise Refused("identity", f"session {s.session_id} belongs to {row.site}/{row.room}")
         if row is None:
             day = _day(s.span.started_at)
             conn.execute(
@@ -206,7 +274,11 @@ class Ingest:
             "last_status_at": st.ts,
         }
         with self.engine.begin() as conn:
-            exists = conn.execute(sa.select(devices.c.device_id).where(devices.c.device_id == st.device_id)).first()
+            exists = conn.execute(
+                sa.select(devices.c.site, devices.c.room).where(devices.c.device_id == st.device_id)
+            ).first()
+            if exists is not None and (exists.site, exists.room) != (site, room):
+                raise Refused("identity", f"device {st.device_id} belongs to {exists.site}/{exists.room}")
             if exists is None:
                 conn.execute(devices.insert().values(device_id=st.device_id, **values))
             else:
@@ -305,7 +377,7 @@ class Subscriber:
     def _on_message(self, client: mqtt.Client, _u: Any, message: mqtt.MQTTMessage) -> None:
         try:
             self.ingest.handle(message.topic, bytes(message.payload))
-        except sa.exc.SQLAlchemyError as exc:
+        except Exception as exc:  # the database (handle sets every bad message aside): never paho's thread
             # Not acknowledged: the broker delivers it again after a reconnect.
             self.ingest.metrics.store_failures.inc()
             logger.error("database failed storing a message from %s (%s); it will be redelivered", message.topic, exc)

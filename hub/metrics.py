@@ -12,6 +12,12 @@ class HubMetrics:
             "clinic_hub_summaries", "Summaries received, by result (stored, duplicate, invalid)", ["result"], registry=r
         )
         self.statuses = Counter("clinic_hub_statuses", "Status messages received, by result", ["result"], registry=r)
+        self.dead_letters = Counter(
+            "clinic_hub_dead_letters",
+            "Messages refused and set aside (acknowledged, never stored), by kind of reason",
+            ["reason"],
+            registry=r,
+        )
         self.missing = Counter("clinic_hub_missing_summaries", "Summaries never received (sequence gaps)", registry=r)
         self.late = Counter("clinic_hub_late_summaries", "Summaries that arrived after a later one", registry=r)
         self.store_failures = Counter(

@@ -8,6 +8,8 @@ What is kept, and nothing more:
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
 * ``gaps``: sequence ranges that never arrived.
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
+* ``dead_letters``: messages refused (malformed, out of bounds, not the publishing room's): when,
+  the topic, why, the size and a hash; never the payload.
 * ``users``: dashboard accounts (argon2 password hashes, roles).
 * ``hub_settings``: the k that the aggregate views enforce.
 
@@ -91,6 +93,17 @@ messages = sa.Table(
     metadata,
     sa.Column("message_id", sa.String(36), primary_key=True),
     sa.Column("received_day", sa.String(10), nullable=False, index=True),
+)
+
+dead_letters = sa.Table(
+    "dead_letters",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_at", sa.String(40), nullable=False),
+    sa.Column("topic", sa.String(200), nullable=False),
+    sa.Column("reason", sa.String(300), nullable=False),
+    sa.Column("bytes", sa.Integer, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),  # the payload itself is not kept
 )
 
 users = sa.Table(

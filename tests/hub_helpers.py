@@ -181,6 +181,7 @@ def hub_config(tmp: Path, broker_port: int, url: str | None = None, web_port: in
         "metrics": {"port": 0},
         "privacy": privacy,
         "client_id": f"hub-{uuid.uuid4().hex[:8]}",
+        "max_age_days": 3650,  # the tests' sessions have fixed dates
     }
     return parse_hub_config(data, tmp)
 
@@ -201,7 +202,13 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
     """The hub's real parts in this process: database, MQTT subscriber and (optionally) the web server."""
     engine = open_database(config)
     metrics = HubMetrics()
-    ingest = Ingest(engine, metrics, config.dedup_days)
+    ingest = Ingest(
+        engine,
+        metrics,
+        config.dedup_days,
+        max_message_bytes=config.max_message_bytes,
+        max_age_days=config.max_age_days,
+    )
     subscriber = Subscriber(config.mqtt, config.client_id, ingest)
     subscriber.start()
     server = None

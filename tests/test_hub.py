@@ -98,7 +98,7 @@ def test_malformed_messages_are_counted_and_dropped(
     from hub.ingest import Ingest
 
     engine = open_database(hub_config(tmp_path, 1883))
-    ingest = Ingest(engine, HubMetrics())
+    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
     body = (
         payload
         if payload is not None
@@ -135,7 +135,7 @@ def _fill(engine: sa.Engine, seed: int, n: int) -> None:
     rng = random.Random(seed)
     from hub.ingest import Ingest
 
-    ingest = Ingest(engine, HubMetrics())
+    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
     places = [(f"site{s}", f"room{r}") for s in range(3) for r in range(rng.randint(1, 4))]
     days = [f"2026-10-{d:02d}" for d in range(1, 29)]
     seq: dict[str, int] = {}
