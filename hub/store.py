@@ -120,7 +120,8 @@ SCHEMA_VERSION = 1
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL and a busy timeout (ingest and dashboard share it)."""
+    """An engine for ``url``; SQLite gets WAL, full sync (a message is acknowledged after its commit,
+    which must survive a power cut) and a busy timeout (ingest and dashboard share it)."""
     parsed = sa.make_url(url)
     if password is not None:
         parsed = parsed.set(password=password)
@@ -135,7 +136,7 @@ def make_engine(url: str, password: str | None = None) -> sa.Engine:
         def _pragmas(dbapi_connection: object, _record: object) -> None:
             cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA synchronous=FULL")  # a message is acknowledged once committed: durably
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

@@ -1,0 +1,149 @@
+"""The dashboard's web hardening, against the real hub's web server: security headers on every
+response, the log-in form's CSRF token, tokens of any characters refused rather than crashing,
+and CSV cells a spreadsheet would run as formulas neutralised. Pages still render under the
+content security policy in headless Chromium (tests/test_hub_dashboard.py)."""
+
+from __future__ import annotations
+
+import csv
+import http.cookiejar
+import io
+import re
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from conftest import free_port, start_broker
+from hub_helpers import hub_config, running_hub, summary
+
+from hub.users import add_user
+from hub.web import SECURITY_HEADERS, neutralised
+
+PASSWORD = "correct horse battery"
+SITE = '=HYPERLINK("evil")'
+
+
+class Browserless:
+    """An HTTP client with a cookie jar (the sign-in flow as a form posts it)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> tuple[int, dict[str, str], str]:
+        return self._open(urllib.request.Request(self.base + path))
+
+    def post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], str]:
+        data = urllib.parse.urlencode(form).encode()
+        return self._open(urllib.request.Request(self.base + path, data=data, method="POST"))
+
+    def _open(self, request: urllib.request.Request) -> tuple[int, dict[str, str], str]:
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
+
+    def login_token(self) -> str:
+        _, _, page = self.get("/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found, "the log-in form carries a token"
+        return found.group(1)
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("hubweb")
+    broker = start_broker(tmp)
+    try:
+        with running_hub(hub_config(tmp, broker.port, web_port=free_port()), web=True) as hub:
+            add_user(hub.ingest.engine, "admin", PASSWORD, "admin")
+            for seq in range(1, 13):  # a site whose name is a formula, with k + 1 sessions
+                body = summary(SITE, "r1", "dev-formula", seq, str(uuid.uuid4()), "2026-11-16")
+                outcome = hub.ingest.handle(f"clinic/v1/{SITE}/r1/summary", body.model_dump_json().encode())
+                assert outcome.result == "stored"
+            yield hub.url
+    finally:
+        broker.stop()
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/healthz", "/static/app.js", "/no-such-page"])
+def test_every_response_carries_the_security_headers(web: str, path: str) -> None:
+    _, headers, _ = Browserless(web).get(path)
+    for name, value in SECURITY_HEADERS.items():
+        assert headers.get(name.lower()) == value, name
+    assert "frame-ancestors 'none'" in headers["content-security-policy"]
+
+
+@pytest.mark.parametrize(
+    ("token", "status"),
+    [
+        (None, 403),  # the form's token left out
+        ("forged", 403),
+        ("jeton-déjà-vu-✓", 403),  # not ASCII: refused, never a server error
+        ("the form's", 303),
+    ],
+)
+def test_log_in_needs_the_form_s_token(web: str, token: str | None, status: int) -> None:
+    client = Browserless(web)
+    real = client.login_token()
+    form = {"username": "admin", "password": PASSWORD, "next": "/"}
+    if token is not None:
+        form["csrf"] = real if token == "the form's" else token
+    request = urllib.request.Request(web + "/login", data=urllib.parse.urlencode(form).encode(), method="POST")
+    no_redirect = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(_jar(client)), _NoRedirect())
+    try:
+        with no_redirect.open(request, timeout=10) as response:
+            got = response.status
+    except urllib.error.HTTPError as exc:
+        got = exc.code
+    assert got == status
+
+
+def test_a_non_ascii_token_on_a_signed_in_form_is_refused_not_a_crash(web: str) -> None:
+    client = Browserless(web)
+    status, _, _ = client.post("/login", {"username": "admin", "password": PASSWORD, "csrf": client.login_token()})
+    assert status == 200  # followed the redirect to the overview
+    status, _, body = client.post("/logout", {"csrf": "ünïcödé"})
+    assert status == 403 and "stale form" in body
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(web: str) -> None:
+    client = Browserless(web)
+    client.post("/login", {"username": "admin", "password": PASSWORD, "csrf": client.login_token()})
+    status, _, text = client.get("/export.csv?level=site&grain=week")
+    assert status == 200
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [r["site"] for r in rows] == ["'" + SITE]
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("=1+1", "'=1+1"),
+        ("+SUM(A1)", "'+SUM(A1)"),
+        ("-2+3", "'-2+3"),
+        ("@cmd", "'@cmd"),
+        ("\tx", "'\tx"),
+        ("north", "north"),
+        ("12.5", "12.5"),
+        ("", ""),
+    ],
+)
+def test_neutralised(cell: str, expected: str) -> None:
+    assert neutralised(cell) == expected
+
+
+def _jar(client: Browserless) -> http.cookiejar.CookieJar:
+    for handler in client.opener.handlers:
+        if isinstance(handler, urllib.request.HTTPCookieProcessor):
+            return handler.cookiejar
+    raise AssertionError("no cookie jar")
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+        return None
