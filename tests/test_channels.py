@@ -351,6 +351,20 @@ def test_room_with_words_keeps_the_transcript_only_where_configured(
             assert word.encode() not in database
 
 
+def test_speech_going_on_at_the_session_s_end_is_transcribed(words_models: ChannelModels) -> None:
+    """The session ends mid-speech (no pause after it): the utterance is still closed, its words are
+    in the transcript and on their windows."""
+    audio = np.concatenate([np.zeros(RATE, dtype=np.float32), read_wav(JFK)])
+    windows = _windows(audio)
+    summarizer = WindowSummarizer(
+        "s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), words_models.session()
+    )
+    results, tail = _run(summarizer, windows)
+    said = " ".join(u.text for r in results for u in r.transcript) + " ".join(u.text for u in tail.utterances)
+    assert word_error_rate(JFK_TEXT, said) <= 0.1, said
+    assert results[-1].words is not None and results[-1].words.quality == "good"
+
+
 def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels) -> None:
     """Live: transcription runs on its own thread; a window is completed once its words are, and
     every window comes out, in order, with its words."""

@@ -63,6 +63,7 @@ class _Audio:
     start_s: float
     voiced: bool
     onset_s: float | None = None  # session time of the window's first voiced frame
+    last: bool = False  # the session's end: the speech going on is finished
 
     @property
     def end_s(self) -> float:
@@ -173,7 +174,10 @@ class WordsAnalyzer:
                 continue
             opened = self._open
             try:
-                closed = self.stream.feed(job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s)
+                if job.last:
+                    closed = self.stream.finish()
+                else:
+                    closed = self.stream.feed(job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s)
                 utterances = [u for u in (self._utterance(c) for c in closed) if u is not None]
                 words = self.stream.open_words
                 if not words:
@@ -224,7 +228,7 @@ class WordsAnalyzer:
     def finish(self) -> list[Utterance]:
         """At the end of a session: close the speech going on and wait for every transcription."""
         with self._wake:
-            self._jobs.append(_Audio(np.zeros(0, dtype=np.float32), self._fed_until or 0.0, voiced=False))
+            self._jobs.append(_Audio(np.zeros(0, dtype=np.float32), self._fed_until or 0.0, voiced=False, last=True))
             if self._worker is None:
                 self._worker = threading.Thread(target=self._work, name="words", daemon=True)
                 self._worker.start()
