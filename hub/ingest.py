@@ -37,6 +37,7 @@ from clinic_common.errors import PublishError
 from clinic_common.mqtt import MqttConfig, configure_credentials
 from contract.classes import CLASSES
 from contract.payload import Status, Summary
+from hub.config import HubConfig
 from hub.metrics import HubMetrics
 from hub.privacy import week_of
 from hub.store import FLAGS, dead_letters, devices, gaps, messages, sessions
@@ -93,6 +94,17 @@ class Ingest:
         self.dedup_days = dedup_days
         self.max_message_bytes = max_message_bytes
         self.max_age = dt.timedelta(days=max_age_days)
+
+    @classmethod
+    def configured(cls, engine: sa.Engine, metrics: HubMetrics, config: HubConfig) -> Ingest:
+        """Ingest with the hub's configured limits."""
+        return cls(
+            engine,
+            metrics,
+            config.dedup_days,
+            max_message_bytes=config.max_message_bytes,
+            max_age_days=config.max_age_days,
+        )
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
         """Store one message from ``<prefix>/<site>/<room>/(summary|status)``, or set it aside.

@@ -53,13 +53,7 @@ def serve(config: HubConfig) -> int:
     metrics = HubMetrics()
     if config.metrics.port:
         start_http_server(config.metrics.port, addr=config.metrics.host, registry=metrics.registry)
-    ingest = Ingest(
-        engine,
-        metrics,
-        config.dedup_days,
-        max_message_bytes=config.max_message_bytes,
-        max_age_days=config.max_age_days,
-    )
+    ingest = Ingest.configured(engine, metrics, config)
     subscriber = Subscriber(config.mqtt, config.client_id, ingest)
     subscriber.start()
     halt = threading.Event()

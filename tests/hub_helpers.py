@@ -202,13 +202,7 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
     """The hub's real parts in this process: database, MQTT subscriber and (optionally) the web server."""
     engine = open_database(config)
     metrics = HubMetrics()
-    ingest = Ingest(
-        engine,
-        metrics,
-        config.dedup_days,
-        max_message_bytes=config.max_message_bytes,
-        max_age_days=config.max_age_days,
-    )
+    ingest = Ingest.configured(engine, metrics, config)
     subscriber = Subscriber(config.mqtt, config.client_id, ingest)
     subscriber.start()
     server = None
