@@ -155,7 +155,6 @@ class StreamingTranscriber:
         self._heard_until = 0.0  # session time of the buffer's end at the last transcription
         self._passes = 0
         self._seconds = 0.0
-        self.words = 0  # committed words, for the delay measurements
 
     @property
     def speaking(self) -> bool:
@@ -277,6 +276,5 @@ class StreamingTranscriber:
     def _close(self, words: Sequence[Word]) -> SpokenUtterance:
         utterance = SpokenUtterance(tuple(words), self._passes, self._seconds)
         self._passes, self._seconds = 0, 0.0
-        self.words += len(words)
         self._prompt = (self._prompt + " " + utterance.text).strip()[-PROMPT_CHARS:]
         return utterance
