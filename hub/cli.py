@@ -1,8 +1,9 @@
 """``clinic-hub``: the clinic server's command line.
 
-``serve`` ingests the rooms' summaries from the broker and serves the dashboard; ``user`` creates or
-resets a dashboard account. Exit codes: 0 done; 2 a person must act (configuration, accounts); 3 the
-environment failed (database, broker) and a restart may succeed.
+``serve`` ingests the rooms' summaries from the broker, releases closed periods and serves the
+dashboard; ``release`` releases closed periods now; ``user`` creates or resets a dashboard account.
+Exit codes: 0 done; 2 a person must act (configuration, accounts); 3 the environment failed
+(database, broker) and a restart may succeed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from clinic_common.cli import setup_logging
 from clinic_common.errors import ClinicError
 from hub.config import load_hub_config
-from hub.service import serve, user_add
+from hub.service import release_now, serve, user_add
 
 logger = logging.getLogger("hub.cli")
 
@@ -28,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, required=True, help="hub configuration (TOML)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="ingest from the broker and serve the dashboard (the default)")
+    sub.add_parser("release", help="release the periods that closed, now (serve does it hourly)")
     user = sub.add_parser("user", help="create or reset a dashboard account")
     user.add_argument("username")
     user.add_argument("--role", choices=("admin", "viewer"), default="viewer")
@@ -42,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         config = load_hub_config(args.config)
         if args.command == "user":
             return user_add(config, args.username, args.role, args.password_stdin)
+        if args.command == "release":
+            return release_now(config)
         return serve(config)
     except ClinicError as exc:
         logger.error("%s", exc)

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, field_validator
 
 from clinic_common.config import StrictModel, read_toml, resolve, resolve_paths, validate
 from clinic_common.errors import ConfigError
 from clinic_common.mqtt import MqttConfig
+from hub.periods import Grain
 
 K_MIN = 11
-Grain = Literal["day", "week", "month"]
 
 
 class DatabaseConfig(StrictModel):
@@ -38,7 +38,19 @@ class PrivacyConfig(StrictModel):
         le=1000,
         description="Smallest number of sessions behind any number the dashboard shows (11 or more).",
     )
-    finest_grain: Grain = Field(default="day", description="Finest time granularity the dashboard offers.")
+    finest_grain: Grain = Field(
+        default="week",
+        description="Finest time granularity released: day, week (ISO weeks) or month (months of whole ISO "
+        "weeks). A finer grain shows less per room: a room's week can only be shown where its days cannot "
+        "be told apart by subtraction.",
+    )
+    release_delay_days: int = Field(
+        default=2,
+        ge=0,
+        le=60,
+        description="A period is released this many days after it ended (summaries held in rooms' outboxes "
+        "arrive first); released numbers never change.",
+    )
 
 
 class WebConfig(StrictModel):

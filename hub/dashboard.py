@@ -1,4 +1,4 @@
-"""Page models for the dashboard, built only from the suppressed aggregate lattice and the
+"""Page models for the dashboard, built only from the released cells (:mod:`hub.release`) and the
 appliances' health."""
 
 from __future__ import annotations
@@ -10,10 +10,47 @@ from typing import Any
 import sqlalchemy as sa
 
 from contract.classes import CLASSES
-from hub.privacy import Cell, Lattice
-from hub.store import FLAGS, devices
+from hub.periods import Grain
+from hub.privacy import LEVELS, Cell
+from hub.store import FLAGS, SUMS, devices, released_cells, releases
 
 STALE_STATUS_S = 180
+
+
+@dataclass
+class Published:
+    """The newest version of every released cell, per (level, grain): a revision replaces the cells
+    that changed with late data and leaves the others as released."""
+
+    k: int
+    cells: dict[tuple[str, str], list[Cell]]
+    hidden: int  # cells the newest releases hold back
+
+    def table(self, level: str, grain: str) -> list[Cell]:
+        return self.cells.get((level, grain), [])
+
+
+def published(conn: sa.Connection, grains: tuple[str, ...]) -> Published:
+    k = int(conn.execute(sa.text("SELECT k FROM hub_settings WHERE id = 1")).scalar_one())
+    rows = conn.execute(
+        sa.select(released_cells).where(released_cells.c.grain.in_(grains)).order_by(released_cells.c.release_id)
+    ).mappings()
+    newest: dict[tuple[str, str, str, str, str], Cell] = {}
+    for r in rows:
+        dims = (r["site"], r["room"])[: LEVELS[r["level"]]]
+        grain: Grain = r["grain"]
+        cell = Cell(r["level"], grain, dims, r["period"], r["release_id"], r["sessions"], {s: r[s] for s in SUMS})
+        newest[(r["level"], r["grain"], r["site"], r["room"], r["period"])] = cell
+    cells: dict[tuple[str, str], list[Cell]] = {}
+    for cell in newest.values():
+        cells.setdefault((cell.level, cell.grain), []).append(cell)
+    for table in cells.values():
+        table.sort(key=lambda c: c.key)
+    latest = sa.select(sa.func.max(releases.c.id)).group_by(releases.c.grain, releases.c.period)
+    hidden = conn.execute(
+        sa.select(sa.func.coalesce(sa.func.sum(releases.c.hidden), 0)).where(releases.c.id.in_(latest))
+    ).scalar_one()
+    return Published(k, cells, int(hidden))
 
 
 @dataclass(frozen=True)
@@ -90,10 +127,10 @@ class Filters:
     end: str | None
 
 
-def select(lattice: Lattice, f: Filters) -> list[Row]:
+def select(released: Published, f: Filters) -> list[Row]:
     """Shown cells for the filters, newest period last."""
     rows = []
-    for cell in lattice.table(f.level, f.grain):
+    for cell in released.table(f.level, f.grain):
         dims = cell.key[:-1]
         if f.site and (len(dims) < 1 or dims[0] != f.site):
             continue

@@ -39,7 +39,7 @@ from contract.classes import CLASSES
 from contract.payload import Status, Summary
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
-from hub.privacy import week_of
+from hub.periods import month_of, week_of
 from hub.store import FLAGS, dead_letters, devices, gaps, messages, sessions
 
 logger = logging.getLogger(__name__)
@@ -255,24 +255,38 @@ class Ingest:
             add[f"p_{c}"] = probs.get(c, 0.0) * windows
         for f in FLAGS:
             add[f"flag_{f}"] = s.quality.get(f, 0)  # type: ignore[call-overload]
-        row = conn.execute(
-            sa.select(sessions.c.site, sessions.c.room).where(sessions.c.session_id == s.session_id)
-        ).first()
-        if row is not None and (row.site, row.room) != (s.site, s.room):
-            raise Refused("identity", f"session {s.session_id} belongs to {row.site}/{row.room}")
-        if row is None:
-            day = _day(s.span.started_at)
-            conn.execute(
-                sessions.insert().values(
-                    session_id=s.session_id, site=s.site, room=s.room, day=day, week=week_of(day), month=day[:7], **add
-                )
+        parts = conn.execute(
+            sa.select(sessions.c.site, sessions.c.room, sessions.c.part, sessions.c.sealed_in).where(
+                sessions.c.session_id == s.session_id
             )
-        else:
-            conn.execute(
+        ).all()
+        if parts and (parts[0].site, parts[0].room) != (s.site, s.room):
+            raise Refused("identity", f"session {s.session_id} belongs to {parts[0].site}/{parts[0].room}")
+        open_part = next((p.part for p in parts if p.sealed_in is None), None)
+        if open_part is not None:
+            updated = conn.execute(
                 sessions.update()
-                .where(sessions.c.session_id == s.session_id)
+                .where(
+                    sessions.c.session_id == s.session_id, sessions.c.part == open_part, sessions.c.sealed_in.is_(None)
+                )
                 .values(**{k: getattr(sessions.c, k) + v for k, v in add.items()})
             )
+            if updated.rowcount == 1:
+                return
+            # A release sealed the part between the read and the update (PostgreSQL): a new part.
+        day = _day(s.span.started_at)
+        conn.execute(
+            sessions.insert().values(
+                session_id=s.session_id,
+                part=max((p.part for p in parts), default=-1) + 1,
+                site=s.site,
+                room=s.room,
+                day=day,
+                week=week_of(day),
+                month=month_of(day),
+                **add,
+            )
+        )
 
     def _status(self, site: str, room: str, st: Status) -> Outcome:
         values = {

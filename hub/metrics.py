@@ -33,7 +33,7 @@ class HubMetrics:
         self.rooms_online = Gauge("clinic_hub_rooms_online", "Appliances whose retained status is online", registry=r)
         self.logins = Counter("clinic_hub_logins", "Dashboard log-in attempts, by result", ["result"], registry=r)
         self.suppressed = Gauge(
-            "clinic_hub_cells_hidden_secondary",
-            "Cells hidden by complementary suppression at the last read",
+            "clinic_hub_cells_held_back",
+            "Cells of the newest releases held back so that nothing under k can be derived",
             registry=r,
         )

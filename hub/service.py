@@ -16,6 +16,7 @@ from clinic_common.mqtt import read_password
 from hub.config import HubConfig
 from hub.ingest import Ingest, Subscriber
 from hub.metrics import HubMetrics
+from hub.release import policy_for, release_due
 from hub.schema import create_schema
 from hub.store import make_engine
 from hub.users import add_user
@@ -23,7 +24,7 @@ from hub.web import create_app
 
 logger = logging.getLogger(__name__)
 
-PRUNE_EVERY_S = 3600.0
+HOUSEKEEPING_EVERY_S = 3600.0
 
 
 class HubStoreError(ClinicError):
@@ -58,14 +59,17 @@ def serve(config: HubConfig) -> int:
     subscriber.start()
     halt = threading.Event()
 
-    def prune() -> None:
-        while not halt.wait(PRUNE_EVERY_S):
+    def housekeeping() -> None:
+        while True:
             try:
+                release_due(engine, policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days))
                 ingest.prune()
             except sa.exc.SQLAlchemyError as exc:
-                logger.warning("pruning message ids failed: %s", exc)
+                logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
+            if halt.wait(HOUSEKEEPING_EVERY_S):
+                return
 
-    threading.Thread(target=prune, name="hub-prune", daemon=True).start()
+    threading.Thread(target=housekeeping, name="hub-housekeeping", daemon=True).start()
     app = create_app(config, engine, metrics)
     server = uvicorn.Server(uvicorn.Config(app, host=config.web.host, port=config.web.port, log_level="warning"))
     logger.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
@@ -88,4 +92,16 @@ def user_add(config: HubConfig, username: str, role: str, password_stdin: bool) 
             raise ConfigError("the two passwords differ")
     add_user(engine, username, password, role)
     print(f"account {username} ({role}) saved")
+    return 0
+
+
+def release_now(config: HubConfig) -> int:
+    """Release every period that closed, now, and say what was released."""
+    engine = open_database(config)
+    policy = policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days)
+    done = release_due(engine, policy)
+    for r in done:
+        print(f"{r.grain} {r.period} (version {r.version}): {r.shown} cells shown, {r.hidden} held back")
+    if not done:
+        print("nothing to release: no closed period holds unreleased sessions")
     return 0

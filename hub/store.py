@@ -4,17 +4,21 @@ What is kept, and nothing more:
 
 * ``sessions``: one row per session, attributed to the site, room and day it started, holding sums
   over its windows (counts, seconds, face coverage, voiced share, summed class probabilities,
-  quality flags). No window, no timestamp finer than the day, no frame, no word, no person.
+  quality flags). No window, no timestamp finer than the day, no frame, no word, no person. A
+  release seals the rows of its period; summaries of a session arriving after that go into a
+  further part (row) of the session, which a later release seals.
+* ``releases`` and ``released_cells``: what the dashboard shows, frozen when released
+  (:mod:`hub.release`); a released cell is never changed, a revision adds a new release.
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
 * ``gaps``: sequence ranges that never arrived.
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
 * ``dead_letters``: messages refused (malformed, out of bounds, not the publishing room's): when,
   the topic, why, the size and a hash; never the payload.
 * ``users``: dashboard accounts (argon2 password hashes, roles).
-* ``hub_settings``: the k that the aggregate views enforce.
+* ``hub_settings``: the k releases enforce, the schema version.
 
-The dashboard never reads ``sessions``: it reads the ``agg_*`` views (``hub/views.py``). On
-PostgreSQL the dashboard's role is granted those views only.
+The dashboard never reads ``sessions``: it reads the released cells. On PostgreSQL it connects as
+a role granted only those and the appliances' health (:mod:`hub.grants`).
 """
 
 from __future__ import annotations
@@ -44,11 +48,13 @@ sessions = sa.Table(
     "sessions",
     metadata,
     sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("part", sa.Integer, primary_key=True, default=0),  # summaries after a release go to a new part
+    sa.Column("sealed_in", sa.Integer, index=True),  # the release that sealed this part; NULL while open
     sa.Column("site", sa.String(63), nullable=False),
     sa.Column("room", sa.String(63), nullable=False),
     sa.Column("day", sa.String(10), nullable=False),  # YYYY-MM-DD, UTC
     sa.Column("week", sa.String(10), nullable=False),  # Monday of the ISO week
-    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM
+    sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM of the week's Thursday (hub.periods)
     sa.Column("windows", sa.Integer, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
     sa.Column("face_coverage_sum", sa.Float, nullable=False),
@@ -57,6 +63,46 @@ sessions = sa.Table(
     *(sa.Column(f"p_{c}", sa.Float, nullable=False) for c in CLASSES),
     *(sa.Column(f"flag_{f}", sa.Integer, nullable=False) for f in FLAGS),
     sa.Index("ix_sessions_scope", "site", "room", "day"),
+    sa.Index("ix_sessions_month", "month"),
+)
+
+SUMS: tuple[str, ...] = (
+    "windows",
+    "seconds",
+    "face_coverage_sum",
+    "voiced_sum",
+    "prob_windows",
+    *(f"p_{c}" for c in CLASSES),
+    *(f"flag_{f}" for f in FLAGS),
+)
+
+releases = sa.Table(
+    "releases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("grain", sa.String(5), nullable=False),
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("scope", sa.String(7), nullable=False, index=True),  # the month (hub.periods) it was checked with
+    sa.Column("version", sa.Integer, nullable=False),  # 1, then 2... for revisions with late data
+    sa.Column("released_on", sa.String(10), nullable=False),
+    sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("shown", sa.Integer, nullable=False),
+    sa.Column("hidden", sa.Integer, nullable=False),
+)
+
+released_cells = sa.Table(
+    "released_cells",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False, index=True),
+    sa.Column("level", sa.String(6), nullable=False),
+    sa.Column("grain", sa.String(5), nullable=False),
+    sa.Column("site", sa.String(63), nullable=False),  # "" at the clinic level
+    sa.Column("room", sa.String(63), nullable=False),  # "" at the clinic and site levels
+    sa.Column("period", sa.String(10), nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    *(sa.Column(s, sa.Float, nullable=False) for s in SUMS),
+    sa.Index("ix_released_cells_view", "level", "grain", "period"),
 )
 
 devices = sa.Table(
@@ -116,7 +162,7 @@ users = sa.Table(
     sa.Column("last_login_at", sa.String(40)),
 )
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: session parts, nested months, releases
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:

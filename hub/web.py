@@ -5,8 +5,9 @@ at definition time.) The routes are module-level functions on three routers (sig
 every account sees, the administrators' account page); what they share (config, database, metrics,
 templates) is one :class:`Hub` on ``app.state``, reached through a dependency.
 
-Every page reads the suppressed aggregate lattice (:mod:`hub.privacy`) or the appliances'
-health; no page can reach a session. Sessions are signed cookies (itsdangerous via Starlette),
+Every page reads the released cells (:mod:`hub.release`) or the appliances' health, through an
+engine that on PostgreSQL takes the restricted dashboard role (:mod:`hub.grants`); no page can
+reach a session. Sessions are signed cookies (itsdangerous via Starlette),
 ``SameSite=strict``; forms that change state carry a per-session token.
 """
 
@@ -31,11 +32,11 @@ from starlette.middleware.sessions import SessionMiddleware
 from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
-from hub.dashboard import CSV_HEADER, Filters, chart_data, health, scopes, select
+from hub.dashboard import CSV_HEADER, Filters, Published, chart_data, health, published, scopes, select
+from hub.grants import as_dashboard
 from hub.metrics import HubMetrics
-from hub.privacy import Lattice, read_lattice
+from hub.periods import GRAINS
 from hub.users import ROLES, add_user, authenticate, list_users
-from hub.views import GRAINS
 
 logger = logging.getLogger(__name__)
 
@@ -116,10 +117,10 @@ def filters(
 FiltersDep = Annotated[Filters, Depends(filters)]
 
 
-def lattice(h: Hub) -> Lattice:
+def released(h: Hub) -> Published:
     with h.engine.connect() as conn:
-        result = read_lattice(conn, h.grains)
-    h.metrics.suppressed.set(result.hidden_secondary)
+        result = published(conn, h.grains)
+    h.metrics.suppressed.set(result.hidden)
     return result
 
 
@@ -210,7 +211,7 @@ pages = APIRouter()
 
 @pages.get("/", response_class=HTMLResponse)
 def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
-    lat = lattice(h)
+    lat = released(h)
     rows = select(lat, Filters("clinic", f.grain, None, None, f.start, f.end))
     devices = health(h.engine)
     online = sum(1 for d in devices if d.state == "online")
@@ -226,7 +227,7 @@ def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResp
         grains=h.grains,
         devices=len(devices),
         online=online,
-        hidden=lat.hidden_secondary,
+        hidden=lat.hidden,
     )
 
 
@@ -238,7 +239,7 @@ def rooms(request: Request, h: HubDep, u: UserDep, site: str = "") -> HTMLRespon
 
 @pages.get("/trends", response_class=HTMLResponse)
 def trends(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
-    rows = select(lattice(h), f)
+    rows = select(released(h), f)
     sites, rooms_by_site = scopes(h.engine)
     return page(
         request,
@@ -262,7 +263,7 @@ def export(h: HubDep, _u: UserDep, f: FiltersDep) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
-    for row in select(lattice(h), f):
+    for row in select(released(h), f):
         writer.writerow([neutralised(cell) for cell in row.csv()])
     name = f"clinic-{f.level}-{f.grain}.csv"
     return Response(
@@ -320,7 +321,8 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
         return response
 
     grains = tuple(GRAINS[GRAINS.index(config.privacy.finest_grain) :])
-    app.state.hub = Hub(config, engine, metrics, Jinja2Templates(directory=HERE / "templates"), grains)
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.state.hub = Hub(config, as_dashboard(engine), metrics, templates, grains)
     app.add_exception_handler(_LoginRequiredError, _to_login)
     for router in (signin, pages, accounts):
         app.include_router(router)

@@ -3,22 +3,19 @@ ingest, de-duplication, gaps, redelivery, and privacy by construction."""
 
 from __future__ import annotations
 
-import random
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from conftest import ROOT, stable_port, start_broker
-from hub_helpers import Room, hub_config, postgres, running_hub, status, summary, wait_for
+from hub_helpers import Room, hub_config, running_hub, status, summary, wait_for
 
 from edge.errors import ConfigError
 from hub.config import parse_hub_config
 from hub.metrics import HubMetrics
-from hub.privacy import check, read_lattice
 from hub.service import open_database
 from hub.store import devices, gaps, sessions
-from hub.views import GRAINS, LEVELS, view_name
 
 
 def _count(engine: sa.Engine, table: sa.Table) -> int:
@@ -130,79 +127,6 @@ def test_messages_published_while_the_hub_is_down_arrive_when_it_returns(tmp_pat
         broker.stop()
 
 
-def _fill(engine: sa.Engine, seed: int, n: int) -> None:
-    """Sessions spread thinly and unevenly over sites, rooms and days (many cells below k)."""
-    rng = random.Random(seed)
-    from hub.ingest import Ingest
-
-    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
-    places = [(f"site{s}", f"room{r}") for s in range(3) for r in range(rng.randint(1, 4))]
-    days = [f"2026-10-{d:02d}" for d in range(1, 29)]
-    seq: dict[str, int] = {}
-    for _ in range(n):
-        site, room = rng.choice(places) if rng.random() < 0.7 else places[0]
-        day = rng.choice(days) if rng.random() < 0.6 else days[3]
-        device = f"{site}-{room}"
-        seq[device] = seq.get(device, 0) + 1
-        s = summary(site, room, device, seq[device], str(uuid.uuid4()), day, label=rng.choice(["happy", "sad", "calm"]))
-        assert ingest.handle(f"clinic/v1/{site}/{room}/summary", s.model_dump_json().encode()).result == "stored"
-
-
-@pytest.mark.parametrize(
-    ("seed", "n", "k"), [(0, 150, 11), (1, 400, 11), (2, 400, 25), (3, 60, 11), (4, 900, 11), (5, 900, 40)]
-)
-def test_no_cell_below_k_and_nothing_derivable(tmp_path: Path, seed: int, n: int, k: int) -> None:
-    engine = open_database(hub_config(tmp_path, 1883, k=k))
-    _fill(engine, seed, n)
-    with engine.connect() as conn:
-        # As the dashboard queries: the views themselves never return a small cell...
-        for level in LEVELS:
-            for grain in GRAINS:
-                counts = conn.execute(sa.text(f"SELECT sessions FROM {view_name(level, grain)}")).scalars().all()
-                assert all(c >= k for c in counts), (level, grain, counts)
-        # ...and after complementary suppression no shown total exposes a hidden one by subtraction.
-        lattice = read_lattice(conn)
-    assert check(lattice) == []
-    assert sum(len(c) for c in lattice.cells.values()) > 0  # something is still shown
-    # The suppression did work to do: the raw data has cells below k.
-    with engine.begin() as conn:
-        small = conn.execute(
-            sa.text(
-                "SELECT COUNT(*) FROM (SELECT site, room, day FROM sessions "
-                "GROUP BY site, room, day HAVING COUNT(*) < :k) t"
-            ),
-            {"k": k},
-        ).scalar_one()
-    assert small > 0
-
-
-def test_complementary_suppression_hides_the_second_smallest_child(tmp_path: Path) -> None:
-    engine = open_database(hub_config(tmp_path, 1883))
-    with engine.begin() as conn:
-        base = {
-            c.name: 0 for c in sessions.columns if c.name not in ("session_id", "site", "room", "day", "week", "month")
-        }
-        for room, count in (("a", 30), ("b", 12), ("c", 5)):  # c is hidden; b would reveal it: site - a - b = 5
-            for _ in range(count):
-                conn.execute(
-                    sessions.insert().values(
-                        session_id=str(uuid.uuid4()),
-                        site="s",
-                        room=room,
-                        day="2026-11-02",
-                        week="2026-11-02",
-                        month="2026-11",
-                        **base,
-                    )
-                )
-    with engine.connect() as conn:
-        lattice = read_lattice(conn, ("day",))
-    shown_rooms = {c.key[1] for c in lattice.table("room", "day")}
-    assert shown_rooms == {"a"}  # b hidden too, so the hidden remainder is 17 >= 11
-    assert [c.sessions for c in lattice.table("site", "day")] == [47]
-    assert check(lattice) == []
-
-
 @pytest.mark.parametrize(
     ("privacy", "message"),
     [
@@ -220,26 +144,6 @@ def test_k_only_grows_in_the_database(tmp_path: Path) -> None:
     engine = open_database(hub_config(tmp_path, 1883, k=11))
     with engine.begin() as conn:
         assert conn.execute(sa.text("SELECT k FROM hub_settings")).scalar_one() == 20
-
-
-def test_postgresql_same_schema_and_the_dashboard_role_sees_only_views(tmp_path: Path) -> None:
-    with postgres(tmp_path) as pg:
-        engine = open_database(hub_config(tmp_path, 1883, url=pg.url))
-        _fill(engine, 7, 300)
-        with engine.connect() as conn:
-            lattice = read_lattice(conn)
-        assert check(lattice) == [] and lattice.table("clinic", "month")
-        sqlite = open_database(hub_config(tmp_path / "lite", 1883))
-        _fill(sqlite, 7, 300)
-        with sqlite.connect() as conn:
-            same = read_lattice(conn)
-        assert {k: sorted(v) for k, v in same.cells.items()} == {k: sorted(v) for k, v in lattice.cells.items()}
-        with engine.connect() as conn:
-            conn.execute(sa.text("SET ROLE clinic_dashboard"))
-            assert conn.execute(sa.text("SELECT COUNT(*) FROM agg_clinic_month")).scalar_one() >= 1
-            with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
-                conn.execute(sa.text("SELECT * FROM sessions"))
-        engine.dispose()
 
 
 def test_example_config_is_valid(tmp_path: Path) -> None:

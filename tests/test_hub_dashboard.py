@@ -18,6 +18,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from hub.release import policy_for, release_due
 from hub.users import add_user
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "hub"
@@ -36,7 +37,7 @@ def browser() -> Iterator[WebDriver]:
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("hub")
     broker = start_broker(tmp)
-    config = hub_config(tmp, broker.port, web_port=free_port())
+    config = hub_config(tmp, broker.port, web_port=free_port(), finest_grain="day")
     rooms = {
         "north/r1": Room("127.0.0.1", broker.port, "north", "r1", "edge-n1"),
         "north/r2": Room("127.0.0.1", broker.port, "north", "r2", "edge-n2"),
@@ -58,6 +59,9 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             for _ in range(14):
                 rooms["south/r1"].session("2026-11-17", windows=2, label="calm")
             wait_for(lambda: running.ingest.metrics.summaries.labels("stored")._value.get() == 62, what="62 summaries")
+            engine = running.ingest.engine
+            released = release_due(engine, policy_for(engine, "day", config.privacy.release_delay_days))
+            assert ("week", "2026-11-16") in {(r.grain, r.period) for r in released}
             yield running.url
     finally:
         for room in rooms.values():
@@ -193,6 +197,19 @@ def test_viewer_cannot_manage_accounts(browser: WebDriver, hub: str) -> None:
     _login(browser, hub, "viewer", VIEWER_PASSWORD)
     wait_for(lambda: browser.find_elements(By.ID, "kpi-online"), what="the overview")
     assert not browser.find_elements(By.ID, "nav-users")
+    # Viewers see whether rooms are online, nothing that ties a change to an appointment.
+    browser.get(hub + "/rooms")
+    table = browser.find_element(By.ID, "rooms")
+    heads = [th.text for th in table.find_elements(By.CSS_SELECTOR, "thead th")]
+    states = [
+        (r.find_elements(By.TAG_NAME, "td")[1].text, r.find_element(By.CSS_SELECTOR, "td.state").text)
+        for r in table.find_elements(By.CSS_SELECTOR, "tbody tr")
+    ]
+    assert heads == ["Site", "Room", "Status"]
+    assert sorted(states) == [("r1", "offline"), ("r1", "online"), ("r2", "online")]
+    page = browser.page_source
+    assert "edge-n1" not in page and ">recording<" not in page and "Last summary" not in page
+    browser.save_screenshot(str(ARTIFACTS / "rooms-viewer.png"))
     browser.get(hub + "/users")
     assert "administrators only" in browser.page_source
     browser.get(hub + "/")

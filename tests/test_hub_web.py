@@ -19,6 +19,7 @@ import pytest
 from conftest import free_port, start_broker
 from hub_helpers import hub_config, running_hub, summary
 
+from hub.release import policy_for, release_due
 from hub.users import add_user
 from hub.web import SECURITY_HEADERS, neutralised
 
@@ -65,6 +66,8 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 body = summary(SITE, "r1", "dev-formula", seq, str(uuid.uuid4()), "2026-11-16")
                 outcome = hub.ingest.handle(f"clinic/v1/{SITE}/r1/summary", body.model_dump_json().encode())
                 assert outcome.result == "stored"
+            engine = hub.ingest.engine
+            assert release_due(engine, policy_for(engine, "week", 2)), "the week of 16 November is released"
             yield hub.url
     finally:
         broker.stop()

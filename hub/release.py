@@ -1,0 +1,227 @@
+"""Releases: what the dashboard shows, computed once per closed period and then frozen.
+
+A period (a day, an ISO week, a month of whole weeks: :mod:`hub.periods`) is released once it
+ended ``release_delay_days`` ago. Releasing it, in one transaction:
+
+1. seals the session rows of the period (summaries of those sessions that still arrive go into a
+   new part of the session, sealed by a later release);
+2. builds every cell of the period (the clinic, each site, each room) from the sealed rows;
+3. keeps the cells :func:`hub.privacy.suppress` allows beside every cell already released in the
+   same month, and stores them; nothing released is ever changed.
+
+Finer grains are released first (a day before its week, a week before its month). Rows that
+arrive late for a released day or week go into the week or month that holds it; rows late for a
+released month go into a revision of that month (version 2, 3, ...), checked together with
+everything the month released before, and stored only when it shows something.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from hub.periods import GRAINS, Grain, closed, coarser
+from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
+from hub.store import SUMS, hub_settings, released_cells, releases, sessions
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Released:
+    grain: Grain
+    period: str
+    version: int
+    shown: int
+    hidden: int
+
+
+@dataclass(frozen=True)
+class ReleasePolicy:
+    k: int
+    delay_days: int
+    grains: tuple[Grain, ...]  # finest first
+
+    @property
+    def finest(self) -> Grain:
+        return self.grains[0]
+
+
+def _scope(period: str, grain: Grain) -> str:
+    return coarser(period, grain, "month") if grain != "month" else period
+
+
+def _atoms(conn: sa.Connection, month: str, finest: Grain) -> list[Atom]:
+    column = sessions.c[finest]
+    rows = conn.execute(
+        sa.select(
+            sessions.c.session_id,
+            sessions.c.site,
+            sessions.c.room,
+            column.label("period"),
+            sessions.c.sealed_in,
+            *(sessions.c[s] for s in SUMS),
+        ).where(sessions.c.month == month, sessions.c.sealed_in.is_not(None))
+    ).mappings()
+    groups: dict[tuple[str, str, str, int], tuple[set[str], dict[str, float]]] = defaultdict(lambda: (set(), {}))
+    for row in rows:
+        ids, sums = groups[(row["site"], row["room"], row["period"], row["sealed_in"])]
+        ids.add(row["session_id"])
+        for s in SUMS:
+            sums[s] = sums.get(s, 0.0) + float(row[s])
+    return [Atom(*key, sessions=frozenset(ids), sums=sums) for key, (ids, sums) in sorted(groups.items())]
+
+
+def _fixed(conn: sa.Connection, month: str) -> list[Cell]:
+    rows = conn.execute(
+        sa.select(released_cells)
+        .join(releases, releases.c.id == released_cells.c.release_id)
+        .where(releases.c.scope == month)
+    ).mappings()
+    out = []
+    for r in rows:
+        n = LEVELS[r["level"]]
+        out.append(
+            Cell(r["level"], r["grain"], (r["site"], r["room"])[:n], r["period"], r["release_id"], r["sessions"])
+        )
+    return out
+
+
+def _previous(conn: sa.Connection, grain: Grain, period: str) -> dict[tuple[str, tuple[str, ...]], Cell]:
+    """The newest released version of each cell of ``period``."""
+    rows = conn.execute(
+        sa.select(released_cells)
+        .where(released_cells.c.grain == grain, released_cells.c.period == period)
+        .order_by(released_cells.c.release_id)
+    ).mappings()
+    out = {}
+    for r in rows:
+        dims = (r["site"], r["room"])[: LEVELS[r["level"]]]
+        out[(r["level"], dims)] = Cell(
+            r["level"], grain, dims, period, r["release_id"], r["sessions"], {s: r[s] for s in SUMS}
+        )
+    return out
+
+
+def _same(cell: Cell, before: Cell | None) -> bool:
+    return (
+        before is not None
+        and before.sessions == cell.sessions
+        and all(math.isclose(before.sums.get(s, 0.0), cell.sums.get(s, 0.0), rel_tol=1e-12) for s in SUMS)
+    )
+
+
+def release_one(
+    conn: sa.Connection, grain: Grain, period: str, policy: ReleasePolicy, today: dt.date
+) -> Released | None:
+    """Release ``period`` (or revise it when released before); None when a revision shows nothing."""
+    scope = _scope(period, grain)
+    earlier = conn.execute(
+        sa.select(sa.func.max(releases.c.version)).where(releases.c.grain == grain, releases.c.period == period)
+    ).scalar_one()
+    version = (earlier or 0) + 1
+    inserted = conn.execute(
+        releases.insert().values(
+            grain=grain,
+            period=period,
+            scope=scope,
+            version=version,
+            released_on=today.isoformat(),
+            k=policy.k,
+            shown=0,
+            hidden=0,
+        )
+    ).inserted_primary_key
+    if inserted is None:
+        raise RuntimeError("the database gave the new release no id")
+    release_id = int(inserted[0])
+    # Seal first: on PostgreSQL this waits for a summary being added to a row of the period and then
+    # takes it; what arrives after the commit goes into a new part.
+    conn.execute(
+        sessions.update()
+        .where(sessions.c[grain] == period, sessions.c.sealed_in.is_(None))
+        .values(sealed_in=release_id)
+    )
+    atoms = _atoms(conn, scope, policy.finest)
+    offered = candidates(atoms, grain, period, release_id, policy.finest)
+    shown = suppress(atoms, _fixed(conn, scope), offered, policy.k, policy.finest)
+    hidden = len(offered) - len(shown)
+    if version > 1:
+        # A revision stores the cells that changed; the others stay as released.
+        before = _previous(conn, grain, period)
+        shown = [c for c in shown if not _same(c, before.get((c.level, c.dims)))]
+        if not shown:
+            return None
+    for cell in shown:
+        dims = (*cell.dims, "", "")[:2]
+        conn.execute(
+            released_cells.insert().values(
+                release_id=release_id,
+                level=cell.level,
+                grain=grain,
+                site=dims[0],
+                room=dims[1],
+                period=period,
+                sessions=cell.sessions,
+                **{s: cell.sums.get(s, 0.0) for s in SUMS},
+            )
+        )
+    conn.execute(releases.update().where(releases.c.id == release_id).values(shown=len(shown), hidden=hidden))
+    return Released(grain, period, version, len(shown), hidden)
+
+
+def _due(conn: sa.Connection, grain: Grain, policy: ReleasePolicy, today: dt.date) -> list[str]:
+    """Closed periods of ``grain`` never released, oldest first; at the coarsest grain also released
+    ones holding unsealed rows (late data: a revision). Finer late rows wait for the coarser release
+    that holds them."""
+    column = sessions.c[grain]
+    done = sa.select(releases.c.period).where(releases.c.grain == grain)
+    periods = set(conn.execute(sa.select(column).where(column.not_in(done)).distinct()).scalars())
+    if grain == policy.grains[-1]:
+        periods |= set(conn.execute(sa.select(column).where(sessions.c.sealed_in.is_(None)).distinct()).scalars())
+    return sorted(p for p in periods if closed(p, grain, today, policy.delay_days))
+
+
+def policy_for(engine: sa.Engine, finest: Grain, delay_days: int) -> ReleasePolicy:
+    """The release policy: the database's k (it only grows), the grains from ``finest`` up."""
+    with engine.begin() as conn:
+        k = int(conn.execute(sa.select(hub_settings.c.k).where(hub_settings.c.id == 1)).scalar_one())
+    return ReleasePolicy(k, delay_days, GRAINS[GRAINS.index(finest) :])
+
+
+def release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None = None) -> list[Released]:
+    """Release every period that closed, finest grain first; each period in its own transaction."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    out = []
+    for grain in policy.grains:
+        with engine.begin() as conn:
+            due = _due(conn, grain, policy, today)
+        for period in due:
+            with engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    done = release_one(conn, grain, period, policy, today)
+                except SuppressionError as exc:
+                    transaction.rollback()
+                    logger.error("cannot release %s %s: %s", grain, period, exc)
+                    continue
+                if done is None:
+                    transaction.rollback()
+                    logger.debug("late data for %s %s: nothing more can be shown yet", grain, period)
+                    continue
+                transaction.commit()
+            out.append(done)
+            logger.info(
+                "released %s %s (version %d): %d cells shown, %d hidden",
+                grain,
+                period,
+                done.version,
+                done.shown,
+                done.hidden,
+            )
+    return out
