@@ -16,7 +16,7 @@ from pathlib import Path
 from clinic_common.cli import setup_logging
 from clinic_common.errors import ClinicError
 from hub.config import load_hub_config
-from hub.service import release_now, serve, user_add
+from hub.service import release_now, serve, user_change
 
 logger = logging.getLogger("hub.cli")
 
@@ -30,10 +30,13 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="ingest from the broker and serve the dashboard (the default)")
     sub.add_parser("release", help="release the periods that closed, now (serve does it hourly)")
-    user = sub.add_parser("user", help="create or reset a dashboard account")
+    user = sub.add_parser("user", help="create, reset, disable, enable or delete a dashboard account")
     user.add_argument("username")
     user.add_argument("--role", choices=("admin", "viewer"), default="viewer")
     user.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    change = user.add_mutually_exclusive_group()
+    for action in ("disable", "enable", "delete"):
+        change.add_argument(f"--{action}", action="store_const", const=action, dest="action", help=f"{action} it")
     return parser
 
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_hub_config(args.config)
         if args.command == "user":
-            return user_add(config, args.username, args.role, args.password_stdin)
+            return user_change(config, args.username, args.action or "save", args.role, args.password_stdin)
         if args.command == "release":
             return release_now(config)
         return serve(config)

@@ -56,11 +56,14 @@ class PrivacyConfig(StrictModel):
 class WebConfig(StrictModel):
     host: str = Field(default="127.0.0.1", description="Address the dashboard listens on (put TLS in front).")
     port: int = Field(default=8080, ge=1, le=65535)
-    secret_file: Path = Field(
-        default=Path("hub-session.key"),
-        description="Key that signs login sessions; created (0600) at first start when missing.",
+    session_hours: float = Field(default=8.0, gt=0, le=168, description="A log-in lasts at most this long.")
+    idle_minutes: float = Field(default=60.0, gt=0, le=1440, description="A log-in unused this long ends.")
+    cookie_secure: bool = Field(
+        default=True,
+        description="Send the log-in cookie over HTTPS only (the dashboard sits behind a TLS proxy). Turn off "
+        "only to try the dashboard over plain HTTP on this machine.",
     )
-    session_hours: float = Field(default=8.0, gt=0, le=168, description="A login lasts this long.")
+    audit_days: int = Field(default=400, ge=30, le=3650, description="Days the audit log is kept.")
 
 
 class HubMetricsConfig(StrictModel):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub.store import devices, hub_settings, released_cells, releases, users
+from hub.store import auth, devices, hub_settings, released_cells, releases
 
 DASHBOARD_ROLE = "clinic_dashboard"
 READS = (releases, released_cells, devices, hub_settings)
-KEEPS = (users,)
+KEEPS = auth.all()
 
 
 def grant_dashboard(engine: sa.Engine, keeps: tuple[sa.Table, ...] = ()) -> None:

@@ -35,6 +35,8 @@ def _upgrade_from_1(engine: sa.Engine) -> None:
         conn.execute(sa.text("DROP TABLE sessions_v1"))
         for week in conn.execute(sa.select(sessions.c.week).distinct()).scalars().all():
             conn.execute(sessions.update().where(sessions.c.week == week).values(month=month_of(week)))
+        if "disabled_at" not in {c["name"] for c in sa.inspect(conn).get_columns("users")}:
+            conn.execute(sa.text("ALTER TABLE users ADD COLUMN disabled_at VARCHAR(40)"))
         conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(schema_version=2))
     logger.info("hub database upgraded to schema version 2 (session parts, months of whole weeks, releases)")
 

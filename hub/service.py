@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import logging
 import sys
 import threading
-from getpass import getpass
 
 import sqlalchemy as sa
 import uvicorn
@@ -19,7 +19,7 @@ from hub.metrics import HubMetrics
 from hub.release import policy_for, release_due
 from hub.schema import create_schema
 from hub.store import make_engine
-from hub.users import add_user
+from hub.users import hub_accounts
 from hub.web import create_app
 
 logger = logging.getLogger(__name__)
@@ -55,6 +55,7 @@ def serve(config: HubConfig) -> int:
     if config.metrics.port:
         start_http_server(config.metrics.port, addr=config.metrics.host, registry=metrics.registry)
     ingest = Ingest.configured(engine, metrics, config)
+    accounts = hub_accounts(engine, config.web)
     subscriber = Subscriber(config.mqtt, config.client_id, ingest)
     subscriber.start()
     halt = threading.Event()
@@ -64,6 +65,8 @@ def serve(config: HubConfig) -> int:
             try:
                 release_due(engine, policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days))
                 ingest.prune()
+                accounts.sessions.purge()
+                accounts.audit.purge(config.web.audit_days)
             except sa.exc.SQLAlchemyError as exc:
                 logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
             if halt.wait(HOUSEKEEPING_EVERY_S):
@@ -82,16 +85,28 @@ def serve(config: HubConfig) -> int:
     return 0
 
 
-def user_add(config: HubConfig, username: str, role: str, password_stdin: bool) -> int:
-    engine = open_database(config)
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
+def user_change(config: HubConfig, username: str, action: str, role: str, password_stdin: bool) -> int:
+    """Create or reset (``save``), ``disable``, ``enable`` or ``delete`` an account from a shell."""
+    accounts = hub_accounts(open_database(config), config.web)
+    actor = f"command line ({getpass.getuser()})"
+    if action == "save":
+        if password_stdin:
+            password = sys.stdin.readline().rstrip("\n")
+        else:
+            password = getpass.getpass(f"password for {username}: ")
+            if getpass.getpass("again: ") != password:
+                raise ConfigError("the two passwords differ")
+        accounts.save(username, password, role, actor)
+        print(f"account {username} ({role}) saved")
+    elif action == "disable":
+        accounts.disable(username, actor)
+        print(f"account {username} disabled; its log-ins ended")
+    elif action == "enable":
+        accounts.enable(username, actor)
+        print(f"account {username} enabled")
     else:
-        password = getpass(f"password for {username}: ")
-        if getpass("again: ") != password:
-            raise ConfigError("the two passwords differ")
-    add_user(engine, username, password, role)
-    print(f"account {username} ({role}) saved")
+        accounts.delete(username, actor)
+        print(f"account {username} deleted")
     return 0
 
 

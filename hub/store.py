@@ -14,7 +14,8 @@ What is kept, and nothing more:
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
 * ``dead_letters``: messages refused (malformed, out of bounds, not the publishing room's): when,
   the topic, why, the size and a hash; never the payload.
-* ``users``: dashboard accounts (argon2 password hashes, roles).
+* ``users``, ``web_sessions``, ``audit_log``, ``login_failures``: dashboard accounts
+  (:mod:`clinic_common.auth`: argon2id hashes, roles, server-side sessions, the audit log).
 * ``hub_settings``: the k releases enforce, the schema version.
 
 The dashboard never reads ``sessions``: it reads the released cells. On PostgreSQL it connects as
@@ -28,6 +29,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from clinic_common.auth import define_tables
 from contract.classes import CLASSES
 from contract.payload import Flag
 
@@ -152,15 +154,8 @@ dead_letters = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),  # the payload itself is not kept
 )
 
-users = sa.Table(
-    "users",
-    metadata,
-    sa.Column("username", sa.String(64), primary_key=True),
-    sa.Column("password_hash", sa.String(200), nullable=False),
-    sa.Column("role", sa.String(16), nullable=False),
-    sa.Column("created_at", sa.String(40), nullable=False),
-    sa.Column("last_login_at", sa.String(40)),
-)
+auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
+users = auth.users
 
 SCHEMA_VERSION = 2  # 2: session parts, nested months, releases
 

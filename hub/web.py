@@ -2,22 +2,22 @@
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' dependency annotations
 at definition time.) The routes are module-level functions on three routers (sign-in, the pages
-every account sees, the administrators' account page); what they share (config, database, metrics,
+every account sees, the administrators' accounts and audit pages); what they share (config, database, metrics,
 templates) is one :class:`Hub` on ``app.state``, reached through a dependency.
 
 Every page reads the released cells (:mod:`hub.release`) or the appliances' health, through an
 engine that on PostgreSQL takes the restricted dashboard role (:mod:`hub.grants`); no page can
-reach a session. Sessions are signed cookies (itsdangerous via Starlette),
-``SameSite=strict``; forms that change state carry a per-session token.
+reach a session. Log-ins are server-side sessions (:mod:`clinic_common.auth`): the cookie holds a
+random token (``HttpOnly``, ``SameSite=Strict``, ``Secure`` unless configured off), and ending an
+account's sessions takes effect on its next request. Forms that change state carry the session's
+token, the log-in form a double-submit token.
 """
 
 import csv
 import io
 import json
 import logging
-import os
 import secrets
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,8 +27,8 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.middleware.sessions import SessionMiddleware
 
+from clinic_common.auth import Accounts, LoginRefusedError
 from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
@@ -36,29 +36,12 @@ from hub.dashboard import CSV_HEADER, Filters, Published, chart_data, health, pu
 from hub.grants import as_dashboard
 from hub.metrics import HubMetrics
 from hub.periods import GRAINS
-from hub.users import ROLES, add_user, authenticate, list_users
+from hub.users import ROLES, hub_accounts
 
 logger = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 LEVELS = ("clinic", "site", "room")
-
-
-def session_secret(path: Path) -> str:
-    """The signing key for login sessions; created with mode 0600 when missing."""
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise ConfigError(f"cannot read the session key {path}: {exc}") from None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(key + "\n")
-    logger.info("created the session key %s", path)
-    return key
 
 
 class _LoginRequiredError(Exception):
@@ -74,6 +57,18 @@ class Hub:
     metrics: HubMetrics
     templates: Jinja2Templates
     grains: tuple[str, ...]  # the time grains offered: the configured finest and coarser
+    accounts: Accounts
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/",
+            httponly=True,
+            samesite="strict",
+            secure=self.config.web.cookie_secure,
+        )
 
 
 def hub(request: Request) -> Hub:
@@ -84,11 +79,19 @@ def hub(request: Request) -> Hub:
 HubDep = Annotated[Hub, Depends(hub)]
 
 
-def user(request: Request) -> dict[str, str]:
-    name, role = request.session.get("user"), request.session.get("role")
-    if not name or role not in ROLES:
+SESSION_COOKIE = "clinic_hub"
+LOGIN_COOKIE = "clinic_hub_login"  # the log-in form's token (double submit), before any session exists
+
+
+def address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+def user(request: Request, h: HubDep) -> dict[str, str]:
+    session = h.accounts.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
         raise _LoginRequiredError
-    return {"name": name, "role": role, "csrf": request.session.setdefault("csrf", secrets.token_urlsafe(24))}
+    return {"name": session.username, "role": session.role, "csrf": session.csrf}
 
 
 UserDep = Annotated[dict[str, str], Depends(user)]
@@ -162,43 +165,61 @@ SECURITY_HEADERS = {
 signin = APIRouter()
 
 
+def _login_page(request: Request, h: Hub, next: str, error: str | None, status: int = 200) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    context = {"next": next, "error": error, "user": None, "login_csrf": token}
+    response = h.templates.TemplateResponse(request, "login.html", context, status_code=status)
+    h.set_cookie(response, LOGIN_COOKIE, token, max_age=3600)
+    return response
+
+
 @signin.get("/login", response_class=HTMLResponse)
 def login_form(request: Request, h: HubDep, next: str = "/") -> HTMLResponse:
-    token = request.session.setdefault("login_csrf", secrets.token_urlsafe(24))
-    return h.templates.TemplateResponse(
-        request, "login.html", {"next": next, "error": None, "user": None, "login_csrf": token}
-    )
+    return _login_page(request, h, next, None)
 
 
 @signin.post("/login", response_model=None)
 def login(
     request: Request,
     h: HubDep,
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
     csrf: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
 ) -> Response:
-    expected = request.session.get("login_csrf")
+    expected = request.cookies.get(LOGIN_COOKIE)
     if not expected or not _same_token(csrf, expected):
         raise HTTPException(status_code=403, detail="stale log-in form: reload the page")
-    role = authenticate(h.engine, username, password)
-    if role is None:
-        h.metrics.logins.labels("refused").inc()
-        time.sleep(0.5)
-        context = {"next": next, "error": "Wrong user name or password.", "user": None, "login_csrf": expected}
-        return h.templates.TemplateResponse(request, "login.html", context, status_code=401)
+    try:
+        token = h.accounts.log_in(username, password, address(request))
+    except LoginRefusedError as exc:
+        h.metrics.logins.labels(exc.reason).inc()
+        if exc.reason == "wrong":
+            return _login_page(request, h, next, "Wrong user name or password.", 401)
+        minutes = max(1, round(exc.retry_after / 60))
+        message = (
+            f"Too many failed log-ins: try again in {minutes} minute{'s' if minutes > 1 else ''}."
+            if exc.reason == "throttled"
+            else "The hub is busy: try again in a moment."
+        )
+        response = _login_page(request, h, next, message, 429 if exc.reason == "throttled" else 503)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     h.metrics.logins.labels("accepted").inc()
-    request.session.clear()
-    request.session.update({"user": username, "role": role, "csrf": secrets.token_urlsafe(24)})
-    return RedirectResponse(next if next.startswith("/") and not next.startswith("//") else "/", status_code=303)
+    target = next if next.startswith("/") and not next.startswith("//") else "/"
+    redirect = RedirectResponse(target, status_code=303)
+    h.set_cookie(redirect, SESSION_COOKIE, token, max_age=int(h.config.web.session_hours * 3600))
+    redirect.delete_cookie(LOGIN_COOKIE, path="/")
+    return redirect
 
 
 @signin.post("/logout")
-def logout(request: Request, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
+def logout(request: Request, h: HubDep, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
     _fresh(csrf, u)
-    request.session.clear()
-    return RedirectResponse("/login", status_code=303)
+    h.accounts.log_out(request.cookies.get(SESSION_COOKIE) or "", u["name"], address(request))
+    redirect = RedirectResponse("/login", status_code=303)
+    redirect.delete_cookie(SESSION_COOKIE, path="/")
+    return redirect
 
 
 @signin.get("/healthz")
@@ -274,9 +295,16 @@ def export(h: HubDep, _u: UserDep, f: FiltersDep) -> Response:
 accounts = APIRouter()
 
 
+def _users_page(request: Request, h: Hub, u: dict[str, str], error: str | None = None) -> HTMLResponse:
+    response = page(request, h, "users.html", u, accounts=h.accounts.list(), roles=ROLES, error=error)
+    if error:
+        response.status_code = 400
+    return response
+
+
 @accounts.get("/users", response_class=HTMLResponse)
 def users_page(request: Request, h: HubDep, u: AdminDep) -> HTMLResponse:
-    return page(request, h, "users.html", u, accounts=list_users(h.engine), roles=ROLES, error=None)
+    return _users_page(request, h, u)
 
 
 @accounts.post("/users", response_model=None)
@@ -291,10 +319,51 @@ def users_add(
 ) -> Response:
     _fresh(csrf, u)
     try:
-        add_user(h.engine, username, password, role)
+        h.accounts.save(username, password, role, u["name"], address(request))
     except ConfigError as exc:
-        return page(request, h, "users.html", u, accounts=list_users(h.engine), roles=ROLES, error=str(exc))
+        return _users_page(request, h, u, str(exc))
     return RedirectResponse("/users", status_code=303)
+
+
+ACTIONS = ("role", "disable", "enable", "delete")
+
+
+@accounts.post("/users/{username}/{action}", response_model=None)
+def users_change(
+    request: Request,
+    h: HubDep,
+    u: AdminDep,
+    username: str,
+    action: str,
+    csrf: Annotated[str, Form()],
+    role: Annotated[str, Form()] = "",
+    confirm: Annotated[str, Form()] = "",
+) -> Response:
+    _fresh(csrf, u)
+    if action not in ACTIONS:
+        raise HTTPException(status_code=404, detail=f"no action {action!r}")
+    who = (u["name"], address(request))
+    try:
+        if username == u["name"] and action != "enable":
+            raise ConfigError("another administrator changes, disables or deletes your own account")
+        if action == "role":
+            h.accounts.set_role(username, role, *who)
+        elif action == "disable":
+            h.accounts.disable(username, *who)
+        elif action == "enable":
+            h.accounts.enable(username, *who)
+        elif confirm != username:
+            raise ConfigError(f"type the account's name ({username}) to delete it")
+        else:
+            h.accounts.delete(username, *who)
+    except ConfigError as exc:
+        return _users_page(request, h, u, str(exc))
+    return RedirectResponse("/users", status_code=303)
+
+
+@accounts.get("/audit", response_class=HTMLResponse)
+def audit_page(request: Request, h: HubDep, u: AdminDep) -> HTMLResponse:
+    return page(request, h, "audit.html", u, entries=h.accounts.audit.recent(500))
 
 
 async def _to_login(request: Request, _exc: Exception) -> Response:
@@ -302,15 +371,8 @@ async def _to_login(request: Request, _exc: Exception) -> Response:
 
 
 def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> FastAPI:
-    """The dashboard: signed sessions, static files, the three routers and what they share."""
+    """The dashboard: static files, the three routers and what they share."""
     app = FastAPI(title="clinic hub", docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=session_secret(config.web.secret_file),
-        session_cookie="clinic_hub",
-        max_age=int(config.web.session_hours * 3600),
-        same_site="strict",
-    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
     @app.middleware("http")
@@ -322,7 +384,8 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
 
     grains = tuple(GRAINS[GRAINS.index(config.privacy.finest_grain) :])
     templates = Jinja2Templates(directory=HERE / "templates")
-    app.state.hub = Hub(config, as_dashboard(engine), metrics, templates, grains)
+    dashboard = as_dashboard(engine)
+    app.state.hub = Hub(config, dashboard, metrics, templates, grains, hub_accounts(dashboard, config.web))
     app.add_exception_handler(_LoginRequiredError, _to_login)
     for router in (signin, pages, accounts):
         app.include_router(router)

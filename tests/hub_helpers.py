@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +26,7 @@ import numpy as np
 import paho.mqtt.client as mqtt
 import pytest
 import uvicorn
+from fastapi import FastAPI
 from paho.mqtt.enums import CallbackAPIVersion
 
 from contract.classes import CLASSES
@@ -173,11 +179,18 @@ def postgres(tmp: Path) -> Iterator[Postgres]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def hub_config(tmp: Path, broker_port: int, url: str | None = None, web_port: int = 0, **privacy: object) -> HubConfig:
+def hub_config(
+    tmp: Path,
+    broker_port: int,
+    url: str | None = None,
+    web_port: int = 0,
+    cookie_secure: bool = True,
+    **privacy: object,
+) -> HubConfig:
     data = {
         "mqtt": {"host": "127.0.0.1", "port": broker_port},
         "database": {"url": url or f"sqlite:///{tmp / 'hub.db'}"},
-        "web": {"port": web_port or 8080, "secret_file": str(tmp / "hub-session.key")},
+        "web": {"port": web_port or 8080, "cookie_secure": cookie_secure},
         "metrics": {"port": 0},
         "privacy": privacy,
         "client_id": f"hub-{uuid.uuid4().hex[:8]}",
@@ -192,6 +205,7 @@ class RunningHub:
     ingest: Ingest
     subscriber: Subscriber
     url: str
+    app: FastAPI | None = None
 
     def stop(self) -> None:
         self.subscriber.stop()
@@ -207,6 +221,7 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
     subscriber.start()
     server = None
     url = ""
+    app = None
     if web:
         app = create_app(config, engine, metrics)
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.web.port, log_level="warning"))
@@ -216,7 +231,7 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
         url = f"http://127.0.0.1:{config.web.port}"
     wait_for(subscriber.connected.is_set, what="the hub to connect")
     try:
-        yield RunningHub(config, ingest, subscriber, url)
+        yield RunningHub(config, ingest, subscriber, url, app)
     finally:
         if server is not None:
             server.should_exit = True
@@ -226,3 +241,43 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
 
 def dump(obj: object) -> str:
     return json.dumps(obj)
+
+
+class Browserless:
+    """An HTTP client with a cookie jar (the sign-in flow as a form posts it)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+    def get(self, path: str) -> tuple[int, dict[str, str], str]:
+        return self._open(urllib.request.Request(self.base + path))
+
+    def post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], str]:
+        data = urllib.parse.urlencode(form).encode()
+        return self._open(urllib.request.Request(self.base + path, data=data, method="POST"))
+
+    def _open(self, request: urllib.request.Request) -> tuple[int, dict[str, str], str]:
+        try:
+            with self.opener.open(request, timeout=10) as response:
+                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
+        except urllib.error.HTTPError as exc:
+            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
+
+    def login_token(self) -> str:
+        _, _, page = self.get("/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', page)
+        assert found, "the log-in form carries a token"
+        return found.group(1)
+
+
+def cookie_jar(client: Browserless) -> http.cookiejar.CookieJar:
+    for handler in client.opener.handlers:
+        if isinstance(handler, urllib.request.HTTPCookieProcessor):
+            return handler.cookiejar
+    raise AssertionError("no cookie jar")
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
+        return None

@@ -178,8 +178,9 @@ def test_accounts_from_the_command_line(
 ) -> None:
     import io
 
+    from clinic_common.auth import LoginRefusedError
     from hub.cli import main
-    from hub.users import authenticate
+    from hub.users import hub_accounts
 
     path = tmp_path / "hub.toml"
     path.write_text(f"[database]\nurl = 'sqlite:///{tmp_path / 'hub.db'}'\n")
@@ -188,9 +189,24 @@ def test_accounts_from_the_command_line(
     monkeypatch.setattr("sys.stdin", io.StringIO("short\n"))
     assert main(["--config", str(path), "user", "bob", "--password-stdin"]) == 2
     assert "at least 12 characters" in caplog.text
-    engine = open_database(hub_config(tmp_path, 1883))
-    assert authenticate(engine, "alice", "a long enough secret") == "admin"
-    assert authenticate(engine, "alice", "wrong") is None and authenticate(engine, "bob", "short") is None
+    monkeypatch.setattr("sys.stdin", io.StringIO("carol's long secret\n"))
+    assert main(["--config", str(path), "user", "carol", "--password-stdin"]) == 0
+    accounts = hub_accounts(open_database(hub_config(tmp_path, 1883)))
+    assert accounts.log_in("alice", "a long enough secret", "127.0.0.1")
+    token = accounts.log_in("carol", "carol's long secret", "127.0.0.1")
+    for user, password in (("alice", "wrong"), ("bob", "short")):
+        with pytest.raises(LoginRefusedError):
+            accounts.log_in(user, password, "127.0.0.1")
+    assert main(["--config", str(path), "user", "carol", "--disable"]) == 0
+    assert accounts.sessions.get(token) is None  # her log-in ended with the change
+    with pytest.raises(LoginRefusedError):
+        accounts.log_in("carol", "carol's long secret", "127.0.0.1")
+    assert main(["--config", str(path), "user", "alice", "--delete"]) == 2  # the last administrator
+    assert "last enabled admin" in caplog.text
+    assert main(["--config", str(path), "user", "carol", "--delete"]) == 0
+    assert [a.username for a in accounts.list()] == ["alice"]
+    actions = [e.action for e in accounts.audit.recent()]
+    assert actions.count("account created") == 2 and "account disabled" in actions and "account deleted" in actions
 
 
 def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

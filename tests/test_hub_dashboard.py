@@ -130,6 +130,8 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     browser.find_element(By.ID, "username").clear()
     _login(browser, hub, "admin", ADMIN_PASSWORD)
     wait_for(lambda: browser.find_elements(By.ID, "kpi-online"), what="the overview")
+    cookie = browser.get_cookie("clinic_hub")
+    assert cookie is not None and cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert (
         browser.find_element(By.ID, "kpi-online").text == "2" and browser.find_element(By.ID, "kpi-devices").text == "3"
     )
@@ -230,4 +232,19 @@ def test_admin_adds_an_account_and_weak_passwords_are_refused(browser: WebDriver
         r.find_elements(By.TAG_NAME, "td")[0].text for r in browser.find_elements(By.CSS_SELECTOR, "#accounts tbody tr")
     ]
     assert "nurse.lead" in names
+    # Disable it on the page: its row says so, and the audit log records who did it.
+    row = browser.find_element(By.CSS_SELECTOR, "#accounts tr[data-user='nurse.lead']")
+    old = browser.find_element(By.ID, "accounts")
+    row.find_element(By.CSS_SELECTOR, "button.disable").click()
+    WebDriverWait(browser, 20).until(_replaced(old))
+    state = browser.find_element(By.CSS_SELECTOR, "#accounts tr[data-user='nurse.lead'] td.state").text
+    assert state.startswith("disabled")
     browser.save_screenshot(str(ARTIFACTS / "accounts.png"))
+    _click(browser, "nav-audit")
+    entries = [
+        (r.find_element(By.CSS_SELECTOR, "td.actor").text, r.find_element(By.CSS_SELECTOR, "td.action").text)
+        for r in browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+    ]
+    assert entries[0] == ("admin", "account disabled") and ("admin", "account created") in entries
+    assert ("admin", "log-in refused") in entries  # the wrong password of the first test
+    browser.save_screenshot(str(ARTIFACTS / "audit.png"))

@@ -6,9 +6,7 @@ content security policy in headless Chromium (tests/test_hub_dashboard.py)."""
 from __future__ import annotations
 
 import csv
-import http.cookiejar
 import io
-import re
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -17,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import free_port, start_broker
-from hub_helpers import hub_config, running_hub, summary
+from hub_helpers import Browserless, NoRedirect, cookie_jar, hub_config, running_hub, summary
 
 from hub.release import policy_for, release_due
 from hub.users import add_user
@@ -27,40 +25,12 @@ PASSWORD = "correct horse battery"
 SITE = '=HYPERLINK("evil")'
 
 
-class Browserless:
-    """An HTTP client with a cookie jar (the sign-in flow as a form posts it)."""
-
-    def __init__(self, base: str) -> None:
-        self.base = base
-        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-
-    def get(self, path: str) -> tuple[int, dict[str, str], str]:
-        return self._open(urllib.request.Request(self.base + path))
-
-    def post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], str]:
-        data = urllib.parse.urlencode(form).encode()
-        return self._open(urllib.request.Request(self.base + path, data=data, method="POST"))
-
-    def _open(self, request: urllib.request.Request) -> tuple[int, dict[str, str], str]:
-        try:
-            with self.opener.open(request, timeout=10) as response:
-                return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read().decode()
-
-    def login_token(self) -> str:
-        _, _, page = self.get("/login")
-        found = re.search(r'name="csrf" value="([^"]+)"', page)
-        assert found, "the log-in form carries a token"
-        return found.group(1)
-
-
 @pytest.fixture(scope="module")
 def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     tmp = tmp_path_factory.mktemp("hubweb")
     broker = start_broker(tmp)
     try:
-        with running_hub(hub_config(tmp, broker.port, web_port=free_port()), web=True) as hub:
+        with running_hub(hub_config(tmp, broker.port, web_port=free_port(), cookie_secure=False), web=True) as hub:
             add_user(hub.ingest.engine, "admin", PASSWORD, "admin")
             for seq in range(1, 13):  # a site whose name is a formula, with k + 1 sessions
                 body = summary(SITE, "r1", "dev-formula", seq, str(uuid.uuid4()), "2026-11-16")
@@ -97,7 +67,7 @@ def test_log_in_needs_the_form_s_token(web: str, token: str | None, status: int)
     if token is not None:
         form["csrf"] = real if token == "the form's" else token
     request = urllib.request.Request(web + "/login", data=urllib.parse.urlencode(form).encode(), method="POST")
-    no_redirect = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(_jar(client)), _NoRedirect())
+    no_redirect = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(cookie_jar(client)), NoRedirect())
     try:
         with no_redirect.open(request, timeout=10) as response:
             got = response.status
@@ -138,15 +108,3 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(web: str) -> None:
 )
 def test_neutralised(cell: str, expected: str) -> None:
     assert neutralised(cell) == expected
-
-
-def _jar(client: Browserless) -> http.cookiejar.CookieJar:
-    for handler in client.opener.handlers:
-        if isinstance(handler, urllib.request.HTTPCookieProcessor):
-            return handler.cookiejar
-    raise AssertionError("no cookie jar")
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_args: object, **_kwargs: object) -> None:
-        return None
