@@ -51,6 +51,13 @@ class PrivacyConfig(StrictModel):
         description="A period is released this many days after it ended (summaries held in rooms' outboxes "
         "arrive first); released numbers never change.",
     )
+    session_rows_days: int = Field(
+        default=60,
+        ge=1,
+        le=3650,
+        description="Per-session rows are deleted this many days after their month was released; its released "
+        "numbers stay, and summaries that still arrive for that month are refused.",
+    )
 
 
 class WebConfig(StrictModel):

@@ -40,7 +40,7 @@ from contract.payload import Status, Summary
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
 from hub.periods import month_of, week_of
-from hub.store import FLAGS, dead_letters, devices, gaps, messages, sessions
+from hub.store import FLAGS, dead_letters, devices, gaps, messages, rolled_up, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -262,6 +262,10 @@ class Ingest:
         ).all()
         if parts and (parts[0].site, parts[0].room) != (s.site, s.room):
             raise Refused("identity", f"session {s.session_id} belongs to {parts[0].site}/{parts[0].room}")
+        day = _day(s.span.started_at)
+        month = month_of(day)
+        if conn.execute(sa.select(rolled_up.c.month).where(rolled_up.c.month == month)).first() is not None:
+            raise Refused("closed", f"month {month} is rolled up: its sessions were deleted after release")
         open_part = next((p.part for p in parts if p.sealed_in is None), None)
         if open_part is not None:
             updated = conn.execute(
@@ -274,7 +278,6 @@ class Ingest:
             if updated.rowcount == 1:
                 return
             # A release sealed the part between the read and the update (PostgreSQL): a new part.
-        day = _day(s.span.started_at)
         conn.execute(
             sessions.insert().values(
                 session_id=s.session_id,
@@ -283,7 +286,7 @@ class Ingest:
                 room=s.room,
                 day=day,
                 week=week_of(day),
-                month=month_of(day),
+                month=month,
                 **add,
             )
         )

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from hub.periods import GRAINS, Grain, closed, coarser
 from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
-from hub.store import SUMS, hub_settings, released_cells, releases, sessions
+from hub.store import SUMS, hub_settings, released_cells, releases, rolled_up, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -224,4 +224,30 @@ def release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None 
                 done.shown,
                 done.hidden,
             )
+    return out
+
+
+def roll_up(engine: sa.Engine, keep_days: int, today: dt.date | None = None) -> list[str]:
+    """Delete the session rows of every month released at least ``keep_days`` ago; its released
+    cells stay. Returns the months rolled up."""
+    today = today or dt.datetime.now(dt.timezone.utc).date()
+    cutoff = (today - dt.timedelta(days=keep_days)).isoformat()
+    with engine.begin() as conn:
+        done = sa.select(rolled_up.c.month)
+        due = (
+            conn.execute(
+                sa.select(releases.c.period)
+                .where(releases.c.grain == "month", releases.c.version == 1, releases.c.released_on <= cutoff)
+                .where(releases.c.period.not_in(done))
+            )
+            .scalars()
+            .all()
+        )
+    out = []
+    for month in sorted(due):
+        with engine.begin() as conn:
+            conn.execute(rolled_up.insert().values(month=month, rolled_up_on=today.isoformat()))
+            deleted = conn.execute(sessions.delete().where(sessions.c.month == month)).rowcount
+        logger.info("month %s rolled up: %d session rows deleted, its releases kept", month, deleted)
+        out.append(month)
     return out

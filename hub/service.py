@@ -16,7 +16,7 @@ from clinic_common.mqtt import read_password
 from hub.config import HubConfig
 from hub.ingest import Ingest, Subscriber
 from hub.metrics import HubMetrics
-from hub.release import policy_for, release_due
+from hub.release import policy_for, release_due, roll_up
 from hub.schema import create_schema
 from hub.store import make_engine
 from hub.users import hub_accounts
@@ -64,6 +64,7 @@ def serve(config: HubConfig) -> int:
         while True:
             try:
                 release_due(engine, policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days))
+                roll_up(engine, config.privacy.session_rows_days)
                 ingest.prune()
                 accounts.sessions.purge()
                 accounts.audit.purge(config.web.audit_days)

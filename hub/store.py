@@ -9,6 +9,8 @@ What is kept, and nothing more:
   further part (row) of the session, which a later release seals.
 * ``releases`` and ``released_cells``: what the dashboard shows, frozen when released
   (:mod:`hub.release`); a released cell is never changed, a revision adds a new release.
+* ``rolled_up``: months whose session rows were deleted after ``privacy.session_rows_days``; only
+  their released cells remain, and summaries that still arrive for them are refused.
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
 * ``gaps``: sequence ranges that never arrived.
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
@@ -90,6 +92,13 @@ releases = sa.Table(
     sa.Column("k", sa.Integer, nullable=False),
     sa.Column("shown", sa.Integer, nullable=False),
     sa.Column("hidden", sa.Integer, nullable=False),
+)
+
+rolled_up = sa.Table(
+    "rolled_up",
+    metadata,
+    sa.Column("month", sa.String(7), primary_key=True),  # its session rows were deleted; its releases stay
+    sa.Column("rolled_up_on", sa.String(10), nullable=False),
 )
 
 released_cells = sa.Table(

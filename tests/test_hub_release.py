@@ -26,7 +26,7 @@ from hub.grants import as_dashboard
 from hub.ingest import Ingest
 from hub.metrics import HubMetrics
 from hub.periods import GRAINS, closed, end_of, month_of, period_of, week_of
-from hub.release import Released, policy_for, release_due
+from hub.release import Released, policy_for, release_due, roll_up
 from hub.service import open_database
 from hub.store import SUMS, released_cells, releases, sessions
 from hub.users import hub_accounts
@@ -381,3 +381,24 @@ def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases
                 conn.rollback()
         dashboard.dispose()
         engines[0].dispose()
+
+
+def test_session_rows_are_rolled_up_after_their_month_and_later_summaries_refused(tmp_path: Path) -> None:
+    engine = open_database(hub_config(tmp_path, 1883))
+    clinic = Clinic(engine)
+    ids = [clinic.session("north", "r1", "2026-10-06") for _ in range(12)]
+    clinic.session("north", "r1", "2026-11-03")  # November: not released yet, kept
+    release(engine, "2026-11-05", finest="week")
+    before = csv_rows(engine, ("week", "month"))
+    assert roll_up(engine, keep_days=60, today=dt.date(2026, 12, 3)) == []  # released 29 days ago: kept
+    assert roll_up(engine, keep_days=60, today=dt.date(2027, 1, 4)) == ["2026-10"]
+    with engine.begin() as conn:
+        months = conn.execute(sa.select(sessions.c.month)).scalars().all()
+    assert months == ["2026-11"]  # October's rows are gone...
+    assert csv_rows(engine, ("week", "month")) == before  # ...its released numbers are not
+    outcome = clinic.ingest.handle(
+        "clinic/v1/north/r1/summary",
+        summary("north", "r1", "north-r1", 99, ids[0], "2026-10-06").model_dump_json().encode(),
+    )
+    assert outcome.result == "invalid" and "month 2026-10 is rolled up" in outcome.detail
+    assert roll_up(engine, keep_days=60, today=dt.date(2027, 1, 5)) == []
