@@ -3,6 +3,8 @@ password and TLS client certificate applied to a paho client."""
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import ssl
 from pathlib import Path
 from typing import Literal
@@ -12,6 +14,8 @@ from pydantic import Field, field_validator, model_validator
 
 from clinic_common.config import CredentialPath, StrictModel
 from clinic_common.errors import PublishError
+
+logger = logging.getLogger(__name__)
 
 
 class MqttTlsConfig(StrictModel):
@@ -38,7 +42,13 @@ class MqttConfig(StrictModel):
         "config file's folder.",
     )
     tls: MqttTlsConfig | None = Field(
-        default=None, description="TLS to the broker; absent means plain TCP (use only on a closed network)."
+        default=None,
+        description="TLS to the broker. Required for a broker off this machine unless insecure = true.",
+    )
+    insecure: bool = Field(
+        default=False,
+        description="Allow plain TCP to a broker off this machine (summaries and credentials readable on the "
+        "network): only on a closed network; logged as a warning at every connection.",
     )
     topic_prefix: str = Field(default="clinic/v1", description="Topics are <prefix>/<site>/<room>/...")
     keepalive_s: int = Field(default=30, ge=5, le=3600, description="MQTT keep-alive in seconds.")
@@ -60,12 +70,31 @@ class MqttConfig(StrictModel):
             raise ValueError("password_file is set but username is not")
         return self
 
+    @model_validator(mode="after")
+    def _tls_off_this_machine(self) -> MqttConfig:
+        if self.enabled and self.tls is None and not self.insecure and not is_loopback(self.host):
+            raise ValueError(
+                f"the broker {self.host} is off this machine and [mqtt.tls] is not set: add ca_file (and a "
+                "client certificate), or set insecure = true on a closed network"
+            )
+        return self
+
     @field_validator("topic_prefix")
     @classmethod
     def _clean_prefix(cls, value: str) -> str:
         if not value or value.startswith("/") or value.endswith("/") or any(c in value for c in "#+"):
             raise ValueError("must be a non-empty topic without leading/trailing '/' or wildcards")
         return value
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names this machine (traffic to it never reaches a network)."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def read_password(path: Path) -> str:
@@ -85,6 +114,12 @@ def configure_credentials(client: mqtt.Client, config: MqttConfig) -> None:
     if config.username:
         password = read_password(config.password_file) if config.password_file else None
         client.username_pw_set(config.username, password)
+    if config.tls is None and not is_loopback(config.host):
+        logger.warning(
+            "MQTT to %s:%d WITHOUT TLS (insecure = true): summaries and credentials cross the network in clear",
+            config.host,
+            config.port,
+        )
     if config.tls is not None:
         tls = config.tls
         for what in (tls.ca_file, tls.cert_file, tls.key_file):

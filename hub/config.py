@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ K_MIN = 11
 class DatabaseConfig(StrictModel):
     url: str = Field(
         default="sqlite:///hub.db",
-        description="SQLAlchemy URL: sqlite:///<path> (relative to the config folder) for a small clinic, "
+        description="SQLAlchemy URL: sqlite:///<path> (a relative path is in the service's state folder under "
+        "systemd, else beside the config file) for a small clinic, "
         "postgresql+psycopg://user@host/db for a large one or many sites.",
     )
     password_file: Path | None = Field(default=None, description="PostgreSQL password (first line of the file).")
@@ -111,9 +113,11 @@ def parse_hub_config(data: dict[str, Any], base_dir: Path) -> HubConfig:
     config = resolve_paths(validate(HubConfig, data, what="hub configuration", example="hub.example.toml"), base_dir)
     db = config.database
     if db.url.startswith("sqlite:///"):
-        db = db.model_copy(
-            update={"url": "sqlite:///" + str(resolve(Path(db.url.removeprefix("sqlite:///")), base_dir))}
-        )
+        # A relative database path lives in the service's state folder under systemd (StateDirectory=
+        # sets $STATE_DIRECTORY), else beside the config file.
+        state = os.environ.get("STATE_DIRECTORY", "").split(":")[0]
+        where = Path(state) if state else base_dir
+        db = db.model_copy(update={"url": "sqlite:///" + str(resolve(Path(db.url.removeprefix("sqlite:///")), where))})
     return config.model_copy(update={"database": db})
 
 

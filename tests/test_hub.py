@@ -218,3 +218,24 @@ def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureF
     path.write_text(f"[database]\nurl = 'postgresql+psycopg://hub@127.0.0.1:{free_port()}/x'\n")
     assert main(["--config", str(path), "serve"]) == 3
     assert "cannot open the hub database postgresql+psycopg://hub@127.0.0.1" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("url", "state_directory", "expected"),
+    [
+        ("sqlite:///hub.db", None, "{config}/hub.db"),
+        ("sqlite:///hub.db", "{state}", "{state}/hub.db"),  # under systemd's StateDirectory=
+        ("sqlite:///hub.db", "{state}:/var/lib/other", "{state}/hub.db"),
+        ("sqlite:////srv/hub/hub.db", "{state}", "/srv/hub/hub.db"),
+    ],
+)
+def test_a_relative_sqlite_database_lives_in_the_state_folder_under_systemd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, url: str, state_directory: str | None, expected: str
+) -> None:
+    folders = {"config": str(tmp_path / "etc"), "state": str(tmp_path / "state")}
+    if state_directory is None:
+        monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    else:
+        monkeypatch.setenv("STATE_DIRECTORY", state_directory.format(**folders))
+    config = parse_hub_config({"database": {"url": url}}, Path(folders["config"]))
+    assert config.database.url == "sqlite:///" + expected.format(**folders)

@@ -146,3 +146,37 @@ def test_only_the_rooms_own_credentials_can_command_it(tmp_path: Path, face_mode
             client.loop_stop()
             client.disconnect()
         broker.stop()
+
+
+@pytest.mark.parametrize(
+    ("mqtt_keys", "refused"),
+    [
+        ({"host": "broker.clinic.lan"}, True),  # off this machine, no TLS: refused at start
+        ({"host": "10.0.0.5", "port": 1883}, True),
+        ({"host": "broker.clinic.lan", "insecure": True}, False),  # a closed network, said so
+        ({"host": "broker.clinic.lan", "tls": {"ca_file": "ca.crt"}}, False),
+        ({"host": "127.0.0.1"}, False),  # the broker on this machine
+        ({"host": "::1"}, False),
+        ({"host": "localhost"}, False),
+        ({"host": "broker.clinic.lan", "enabled": False}, False),
+    ],
+)
+def test_tls_is_required_for_a_broker_off_this_machine(mqtt_keys: dict[str, object], refused: bool) -> None:
+    from pydantic import ValidationError
+
+    from clinic_common.mqtt import MqttConfig
+
+    if refused:
+        with pytest.raises(ValidationError, match="set insecure = true on a closed network"):
+            MqttConfig.model_validate(mqtt_keys)
+    else:
+        MqttConfig.model_validate(mqtt_keys)
+
+
+def test_plain_tcp_off_this_machine_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    from clinic_common.mqtt import MqttConfig, configure_credentials
+
+    client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    configure_credentials(client, MqttConfig(host="broker.clinic.lan", insecure=True))
+    assert "MQTT to broker.clinic.lan:1883 WITHOUT TLS" in caplog.text
+    assert caplog.records[-1].levelname == "WARNING"
