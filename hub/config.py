@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -52,6 +52,19 @@ class PrivacyConfig(StrictModel):
         le=60,
         description="A period is released this many days after it ended (summaries held in rooms' outboxes "
         "arrive first); released numbers never change.",
+    )
+    mode: Literal["k", "dp"] = Field(
+        default="k",
+        description='"k": exact numbers, each covering at least k sessions, held back where a difference would '
+        'cover fewer; "dp": every number with Laplace noise (OpenDP) so that each release is epsilon-differentially '
+        "private per session, whatever is subtracted or known.",
+    )
+    epsilon: float = Field(
+        default=1.0,
+        gt=0,
+        le=10,
+        description='Privacy budget of one release in "dp" mode (per period and grain; a session is in one release '
+        "per grain, so its total is epsilon times the grains offered). Smaller: more noise, more privacy.",
     )
     session_rows_days: int = Field(
         default=60,

@@ -61,7 +61,7 @@ class Row:
     room: str
     period: str
     sessions: int
-    hours: float
+    hours: float | None  # None where not released (differential privacy mode)
     face_coverage: float | None
     voiced: float | None
     emotions: dict[str, float | None]
@@ -76,7 +76,7 @@ class Row:
             self.room,
             self.period,
             str(self.sessions),
-            f"{self.hours:.2f}",
+            "" if self.hours is None else f"{self.hours:.2f}",
             pct(self.face_coverage),
             pct(self.voiced),
             *(pct(self.emotions[c]) for c in CLASSES),
@@ -109,7 +109,7 @@ def to_row(cell: Cell) -> Row:
         room=dims[1] if len(dims) > 1 else "all rooms",
         period=cell.period,
         sessions=cell.sessions,
-        hours=s["seconds"] / 3600.0,
+        hours=s["seconds"] / 3600.0 if s["windows"] > 0 else None,
         face_coverage=_ratio(s["face_coverage_sum"], s["windows"]),
         voiced=_ratio(s["voiced_sum"], s["windows"]),
         emotions={c: _ratio(s[f"p_{c}"], s["prob_windows"]) for c in CLASSES},

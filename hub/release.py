@@ -22,12 +22,16 @@ import logging
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Literal
 
 import sqlalchemy as sa
 
+from contract.classes import CLASSES
+from hub.config import PrivacyConfig
+from hub.dp import Noise, Totals, measure
 from hub.periods import GRAINS, Grain, closed, coarser
 from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
-from hub.store import SUMS, hub_settings, released_cells, releases, rolled_up, sessions
+from hub.store import SUMS, devices, hub_settings, released_cells, releases, rolled_up, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ class ReleasePolicy:
     k: int
     delay_days: int
     grains: tuple[Grain, ...]  # finest first
+    mode: Literal["k", "dp"] = "k"
+    epsilon: float = 1.0  # dp mode: per release
 
     @property
     def finest(self) -> Grain:
@@ -133,6 +139,8 @@ def release_one(
             version=version,
             released_on=today.isoformat(),
             k=policy.k,
+            mode=policy.mode,
+            epsilon=policy.epsilon if policy.mode == "dp" else None,
             shown=0,
             hidden=0,
         )
@@ -147,6 +155,8 @@ def release_one(
         .where(sessions.c[grain] == period, sessions.c.sealed_in.is_(None))
         .values(sealed_in=release_id)
     )
+    if policy.mode == "dp":
+        return _release_noisy(conn, grain, period, release_id, policy)
     atoms = _atoms(conn, scope, policy.finest)
     offered = candidates(atoms, grain, period, release_id, policy.finest)
     shown = suppress(atoms, _fixed(conn, scope), offered, policy.k, policy.finest)
@@ -158,21 +168,73 @@ def release_one(
         if not shown:
             return None
     for cell in shown:
-        dims = (*cell.dims, "", "")[:2]
-        conn.execute(
-            released_cells.insert().values(
-                release_id=release_id,
-                level=cell.level,
-                grain=grain,
-                site=dims[0],
-                room=dims[1],
-                period=period,
-                sessions=cell.sessions,
-                **{s: cell.sums.get(s, 0.0) for s in SUMS},
-            )
-        )
+        _store(conn, release_id, cell)
     conn.execute(releases.update().where(releases.c.id == release_id).values(shown=len(shown), hidden=hidden))
     return Released(grain, period, version, len(shown), hidden)
+
+
+def _store(conn: sa.Connection, release_id: int, cell: Cell) -> None:
+    dims = (*cell.dims, "", "")[:2]
+    conn.execute(
+        released_cells.insert().values(
+            release_id=release_id,
+            level=cell.level,
+            grain=cell.grain,
+            site=dims[0],
+            room=dims[1],
+            period=cell.period,
+            sessions=cell.sessions,
+            **{s: cell.sums.get(s, 0.0) for s in SUMS},
+        )
+    )
+
+
+def _release_noisy(conn: sa.Connection, grain: Grain, period: str, release_id: int, policy: ReleasePolicy) -> Released:
+    """A differentially private release of the period (:mod:`hub.dp`): every cell of every known room
+    and site, noisy; those whose noisy count reaches k are stored."""
+    per_session: dict[str, tuple[str, str, list[float], float]] = {}
+    rows = conn.execute(
+        sa.select(
+            sessions.c.session_id,
+            sessions.c.site,
+            sessions.c.room,
+            sessions.c.prob_windows,
+            *(sessions.c[f"p_{c}"] for c in CLASSES),
+        ).where(sessions.c[grain] == period, sessions.c.sealed_in.is_not(None), sessions.c.sealed_in <= release_id)
+    ).mappings()
+    for r in rows:
+        site, room, sums, windows = per_session.get(r["session_id"], (r["site"], r["room"], [0.0] * len(CLASSES), 0.0))
+        sums = [a + float(r[f"p_{c}"]) for a, c in zip(sums, CLASSES, strict=True)]
+        per_session[r["session_id"]] = (site, room, sums, windows + float(r["prob_windows"]))
+    # The cells are every room and site the hub knows, not only those with sessions: which cells
+    # exist must not depend on the data.
+    places = {(site, room) for site, room in conn.execute(sa.select(devices.c.site, devices.c.room))}
+    places |= {(site, room) for site, room, _, _ in per_session.values()}
+    keys: list[tuple[str, tuple[str, ...]]] = [
+        ("clinic", ()),
+        *sorted({("site", (site,)) for site, _ in places}),
+        *sorted(("room", place) for place in places),
+    ]
+    counts = dict.fromkeys(keys, 0)
+    shares = {key: [0.0] * len(CLASSES) for key in keys}
+    for site, room, sums, windows in per_session.values():
+        distribution = [v / windows for v in sums] if windows > 0 else [0.0] * len(CLASSES)
+        for key in (("clinic", ()), ("site", (site,)), ("room", (site, room))):
+            counts[key] += 1
+            shares[key] = [a + b for a, b in zip(shares[key], distribution, strict=True)]
+    noise = Noise(policy.epsilon)
+    noisy = measure([Totals(counts[key], shares[key]) for key in keys], noise)
+    shown = 0
+    for (level, dims), result in zip(keys, noisy, strict=True):
+        if result.sessions < policy.k:
+            continue
+        sums = {f"p_{c}": v for c, v in zip(CLASSES, result.shares, strict=True)}
+        sums["prob_windows"] = sum(result.shares)
+        _store(conn, release_id, Cell(level, grain, dims, period, release_id, result.sessions, sums))
+        shown += 1
+    hidden = len(keys) - shown
+    conn.execute(releases.update().where(releases.c.id == release_id).values(shown=shown, hidden=hidden))
+    return Released(grain, period, 1, shown, hidden)
 
 
 def _due(conn: sa.Connection, grain: Grain, policy: ReleasePolicy, today: dt.date) -> list[str]:
@@ -182,16 +244,22 @@ def _due(conn: sa.Connection, grain: Grain, policy: ReleasePolicy, today: dt.dat
     column = sessions.c[grain]
     done = sa.select(releases.c.period).where(releases.c.grain == grain)
     periods = set(conn.execute(sa.select(column).where(column.not_in(done)).distinct()).scalars())
-    if grain == policy.grains[-1]:
+    if grain == policy.grains[-1] and policy.mode == "k":  # no revisions in dp mode: each would spend epsilon
         periods |= set(conn.execute(sa.select(column).where(sessions.c.sealed_in.is_(None)).distinct()).scalars())
     return sorted(p for p in periods if closed(p, grain, today, policy.delay_days))
 
 
-def policy_for(engine: sa.Engine, finest: Grain, delay_days: int) -> ReleasePolicy:
+def policy_for(
+    engine: sa.Engine, finest: Grain, delay_days: int, mode: Literal["k", "dp"] = "k", epsilon: float = 1.0
+) -> ReleasePolicy:
     """The release policy: the database's k (it only grows), the grains from ``finest`` up."""
     with engine.begin() as conn:
         k = int(conn.execute(sa.select(hub_settings.c.k).where(hub_settings.c.id == 1)).scalar_one())
-    return ReleasePolicy(k, delay_days, GRAINS[GRAINS.index(finest) :])
+    return ReleasePolicy(k, delay_days, GRAINS[GRAINS.index(finest) :], mode, epsilon)
+
+
+def configured_policy(engine: sa.Engine, privacy: PrivacyConfig) -> ReleasePolicy:
+    return policy_for(engine, privacy.finest_grain, privacy.release_delay_days, privacy.mode, privacy.epsilon)
 
 
 def release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None = None) -> list[Released]:

@@ -16,7 +16,7 @@ from clinic_common.mqtt import read_password
 from hub.config import HubConfig
 from hub.ingest import Ingest, Subscriber
 from hub.metrics import HubMetrics
-from hub.release import policy_for, release_due, roll_up
+from hub.release import configured_policy, release_due, roll_up
 from hub.schema import create_schema
 from hub.store import make_engine
 from hub.users import hub_accounts
@@ -63,7 +63,7 @@ def serve(config: HubConfig) -> int:
     def housekeeping() -> None:
         while True:
             try:
-                release_due(engine, policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days))
+                release_due(engine, configured_policy(engine, config.privacy))
                 roll_up(engine, config.privacy.session_rows_days)
                 ingest.prune()
                 accounts.sessions.purge()
@@ -114,7 +114,7 @@ def user_change(config: HubConfig, username: str, action: str, role: str, passwo
 def release_now(config: HubConfig) -> int:
     """Release every period that closed, now, and say what was released."""
     engine = open_database(config)
-    policy = policy_for(engine, config.privacy.finest_grain, config.privacy.release_delay_days)
+    policy = configured_policy(engine, config.privacy)
     done = release_due(engine, policy)
     for r in done:
         print(f"{r.grain} {r.period} (version {r.version}): {r.shown} cells shown, {r.hidden} held back")

@@ -90,6 +90,8 @@ releases = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),  # 1, then 2... for revisions with late data
     sa.Column("released_on", sa.String(10), nullable=False),
     sa.Column("k", sa.Integer, nullable=False),
+    sa.Column("mode", sa.String(2), nullable=False, server_default="k"),  # k | dp (hub.dp)
+    sa.Column("epsilon", sa.Float),  # dp mode: the release's privacy budget
     sa.Column("shown", sa.Integer, nullable=False),
     sa.Column("hidden", sa.Integer, nullable=False),
 )

@@ -33,6 +33,7 @@ from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
 from hub.dashboard import CSV_HEADER, Filters, Published, chart_data, health, published, scopes, select
+from hub.dp import Noise
 from hub.grants import as_dashboard
 from hub.metrics import HubMetrics
 from hub.periods import GRAINS
@@ -127,8 +128,34 @@ def released(h: Hub) -> Published:
     return result
 
 
+@dataclass(frozen=True)
+class PrivacyNote:
+    """What the pages say about how the numbers are protected."""
+
+    mode: str
+    k: int
+    epsilon: float
+    per_session: float  # a session's total epsilon: one release per grain
+    count_error: float
+    share_error_100: float  # a class share's error (95 %) for a cell of 100 sessions, in points
+
+
+def privacy_note(h: Hub) -> PrivacyNote:
+    p = h.config.privacy
+    noise = Noise(p.epsilon)
+    return PrivacyNote(
+        p.mode,
+        p.k,
+        p.epsilon,
+        p.epsilon * len(h.grains),
+        noise.count_error(),
+        100 * noise.share_error(100),
+    )
+
+
 def page(request: Request, h: Hub, name: str, u: dict[str, str], **context: Any) -> HTMLResponse:
-    return h.templates.TemplateResponse(request, name, {"user": u, "k": h.config.privacy.k, **context})
+    note = privacy_note(h)
+    return h.templates.TemplateResponse(request, name, {"user": u, "k": note.k, "privacy": note, **context})
 
 
 def _same_token(given: str, expected: str) -> bool:

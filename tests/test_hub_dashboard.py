@@ -5,20 +5,23 @@ export CSV, roles. Screenshots are kept in build/test-artifacts/hub/."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, free_port, headless_chromium, start_broker
-from hub_helpers import Room, hub_config, running_hub, status, wait_for
+from hub_helpers import Room, hub_config, running_hub, status, summary, wait_for
 from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from hub.release import policy_for, release_due
+from hub.release import configured_policy, policy_for, release_due
 from hub.users import add_user
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "hub"
@@ -248,3 +251,30 @@ def test_admin_adds_an_account_and_weak_passwords_are_refused(browser: WebDriver
     assert entries[0] == ("admin", "account disabled") and ("admin", "account created") in entries
     assert ("admin", "log-in refused") in entries  # the wrong password of the first test
     browser.save_screenshot(str(ARTIFACTS / "audit.png"))
+
+
+def test_a_dp_hub_explains_its_noise_on_the_page(browser: WebDriver, tmp_path: Path) -> None:
+    broker = start_broker(tmp_path)
+    config = hub_config(tmp_path, broker.port, web_port=free_port(), mode="dp", epsilon=1.0)
+    try:
+        with running_hub(config, web=True) as running:
+            engine = running.ingest.engine
+            add_user(engine, "admin", ADMIN_PASSWORD, "admin")
+            for seq in range(1, 201):
+                body = summary("north", "r1", "edge-n1", seq, str(uuid.uuid4()), "2026-10-06", windows=2)
+                assert running.ingest.handle("clinic/v1/north/r1/summary", body.model_dump_json().encode()).result == (
+                    "stored"
+                )
+            assert release_due(engine, configured_policy(engine, config.privacy), dt.date(2026, 11, 5))
+            browser.delete_all_cookies()
+            _login(browser, running.url, "admin", ADMIN_PASSWORD)
+            wait_for(lambda: browser.find_elements(By.ID, "kpi-online"), what="the overview")
+            note = browser.find_element(By.ID, "dp-note").text
+            assert "ε = 1.0 per released period" in note and "2.0 in all" in note  # week and month
+            assert "within ±18 sessions" in note and "within ±18 points" in note
+            sessions = _rows(browser)[0][3]
+            assert abs(sessions - 200) < 60  # noisy, near the truth
+            assert "differentially private" in browser.find_element(By.TAG_NAME, "footer").text
+            browser.save_screenshot(str(ARTIFACTS / "overview-dp.png"))
+    finally:
+        broker.stop()
