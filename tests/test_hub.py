@@ -239,3 +239,12 @@ def test_a_relative_sqlite_database_lives_in_the_state_folder_under_systemd(
         monkeypatch.setenv("STATE_DIRECTORY", state_directory.format(**folders))
     config = parse_hub_config({"database": {"url": url}}, Path(folders["config"]))
     assert config.database.url == "sqlite:///" + expected.format(**folders)
+
+
+def test_the_hub_s_sqlite_commits_survive_a_power_cut(tmp_path: Path) -> None:
+    """A message is acknowledged to the broker after its commit: the commit must be on disk
+    (synchronous=FULL with WAL; NORMAL can lose the last commits on power loss)."""
+    engine = open_database(hub_config(tmp_path, 1883))
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar_one() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
