@@ -84,6 +84,12 @@ def _trials(tmp_path: Path, face_model: Path, count: int) -> tuple[int, int]:
         missing = {seq for seq in seen if after.get(seq) != seen[seq]}
         assert not missing, f"committed summaries lost after kill {kills}: {sorted(missing)}"
         assert sorted(after) == list(range(1, len(after) + 1)), "sequence has gaps"
+    # Every start closed the sessions the kills before it left open: only the last kill's remains.
+    conn = sqlite3.connect(db)
+    open_sessions = conn.execute("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL").fetchone()[0]
+    by = dict(conn.execute("SELECT COALESCE(ended_by, 'open'), COUNT(*) FROM sessions GROUP BY 1").fetchall())
+    conn.close()
+    assert open_sessions <= 1 and by.get("crash", 0) >= kills - 1, by
     print(f"SIGKILL trials: {kills}, committed summaries watched: {len(seen)}, lost: 0")
     return kills, len(seen)
 

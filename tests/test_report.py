@@ -124,3 +124,16 @@ def test_unknown_session_is_named_with_the_recent_ones(session: tuple[Path, str]
 )
 def test_stored_explanations_read_back_per_channel(stored: dict[str, Any] | None, expected: object) -> None:
     assert explanation(stored) == expected
+
+
+def test_a_session_a_crash_ended_says_so(session: tuple[Path, str]) -> None:
+    import dataclasses
+
+    from edge.report.render import render_html
+
+    config_path, session_id = session
+    config = load_config(config_path)
+    stored = load_session(config.storage.state_dir / "clinic-edge.db", session_id)
+    assert stored.ended_by == "stop" and "ended-by-crash" not in render_html(stored, config)
+    crashed = dataclasses.replace(stored, ended_by="crash")
+    assert "ended-by-crash" in render_html(crashed, config)

@@ -180,3 +180,80 @@ def test_transcripts_are_stored_only_when_asked(tmp_path: Path, store_transcript
         assert rows == []
     raw = (tmp_path / "db").read_bytes() + b"".join(f.read_bytes() for f in tmp_path.glob("db-*"))
     assert (b"much better" in raw) == store_transcript
+
+
+def test_purged_text_is_gone_from_the_database_its_wal_and_shm(tmp_path: Path) -> None:
+    """After a purge no byte of a purged transcript or consent reference is left in any of the
+    database's files, though another connection (the publisher's) stays open."""
+    path = tmp_path / "state" / "clinic-edge.db"
+    store = Store(path)
+    reader = Store(path, migrate_schema=False)  # as the publisher thread holds one
+    reader.pending(10)
+    secret_text, secret_ref = "violet umbrella confession", "consent-ref-7f3a9e"
+    session = store.start_session(
+        site="s",
+        room="r",
+        device_id="d",
+        source_kind="test",
+        backend="onnxruntime-cpu",
+        model_sha256="0" * 64,
+        consent=CONSENT.__class__(method="written", recorded_by="staff-test", reference=secret_ref),
+    )
+    for i in range(3):
+        spoken = (_utterance(f"{secret_text} {i}", i),)
+        store.add_window(_result(session, i, spoken), lambda seq, mid: ("t", "x"), store_transcript=True)
+    store.end_session(session, frames=1, frames_dropped=0)
+
+    def leftovers() -> list[str]:
+        found = []
+        for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            data = f.read_bytes() if f.exists() else b""
+            found += [f"{f.name}: {s}" for s in (secret_text, secret_ref) if s.encode() in data]
+        return found
+
+    assert leftovers()  # the scan sees them before the purge
+    counts = store.purge(datetime(2100, 1, 1, tzinfo=timezone.utc))
+    assert counts["transcripts"] == 3 and counts["sessions"] == 1
+    assert leftovers() == []
+    assert path.with_name(path.name + "-wal").stat().st_size == 0  # truncated
+    reader.close()
+    store.close()
+
+
+def test_the_sequence_never_goes_back_after_a_full_purge_and_a_restart(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    session = _session(store)
+    seqs = [store.add_window(_result(session, i), lambda seq, mid: ("t", "x")) for i in range(3)]
+    assert seqs == [1, 2, 3]
+    for seq in seqs:
+        store.mark_sent(seq)
+    store.end_session(session, frames=1, frames_dropped=0)
+    counts = store.purge(datetime(2100, 1, 1, tzinfo=timezone.utc))
+    assert counts["outbox"] == 3 and store.db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    store.close()
+    store = Store(tmp_path / "db")
+    assert store.add_window(_result(_session(store), 0), lambda seq, mid: ("t", "x")) == 4
+
+
+def test_sessions_left_open_by_a_crash_are_closed_at_their_last_window(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    crashed, empty, running = _session(store), _session(store), _session(store)
+    for i in range(3):
+        store.add_window(_result(crashed, i), lambda seq, mid: ("t", "x"))
+    last = store.db.execute("SELECT MAX(created_at) FROM windows WHERE session_id = ?", [crashed]).fetchone()[0]
+    store.end_session(running, frames=1, frames_dropped=0)
+    store.close()
+    store = Store(tmp_path / "db")  # the next start
+    assert sorted(store.close_abandoned()) == sorted([crashed, empty])
+    rows = {
+        r[0]: r[1:]
+        for r in store.db.execute("SELECT id, ended_at, ended_by, windows, started_at FROM sessions").fetchall()
+    }
+    assert rows[crashed][:3] == (last, "crash", 3)
+    assert rows[empty][0] == rows[empty][3] and rows[empty][1] == "crash"  # no window: ended as it started
+    assert rows[running][1] == "stop"
+    assert store.close_abandoned() == []
+    # Retention now reaches them like any ended session; a session still running is never purged.
+    store.db.conn.execute("UPDATE sessions SET ended_at = NULL, started_at = '2020-01-01T00:00:00.000+00:00'")
+    counts = store.purge(datetime(2021, 1, 1, tzinfo=timezone.utc), keep=running)
+    assert counts["sessions"] == 2 and [r[0] for r in store.db.execute("SELECT id FROM sessions")] == [running]

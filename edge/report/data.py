@@ -88,6 +88,7 @@ class SessionData:
     device_id: str
     started_at: str
     ended_at: str | None
+    ended_by: str | None  # "stop", or "crash" when the next start closed it
     backend: str | None
     consent_method: str | None
     pauses: int
@@ -176,6 +177,7 @@ def load_session(database: Path, session_id: str, registry: ChannelRegistry | No
         device_id=session["device_id"],
         started_at=session["started_at"],
         ended_at=session["ended_at"],
+        ended_by=session["ended_by"] if "ended_by" in session.keys() else None,  # noqa: SIM118 - sqlite3.Row
         backend=session["backend"],
         consent_method=session["consent_method"],
         pauses=session["pauses"] or 0,

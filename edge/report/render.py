@@ -126,6 +126,12 @@ def render_html(session: SessionData, config: AppConfig, registry: ChannelRegist
             f"windows: {', '.join(f'{v:.2f}' for v in mean)}.</p>"
         )
     limits = "".join(f"<li>{html.escape(s)}</li>" for s in LIMITS)
+    crashed = (
+        "<p class='notice' id='ended-by-crash'>This session did not end normally (the appliance stopped or "
+        "crashed); it is shown up to its last stored window, and what was being analysed then is missing.</p>"
+        if session.ended_by == "crash"
+        else ""
+    )
     voters = tuple(c.name for c in registry.voters)
     title = f"Session report {session.started_at[:16].replace('T', ' ')} UTC"
     return f"""<!doctype html>
@@ -144,7 +150,7 @@ img {{ max-width: 100%; }} .row {{ display: flex; gap: 1rem; flex-wrap: wrap; al
 {html.escape(session.device_id)} &middot; session {html.escape(session.id)} &middot; consent
 {html.escape(session.consent_method or "not recorded")} &middot; backend {html.escape(session.backend or "?")}
 &middot; fusion {html.escape(fuser.method)} &middot; clinic-edge {__version__}</p>
-<h2 id="summary">Summary</h2><ul>{summary}</ul>
+{crashed}<h2 id="summary">Summary</h2><ul>{summary}</ul>
 <h2 id="timeline">Timeline</h2>{plots_timeline(session, voters)}
 <h2 id="disparity">Disparity moments</h2>{_moments(session)}
 <h2 id="contributions">Contributions</h2>

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from contract.manifest import ModelManifest
 from edge.analysis.frame import FrameAnalyzer
@@ -82,9 +82,7 @@ class Appliance:
         self.channel_models = ChannelModels.load(config, engines, self.registry)
         self.skin = SkinSampler() if config.channels.pulse.enabled else None
         self.db_path = config.storage.state_dir / config.storage.database
-        Store(
-            self.db_path, registry=self.registry
-        ).close()  # open, check and migrate now: a bad database stops the start
+        self._prepare_database()  # open, check and migrate now: a bad database stops the start
         self.store: Store | None = None
         self.metrics = Metrics()
         self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
@@ -95,6 +93,19 @@ class Appliance:
         self.socket: ControlSocket | None = None
         self.control = SessionControl(on_change=self._state_changed)
         self._state_changed("standby")
+
+    def _prepare_database(self) -> None:
+        """Check and migrate the database, close sessions a crash left open, and apply retention
+        (also when no session has run for a while)."""
+        store = Store(self.db_path, registry=self.registry)
+        try:
+            store.close_abandoned()
+            cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.storage.retention_days)
+            counts = store.purge(cutoff)
+            if any(counts.values()):
+                logger.info("retention at start: deleted %s", counts)
+        finally:
+            store.close()
 
     # -- control -----------------------------------------------------------------------------------
     def _state_changed(self, state: State) -> None:

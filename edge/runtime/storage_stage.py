@@ -227,7 +227,7 @@ class StorageStage:
     def _purge(self) -> None:
         cutoff = datetime.now(timezone.utc) - timedelta(days=self.config.storage.retention_days)
         try:
-            counts = self.store.purge(cutoff)
+            counts = self.store.purge(cutoff, keep=self.session_id)
         except StoreError as exc:
             logger.error("retention purge failed: %s", exc)
             return

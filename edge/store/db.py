@@ -27,6 +27,8 @@ from edge.store.migrations import add_channel_columns, migrate
 logger = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 5000
+JOURNAL_LIMIT_BYTES = 4 * 1024 * 1024
+CHECKPOINT_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,7 @@ class Store:
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not just unlinked
+            conn.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT_BYTES}")  # the WAL shrinks back after use
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             if migrate_schema:
                 check = conn.execute("PRAGMA quick_check").fetchone()[0]
@@ -134,11 +137,33 @@ class Store:
         def body() -> None:
             count = self.db.execute("SELECT COUNT(*) FROM windows WHERE session_id = ?", [session_id]).fetchone()[0]
             self.db.conn.execute(
-                "UPDATE sessions SET ended_at = ?, windows = ?, frames = ?, frames_dropped = ? WHERE id = ?",
+                "UPDATE sessions SET ended_at = ?, ended_by = 'stop', windows = ?, frames = ?, frames_dropped = ? "
+                "WHERE id = ?",
                 [_now(), count, frames, frames_dropped, session_id],
             )
 
         self._write("the session end", body)
+
+    def close_abandoned(self) -> list[str]:
+        """Close every session left open by a crash or a kill: ended at its last window (or its
+        start, with none), marked ``ended_by = 'crash'``. Run at start, before any session."""
+
+        def body() -> list[str]:
+            conn = self.db.conn
+            ids = [r[0] for r in conn.execute("SELECT id FROM sessions WHERE ended_at IS NULL")]
+            conn.execute(
+                "UPDATE sessions SET ended_by = 'crash', "
+                "ended_at = COALESCE("
+                "(SELECT MAX(created_at) FROM windows WHERE session_id = sessions.id), started_at), "
+                "windows = (SELECT COUNT(*) FROM windows WHERE session_id = sessions.id) "
+                "WHERE ended_at IS NULL"
+            )
+            return ids
+
+        closed: list[str] = self._write("the close of abandoned sessions", body)
+        if closed:
+            logger.warning("closed %d session(s) left open by a crash: %s", len(closed), ", ".join(closed))
+        return closed
 
     # -- windows and outbox ------------------------------------------------------------------------
     def add_window(
@@ -257,7 +282,9 @@ class Store:
         return seq
 
     def _enqueue(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
-        seq = int(self.db.execute("SELECT COALESCE(MAX(seq), 0) + 1 FROM outbox").fetchone()[0])
+        # The device's sequence lives in its own row: purging sent outbox rows never sets it back.
+        self.db.conn.execute("UPDATE device_seq SET last_seq = last_seq + 1 WHERE id = 1")
+        seq = int(self.db.execute("SELECT last_seq FROM device_seq WHERE id = 1").fetchone()[0])
         message_id = str(uuid.uuid4())
         topic, payload = summary(seq, message_id)
         self._insert(
@@ -266,25 +293,30 @@ class Store:
         )
         return seq
 
-    def purge(self, older_than: datetime) -> dict[str, int]:
-        """Delete sessions (with their windows) that ended before ``older_than``, and published
-        summaries created before it. Unpublished summaries are kept until they are sent."""
+    def purge(self, older_than: datetime, keep: str | None = None) -> dict[str, int]:
+        """Delete sessions (with their windows, transcripts and events) that ended before
+        ``older_than`` (or, never ended, started before it; never ``keep``, the session running),
+        and published summaries created before it. Unpublished summaries are kept until they are
+        sent. Then the WAL is checkpointed and truncated, so that no copy of a deleted page stays in
+        it (``secure_delete`` zeroes the pages of the database itself)."""
         cutoff = older_than.astimezone(timezone.utc).isoformat(timespec="milliseconds")
+        expired = "COALESCE(ended_at, started_at) < ? AND id IS NOT ?"
 
         def body() -> dict[str, int]:
             conn = self.db.conn
-            old = "SELECT id FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ?"
-            windows = conn.execute(f"DELETE FROM windows WHERE session_id IN ({old})", [cutoff]).rowcount  # noqa: S608
+            old = f"SELECT id FROM sessions WHERE {expired}"  # noqa: S608 - fixed text
+            args = [cutoff, keep]
+            windows = conn.execute(f"DELETE FROM windows WHERE session_id IN ({old})", args).rowcount  # noqa: S608
             transcripts = conn.execute(
                 f"DELETE FROM transcripts WHERE session_id IN ({old})",  # noqa: S608
-                [cutoff],
+                args,
             ).rowcount
-            events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", [cutoff]).rowcount  # noqa: S608
+            events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", args).rowcount  # noqa: S608
             sessions = conn.execute(
-                "DELETE FROM sessions WHERE ended_at IS NOT NULL AND ended_at < ? "
+                f"DELETE FROM sessions WHERE {expired} "  # noqa: S608 - fixed text
                 "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts) "
                 "AND id NOT IN (SELECT session_id FROM events)",
-                [cutoff],
+                args,
             ).rowcount
             outbox = conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", [cutoff]).rowcount
             return {
@@ -296,7 +328,23 @@ class Store:
             }
 
         counts: dict[str, int] = self._write("the retention purge", body)
+        if any(counts.values()):
+            self.checkpoint()
         return counts
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to nothing; True when it went through
+        (a reader in the middle of a read can hold it back: tried a few times)."""
+        for _ in range(CHECKPOINT_TRIES):
+            try:
+                busy, _, _ = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error as exc:
+                logger.warning("WAL checkpoint failed: %s", exc)
+                return False
+            if not busy:
+                return True
+        logger.warning("WAL checkpoint held back by a reader; deleted pages stay in the WAL until the next one")
+        return False
 
     def pending(self, limit: int) -> list[OutboxRow]:
         rows = self.db.execute(

@@ -145,12 +145,22 @@ def _v5(db: sqlite_utils.Database) -> None:
         windows.add_column(column, float)
 
 
+def _v6(db: sqlite_utils.Database) -> None:
+    """How each session ended (``stop`` or ``crash``), and the device's summary sequence kept apart
+    from the outbox rows, so that purging sent rows never lets it go back."""
+    db.table("sessions").add_column("ended_by", str)
+    db.execute("UPDATE sessions SET ended_by = 'stop' WHERE ended_at IS NOT NULL")
+    db.execute("CREATE TABLE device_seq (id INTEGER PRIMARY KEY CHECK (id = 1), last_seq INTEGER NOT NULL)")
+    db.execute("INSERT INTO device_seq (id, last_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM outbox")
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, _v1),
     (2, _v2),
     (3, _v3),
     (4, _v4),
     (5, _v5),
+    (6, _v6),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
