@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import sqlite3
 import stat
 import subprocess
@@ -310,3 +311,42 @@ def test_control_sockets_leave_other_threads_files_alone(tmp_path: Path) -> None
     after = os.umask(before)
     assert after == before
     assert modes and set(modes) == {0o700 & ~before}
+
+
+def test_an_idle_client_does_not_hold_up_a_pause(tmp_path: Path) -> None:
+    """A client that connects and says nothing (a stuck script, a half-open terminal) used to hold
+    the socket: commands waited behind it. Now they are served beside it, and it is dropped."""
+    control = ControlSocket(tmp_path / SOCKET_NAME, _echo, idle_timeout_s=2.0)
+    control.start()
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        idle.connect(str(tmp_path / SOCKET_NAME))
+        reply = send(tmp_path / SOCKET_NAME, {"command": "pause"}, timeout_s=30)  # served while it waits
+        assert reply["result"] == "ok" and reply["raw"] == '{"command": "pause"}'
+        idle.settimeout(60)
+        assert idle.recv(1) == b""  # the idle client is dropped (the server closed its end)
+    finally:
+        idle.close()
+        control.close()
+
+
+def test_more_clients_than_allowed_get_a_busy_reply(tmp_path: Path) -> None:
+    from edge.control.local import MAX_CLIENTS
+
+    control = ControlSocket(tmp_path / SOCKET_NAME, _echo, idle_timeout_s=60.0)
+    control.start()
+    idle = [socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) for _ in range(MAX_CLIENTS)]
+    try:
+        for s in idle:
+            s.connect(str(tmp_path / SOCKET_NAME))
+        deadline = 600  # one attempt per 50 ms at most; the slots fill as the server accepts
+        for _ in range(deadline):
+            reply = send(tmp_path / SOCKET_NAME, {"command": "status"}, timeout_s=30)
+            if reply.get("error") == "busy: too many clients":
+                break
+            threading.Event().wait(0.05)
+        assert reply == {"result": "error", "error": "busy: too many clients"}
+    finally:
+        for s in idle:
+            s.close()
+        control.close()
