@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import sqlite3
 import stat
@@ -14,6 +15,7 @@ import sys
 import threading
 import time
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +29,7 @@ from prometheus_client import generate_latest
 from edge.config import load_config
 from edge.config.load import parse_config
 from edge.control import CommandError, parse_command
-from edge.control.commands import Explain, Pause, Resume, Start, StatusQuery, Stop
+from edge.control.commands import Explain, Pause, Resume, Start, StatusQuery, Stop, check_fresh, stamped
 from edge.control.local import SOCKET_NAME, ControlSocket, send
 from edge.control.state import SessionControl
 from edge.errors import ConfigError
@@ -35,26 +37,47 @@ from edge.runtime import Appliance
 from tests.conftest import Broker, collect, write_config
 
 START = {"command": "start", "consent": {"method": "verbal", "recorded_by": "staff-17", "reference": "c-2041"}}
+NOW = '"issued_at": "2026-11-30T10:00:00+00:00"'
+T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(
     ("raw", "expectation"),
     [
-        (json.dumps(START).encode(), nullcontext()),
-        (b'{"command": "pause"}', nullcontext()),
-        (b'{"command": "start"}', pytest.raises(CommandError, match=r"start\.consent: Field required")),
+        (json.dumps(stamped(START)).encode(), nullcontext()),
+        (b"{" + NOW.encode() + b', "command": "pause"}', nullcontext()),
         (
-            b'{"command": "start", "consent": {"method": "nodded", "recorded_by": "s"}}',
+            b"{" + NOW.encode() + b', "command": "start"}',
+            pytest.raises(CommandError, match=r"start\.consent: Field required"),
+        ),
+        (
+            b"{" + NOW.encode() + b', "command": "start", "consent": {"method": "nodded", "recorded_by": "s"}}',
             pytest.raises(CommandError, match=r"consent\.method"),
         ),
         (
-            b'{"command": "start", "consent": {"method": "verbal", "recorded_by": "Dr. Jane Doe"}}',
+            b"{"
+            + NOW.encode()
+            + b', "command": "start", "consent": {"method": "verbal", "recorded_by": "Dr. Jane Doe"}}',
             pytest.raises(CommandError, match=r"recorded_by"),
         ),
-        (b'{"command": "pause", "now": true}', pytest.raises(CommandError, match=r"Extra inputs are not permitted")),
-        (b'{"command": "explain", "seconds": 90}', nullcontext()),
-        (b'{"command": "explain", "seconds": 86400}', pytest.raises(CommandError, match=r"explain\.seconds")),
-        (b'{"command": "reboot"}', pytest.raises(CommandError, match=r"does not match any of the expected tags")),
+        (
+            b"{" + NOW.encode() + b', "command": "pause", "now": true}',
+            pytest.raises(CommandError, match=r"Extra inputs are not permitted"),
+        ),
+        (b"{" + NOW.encode() + b', "command": "explain", "seconds": 90}', nullcontext()),
+        (
+            b"{" + NOW.encode() + b', "command": "explain", "seconds": 86400}',
+            pytest.raises(CommandError, match=r"explain\.seconds"),
+        ),
+        (
+            b"{" + NOW.encode() + b', "command": "reboot"}',
+            pytest.raises(CommandError, match=r"does not match any of the expected tags"),
+        ),
+        (b'{"command": "pause"}', pytest.raises(CommandError, match=r"pause\.issued_at: Field required")),
+        (
+            b'{"command": "pause", "issued_at": "2026-11-30T10:00:00"}',
+            pytest.raises(CommandError, match=r"issued_at: Input should have timezone info"),
+        ),
         (b"\xff\xfe", pytest.raises(CommandError, match=r"not UTF-8 JSON")),
         (b"[" * 5000, pytest.raises(CommandError, match=r"5000 bytes exceeds the 1024-byte limit")),
         (b"[" * 1000, pytest.raises(CommandError)),
@@ -115,11 +138,11 @@ def test_fuzzed_configs_give_config_errors_only(data: dict[str, Any]) -> None:
 @pytest.mark.parametrize(
     ("commands", "final", "refused"),
     [
-        ([Pause(command="pause")], "standby", 1),
-        ([Start.model_validate(START)], "standby", 0),  # start is picked up by the appliance
-        ([Resume(command="resume")], "standby", 1),
-        ([Stop(command="stop")], "standby", 1),
-        ([StatusQuery(command="status")], "standby", 0),
+        ([Pause(command="pause", issued_at=T0)], "standby", 1),
+        ([Start.model_validate(stamped(START))], "standby", 0),  # start is picked up by the appliance
+        ([Resume(command="resume", issued_at=T0)], "standby", 1),
+        ([Stop(command="stop", issued_at=T0)], "standby", 1),
+        ([StatusQuery(command="status", issued_at=T0)], "standby", 0),
     ],
 )
 def test_state_machine_in_standby(commands: list[Any], final: str, refused: int) -> None:
@@ -136,21 +159,21 @@ def test_state_machine_in_standby(commands: list[Any], final: str, refused: int)
 
 def test_state_machine_while_recording() -> None:
     control = SessionControl()
-    control.handle(Start.model_validate(START), "test")
+    control.handle(Start.model_validate(stamped(START)), "test")
     with pytest.raises(CommandError, match=r"already"):
-        control.handle(Start.model_validate(START), "test")
+        control.handle(Start.model_validate(stamped(START)), "test")
     control.begin(control.consent)  # type: ignore[arg-type]
-    assert control.handle(Pause(command="pause"), "t") == {"result": "ok", "state": "paused"}
+    assert control.handle(Pause(command="pause", issued_at=T0), "t") == {"result": "ok", "state": "paused"}
     with pytest.raises(CommandError, match=r"cannot pause: the session is paused"):
-        control.handle(Pause(command="pause"), "t")
+        control.handle(Pause(command="pause", issued_at=T0), "t")
     with pytest.raises(CommandError, match=r"cannot explain: the session is paused"):
-        control.handle(Explain(command="explain", seconds=30), "t")
-    assert control.handle(Resume(command="resume"), "t")["state"] == "recording"
+        control.handle(Explain(command="explain", seconds=30, issued_at=T0), "t")
+    assert control.handle(Resume(command="resume", issued_at=T0), "t")["state"] == "recording"
     now = time.monotonic()
     assert not control.explain_requested(now)
-    assert control.handle(Explain(command="explain", seconds=30), "t")["state"] == "recording"
+    assert control.handle(Explain(command="explain", seconds=30, issued_at=T0), "t")["state"] == "recording"
     assert control.explain_requested(now + 29) and not control.explain_requested(now + 31)
-    assert control.handle(Stop(command="stop"), "t")["state"] == "stopping"
+    assert control.handle(Stop(command="stop", issued_at=T0), "t")["state"] == "stopping"
     assert control.stop_requested.is_set()
     control.end()
     assert not control.explain_requested(now)  # a request ends with its session
@@ -210,7 +233,7 @@ def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Bro
         assert reply == {"result": "ok", "state": "starting"}
         assert _wait(lambda: _metric(appliance, "clinic_edge_frames_total") > 10)
 
-        sender.publish(topic, json.dumps({"command": "pause"}), qos=1).wait_for_publish(5)
+        sender.publish(topic, json.dumps(stamped({"command": "pause"})), qos=1).wait_for_publish(5)
         assert _wait(lambda: appliance.control.state == "paused")
         time.sleep(1.0)  # let in-flight frames drain
         frames = _metric(appliance, "clinic_edge_frames_total")
@@ -226,7 +249,7 @@ def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Bro
         assert _cli_control(cfg, "resume") == {"result": "ok", "state": "recording"}
         assert _wait(lambda: _metric(appliance, "clinic_edge_frames_total") > frames + 10)
         time.sleep(3.0)
-        sender.publish(topic, json.dumps({"command": "stop"}), qos=1).wait_for_publish(5)
+        sender.publish(topic, json.dumps(stamped({"command": "stop"})), qos=1).wait_for_publish(5)
         assert _wait(lambda: appliance.control.state == "standby", timeout=30)
     finally:
         appliance.request_stop()
@@ -269,11 +292,10 @@ def test_control_socket_is_private_whatever_the_umask(tmp_path: Path) -> None:
         assert (tmp_path / SOCKET_NAME).stat().st_mode & 0o777 == 0o600
         assert stat.S_ISSOCK((tmp_path / SOCKET_NAME).stat().st_mode)
         assert sorted(p.name for p in tmp_path.iterdir()) == [SOCKET_NAME]  # no staging folder left
-        assert send(tmp_path / SOCKET_NAME, {"command": "status"}) == {
-            "result": "ok",
-            "origin": "local socket",
-            "raw": '{"command": "status"}',
-        }
+        reply = send(tmp_path / SOCKET_NAME, {"command": "status"})
+        assert reply["result"] == "ok" and reply["origin"] == "local socket"
+        sent = json.loads(reply["raw"])
+        assert sent.pop("issued_at") and sent == {"command": "status"}  # the client stamps the time
     finally:
         control.close()
     assert not (tmp_path / SOCKET_NAME).exists()
@@ -322,7 +344,7 @@ def test_an_idle_client_does_not_hold_up_a_pause(tmp_path: Path) -> None:
     try:
         idle.connect(str(tmp_path / SOCKET_NAME))
         reply = send(tmp_path / SOCKET_NAME, {"command": "pause"}, timeout_s=30)  # served while it waits
-        assert reply["result"] == "ok" and reply["raw"] == '{"command": "pause"}'
+        assert reply["result"] == "ok" and json.loads(reply["raw"])["command"] == "pause"
         idle.settimeout(60)
         assert idle.recv(1) == b""  # the idle client is dropped (the server closed its end)
     finally:
@@ -350,3 +372,72 @@ def test_more_clients_than_allowed_get_a_busy_reply(tmp_path: Path) -> None:
         for s in idle:
             s.close()
         control.close()
+
+
+def _at(command: dict[str, Any], issued_s: float, recorded_s: float | None = None) -> Any:
+    """``command`` issued ``issued_s`` after T0 (negative: before), consent recorded at ``recorded_s``."""
+    data = dict(command, issued_at=(T0 + timedelta(seconds=issued_s)).isoformat())
+    if recorded_s is not None:
+        data["consent"] = dict(data["consent"], recorded_at=(T0 + timedelta(seconds=recorded_s)).isoformat())
+    return parse_command(json.dumps(data).encode())
+
+
+@pytest.mark.parametrize(
+    ("command", "problem"),
+    [
+        (_at({"command": "pause"}, -10), None),
+        (_at({"command": "pause"}, -59), None),
+        (_at({"command": "pause"}, -61), "stale command: issued 61 s ago"),
+        (_at({"command": "stop"}, -3600), "stale command"),  # a command that waited in a queue for an hour
+        (_at({"command": "pause"}, 120), "issued 120 s in the future"),
+        (_at(START, -5), None),  # consent time: the command's
+        (_at(START, -5, recorded_s=-1800), None),  # recorded half an hour before
+        (_at(START, -5, recorded_s=-2 * 3600), "consent recorded 120 min ago (at most 60 min)"),
+        (_at(START, -5, recorded_s=3600), "consent recorded in the future"),
+    ],
+)
+def test_stale_commands_and_stale_consent_are_refused(command: Any, problem: str | None) -> None:
+    if problem is None:
+        fresh = check_fresh(command, T0, ttl_s=60, consent_max_age_s=3600)
+        if isinstance(fresh, Start):
+            assert fresh.consent.recorded_at == (command.consent.recorded_at or command.issued_at)
+    else:
+        with pytest.raises(CommandError, match=re.escape(problem)):
+            check_fresh(command, T0, ttl_s=60, consent_max_age_s=3600)
+
+
+def test_a_retained_start_never_starts_a_session_and_is_cleared(
+    tmp_path: Path, face_model: Path, broker: Broker
+) -> None:
+    """A start left retained on the command topic used to start a session at every connection, with
+    consent stamped "now"."""
+    topic = "clinic/v1/test-site/room-a/command"
+    sender = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sender.connect(broker.host, broker.port)
+    sender.loop_start()
+    sender.publish(topic, json.dumps(stamped(START)), qos=1, retain=True).wait_for_publish(5)
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port)
+    appliance = Appliance(load_config(cfg), "test:")
+    service = threading.Thread(target=appliance.serve)
+    service.start()
+
+    def retained_start_gone() -> bool:
+        """A new subscriber's first message is a live marker, not the retained start."""
+        fresh = collect(broker.host, broker.port, topic)
+        try:
+            sender.publish(topic, json.dumps(stamped({"command": "status"})), qos=1).wait_for_publish(5)
+            first = fresh.wait_for("command", 1)
+            return bool(first) and first[0]["command"] == "status"
+        finally:
+            fresh.close()
+
+    try:
+        assert _wait((tmp_path / "s" / "control.sock").exists)
+        assert _wait(retained_start_gone, timeout=60)  # cleared by the appliance
+        assert _wait(lambda: _metric(appliance, "clinic_edge_commands_total", '{result="accepted"}') >= 1)
+        assert appliance.control.state == "standby" and not appliance.control.start_requested.is_set()
+    finally:
+        appliance.request_stop()
+        service.join(timeout=60)
+        sender.loop_stop()
+        sender.disconnect()

@@ -13,6 +13,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import generate_latest
 
 from edge.config import load_config
+from edge.control.commands import stamped
 from edge.errors import PublishError
 from edge.runtime import Appliance
 from tests.conftest import CONSENT, Pki, collect, make_pki, start_broker, write_config
@@ -21,7 +22,7 @@ ACL = """
 user edge-a
 topic write clinic/v1/test-site/room-a/summary
 topic write clinic/v1/test-site/room-a/status
-topic read clinic/v1/test-site/room-a/command
+topic readwrite clinic/v1/test-site/room-a/command
 
 user room-a-control
 topic write clinic/v1/test-site/room-a/command
@@ -125,7 +126,7 @@ def test_only_the_rooms_own_credentials_can_command_it(tmp_path: Path, face_mode
     service = threading.Thread(target=appliance.serve)
     service.start()
     topic = "clinic/v1/test-site/room-a/command"
-    start = json.dumps({"command": "start", "consent": {"method": "written", "recorded_by": "staff-3"}})
+    start = json.dumps(stamped({"command": "start", "consent": {"method": "written", "recorded_by": "staff-3"}}))
     intruder = _commander(broker.port, pki, "intruder")
     owner = _commander(broker.port, pki, "room-a-control")
     try:

@@ -434,6 +434,21 @@ class MetricsConfig(StrictModel):
     port: int = Field(default=9108, ge=0, le=65535, description="Port of the endpoint; 0 picks a free one.")
 
 
+class ControlConfig(StrictModel):
+    command_ttl_s: int = Field(
+        default=60,
+        ge=5,
+        le=3600,
+        description="Commands issued longer ago than this (or this far in the future) are refused.",
+    )
+    consent_max_age_min: int = Field(
+        default=60,
+        ge=1,
+        le=1440,
+        description="A start whose consent was recorded longer ago than this is refused.",
+    )
+
+
 class AppConfig(StrictModel):
     room: RoomConfig
     capture: CaptureConfig = CaptureConfig()
@@ -450,6 +465,7 @@ class AppConfig(StrictModel):
     storage: StorageConfig = StorageConfig()
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
+    control: ControlConfig = ControlConfig()
     # Not a TOML section: the room profile beside the config file, attached by the loader.
     profile: RoomProfile | None = None
 

@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edge.control.commands import MAX_COMMAND_BYTES, CommandError, parse_command
+from edge.control.commands import MAX_COMMAND_BYTES, CommandError, parse_command, stamped
 from edge.errors import EdgeError
 
 logger = logging.getLogger(__name__)
@@ -117,8 +117,8 @@ def _bind_private(path: Path, request: type[socketserver.BaseRequestHandler]) ->
 
 
 def send(path: Path, command: dict[str, object], timeout_s: float = 10.0) -> dict[str, str]:
-    """Send one command to a running appliance and return its reply."""
-    raw = json.dumps(command).encode()
+    """Send one command (stamped with its issue time) to a running appliance and return its reply."""
+    raw = json.dumps(stamped(command)).encode()
     parse_command(raw)  # refuse locally what the appliance would refuse
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

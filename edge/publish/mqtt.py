@@ -172,7 +172,17 @@ class MqttClient:
         """Subscribe to one of this room's topics; kept across reconnections."""
         topic = self.topic(suffix)
         self._subscriptions[topic] = callback
-        self._client.message_callback_add(topic, lambda _c, _u, msg: callback(msg.topic, bytes(msg.payload)))
+
+        def deliver(_c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+            if msg.retain:
+                # A retained command would act again at every connection: never obeyed, and cleared.
+                if msg.payload:
+                    logger.warning("ignored a retained message on %s (commands are never retained); clearing it", topic)
+                    self._client.publish(topic, b"", qos=QOS, retain=True)
+                return
+            callback(msg.topic, bytes(msg.payload))
+
+        self._client.message_callback_add(topic, deliver)
         if self.connected.is_set():
             self._client.subscribe(topic, qos=QOS)
 

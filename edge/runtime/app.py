@@ -22,7 +22,7 @@ from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.words import FINISH_TIMEOUT_S
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
-from edge.control.commands import CommandError, Consent, parse_command
+from edge.control.commands import CommandError, Consent, check_fresh, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
 from edge.errors import StoreError
@@ -117,7 +117,13 @@ class Appliance:
     def command(self, raw: bytes, source: str) -> dict[str, str]:
         """Handle one control command from ``source``; malformed or disallowed ones are refused."""
         try:
-            reply = self.control.handle(parse_command(raw), source)
+            command = check_fresh(
+                parse_command(raw),
+                datetime.now(timezone.utc),
+                self.config.control.command_ttl_s,
+                self.config.control.consent_max_age_min * 60.0,
+            )
+            reply = self.control.handle(command, source)
         except CommandError as exc:
             self.metrics.commands.labels("rejected").inc()
             logger.warning("rejected command from %s: %s", source, exc)

@@ -118,7 +118,9 @@ class Store:
             "consent_method": consent.method,
             "consent_recorded_by": consent.recorded_by,
             "consent_reference": consent.reference,
-            "consent_recorded_at": consent.recorded_at,
+            "consent_recorded_at": (
+                consent.recorded_at.isoformat(timespec="seconds") if consent.recorded_at else _now()
+            ),
             "pauses": 0,
             "paused_s": 0.0,
         }
