@@ -76,9 +76,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_consent(control, required=False)
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
-    report.add_argument("session_id", help="the session's id (printed at its end, and in the sessions table)")
+    report.add_argument(
+        "session_id", nargs="?", help="the session's id (printed at its end, and in the sessions table)"
+    )
     report.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
-    report.add_argument("--out", type=Path, default=Path(), help="folder for the report (default: here)")
+    report.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the report (default: <state_dir>/reports); files are owner-only and deleted with the "
+        "session by retention wherever they are",
+    )
+    report.add_argument("--list", action="store_true", help="list the reports on record and exit")
     report.add_argument("--no-pdf", action="store_true", help="HTML only")
 
     cal = sub.add_parser("calibrate", help="check the room's camera and microphone and write the room profile")
@@ -212,7 +221,20 @@ def _report(args: argparse.Namespace) -> int:
     from edge.config import load_config  # noqa: PLC0415
     from edge.report.render import write_report  # noqa: PLC0415
 
-    for path in write_report(load_config(args.config), args.session_id, args.out, pdf=not args.no_pdf):
+    config = load_config(args.config)
+    if args.list:
+        from edge.store import Store  # noqa: PLC0415
+
+        store = Store(config.storage.state_dir / config.storage.database, migrate_schema=False)
+        try:
+            for session_id, where, created in store.reports():
+                print(f"{created}  {session_id}  {where}{'' if Path(where).exists() else '  (missing)'}")
+        finally:
+            store.close()
+        return 0
+    if not args.session_id:
+        raise EdgeError("name the session to report on (clinic-edge report SESSION --config ROOM), or --list")
+    for path in write_report(config, args.session_id, args.out, pdf=not args.no_pdf):
         print(f"report: {path}")
     return 0
 

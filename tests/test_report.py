@@ -3,6 +3,7 @@ then `clinic-edge report`, rendered in headless Chromium and printed to PDF by i
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -137,3 +138,41 @@ def test_a_session_a_crash_ended_says_so(session: tuple[Path, str]) -> None:
     assert stored.ended_by == "stop" and "ended-by-crash" not in render_html(stored, config)
     crashed = dataclasses.replace(stored, ended_by="crash")
     assert "ended-by-crash" in render_html(crashed, config)
+
+
+def test_reports_are_owner_only_listed_and_purged_with_their_session(
+    session: tuple[Path, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+    import stat
+    from datetime import datetime, timezone
+
+    from edge.report.render import write_report
+    from edge.store import Store
+
+    config_path, session_id = session
+    assert main(["report", "--list", "--config", str(config_path)]) == 0
+    assert session_id in capsys.readouterr().out  # the report the first test wrote is on record
+    config = load_config(config_path)
+    state = tmp_path / "state"  # a copy: purging here leaves the module's session alone
+    shutil.copytree(config.storage.state_dir, state, ignore=shutil.ignore_patterns("*.sock"))
+    config = config.model_copy(update={"storage": config.storage.model_copy(update={"state_dir": state})})
+    old_umask = os.umask(0o022)  # a permissive umask: the files are private all the same
+    try:
+        inside = write_report(config, session_id, pdf=False)
+        outside = write_report(config, session_id, tmp_path / "elsewhere", pdf=False)
+    finally:
+        os.umask(old_umask)
+    assert inside == [state / "reports" / f"report-{session_id}.html"]
+    for path in (*inside, *outside):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE((state / "reports").stat().st_mode) == 0o700
+    store = Store(state / config.storage.database)
+    try:
+        on_record = {p for s, p, _ in store.reports() if s == session_id}
+        assert {str(p.resolve()) for p in (*inside, *outside)} <= on_record
+        counts = store.purge(datetime(2100, 1, 1, tzinfo=timezone.utc))
+    finally:
+        store.close()
+    assert counts["sessions"] >= 1 and counts["reports"] >= 2
+    assert not any(p.exists() for p in (*inside, *outside))

@@ -161,7 +161,7 @@ def test_retention_purges_old_sessions_and_published_summaries_securely(tmp_path
     for seq in (1, 3):  # two of the old summaries were published, one was not
         store.mark_sent(seq)
     counts = store.purge(datetime(2021, 1, 1, tzinfo=timezone.utc))
-    assert counts == {"sessions": 1, "windows": 3, "transcripts": 3, "events": 0, "outbox": 2}
+    assert counts == {"sessions": 1, "windows": 3, "transcripts": 3, "events": 0, "outbox": 2, "reports": 0}
     assert [r[0] for r in conn.execute("SELECT text FROM transcripts")] == ["recent words"]
     assert [r[0] for r in conn.execute("SELECT DISTINCT session_id FROM windows")] == [recent]
     assert [r.seq for r in store.pending(10) if r.payload == "old"] == [5]  # unpublished: kept

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import shutil
 import subprocess
 import tempfile
@@ -17,11 +18,13 @@ from edge import __version__
 from edge.channels.load import fusion_head
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
+from edge.errors import StoreError
 from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, LateFusion
 from edge.report import plots
 from edge.report.analysis import clock, figures, summary_sentences
 from edge.report.data import ReportError, SessionData, load_session
+from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +45,7 @@ LIMITS = (
 )
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 PDF_TIMEOUT_S = 60
+REPORTS_DIR = "reports"
 
 
 def _fusion(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
@@ -184,10 +188,12 @@ def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
         logger.info("no Chromium found: the report is HTML only (install chromium for a PDF)")
         return None
     with tempfile.TemporaryDirectory(prefix="clinic-report-") as profile:
+        # Chromium's sandbox cannot run as root; anywhere else (the service's user, a technician) it stays on.
+        sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []
         cmd = [
             binary,
             "--headless",
-            "--no-sandbox",
+            *sandbox,
             "--disable-gpu",
             f"--user-data-dir={profile}",
             "--no-pdf-header-footer",
@@ -199,22 +205,47 @@ def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             logger.warning("Chromium could not print the PDF (%s); the HTML report stands", exc)
             return None
-    return pdf_path if pdf_path.is_file() else None
+    if not pdf_path.is_file():
+        return None
+    pdf_path.chmod(0o600)
+    return pdf_path
+
+
+def reports_dir(config: AppConfig) -> Path:
+    """Where reports go by default: ``<state_dir>/reports`` (0700), beside the data they show."""
+    return config.storage.state_dir / REPORTS_DIR
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def write_report(
-    config: AppConfig, session_id: str, out_dir: Path, *, pdf: bool = True, registry: ChannelRegistry | None = None
+    config: AppConfig,
+    session_id: str,
+    out_dir: Path | None = None,
+    *,
+    pdf: bool = True,
+    registry: ChannelRegistry | None = None,
 ) -> list[Path]:
-    """Write ``report-<session>.html`` (and ``.pdf``) into ``out_dir``; returns the files written.
+    """Write ``report-<session>.html`` (and ``.pdf``), owner-only, into ``out_dir`` (the state
+    folder's ``reports`` by default); the files are recorded with the session and deleted with it
+    by retention. Returns the files written.
 
     Raises:
         ReportError: unknown session or unreadable database.
     """
-    session = load_session(config.storage.state_dir / config.storage.database, session_id, registry)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    db_path = config.storage.state_dir / config.storage.database
+    session = load_session(db_path, session_id, registry)
+    out_dir = out_dir if out_dir is not None else reports_dir(config)
     html_path = out_dir / f"report-{session.id}.html"
     try:
-        html_path.write_text(render_html(session, config, registry), encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _write_private(html_path, render_html(session, config, registry))
     except OSError as exc:
         raise ReportError(f"cannot write {html_path}: {exc}") from None
     written = [html_path]
@@ -222,4 +253,12 @@ def write_report(
         printed = write_pdf(html_path, html_path.with_suffix(".pdf"))
         if printed is not None:
             written.append(printed)
+    store = Store(db_path, migrate_schema=False)
+    try:
+        for path in written:
+            store.add_report(session.id, path)
+    except StoreError as exc:
+        raise ReportError(f"the report was written but not recorded for purging: {exc}") from None
+    finally:
+        store.close()
     return written

@@ -43,6 +43,20 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+def remove_reports(paths: Sequence[Path]) -> int:
+    """Delete report files (a purged session's); returns how many were there to delete."""
+    removed = 0
+    for path in paths:
+        try:
+            path.unlink()
+            removed += 1
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            logger.error("cannot delete the report %s of a purged session: %s", path, exc)
+    return removed
+
+
 class Store:
     def __init__(self, path: Path, *, migrate_schema: bool = True, registry: ChannelRegistry | None = None) -> None:
         """Open (and with ``migrate_schema`` migrate) the database; each channel of ``registry``
@@ -303,6 +317,7 @@ class Store:
         it (``secure_delete`` zeroes the pages of the database itself)."""
         cutoff = older_than.astimezone(timezone.utc).isoformat(timespec="milliseconds")
         expired = "COALESCE(ended_at, started_at) < ? AND id IS NOT ?"
+        report_files: list[Path] = []
 
         def body() -> dict[str, int]:
             conn = self.db.conn
@@ -314,6 +329,12 @@ class Store:
                 args,
             ).rowcount
             events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", args).rowcount  # noqa: S608
+            files = [
+                Path(r[0])
+                for r in conn.execute(f"SELECT path FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
+            ]
+            conn.execute(f"DELETE FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
+            report_files.extend(files)
             sessions = conn.execute(
                 f"DELETE FROM sessions WHERE {expired} "  # noqa: S608 - fixed text
                 "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts) "
@@ -330,9 +351,27 @@ class Store:
             }
 
         counts: dict[str, int] = self._write("the retention purge", body)
+        counts["reports"] = remove_reports(report_files)
         if any(counts.values()):
             self.checkpoint()
         return counts
+
+    # -- reports -----------------------------------------------------------------------------------
+    def add_report(self, session_id: str, path: Path) -> None:
+        """Remember a report file written for ``session_id`` (it is deleted with the session)."""
+        resolved = str(path.resolve())
+        self._write(
+            "a report's path",
+            lambda: self.db.conn.execute(
+                "INSERT OR REPLACE INTO reports (session_id, path, created_at) VALUES (?, ?, ?)",
+                [session_id, resolved, _now()],
+            ),
+        )
+
+    def reports(self) -> list[tuple[str, str, str]]:
+        """(session id, path, written at) of every report file on record, newest first."""
+        rows = self.db.execute("SELECT session_id, path, created_at FROM reports ORDER BY created_at DESC").fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
 
     def checkpoint(self) -> bool:
         """Copy the WAL into the database and truncate it to nothing; True when it went through

@@ -154,6 +154,17 @@ def _v6(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO device_seq (id, last_seq) SELECT 1, COALESCE(MAX(seq), 0) FROM outbox")
 
 
+def _v7(db: sqlite_utils.Database) -> None:
+    """The report files written for each session, so that they are listed and purged with it."""
+    db.table("reports").create(
+        {"id": int, "session_id": str, "path": str, "created_at": str},
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "path", "created_at"},
+    )
+    db.table("reports").create_index(["path"], unique=True)
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, _v1),
     (2, _v2),
@@ -161,6 +172,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (4, _v4),
     (5, _v5),
     (6, _v6),
+    (7, _v7),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
