@@ -34,6 +34,7 @@ from results_io import tag, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
+PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"
 VOICES = ("en-us", "en-us+f3", "en-gb+m3", "en-us+f4", "en-gb-scotland")
 DURATION_S = 16.0
 SAD = (
@@ -122,7 +123,7 @@ def run(clip_file: Path, folder: Path) -> list[tuple[float, float, float | None]
     config_file = folder / "room.toml"
     config_file.write_text(
         f'[room]\nsite = "bench"\nroom = "disparity"\ndevice_id = "bench-disparity"\n'
-        f'[models]\npack = "{PACK}"\n[storage]\nstate_dir = "{folder / "state"}"\n'
+        f'[models]\npack = "{PACK}"\ntrusted_keys = ["{PACK_KEY}"]\n[storage]\nstate_dir = "{folder / "state"}"\n'
         "[metrics]\nport = 0\n[mqtt]\nenabled = false\n",
         encoding="utf-8",
     )

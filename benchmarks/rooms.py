@@ -45,6 +45,7 @@ from results_io import interrupt_on_sigterm, machine, stop, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
+PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"
 GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 CLIP = ROOT / "build" / "bench" / "demo-56s.mkv"
 REPEAT = 4  # the 14 s demo scene four times: 56 s per room
@@ -94,6 +95,7 @@ analysis_fps = 10
 width = 640
 [models]
 pack = "{PACK}"
+trusted_keys = ["{PACK_KEY}"]
 [storage]
 state_dir = "{folder / f"state{room}"}"
 [mqtt]

@@ -138,15 +138,19 @@ def run_conversation(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pack", type=Path, default=PACK)
+    parser.add_argument(
+        "--trusted-key", type=Path, default=ROOT / "build" / "keys" / "pack-signing.key.pub", help="the pack's signer"
+    )
     parser.add_argument("--pairs", type=int, default=0, help="at most this many voice pairs (0: all)")
     args = parser.parse_args()
-    from edge.config.models import OnnxRuntimeBackendConfig
+    from edge.config.models import ModelsConfig, OnnxRuntimeBackendConfig
     from edge.inference.engine import create_engine
     from edge.inference.manifest import load_manifest
-    from edge.inference.pack import select_model
+    from edge.inference.pack import select_model, trust_pack
     from edge.speakers.encoder import SpeakerEncoder
     from export.speaker import speak
 
+    trust_pack(ModelsConfig(pack=args.pack, trusted_keys=[args.trusted_key]))
     path = select_model(args.pack, "speaker", "fp32")
     encoder = SpeakerEncoder(create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()]))
     enrol = {v: np.concatenate([speak(s, v) for s in ENROL]) for v in VOICES}

@@ -25,7 +25,7 @@ from edge.config.models import AppConfig
 from edge.config.profile import PROFILE_NAME
 from edge.errors import EdgeError
 from edge.inference.manifest import load_manifest
-from edge.inference.pack import face_model_path
+from edge.inference.pack import face_model_path, trust_pack
 
 ELEMENTS = (
     "appsink",
@@ -87,13 +87,15 @@ def _source(config: AppConfig) -> Finding:
 
 def _models(config: AppConfig) -> Finding:
     try:
+        signer = trust_pack(config.models)
         manifest = load_manifest(face_model_path(config.models))
     except EdgeError as exc:
         return Finding("models", "fail", str(exc))
+    signed = "" if signer is None else f"; pack signed by key {signer.key_id} ({signer.key_file})"
     return Finding(
         "models",
         "pass",
-        f"{manifest.name} ({manifest.precision}, sha256 {manifest.sha256[:12]}...) matches its manifest",
+        f"{manifest.name} ({manifest.precision}, sha256 {manifest.sha256[:12]}...) matches its manifest{signed}",
     )
 
 
@@ -165,7 +167,11 @@ def _speakers(config: AppConfig) -> Finding:
     if not config.speakers.enabled:
         return Finding("speakers", "warn", "speaker attribution is off: every voice is analysed as the client's")
     pack = config.models.pack
-    if pack is None or not any(m.role == "speaker" for m in open_pack(pack).models.values()):
+    try:
+        roles = set() if pack is None else {m.role for m in open_pack(pack).models.values()}
+    except EdgeError as exc:
+        return Finding("speakers", "fail", f"cannot read the model pack: {exc}")
+    if "speaker" not in roles:
         return Finding(
             "speakers",
             "warn",

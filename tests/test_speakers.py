@@ -32,7 +32,7 @@ from edge.speakers.attribution import decide
 from edge.speakers.encoder import SpeakerEncoder
 from edge.speakers.staff import EnrolmentError, StaffVoice, StaffVoices, read_wav
 from export.speaker import speak
-from tests.conftest import CONSENT, ROOT, WHISPER_GGML, write_config
+from tests.conftest import CONSENT, PACK_KEY, ROOT, WHISPER_GGML, write_config
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import speakers as conversations
@@ -193,6 +193,7 @@ def test_staff_voice_command(tmp_path: Path, default_pack: Path, capsys: pytest.
     config = tmp_path / "room.toml"
     config.write_text(
         f'[room]\nsite = "s"\nroom = "r"\ndevice_id = "d"\n[models]\npack = "{default_pack}"\n'
+        f'trusted_keys = ["{PACK_KEY}"]\n'
         f'[storage]\nstate_dir = "{tmp_path / "state"}"\n[mqtt]\nenabled = false\n'
     )
     recording = tmp_path / "me.wav"

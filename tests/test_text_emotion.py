@@ -14,12 +14,14 @@ from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import ModelError
 from edge.text.emotion import TextEmotion, load_text_model
 from export.cli import main
+from tests.conftest import sign_pack
 
 
 @pytest.fixture(scope="module")
 def pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("text") / "pack"
     assert main(["text-emotion", "--pack", str(folder)]) == 0
+    sign_pack(folder)
     return folder
 
 
@@ -73,6 +75,7 @@ def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path) -> None:
 
     bad = tmp_path / "pack"
     shutil.copytree(pack, bad)
+    sign_pack(bad)
     (bad / "text-minilm-prototypes" / "tokenizer.json").write_text("{}")
     with pytest.raises(ModelError, match=r"tokenizer\.json is corrupt or was replaced"):
         load_text_model(bad, [OnnxRuntimeBackendConfig()])

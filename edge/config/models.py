@@ -367,6 +367,12 @@ class ModelsConfig(StrictModel):
     face_model: str | None = Field(
         default=None, description="Name of the face model in the pack, when the pack has more than one."
     )
+    trusted_keys: list[Path] = Field(
+        default_factory=list,
+        description="Public keys (PEM, from `clinic-export keygen`) whose signature on a pack's pack.json the "
+        "room accepts; a pack signed by none of them is refused. Relative paths are resolved against the "
+        "config file's folder.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelsConfig:
@@ -374,6 +380,12 @@ class ModelsConfig(StrictModel):
             raise ValueError("give exactly one of models.face (a single .onnx file) and models.pack (a model pack)")
         if self.face is not None and (self.precision != "fp32" or self.face_model is not None):
             raise ValueError("models.precision and models.face_model apply to a pack; a single file is what it is")
+        if self.pack is not None and not self.trusted_keys:
+            raise ValueError(
+                "models.trusted_keys is empty: a pack is loaded only when signed by a key the room trusts "
+                "(scripts/setup.sh signs the default pack with build/keys/pack-signing.key; list "
+                "build/keys/pack-signing.key.pub)"
+            )
         return self
 
 

@@ -1,15 +1,20 @@
 """Opening a model pack (written by ``clinic-export onnx``/``verify``) and choosing a variant.
 
-Before a variant is handed to a backend, its ONNX file and manifest are hashed and compared with
-the pack's index, and a reduced-precision variant must carry an accepted release from
-``clinic-export verify``. A damaged, replaced or unverified file is refused with a message that
-says which file and what to do; it never reaches a call that could crash the process.
+A pack is authenticated first (:func:`trust_pack`): its ``pack.json`` must carry an Ed25519
+signature by one of the room's ``models.trusted_keys`` (:mod:`contract.signing`). Every later
+read of the pack checks that ``pack.json`` is still the signed one. Before a variant is handed to a
+backend, its ONNX file and manifest are hashed and compared with that index, and a
+reduced-precision variant must carry an accepted release from ``clinic-export verify``. A
+damaged, replaced, unsigned or unverified file is refused with a message that says which file and
+what to do; it never reaches a call that could crash the process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -17,6 +22,7 @@ from pydantic import ValidationError
 from contract.files import sha256_file
 from contract.manifest import ModelManifest
 from contract.pack import PackIndex, Precision
+from contract.signing import SignatureError, Signer, verify_file
 from edge.config.models import ModelsConfig
 from edge.errors import ModelError
 
@@ -25,18 +31,54 @@ logger = logging.getLogger(__name__)
 PACK_HINT = "rebuild the pack with `clinic-export onnx` (scripts/setup.sh builds build/models/pack)"
 
 
-def open_pack(folder: Path) -> PackIndex:
-    """Read and validate ``folder/pack.json``.
+_trusted: dict[Path, Signer] = {}
+_trusted_lock = threading.Lock()
+
+
+def trust_pack(models: ModelsConfig) -> Signer | None:
+    """Authenticate the configured pack (None without one): its signature must verify with one of
+    ``models.trusted_keys``; from then on the process reads it only while ``pack.json`` is unchanged.
 
     Raises:
-        ModelError: missing or invalid index.
+        ModelError: no pack index, unsigned, signed by an unknown key, or a signature that does not verify.
+    """
+    if models.pack is None:
+        return None
+    index = models.pack / "pack.json"
+    if not index.is_file():
+        raise ModelError(f"no model pack at {models.pack} (pack.json missing); {PACK_HINT}")
+    try:
+        signer = verify_file(index, models.trusted_keys)
+    except SignatureError as exc:
+        raise ModelError(f"model pack refused: {exc}") from None
+    with _trusted_lock:
+        _trusted[models.pack.resolve()] = signer
+    logger.info("model pack %s signed by key %s (%s)", models.pack, signer.key_id, signer.key_file)
+    return signer
+
+
+def open_pack(folder: Path) -> PackIndex:
+    """Read and validate ``folder/pack.json``, which :func:`trust_pack` must have authenticated.
+
+    Raises:
+        ModelError: missing, invalid, never authenticated, or changed since it was.
     """
     path = folder / "pack.json"
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
     except FileNotFoundError:
         raise ModelError(f"no model pack at {folder} (pack.json missing); {PACK_HINT}") from None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise ModelError(f"model pack index {path} is unreadable: {exc}; {PACK_HINT}") from None
+    with _trusted_lock:
+        signer = _trusted.get(folder.resolve())
+    if signer is None:
+        raise ModelError(f"model pack {folder} was not authenticated (its signature is checked at start)")
+    if hashlib.sha256(data).hexdigest() != signer.digest:
+        raise ModelError(f"{path} changed since its signature was checked; restart to check the new one")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelError(f"model pack index {path} is unreadable: {exc}; {PACK_HINT}") from None
     try:
         return PackIndex.model_validate(raw)
@@ -114,8 +156,10 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
 
 
 def face_model_path(models: ModelsConfig) -> Path:
-    """The face model's ONNX file: the configured single file, or the checked pack variant."""
+    """The face model's ONNX file: the configured single file, or the checked variant of the
+    authenticated pack."""
     if models.pack is not None:
+        trust_pack(models)
         return select_model(models.pack, "face", models.precision, models.face_model)
     if models.face is None:  # excluded by ModelsConfig's validator
         raise ModelError("models: neither face nor pack is configured")

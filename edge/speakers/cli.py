@@ -47,10 +47,11 @@ def _encoder(config: AppConfig) -> SpeakerEncoder:
     from edge.errors import ConfigError  # noqa: PLC0415
     from edge.inference.engine import create_engine  # noqa: PLC0415
     from edge.inference.manifest import load_manifest  # noqa: PLC0415
-    from edge.inference.pack import open_pack, select_model  # noqa: PLC0415
+    from edge.inference.pack import open_pack, select_model, trust_pack  # noqa: PLC0415
     from edge.speakers.encoder import SpeakerEncoder  # noqa: PLC0415
 
     pack = config.models.pack
+    trust_pack(config.models)
     if pack is None or not any(m.role == "speaker" for m in open_pack(pack).models.values()):
         where = "the room has no models.pack" if pack is None else f"{pack} has no speaker encoder"
         raise ConfigError(f"cannot enrol voices: {where} (add it with `clinic-export speaker --pack PACK`)")
