@@ -1,9 +1,9 @@
 """``clinic-edge doctor``: check the whole installation before a room goes live.
 
 GStreamer elements, the camera and microphone, the models and their manifests, enrolled staff
-voices (speaker attribution), the database
-folder and its free space, the broker, the system clock and the room profile's age. Each finding
-is pass/warn/fail with what to do.
+voices (speaker attribution), the database folder, its free space and whether it is encrypted at
+rest, the broker, the system clock and the room profile's age. Each finding is pass/warn/fail with
+what to do.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from edge.capture.source import parse_source
 from edge.config.load import load_config
 from edge.config.models import AppConfig
 from edge.config.profile import PROFILE_NAME
+from edge.encryption import at_rest
 from edge.errors import EdgeError
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import face_model_path, trust_pack
@@ -115,6 +116,19 @@ def _storage(config: AppConfig) -> Finding:
     return Finding("storage", "pass", detail)
 
 
+def _encryption(config: AppConfig) -> Finding:
+    state = at_rest(config.storage.state_dir)
+    if state.protected:
+        return Finding("at rest", "pass", f"{config.storage.state_dir}: {state.how}")
+    return Finding(
+        "at rest",
+        "warn",
+        f"{config.storage.state_dir}: {state.how}; consent references, results and any stored transcripts can be "
+        "read from the disk",
+        "put the state folder on a LUKS volume (README, 'Encryption at rest')",
+    )
+
+
 def _broker(config: AppConfig) -> Finding:
     if not config.mqtt.enabled:
         return Finding("broker", "warn", "MQTT is disabled: summaries stay on this box", "enable [mqtt] to publish")
@@ -199,6 +213,7 @@ def doctor(config_path: Path, *, as_json: bool) -> int:
         _models(config),
         _speakers(config),
         _storage(config),
+        _encryption(config),
         _broker(config),
         _clock(),
         _profile(config, config_path),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ def test_a_healthy_install(tmp_path: Path, face_model: Path, broker: Broker) -> 
         "models": "pass",
         "speakers": "warn",  # no model pack with a speaker encoder: every voice is the client's
         "storage": "pass",
+        "at rest": "warn",  # this machine's disk is not encrypted
         "broker": "pass",
         "clock": "pass",
         "profile": "warn",  # not calibrated yet
@@ -114,3 +116,59 @@ def test_speaker_attribution_is_ready_once_staff_enrol(tmp_path: Path, default_p
         "detail": "1 staff voices enrolled",
         "action": "",
     }
+
+
+def _block(sysfs: Path, dev: str, *, crypt: str | None = None, slaves: tuple[str, ...] = ()) -> None:
+    """A device in a fake sysfs: /sys/dev/block/<dev> -> /sys/devices/.../<name>."""
+    name = f"dev-{dev.replace(':', '-')}"
+    node = sysfs / "devices" / "virtual" / "block" / name
+    (node / "slaves").mkdir(parents=True, exist_ok=True)
+    (node / "dev").write_text(dev + "\n")
+    if crypt is not None:
+        (node / "dm").mkdir()
+        (node / "dm" / "uuid").write_text(f"{crypt}\n")
+        (node / "dm" / "name").write_text(f"{name}\n")
+    for slave in slaves:
+        (node / "slaves" / f"dev-{slave.replace(':', '-')}").symlink_to(
+            sysfs / "devices" / "virtual" / "block" / f"dev-{slave.replace(':', '-')}"
+        )
+    (sysfs / "dev" / "block").mkdir(parents=True, exist_ok=True)
+    (sysfs / "dev" / "block" / dev).symlink_to(node)
+
+
+@pytest.mark.parametrize(
+    ("layout", "fs", "protected", "how"),
+    [
+        ({"disk": None}, "ext4", False, "not encrypted (ext4 at /)"),
+        ({"disk": "CRYPT-LUKS2-1234-luks"}, "ext4", True, "on the encrypted volume dev-DISK (dm-crypt)"),
+        ({"disk": "LVM-abc", "below": "CRYPT-LUKS2-99-cryptroot"}, "ext4", True, "dev-BELOW (dm-crypt)"),
+        ({"disk": "LVM-abc", "below": None}, "ext4", False, "not encrypted"),
+        ({"disk": None}, "tmpfs", True, "in memory only (tmpfs at /)"),
+        ({"disk": None}, "ecryptfs", True, "encrypted by the file system"),
+    ],
+    ids=["plain disk", "LUKS", "LVM on LUKS", "LVM on a plain disk", "tmpfs", "eCryptfs"],
+)
+def test_encryption_at_rest_is_read_from_the_device_stack(
+    tmp_path: Path, layout: dict[str, str | None], fs: str, protected: bool, how: str
+) -> None:
+    from edge.encryption import at_rest
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    st = folder.stat()
+    dev = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    sysfs = tmp_path / "sys"
+    if "below" in layout:
+        _block(sysfs, "250:9", crypt=layout["below"])
+        _block(sysfs, dev, crypt=layout["disk"], slaves=("250:9",))
+    else:
+        _block(sysfs, dev, crypt=layout["disk"])
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"/dev/x / {fs} rw 0 0\n")
+    found = at_rest(folder, sysfs=sysfs, mounts=mounts)
+    name_disk, name_below = f"dev-{dev.replace(':', '-')}", "dev-250-9"
+    assert found.protected is protected
+    assert (
+        how.replace("DISK", name_disk.removeprefix("dev-")).replace("BELOW", name_below.removeprefix("dev-"))
+        in found.how
+    )
