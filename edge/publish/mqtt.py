@@ -23,6 +23,7 @@ from edge.errors import PublishError
 logger = logging.getLogger(__name__)
 
 QOS = 1
+OUTBOX_REPORT_S = 60.0  # a changing backlog is reported at most this often
 
 # (mid, success, reason) for each acknowledged publish; called on paho's network thread.
 AckCallback = Callable[[int, bool, str], None]
@@ -43,6 +44,7 @@ class MqttClient:
         self._degraded: set[str] = set()
         self._session: Literal["standby", "recording", "paused"] = "standby"
         self._outbox: int | None = None
+        self._outbox_shown: int | None = None  # the backlog the last published status carried
         self._outbox_published_at = 0.0
         self.calibrated_at: str | None = None
         self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
@@ -61,6 +63,11 @@ class MqttClient:
     def topic(self, suffix: str) -> str:
         return f"{self.base}/{suffix}"
 
+    def _publish_status(self) -> None:
+        """The retained ``online`` status with the current session, backlog and degradations."""
+        self._outbox_shown = self._outbox
+        self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+
     def _status(self, state: Literal["online", "offline", "stopped"]) -> str:
         return Status(
             state=state,
@@ -78,7 +85,7 @@ class MqttClient:
             self._last_error = f"broker refused the connection: {reason}"
             logger.error("MQTT %s", self._last_error)
             return
-        client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+        self._publish_status()
         for topic in self._subscriptions:  # (re)subscribe on every connection
             client.subscribe(topic, qos=QOS)
         self.connected.set()
@@ -102,18 +109,24 @@ class MqttClient:
         """Publish the session state in the retained status at once."""
         self._session = state
         if self.connected.is_set():
-            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+            self._publish_status()
 
     def set_outbox(self, pending: int) -> None:
-        """Report the outbox backlog in the retained status: at once when it empties or starts to
-        fill, otherwise at most once a minute."""
-        previous = self._outbox
+        """Report the outbox backlog in the retained status: at once when a backlog begins (more
+        than the in-flight window waits) or when a reported backlog clears, otherwise at most once
+        a minute. Summaries passing through one by one change nothing worth a status."""
         self._outbox = pending
+        shown = self._outbox_shown
         now = time.monotonic()
-        crossed = previous is None or (previous == 0) != (pending == 0)
-        if self.connected.is_set() and pending != previous and (crossed or now - self._outbox_published_at >= 60.0):
+        due = (
+            shown is None
+            or (shown > 0 and pending == 0)
+            or (shown < self.config.max_inflight <= pending)
+            or (pending != shown and now - self._outbox_published_at >= OUTBOX_REPORT_S)
+        )
+        if self.connected.is_set() and due:
             self._outbox_published_at = now
-            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+            self._publish_status()
 
     def set_degraded(self, reason: str, degraded: bool) -> None:
         """Add or clear a degradation reason; the retained status is republished at once."""
@@ -121,7 +134,7 @@ class MqttClient:
             return
         (self._degraded.add if degraded else self._degraded.discard)(reason)
         if self.connected.is_set():
-            self._client.publish(self.topic("status"), self._status("online"), qos=QOS, retain=True)
+            self._publish_status()
 
     # -- the three operations -----------------------------------------------------------------------
     def connect(self, *, required: bool) -> None:
