@@ -22,6 +22,12 @@ class SourceError(EdgeError):
     exit_code = 3
 
 
+class EmptySourceError(SourceError):
+    """A recorded file gave no complete window: shorter than one, truncated or damaged."""
+
+    exit_code = 2
+
+
 class ModelError(EdgeError):
     """A model file or its manifest is missing, corrupt or unusable."""
 

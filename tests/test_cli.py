@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
     assert proc.returncode == 0, proc.stderr
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
+    # Only the product's own log records: MediaPipe's and TensorFlow Lite's start-up chatter is at DEBUG.
+    foreign = [line for line in proc.stderr.splitlines() if line.strip() and not re.match(r"\d{4}-\d\d-\d\d ", line)]
+    assert foreign == []
 
 
 @pytest.mark.parametrize(
@@ -87,3 +91,33 @@ def test_missing_config_file(tmp_path: Path) -> None:
     proc = _run("run", *CONSENT_ARGS, "--config", str(tmp_path / "absent.toml"))
     assert proc.returncode == 2
     assert f"config file not found: {tmp_path / 'absent.toml'}" in proc.stderr
+
+
+def test_a_truncated_recording_is_an_error_not_an_empty_success(
+    tmp_path: Path, face_model: Path, demo_clip: Path
+) -> None:
+    """A recording cut off after its first kilobytes decoded to one frame and exited 0 in silence."""
+    truncated = tmp_path / "cut.mkv"
+    truncated.write_bytes(demo_clip.read_bytes()[:60_000])
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), "--source", truncated.as_uri())
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"{truncated.as_uri()} gave" in proc.stderr and "no complete window (a window is 2.5 s)" in proc.stderr
+    assert "truncated or damaged" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_native_chatter_goes_to_the_debug_log_and_own_records_pass_through(
+    caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    import logging
+    import os
+
+    from clinic_common.native_logs import native_logs_to
+
+    log = logging.getLogger("native-test")
+    with caplog.at_level(logging.DEBUG, logger="native-test"), native_logs_to(log):
+        os.write(2, b"W0000 00:00:1.0 calculator.cc:186] some C++ warning\n")
+        os.write(2, b"2026-11-30 10:00:00,000 INFO edge.x: the product's own line\n")
+    assert [r.getMessage() for r in caplog.records] == ["W0000 00:00:1.0 calculator.cc:186] some C++ warning"]
+    err = capfd.readouterr().err
+    assert "the product's own line" in err and "some C++ warning" not in err

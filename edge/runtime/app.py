@@ -25,7 +25,7 @@ from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, check_fresh, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
-from edge.errors import StoreError
+from edge.errors import EmptySourceError, StoreError
 from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
@@ -185,12 +185,29 @@ class Appliance:
             self._open()
             self.control.begin(consent)
             try:
-                return self._session(duration_s, consent)
+                report = self._session(duration_s, consent)
             finally:
                 self.control.end()
+            self._check_not_empty(report, duration_s)
+            return report
         finally:
             self.notifier.stopping()
             self._close()
+
+    def _check_not_empty(self, report: RunReport, duration_s: float | None) -> None:
+        """A whole recorded file that gave no window was not analysed at all: say so, do not exit 0.
+
+        Raises:
+            EmptySourceError: naming the file, the frames it gave and the likely cause.
+        """
+        window = self.config.windows.length_s
+        whole = duration_s is None or duration_s >= window
+        if self.spec.live or report.windows > 0 or self.stop_event.is_set() or not whole:
+            return
+        raise EmptySourceError(
+            f"{self.spec.redacted} gave {report.frames} frame(s) and no complete window (a window is {window:g} s): "
+            "the file is shorter than that, truncated or damaged; the session was recorded as empty"
+        )
 
     def serve(self) -> list[RunReport]:
         """Wait in standby for start commands and run a session for each, until asked to stop."""

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import override
 
+from clinic_common.native_logs import native_logs_to
 from clinic_signals.model_files import ModelFileError, check_ggml
 from edge.transcribe.base import Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
@@ -39,7 +40,7 @@ class WhisperCppTranscriber(Transcriber):
             from pywhispercpp.model import Model  # noqa: PLC0415
         except ImportError as exc:
             raise TranscriberError(f"pywhispercpp is not installed: {exc}") from None
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(io.StringIO()), native_logs_to(logger):  # model loading lines at DEBUG
             self._model: Any = Model(
                 str(model), n_threads=threads, print_progress=False, print_realtime=False, language="en"
             )

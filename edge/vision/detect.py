@@ -17,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
+from clinic_common.native_logs import native_logs_to
 from edge.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -79,10 +80,12 @@ class FaceDetector:
         sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]
         import mediapipe as mp  # noqa: PLC0415 - heavy import, only when a detector is built
 
-        self._mp = mp.solutions.face_detection.FaceDetection(
-            model_selection=1 if detector_range == "full" else 0,
-            min_detection_confidence=min_confidence,
-        )
+        with native_logs_to(logger):  # TensorFlow Lite's start-up lines, at DEBUG
+            self._mp = mp.solutions.face_detection.FaceDetection(
+                model_selection=1 if detector_range == "full" else 0,
+                min_detection_confidence=min_confidence,
+            )
+            self._mp.process(np.zeros((64, 64, 3), dtype=np.uint8))  # the graph starts (and logs) here
         logger.info("face detector: MediaPipe %s-range (%s)", detector_range, model.name)
 
     def detect(self, rgb: npt.NDArray[np.uint8]) -> list[FaceDetection]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from clinic_common.native_logs import native_logs_to
 from edge.vision.detect import _model_dir
 
 logger = logging.getLogger(__name__)
@@ -90,22 +91,30 @@ class SkinSampler:
         sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]  # see FaceDetector
         import mediapipe as mp  # noqa: PLC0415
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(
-            static_image_mode=False,
-            max_num_faces=1,
-            refine_landmarks=False,
-            min_detection_confidence=min_confidence,
-            min_tracking_confidence=min_confidence,
-        )
+        with native_logs_to(logger):  # TensorFlow Lite's start-up lines, at DEBUG
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=False,
+                max_num_faces=1,
+                refine_landmarks=False,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+            self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))  # the graph starts (and logs) here
+        self._first_face_seen = False
 
     def locate(self, rgb: npt.NDArray[np.uint8]) -> SkinRegions | None:
         """The skin regions of the largest face (the mesh's cost), or None when no face is found."""
         import cv2  # noqa: PLC0415 - shipped with mediapipe
 
         h, w = rgb.shape[:2]
-        result: Any = self._mesh.process(rgb)
+        if self._first_face_seen:
+            result: Any = self._mesh.process(rgb)
+        else:  # the graph's landmark stage starts, and logs, at the first face
+            with native_logs_to(logger):
+                result = self._mesh.process(rgb)
         if not result.multi_face_landmarks:
             return None
+        self._first_face_seen = True
         marks = result.multi_face_landmarks[0].landmark
         points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
         hulls = (cv2.convexHull(points[list(indices)]).reshape(-1, 2) for indices in REGIONS.values())
