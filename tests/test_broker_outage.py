@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -24,11 +25,12 @@ def _outage(tmp_path: Path, face_model: Path, outage_s: float) -> dict[str, int]
     appliance = Appliance(config, "test:")
     result: dict[str, object] = {}
     runner = threading.Thread(
-        target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=outage_s + 16.0))
+        target=lambda: result.update(report=appliance.run(consent=CONSENT, duration_s=outage_s + 20.0))
     )
     runner.start()
     try:
-        time.sleep(6.0)
+        # The outage begins once summaries flow (the event, not a number of seconds).
+        assert hub.wait_for("summary", 1, timeout=120), "no summary arrived before the outage"
         broker.stop()  # outage
         time.sleep(outage_s)
         broker = start_broker(tmp_path, port, persist=persist)
@@ -61,3 +63,11 @@ def test_broker_outage_mid_session(tmp_path: Path, face_model: Path) -> None:
 def test_broker_outage_of_minutes(tmp_path: Path, face_model: Path) -> None:
     figures = _outage(tmp_path, face_model, outage_s=180.0)
     assert figures["windows"] >= 185
+
+
+@pytest.mark.soak
+def test_broker_outage_soak(tmp_path: Path, face_model: Path) -> None:
+    """A broker outage of CLINIC_SOAK_OUTAGE_MIN minutes (60 by default) mid-session."""
+    minutes = float(os.environ.get("CLINIC_SOAK_OUTAGE_MIN", "60"))
+    figures = _outage(tmp_path, face_model, outage_s=60.0 * minutes)
+    assert figures["windows"] >= 60.0 * minutes

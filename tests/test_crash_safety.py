@@ -105,3 +105,11 @@ def test_sigkill_during_writes_many_times(tmp_path: Path, face_model: Path) -> N
     kills, summaries = _trials(tmp_path, face_model, 40)
     assert kills == 40
     assert summaries >= 40
+
+
+@pytest.mark.soak
+def test_sigkill_soak(tmp_path: Path, face_model: Path) -> None:
+    """CLINIC_SOAK_KILLS (1,000 by default) kills, each after a committed write."""
+    count = int(os.environ.get("CLINIC_SOAK_KILLS", "1000"))
+    kills, summaries = _trials(tmp_path, face_model, count)
+    assert kills == count and summaries >= count
