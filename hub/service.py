@@ -70,6 +70,8 @@ def serve(config: HubConfig) -> int:
                 accounts.audit.purge(config.web.audit_days)
             except sa.exc.SQLAlchemyError as exc:
                 logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
+            except Exception:  # a bug must not end the releases for good: logged, tried again
+                logger.exception("releasing or pruning failed unexpectedly (tried again in an hour)")
             if halt.wait(HOUSEKEEPING_EVERY_S):
                 return
 
