@@ -66,6 +66,7 @@ def test_broker_outage_of_minutes(tmp_path: Path, face_model: Path) -> None:
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(48 * 3600)  # hours by design; a hung run is still bounded
 def test_broker_outage_soak(tmp_path: Path, face_model: Path) -> None:
     """A broker outage of CLINIC_SOAK_OUTAGE_MIN minutes (60 by default) mid-session."""
     minutes = float(os.environ.get("CLINIC_SOAK_OUTAGE_MIN", "60"))

@@ -108,6 +108,7 @@ def test_sigkill_during_writes_many_times(tmp_path: Path, face_model: Path) -> N
 
 
 @pytest.mark.soak
+@pytest.mark.timeout(48 * 3600)  # hours by design; a hung run is still bounded
 def test_sigkill_soak(tmp_path: Path, face_model: Path) -> None:
     """CLINIC_SOAK_KILLS (1,000 by default) kills, each after a committed write."""
     count = int(os.environ.get("CLINIC_SOAK_KILLS", "1000"))
