@@ -84,6 +84,8 @@ def _trials(tmp_path: Path, face_model: Path, count: int) -> tuple[int, int]:
         missing = {seq for seq in seen if after.get(seq) != seen[seq]}
         assert not missing, f"committed summaries lost after kill {kills}: {sorted(missing)}"
         assert sorted(after) == list(range(1, len(after) + 1)), "sequence has gaps"
+        if kills % 50 == 0:
+            print(f"SIGKILL trials so far: {kills}, committed summaries watched: {len(seen)}, lost: 0", flush=True)
     # Every start closed the sessions the kills before it left open: only the last kill's remains.
     conn = sqlite3.connect(db)
     open_sessions = conn.execute("SELECT COUNT(*) FROM sessions WHERE ended_at IS NULL").fetchone()[0]
