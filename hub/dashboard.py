@@ -10,9 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from contract.classes import CLASSES
-from hub.periods import Grain
-from hub.privacy import LEVELS, Cell
-from hub.store import FLAGS, SUMS, devices, released_cells, releases
+from hub.privacy import Cell
+from hub.release import released_cell
+from hub.store import FLAGS, devices, released_cells, releases
 
 STALE_STATUS_S = 180
 
@@ -37,10 +37,7 @@ def published(conn: sa.Connection, grains: tuple[str, ...]) -> Published:
     ).mappings()
     newest: dict[tuple[str, str, str, str, str], Cell] = {}
     for r in rows:
-        dims = (r["site"], r["room"])[: LEVELS[r["level"]]]
-        grain: Grain = r["grain"]
-        cell = Cell(r["level"], grain, dims, r["period"], r["release_id"], r["sessions"], {s: r[s] for s in SUMS})
-        newest[(r["level"], r["grain"], r["site"], r["room"], r["period"])] = cell
+        newest[(r["level"], r["grain"], r["site"], r["room"], r["period"])] = released_cell(r)
     cells: dict[tuple[str, str], list[Cell]] = {}
     for cell in newest.values():
         cells.setdefault((cell.level, cell.grain), []).append(cell)

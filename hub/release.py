@@ -83,19 +83,20 @@ def _atoms(conn: sa.Connection, month: str, finest: Grain) -> list[Atom]:
     return [Atom(*key, sessions=frozenset(ids), sums=sums) for key, (ids, sums) in sorted(groups.items())]
 
 
+def released_cell(row: sa.RowMapping) -> Cell:
+    """A row of ``released_cells`` as the cell it released (the one reader of that table's rows)."""
+    dims = (row["site"], row["room"])[: LEVELS[row["level"]]]
+    sums = {s: float(row[s]) for s in SUMS}
+    return Cell(row["level"], row["grain"], dims, row["period"], row["release_id"], row["sessions"], sums)
+
+
 def _fixed(conn: sa.Connection, month: str) -> list[Cell]:
     rows = conn.execute(
         sa.select(released_cells)
         .join(releases, releases.c.id == released_cells.c.release_id)
         .where(releases.c.scope == month)
     ).mappings()
-    out = []
-    for r in rows:
-        n = LEVELS[r["level"]]
-        out.append(
-            Cell(r["level"], r["grain"], (r["site"], r["room"])[:n], r["period"], r["release_id"], r["sessions"])
-        )
-    return out
+    return [released_cell(r) for r in rows]
 
 
 def _previous(conn: sa.Connection, grain: Grain, period: str) -> dict[tuple[str, tuple[str, ...]], Cell]:
@@ -105,13 +106,7 @@ def _previous(conn: sa.Connection, grain: Grain, period: str) -> dict[tuple[str,
         .where(released_cells.c.grain == grain, released_cells.c.period == period)
         .order_by(released_cells.c.release_id)
     ).mappings()
-    out = {}
-    for r in rows:
-        dims = (r["site"], r["room"])[: LEVELS[r["level"]]]
-        out[(r["level"], dims)] = Cell(
-            r["level"], grain, dims, period, r["release_id"], r["sessions"], {s: r[s] for s in SUMS}
-        )
-    return out
+    return {(cell.level, cell.dims): cell for cell in map(released_cell, rows)}
 
 
 def _same(cell: Cell, before: Cell | None) -> bool:
