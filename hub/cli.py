@@ -1,7 +1,8 @@
 """``clinic-hub``: the clinic server's command line.
 
 ``serve`` ingests the rooms' summaries from the broker, releases closed periods and serves the
-dashboard; ``release`` releases closed periods now; ``user`` creates or resets a dashboard account.
+dashboard; ``ingest`` and ``dashboard`` run those apart (ingest workers scale out through a share
+group); ``release`` releases closed periods now; ``user`` creates or resets a dashboard account.
 Exit codes: 0 done; 2 a person must act (configuration, accounts); 3 the environment failed
 (database, broker) and a restart may succeed.
 """
@@ -10,11 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 from pathlib import Path
 
 from clinic_common.cli import setup_logging
-from clinic_common.errors import ClinicError
+from clinic_common.errors import ClinicError, ConfigError
 from hub.config import load_hub_config
 from hub.service import release_now, serve, user_change
 
@@ -29,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", type=Path, required=True, help="hub configuration (TOML)")
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="ingest from the broker and serve the dashboard (the default)")
+    work = sub.add_parser("ingest", help="an ingest worker only (several share the stream: ingest.share_group)")
+    work.add_argument(
+        "--worker", default=None, help="this worker's name in its share group (its client id is <client_id>-<name>)"
+    )
+    sub.add_parser("dashboard", help="the dashboard and the releases only (beside ingest workers)")
     sub.add_parser("release", help="release the periods that closed, now (serve does it hourly)")
     user = sub.add_parser("user", help="create, reset, disable, enable or delete a dashboard account")
     user.add_argument("username")
@@ -40,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _worker_name(name: str | None, group: str) -> str | None:
+    if group and not name:
+        raise ConfigError("a worker of a share group needs a name: clinic-hub ingest --worker NAME")
+    if name is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,15}", name):
+        raise ConfigError(f"worker name {name!r}: 1-15 letters, digits, '-' or '_'")
+    return name
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -49,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
             return user_change(config, args.username, args.action or "save", args.role, args.password_stdin)
         if args.command == "release":
             return release_now(config)
+        if args.command == "ingest":
+            return serve(config, dashboard=False, worker=_worker_name(args.worker, config.ingest.share_group))
+        if args.command == "dashboard":
+            return serve(config, ingesting=False)
         return serve(config)
     except ClinicError as exc:
         logger.error("%s", exc)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from clinic_common.config import StrictModel, read_toml, resolve, resolve_paths, validate
 from clinic_common.errors import ConfigError
@@ -93,13 +93,51 @@ class HubMetricsConfig(StrictModel):
     port: int = Field(default=9109, ge=0, le=65535, description="Prometheus metrics port; 0 disables.")
 
 
+class IngestConfig(StrictModel):
+    batch_size: int = Field(
+        default=500, ge=1, le=5000, description="Most messages stored in one transaction (then acknowledged)."
+    )
+    batch_ms: int = Field(
+        default=50,
+        ge=1,
+        le=5000,
+        description="A batch is stored this many milliseconds after its first message arrived, full or not.",
+    )
+    receive_maximum: int = Field(
+        default=1000,
+        ge=1,
+        le=65535,
+        description="Unacknowledged messages the broker may send a worker at once (MQTT 5 Receive Maximum); "
+        "at least batch_size, and the broker's max_inflight_messages must allow it.",
+    )
+    share_group: str = Field(
+        default="",
+        pattern=r"^[A-Za-z0-9_-]{0,32}$",
+        description="Workers with the same group share the rooms' summaries (MQTT 5 shared subscription "
+        "$share/<group>/...); empty: this hub receives them all.",
+    )
+
+    @model_validator(mode="after")
+    def _window(self) -> IngestConfig:
+        if self.receive_maximum < self.batch_size:
+            raise ValueError(
+                f"receive_maximum ({self.receive_maximum}) must be at least batch_size ({self.batch_size})"
+            )
+        return self
+
+
 class HubConfig(StrictModel):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     privacy: PrivacyConfig = Field(default_factory=PrivacyConfig)
     web: WebConfig = Field(default_factory=WebConfig)
     metrics: HubMetricsConfig = Field(default_factory=HubMetricsConfig)
-    client_id: str = Field(default="clinic-hub", max_length=64, description="MQTT client id (one per hub).")
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
+    client_id: str = Field(
+        default="clinic-hub",
+        max_length=48,
+        description="MQTT client id (one per hub); a worker of a share group adds -<worker name>.",
+    )
     dedup_days: int = Field(default=30, ge=1, le=3650, description="Days a message id is kept for de-duplication.")
     max_message_bytes: int = Field(
         default=64 * 1024,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+
 
 class HubMetrics:
     def __init__(self) -> None:
@@ -25,9 +27,24 @@ class HubMetrics:
         )
         self.ingest_seconds = Histogram(
             "clinic_hub_ingest_seconds",
-            "Time to validate and store one message",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+            "Time to validate and store one batch of messages",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=r,
+        )
+        self.batch_size = Histogram(
+            "clinic_hub_batch_messages",
+            "Messages per stored batch",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+            registry=r,
+        )
+        self.summary_lag = Histogram(
+            "clinic_hub_summary_lag_seconds",
+            "From the end of a summary's span (when the room published it) to its commit in the hub",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.queue_waits = Counter(
+            "clinic_hub_queue_waits", "Seconds the network thread waited for room in the ingest queue", registry=r
         )
         self.connected = Gauge("clinic_hub_mqtt_connected", "1 while connected to the broker", registry=r)
         self.rooms_online = Gauge("clinic_hub_rooms_online", "Appliances whose retained status is online", registry=r)

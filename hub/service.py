@@ -1,9 +1,11 @@
-"""``clinic-hub``: ingest + dashboard + metrics in one process."""
+"""``clinic-hub``: ingest + dashboard + metrics in one process, or ingest workers and the dashboard apart."""
 
 from __future__ import annotations
 
+import gc
 import getpass
 import logging
+import signal
 import sys
 import threading
 
@@ -14,11 +16,12 @@ from prometheus_client import start_http_server
 from clinic_common.errors import ClinicError, ConfigError
 from clinic_common.mqtt import read_password
 from hub.config import HubConfig
-from hub.ingest import Ingest, Subscriber
+from hub.ingest import Ingest
 from hub.metrics import HubMetrics
 from hub.release import configured_policy, release_due, roll_up
 from hub.schema import create_schema
 from hub.store import make_engine
+from hub.subscriber import Subscriber
 from hub.users import hub_accounts
 from hub.web import create_app
 
@@ -49,43 +52,67 @@ def open_database(config: HubConfig) -> sa.Engine:
     return engine
 
 
-def serve(config: HubConfig) -> int:
+def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, worker: str | None = None) -> int:
+    """Run the hub: ingest (a worker), the dashboard with the hourly releases, or both (``serve``).
+
+    Ingest workers scale out through a share group (``ingest.share_group``); the dashboard is one
+    process reading released cells, and the one that releases.
+    """
     engine = open_database(config)
     metrics = HubMetrics()
     if config.metrics.port:
         start_http_server(config.metrics.port, addr=config.metrics.host, registry=metrics.registry)
     ingest = Ingest.configured(engine, metrics, config)
-    accounts = hub_accounts(engine, config.web)
-    subscriber = Subscriber(config.mqtt, config.client_id, ingest)
-    subscriber.start()
+    gc.freeze()  # start-up's objects live as long as the process (see below)
+    subscriber = None
+    if ingesting:
+        subscriber = Subscriber(config.mqtt, config.client_id, ingest, config.ingest, worker)
+        subscriber.start()
     halt = threading.Event()
-
-    def housekeeping() -> None:
-        while True:
-            try:
-                release_due(engine, configured_policy(engine, config.privacy))
-                roll_up(engine, config.privacy.session_rows_days)
-                ingest.prune()
-                accounts.sessions.purge()
-                accounts.audit.purge(config.web.audit_days)
-            except sa.exc.SQLAlchemyError as exc:
-                logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
-            except Exception:  # a bug must not end the releases for good: logged, tried again
-                logger.exception("releasing or pruning failed unexpectedly (tried again in an hour)")
-            if halt.wait(HOUSEKEEPING_EVERY_S):
-                return
-
-    threading.Thread(target=housekeeping, name="hub-housekeeping", daemon=True).start()
-    app = create_app(config, engine, metrics)
-    server = uvicorn.Server(uvicorn.Config(app, host=config.web.host, port=config.web.port, log_level="warning"))
-    logger.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
     try:
+        if not dashboard:
+            logger.info("ingest worker %s running (share group %r)", worker or "main", config.ingest.share_group)
+            _wait_for_signal(halt)
+            return 0
+        accounts = hub_accounts(engine, config.web)
+
+        def housekeeping() -> None:
+            while True:
+                try:
+                    release_due(engine, configured_policy(engine, config.privacy))
+                    roll_up(engine, config.privacy.session_rows_days)
+                    ingest.prune()
+                    accounts.sessions.purge()
+                    accounts.audit.purge(config.web.audit_days)
+                except sa.exc.SQLAlchemyError as exc:
+                    logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
+                except Exception:  # a bug must not end the releases for good: logged, tried again
+                    logger.exception("releasing or pruning failed unexpectedly (tried again in an hour)")
+                if halt.wait(HOUSEKEEPING_EVERY_S):
+                    return
+
+        threading.Thread(target=housekeeping, name="hub-housekeeping", daemon=True).start()
+        app = create_app(config, engine, metrics)
+        server = uvicorn.Server(uvicorn.Config(app, host=config.web.host, port=config.web.port, log_level="warning"))
+        logger.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
+        # What start-up loaded stays for the life of the process: leaving it out of the garbage
+        # collector's full passes keeps those from adding ~200 ms to a page now and then.
+        gc.freeze()
         server.run()  # returns on SIGINT/SIGTERM
     finally:
         halt.set()
-        subscriber.stop()
+        if subscriber is not None:
+            subscriber.stop()
         engine.dispose()
     return 0
+
+
+def _wait_for_signal(halt: threading.Event) -> None:
+    """Block until SIGTERM or SIGINT."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: halt.set())
+    while not halt.wait(3600):
+        pass
 
 
 def user_change(config: HubConfig, username: str, action: str, role: str, password_stdin: bool) -> int:

@@ -32,9 +32,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from contract.classes import CLASSES
 from contract.payload import Emotion, FaceSummary, Modalities, Probabilities, Span, Status, Summary, VoiceSummary
 from hub.config import HubConfig, parse_hub_config
-from hub.ingest import Ingest, Subscriber
+from hub.ingest import Ingest
 from hub.metrics import HubMetrics
 from hub.service import open_database
+from hub.subscriber import Subscriber
 from hub.web import create_app
 
 
@@ -217,7 +218,7 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
     engine = open_database(config)
     metrics = HubMetrics()
     ingest = Ingest.configured(engine, metrics, config)
-    subscriber = Subscriber(config.mqtt, config.client_id, ingest)
+    subscriber = Subscriber(config.mqtt, config.client_id, ingest, config.ingest)
     subscriber.start()
     server = None
     url = ""

@@ -1,0 +1,404 @@
+"""Storing a batch of validated messages in one transaction, with a few statements per batch.
+
+The order of the steps is the order in which rows are locked, the same in every worker, so workers
+sharing the stream (``$share/...``) rarely wait on each other and deadlock only by chance (the
+database then aborts one batch, which is tried again):
+
+1. message ids: one ``INSERT ... ON CONFLICT DO NOTHING RETURNING``: the ids it returns are new, the
+   others were stored before (by this or another worker, committed or about to be: PostgreSQL makes
+   the insert wait for the other transaction), so de-duplication stays exact under batching;
+2. months already rolled up (their summaries are refused);
+3. sessions' parts, read to check that a session stays in its room and to pick the open part;
+4. devices, locked in id order (``FOR UPDATE`` on PostgreSQL): identity, sequence, gaps;
+5. the sessions' sums, one multi-row upsert adding each session's windows to its open part. A part
+   sealed by a release between step 3 and 5 is not added to (``WHERE sealed_in IS NULL``); the batch
+   is then tried again and goes to a new part.
+
+A refused message leaves nothing behind: its id is removed again and it adds to no device or session.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+from contract.classes import CLASSES
+from contract.payload import Status, Summary
+from hub.periods import month_of, week_of
+from hub.store import FLAGS, SUMS, devices, gaps, messages, rolled_up, sessions
+
+logger = logging.getLogger(__name__)
+
+CHUNK = 400  # rows per multi-row statement (well inside SQLite's and PostgreSQL's parameter limits)
+T = TypeVar("T")
+
+
+class Refused(Exception):  # noqa: N818 - a message refused, not a failure of the hub
+    """A message that is set aside: ``kind`` is the metric's reason label, ``detail`` the log's."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+        self.detail = detail
+
+
+class Contended(Exception):  # noqa: N818 - a state, tried again
+    """A release sealed a session part while the batch was being stored: the batch is tried again."""
+
+
+@dataclass
+class Message:
+    """One validated message of a batch; ``index`` is its place in the batch."""
+
+    index: int
+    topic: str
+    site: str
+    room: str
+    summary: Summary | None = None
+    status: Status | None = None
+
+    @property
+    def device_id(self) -> str:
+        body = self.summary or self.status
+        if body is None:  # pragma: no cover - a Message is built with one of the two
+            raise ValueError("a message without a body")
+        return body.device_id
+
+    @property
+    def day(self) -> str:
+        return day_of(self._summary.span.started_at)
+
+    @property
+    def _summary(self) -> Summary:
+        if self.summary is None:  # pragma: no cover - only summaries have days
+            raise ValueError("a status has no day")
+        return self.summary
+
+
+@dataclass
+class Result:
+    """What happened to each message of a batch (by index), and what the metrics count."""
+
+    stored: list[Message] = field(default_factory=list)
+    duplicates: list[Message] = field(default_factory=list)
+    refused: list[tuple[int, Refused]] = field(default_factory=list)
+    missing: int = 0
+    late: int = 0
+    rooms_online: int | None = None
+
+
+def day_of(iso: str) -> str:
+    """The UTC day of an ISO 8601 time."""
+    stamp = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.timezone.utc)
+    return stamp.date().isoformat()
+
+
+def _chunks(rows: Sequence[T]) -> Iterator[Sequence[T]]:
+    for i in range(0, len(rows), CHUNK):
+        yield rows[i : i + CHUNK]
+
+
+def _rows_in(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], tail: str) -> Any:
+    """``INSERT INTO table ... <tail>`` for many rows in one short statement: on PostgreSQL one array
+    per column (``unnest``: the statement's text stays the same, whatever the number of rows); on
+    SQLite one execution per row."""
+    columns = list(rows[0])
+    names = ", ".join(columns)
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect=conn.dialect)}[])" for c in columns)
+        statement = f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}) {tail}"  # noqa: S608
+        return conn.execute(sa.text(statement), {c: [r[c] for r in rows] for c in columns})
+    values = ", ".join(f":{c}" for c in columns)
+    statement = f"INSERT INTO {table.name} ({names}) VALUES ({values}) {tail}"  # noqa: S608
+    if "RETURNING" not in tail:
+        return conn.execute(sa.text(statement), rows)
+    returned = [conn.execute(sa.text(statement), row).all() for row in rows]
+    return _Rows([r for rows_ in returned for r in rows_])
+
+
+def _among(conn: sa.Connection, column: sa.ColumnElement[Any], values: Sequence[Any]) -> sa.ColumnElement[bool]:
+    """``column IN values``: on PostgreSQL ``= ANY(array)``, one parameter whatever the count."""
+    if conn.dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, list(values), type_=postgresql.ARRAY(column.type)))
+    return column.in_(list(values))
+
+
+def _update_rows(conn: sa.Connection, table: sa.Table, key: str, rows: list[dict[str, Any]]) -> None:
+    """``UPDATE table SET ... WHERE key = ...`` for many rows: one statement on PostgreSQL."""
+    columns = [c for c in rows[0] if c != key]
+    if conn.dialect.name == "postgresql":
+        arrays = ", ".join(f"CAST(:{c} AS {table.c[c].type.compile(dialect=conn.dialect)}[])" for c in [key, *columns])
+        sets = ", ".join(f"{c} = u.{c}" for c in columns)
+        statement = (
+            f"UPDATE {table.name} SET {sets} FROM unnest({arrays}) AS u({key}, {', '.join(columns)}) "  # noqa: S608
+            f"WHERE {table.name}.{key} = u.{key}"
+        )
+        conn.execute(sa.text(statement), {c: [r[c] for r in rows] for c in [key, *columns]})
+        return
+    update = (
+        table.update()
+        .where(table.c[key] == sa.bindparam(f"b_{key}"))
+        .values({c: sa.bindparam(f"b_{c}") for c in columns})
+    )
+    conn.execute(update, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+
+class _Rows:
+    """Rows returned by several SQLite statements, read like one result."""
+
+    def __init__(self, rows: list[Any]) -> None:
+        self.rows = rows
+
+    def all(self) -> list[Any]:
+        return self.rows
+
+    def scalars(self) -> list[Any]:
+        return [r[0] for r in self.rows]
+
+
+def store(conn: sa.Connection, batch: Sequence[Message], now: str) -> Result:
+    """Store ``batch`` in the open transaction of ``conn``; refused messages are returned, not raised.
+
+    Raises:
+        Contended: a session part was sealed meanwhile; roll back and try the batch again.
+    """
+    result = Result()
+    new = _new_messages(conn, [m for m in batch if m.summary is not None], now, result)
+    fresh = _open_months(conn, new, result)
+    fresh, parts = _same_room(conn, fresh, result)
+    accepted = _sequence(conn, fresh, [m for m in batch if m.status is not None], now, result)
+    _add_to_sessions(conn, accepted, parts)
+    kept = {m.index for m in accepted}
+    late_refusals = [m for m in new if m.index not in kept]
+    for chunk in _chunks([m._summary.message_id for m in late_refusals]):
+        conn.execute(messages.delete().where(_among(conn, messages.c.message_id, chunk)))
+    result.stored += accepted
+    if any(m.status is not None for m in batch):
+        result.rooms_online = conn.execute(
+            sa.select(sa.func.count()).select_from(devices).where(devices.c.state == "online")
+        ).scalar_one()
+    return result
+
+
+def _new_messages(conn: sa.Connection, summaries: list[Message], now: str, result: Result) -> list[Message]:
+    """Summaries whose message id no transaction stored before; the others are duplicates."""
+    first: dict[str, Message] = {}
+    for m in summaries:
+        first.setdefault(m._summary.message_id, m)
+    new: set[str] = set()
+    ids = sorted(first)
+    if ids:
+        rows = [{"message_id": i, "received_day": now[:10]} for i in ids]
+        new.update(_rows_in(conn, messages, rows, "ON CONFLICT DO NOTHING RETURNING message_id").scalars())
+    fresh = []
+    for m in summaries:
+        if first[m._summary.message_id] is m and m._summary.message_id in new:
+            fresh.append(m)
+        else:
+            result.duplicates.append(m)
+    return fresh
+
+
+def _open_months(conn: sa.Connection, fresh: list[Message], result: Result) -> list[Message]:
+    months = sorted({month_of(m.day) for m in fresh})
+    closed = set(conn.execute(sa.select(rolled_up.c.month).where(_among(conn, rolled_up.c.month, months))).scalars())
+    if not closed:
+        return fresh
+    kept = []
+    for m in fresh:
+        month = month_of(m.day)
+        if month in closed:
+            detail = f"month {month} is rolled up: its sessions were deleted after release"
+            result.refused.append((m.index, Refused("closed", detail)))
+        else:
+            kept.append(m)
+    return kept
+
+
+@dataclass(frozen=True)
+class _Part:
+    part: int
+    site: str
+    room: str
+    sealed_in: int | None
+
+
+def _same_room(
+    conn: sa.Connection, fresh: list[Message], result: Result
+) -> tuple[list[Message], dict[str, list[_Part]]]:
+    """Summaries whose session is unknown or known in their room, and every session's parts."""
+    parts: dict[str, list[_Part]] = defaultdict(list)
+    ids = sorted({m._summary.session_id for m in fresh})
+    columns = (sessions.c.session_id, sessions.c.part, sessions.c.site, sessions.c.room, sessions.c.sealed_in)
+    for chunk in _chunks(ids):
+        for row in conn.execute(sa.select(*columns).where(_among(conn, sessions.c.session_id, chunk))):
+            parts[row.session_id].append(_Part(row.part, row.site, row.room, row.sealed_in))
+    owner = {sid: (p[0].site, p[0].room) for sid, p in parts.items()}
+    kept = []
+    for m in fresh:
+        sid = m._summary.session_id
+        site, room = owner.setdefault(sid, (m.site, m.room))
+        if (site, room) != (m.site, m.room):
+            result.refused.append((m.index, Refused("identity", f"session {sid} belongs to {site}/{room}")))
+        else:
+            kept.append(m)
+    return kept, parts
+
+
+def _sequence(
+    conn: sa.Connection, summaries: list[Message], statuses: list[Message], now: str, result: Result
+) -> list[Message]:
+    """Lock the devices, check each message is its device's room's, follow the sequence (gaps, late
+    summaries filling them), apply statuses; the summaries accepted, in arrival order."""
+    arriving = sorted(summaries + statuses, key=lambda m: m.index)
+    firsts: dict[str, Message] = {}
+    for m in arriving:
+        firsts.setdefault(m.device_id, m)
+    if firsts:
+        new_rows = [{"device_id": d, "site": firsts[d].site, "room": firsts[d].room} for d in sorted(firsts)]
+        _rows_in(conn, devices, new_rows, "ON CONFLICT DO NOTHING")
+    wanted = sorted(set(firsts) | {m.device_id for m in result.duplicates})
+    rows: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(wanted):
+        query = sa.select(devices).where(_among(conn, devices.c.device_id, chunk)).order_by(devices.c.device_id)
+        rows.update((r["device_id"], dict(r)) for r in conn.execute(query.with_for_update()).mappings())
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for chunk in _chunks(sorted({m.device_id for m in summaries})):
+        for gap in conn.execute(sa.select(gaps).where(_among(conn, gaps.c.device_id, chunk))).mappings():
+            held[gap["device_id"]].append(dict(gap))
+    gone: list[int] = []
+    touched: set[str] = set()
+    accepted = []
+    for m in arriving:
+        row = rows[m.device_id]
+        if (row["site"], row["room"]) != (m.site, m.room):
+            detail = f"device {m.device_id} belongs to {row['site']}/{row['room']}"
+            result.refused.append((m.index, Refused("identity", detail)))
+            continue
+        touched.add(m.device_id)
+        if m.status is not None:
+            st = m.status
+            row.update(
+                state=st.state,
+                session_state=st.session,
+                degraded=",".join(st.degraded),
+                outbox=st.outbox,
+                calibrated_at=st.calibrated_at,
+                last_status_at=st.ts,
+            )
+            result.stored.append(m)
+            continue
+        _follow(row, m._summary.seq, held[m.device_id], gone, now, result)
+        accepted.append(m)
+    for m in result.duplicates:
+        if m.device_id in rows:
+            rows[m.device_id]["duplicates"] += 1
+            touched.add(m.device_id)
+    _write_devices(conn, [rows[d] for d in sorted(touched)])
+    for ids in _chunks(gone):
+        conn.execute(gaps.delete().where(_among(conn, gaps.c.id, ids)))
+    new_gaps = [
+        {k: g[k] for k in ("device_id", "from_seq", "to_seq", "noticed_at")}
+        for d in sorted(held)
+        for g in held[d]
+        if g.get("id") is None
+    ]
+    if new_gaps:
+        conn.execute(gaps.insert(), new_gaps)
+    return accepted
+
+
+def _follow(row: dict[str, Any], seq: int, held: list[dict[str, Any]], gone: list[int], now: str, r: Result) -> None:
+    """One summary's place in its device's sequence: a gap before it, or a late one filling a gap."""
+    last = row["last_seq"]
+    row["summaries"] += 1
+    row["last_summary_at"] = now
+    if last is None or seq > last:
+        if last is not None and seq > last + 1:
+            held.append({"device_id": row["device_id"], "from_seq": last + 1, "to_seq": seq - 1, "noticed_at": now})
+            row["missing"] += seq - last - 1
+            r.missing += seq - last - 1
+            logger.warning("%s: summaries %d-%d missing", row["device_id"], last + 1, seq - 1)
+        row["last_seq"] = seq
+        return
+    r.late += 1
+    gap = next((g for g in held if g["from_seq"] <= seq <= g["to_seq"]), None)
+    if gap is None:
+        return
+    held.remove(gap)
+    if gap.get("id") is not None:
+        gone.append(gap["id"])
+    for lo, hi in ((gap["from_seq"], seq - 1), (seq + 1, gap["to_seq"])):
+        if lo <= hi:
+            held.append({"device_id": row["device_id"], "from_seq": lo, "to_seq": hi, "noticed_at": gap["noticed_at"]})
+    row["missing"] = max(row["missing"] - 1, 0)
+
+
+_DEVICE_FIELDS = [c.name for c in devices.columns if c.name not in ("device_id", "site", "room")]
+
+
+def _write_devices(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        _update_rows(conn, devices, "device_id", [{k: r[k] for k in ["device_id", *_DEVICE_FIELDS]} for r in rows])
+
+
+def sums(s: Summary) -> dict[str, float]:
+    """What one summary adds to its session's row."""
+    windows = s.span.windows
+    face = s.modalities.face
+    voice = s.modalities.voice
+    add: dict[str, float] = {
+        "windows": windows,
+        "seconds": max(s.span.end_s - s.span.start_s, 0.0),
+        "face_coverage_sum": (face.coverage * windows) if face else 0.0,
+        "voiced_sum": (voice.voiced_ratio * windows) if voice else 0.0,
+        "prob_windows": windows if s.emotion.probs is not None else 0,
+    }
+    probs = s.emotion.probs.model_dump() if s.emotion.probs is not None else {}
+    for c in CLASSES:
+        add[f"p_{c}"] = probs.get(c, 0.0) * windows
+    for f in FLAGS:
+        add[f"flag_{f}"] = s.quality.get(f, 0)  # type: ignore[call-overload]
+    return add
+
+
+def _add_to_sessions(conn: sa.Connection, accepted: list[Message], parts: dict[str, list[_Part]]) -> None:
+    """One upsert per chunk: each session's sums added to its open part, or a new part."""
+    rows: dict[str, dict[str, Any]] = {}
+    for m in accepted:
+        s = m._summary
+        add = sums(s)
+        row = rows.get(s.session_id)
+        if row is None:
+            known = parts.get(s.session_id, [])
+            open_part = next((p.part for p in known if p.sealed_in is None), None)
+            part = open_part if open_part is not None else max((p.part for p in known), default=-1) + 1
+            day = m.day
+            rows[s.session_id] = {
+                "session_id": s.session_id,
+                "part": part,
+                "site": m.site,
+                "room": m.room,
+                "day": day,
+                "week": week_of(day),
+                "month": month_of(day),
+                **add,
+            }
+        else:
+            for k, v in add.items():
+                row[k] += v
+    if not rows:
+        return
+    added = ", ".join(f"{k} = sessions.{k} + excluded.{k}" for k in SUMS)
+    tail = f"ON CONFLICT (session_id, part) DO UPDATE SET {added} WHERE sessions.sealed_in IS NULL RETURNING part"
+    if len(_rows_in(conn, sessions, [rows[sid] for sid in sorted(rows)], tail).all()) != len(rows):
+        raise Contended("a release sealed a session part meanwhile")
