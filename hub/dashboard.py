@@ -1,5 +1,6 @@
 """Page models for the dashboard, built only from the released cells (:mod:`hub.release`) and the
-appliances' health."""
+appliances' health. Pages read the rollup ``shown_cells`` (the newest version of each released cell)
+through its key: a page's cost follows the cells it shows, not the sessions behind them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from contract.classes import CLASSES
 from hub.privacy import Cell
 from hub.release import released_cell
-from hub.store import FLAGS, devices, released_cells, releases
+from hub.store import FLAGS, devices, releases, shown_cells
 
 STALE_STATUS_S = 180
 
@@ -30,16 +31,34 @@ class Published:
         return self.cells.get((level, grain), [])
 
 
-def published(conn: sa.Connection, grains: tuple[str, ...]) -> Published:
+@dataclass(frozen=True)
+class Filters:
+    level: str  # clinic | site | room
+    grain: str
+    site: str | None
+    room: str | None
+    start: str | None
+    end: str | None
+
+
+def published(conn: sa.Connection, grains: tuple[str, ...], f: Filters | None = None) -> Published:
+    """The shown cells of ``grains`` (only those ``f`` selects, read through the rollup's key)."""
     k = int(conn.execute(sa.text("SELECT k FROM hub_settings WHERE id = 1")).scalar_one())
-    rows = conn.execute(
-        sa.select(released_cells).where(released_cells.c.grain.in_(grains)).order_by(released_cells.c.release_id)
-    ).mappings()
-    newest: dict[tuple[str, str, str, str, str], Cell] = {}
-    for r in rows:
-        newest[(r["level"], r["grain"], r["site"], r["room"], r["period"])] = released_cell(r)
+    query = sa.select(shown_cells).where(shown_cells.c.grain.in_(grains))
+    if f is not None:
+        width = 7 if f.grain == "month" else 10  # YYYY-MM, or the day (of a week's Monday)
+        query = query.where(shown_cells.c.level == f.level, shown_cells.c.grain == f.grain)
+        if f.site:
+            query = query.where(shown_cells.c.site == f.site)
+        if f.room:
+            query = query.where(shown_cells.c.room == f.room)
+        if f.start:
+            query = query.where(shown_cells.c.period >= f.start[:width])
+        if f.end:
+            query = query.where(shown_cells.c.period <= f.end[:width])
     cells: dict[tuple[str, str], list[Cell]] = {}
-    for cell in newest.values():
+    for row in conn.execute(query).mappings():
+        cell = released_cell(row)
         cells.setdefault((cell.level, cell.grain), []).append(cell)
     for table in cells.values():
         table.sort(key=lambda c: c.key)
@@ -114,16 +133,6 @@ def to_row(cell: Cell) -> Row:
     )
 
 
-@dataclass(frozen=True)
-class Filters:
-    level: str  # clinic | site | room
-    grain: str
-    site: str | None
-    room: str | None
-    start: str | None
-    end: str | None
-
-
 def select(released: Published, f: Filters) -> list[Row]:
     """Shown cells for the filters, newest period last."""
     rows = []
@@ -143,19 +152,22 @@ def select(released: Published, f: Filters) -> list[Row]:
 
 def chart_data(rows: list[Row]) -> dict[str, Any]:
     """Emotion shares per period (stacked), summed over the rows' scopes weighted by sessions."""
-    periods = sorted({r.period for r in rows})
+    by_period: dict[str, list[Row]] = {}
+    for r in rows:
+        by_period.setdefault(r.period, []).append(r)
+    periods = sorted(by_period)
     series = {}
     for c in CLASSES:
         values = []
         for p in periods:
-            shares = [(share, r.sessions) for r in rows if r.period == p and (share := r.emotions[c]) is not None]
+            shares = [(share, r.sessions) for r in by_period[p] if (share := r.emotions[c]) is not None]
             weight = sum(n for _, n in shares)
             values.append(None if not weight else round(100 * sum(v * n for v, n in shares) / weight, 1))
         series[c] = values
     return {
         "periods": periods,
         "series": series,
-        "sessions": [sum(r.sessions for r in rows if r.period == p) for p in periods],
+        "sessions": [sum(r.sessions for r in by_period[p]) for p in periods],
     }
 
 

@@ -25,13 +25,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from contract.classes import CLASSES
 from hub.config import PrivacyConfig
 from hub.dp import Noise, Totals, measure
 from hub.periods import GRAINS, Grain, closed, coarser
 from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
-from hub.store import SUMS, devices, hub_settings, released_cells, releases, rolled_up, sessions
+from hub.store import SUMS, devices, hub_settings, released_cells, releases, rolled_up, sessions, shown_cells
 
 logger = logging.getLogger(__name__)
 
@@ -169,17 +170,24 @@ def release_one(
 
 
 def _store(conn: sa.Connection, release_id: int, cell: Cell) -> None:
+    """Store a released cell, and make it the shown version of its cell (the dashboard's rollup)."""
     dims = (*cell.dims, "", "")[:2]
+    row = {
+        "release_id": release_id,
+        "level": cell.level,
+        "grain": cell.grain,
+        "site": dims[0],
+        "room": dims[1],
+        "period": cell.period,
+        "sessions": cell.sessions,
+        **{s: cell.sums.get(s, 0.0) for s in SUMS},
+    }
+    conn.execute(released_cells.insert().values(**row))
+    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(shown_cells)
+    key = ["level", "grain", "site", "room", "period"]
     conn.execute(
-        released_cells.insert().values(
-            release_id=release_id,
-            level=cell.level,
-            grain=cell.grain,
-            site=dims[0],
-            room=dims[1],
-            period=cell.period,
-            sessions=cell.sessions,
-            **{s: cell.sums.get(s, 0.0) for s in SUMS},
+        insert.values(**row).on_conflict_do_update(
+            index_elements=key, set_={k: v for k, v in row.items() if k not in key}
         )
     )
 

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from hub.grants import grant_dashboard
 from hub.periods import month_of
-from hub.store import SCHEMA_VERSION, hub_settings, metadata, sessions
+from hub.store import SCHEMA_VERSION, hub_settings, metadata, released_cells, sessions, shown_cells
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,20 @@ def _upgrade_from_1(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 2 (session parts, months of whole weeks, releases)")
 
 
+def _upgrade_from_2(engine: sa.Engine) -> None:
+    """Version 3 keeps the newest version of every released cell in ``shown_cells``: fill it."""
+    with engine.begin() as conn:
+        newest: dict[tuple[str, ...], dict[str, object]] = {}
+        for row in conn.execute(sa.select(released_cells).order_by(released_cells.c.release_id)).mappings():
+            cell = {k: v for k, v in row.items() if k != "id"}
+            newest[(row["level"], row["grain"], row["site"], row["room"], row["period"])] = cell
+        conn.execute(shown_cells.delete())
+        if newest:
+            conn.execute(shown_cells.insert(), list(newest.values()))
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(schema_version=3))
+    logger.info("hub database upgraded to schema version 3 (the dashboard's rollup of released cells)")
+
+
 def create_schema(engine: sa.Engine, k: int) -> None:
     """Create tables (idempotent), upgrade an older database, set k and grant the dashboard's role.
 
@@ -51,8 +65,10 @@ def create_schema(engine: sa.Engine, k: int) -> None:
         row = conn.execute(
             sa.select(hub_settings.c.k, hub_settings.c.schema_version).where(hub_settings.c.id == 1)
         ).first()
-    if row is not None and row.schema_version < SCHEMA_VERSION:
+    if row is not None and row.schema_version < 2:
         _upgrade_from_1(engine)
+    if row is not None and row.schema_version < SCHEMA_VERSION:
+        _upgrade_from_2(engine)
     with engine.begin() as conn:
         if row is None:
             conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION))

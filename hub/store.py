@@ -9,6 +9,7 @@ What is kept, and nothing more:
   further part (row) of the session, which a later release seals.
 * ``releases`` and ``released_cells``: what the dashboard shows, frozen when released
   (:mod:`hub.release`); a released cell is never changed, a revision adds a new release.
+  ``shown_cells`` holds the newest version of each, kept by the releases: the dashboard's rollup.
 * ``rolled_up``: months whose session rows were deleted after ``privacy.session_rows_days``; only
   their released cells remain, and summaries that still arrive for them are refused.
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
@@ -20,8 +21,8 @@ What is kept, and nothing more:
   (:mod:`clinic_common.auth`: argon2id hashes, roles, server-side sessions, the audit log).
 * ``hub_settings``: the k releases enforce, the schema version.
 
-The dashboard never reads ``sessions``: it reads the released cells. On PostgreSQL it connects as
-a role granted only those and the appliances' health (:mod:`hub.grants`).
+The dashboard never reads ``sessions``: it reads the newest released cells (``shown_cells``). On
+PostgreSQL it connects as a role granted only those and the appliances' health (:mod:`hub.grants`).
 """
 
 from __future__ import annotations
@@ -118,6 +119,21 @@ released_cells = sa.Table(
     sa.Index("ix_released_cells_view", "level", "grain", "period"),
 )
 
+# The dashboard's rollup: the newest released version of every cell, kept by each release (a revision
+# replaces the cells it changed), so a page reads only the rows it shows, however many sessions.
+shown_cells = sa.Table(
+    "shown_cells",
+    metadata,
+    sa.Column("level", sa.String(6), primary_key=True),
+    sa.Column("grain", sa.String(5), primary_key=True),
+    sa.Column("site", sa.String(63), primary_key=True),
+    sa.Column("room", sa.String(63), primary_key=True),
+    sa.Column("period", sa.String(10), primary_key=True),
+    sa.Column("release_id", sa.Integer, sa.ForeignKey("releases.id"), nullable=False),
+    sa.Column("sessions", sa.Integer, nullable=False),
+    *(sa.Column(s, sa.Float, nullable=False) for s in SUMS),
+)
+
 devices = sa.Table(
     "devices",
     metadata,
@@ -168,7 +184,7 @@ dead_letters = sa.Table(
 auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
 users = auth.users
 
-SCHEMA_VERSION = 2  # 2: session parts, nested months, releases
+SCHEMA_VERSION = 3  # 2: session parts, nested months, releases; 3: shown_cells
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:

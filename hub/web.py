@@ -121,9 +121,9 @@ def filters(
 FiltersDep = Annotated[Filters, Depends(filters)]
 
 
-def released(h: Hub) -> Published:
+def released(h: Hub, f: Filters) -> Published:
     with h.engine.connect() as conn:
-        result = published(conn, h.grains)
+        result = published(conn, (f.grain,), f)
     h.metrics.suppressed.set(result.hidden)
     return result
 
@@ -259,8 +259,9 @@ pages = APIRouter()
 
 @pages.get("/", response_class=HTMLResponse)
 def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
-    lat = released(h)
-    rows = select(lat, Filters("clinic", f.grain, None, None, f.start, f.end))
+    clinic = Filters("clinic", f.grain, None, None, f.start, f.end)
+    lat = released(h, clinic)
+    rows = select(lat, clinic)
     devices = health(h.engine)
     online = sum(1 for d in devices if d.state == "online")
     return page(
@@ -285,16 +286,20 @@ def rooms(request: Request, h: HubDep, u: UserDep, site: str = "") -> HTMLRespon
     return page(request, h, "rooms.html", u, devices=health(h.engine, site or None), sites=sites, site=site)
 
 
+TABLE_ROWS = 400  # rows a trends table shows (a year of weeks for every room is thousands)
+
+
 @pages.get("/trends", response_class=HTMLResponse)
 def trends(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
-    rows = select(released(h), f)
+    rows = select(released(h, f), f)
     sites, rooms_by_site = scopes(h.engine)
     return page(
         request,
         h,
         "trends.html",
         u,
-        rows=rows,
+        rows=rows[-TABLE_ROWS:],  # the newest; the chart and the CSV export have them all
+        total=len(rows),
         chart=json.dumps(chart_data(rows)),
         classes=CLASSES,
         f=f,
@@ -311,7 +316,7 @@ def export(h: HubDep, _u: UserDep, f: FiltersDep) -> Response:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(CSV_HEADER)
-    for row in select(released(h), f):
+    for row in select(released(h, f), f):
         writer.writerow([neutralised(cell) for cell in row.csv()])
     name = f"clinic-{f.level}-{f.grain}.csv"
     return Response(

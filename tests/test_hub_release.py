@@ -28,7 +28,7 @@ from hub.metrics import HubMetrics
 from hub.periods import GRAINS, closed, end_of, month_of, period_of, week_of
 from hub.release import Released, policy_for, release_due, roll_up
 from hub.service import open_database
-from hub.store import SUMS, released_cells, releases, sessions
+from hub.store import SUMS, released_cells, releases, sessions, shown_cells
 from hub.users import hub_accounts
 
 LEVEL_DIMS = {"clinic": 0, "site": 1, "room": 2}
@@ -346,7 +346,7 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
             sa.select(sessions.c.session_id, sessions.c.part, sessions.c.month, sessions.c.sealed_in)
         ).all()
         version = conn.execute(sa.text("SELECT schema_version FROM hub_settings")).scalar_one()
-    assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)] and version == 2
+    assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)] and version == 3
 
 
 def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases(tmp_path: Path) -> None:
@@ -402,3 +402,47 @@ def test_session_rows_are_rolled_up_after_their_month_and_later_summaries_refuse
     )
     assert outcome.result == "invalid" and "month 2026-10 is rolled up" in outcome.detail
     assert roll_up(engine, keep_days=60, today=dt.date(2027, 1, 5)) == []
+
+
+def _newest_released(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    newest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    with engine.begin() as conn:
+        for row in conn.execute(sa.select(released_cells).order_by(released_cells.c.release_id)).mappings():
+            newest[(row["level"], row["grain"], row["site"], row["room"], row["period"])] = (
+                row["release_id"],
+                row["sessions"],
+                row["windows"],
+            )
+    return sorted((*key, *value) for key, value in newest.items())
+
+
+def _shown(engine: sa.Engine) -> list[tuple[Any, ...]]:
+    c = shown_cells.c
+    with engine.begin() as conn:
+        rows = conn.execute(
+            sa.select(c.level, c.grain, c.site, c.room, c.period, c.release_id, c.sessions, c.windows)
+        ).all()
+    return sorted(tuple(r) for r in rows)
+
+
+def test_the_dashboard_rollup_is_the_newest_version_of_every_released_cell(tmp_path: Path) -> None:
+    """Releases and revisions keep ``shown_cells`` (which the pages read) equal to the newest released
+    version of each cell; a version 2 database gets it filled when upgraded."""
+    engine = open_database(hub_config(tmp_path, 1883, finest_grain="week"))
+    clinic = Clinic(engine)
+    for i in range(24):
+        clinic.session("north", f"r{i % 2}", f"2026-03-{2 + i % 5:02d}", windows=2)
+    assert release(engine, "2026-03-20", finest="week")
+    first = _shown(engine)
+    assert first and first == _newest_released(engine)
+    for _ in range(6):  # late sessions of the released week: a revision
+        clinic.session("north", "r0", "2026-03-03")
+    assert release(engine, "2026-04-20", finest="week")
+    assert _shown(engine) == _newest_released(engine) != first
+    with engine.begin() as conn:
+        conn.execute(shown_cells.delete())
+        conn.execute(sa.text("UPDATE hub_settings SET schema_version = 2"))
+    engine.dispose()
+    upgraded = open_database(hub_config(tmp_path, 1883, finest_grain="week"))
+    assert _shown(upgraded) == _newest_released(upgraded)
+    upgraded.dispose()
