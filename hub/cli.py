@@ -17,8 +17,8 @@ from pathlib import Path
 
 from clinic_common.cli import setup_logging
 from clinic_common.errors import ClinicError, ConfigError
-from hub.config import load_hub_config
-from hub.service import release_now, serve, user_change
+from hub.config import HubConfig, load_hub_config
+from hub.service import release_now, retire_worker, serve, user_change
 
 logger = logging.getLogger("hub.cli")
 
@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     work = sub.add_parser("ingest", help="an ingest worker only (several share the stream: ingest.share_group)")
     work.add_argument(
         "--worker", default=None, help="this worker's name in its share group (its client id is <client_id>-<name>)"
+    )
+    work.add_argument(
+        "--retire",
+        action="store_true",
+        help="take this worker out of its share group for good (stop its service first): store what its "
+        "session holds, then end the session at the broker",
     )
     sub.add_parser("dashboard", help="the dashboard and the releases only (beside ingest workers)")
     sub.add_parser("release", help="release the periods that closed, now (serve does it hourly)")
@@ -55,20 +61,28 @@ def _worker_name(name: str | None, group: str) -> str | None:
     return name
 
 
+def _run(args: argparse.Namespace, config: HubConfig) -> int:
+    if args.command == "user":
+        return user_change(config, args.username, args.action or "save", args.role, args.password_stdin)
+    if args.command == "release":
+        return release_now(config)
+    if args.command == "dashboard":
+        return serve(config, ingesting=False)
+    if args.command != "ingest":
+        return serve(config)
+    name = _worker_name(args.worker, config.ingest.share_group)
+    if not args.retire:
+        return serve(config, dashboard=False, worker=name)
+    if not config.ingest.share_group or name is None:
+        raise ConfigError("--retire is for a named worker of a share group (ingest.share_group)")
+    return retire_worker(config, name)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        config = load_hub_config(args.config)
-        if args.command == "user":
-            return user_change(config, args.username, args.action or "save", args.role, args.password_stdin)
-        if args.command == "release":
-            return release_now(config)
-        if args.command == "ingest":
-            return serve(config, dashboard=False, worker=_worker_name(args.worker, config.ingest.share_group))
-        if args.command == "dashboard":
-            return serve(config, ingesting=False)
-        return serve(config)
+        return _run(args, load_hub_config(args.config))
     except ClinicError as exc:
         logger.error("%s", exc)
         return exc.exit_code

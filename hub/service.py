@@ -107,6 +107,21 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
     return 0
 
 
+def retire_worker(config: HubConfig, worker: str) -> int:
+    """Take ``worker`` out of its share group for good (after stopping its service)."""
+    engine = open_database(config)
+    subscriber = Subscriber(
+        config.mqtt, config.client_id, Ingest.configured(engine, HubMetrics(), config), config.ingest, worker
+    )
+    subscriber.start()
+    try:
+        stored = subscriber.retire()
+    finally:
+        engine.dispose()
+    print(f"worker {worker} retired: its session ended at the broker after {stored} messages were stored")
+    return 0
+
+
 def _wait_for_signal(halt: threading.Event) -> None:
     """Block until SIGTERM or SIGINT."""
     for sig in (signal.SIGTERM, signal.SIGINT):

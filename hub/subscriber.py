@@ -172,6 +172,7 @@ class Subscriber:
         self.group = self.settings.share_group
         self.name = worker or "main"
         self.connected = threading.Event()
+        self.handled = 0  # messages stored (or set aside) and acknowledged
         self._halt = threading.Event()
         s = self.settings
         self._queue: queue.Queue[Delivery] = queue.Queue(maxsize=2 * s.batch_size)
@@ -277,14 +278,21 @@ class Subscriber:
                 delay = min(delay * 2, 30.0)
         for d in batch:
             d.link.ack(d)
+        self.handled += len(batch)
 
     # --- peers -------------------------------------------------------------------------------------
 
     def _peer(self, name: str, state: str) -> None:
         """A worker's presence changed: adopt a peer's session when it is not online and this worker is
-        the next live one after it; give an adopted session back when its owner is online."""
+        the next live one after it; give an adopted session back when its owner is online. An empty
+        presence is a retired worker (its session ended: nothing to adopt)."""
         with self._peer_lock:
-            self._peers[name] = state
+            if state:
+                self._peers[name] = state
+            else:
+                self._peers.pop(name, None)
+            for gone in [p for p in self._adopted if p not in self._peers]:
+                threading.Thread(target=self._adopted.pop(gone).stop, daemon=True).start()
             live = sorted(n for n, s in self._peers.items() if s == "online")
             for peer, peer_state in sorted(self._peers.items()):
                 if peer == self.name:
@@ -312,6 +320,30 @@ class Subscriber:
         )
         self._adopted[peer] = link
         link.start()
+
+    def retire(self, quiet_s: float = 5.0) -> int:
+        """End this worker's place in the share group for good: leave the shared subscription, store
+        what its session still holds (until nothing came for ``quiet_s``), end the session at the
+        broker and clear the presence. Returns the messages stored meanwhile."""
+        if not self.group or not self.link.connected.wait(60):
+            raise PublishError(f"cannot retire {self.link.client_id}: not a connected worker of a share group")
+        shared = self.link.topics[0]
+        self.link.client.unsubscribe(shared)
+        last, seen = -1, time.monotonic()
+        while time.monotonic() - seen < quiet_s or not self._queue.empty():
+            if self.handled != last:
+                last, seen = self.handled, time.monotonic()
+            time.sleep(0.2)
+        self._halt.set()
+        self._writer.join(timeout=60)
+        presence = f"{self.presence}/{self.name}"
+        self.link.client.publish(presence, b"", qos=1, retain=True).wait_for_publish(10)
+        end = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+        end.SessionExpiryInterval = 0  # the broker forgets the session: no more share of the stream
+        self.link.closed.set()
+        self.link.client.disconnect(properties=end)
+        self.link.client.loop_stop()
+        return self.handled
 
     @property
     def adopted(self) -> list[str]:

@@ -142,76 +142,141 @@ def _count(engine: sa.Engine, column: sa.ColumnElement[Any]) -> int:
         return int(conn.execute(sa.select(sa.func.coalesce(column, 0))).scalar_one())
 
 
+class Group:
+    """Real ``clinic-hub ingest`` workers of one share group, rooms publishing, a presence watcher."""
+
+    def __init__(self, tmp: Path, broker: int, url: str, rooms: int = 20) -> None:
+        self.tmp, self.broker, self.rooms = tmp, broker, rooms
+        self.config = _config(tmp, broker, url, "hub")
+        self.workers: dict[str, subprocess.Popen[bytes]] = {}
+        self.presence: set[str] = set()
+        self.watcher = self._client()
+        self.watcher.on_message = lambda _c, _u, m: self.presence.add(
+            f"{m.topic.rsplit('/', 1)[-1]}={m.payload.decode() or 'retired'}"
+        )
+        self.watcher.subscribe("clinic/v1/_hub/workers/ingest/+", qos=1)
+        self.publisher = self._client()
+        self.sessions = [str(uuid.uuid4()) for _ in range(rooms)]
+
+    def _client(self) -> mqtt.Client:
+        client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        client.max_inflight_messages_set(200)
+        client.connect("127.0.0.1", self.broker)
+        client.loop_start()
+        return client
+
+    def hub(self, *args: str) -> list[str]:
+        return [*HUB, "--config", str(self.config), "ingest", *args]
+
+    def start(self, *names: str) -> None:
+        for name in names:
+            with self.log(name).open("wb") as log:
+                self.workers[name] = subprocess.Popen(self.hub("--worker", name), stderr=log, cwd=ROOT)
+        wanted = {f"{n}=online" for n in names}
+        wait_for(lambda: wanted <= self.presence, timeout=120, what=f"{names} online")
+
+    def log(self, name: str) -> Path:
+        return self.tmp / f"{name}.log"
+
+    def publish(self, seqs: range) -> None:
+        infos = []
+        for seq in seqs:
+            for r in range(self.rooms):
+                s = summary("north", f"r{r}", f"d{r}", seq, self.sessions[r], TODAY)
+                infos.append(self.publisher.publish(f"clinic/v1/north/r{r}/summary", s.model_dump_json(), qos=1))
+        for info in infos:
+            info.wait_for_publish(timeout=120)
+
+    def close(self) -> None:
+        for proc in self.workers.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+        for client in (self.watcher, self.publisher):
+            client.loop_stop()
+            client.disconnect()
+
+
+def _stored(engine: sa.Engine) -> int:
+    return _count(engine, sa.func.sum(devices.c.summaries))
+
+
+def _exactly_once(engine: sa.Engine, total: int, rooms: int) -> None:
+    with engine.begin() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
+        windows = conn.execute(sa.select(sa.func.sum(sessions.c.windows))).scalar_one()
+        per_device = conn.execute(sa.select(devices.c.summaries, devices.c.missing)).all()
+        dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one()
+    assert stored == total and windows == total and dead == 0  # no loss, nothing counted twice
+    assert all(row == (total // rooms, 0) for row in per_device), per_device
+
+
 def test_two_workers_share_the_stream_and_a_sigkilled_one_loses_nothing(tmp_path: Path) -> None:
     broker = start_broker(tmp_path)
-    workers: dict[str, subprocess.Popen[bytes]] = {}
-    rooms, first, second = 20, 600, 1200
+    first, second = 600, 1200
     with postgres(tmp_path) as pg:
         engine = open_database(hub_config(tmp_path, broker.port, url=pg.url))
-        config = _config(tmp_path, broker.port, pg.url, "hub")
-        logs = {}
+        group = Group(tmp_path, broker.port, pg.url)
         try:
-            for name in ("w0", "w1"):
-                logs[name] = tmp_path / f"{name}.log"
-                with logs[name].open("wb") as log:
-                    workers[name] = subprocess.Popen(
-                        [*HUB, "--config", str(config), "ingest", "--worker", name], stderr=log, cwd=ROOT
-                    )
-            presence: set[str] = set()
-            watcher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-            watcher.on_message = lambda _c, _u, m: presence.add(f"{m.topic.rsplit('/', 1)[-1]}={m.payload.decode()}")
-            watcher.connect("127.0.0.1", broker.port)
-            watcher.subscribe("clinic/v1/_hub/workers/ingest/+", qos=1)
-            watcher.loop_start()
-            wait_for(lambda: {"w0=online", "w1=online"} <= presence, timeout=120, what="both workers online")
-
-            publisher = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-            publisher.max_inflight_messages_set(200)
-            publisher.connect("127.0.0.1", broker.port)
-            publisher.loop_start()
-            sessions_of = [str(uuid.uuid4()) for _ in range(rooms)]
-
-            def publish(seqs: range) -> None:
-                infos = []
-                for seq in seqs:
-                    for r in range(rooms):
-                        s = summary("north", f"r{r}", f"d{r}", seq, sessions_of[r], TODAY)
-                        infos.append(publisher.publish(f"clinic/v1/north/r{r}/summary", s.model_dump_json(), qos=1))
-                for info in infos:
-                    info.wait_for_publish(timeout=120)
-
-            publish(range(1, first // rooms + 1))
-            # Mid-stream: once both have stored some, and the broker still holds more for each.
-            wait_for(lambda: _count(engine, sa.func.sum(devices.c.summaries)) >= 100, timeout=180, what="100 stored")
-            os.kill(workers["w0"].pid, signal.SIGKILL)
-            workers["w0"].wait(timeout=30)
-            stored_at_kill = _count(engine, sa.func.sum(devices.c.summaries))
-            wait_for(lambda: "w0=offline" in presence, timeout=60, what="w0's last will")
-            publish(range(first // rooms + 1, second // rooms + 1))
-            wait_for(
-                lambda: _count(engine, sa.func.sum(devices.c.summaries)) >= second,
-                timeout=300,
-                what=f"all {second} summaries stored by the survivor",
-            )
-            with engine.begin() as conn:
-                stored = conn.execute(sa.select(sa.func.count()).select_from(messages)).scalar_one()
-                windows = conn.execute(sa.select(sa.func.sum(sessions.c.windows))).scalar_one()
-                per_device = conn.execute(sa.select(devices.c.summaries, devices.c.missing)).all()
-                dead = conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar_one()
+            group.start("w0", "w1")
+            group.publish(range(1, first // group.rooms + 1))
+            # Mid-stream: once some are stored, and the broker still holds more for each worker.
+            wait_for(lambda: _stored(engine) >= 100, timeout=180, what="100 stored")
+            os.kill(group.workers["w0"].pid, signal.SIGKILL)
+            group.workers["w0"].wait(timeout=30)
+            stored_at_kill = _stored(engine)
+            wait_for(lambda: "w0=offline" in group.presence, timeout=60, what="w0's last will")
+            group.publish(range(first // group.rooms + 1, second // group.rooms + 1))
+            wait_for(lambda: _stored(engine) >= second, timeout=300, what=f"all {second} stored by the survivor")
             assert stored_at_kill < second
-            assert stored == second and windows == second and dead == 0  # no loss, nothing counted twice
-            assert all(row == (second // rooms, 0) for row in per_device), per_device
-            survivor = logs["w1"].read_text(encoding="utf-8")
+            _exactly_once(engine, second, group.rooms)
+            survivor = group.log("w1").read_text(encoding="utf-8")
             assert "worker w0 is offline: storing its share of the stream here" in survivor
-            watcher.loop_stop()
-            publisher.loop_stop()
         finally:
-            for proc in workers.values():
-                if proc.poll() is None:
-                    proc.send_signal(signal.SIGTERM)
-                    proc.wait(timeout=60)
+            group.close()
             engine.dispose()
             broker.stop()
+
+
+def test_a_retired_worker_s_session_ends_and_the_stream_goes_to_the_others(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path)
+    with postgres(tmp_path) as pg:
+        engine = open_database(hub_config(tmp_path, broker.port, url=pg.url))
+        group = Group(tmp_path, broker.port, pg.url)
+        try:
+            group.start("w0", "w1")
+            group.publish(range(1, 11))
+            group.workers["w0"].send_signal(signal.SIGTERM)  # stopped as its service would be
+            assert group.workers["w0"].wait(timeout=60) == 0
+            wait_for(lambda: "w0=stopped" in group.presence, timeout=60, what="w0 stopped")
+            group.publish(range(11, 21))  # a share of these goes to w0's session, which w1 adopts
+            done = subprocess.run(
+                group.hub("--worker", "w0", "--retire"), capture_output=True, text=True, cwd=ROOT, timeout=300
+            )
+            assert done.returncode == 0, done.stderr
+            assert "worker w0 retired: its session ended at the broker" in done.stdout
+            wait_for(lambda: "w0=retired" in group.presence, timeout=60, what="w0's presence cleared")
+            # With w0's session still at the broker and nobody adopting it, half of these would wait.
+            group.publish(range(21, 41))
+            wait_for(lambda: _stored(engine) >= 40 * group.rooms, timeout=300, what="all 800 stored")
+            _exactly_once(engine, 40 * group.rooms, group.rooms)
+        finally:
+            group.close()
+            engine.dispose()
+            broker.stop()
+
+
+def test_hub_processes_starting_together_create_the_schema_one_at_a_time(tmp_path: Path) -> None:
+    """Four processes opening a new PostgreSQL database at once (workers and dashboard started
+    together): all start; PostgreSQL would refuse concurrent grants ("tuple concurrently updated")."""
+    with postgres(tmp_path) as pg:
+        config = _config(tmp_path, 1883, pg.url, "hub")
+        procs = [
+            subprocess.Popen([*HUB, "--config", str(config), "release"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+            for _ in range(4)
+        ]
+        results = [(p.communicate(timeout=120)[1], p.returncode) for p in procs]
+        assert [code for _, code in results] == [0, 0, 0, 0], results
 
 
 def test_a_worker_of_a_share_group_needs_a_name(tmp_path: Path) -> None:
