@@ -114,19 +114,25 @@ def test_credentials_are_read_from_systemd(tmp_path: Path, face_model: Path, mon
     assert config.mqtt.tls.ca_file == Path("/etc/clinic-edge/ca.crt")  # not loaded: the path as given
 
 
-HUB_UNIT = ROOT / "systemd" / "clinic-hub.service"
+HUB_UNITS = [  # the file, the name it is verified under (a template needs an instance)
+    ("clinic-hub.service", "clinic-hub.service"),
+    ("clinic-hub-ingest@.service", "clinic-hub-ingest@w0.service"),
+    ("clinic-hub-dashboard.service", "clinic-hub-dashboard.service"),
+]
 
 
-def test_hub_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("source", "name"), HUB_UNITS)
+def test_hub_units_verify_and_are_hardened(tmp_path: Path, source: str, name: str) -> None:
     exe = Path(sys.executable).with_name("clinic-hub")
-    unit = tmp_path / "clinic-hub.service"
-    unit.write_text(HUB_UNIT.read_text().replace("/opt/clinic-edge/.venv/bin/clinic-hub", str(exe)), encoding="utf-8")
+    unit = tmp_path / name
+    text = (ROOT / "systemd" / source).read_text(encoding="utf-8")
+    unit.write_text(text.replace("/opt/clinic-edge/.venv/bin/clinic-hub", str(exe)), encoding="utf-8")
     proc = _verify(unit)
     assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
     env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{unit.parent}:"}
     out = subprocess.run(
         [ANALYZE, "security", "--offline=true", str(unit)], capture_output=True, text=True, env=env, timeout=60
     ).stdout
-    match = re.search(r"Overall exposure level for clinic-hub\.service: ([0-9.]+)", out)
+    match = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+)", out)
     assert match, out
     assert float(match.group(1)) <= 2.0
