@@ -111,6 +111,12 @@ STEPS = (
         uses_engines=True,
     ),
     Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
+    Step(
+        "hub-scale",
+        "hub_scale.py",
+        (),
+        ("--burst", "6000", "--rooms", "200", "--seconds", "5", "--sessions", "20000", "--page-requests", "10"),
+    ),
 )
 
 
@@ -252,6 +258,43 @@ def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
                     theirs["ms_per_frame_mean"] > room,
                 )
             )
+    rows += _hub(results.get("hub-scale"))
+    return rows
+
+
+def _hub(hub: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The hub-at-scale targets: stored rate, publish -> commit delay, dashboard pages."""
+    if not hub:
+        return []
+    rows = []
+    runs = hub.get("runs", [])
+    if runs:
+        best = max(runs, key=lambda r: r["stored_per_s"])
+        rows.append(
+            _target(
+                ">= 3000 summaries/s stored through mosquitto into PostgreSQL",
+                f"{best['stored_per_s']:.0f}/s with {best['workers']} worker(s)",
+                best["stored_per_s"] >= 3000,
+            )
+        )
+        worst = max(runs, key=lambda r: r["lag_p95_ms"])
+        rows.append(
+            _target(
+                f"publish -> committed p95 < 500 ms at {worst['paced_rooms']} rooms",
+                f"{worst['lag_p95_ms']:.0f} ms (worst of {len(runs)} worker counts)",
+                worst["lag_p95_ms"] < 500,
+            )
+        )
+    dashboard = hub.get("dashboard")
+    if dashboard:
+        slowest = max(t["p95_ms"] for t in dashboard["pages"].values())
+        rows.append(
+            _target(
+                f"dashboard page p95 < 200 ms at {dashboard['sessions']:,} sessions",
+                f"{slowest:.0f} ms (slowest of {len(dashboard['pages'])} pages)",
+                slowest < 200,
+            )
+        )
     return rows
 
 

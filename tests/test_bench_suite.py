@@ -54,9 +54,26 @@ def _fer(room_ms: float, fer_ms: float) -> dict[str, Any]:
     }
 
 
+def _hub(rates: list[float], p95s: list[float], pages: list[float] | None = None) -> dict[str, Any]:
+    runs = [
+        {"workers": 2**i, "stored_per_s": r, "lag_p95_ms": p, "paced_rooms": 1000}
+        for i, (r, p) in enumerate(zip(rates, p95s, strict=True))
+    ]
+    out: dict[str, Any] = {"runs": runs}
+    if pages is not None:
+        out["dashboard"] = {"sessions": 1_000_000, "pages": {f"/{i}": {"p95_ms": t} for i, t in enumerate(pages)}}
+    return out
+
+
 @pytest.mark.parametrize(
     ("results", "target", "measured", "met"),
     [
+        ({"hub-scale": _hub([1500.0, 3100.0], [300.0, 120.0])}, ">= 3000 summaries/s", "3100/s with 2 worker", True),
+        ({"hub-scale": _hub([1500.0, 2900.0], [300.0, 120.0])}, ">= 3000 summaries/s", "2900/s with 2 worker", False),
+        ({"hub-scale": _hub([1500.0, 3100.0], [300.0, 120.0])}, "publish -> committed", "300 ms (worst of 2", True),
+        ({"hub-scale": _hub([1500.0], [650.0])}, "publish -> committed", "650 ms", False),
+        ({"hub-scale": _hub([1.0], [1.0], [40.0, 150.0])}, "dashboard page p95", "150 ms (slowest of 2", True),
+        ({"hub-scale": _hub([1.0], [1.0], [40.0, 250.0])}, "dashboard page p95", "250 ms", False),
         ({"rooms": _rooms(5, 250.0)}, ">= 4 rooms", "5 rooms", True),
         ({"rooms": _rooms(3, None)}, ">= 4 rooms", "3 rooms", False),
         ({"rooms": {**_rooms(2, None), "limited": True}}, ">= 4 rooms", "at least 2 rooms", None),
