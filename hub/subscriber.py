@@ -211,12 +211,12 @@ class Subscriber:
 
     def stop(self) -> None:
         self._halt.set()
+        self._writer.join(timeout=30)  # what was taken is stored and acknowledged before leaving
         if self.group and self.link.connected.is_set():
             self.link.client.publish(f"{self.presence}/{self.name}", "stopped", qos=1, retain=True).wait_for_publish(5)
         for link in list(self._adopted.values()):
             link.stop()
         self.link.stop()
-        self._writer.join(timeout=30)
 
     # --- receiving ---------------------------------------------------------------------------------
 
@@ -231,6 +231,8 @@ class Subscriber:
             self._peer(delivery.topic.rsplit("/", 1)[-1], delivery.payload.decode("utf-8", "replace"))
             delivery.link.ack(delivery)
             return
+        if self._halt.is_set():
+            return  # stopping: not taken, so not acknowledged; the broker sends it again
         # A full queue holds paho's network thread, so the broker holds the rest (TCP flow control):
         # nothing is dropped. A wait longer than the keep-alive ends the connection; the broker then
         # sends everything unacknowledged again and duplicates are recognised.

@@ -260,6 +260,8 @@ def test_a_retired_worker_s_session_ends_and_the_stream_goes_to_the_others(tmp_p
             group.publish(range(21, 41))
             wait_for(lambda: _stored(engine) >= 40 * group.rooms, timeout=300, what="all 800 stored")
             _exactly_once(engine, 40 * group.rooms, group.rooms)
+            # Clean stops acknowledge what they stored before leaving: nothing came twice.
+            assert _count(engine, sa.func.sum(devices.c.duplicates)) == 0
         finally:
             group.close()
             engine.dispose()
