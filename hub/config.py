@@ -136,7 +136,7 @@ class HubConfig(StrictModel):
     client_id: str = Field(
         default="clinic-hub",
         max_length=48,
-        description="MQTT client id (one per hub); a worker of a share group adds -<worker name>.",
+        description="MQTT client id (one per hub); in a share group -<worker name> is added (-main for serve).",
     )
     dedup_days: int = Field(default=30, ge=1, le=3650, description="Days a message id is kept for de-duplication.")
     max_message_bytes: int = Field(

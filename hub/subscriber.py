@@ -190,7 +190,7 @@ class Subscriber:
             will = (f"{self.presence}/{self.name}", "offline")
         self.link = Link(
             config,
-            self._client_id(self.name) if worker else client_id,
+            self._client_id(self.name) if worker or self.group else client_id,  # a peer adopts it by name
             self._enqueue,
             receive_maximum=s.receive_maximum,
             topics=topics,
