@@ -30,6 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from contract.classes import CLASSES
 from hub.config import PrivacyConfig
 from hub.dp import Noise, Totals, measure
+from hub.locks import RELEASES, one_at_a_time
 from hub.periods import GRAINS, Grain, closed, coarser
 from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
 from hub.store import SUMS, devices, hub_settings, released_cells, releases, rolled_up, sessions, shown_cells
@@ -266,7 +267,13 @@ def configured_policy(engine: sa.Engine, privacy: PrivacyConfig) -> ReleasePolic
 
 
 def release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None = None) -> list[Released]:
-    """Release every period that closed, finest grain first; each period in its own transaction."""
+    """Release every period that closed, finest grain first; each period in its own transaction.
+    One process releases at a time (two would both make version 1 of a period)."""
+    with one_at_a_time(engine, RELEASES):
+        return _release_due(engine, policy, today)
+
+
+def _release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None) -> list[Released]:
     today = today or dt.datetime.now(dt.timezone.utc).date()
     out = []
     for grain in policy.grains:

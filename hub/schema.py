@@ -4,12 +4,11 @@ and the dashboard's grants (:mod:`hub.grants`)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 
 from hub.grants import grant_dashboard
+from hub.locks import SCHEMA, one_at_a_time
 from hub.periods import month_of
 from hub.store import SCHEMA_VERSION, hub_settings, metadata, released_cells, sessions, shown_cells
 
@@ -57,32 +56,12 @@ def _upgrade_from_2(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 3 (the dashboard's rollup of released cells)")
 
 
-SCHEMA_LOCK = 0x636C696E6963  # PostgreSQL advisory lock key: one process creates or upgrades at a time
-
-
-@contextmanager
-def _one_at_a_time(engine: sa.Engine) -> Iterator[None]:
-    """Hub processes starting together (ingest workers, the dashboard) take turns: PostgreSQL refuses
-    concurrent changes to the same catalogue rows (grants, tables) with an error."""
-    if engine.dialect.name != "postgresql":
-        yield
-        return
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": SCHEMA_LOCK})
-        conn.commit()
-        try:
-            yield
-        finally:
-            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEMA_LOCK})
-            conn.commit()
-
-
 def create_schema(engine: sa.Engine, k: int) -> None:
     """Create tables (idempotent), upgrade an older database, set k and grant the dashboard's role.
 
     k may only grow: lowering it would reveal cells that were hidden before.
     """
-    with _one_at_a_time(engine):
+    with one_at_a_time(engine, SCHEMA):
         _create_schema(engine, k)
 
 

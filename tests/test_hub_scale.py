@@ -281,6 +281,36 @@ def test_hub_processes_starting_together_create_the_schema_one_at_a_time(tmp_pat
         assert [code for _, code in results] == [0, 0, 0, 0], results
 
 
+def test_dashboards_releasing_together_make_each_release_once(tmp_path: Path) -> None:
+    """Three processes releasing the same closed weeks at once (two dashboards by mistake, and a
+    person running clinic-hub release): each period is released once, as version 1."""
+    with postgres(tmp_path) as pg:
+        engine = open_database(hub_config(tmp_path, 1883, url=pg.url))
+        try:
+            _release_together(tmp_path, engine, pg.url)
+        finally:
+            engine.dispose()
+
+
+def _release_together(tmp_path: Path, engine: sa.Engine, url: str) -> None:
+    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
+    start = dt.date.fromisoformat(TODAY) - dt.timedelta(days=60)
+    for i in range(300):  # 30 days of sessions in two rooms
+        day = (start + dt.timedelta(days=i % 30)).isoformat()
+        body = summary("north", f"r{i % 2}", f"d{i % 2}", i + 1, str(uuid.uuid4()), day).model_dump_json()
+        assert ingest.handle(f"clinic/v1/north/r{i % 2}/summary", body.encode()).result == "stored"
+    config = _config(tmp_path, 1883, url, "hub")
+    procs = [
+        subprocess.Popen([*HUB, "--config", str(config), "release"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    results = [(p.communicate(timeout=300)[1], p.returncode) for p in procs]
+    assert [code for _, code in results] == [0, 0, 0], results
+    with engine.begin() as conn:
+        made = conn.execute(sa.text("SELECT grain, period, version FROM releases")).all()
+    assert made and len(made) == len(set(made)) and {v for _, _, v in made} == {1}, made
+
+
 def test_a_worker_of_a_share_group_needs_a_name(tmp_path: Path) -> None:
     config = _config(tmp_path, 1883, f"sqlite:///{tmp_path / 'hub.db'}", "hub")
     done = subprocess.run([*HUB, "--config", str(config), "ingest"], capture_output=True, text=True, cwd=ROOT)
