@@ -1,4 +1,4 @@
-"""The wire payloads: summaries (schema version 3), disparity events and the retained status.
+"""The wire payloads: summaries (schema version 3), disparity events, retractions and the retained status.
 
 Every field is a number, a short identifier or a label; unknown fields are rejected. There is no
 field that could carry pixels, audio samples, face crops, landmarks or words (the words channel
@@ -33,6 +33,7 @@ SCHEMA_VERSION = 3
 SCHEMA_DIR = Path(__file__).with_name("schema")
 SCHEMA_PATH = SCHEMA_DIR / f"summary-v{SCHEMA_VERSION}.json"
 EVENT_SCHEMA_PATH = SCHEMA_DIR / "event-v1.json"
+RETRACT_SCHEMA_PATH = SCHEMA_DIR / "retract-v1.json"
 
 Flag = Literal[
     "no_face",
@@ -233,6 +234,23 @@ class Event(_Payload):
     second: Literal["face", "voice", "words"]
 
 
+class Retract(_Payload):
+    """A withdrawn session (topic ``.../retract``): the client withdrew consent and the room erased it.
+
+    The hub drops the session from everything not yet released and keeps no link between the session
+    and what was released before. It travels in the room's sequence, after every summary of the session.
+    """
+
+    schema_version: Literal[1] = 1
+    kind: Literal["retract"]
+    message_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    seq: int = Field(ge=1, le=MAX_SEQ)
+    site: str = Field(max_length=63)
+    room: str = Field(max_length=63)
+    device_id: str = Field(max_length=63)
+    session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+
+
 class Status(_Payload):
     """The retained ``status`` message."""
 
@@ -318,4 +336,11 @@ def event_json_schema() -> dict[str, object]:
     schema = Event.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "clinic-edge/event-v1.json"
+    return schema
+
+
+def retract_json_schema() -> dict[str, object]:
+    schema = Retract.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "clinic-edge/retract-v1.json"
     return schema

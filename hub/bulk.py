@@ -20,7 +20,9 @@ A refused message leaves nothing behind: its id is removed again and it adds to 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
+import uuid
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -30,9 +32,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 from contract.classes import CLASSES
-from contract.payload import Status, Summary
+from contract.payload import Event, Retract, Status, Summary
 from hub.periods import month_of, week_of
-from hub.store import FLAGS, SUMS, devices, gaps, messages, rolled_up, sessions
+from hub.store import FLAGS, SUMS, devices, gaps, messages, retracted, retractions, rolled_up, sessions
 
 logger = logging.getLogger(__name__)
 
@@ -63,17 +65,30 @@ class Message:
     room: str
     summary: Summary | None = None
     status: Status | None = None
+    event: Event | None = None  # followed in the device's sequence; nothing of it is kept
+    retract: Retract | None = None
 
     @property
     def device_id(self) -> str:
-        body = self.summary or self.status
-        if body is None:  # pragma: no cover - a Message is built with one of the two
+        body = self.summary or self.status or self.event or self.retract
+        if body is None:  # pragma: no cover - a Message is built with one body
             raise ValueError("a message without a body")
         return body.device_id
 
     @property
+    def sequenced(self) -> Summary | Event | Retract | None:
+        """The body of a message that takes a place in its device's sequence (all but statuses)."""
+        return self.summary or self.event or self.retract
+
+    @property
     def day(self) -> str:
         return day_of(self._summary.span.started_at)
+
+    @property
+    def _body(self) -> Summary | Event | Retract:
+        if self.sequenced is None:  # pragma: no cover - statuses take no place in the sequence
+            raise ValueError("a status has no sequence")
+        return self.sequenced
 
     @property
     def _summary(self) -> Summary:
@@ -172,14 +187,16 @@ def store(conn: sa.Connection, batch: Sequence[Message], now: str) -> Result:
         Contended: a session part was sealed meanwhile; roll back and try the batch again.
     """
     result = Result()
-    new = _new_messages(conn, [m for m in batch if m.summary is not None], now, result)
+    new = _new_messages(conn, [m for m in batch if m.sequenced is not None], now, result)
     fresh = _open_months(conn, new, result)
     fresh, parts = _same_room(conn, fresh, result)
     accepted = _sequence(conn, fresh, [m for m in batch if m.status is not None], now, result)
-    _add_to_sessions(conn, accepted, parts)
+    accepted = _not_retracted(conn, accepted, result)
+    _add_to_sessions(conn, [m for m in accepted if m.summary is not None], parts)
+    _retract(conn, [m for m in accepted if m.retract is not None], now)
     kept = {m.index for m in accepted}
     late_refusals = [m for m in new if m.index not in kept]
-    for chunk in _chunks([m._summary.message_id for m in late_refusals]):
+    for chunk in _chunks([m._body.message_id for m in late_refusals]):
         conn.execute(messages.delete().where(_among(conn, messages.c.message_id, chunk)))
     result.stored += accepted
     if any(m.status is not None for m in batch):
@@ -190,10 +207,10 @@ def store(conn: sa.Connection, batch: Sequence[Message], now: str) -> Result:
 
 
 def _new_messages(conn: sa.Connection, summaries: list[Message], now: str, result: Result) -> list[Message]:
-    """Summaries whose message id no transaction stored before; the others are duplicates."""
+    """Sequenced messages whose message id no transaction stored before; the others are duplicates."""
     first: dict[str, Message] = {}
     for m in summaries:
-        first.setdefault(m._summary.message_id, m)
+        first.setdefault(m._body.message_id, m)
     new: set[str] = set()
     ids = sorted(first)
     if ids:
@@ -201,7 +218,7 @@ def _new_messages(conn: sa.Connection, summaries: list[Message], now: str, resul
         new.update(_rows_in(conn, messages, rows, "ON CONFLICT DO NOTHING RETURNING message_id").scalars())
     fresh = []
     for m in summaries:
-        if first[m._summary.message_id] is m and m._summary.message_id in new:
+        if first[m._body.message_id] is m and m._body.message_id in new:
             fresh.append(m)
         else:
             result.duplicates.append(m)
@@ -209,13 +226,13 @@ def _new_messages(conn: sa.Connection, summaries: list[Message], now: str, resul
 
 
 def _open_months(conn: sa.Connection, fresh: list[Message], result: Result) -> list[Message]:
-    months = sorted({month_of(m.day) for m in fresh})
+    months = sorted({month_of(m.day) for m in fresh if m.summary is not None})
     closed = set(conn.execute(sa.select(rolled_up.c.month).where(_among(conn, rolled_up.c.month, months))).scalars())
     if not closed:
         return fresh
     kept = []
     for m in fresh:
-        month = month_of(m.day)
+        month = month_of(m.day) if m.summary is not None else ""
         if month in closed:
             detail = f"month {month} is rolled up: its sessions were deleted after release"
             result.refused.append((m.index, Refused("closed", detail)))
@@ -237,7 +254,7 @@ def _same_room(
 ) -> tuple[list[Message], dict[str, list[_Part]]]:
     """Summaries whose session is unknown or known in their room, and every session's parts."""
     parts: dict[str, list[_Part]] = defaultdict(list)
-    ids = sorted({m._summary.session_id for m in fresh})
+    ids = sorted({m._body.session_id for m in fresh})
     columns = (sessions.c.session_id, sessions.c.part, sessions.c.site, sessions.c.room, sessions.c.sealed_in)
     for chunk in _chunks(ids):
         for row in conn.execute(sa.select(*columns).where(_among(conn, sessions.c.session_id, chunk))):
@@ -245,7 +262,7 @@ def _same_room(
     owner = {sid: (p[0].site, p[0].room) for sid, p in parts.items()}
     kept = []
     for m in fresh:
-        sid = m._summary.session_id
+        sid = m._body.session_id
         site, room = owner.setdefault(sid, (m.site, m.room))
         if (site, room) != (m.site, m.room):
             result.refused.append((m.index, Refused("identity", f"session {sid} belongs to {site}/{room}")))
@@ -272,7 +289,7 @@ def _sequence(
         query = sa.select(devices).where(_among(conn, devices.c.device_id, chunk)).order_by(devices.c.device_id)
         rows.update((r["device_id"], dict(r)) for r in conn.execute(query.with_for_update()).mappings())
     held: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for chunk in _chunks(sorted({m.device_id for m in summaries})):
+    for chunk in _chunks(sorted({m.device_id for m in summaries})):  # every sequenced message
         for gap in conn.execute(sa.select(gaps).where(_among(conn, gaps.c.device_id, chunk))).mappings():
             held[gap["device_id"]].append(dict(gap))
     gone: list[int] = []
@@ -297,7 +314,7 @@ def _sequence(
             )
             result.stored.append(m)
             continue
-        _follow(row, m._summary.seq, held[m.device_id], gone, now, result)
+        _follow(row, m._body.seq, held[m.device_id], gone, now, result, counted=m.summary is not None)
         accepted.append(m)
     for m in result.duplicates:
         if m.device_id in rows:
@@ -317,11 +334,22 @@ def _sequence(
     return accepted
 
 
-def _follow(row: dict[str, Any], seq: int, held: list[dict[str, Any]], gone: list[int], now: str, r: Result) -> None:
-    """One summary's place in its device's sequence: a gap before it, or a late one filling a gap."""
+def _follow(
+    row: dict[str, Any],
+    seq: int,
+    held: list[dict[str, Any]],
+    gone: list[int],
+    now: str,
+    r: Result,
+    *,
+    counted: bool = True,
+) -> None:
+    """One message's place in its device's sequence: a gap before it, or a late one filling a gap.
+    Summaries are ``counted``; events and retractions only hold their place."""
     last = row["last_seq"]
-    row["summaries"] += 1
-    row["last_summary_at"] = now
+    if counted:
+        row["summaries"] += 1
+        row["last_summary_at"] = now
     if last is None or seq > last:
         if last is not None and seq > last + 1:
             held.append({"device_id": row["device_id"], "from_seq": last + 1, "to_seq": seq - 1, "noticed_at": now})
@@ -369,6 +397,70 @@ def sums(s: Summary) -> dict[str, float]:
     for f in FLAGS:
         add[f"flag_{f}"] = s.quality.get(f, 0)  # type: ignore[call-overload]
     return add
+
+
+def session_hash(session_id: str) -> str:
+    """What the hub keeps of a retracted session's id."""
+    return hashlib.sha256(session_id.encode("ascii")).hexdigest()
+
+
+def _not_retracted(conn: sa.Connection, accepted: list[Message], result: Result) -> list[Message]:
+    """Drop summaries and events of sessions retracted before (read after the devices were locked, so
+    a retraction of the same room committed meanwhile is seen); they keep their place in the sequence."""
+    hashes = {m.index: session_hash(m._body.session_id) for m in accepted if m.retract is None and m.sequenced}
+    gone: set[str] = set()
+    for chunk in _chunks(sorted(set(hashes.values()))):
+        query = sa.select(retracted.c.session_hash).where(_among(conn, retracted.c.session_hash, chunk))
+        gone.update(conn.execute(query).scalars())
+    if not gone:
+        return accepted
+    kept = []
+    for m in accepted:
+        if hashes.get(m.index) in gone:
+            result.refused.append((m.index, Refused("retracted", "its session was erased by its room")))
+        else:
+            kept.append(m)
+    return kept
+
+
+def _retract(conn: sa.Connection, retracts: list[Message], now: str) -> None:
+    """Drop each retracted session from what is not released yet (its open parts are deleted); its
+    parts in released cells stay, for the privacy rule's sake, under a new random id that nothing links
+    to the room's session. What changed is recorded without the session."""
+    for m in retracts:
+        sid = m._body.session_id
+        rows = conn.execute(
+            sa.select(sessions.c.part, sessions.c.sealed_in, sessions.c.month).where(sessions.c.session_id == sid)
+        ).all()
+        sealed = [r for r in rows if r.sealed_in is not None]
+        dropped = conn.execute(
+            sessions.delete().where(sessions.c.session_id == sid, sessions.c.sealed_in.is_(None))
+        ).rowcount
+        if sealed:
+            conn.execute(sessions.update().where(sessions.c.session_id == sid).values(session_id=str(uuid.uuid4())))
+        key = session_hash(sid)
+        if conn.execute(sa.select(retracted.c.session_hash).where(retracted.c.session_hash == key)).first() is None:
+            conn.execute(retracted.insert().values(session_hash=key, received_day=now[:10]))
+        months = ",".join(sorted({r.month for r in sealed}))
+        conn.execute(
+            retractions.insert().values(
+                received_day=now[:10],
+                site=m.site,
+                room=m.room,
+                dropped_parts=int(dropped),
+                released_parts=len(sealed),
+                released_months=months[:200],
+            )
+        )
+        if sealed:
+            logger.warning(
+                "a session of %s/%s was retracted after release (%s): released cells stay as they are",
+                m.site,
+                m.room,
+                months,
+            )
+        else:
+            logger.info("a session of %s/%s was retracted before release: dropped", m.site, m.room)
 
 
 def _add_to_sessions(conn: sa.Connection, accepted: list[Message], parts: dict[str, list[_Part]]) -> None:

@@ -26,12 +26,12 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from pydantic import ValidationError
 
-from contract.payload import Status, Summary
+from contract.payload import Event, Retract, Status, Summary
 from hub import bulk
 from hub.bulk import Contended, Message, Refused
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
-from hub.store import dead_letters, messages
+from hub.store import dead_letters, messages, retracted
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # sealed a session part meanwhile).
 TRANSIENT = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError, Contended)
 FUTURE_TOLERANCE = dt.timedelta(days=1)
+KINDS = ("summary", "status", "event", "retract")  # the last part of a room's topics the hub reads
 
 __all__ = ["TRANSIENT", "Ingest", "Outcome", "Refused"]
 
@@ -139,7 +140,9 @@ class Ingest:
         committed = dt.datetime.now(dt.timezone.utc)
         for msg in result.stored:
             outcomes[msg.index] = Outcome("stored")
-            if msg.summary is not None:
+            if msg.event is not None or msg.retract is not None:
+                m.sequenced.labels(msg.topic.rsplit("/", 1)[-1]).inc()
+            elif msg.summary is not None:
                 m.summaries.labels("stored").inc()
                 span = msg.summary.span
                 ended = dt.datetime.fromisoformat(span.started_at.replace("Z", "+00:00")) + dt.timedelta(
@@ -166,13 +169,15 @@ class Ingest:
         for index, exc in refused:
             topic = items[index][0]
             self.metrics.dead_letters.labels(exc.kind).inc()
-            summary = topic.rsplit("/", 1)[-1] == "summary"
-            (self.metrics.summaries if summary else self.metrics.statuses).labels("invalid").inc()
+            kind = topic.rsplit("/", 1)[-1]
+            if kind in ("event", "retract"):
+                self.metrics.sequenced.labels(kind).inc(0)
+            (self.metrics.statuses if kind == "status" else self.metrics.summaries).labels("invalid").inc()
             logger.warning("set aside a message from %s (%s): %s", topic[:200], exc.kind, exc.detail[:200])
 
     def _parse(self, index: int, topic: str, payload: bytes) -> Message:
         parts = topic.split("/")
-        if len(parts) < 3 or parts[-1] not in ("summary", "status"):
+        if len(parts) < 3 or parts[-1] not in KINDS:
             raise Refused("topic", f"unexpected topic {topic[:200]!r}")
         if len(payload) > self.max_message_bytes:
             raise Refused("too_large", f"{len(payload)} bytes (at most {self.max_message_bytes})")
@@ -180,6 +185,8 @@ class Ingest:
         try:  # pydantic parses the JSON itself (faster than json.loads, bounded nesting)
             if kind == "status":
                 return Message(index, topic, site, room, status=Status.model_validate_json(payload))
+            if kind in ("event", "retract"):
+                return self._sequenced(index, topic, site, room, kind, payload)
             summary = Summary.model_validate_json(payload)
         except ValidationError as exc:
             first = exc.errors()[0]
@@ -192,6 +199,16 @@ class Ingest:
             raise Refused("identity", f"payload names {summary.site}/{summary.room}, topic {site}/{room}")
         self._recent(summary)
         return Message(index, topic, site, room, summary=summary)
+
+    @staticmethod
+    def _sequenced(index: int, topic: str, site: str, room: str, kind: str, payload: bytes) -> Message:
+        """A disparity event (it only holds its place in the sequence) or a retraction."""
+        body: Event | Retract = (Event if kind == "event" else Retract).model_validate_json(payload)
+        if (body.site, body.room) != (site, room):
+            raise Refused("identity", f"payload names {body.site}/{body.room}, topic {site}/{room}")
+        if isinstance(body, Event):
+            return Message(index, topic, site, room, event=body)
+        return Message(index, topic, site, room, retract=body)
 
     def _recent(self, s: Summary) -> None:
         """A session that started within ``max_age_days`` and not in the future (by the hub's clock)."""
@@ -222,7 +239,8 @@ class Ingest:
         conn.execute(dead_letters.insert(), rows)
 
     def prune(self) -> int:
-        """Forget message ids older than ``dedup_days``."""
+        """Forget message ids, and retracted sessions' hashes, older than ``dedup_days``."""
         cutoff = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=self.dedup_days)).isoformat()
         with self.engine.begin() as conn:
+            conn.execute(retracted.delete().where(retracted.c.received_day < cutoff))
             return int(conn.execute(messages.delete().where(messages.c.received_day < cutoff)).rowcount)

@@ -13,6 +13,12 @@ class HubMetrics:
         self.summaries = Counter(
             "clinic_hub_summaries", "Summaries received, by result (stored, duplicate, invalid)", ["result"], registry=r
         )
+        self.sequenced = Counter(
+            "clinic_hub_sequenced",
+            "Disparity events (followed in the sequence, not kept) and retractions stored, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.statuses = Counter("clinic_hub_statuses", "Status messages received, by result", ["result"], registry=r)
         self.dead_letters = Counter(
             "clinic_hub_dead_letters",

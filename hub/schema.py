@@ -56,6 +56,13 @@ def _upgrade_from_2(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 3 (the dashboard's rollup of released cells)")
 
 
+def _upgrade_from_3(engine: sa.Engine) -> None:
+    """Version 4 adds the retraction tables (``create_all`` made them): record the version."""
+    with engine.begin() as conn:
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(schema_version=4))
+    logger.info("hub database upgraded to schema version 4 (retractions)")
+
+
 def create_schema(engine: sa.Engine, k: int) -> None:
     """Create tables (idempotent), upgrade an older database, set k and grant the dashboard's role.
 
@@ -73,8 +80,10 @@ def _create_schema(engine: sa.Engine, k: int) -> None:
         ).first()
     if row is not None and row.schema_version < 2:
         _upgrade_from_1(engine)
-    if row is not None and row.schema_version < SCHEMA_VERSION:
+    if row is not None and row.schema_version < 3:
         _upgrade_from_2(engine)
+    if row is not None and row.schema_version < SCHEMA_VERSION:
+        _upgrade_from_3(engine)
     with engine.begin() as conn:
         if row is None:
             conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION))

@@ -14,6 +14,8 @@ What is kept, and nothing more:
   their released cells remain, and summaries that still arrive for them are refused.
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
 * ``gaps``: sequence ranges that never arrived.
+* ``retracted`` and ``retractions``: sessions a room erased on request (a hash of the id, to refuse
+  what of it is still on its way) and what each retraction changed (counts and months, no session).
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
 * ``dead_letters``: messages refused (malformed, out of bounds, not the publishing room's): when,
   the topic, why, the size and a hash; never the payload.
@@ -181,10 +183,30 @@ dead_letters = sa.Table(
     sa.Column("sha256", sa.String(64), nullable=False),  # the payload itself is not kept
 )
 
+# Sessions a room erased on request (retract messages): a hash of the id, so that a summary of it
+# still on its way is refused, kept ``dedup_days``; and what each retraction changed, without the session.
+retracted = sa.Table(
+    "retracted",
+    metadata,
+    sa.Column("session_hash", sa.String(64), primary_key=True),  # SHA-256 of the session id
+    sa.Column("received_day", sa.String(10), nullable=False, index=True),
+)
+retractions = sa.Table(
+    "retractions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("received_day", sa.String(10), nullable=False),
+    sa.Column("site", sa.String(63), nullable=False),
+    sa.Column("room", sa.String(63), nullable=False),
+    sa.Column("dropped_parts", sa.Integer, nullable=False),  # not yet released: deleted
+    sa.Column("released_parts", sa.Integer, nullable=False),  # in released cells: unlinked, cells unchanged
+    sa.Column("released_months", sa.String(200), nullable=False, server_default=""),  # of those cells
+)
+
 auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
 users = auth.users
 
-SCHEMA_VERSION = 3  # 2: session parts, nested months, releases; 3: shown_cells
+SCHEMA_VERSION = 4  # 2: session parts, nested months, releases; 3: shown_cells; 4: retractions
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:

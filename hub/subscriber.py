@@ -9,15 +9,15 @@ in one transaction (:meth:`hub.ingest.Ingest.store_batch`) and only then acknowl
 manual acknowledgement). A database failure leaves the batch unacknowledged; it is tried again
 until it is stored.
 
-With ``ingest.share_group`` set, several workers subscribe to ``$share/<group>/<prefix>/+/+/summary``
-and the broker gives each summary to one of them. The broker keeps sending a share of the stream to
-the session of a worker that died (and, for MQTT, rightly keeps what that worker had not
-acknowledged). So every worker announces itself on ``<prefix>/_hub/workers/<group>/<name>``
-(retained ``online``, ``offline`` as its last will, ``stopped`` on a clean stop); when a peer is not
-online, the next live worker in name order connects with the peer's client id and stores its
-session's messages too, until the peer comes back and takes its session over. Nothing is lost and,
-with de-duplication by message id, nothing is counted twice.
-"""
+With ``ingest.share_group`` set, several workers subscribe to
+``$share/<group>/<prefix>/+/+/summary`` (and ``.../event``, ``.../retract``) and the broker gives
+each message to one of them. The broker keeps sending a share of the stream to the session of a
+worker that died (and, for MQTT, rightly keeps what that worker had not acknowledged). So every
+worker announces itself on ``<prefix>/_hub/workers/<group>/<name>`` (retained ``online``,
+``offline`` as its last will, ``stopped`` on a clean stop); when a peer is not online, the next live
+worker in name order connects with the peer's client id and stores its session's messages too, until
+the peer comes back and takes its session over. Nothing is lost and, with de-duplication by message
+id, nothing is counted twice."""
 
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ from hub.ingest import TRANSIENT, Ingest
 logger = logging.getLogger(__name__)
 
 QOS = 1
+SEQUENCED = ("summary", "event", "retract")  # the topics of a room's sequence
 SESSION_EXPIRY_S = 7 * 24 * 3600
 TAKEN_OVER = 142  # MQTT 5 reason code: "Session taken over"
 
@@ -181,8 +182,9 @@ class Subscriber:
         self._peers: dict[str, str] = {}
         self._peer_lock = threading.Lock()
         prefix = config.topic_prefix
-        summary = f"{prefix}/+/+/summary"
-        topics = [f"$share/{self.group}/{summary}" if self.group else summary, f"{prefix}/+/+/status"]
+        # Summaries, disparity events and retractions: the room's sequence, shared among the workers.
+        sequenced = [f"{prefix}/+/+/{kind}" for kind in SEQUENCED]
+        topics = [f"$share/{self.group}/{t}" if self.group else t for t in sequenced] + [f"{prefix}/+/+/status"]
         will = None
         if self.group:
             self.presence = f"{prefix}/_hub/workers/{self.group}"
@@ -329,8 +331,7 @@ class Subscriber:
         broker and clear the presence. Returns the messages stored meanwhile."""
         if not self.group or not self.link.connected.wait(60):
             raise PublishError(f"cannot retire {self.link.client_id}: not a connected worker of a share group")
-        shared = self.link.topics[0]
-        self.link.client.unsubscribe(shared)
+        self.link.client.unsubscribe([t for t in self.link.topics if t.startswith("$share/")])
         last, seen = -1, time.monotonic()
         while time.monotonic() - seen < quiet_s or not self._queue.empty():
             if self.handled != last:

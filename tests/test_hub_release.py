@@ -28,7 +28,7 @@ from hub.metrics import HubMetrics
 from hub.periods import GRAINS, closed, end_of, month_of, period_of, week_of
 from hub.release import Released, policy_for, release_due, roll_up
 from hub.service import open_database
-from hub.store import SUMS, released_cells, releases, sessions, shown_cells
+from hub.store import SCHEMA_VERSION, SUMS, released_cells, releases, sessions, shown_cells
 from hub.users import hub_accounts
 
 LEVEL_DIMS = {"clinic": 0, "site": 1, "room": 2}
@@ -346,7 +346,8 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
             sa.select(sessions.c.session_id, sessions.c.part, sessions.c.month, sessions.c.sealed_in)
         ).all()
         version = conn.execute(sa.text("SELECT schema_version FROM hub_settings")).scalar_one()
-    assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)] and version == 3
+    assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)]
+    assert version == SCHEMA_VERSION == 4
 
 
 def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases(tmp_path: Path) -> None:

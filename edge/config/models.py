@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from clinic_common.config import StrictModel
-from clinic_common.mqtt import MqttConfig
+from clinic_common.config import CredentialPath, StrictModel
+from clinic_common.mqtt import MqttConfig, is_loopback
 from edge.config.profile import RoomProfile
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -461,6 +461,64 @@ class ControlConfig(StrictModel):
     )
 
 
+class ReviewTlsConfig(StrictModel):
+    cert_file: CredentialPath = Field(description="The page's certificate (PEM); its names must match the address.")
+    key_file: CredentialPath = Field(description="Its private key (PEM).")
+
+
+class FhirEndpointConfig(StrictModel):
+    """The clinic record's FHIR server, for sessions a person chooses to file (never automatic)."""
+
+    url: str = Field(
+        pattern=r"^https?://[^\s]+$",
+        max_length=500,
+        description="The FHIR base URL; the bundle (a transaction) is POSTed to it. https unless on this machine.",
+    )
+    ca_file: CredentialPath | None = Field(default=None, description="CA certificate(s) of the server (PEM).")
+    token_file: CredentialPath | None = Field(
+        default=None, description="A file holding the bearer token the clinic issued to this room (one line)."
+    )
+    username: str | None = Field(default=None, max_length=200, description="Basic authentication user name.")
+    password_file: CredentialPath | None = Field(default=None, description="Basic authentication password file.")
+    timeout_s: float = Field(default=20.0, gt=0.0, le=300.0)
+
+    @model_validator(mode="after")
+    def _https_and_one_credential(self) -> FhirEndpointConfig:
+        host = self.url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[0].strip("[]")
+        if self.url.startswith("http://") and not is_loopback(host):
+            raise ValueError(f"the FHIR endpoint {self.url} is off this machine: use https")
+        if (self.username is None) != (self.password_file is None):
+            raise ValueError("username and password_file go together")
+        if self.token_file is not None and self.username is not None:
+            raise ValueError("give token_file or username/password_file, not both")
+        return self
+
+
+class ReviewConfig(StrictModel):
+    """The therapists' review page (``clinic-edge review``): per-session data, on the appliance only."""
+
+    host: str = Field(default="127.0.0.1", description="Address the page listens on (loopback unless set).")
+    port: int = Field(default=8443, ge=0, le=65535, description="Its port; 0 picks a free one.")
+    tls: ReviewTlsConfig | None = Field(
+        default=None,
+        description="Certificate and key; by default the room's own (mqtt.tls.cert_file/key_file). Without "
+        "either the page is served only on loopback, over plain HTTP.",
+    )
+    database: str = Field(default="review.db", description="Staff accounts and the access log, inside state_dir.")
+    session_hours: float = Field(default=8.0, gt=0.0, le=24.0, description="A log-in lasts at most this long.")
+    idle_minutes: float = Field(default=20.0, gt=0.0, le=240.0, description="... or until idle this long.")
+    access_log_days: int = Field(
+        default=730,
+        ge=30,
+        le=3650,
+        description="Entries of the access log (who viewed, downloaded, exported or erased what) are kept this "
+        "many days: the clinic's retention for such records.",
+    )
+    fhir: FhirEndpointConfig | None = Field(
+        default=None, description="The clinic record's FHIR server; without it sessions are exported as files."
+    )
+
+
 class AppConfig(StrictModel):
     room: RoomConfig
     capture: CaptureConfig = CaptureConfig()
@@ -478,8 +536,27 @@ class AppConfig(StrictModel):
     mqtt: MqttConfig = MqttConfig()
     metrics: MetricsConfig = MetricsConfig()
     control: ControlConfig = ControlConfig()
+    review: ReviewConfig = ReviewConfig()
     # Not a TOML section: the room profile beside the config file, attached by the loader.
     profile: RoomProfile | None = None
+
+    def review_tls(self) -> ReviewTlsConfig | None:
+        """The review page's certificate: its own, else the room's MQTT client certificate."""
+        if self.review.tls is not None:
+            return self.review.tls
+        tls = self.mqtt.tls
+        if tls is not None and tls.cert_file is not None and tls.key_file is not None:
+            return ReviewTlsConfig(cert_file=tls.cert_file, key_file=tls.key_file)
+        return None
+
+    @model_validator(mode="after")
+    def _review_off_loopback_needs_tls(self) -> AppConfig:
+        if not is_loopback(self.review.host) and self.review_tls() is None:
+            raise ValueError(
+                f"review.host {self.review.host} is off this machine: the page needs TLS ([review.tls], or "
+                "the room's certificate in [mqtt.tls])"
+            )
+        return self
 
     @model_validator(mode="after")
     def _words_need_a_pack(self) -> AppConfig:

@@ -44,11 +44,19 @@ LIMITS = (
     "not a finding.",
 )
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+# The report's look, in the HTML file and on the review page (served there as a style sheet).
+REPORT_CSS = """body { font-family: "DejaVu Sans", sans-serif; max-width: 60rem; margin: 2rem auto; color: #212121; }
+h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 1px solid #e0e0e0; margin-top: 2rem; }
+table { border-collapse: collapse; } td, th { border: 1px solid #e0e0e0; padding: 0.25rem 0.6rem; }
+.muted { color: #757575; } .notice { background: #fff8e1; border-left: 4px solid #ef6c00; padding: 0.6rem 1rem; }
+img { max-width: 100%; } .row { display: flex; gap: 1rem; flex-wrap: wrap; align-items: flex-start; }
+@media print { h2 { break-after: avoid; } img { break-inside: avoid; } }
+"""
 PDF_TIMEOUT_S = 60
 REPORTS_DIR = "reports"
 
 
-def _fusion(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
+def fusion_for(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
     """The fusion the room uses (the pack's head when it has one), for the permutation importance."""
     pack = config.models.pack
     head = fusion_head(config, pack, registry) if pack and config.fusion.method == "auto" else None
@@ -103,11 +111,11 @@ def _words_section(session: SessionData) -> str:
     return _table(["word", "mean importance"], [[html.escape(w), f"{v:+.3f}"] for w, v in top])
 
 
-def render_html(session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None) -> str:
-    """The report of ``session``; ``registry`` (the product's channels by default) says which channels
-    are covered, fused and shown."""
+def report_body(session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None) -> str:
+    """The report of ``session`` (its sections, without the page around them); ``registry`` (the
+    product's channels by default) says which channels are covered, fused and shown."""
     registry = registry if registry is not None else default_registry()
-    fusion, fuser = _fusion(config, registry)
+    fusion, fuser = fusion_for(config, registry)
     try:
         f = figures(session, fusion, registry)
     finally:
@@ -137,18 +145,8 @@ def render_html(session: SessionData, config: AppConfig, registry: ChannelRegist
         else ""
     )
     voters = tuple(c.name for c in registry.voters)
-    title = f"Session report {session.started_at[:16].replace('T', ' ')} UTC"
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>
-body {{ font-family: "DejaVu Sans", sans-serif; max-width: 60rem; margin: 2rem auto; color: #212121; }}
-h1 {{ font-size: 1.5rem; }} h2 {{ font-size: 1.15rem; border-bottom: 1px solid #e0e0e0; margin-top: 2rem; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #e0e0e0; padding: 0.25rem 0.6rem; }}
-.muted {{ color: #757575; }} .notice {{ background: #fff8e1; border-left: 4px solid #ef6c00; padding: 0.6rem 1rem; }}
-img {{ max-width: 100%; }} .row {{ display: flex; gap: 1rem; flex-wrap: wrap; align-items: flex-start; }}
-@media print {{ h2 {{ break-after: avoid; }} img {{ break-inside: avoid; }} }}
-</style></head><body>
-<h1>{html.escape(title)}</h1>
+    title = report_title(session)
+    return f"""<h1>{html.escape(title)}</h1>
 <p class="notice" id="not-a-diagnosis"><b>Not a diagnosis.</b> {html.escape(LIMITS[0])}</p>
 <p class="muted">Room {html.escape(session.site)}/{html.escape(session.room)} &middot; device
 {html.escape(session.device_id)} &middot; session {html.escape(session.id)} &middot; consent
@@ -171,7 +169,21 @@ shuffled across the session.</p>
 <div class="row">{_img(plots.coverage(f), "coverage per channel")}
 {_table(["channel", "present", "good quality"], coverage_rows)}</div>
 <h2 id="limits">Limits of the models</h2><ul>{limits}</ul>
-</body></html>
+"""
+
+
+def report_title(session: SessionData) -> str:
+    return f"Session report {session.started_at[:16].replace('T', ' ')} UTC"
+
+
+def render_html(session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None) -> str:
+    """The report of ``session`` as one self-contained HTML file."""
+    body = report_body(session, config, registry)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(report_title(session))}</title>
+<style>
+{REPORT_CSS}</style></head><body>
+{body}</body></html>
 """
 
 

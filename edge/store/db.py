@@ -32,6 +32,47 @@ CHECKPOINT_TRIES = 5
 
 
 @dataclass(frozen=True)
+class SessionRow:
+    """One session as the review page and ``clinic-edge session list`` show it (no client identity)."""
+
+    id: str
+    started_at: str
+    ended_at: str | None
+    ended_by: str | None
+    consent_method: str | None
+    consent_recorded_by: str | None
+    windows: int
+    analysed: int  # windows with a result from at least one channel
+    events: int  # disparity moments
+    paused_s: float
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.ended_at is None:
+            return None
+        start = datetime.fromisoformat(self.started_at)
+        return max((datetime.fromisoformat(self.ended_at) - start).total_seconds() - self.paused_s, 0.0)
+
+    @property
+    def coverage(self) -> float | None:
+        """Share of the session's windows that some channel could analyse."""
+        return self.analysed / self.windows if self.windows else None
+
+
+class SessionRunningError(StoreError):
+    """The session is still recording: it cannot be erased until it ends."""
+
+
+@dataclass(frozen=True)
+class Erased:
+    """What an erasure deleted, by table (and report files)."""
+
+    session_id: str
+    counts: dict[str, int]
+    checkpointed: bool
+
+
+@dataclass(frozen=True)
 class OutboxRow:
     seq: int
     message_id: str
@@ -105,6 +146,10 @@ class Store:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise StoreError(f"cannot store {what} in {self.path}: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
         return result
 
     # -- sessions --------------------------------------------------------------------------------
@@ -355,6 +400,72 @@ class Store:
         if any(counts.values()):
             self.checkpoint()
         return counts
+
+    # -- review and erasure ------------------------------------------------------------------------
+    def sessions(self, recorded_by: str | None = None, session_id: str | None = None) -> list[SessionRow]:
+        """Sessions newest first; with ``recorded_by`` only those whose consent that staff member
+        recorded (compared without case: accounts are lower-case); with ``session_id`` that one."""
+        where, args = [], []
+        if recorded_by is not None:
+            where.append("lower(s.consent_recorded_by) = lower(?)")
+            args.append(recorded_by)
+        if session_id is not None:
+            where.append("s.id = ?")
+            args.append(session_id)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.execute(
+            "SELECT s.id, s.started_at, s.ended_at, s.ended_by, s.consent_method, s.consent_recorded_by, "  # noqa: S608
+            "(SELECT COUNT(*) FROM windows w WHERE w.session_id = s.id), "
+            "(SELECT COUNT(*) FROM windows w WHERE w.session_id = s.id AND w.fused IS NOT NULL "
+            "AND w.fused != '[]'), "
+            "(SELECT COUNT(*) FROM events e WHERE e.session_id = s.id), COALESCE(s.paused_s, 0) "
+            f"FROM sessions s {clause} ORDER BY s.started_at DESC",
+            args,
+        ).fetchall()
+        return [SessionRow(*r) for r in rows]
+
+    def erase(self, session_id: str, retract: Callable[[int, str], tuple[str, str]] | None = None) -> Erased:
+        """Delete one session on request (consent withdrawn): its windows, transcripts, events, report
+        files and every outbox row that carries it (sent or not), then the session itself; with
+        ``retract``, a retraction is put in the outbox in the same transaction, to be published in
+        sequence after everything of the session that was sent. The WAL is checkpointed and
+        truncated afterwards (``secure_delete`` overwrites the pages themselves).
+
+        Raises:
+            StoreError: no such session; :class:`SessionRunningError` while it is recording.
+        """
+        report_files: list[Path] = []
+
+        def body() -> dict[str, int]:
+            conn = self.db.conn
+            row = conn.execute("SELECT ended_at FROM sessions WHERE id = ?", [session_id]).fetchone()
+            if row is None:
+                raise StoreError(f"no session {session_id} in {self.path}")
+            if row[0] is None:
+                raise SessionRunningError(
+                    f"session {session_id} is still recording: stop it first (a session the appliance left "
+                    "open when it stopped is closed when it starts again)"
+                )
+            counts = {
+                table: conn.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount  # noqa: S608
+                for table in ("windows", "transcripts", "events")
+            }
+            report_files.extend(
+                Path(r[0]) for r in conn.execute("SELECT path FROM reports WHERE session_id = ?", [session_id])
+            )
+            conn.execute("DELETE FROM reports WHERE session_id = ?", [session_id])
+            counts["outbox"] = conn.execute(
+                "DELETE FROM outbox WHERE json_valid(payload) AND json_extract(payload, '$.session_id') = ?",
+                [session_id],
+            ).rowcount
+            counts["sessions"] = conn.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount
+            if retract is not None:
+                self._enqueue(retract)
+            return counts
+
+        counts: dict[str, int] = self._write(f"the erasure of session {session_id}", body)
+        counts["reports"] = remove_reports(report_files)
+        return Erased(session_id, counts, self.checkpoint())
 
     # -- reports -----------------------------------------------------------------------------------
     def add_report(self, session_id: str, path: Path) -> None:
