@@ -2,7 +2,8 @@
 
 ``run`` records one session now, with consent given on the command line; ``serve`` is the
 service: it waits in standby for start commands (with consent) from ``control`` or the room's
-MQTT command topic. Exit codes: 0 done; 1 unexpected failure; 2 a person must act
+MQTT command topic. ``review`` serves the therapists' review page; ``session`` lists, exports
+(HL7 FHIR) and erases stored sessions from a shell. Exit codes: 0 done; 1 unexpected failure; 2 a person must act
 (configuration, model files, missing consent); 3 the environment failed (camera or source,
 broker required at start, database or disk) and a restart may succeed. The message says which.
 """
@@ -20,6 +21,8 @@ from typing import TYPE_CHECKING
 from clinic_common.cli import setup_logging
 from edge import __version__
 from edge.errors import EdgeError
+from edge.review.cli import COMMANDS as REVIEW_COMMANDS
+from edge.review.cli import add_parsers as add_review
 from edge.speakers.cli import add_parser as add_staff_voice
 
 if TYPE_CHECKING:
@@ -69,11 +72,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--source", help="override capture.source (one room only)")
 
-    control = sub.add_parser("control", help="start, pause, resume or stop the running appliance's session")
+    control = sub.add_parser(
+        "control", help="start, pause, resume or stop the running appliance's session; erase a finished one"
+    )
     control.add_argument("--config", type=Path, required=True, help="the running appliance's configuration")
-    control.add_argument("action", choices=("start", "pause", "resume", "stop", "status", "explain"))
+    control.add_argument("action", choices=("start", "pause", "resume", "stop", "status", "explain", "erase"))
     control.add_argument("--seconds", type=int, default=60, help="explain: explain every window for this long")
+    control.add_argument("--session", metavar="SESSION_ID", help="erase: the session (consent withdrawn)")
+    control.add_argument("--requested-by", metavar="STAFF_ID", help="erase: who asks (for the access log)")
+    control.add_argument("--yes", action="store_true", help="erase: do not ask to confirm (scripts)")
     _add_consent(control, required=False)
+
+    add_review(sub)
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
     report.add_argument(
@@ -212,6 +222,11 @@ def _control(args: argparse.Namespace) -> int:
         command["consent"] = _consent(args)
     if args.action == "explain":
         command["seconds"] = args.seconds
+    if args.action == "erase":
+        if not (args.session and args.requested_by):
+            raise EdgeError("erase names the session and who asks: give --session and --requested-by")
+        confirm = args.session[:8] if args.yes else input(f"erase session {args.session}? type {args.session[:8]}: ")
+        command.update(session_id=args.session, requested_by=args.requested_by, confirm=confirm)
     reply = send(config.storage.state_dir / SOCKET_NAME, command)
     print(" ".join(f"{k}={v}" for k, v in reply.items()))
     return 0 if reply.get("result") == "ok" else 2
@@ -294,6 +309,7 @@ COMMANDS = {
     "systemd-dropin": _dropin,
     "report": _report,
     "staff-voice": _staff_voice,
+    **REVIEW_COMMANDS,
 }
 
 

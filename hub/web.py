@@ -29,6 +29,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from clinic_common.auth import Accounts, LoginRefusedError
+from clinic_common.auth.web import SECURITY_HEADERS, cookie_settings, local_target, refusal, same_token
 from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
@@ -61,15 +62,7 @@ class Hub:
     accounts: Accounts
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path="/",
-            httponly=True,
-            samesite="strict",
-            secure=self.config.web.cookie_secure,
-        )
+        response.set_cookie(name, value, max_age=max_age, **cookie_settings(self.config.web.cookie_secure))  # type: ignore[arg-type]
 
 
 def hub(request: Request) -> Hub:
@@ -158,14 +151,9 @@ def page(request: Request, h: Hub, name: str, u: dict[str, str], **context: Any)
     return h.templates.TemplateResponse(request, name, {"user": u, "k": note.k, "privacy": note, **context})
 
 
-def _same_token(given: str, expected: str) -> bool:
-    """Constant-time comparison of two tokens of any characters (non-ASCII text included)."""
-    return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
-
-
 def _fresh(form_token: str, u: dict[str, str]) -> None:
     """Forms that change state carry the session's token."""
-    if not _same_token(form_token, u["csrf"]):
+    if not same_token(form_token, u["csrf"]):
         raise HTTPException(status_code=403, detail="stale form")
 
 
@@ -175,18 +163,6 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def neutralised(cell: str) -> str:
     """A CSV cell a spreadsheet will not run as a formula (OWASP's advice: a leading apostrophe)."""
     return "'" + cell if cell.startswith(FORMULA_START) else cell
-
-
-SECURITY_HEADERS = {
-    # Everything the pages use is served by the hub itself; nothing inline runs, nothing frames them.
-    "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-    "Cache-Control": "no-store",
-}
 
 
 signin = APIRouter()
@@ -215,26 +191,19 @@ def login(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     expected = request.cookies.get(LOGIN_COOKIE)
-    if not expected or not _same_token(csrf, expected):
+    if not expected or not same_token(csrf, expected):
         raise HTTPException(status_code=403, detail="stale log-in form: reload the page")
     try:
         token = h.accounts.log_in(username, password, address(request))
     except LoginRefusedError as exc:
         h.metrics.logins.labels(exc.reason).inc()
-        if exc.reason == "wrong":
-            return _login_page(request, h, next, "Wrong user name or password.", 401)
-        minutes = max(1, round(exc.retry_after / 60))
-        message = (
-            f"Too many failed log-ins: try again in {minutes} minute{'s' if minutes > 1 else ''}."
-            if exc.reason == "throttled"
-            else "The hub is busy: try again in a moment."
-        )
-        response = _login_page(request, h, next, message, 429 if exc.reason == "throttled" else 503)
-        response.headers["Retry-After"] = str(exc.retry_after)
+        message, status = refusal(exc, "hub")
+        response = _login_page(request, h, next, message, status)
+        if exc.reason != "wrong":
+            response.headers["Retry-After"] = str(exc.retry_after)
         return response
     h.metrics.logins.labels("accepted").inc()
-    target = next if next.startswith("/") and not next.startswith("//") else "/"
-    redirect = RedirectResponse(target, status_code=303)
+    redirect = RedirectResponse(local_target(next), status_code=303)
     h.set_cookie(redirect, SESSION_COOKIE, token, max_age=int(h.config.web.session_hours * 3600))
     redirect.delete_cookie(LOGIN_COOKIE, path="/")
     return redirect

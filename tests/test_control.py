@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import generate_latest
 
+from contract.payload import Retract
 from edge.config import load_config
 from edge.config.load import parse_config
 from edge.control import CommandError, parse_command
@@ -39,6 +40,9 @@ from tests.conftest import Broker, collect, write_config
 START = {"command": "start", "consent": {"method": "verbal", "recorded_by": "staff-17", "reference": "c-2041"}}
 NOW = '"issued_at": "2026-11-30T10:00:00+00:00"'
 T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)
+
+
+SID = b"3f2a9c1e-0b6d-4c1e-9f5a-2d7c8e9b0a11"
 
 
 @pytest.mark.parametrize(
@@ -77,6 +81,21 @@ T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)
         (
             b'{"command": "pause", "issued_at": "2026-11-30T10:00:00"}',
             pytest.raises(CommandError, match=r"issued_at: Input should have timezone info"),
+        ),
+        (
+            b"{" + NOW.encode() + b', "command": "erase", "session_id": "' + SID + b'", "requested_by": "staff-17", '
+            b'"confirm": "3f2a9c1e"}',
+            nullcontext(),
+        ),
+        (
+            b"{" + NOW.encode() + b', "command": "erase", "session_id": "' + SID + b'", "requested_by": "staff-17", '
+            b'"confirm": "3f2a9c1f"}',
+            pytest.raises(CommandError, match=r"confirm must repeat the session id's first 8 characters"),
+        ),
+        (
+            b"{" + NOW.encode() + b', "command": "erase", "session_id": "../../etc", "requested_by": "s", '
+            b'"confirm": "../../et"}',
+            pytest.raises(CommandError, match=r"erase\.session_id"),
         ),
         (b"\xff\xfe", pytest.raises(CommandError, match=r"not UTF-8 JSON")),
         (b"[" * 5000, pytest.raises(CommandError, match=r"5000 bytes exceeds the 1024-byte limit")),
@@ -251,6 +270,33 @@ def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Bro
         time.sleep(3.0)
         sender.publish(topic, json.dumps(stamped({"command": "stop"})), qos=1).wait_for_publish(5)
         assert _wait(lambda: appliance.control.state == "standby", timeout=30)
+
+        conn = sqlite3.connect(tmp_path / "s" / "clinic-edge.db")
+        conn.row_factory = sqlite3.Row
+        (row,) = conn.execute("SELECT * FROM sessions").fetchall()
+        assert (row["consent_method"], row["consent_recorded_by"], row["consent_reference"]) == (
+            "verbal",
+            "staff-17",
+            "c-2041",
+        )
+        assert row["pauses"] == 1 and row["paused_s"] >= 3.0
+        idx = [r[0] for r in conn.execute("SELECT idx FROM windows ORDER BY idx")]
+        assert idx == list(range(len(idx))) and len(idx) >= 3
+        conn.close()
+
+        # The client withdraws consent: the finished session is erased through the running appliance.
+        retracts = collect(broker.host, broker.port, "clinic/v1/+/+/retract")
+        erased_id = str(row["id"])
+        wrong = stamped(
+            {"command": "erase", "session_id": erased_id, "requested_by": "staff-17", "confirm": "00000000"}
+        )
+        sender.publish(topic, json.dumps(wrong), qos=1).wait_for_publish(5)  # not confirmed: refused
+        assert _wait(lambda: _metric(appliance, "clinic_edge_commands_total", '{result="rejected"}') >= 5)
+        erased = _cli_control(cfg, "erase", "--session", erased_id, "--requested-by", "staff-17", "--yes")
+        assert erased["result"] == "ok" and erased["erased"] == erased_id and int(erased["windows"]) >= 3
+        (retract,) = retracts.wait_for("retract", 1)
+        retracts.close()
+        assert Retract.model_validate(retract).session_id == erased_id
     finally:
         appliance.request_stop()
         service.join(timeout=60)
@@ -262,19 +308,14 @@ def test_service_session_lifecycle(tmp_path: Path, face_model: Path, broker: Bro
     sessions = [s["session"] for s in states]
     assert "recording" in sessions and "paused" in sessions
     assert sessions[-1] == "standby"
+    assert len(reports) == 1 and reports[0].windows >= 3
+    # What the session held (consent, pauses, windows) was checked above, before it was erased.
     conn = sqlite3.connect(tmp_path / "s" / "clinic-edge.db")
-    conn.row_factory = sqlite3.Row
-    (row,) = conn.execute("SELECT * FROM sessions").fetchall()
-    assert (row["consent_method"], row["consent_recorded_by"], row["consent_reference"]) == (
-        "verbal",
-        "staff-17",
-        "c-2041",
-    )
-    assert row["pauses"] == 1 and row["paused_s"] >= 3.0
-    idx = [r[0] for r in conn.execute("SELECT idx FROM windows ORDER BY idx")]
-    assert idx == list(range(len(idx))) and len(idx) >= 3
-    assert len(reports) == 1
-    assert reports[0].windows == len(idx)
+    for table in ("sessions", "windows", "events", "transcripts"):
+        assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+    review = sqlite3.connect(tmp_path / "s" / "review.db")
+    entries = list(review.execute("SELECT actor, action, target FROM audit_log"))
+    assert entries == [("local socket: staff-17", "session erased", erased_id)]  # the unconfirmed one never got there
 
 
 def _echo(raw: bytes, origin: str) -> dict[str, str]:

@@ -3,7 +3,9 @@
 ``{"command": "start", "consent": {"method": "written", "recorded_by": "staff-17"}}`` starts a
 session; a session never starts without consent recorded. ``pause`` stops analysis at once and
 releases the camera and microphone; ``resume`` continues the same session; ``stop`` ends it;
-``{"command": "explain", "seconds": 60}`` explains every window of the next minute.
+``{"command": "explain", "seconds": 60}`` explains every window of the next minute;
+``{"command": "erase", "session_id": ..., "requested_by": "staff-17", "confirm": "<first 8 of the id>"}``
+erases a finished session (consent withdrawn).
 Consent holds no names or free text: ``recorded_by`` is a staff identifier and ``reference`` a
 pointer into the clinic's own consent records.
 
@@ -20,7 +22,7 @@ import json
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from edge.errors import EdgeError
 
@@ -81,7 +83,23 @@ class Explain(_Command):
     seconds: int = Field(default=60, ge=1, le=3600)
 
 
-Command = Annotated[Start | Pause | Resume | Stop | StatusQuery | Explain, Field(discriminator="command")]
+class Erase(_Command):
+    """Erase a finished session on request (the client withdrew consent): ``confirm`` repeats the
+    first eight characters of its id, so that a mistyped or replayed id erases nothing."""
+
+    command: Literal["erase"]
+    session_id: str = Field(pattern=r"^[0-9a-f-]{36}$")
+    requested_by: str = Field(pattern=_ID, description="Staff identifier of who asks, for the access log.")
+    confirm: str = Field(max_length=36)
+
+    @model_validator(mode="after")
+    def _confirmed(self) -> Erase:
+        if self.confirm.strip().lower() != self.session_id[:8]:
+            raise ValueError(f"confirm must repeat the session id's first 8 characters ({self.session_id[:8]})")
+        return self
+
+
+Command = Annotated[Start | Pause | Resume | Stop | StatusQuery | Explain | Erase, Field(discriminator="command")]
 _ADAPTER: TypeAdapter[Command] = TypeAdapter(Command)
 
 

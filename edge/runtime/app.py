@@ -22,7 +22,7 @@ from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.words import FINISH_TIMEOUT_S
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
-from edge.control.commands import CommandError, Consent, check_fresh, parse_command
+from edge.control.commands import CommandError, Consent, Erase, check_fresh, parse_command
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
 from edge.errors import EmptySourceError, StoreError
@@ -123,13 +123,25 @@ class Appliance:
                 self.config.control.command_ttl_s,
                 self.config.control.consent_max_age_min * 60.0,
             )
-            reply = self.control.handle(command, source)
+            reply = self._erase(command, source) if isinstance(command, Erase) else self.control.handle(command, source)
         except CommandError as exc:
             self.metrics.commands.labels("rejected").inc()
             logger.warning("rejected command from %s: %s", source, exc)
             return {"result": "error", "error": str(exc)}
         self.metrics.commands.labels("accepted").inc()
         return reply
+
+    def _erase(self, command: Erase, source: str) -> dict[str, str]:
+        """Erase a finished session (never the one recording: the store refuses open sessions)."""
+        from edge.review.erasure import erase_session  # noqa: PLC0415 - the review's database, on demand
+
+        try:
+            erased = erase_session(self.config, command.session_id, f"{source}: {command.requested_by}")
+        except StoreError as exc:
+            raise CommandError(str(exc)) from None
+        if self.publisher is not None:
+            self.publisher.wake()
+        return {"result": "ok", "erased": command.session_id, **{k: str(v) for k, v in erased.counts.items()}}
 
     def _mqtt_command(self, _topic: str, payload: bytes) -> None:
         # Who may publish here is the broker's ACL's business (only the room's own credentials).

@@ -424,6 +424,11 @@ class Store:
         ).fetchall()
         return [SessionRow(*r) for r in rows]
 
+    def consent_reference(self, session_id: str) -> str | None:
+        """The pointer into the clinic's consent records given at the session's start, if any."""
+        row = self.db.execute("SELECT consent_reference FROM sessions WHERE id = ?", [session_id]).fetchone()
+        return None if row is None else row[0]
+
     def erase(self, session_id: str, retract: Callable[[int, str], tuple[str, str]] | None = None) -> Erased:
         """Delete one session on request (consent withdrawn): its windows, transcripts, events, report
         files and every outbox row that carries it (sent or not), then the session itself; with

@@ -1,0 +1,384 @@
+"""The review page (FastAPI, Jinja2; no script but the page's own, no style but its own).
+
+(No ``from __future__ import annotations``: FastAPI reads the routes' dependency annotations at
+definition time.) A therapist lists and opens the sessions whose consent they recorded; an admin
+every session, and the access log. Opening a session shows its report with an interactive timeline;
+from there the report's PDF, the FHIR bundle, filing it to the clinic's record and erasure (with a
+confirmation). Every view, download, export, filing and erasure is written to the access log.
+
+Log-ins are the common staff accounts (:mod:`clinic_common.auth`) with the hub's hardening
+(:mod:`clinic_common.auth.web`): server-side sessions, a ``HttpOnly``, ``SameSite=Strict`` cookie
+(``Secure`` over TLS), the session's token on every form that changes state, the log-in form's
+double-submit token, throttling, and headers that allow only the page's own files.
+"""
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from clinic_common.auth import Accounts, LoginRefusedError
+from clinic_common.auth.web import HSTS, SECURITY_HEADERS, cookie_settings, local_target, new_token, refusal, same_token
+from edge.channels.registry import ChannelRegistry, default_registry
+from edge.config.models import AppConfig
+from edge.errors import EdgeError, StoreError
+from edge.report.data import ReportError, SessionData, load_session
+from edge.report.render import REPORT_CSS, report_body, write_report
+from edge.review.erasure import erase_session
+from edge.review.fhir import FhirError, build_bundle, post_bundle, report_for
+from edge.review.staff import (
+    DOWNLOADED,
+    EXPORTED,
+    FILED,
+    FILING_FAILED,
+    REFUSED,
+    SESSION_ACTIONS,
+    VIEWED,
+    AccessLog,
+    Staff,
+)
+from edge.review.timeline import timeline_data
+from edge.store import SessionRow, Store
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "clinic_review"
+LOGIN_COOKIE = "clinic_review_login"
+
+
+class _LoginRequiredError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Review:
+    """What the routes share, on ``app.state.review``."""
+
+    config: AppConfig
+    accounts: Accounts
+    log: AccessLog
+    templates: Jinja2Templates
+    registry: ChannelRegistry
+    secure: bool  # served over TLS
+
+    @property
+    def database(self) -> Path:
+        return self.config.storage.state_dir / self.config.storage.database
+
+    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
+        response.set_cookie(name, value, max_age=max_age, **cookie_settings(self.secure))  # type: ignore[arg-type]
+
+    def rows(self, staff: Staff, session_id: str | None = None) -> list[SessionRow]:
+        if not self.database.is_file():
+            return []
+        store = Store(self.database, migrate_schema=False)
+        try:
+            return store.sessions(staff.recorded_by, session_id)
+        finally:
+            store.close()
+
+
+def review(request: Request) -> Review:
+    state: Review = request.app.state.review
+    return state
+
+
+ReviewDep = Annotated[Review, Depends(review)]
+
+
+def address(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+@dataclass(frozen=True)
+class User:
+    staff: Staff
+    csrf: str
+
+    @property
+    def name(self) -> str:
+        return self.staff.name
+
+    @property
+    def role(self) -> str:
+        return self.staff.role
+
+
+def user(request: Request, r: ReviewDep) -> User:
+    session = r.accounts.sessions.get(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise _LoginRequiredError
+    return User(Staff(session.username, "admin" if session.role == "admin" else "therapist"), session.csrf)
+
+
+UserDep = Annotated[User, Depends(user)]
+
+
+def admin(u: UserDep) -> User:
+    if u.role != "admin":
+        raise HTTPException(status_code=403, detail="administrators only")
+    return u
+
+
+AdminDep = Annotated[User, Depends(admin)]
+
+
+def _fresh(form_token: str, u: User) -> None:
+    if not same_token(form_token, u.csrf):
+        raise HTTPException(status_code=403, detail="stale form: reload the page")
+
+
+def page(request: Request, r: Review, name: str, u: User | None, status: int = 200, **context: Any) -> HTMLResponse:
+    return r.templates.TemplateResponse(
+        request, name, {"user": u, "room": r.config.room, **context}, status_code=status
+    )
+
+
+def opened(request: Request, r: Review, u: User, session_id: str, action: str) -> SessionRow:
+    """The session if this person may open it (logged as ``action`` by the caller); 404 otherwise
+    (a session of someone else's is not told apart from none), and the refusal logged."""
+    rows = r.rows(Staff(u.name, "admin"), session_id) if len(session_id) <= 64 else []
+    if not rows or not u.staff.may_open(rows[0]):
+        r.log.record(u.name, REFUSED, session_id[:64], address(request), action)
+        raise HTTPException(status_code=404, detail="no such session among those you may open")
+    return rows[0]
+
+
+def _load(r: Review, session_id: str) -> SessionData:
+    try:
+        return load_session(r.database, session_id, r.registry)
+    except ReportError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+
+
+signin = APIRouter()
+
+
+def _login_page(request: Request, r: Review, next_path: str, error: str | None, status: int = 200) -> HTMLResponse:
+    token = request.cookies.get(LOGIN_COOKIE) or new_token()
+    response = page(request, r, "login.html", None, status, next=next_path, error=error, login_csrf=token)
+    r.set_cookie(response, LOGIN_COOKIE, token, max_age=3600)
+    return response
+
+
+@signin.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, r: ReviewDep, next: str = "/") -> HTMLResponse:
+    return _login_page(request, r, next, None)
+
+
+@signin.post("/login", response_model=None)
+def login(
+    request: Request,
+    r: ReviewDep,
+    username: Annotated[str, Form(max_length=200)],
+    password: Annotated[str, Form(max_length=1024)],
+    csrf: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    expected = request.cookies.get(LOGIN_COOKIE)
+    if not expected or not same_token(csrf, expected):
+        raise HTTPException(status_code=403, detail="stale log-in form: reload the page")
+    try:
+        token = r.accounts.log_in(username, password, address(request))
+    except LoginRefusedError as exc:
+        message, status = refusal(exc, "appliance")
+        response = _login_page(request, r, next, message, status)
+        if exc.reason != "wrong":
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    redirect = RedirectResponse(local_target(next), status_code=303)
+    r.set_cookie(redirect, SESSION_COOKIE, token, max_age=int(r.config.review.session_hours * 3600))
+    redirect.delete_cookie(LOGIN_COOKIE, path="/")
+    return redirect
+
+
+@signin.post("/logout")
+def logout(request: Request, r: ReviewDep, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
+    _fresh(csrf, u)
+    r.accounts.log_out(request.cookies.get(SESSION_COOKIE) or "", u.name, address(request))
+    redirect = RedirectResponse("/login", status_code=303)
+    redirect.delete_cookie(SESSION_COOKIE, path="/")
+    return redirect
+
+
+@signin.get("/healthz")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@signin.get("/report.css")
+def report_css() -> Response:
+    # The report's look, kept to the report's part of the page.
+    return Response(REPORT_CSS.replace("body {", "#report {", 1), media_type="text/css")
+
+
+pages = APIRouter()
+
+
+@pages.get("/", response_class=HTMLResponse)
+def sessions_page(request: Request, r: ReviewDep, u: UserDep, notice: str = "") -> HTMLResponse:
+    return page(request, r, "sessions.html", u, sessions=r.rows(u.staff), notice=notice[:200])
+
+
+@pages.get("/sessions/{session_id}", response_class=HTMLResponse)
+def session_page(request: Request, r: ReviewDep, u: UserDep, session_id: str, notice: str = "") -> HTMLResponse:
+    row = opened(request, r, u, session_id, "view")
+    data = _load(r, session_id)
+    body = report_body(data, r.config, r.registry)
+    r.log.record(u.name, VIEWED, session_id, address(request))
+    return page(
+        request,
+        r,
+        "session.html",
+        u,
+        row=row,
+        report=body,
+        timeline=json.dumps(timeline_data(data, r.registry, transcripts_kept=r.config.channels.words.store_transcript)),
+        filing=r.config.review.fhir is not None,
+        notice=notice[:300],
+    )
+
+
+def _printed(r: Review, session_id: str) -> tuple[Path, Path | None]:
+    try:
+        written = write_report(r.config, session_id, registry=r.registry)
+    except ReportError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
+    pdf = next((p for p in written if p.suffix == ".pdf"), None)
+    return written[0], pdf
+
+
+@pages.get("/sessions/{session_id}/report.pdf")
+def report_pdf(request: Request, r: ReviewDep, u: UserDep, session_id: str) -> Response:
+    row = opened(request, r, u, session_id, "download")
+    _, pdf = _printed(r, session_id)
+    if pdf is None:
+        raise HTTPException(status_code=503, detail="no PDF printer on this appliance: install chromium")
+    r.log.record(u.name, DOWNLOADED, session_id, address(request), "pdf")
+    name = f"session-report-{row.started_at[:10]}-{session_id[:8]}.pdf"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(pdf.read_bytes(), media_type="application/pdf", headers=disposition)
+
+
+def _bundle(r: Review, session_id: str) -> dict[str, Any]:
+    html_path, pdf = _printed(r, session_id)
+    store = Store(r.database, migrate_schema=False)
+    try:
+        reference = store.consent_reference(session_id)
+    finally:
+        store.close()
+    try:
+        return build_bundle(_load(r, session_id), r.config, report_for(html_path, pdf), reference, r.registry)
+    except FhirError as exc:
+        raise HTTPException(status_code=500, detail=str(exc)) from None
+
+
+@pages.get("/sessions/{session_id}/fhir.json")
+def fhir_export(request: Request, r: ReviewDep, u: UserDep, session_id: str) -> Response:
+    row = opened(request, r, u, session_id, "fhir export")
+    bundle = _bundle(r, session_id)
+    r.log.record(u.name, EXPORTED, session_id, address(request), f"{len(bundle['entry'])} resources")
+    name = f"session-{row.started_at[:10]}-{session_id[:8]}.fhir.json"
+    return JSONResponse(
+        bundle, media_type="application/fhir+json", headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@pages.post("/sessions/{session_id}/file", response_model=None)
+def fhir_file(request: Request, r: ReviewDep, u: UserDep, session_id: str, csrf: Annotated[str, Form()]) -> Response:
+    _fresh(csrf, u)
+    opened(request, r, u, session_id, "fhir filing")
+    endpoint = r.config.review.fhir
+    if endpoint is None:
+        raise HTTPException(status_code=404, detail="no FHIR endpoint is configured ([review.fhir])")
+    bundle = _bundle(r, session_id)
+    try:
+        filed = post_bundle(bundle, endpoint)
+    except FhirError as exc:
+        r.log.record(u.name, FILING_FAILED, session_id, address(request), str(exc))
+        return RedirectResponse(f"/sessions/{session_id}?notice=Not filed: {exc}", status_code=303)
+    r.log.record(u.name, FILED, session_id, address(request), f"HTTP {filed.status} {filed.location}")
+    return RedirectResponse(f"/sessions/{session_id}?notice=Filed to the clinic record (HTTP {filed.status})", 303)
+
+
+@pages.get("/sessions/{session_id}/erase", response_class=HTMLResponse)
+def erase_form(request: Request, r: ReviewDep, u: UserDep, session_id: str, error: str = "") -> HTMLResponse:
+    row = opened(request, r, u, session_id, "erase form")
+    return page(request, r, "erase.html", u, row=row, error=error[:300], mqtt=r.config.mqtt.enabled)
+
+
+@pages.post("/sessions/{session_id}/erase", response_model=None)
+def erase(
+    request: Request,
+    r: ReviewDep,
+    u: UserDep,
+    session_id: str,
+    csrf: Annotated[str, Form()],
+    confirm: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    _fresh(csrf, u)
+    row = opened(request, r, u, session_id, "erase")
+    if confirm.strip().lower() != session_id[:8]:
+        return page(
+            request,
+            r,
+            "erase.html",
+            u,
+            400,
+            row=row,
+            error=f"Type {session_id[:8]} (the start of the session's id) to erase it.",
+            mqtt=r.config.mqtt.enabled,
+        )
+    try:
+        erase_session(r.config, session_id, u.name, address(request), r.log)
+    except StoreError as exc:
+        return page(request, r, "erase.html", u, 409, row=row, error=str(exc), mqtt=r.config.mqtt.enabled)
+    when = row.started_at[:16].replace("T", " ")
+    return RedirectResponse(f"/?notice=The session of {when} UTC was erased.", status_code=303)
+
+
+@pages.get("/access", response_class=HTMLResponse)
+def access_page(request: Request, r: ReviewDep, u: AdminDep, everything: int = 0) -> HTMLResponse:
+    entries = r.log.recent(1000)
+    if not everything:
+        entries = [e for e in entries if e.action in SESSION_ACTIONS]
+    return page(request, r, "access.html", u, entries=entries, everything=bool(everything))
+
+
+async def _to_login(request: Request, _exc: Exception) -> Response:
+    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+async def _edge_error(_request: Request, exc: Exception) -> Response:
+    logger.error("review page: %s", exc)
+    return Response(str(exc), status_code=500, media_type="text/plain")
+
+
+def create_app(config: AppConfig, accounts: Accounts, log: AccessLog, *, secure: bool) -> FastAPI:
+    """The review page: its static files, the routers and what they share."""
+    app = FastAPI(title="clinic-edge review", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if secure:
+            response.headers.setdefault(*HSTS)
+        return response
+
+    templates = Jinja2Templates(directory=HERE / "templates")
+    app.state.review = Review(config, accounts, log, templates, default_registry(), secure)
+    app.add_exception_handler(_LoginRequiredError, _to_login)
+    app.add_exception_handler(EdgeError, _edge_error)
+    for router in (signin, pages):
+        app.include_router(router)
+    return app
