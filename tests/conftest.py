@@ -392,8 +392,11 @@ def make_clip(
 
 
 @contextlib.contextmanager
-def headless_chromium(window: str = "1400,1000") -> Iterator[Any]:
-    """Debian's Chromium driven by chromium-driver through Selenium (a real browser)."""
+def headless_chromium(
+    window: str = "1400,1000", *, downloads: Path | None = None, trust_any_certificate: bool = False
+) -> Iterator[Any]:
+    """Debian's Chromium driven by chromium-driver through Selenium (a real browser); with
+    ``downloads`` files it downloads land there; ``trust_any_certificate`` for a test CA's server."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -415,6 +418,12 @@ def headless_chromium(window: str = "1400,1000") -> Iterator[Any]:
         "--disable-sync",
     ):
         options.add_argument(flag)
+    if trust_any_certificate:
+        options.add_argument("--ignore-certificate-errors")
+    if downloads is not None:
+        options.add_experimental_option(
+            "prefs", {"download.default_directory": str(downloads), "download.prompt_for_download": False}
+        )
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     try:
         yield driver

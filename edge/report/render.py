@@ -21,6 +21,7 @@ from edge.config.models import AppConfig
 from edge.errors import StoreError
 from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, LateFusion
+from edge.inference.pack import trust_pack
 from edge.report import plots
 from edge.report.analysis import clock, figures, summary_sentences
 from edge.report.data import ReportError, SessionData, load_session
@@ -57,9 +58,13 @@ REPORTS_DIR = "reports"
 
 
 def fusion_for(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
-    """The fusion the room uses (the pack's head when it has one), for the permutation importance."""
+    """The fusion the room uses (the pack's head when it has one), for the permutation importance.
+    The pack is authenticated here: a report is often its process's first use of it."""
     pack = config.models.pack
-    head = fusion_head(config, pack, registry) if pack and config.fusion.method == "auto" else None
+    head = None
+    if pack and config.fusion.method == "auto":
+        trust_pack(config.models)
+        head = fusion_head(config, pack, registry)
     fuser: Fuser = head if head is not None else LateFusion(config.fusion.weights.model_dump())
     return WindowFusion(fuser, config.fusion), fuser
 
