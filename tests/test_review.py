@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import http.client
+import http.server
 import json
 import sqlite3
 import ssl
@@ -20,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -242,6 +243,59 @@ def test_the_shell_lists_exports_and_erases(room: Room, tmp_path: Path) -> None:
     actions = [(a, t) for a, t in log.execute("SELECT action, target FROM audit_log WHERE actor LIKE 'shell (%'")]
     assert ("fhir exported", room.session) in actions and ("session erased", room.spare) in actions
     assert ("access refused", room.spare) in actions  # the second erase, of a session no longer there
+
+
+class _RecordServer(http.server.BaseHTTPRequestHandler):
+    """The clinic record's FHIR endpoint as far as filing needs one: it takes a transaction bundle
+    with the right bearer token (201 and a Location) and refuses anything else (401)."""
+
+    received: ClassVar[list[tuple[str, dict[str, Any]]]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).received.append((self.headers.get("Authorization", ""), body))
+        if self.headers.get("Authorization") != "Bearer clinic-token-0042":
+            self.send_response(401)
+            self.end_headers()
+            return
+        self.send_response(201)
+        self.send_header("Location", "Bundle/filed-1")
+        self.end_headers()
+
+    def log_message(self, *_args: object) -> None:
+        return
+
+
+def test_filing_posts_the_bundle_to_the_clinic_record_with_its_credentials(room: Room, tmp_path: Path) -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RecordServer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    token = tmp_path / "fhir-token"
+    try:
+        for secret, expected_rc in (("wrong-token", 2), ("clinic-token-0042", 0)):  # 2: a person must act
+            token.write_text(secret + "\n", encoding="utf-8")
+            config = tmp_path / "room-fhir.toml"
+            config.write_text(
+                room.config.read_text(encoding="utf-8")
+                + f'[review.fhir]\nurl = "http://127.0.0.1:{server.server_port}/fhir"\ntoken_file = "{token}"\n',
+                encoding="utf-8",
+            )
+            filed = subprocess.run(
+                [*EDGE, "session", "export-fhir", room.session, "--post", "--config", str(config)],
+                text=True,
+                capture_output=True,
+                timeout=180,
+            )
+            assert filed.returncode == expected_rc, filed.stderr
+        assert "HTTP 201 Bundle/filed-1" in filed.stdout
+    finally:
+        server.shutdown()
+        server.server_close()
+    (refused, accepted) = _RecordServer.received
+    assert refused[0] == "Bearer wrong-token" and accepted[0] == "Bearer clinic-token-0042"
+    _check_bundle(accepted[1], room.session)
+    log = sqlite3.connect(room.db.with_name("review.db"))
+    outcomes = [a for (a,) in log.execute("SELECT action FROM audit_log WHERE target = ?", [room.session])]
+    assert "fhir filing failed" in outcomes and "fhir filed" in outcomes
 
 
 def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, page: str, tmp_path: Path) -> None:

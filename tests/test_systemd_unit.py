@@ -136,3 +136,20 @@ def test_hub_units_verify_and_are_hardened(tmp_path: Path, source: str, name: st
     match = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+)", out)
     assert match, out
     assert float(match.group(1)) <= 2.0
+
+
+def test_the_review_unit_verifies_and_is_hardened(tmp_path: Path) -> None:
+    """The review page's unit: clean under verify, exposure 2.0 or better with Chromium's needs allowed."""
+    exe = Path(sys.executable).with_name("clinic-edge")
+    unit = tmp_path / "clinic-edge-review.service"
+    text = (ROOT / "systemd" / "clinic-edge-review.service").read_text(encoding="utf-8")
+    unit.write_text(text.replace("/opt/clinic-edge/.venv/bin/clinic-edge", str(exe)), encoding="utf-8")
+    proc = _verify(unit)
+    assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
+    env = {**os.environ, "SYSTEMD_UNIT_PATH": f"{unit.parent}:"}
+    out = subprocess.run(
+        [ANALYZE, "security", "--offline=true", str(unit)], capture_output=True, text=True, env=env, timeout=60
+    ).stdout
+    match = re.search(r"Overall exposure level for clinic-edge-review\.service: ([0-9.]+)", out)
+    assert match, out
+    assert float(match.group(1)) <= 2.0

@@ -66,7 +66,13 @@ REQUIRED_CODES: dict[tuple[str, str], frozenset[str]] = {
 
 
 class FhirError(EdgeError):
-    """The bundle could not be built, validated or filed."""
+    """The bundle could not be built or validated, or the record refused it (a person must act)."""
+
+
+class FhirUnreachableError(FhirError):
+    """The clinic's FHIR server could not be reached: trying again later may succeed."""
+
+    exit_code = 3
 
 
 @dataclass(frozen=True)
@@ -369,7 +375,7 @@ def post_bundle(bundle: dict[str, Any], endpoint: FhirEndpointConfig) -> Filed:
         raise FhirError(f"the FHIR server {endpoint.url} refused the bundle: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise FhirError(f"cannot reach the FHIR server {endpoint.url}: {reason}") from None
+        raise FhirUnreachableError(f"cannot reach the FHIR server {endpoint.url}: {reason}") from None
 
 
 def report_for(path_html: Path, path_pdf: Path | None) -> Report:
