@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from contract.classes import CLASSES
 from hub.privacy import Cell
 from hub.release import released_cell
-from hub.store import FLAGS, devices, releases, shown_cells
+from hub.store import FLAGS, devices, releases, retractions, shown_cells
 
 STALE_STATUS_S = 180
 
@@ -198,6 +198,14 @@ def _age_days(iso: str | None, now: dt.datetime) -> int | None:
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.timezone.utc)
     return max((now - stamp).days, 0)
+
+
+def withdrawn_after_release(engine: sa.Engine) -> int:
+    """Sessions their rooms erased on request after a period holding them was released: the
+    released numbers still count them (they never change); the pages say so."""
+    with engine.begin() as conn:
+        query = sa.select(sa.func.count()).select_from(retractions).where(retractions.c.released_parts > 0)
+        return int(conn.execute(query).scalar_one())
 
 
 def health(engine: sa.Engine, site: str | None = None) -> list[DeviceHealth]:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from hub.store import auth, devices, hub_settings, released_cells, releases, shown_cells
+from hub.store import auth, devices, hub_settings, released_cells, releases, retractions, shown_cells
 
 DASHBOARD_ROLE = "clinic_dashboard"
-READS = (releases, released_cells, shown_cells, devices, hub_settings)
+READS = (releases, released_cells, shown_cells, devices, hub_settings, retractions)
 KEEPS = auth.all()
 
 

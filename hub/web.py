@@ -33,7 +33,17 @@ from clinic_common.auth.web import SECURITY_HEADERS, cookie_settings, local_targ
 from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
-from hub.dashboard import CSV_HEADER, Filters, Published, chart_data, health, published, scopes, select
+from hub.dashboard import (
+    CSV_HEADER,
+    Filters,
+    Published,
+    chart_data,
+    health,
+    published,
+    scopes,
+    select,
+    withdrawn_after_release,
+)
 from hub.dp import Noise
 from hub.grants import as_dashboard
 from hub.metrics import HubMetrics
@@ -246,6 +256,7 @@ def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResp
         devices=len(devices),
         online=online,
         hidden=lat.hidden,
+        withdrawn=withdrawn_after_release(h.engine),
     )
 
 

@@ -14,6 +14,7 @@ from hub_helpers import hub_config, summary
 
 from contract.payload import Event, Retract
 from hub.bulk import session_hash
+from hub.dashboard import withdrawn_after_release
 from hub.ingest import Ingest
 from hub.metrics import HubMetrics
 from hub.release import policy_for, release_due
@@ -96,6 +97,7 @@ def test_a_retraction_drops_what_is_unreleased_and_unlinks_what_was_released(tmp
     assert change["released_months"] and (change["site"], change["room"]) == ("north", "r1")
     assert withdrawn not in str(change.values()), "the record does not name the session"
     assert [r["session_hash"] for r in _rows(engine, retracted)] == [session_hash(withdrawn)]
+    assert withdrawn_after_release(engine) == 1  # the overview page says released numbers still count it
 
     # A summary of it still on its way is refused, but keeps its place in the sequence.
     late = ingest.handle(*_summary(seq + 3, withdrawn, OLD_DAY))
@@ -119,6 +121,7 @@ def test_a_session_retracted_before_release_leaves_nothing(tmp_path: Path) -> No
     assert _rows(engine, sessions) == []
     (change,) = _rows(engine, retractions)
     assert (change["dropped_parts"], change["released_parts"], change["released_months"]) == (1, 0, "")
+    assert withdrawn_after_release(engine) == 0
     engine.dispose()
 
 

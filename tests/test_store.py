@@ -11,7 +11,7 @@ import pytest
 
 from edge.errors import StoreError
 from edge.results import FaceChannel, Utterance, VoiceChannel, WindowResult
-from edge.store import SCHEMA_VERSION, Store
+from edge.store import SCHEMA_VERSION, SessionRunningError, Store
 from edge.store import migrations as mig
 from tests.conftest import CONSENT
 
@@ -257,3 +257,64 @@ def test_sessions_left_open_by_a_crash_are_closed_at_their_last_window(tmp_path:
     store.db.conn.execute("UPDATE sessions SET ended_at = NULL, started_at = '2020-01-01T00:00:00.000+00:00'")
     counts = store.purge(datetime(2021, 1, 1, tzinfo=timezone.utc), keep=running)
     assert counts["sessions"] == 2 and [r[0] for r in store.db.execute("SELECT id FROM sessions")] == [running]
+
+
+def test_erasure_leaves_no_byte_of_the_session_and_queues_its_retraction(tmp_path: Path) -> None:
+    """Erasing one session on request: its rows, every outbox row that carries it and its report
+    files are gone from the database, its WAL and shm (another connection open, as the publisher's);
+    the other session is untouched; the retraction takes the next sequence number."""
+    path = tmp_path / "state" / "clinic-edge.db"
+    store = Store(path)
+    reader = Store(path, migrate_schema=False)
+    reader.pending(10)
+    secret_text, secret_ref = "violet umbrella confession", "consent-ref-7f3a9e"
+    erased = store.start_session(
+        site="s",
+        room="r",
+        device_id="d",
+        source_kind="test",
+        backend="onnxruntime-cpu",
+        model_sha256="0" * 64,
+        consent=CONSENT.__class__(method="written", recorded_by="staff-test", reference=secret_ref),
+    )
+    kept = _session(store)
+    for session in (erased, kept):
+        for i in range(3):
+            spoken = (_utterance(f"{secret_text} {i}", i),) if session == erased else ()
+            store.add_window(
+                _result(session, i, spoken),
+                lambda seq, mid, s=session: ("t", json.dumps({"session_id": s, "seq": seq})),
+                store_transcript=True,
+            )
+        store.end_session(session, frames=1, frames_dropped=0)
+    report = tmp_path / "state" / "reports" / f"report-{erased}.html"
+    report.parent.mkdir()
+    report.write_text(secret_text, encoding="utf-8")
+    store.add_report(erased, report)
+    last = max(r.seq for r in store.pending(100))
+
+    result = store.erase(erased, lambda seq, mid: ("t/retract", json.dumps({"session_id": erased, "seq": seq})))
+    assert result.counts == {
+        "windows": 3,
+        "transcripts": 3,
+        "events": 0,
+        "outbox": 3,
+        "sessions": 1,
+        "reports": 1,
+    }
+    assert result.checkpointed and not report.exists()
+    pending = store.pending(100)
+    assert [json.loads(r.payload)["session_id"] for r in pending] == [kept] * 3 + [erased]
+    assert pending[-1].topic == "t/retract" and pending[-1].seq == last + 1
+    assert [r.id for r in store.sessions()] == [kept]
+    for f in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        data = f.read_bytes() if f.exists() else b""
+        assert secret_text.encode() not in data and secret_ref.encode() not in data, f.name
+    with pytest.raises(StoreError, match=f"no session {erased}"):
+        store.erase(erased)
+    running = _session(store)
+    with pytest.raises(SessionRunningError, match="still recording: stop it first"):
+        store.erase(running)
+    assert running in [r.id for r in store.sessions()], "a refused erasure changes nothing"
+    reader.close()
+    store.close()
