@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import gc
-import getpass
 import logging
 import signal
-import sys
 import threading
 
 import sqlalchemy as sa
 import uvicorn
 from prometheus_client import start_http_server
 
-from clinic_common.errors import ClinicError, ConfigError
+from clinic_common.auth.shell import change_account
+from clinic_common.errors import ClinicError
 from clinic_common.mqtt import read_password
 from hub.config import HubConfig
 from hub.ingest import Ingest
@@ -132,26 +131,7 @@ def _wait_for_signal(halt: threading.Event) -> None:
 
 def user_change(config: HubConfig, username: str, action: str, role: str, password_stdin: bool) -> int:
     """Create or reset (``save``), ``disable``, ``enable`` or ``delete`` an account from a shell."""
-    accounts = hub_accounts(open_database(config), config.web)
-    actor = f"command line ({getpass.getuser()})"
-    if action == "save":
-        if password_stdin:
-            password = sys.stdin.readline().rstrip("\n")
-        else:
-            password = getpass.getpass(f"password for {username}: ")
-            if getpass.getpass("again: ") != password:
-                raise ConfigError("the two passwords differ")
-        accounts.save(username, password, role, actor)
-        print(f"account {username} ({role}) saved")
-    elif action == "disable":
-        accounts.disable(username, actor)
-        print(f"account {username} disabled; its log-ins ended")
-    elif action == "enable":
-        accounts.enable(username, actor)
-        print(f"account {username} enabled")
-    else:
-        accounts.delete(username, actor)
-        print(f"account {username} deleted")
+    print(change_account(hub_accounts(open_database(config), config.web), username, action, role, password_stdin))
     return 0
 
 

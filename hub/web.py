@@ -1,9 +1,10 @@
 """The administrators' dashboard (FastAPI, Jinja2 templates, Chart.js served locally).
 
 (No ``from __future__ import annotations`` here: FastAPI reads the routes' dependency annotations
-at definition time.) The routes are module-level functions on three routers (sign-in, the pages
-every account sees, the administrators' accounts and audit pages); what they share (config, database, metrics,
-templates) is one :class:`Hub` on ``app.state``, reached through a dependency.
+at definition time.) The routes are module-level functions on three routers (the sign-in pages every
+product shares, :mod:`clinic_common.auth.pages`; the pages every account sees; the administrators'
+accounts and audit pages); what they share (config, database, metrics, templates) is one
+:class:`Hub` on ``app.state``, reached through a dependency.
 
 Every page reads the released cells (:mod:`hub.release`) or the appliances' health, through an
 engine that on PostgreSQL takes the restricted dashboard role (:mod:`hub.grants`); no page can
@@ -17,7 +18,6 @@ import csv
 import io
 import json
 import logging
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,8 +28,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from clinic_common.auth import Accounts, LoginRefusedError
-from clinic_common.auth.web import SECURITY_HEADERS, cookie_settings, local_target, refusal, same_token
+from clinic_common.auth import Accounts
+from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
+from clinic_common.auth.pages import router as sign_in_router
+from clinic_common.auth.web import SECURITY_HEADERS, same_token
 from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import HubConfig
@@ -56,10 +58,6 @@ HERE = Path(__file__).parent
 LEVELS = ("clinic", "site", "room")
 
 
-class _LoginRequiredError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Hub:
     """What the routes share, kept on ``app.state.hub``."""
@@ -70,9 +68,6 @@ class Hub:
     templates: Jinja2Templates
     grains: tuple[str, ...]  # the time grains offered: the configured finest and coarser
     accounts: Accounts
-
-    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(name, value, max_age=max_age, **cookie_settings(self.config.web.cookie_secure))  # type: ignore[arg-type]
 
 
 def hub(request: Request) -> Hub:
@@ -87,14 +82,8 @@ SESSION_COOKIE = "clinic_hub"
 LOGIN_COOKIE = "clinic_hub_login"  # the log-in form's token (double submit), before any session exists
 
 
-def address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
-def user(request: Request, h: HubDep) -> dict[str, str]:
-    session = h.accounts.sessions.get(request.cookies.get(SESSION_COOKIE))
-    if session is None:
-        raise _LoginRequiredError
+def user(request: Request, s: SignInDep) -> dict[str, str]:
+    session = s.session(request)
     return {"name": session.username, "role": session.role, "csrf": session.csrf}
 
 
@@ -173,64 +162,6 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def neutralised(cell: str) -> str:
     """A CSV cell a spreadsheet will not run as a formula (OWASP's advice: a leading apostrophe)."""
     return "'" + cell if cell.startswith(FORMULA_START) else cell
-
-
-signin = APIRouter()
-
-
-def _login_page(request: Request, h: Hub, next: str, error: str | None, status: int = 200) -> HTMLResponse:
-    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
-    context = {"next": next, "error": error, "user": None, "login_csrf": token}
-    response = h.templates.TemplateResponse(request, "login.html", context, status_code=status)
-    h.set_cookie(response, LOGIN_COOKIE, token, max_age=3600)
-    return response
-
-
-@signin.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, h: HubDep, next: str = "/") -> HTMLResponse:
-    return _login_page(request, h, next, None)
-
-
-@signin.post("/login", response_model=None)
-def login(
-    request: Request,
-    h: HubDep,
-    username: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=1024)],
-    csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",
-) -> Response:
-    expected = request.cookies.get(LOGIN_COOKIE)
-    if not expected or not same_token(csrf, expected):
-        raise HTTPException(status_code=403, detail="stale log-in form: reload the page")
-    try:
-        token = h.accounts.log_in(username, password, address(request))
-    except LoginRefusedError as exc:
-        h.metrics.logins.labels(exc.reason).inc()
-        message, status = refusal(exc, "hub")
-        response = _login_page(request, h, next, message, status)
-        if exc.reason != "wrong":
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    h.metrics.logins.labels("accepted").inc()
-    redirect = RedirectResponse(local_target(next), status_code=303)
-    h.set_cookie(redirect, SESSION_COOKIE, token, max_age=int(h.config.web.session_hours * 3600))
-    redirect.delete_cookie(LOGIN_COOKIE, path="/")
-    return redirect
-
-
-@signin.post("/logout")
-def logout(request: Request, h: HubDep, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
-    _fresh(csrf, u)
-    h.accounts.log_out(request.cookies.get(SESSION_COOKIE) or "", u["name"], address(request))
-    redirect = RedirectResponse("/login", status_code=303)
-    redirect.delete_cookie(SESSION_COOKIE, path="/")
-    return redirect
-
-
-@signin.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
 
 
 pages = APIRouter()
@@ -378,10 +309,6 @@ def audit_page(request: Request, h: HubDep, u: AdminDep) -> HTMLResponse:
     return page(request, h, "audit.html", u, entries=h.accounts.audit.recent(500))
 
 
-async def _to_login(request: Request, _exc: Exception) -> Response:
-    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-
-
 def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> FastAPI:
     """The dashboard: static files, the three routers and what they share."""
     app = FastAPI(title="clinic hub", docs_url=None, redoc_url=None, openapi_url=None)
@@ -397,8 +324,24 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
     grains = tuple(GRAINS[GRAINS.index(config.privacy.finest_grain) :])
     templates = Jinja2Templates(directory=HERE / "templates")
     dashboard = as_dashboard(engine)
-    app.state.hub = Hub(config, dashboard, metrics, templates, grains, hub_accounts(dashboard, config.web))
-    app.add_exception_handler(_LoginRequiredError, _to_login)
-    for router in (signin, pages, accounts):
+    hub = Hub(config, dashboard, metrics, templates, grains, hub_accounts(dashboard, config.web))
+    app.state.hub = hub
+
+    def login_page(request: Request, next_path: str, error: str | None, token: str, status: int) -> HTMLResponse:
+        context = {"next": next_path, "error": error, "user": None, "login_csrf": token}
+        return templates.TemplateResponse(request, "login.html", context, status_code=status)
+
+    app.state.sign_in = SignIn(
+        hub.accounts,
+        SESSION_COOKIE,
+        LOGIN_COOKIE,
+        config.web.cookie_secure,
+        int(config.web.session_hours * 3600),
+        "hub",
+        login_page,
+        lambda result: metrics.logins.labels(result).inc(),
+    )
+    app.add_exception_handler(LoginRequiredError, to_login)
+    for router in (sign_in_router, pages, accounts):
         app.include_router(router)
     return app

@@ -37,6 +37,12 @@ DEFAULT_PACK = ROOT / "build" / "models" / "pack"
 PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"  # set-up signs the default pack with its key
 WHISPER_GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 DEMO_CLIP = ROOT / "build" / "demo" / "demo.mkv"
+# A room that analyses and keeps everything a report can show: words with transcripts kept, every
+# window explained, disparity sensitive enough for the demo clip's moments.
+EVERYTHING_KEPT = (
+    f'[channels.words]\nenabled = true\nmodel = "{WHISPER_GGML}"\nstore_transcript = true\n'
+    '[explain]\nwhen = "every"\n[disparity]\nthreshold = 0.3\nmin_duration_s = 2.0\n'
+)
 
 
 def free_port() -> int:

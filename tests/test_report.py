@@ -16,7 +16,7 @@ from edge.config import load_config
 from edge.errors import EdgeError
 from edge.report.data import explanation, load_session
 from edge.runtime import Appliance
-from tests.conftest import CONSENT, ROOT, WHISPER_GGML, headless_chromium, write_config
+from tests.conftest import CONSENT, EVERYTHING_KEPT, ROOT, headless_chromium, write_config
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "report"
 SECTIONS = (
@@ -40,10 +40,7 @@ def session(tmp_path_factory: pytest.TempPathFactory, default_pack: Path, demo_c
         state_dir=folder / "state",
         mqtt_port=None,
         pack=default_pack,
-        extra=(
-            f'[channels.words]\nenabled = true\nmodel = "{WHISPER_GGML}"\nstore_transcript = true\n'
-            '[explain]\nwhen = "every"\n[disparity]\nthreshold = 0.3\nmin_duration_s = 2.0\n'
-        ),
+        extra=EVERYTHING_KEPT,
     )
     report = Appliance(load_config(config_path), demo_clip.as_uri()).run(consent=CONSENT)
     return config_path, report.session_id

@@ -36,8 +36,8 @@ from edge.runtime import Appliance
 from edge.store import Store
 from tests.conftest import (
     CONSENT,
+    EVERYTHING_KEPT,
     ROOT,
-    WHISPER_GGML,
     Pki,
     free_port,
     headless_chromium,
@@ -92,9 +92,7 @@ def room(tmp_path_factory: pytest.TempPathFactory, default_pack: Path, demo_clip
         mqtt_port=None,
         pack=default_pack,
         extra=(
-            f'[channels.words]\nenabled = true\nmodel = "{WHISPER_GGML}"\nstore_transcript = true\n'
-            '[explain]\nwhen = "every"\n[disparity]\nthreshold = 0.3\nmin_duration_s = 2.0\n'
-            f'[review]\nport = {port}\n[review.tls]\ncert_file = "{pki.folder / "broker.crt"}"\n'
+            EVERYTHING_KEPT + f'[review]\nport = {port}\n[review.tls]\ncert_file = "{pki.folder / "broker.crt"}"\n'
             f'key_file = "{pki.folder / "broker.key"}"\n'
         ),
     )

@@ -23,7 +23,7 @@ from edge.fusion.decide import WindowFusion
 from edge.fusion.late import Fuser, LateFusion
 from edge.inference.pack import trust_pack
 from edge.report import plots
-from edge.report.analysis import clock, figures, summary_sentences
+from edge.report.analysis import SessionFigures, clock, figures, summary_sentences
 from edge.report.data import ReportError, SessionData, load_session
 from edge.store import Store
 
@@ -67,6 +67,17 @@ def fusion_for(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusi
         head = fusion_head(config, pack, registry)
     fuser: Fuser = head if head is not None else LateFusion(config.fusion.weights.model_dump())
     return WindowFusion(fuser, config.fusion), fuser
+
+
+def session_figures(session: SessionData, config: AppConfig, registry: ChannelRegistry) -> tuple[SessionFigures, str]:
+    """The numbers behind a report of ``session`` and the fusion method they were computed with."""
+    fusion, fuser = fusion_for(config, registry)
+    try:
+        return figures(session, fusion, registry), fuser.method
+    finally:
+        close = getattr(fuser, "engine", None)
+        if close is not None:
+            close.close()
 
 
 def _explained(session: SessionData, channel: str, key: str) -> list[Any]:
@@ -120,13 +131,7 @@ def report_body(session: SessionData, config: AppConfig, registry: ChannelRegist
     """The report of ``session`` (its sections, without the page around them); ``registry`` (the
     product's channels by default) says which channels are covered, fused and shown."""
     registry = registry if registry is not None else default_registry()
-    fusion, fuser = fusion_for(config, registry)
-    try:
-        f = figures(session, fusion, registry)
-    finally:
-        close = getattr(fuser, "engine", None)
-        if close is not None:
-            close.close()
+    f, method = session_figures(session, config, registry)
     grids = _explained(session, "face", "map")
     mean_grid = np.mean(np.asarray(grids, dtype=np.float64), axis=0).tolist() if grids else None
     voice = _explained(session, "voice", "segments")
@@ -156,7 +161,7 @@ def report_body(session: SessionData, config: AppConfig, registry: ChannelRegist
 <p class="muted">Room {html.escape(session.site)}/{html.escape(session.room)} &middot; device
 {html.escape(session.device_id)} &middot; session {html.escape(session.id)} &middot; consent
 {html.escape(session.consent_method or "not recorded")} &middot; backend {html.escape(session.backend or "?")}
-&middot; fusion {html.escape(fuser.method)} &middot; clinic-edge {__version__}</p>
+&middot; fusion {html.escape(method)} &middot; clinic-edge {__version__}</p>
 {crashed}<h2 id="summary">Summary</h2><ul>{summary}</ul>
 <h2 id="timeline">Timeline</h2>{plots_timeline(session, voters)}
 <h2 id="disparity">Disparity moments</h2>{_moments(session)}

@@ -39,9 +39,9 @@ from edge import __version__
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig, FhirEndpointConfig
 from edge.errors import EdgeError
-from edge.report.analysis import SessionFigures, figures
+from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData
-from edge.report.render import LIMITS, fusion_for
+from edge.report.render import LIMITS, session_figures
 
 logger = logging.getLogger(__name__)
 
@@ -283,13 +283,7 @@ def build_bundle(
         FhirError: the bundle does not validate (a defect, named with the first error).
     """
     registry = registry if registry is not None else default_registry()
-    fusion, fuser = fusion_for(config, registry)
-    try:
-        f = figures(session, fusion, registry)
-    finally:
-        close = getattr(fuser, "engine", None)
-        if close is not None:
-            close.close()
+    f, _ = session_figures(session, config, registry)
     b = _Builder(session, f, registry)
     entries = [_entry(b.device, b.device_resource()), _entry(_uuid(session.id, "fused"), b.fused())]
     for channel in registry.voters:

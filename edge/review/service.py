@@ -3,18 +3,17 @@ shell's side of it: accounts, ``session list``, ``session export-fhir`` and ``se
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
 import ssl
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import uvicorn
 
+from clinic_common.auth.shell import change_account, shell_actor
 from clinic_common.errors import ConfigError
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
@@ -30,12 +29,6 @@ from edge.store import SessionRow, Store
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY_S = 6 * 3600
-SHELL = "shell"
-
-
-def shell_actor() -> str:
-    """Who acts from a shell, for the access log: the login user (under sudo, who ran sudo)."""
-    return f"{SHELL} ({os.environ.get('SUDO_USER') or getpass.getuser()})"
 
 
 def serve_review(config: AppConfig) -> int:
@@ -103,33 +96,10 @@ def serve_review(config: AppConfig) -> int:
 
 
 def account_change(config: AppConfig, username: str, action: str, role: str, password_stdin: bool) -> int:
-    """Create or reset (``save``), ``disable``, ``enable`` or ``delete`` a review account."""
+    """Create or reset (``save``), ``list``, ``disable``, ``enable`` or ``delete`` a review account."""
     engine = open_staff(config)
-    accounts = staff_accounts(engine, config)
-    actor = shell_actor()
     try:
-        if action == "save":
-            if password_stdin:
-                password = sys.stdin.readline().rstrip("\n")
-            else:
-                password = getpass.getpass(f"password for {username}: ")
-                if getpass.getpass("again: ") != password:
-                    raise ConfigError("the two passwords differ")
-            accounts.save(username, password, role, actor)
-            print(f"account {username} ({role}) saved")
-        elif action == "disable":
-            accounts.disable(username, actor)
-            print(f"account {username} disabled; its log-ins ended")
-        elif action == "enable":
-            accounts.enable(username, actor)
-            print(f"account {username} enabled")
-        elif action == "list":
-            for a in accounts.list():
-                state = "disabled" if a.disabled_at else "enabled"
-                print(f"{a.username}\t{a.role}\t{state}\tlast log-in {a.last_login_at or 'never'}")
-        else:
-            accounts.delete(username, actor)
-            print(f"account {username} deleted")
+        print(change_account(staff_accounts(engine, config), username, action, role, password_stdin))
     finally:
         engine.dispose()
     return 0

@@ -23,8 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
-from clinic_common.auth import Accounts, LoginRefusedError
-from clinic_common.auth.web import HSTS, SECURITY_HEADERS, cookie_settings, local_target, new_token, refusal, same_token
+from clinic_common.auth import Accounts
+from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
+from clinic_common.auth.pages import router as sign_in_router
+from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
@@ -53,10 +55,6 @@ SESSION_COOKIE = "clinic_review"
 LOGIN_COOKIE = "clinic_review_login"
 
 
-class _LoginRequiredError(Exception):
-    pass
-
-
 @dataclass(frozen=True)
 class Review:
     """What the routes share, on ``app.state.review``."""
@@ -71,9 +69,6 @@ class Review:
     @property
     def database(self) -> Path:
         return self.config.storage.state_dir / self.config.storage.database
-
-    def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(name, value, max_age=max_age, **cookie_settings(self.secure))  # type: ignore[arg-type]
 
     def rows(self, staff: Staff, session_id: str | None = None) -> list[SessionRow]:
         if not self.database.is_file():
@@ -93,10 +88,6 @@ def review(request: Request) -> Review:
 ReviewDep = Annotated[Review, Depends(review)]
 
 
-def address(request: Request) -> str:
-    return request.client.host if request.client else ""
-
-
 @dataclass(frozen=True)
 class User:
     staff: Staff
@@ -111,10 +102,8 @@ class User:
         return self.staff.role
 
 
-def user(request: Request, r: ReviewDep) -> User:
-    session = r.accounts.sessions.get(request.cookies.get(SESSION_COOKIE))
-    if session is None:
-        raise _LoginRequiredError
+def user(request: Request, s: SignInDep) -> User:
+    session = s.session(request)
     return User(Staff(session.username, "admin" if session.role == "admin" else "therapist"), session.csrf)
 
 
@@ -158,62 +147,10 @@ def _load(r: Review, session_id: str) -> SessionData:
         raise HTTPException(status_code=404, detail=str(exc)) from None
 
 
-signin = APIRouter()
+public = APIRouter()
 
 
-def _login_page(request: Request, r: Review, next_path: str, error: str | None, status: int = 200) -> HTMLResponse:
-    token = request.cookies.get(LOGIN_COOKIE) or new_token()
-    response = page(request, r, "login.html", None, status, next=next_path, error=error, login_csrf=token)
-    r.set_cookie(response, LOGIN_COOKIE, token, max_age=3600)
-    return response
-
-
-@signin.get("/login", response_class=HTMLResponse)
-def login_form(request: Request, r: ReviewDep, next: str = "/") -> HTMLResponse:
-    return _login_page(request, r, next, None)
-
-
-@signin.post("/login", response_model=None)
-def login(
-    request: Request,
-    r: ReviewDep,
-    username: Annotated[str, Form(max_length=200)],
-    password: Annotated[str, Form(max_length=1024)],
-    csrf: Annotated[str, Form()] = "",
-    next: Annotated[str, Form()] = "/",
-) -> Response:
-    expected = request.cookies.get(LOGIN_COOKIE)
-    if not expected or not same_token(csrf, expected):
-        raise HTTPException(status_code=403, detail="stale log-in form: reload the page")
-    try:
-        token = r.accounts.log_in(username, password, address(request))
-    except LoginRefusedError as exc:
-        message, status = refusal(exc, "appliance")
-        response = _login_page(request, r, next, message, status)
-        if exc.reason != "wrong":
-            response.headers["Retry-After"] = str(exc.retry_after)
-        return response
-    redirect = RedirectResponse(local_target(next), status_code=303)
-    r.set_cookie(redirect, SESSION_COOKIE, token, max_age=int(r.config.review.session_hours * 3600))
-    redirect.delete_cookie(LOGIN_COOKIE, path="/")
-    return redirect
-
-
-@signin.post("/logout")
-def logout(request: Request, r: ReviewDep, u: UserDep, csrf: Annotated[str, Form()]) -> Response:
-    _fresh(csrf, u)
-    r.accounts.log_out(request.cookies.get(SESSION_COOKIE) or "", u.name, address(request))
-    redirect = RedirectResponse("/login", status_code=303)
-    redirect.delete_cookie(SESSION_COOKIE, path="/")
-    return redirect
-
-
-@signin.get("/healthz")
-def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
-@signin.get("/report.css")
+@public.get("/report.css")
 def report_css() -> Response:
     # The report's look, kept to the report's part of the page.
     return Response(REPORT_CSS.replace("body {", "#report {", 1), media_type="text/css")
@@ -352,10 +289,6 @@ def access_page(request: Request, r: ReviewDep, u: AdminDep, everything: int = 0
     return page(request, r, "access.html", u, entries=entries, everything=bool(everything))
 
 
-async def _to_login(request: Request, _exc: Exception) -> Response:
-    return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-
-
 async def _edge_error(_request: Request, exc: Exception) -> Response:
     logger.error("review page: %s", exc)
     return Response(str(exc), status_code=500, media_type="text/plain")
@@ -376,9 +309,23 @@ def create_app(config: AppConfig, accounts: Accounts, log: AccessLog, *, secure:
         return response
 
     templates = Jinja2Templates(directory=HERE / "templates")
-    app.state.review = Review(config, accounts, log, templates, default_registry(), secure)
-    app.add_exception_handler(_LoginRequiredError, _to_login)
+    review = Review(config, accounts, log, templates, default_registry(), secure)
+    app.state.review = review
+
+    def login_page(request: Request, next_path: str, error: str | None, token: str, status: int) -> HTMLResponse:
+        return page(request, review, "login.html", None, status, next=next_path, error=error, login_csrf=token)
+
+    app.state.sign_in = SignIn(
+        accounts,
+        SESSION_COOKIE,
+        LOGIN_COOKIE,
+        secure,
+        int(config.review.session_hours * 3600),
+        "appliance",
+        login_page,
+    )
+    app.add_exception_handler(LoginRequiredError, to_login)
     app.add_exception_handler(EdgeError, _edge_error)
-    for router in (signin, pages):
+    for router in (sign_in_router, public, pages):
         app.include_router(router)
     return app
