@@ -10,7 +10,9 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from hub_helpers import hub_config, summary
+from conftest import start_broker
+from hub_helpers import Room as HubRoom
+from hub_helpers import hub_config, running_hub, summary, wait_for
 
 from contract.payload import Event, Retract
 from hub.bulk import session_hash
@@ -134,3 +136,23 @@ def test_a_room_cannot_retract_another_rooms_session(tmp_path: Path) -> None:
     assert refused.result == "invalid" and refused.detail.startswith("identity")
     assert len(_rows(engine, sessions)) == 1 and _rows(engine, retractions) == []
     engine.dispose()
+
+
+def test_retractions_and_events_arrive_through_the_broker(tmp_path: Path) -> None:
+    """The hub's real subscriber reads a room's events and retractions beside its summaries
+    (real mosquitto): the session is dropped and the sequence has no gap."""
+    broker = start_broker(tmp_path)
+    config = hub_config(tmp_path, broker.port)
+    room = HubRoom(broker.host, broker.port, "north", "r1", "dev-r1")
+    try:
+        with running_hub(config) as hub:
+            session = room.session(TODAY.isoformat(), windows=3)
+            room.publish("event", _event(4, session).decode())
+            room.publish("retract", _retract(5, session).decode())
+            wait_for(lambda: len(_rows(hub.ingest.engine, retractions)) == 1, what="the retraction")
+            assert _rows(hub.ingest.engine, sessions) == []
+            (device,) = _rows(hub.ingest.engine, devices)
+            assert (device["last_seq"], device["missing"], device["summaries"]) == (5, 0, 3)
+    finally:
+        room.close()
+        broker.stop()
