@@ -25,6 +25,7 @@ import numpy.typing as npt
 from contract.audio import SAMPLE_RATE
 from edge.capture.frames import AudioChunk, VideoFrame
 from edge.capture.gst import GST_IMPORT_ERROR, Gst
+from edge.capture.plan import NVMM, CapturePlan, Element, plan_capture
 from edge.capture.source import SourceSpec
 from edge.config.models import CaptureConfig
 from edge.errors import SourceError
@@ -138,6 +139,7 @@ class GstCapture:
         self.has_video = False
         self._pipeline: Any = None
         self._bus_thread: threading.Thread | None = None
+        self.plan: CapturePlan = plan_capture(spec, width=width, fps=fps, microphone=microphone, available=installed)
 
     @classmethod
     def from_config(cls, spec: SourceSpec, config: CaptureConfig, *, realtime_files: bool | None = None) -> GstCapture:
@@ -171,73 +173,51 @@ class GstCapture:
             if not a.link(b):
                 raise SourceError(f"cannot link {a.get_name()} to {b.get_name()}")
 
-    def _video_branch(self) -> list[Any]:
-        caps = Gst.Caps.from_string(f"video/x-raw,format=RGB,width={self.width},pixel-aspect-ratio=1/1")
+    def _element(self, spec: Element) -> Any:
+        props = {k: Gst.Caps.from_string(v) if k == "caps" else v for k, v in spec.props}
+        return self._make(spec.factory, **props)
+
+    def _video_branch(self, elements: tuple[Element, ...]) -> list[Any]:
         sink = self._make("appsink", emit_signals=True, sync=self.sync, max_buffers=2, drop=False)
         sink.connect("new-sample", self._on_video)
         self.has_video = True
-        return [
-            self._make("queue", max_size_buffers=4),
-            self._make("videoconvert"),
-            self._make("videorate", drop_only=True, max_rate=self.fps),
-            self._make("videoscale"),
-            self._make("videoconvert"),
-            self._make("capsfilter", caps=caps),
-            sink,
-        ]
+        return [*(self._element(e) for e in elements), sink]
 
     def _audio_branch(self) -> list[Any]:
-        caps = Gst.Caps.from_string(f"audio/x-raw,format=F32LE,rate={SAMPLE_RATE},channels=1,layout=interleaved")
         sink = self._make("appsink", emit_signals=True, sync=self.sync, max_buffers=8, drop=False)
         sink.connect("new-sample", self._on_audio)
         self.has_audio = True
-        return [
-            self._make("queue", max_size_buffers=16),
-            self._make("audioconvert"),
-            self._make("audioresample"),
-            self._make("capsfilter", caps=caps),
-            sink,
-        ]
+        return [*(self._element(e) for e in self.plan.audio), sink]
 
     def _build(self) -> None:
         self._pipeline = Gst.Pipeline.new("capture")
-        spec = self.spec
-        if spec.kind == "test":
-            self._chain([self._make("videotestsrc", is_live=True, pattern=spec.pattern), *self._video_branch()])
-            if spec.audio:
-                src = self._make("audiotestsrc", is_live=True, wave=spec.wave, freq=spec.freq_hz)
-                src.set_property("samplesperbuffer", 1600)
-                self._chain([src, *self._audio_branch()])
-            return
-        if spec.kind == "v4l2":
-            src = self._make("v4l2src", device=spec.device)
-            decode = self._make("decodebin")
-            self._chain([src, decode])
-            decode.connect("pad-added", self._on_pad_added)
-            self._add_microphone()
-            return
-        decode = self._make("uridecodebin", uri=spec.uri)
-        if spec.kind == "rtsp":
-            decode.connect("source-setup", _rtsp_setup)
-        self._pipeline.add(decode)
-        decode.connect("pad-added", self._on_pad_added)
-
-    def _add_microphone(self) -> None:
-        kind, _, device = self.microphone.partition(":")
-        if kind == "none":
-            return
-        factory = "alsasrc" if kind == "alsa" else "pulsesrc"
-        src = self._make(factory)
-        if device:
-            src.set_property("device", device)
-        self._chain([src, *self._audio_branch()])
+        plan = self.plan
+        for name in plan.preferred_decoders:  # let decodebin pick the hardware decoder first
+            factory = Gst.ElementFactory.find(name)
+            if factory is not None:
+                factory.set_rank(Gst.Rank.PRIMARY + 100)
+        source = [self._element(e) for e in plan.source]
+        if plan.dynamic:
+            self._chain(source)
+            source[-1].connect("pad-added", self._on_pad_added)
+            if plan.source[0].factory == "uridecodebin" and self.spec.kind == "rtsp":
+                source[-1].connect("source-setup", _rtsp_setup)
+        else:
+            self._chain([*source, *self._video_branch(plan.video)])
+        if plan.microphone:
+            self._chain([*(self._element(e) for e in plan.microphone), *self._audio_branch()])
+        logger.info("capture (%s path):\n%s", plan.path, plan.describe())
 
     def _on_pad_added(self, _element: Any, pad: Any) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
         name = caps.get_structure(0).get_name() if caps and caps.get_size() else ""
+        in_nvmm = bool(caps and caps.get_size() and caps.get_features(0).contains(NVMM))
         if name.startswith("video/") and not self.has_video:
-            branch = self._video_branch()
-        elif name.startswith("audio/") and not self.has_audio:
+            if in_nvmm and self.plan.nvmm_video is None:
+                self._record_error("a decoder left video in NVMM memory but nvvidconv is missing")
+                return
+            branch = self._video_branch(self.plan.nvmm_video if in_nvmm and self.plan.nvmm_video else self.plan.video)
+        elif name.startswith("audio/") and not self.has_audio and self.plan.audio and not self.plan.microphone:
             branch = self._audio_branch()
         else:
             logger.debug("ignoring decoded pad with caps %s", name)
@@ -391,6 +371,12 @@ class GstCapture:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
+
+
+def installed(factory: str) -> bool:
+    """Whether this machine's GStreamer has the element ``factory``."""
+    gst_init()
+    return Gst.ElementFactory.find(factory) is not None
 
 
 def rgb_frame(buf: Any, width: int, height: int) -> npt.NDArray[np.uint8]:

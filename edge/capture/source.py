@@ -10,9 +10,10 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 from edge.errors import SourceError
 
-SourceKind = Literal["v4l2", "file", "rtsp", "test"]
+SourceKind = Literal["v4l2", "csi", "file", "rtsp", "test"]
 
 _TEST_PATTERNS = {"smpte", "ball", "snow", "black", "white", "gradient", "pinwheel", "circular"}
+MAX_CSI_SENSOR = 7  # Jetson carrier boards have at most a handful of CSI ports
 _TEST_WAVES = {"sine", "square", "saw", "triangle", "silence", "white-noise", "pink-noise", "ticks"}
 
 
@@ -33,6 +34,7 @@ class SourceSpec:
     wave: str = "sine"  # test audio wave
     freq_hz: float = 440.0  # test audio frequency
     audio: bool = True  # test: produce audio
+    sensor_id: int = 0  # csi: the Argus sensor
 
     @property
     def redacted(self) -> str:
@@ -61,6 +63,11 @@ def parse_source(uri: str) -> SourceSpec:
         if not os.access(device, os.R_OK | os.W_OK):
             raise SourceError(f"camera {device} exists but is not accessible; is the user in group 'video'?")
         return SourceSpec("v4l2", uri, live=True, device=device)
+    if parsed.scheme == "csi":
+        sensor = parsed.netloc or "0"
+        if not sensor.isdigit() or int(sensor) > MAX_CSI_SENSOR:
+            raise SourceError(f"CSI source {uri!r}: expected csi://<sensor id 0-{MAX_CSI_SENSOR}>, e.g. csi://0")
+        return SourceSpec("csi", f"csi://{int(sensor)}", live=True, sensor_id=int(sensor))
     if parsed.scheme == "file":
         path = Path(unquote(parsed.path))
         if not path.is_file():
@@ -71,7 +78,8 @@ def parse_source(uri: str) -> SourceSpec:
             raise SourceError(f"RTSP source {uri!r} has no host")
         return SourceSpec("rtsp", uri, live=True)
     raise SourceError(
-        f"unsupported source {uri!r}: expected v4l2:///dev/videoN, file:///path, rtsp://host/path or test:"
+        f"unsupported source {uri!r}: expected v4l2:///dev/videoN, csi://N (a Jetson's CSI camera), file:///path, "
+        "rtsp://host/path or test:"
     )
 
 
