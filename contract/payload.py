@@ -259,7 +259,12 @@ class Status(_Payload):
     session: Literal["standby", "recording", "paused"] = Field(
         default="standby", description="standby: no session; recording; paused: camera and microphone released."
     )
-    degraded: list[Literal["storage", "capture"]] = Field(default_factory=list, max_length=2)
+    degraded: list[Literal["storage", "capture", "inference"]] = Field(
+        default_factory=list,
+        max_length=3,
+        description="storage: results wait in memory; capture: the source is down; inference: the room runs on a "
+        "later backend of its chain than the one it asked for (e.g. the CPU instead of TensorRT).",
+    )
     device_id: str = Field(max_length=63)
     ts: str = Field(max_length=40, description="UTC time, ISO 8601.")
     outbox: int | None = Field(

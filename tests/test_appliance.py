@@ -92,7 +92,10 @@ def test_demo_clip_end_to_end(
     assert statuses[0] == "online" and statuses[-1] == "stopped"
 
     assert f"clinic_edge_frames_total {float(report.frames)}" in metrics_text
-    assert 'clinic_edge_inference_backend{backend="onnxruntime-cpu",model="face-fer-minixception"} 1.0' in metrics_text
+    assert (
+        'clinic_edge_inference_backend{backend="onnxruntime-cpu",degraded="no",model="face-fer-minixception",'
+        'requested="onnxruntime"} 1.0'
+    ) in metrics_text
     assert 'clinic_edge_stage_seconds_count{stage="detect"}' in metrics_text
     for stage in ("skin", "voice_cues", "pulse"):  # each channel's own latency
         assert f'clinic_edge_stage_seconds_count{{stage="{stage}"}}' in metrics_text

@@ -9,12 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
 
 from contract.files import sha256_file
+from edge.config import load_config
 from edge.config.models import OnnxRuntimeBackendConfig, TensorRTBackendConfig
 from edge.errors import BackendUnavailableError, ModelError
 from edge.inference import create_engine, load_manifest
-from tests.conftest import PACK_KEY
+from edge.runtime import Appliance
+from tests.conftest import CONSENT, PACK_KEY, Broker, collect, write_config
 
 
 @pytest.fixture
@@ -92,6 +95,41 @@ def test_tensorrt_falls_back_to_onnxruntime_and_says_so(
     )
     out = engine.infer(np.zeros((3, 1, 64, 64), dtype=np.float32))
     assert out.shape == (3, 7)
+    assert engine.degraded and engine.requested == "tensorrt"
+    assert engine.fallback_reason is not None and engine.fallback_reason.startswith("tensorrt: ")
+    assert any(
+        r.getMessage().startswith("DEGRADED: model face-fer-minixception was asked to run on tensorrt")
+        for r in caplog.records
+    )
+
+
+def test_a_room_that_asked_for_tensorrt_and_got_the_cpu_says_so_everywhere(
+    face_model: Path, tmp_path: Path, broker: Broker
+) -> None:
+    """At start (log), in the retained status and in the metrics: a degraded state, never a silent one."""
+    extra = f'[[inference.backends]]\nbackend = "tensorrt"\nengine_dir = "{tmp_path}"\n'
+    extra += '[[inference.backends]]\nbackend = "onnxruntime"\n'
+    cfg = write_config(
+        tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=broker.port, extra=extra
+    )
+    status = collect(broker.host, broker.port, "clinic/v1/+/+/status")
+    try:
+        appliance = Appliance(load_config(cfg), "test:")
+        appliance.run(consent=CONSENT, duration_s=1.0)
+        metrics_text = generate_latest(appliance.metrics.registry).decode()
+        got = status.wait_for("status", 1)
+    finally:
+        status.close()
+    assert got and all(s["degraded"] == ["inference"] for s in got if s["state"] == "online")
+    assert any(s["state"] == "online" for s in got)
+    assert (
+        'clinic_edge_inference_backend{backend="onnxruntime-cpu",degraded="yes",model="face-fer-minixception",'
+        'requested="tensorrt"} 1.0'
+    ) in metrics_text
+    assert 'clinic_edge_degraded{reason="inference"} 1.0' in metrics_text
+    assert appliance.fallbacks and appliance.fallbacks[0].startswith(
+        "face-fer-minixception: tensorrt -> onnxruntime-cpu"
+    )
 
 
 def test_tensorrt_alone_gives_a_clear_error_without_it(face_model: Path, tmp_path: Path) -> None:

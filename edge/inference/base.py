@@ -21,6 +21,13 @@ class InferenceEngine(ABC):
     def __init__(self, model_path: Path, manifest: ModelManifest) -> None:
         self.model_path = model_path
         self.manifest = manifest
+        self.requested: str = self.name  # the chain's first backend (set by the chain)
+        self.fallback_reason: str | None = None  # why the requested backend did not load, if it did not
+
+    @property
+    def degraded(self) -> bool:
+        """Running on a later backend of the chain than the one asked for (e.g. the CPU for TensorRT)."""
+        return self.fallback_reason is not None
 
     @property
     def label(self) -> str:

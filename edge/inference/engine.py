@@ -64,7 +64,18 @@ def create_engine(model_path: Path, manifest: ModelManifest, chain: Sequence[Bac
                     chain[i + 1].backend,
                 )
             continue
-        logger.info("model %s runs on %s", manifest.name, engine.label)
+        engine.requested = chain[0].backend
+        if reasons:
+            engine.fallback_reason = reasons[0]
+            logger.warning(
+                "DEGRADED: model %s was asked to run on %s but runs on %s (%s)",
+                manifest.name,
+                chain[0].backend,
+                engine.label,
+                reasons[0],
+            )
+        else:
+            logger.info("model %s runs on %s", manifest.name, engine.label)
         return engine
     if len(reasons) == 1:
         raise BackendUnavailableError(reasons[0])

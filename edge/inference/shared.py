@@ -46,6 +46,8 @@ class SharedEngine(InferenceEngine):
         self._key = key
         self._engine = engine
         self._closed = False
+        self.requested = engine.requested
+        self.fallback_reason = engine.fallback_reason
 
     @property
     def label(self) -> str:
@@ -70,6 +72,11 @@ class SharedEngines:
         self._lock = threading.Lock()
         self._entries: dict[_Key, _Entry] = {}
         self.loads = 0  # engines actually created (the rest of the requests were shared)
+
+    def fallbacks(self) -> list[InferenceEngine]:
+        """The loaded engines that run on a later backend than their chain's first (degraded)."""
+        with self._lock:
+            return [e.engine for e in self._entries.values() if e.engine.degraded]
 
     def engine(self, model_path: Path, manifest: ModelManifest, chain: Sequence[BackendConfig]) -> InferenceEngine:
         """A handle on the engine for ``model_path`` on ``chain``, created by the first request.

@@ -52,7 +52,10 @@ class Metrics:
         self.outbox_pending = Gauge("clinic_edge_outbox_pending", "Summaries waiting to be published", registry=r)
         self.mqtt_connected = Gauge("clinic_edge_mqtt_connected", "1 while connected to the broker", registry=r)
         self.backend = Gauge(
-            "clinic_edge_inference_backend", "Inference backend in use (1)", ["backend", "model"], registry=r
+            "clinic_edge_inference_backend",
+            "Inference backend in use (1), with the backend the room asked for first and whether it fell back",
+            ["backend", "model", "requested", "degraded"],
+            registry=r,
         )
         self.stage_latency = Histogram(
             "clinic_edge_stage_seconds",

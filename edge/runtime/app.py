@@ -85,7 +85,14 @@ class Appliance:
         self._prepare_database()  # open, check and migrate now: a bad database stops the start
         self.store: Store | None = None
         self.metrics = Metrics()
-        self.metrics.backend.labels(self.engine.label, self.manifest.name).set(1)
+        self.metrics.backend.labels(
+            self.engine.label, self.manifest.name, self.engine.requested, "yes" if self.engine.degraded else "no"
+        ).set(1)
+        # Asked for TensorRT and got the CPU (any model of the room): a degraded state, never silent.
+        self.fallbacks = [
+            f"{e.manifest.name}: {e.requested} -> {e.label} ({e.fallback_reason})" for e in engines.fallbacks()
+        ]
+        self.metrics.degraded.labels("inference").set(1 if self.fallbacks else 0)
         self.stop_event = threading.Event()
         self.notifier = notifier if notifier is not None else Notifier.from_environment()
         self.mqtt: MqttClient | None = None
@@ -160,6 +167,7 @@ class Appliance:
             self.mqtt = MqttClient(cfg.mqtt, cfg.room)
             self.mqtt.calibrated_at = cfg.profile.created_at if cfg.profile is not None else None
             self.mqtt.set_session(self.control.state)
+            self.mqtt.set_degraded("inference", bool(self.fallbacks))
             self.mqtt.subscribe("command", self._mqtt_command)
             self.metrics.mqtt_connected.set(0)
             self.mqtt.connect(required=cfg.mqtt.required_at_start)
