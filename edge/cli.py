@@ -124,6 +124,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     dropin.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     dropin.add_argument("--out", type=Path, default=None, help="write here instead of printing")
+    gpu = dropin.add_mutually_exclusive_group()
+    gpu.add_argument(
+        "--jetson",
+        dest="jetson",
+        action="store_true",
+        default=None,
+        help="allow the Jetson's GPU, video engines and CSI camera (the default on a Jetson)",
+    )
+    gpu.add_argument("--no-jetson", dest="jetson", action="store_false", help="leave them out, even on a Jetson")
 
     add_staff_voice(sub)
     return parser
@@ -258,7 +267,7 @@ def _dropin(args: argparse.Namespace) -> int:
     from edge.config import load_config  # noqa: PLC0415
     from edge.systemd_dropin import render_dropin  # noqa: PLC0415
 
-    text = render_dropin(load_config(args.config), args.config)
+    text = render_dropin(load_config(args.config), args.config, jetson=args.jetson)
     if args.out is None:
         sys.stdout.write(text)
     else:

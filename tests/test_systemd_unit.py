@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.config import load_config
+from edge.jetson import ORIN_NODES
 from edge.systemd_dropin import render_dropin
 from tests.conftest import write_config
 
@@ -138,3 +140,57 @@ def test_the_other_units_verify_and_are_hardened(tmp_path: Path, source: str, na
     match = re.search(rf"Overall exposure level for {re.escape(name)}: ([0-9.]+)", out)
     assert match, out
     assert float(match.group(1)) <= 2.0
+
+
+def _char_devices(dev: Path, names: list[str]) -> None:
+    """A /dev of a Jetson in miniature: real character device nodes (of /dev/null's numbers)."""
+    for name in names:
+        path = dev / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mknod(path, stat.S_IFCHR | 0o600, os.makedev(1, 3))
+
+
+ORIN_DEV = ["nvmap", "nvhost-ctrl-gpu", "nvgpu/igpu0/ctrl", "nvgpu/igpu0/as", "dri/renderD128", "nvhost-vic", "null"]
+
+
+@pytest.mark.parametrize(
+    ("nodes", "jetson", "expected"),
+    [
+        (  # on the device: exactly the nodes it has that CUDA, TensorRT and Argus use (not /dev/null)
+            ORIN_DEV,
+            None,
+            [
+                "/dev/dri/renderD128",
+                "/dev/nvgpu/igpu0/as",
+                "/dev/nvgpu/igpu0/ctrl",
+                "/dev/nvhost-ctrl-gpu",
+                "/dev/nvhost-vic",
+                "/dev/nvmap",
+            ],
+        ),
+        (["null"], None, []),  # not a Jetson: nothing added
+        (["null"], True, [f"/dev/{n}" for n in ORIN_NODES]),  # --jetson away from the device: the Orin set
+        (ORIN_DEV, False, []),  # --no-jetson
+    ],
+    ids=["orin-detected", "not-a-jetson", "forced-elsewhere", "refused"],
+)
+def test_the_jetson_dropin_lets_exactly_the_gpu_in_and_stays_hardened(
+    tmp_path: Path, face_model: Path, nodes: list[str], jetson: bool | None, expected: list[str]
+) -> None:
+    dev = tmp_path / "dev"
+    _char_devices(dev, nodes)
+    cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
+    dropin = render_dropin(load_config(cfg), cfg, jetson=jetson, dev=dev)
+    allowed = [
+        line.split("=", 1)[1].rsplit(" ", 1)[0] for line in dropin.splitlines() if line.startswith("DeviceAllow")
+    ]
+    assert allowed == expected
+    if expected:
+        assert "SupplementaryGroups=video render" in dropin and "BindPaths=-/tmp/argus_socket" in dropin
+        assert "After=nvargus-daemon.service" in dropin
+    unit_dir = tmp_path / "unit"
+    unit_dir.mkdir()
+    unit = _install(unit_dir, dropin=dropin)
+    proc = _verify(unit)
+    assert proc.returncode == 0 and proc.stderr.strip() == "", proc.stderr
+    assert _exposure(unit) <= 2.0
