@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from contract.engine import EngineDevice, EngineSidecar, ShapeRange, sidecar_path
+from contract.engine import EngineDevice, EngineSidecar, ShapeRange, device_of, sidecar_path
 from contract.files import sha256_file
 from contract.manifest import ModelManifest, manifest_path
 from contract.tensorrt_log import tensorrt_logger
@@ -135,14 +135,7 @@ def _device() -> EngineDevice:
         from cuda import cudart  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:
         return EngineDevice()
-    err, props = cudart.cudaGetDeviceProperties(0)
-    _, runtime = cudart.cudaRuntimeGetVersion()
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return EngineDevice(
-        name=name.rstrip("\x00") if int(err) == 0 else None,
-        compute_capability=f"{props.major}.{props.minor}" if int(err) == 0 else None,
-        cuda_runtime=f"{runtime // 1000}.{(runtime % 1000) // 10}",
-    )
+    return device_of(cudart)
 
 
 def engine_sidecar(plan: EnginePlan, *, tensorrt: str, device: EngineDevice, seconds: float) -> EngineSidecar:

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from contract.engine import EngineDevice, EngineSidecar, sidecar_path
+from contract.engine import EngineDevice, EngineSidecar, device_of, incompatibilities, sidecar_path
 from contract.manifest import ModelManifest
 from contract.pack import PackIndex
-from edge.errors import ModelError
+from edge.errors import BackendUnavailableError, ModelError
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import open_pack
 from edge.inference.tensorrt_backend import TensorRTEngine
@@ -50,7 +50,8 @@ def test_the_face_models_manifest_round_trips(face_model: Path) -> None:
 def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp_path: Path) -> None:
     variant = default_pack / "face-fer-minixception" / "face-fer-minixception.int8.onnx"
     plan = plan_from_manifest(variant, tmp_path / "face.int8.engine", max_batch=4)
-    meta = engine_sidecar(plan, tensorrt="10.3.0", device=EngineDevice(name="Orin"), seconds=12.34)
+    orin = EngineDevice(name="Orin", compute_capability="8.7", cuda_runtime="12.6")
+    meta = engine_sidecar(plan, tensorrt="10.3.0", device=orin, seconds=12.34)
     write_model(plan.sidecar, meta)
     _round_trip(plan.sidecar, EngineSidecar)
     assert plan.sidecar == sidecar_path(plan.out)
@@ -58,10 +59,71 @@ def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp
     assert [r.max[0] for r in read.inputs.values()] == [4]
     plan.out.write_bytes(b"engine")
     manifest = load_manifest(variant)
-    TensorRTEngine._check_sidecar(plan.out, manifest)  # the room accepts it
+    TensorRTEngine._check_sidecar(plan.out, manifest, "10.3.0.26", orin)  # the room accepts it
     other = manifest.model_copy(update={"sha256": "0" * 64})
     with pytest.raises(ModelError, match="built from another ONNX file"):
-        TensorRTEngine._check_sidecar(plan.out, other)
+        TensorRTEngine._check_sidecar(plan.out, other, "10.3.0", orin)
+    with pytest.raises(BackendUnavailableError, match=r"built with TensorRT 10\.3\.0, this device has TensorRT 10\.7"):
+        TensorRTEngine._check_sidecar(plan.out, manifest, "10.7.0", orin)
+
+
+ORIN = EngineDevice(name="Orin", compute_capability="8.7")
+
+
+@pytest.mark.parametrize(
+    ("built_with", "built_on", "here_trt", "here", "problems"),
+    [
+        ("10.3.0", ORIN, "10.3.0.30", ORIN, []),  # another build number of the same release
+        ("10.3.0", ORIN, "10.3.1", ORIN, ["built with TensorRT 10.3.0, this device has TensorRT 10.3.1"]),
+        (
+            "10.3.0",
+            ORIN,
+            "10.3.0",
+            EngineDevice(name="NVIDIA GeForce RTX 4090", compute_capability="8.9"),
+            [
+                "built for compute capability 8.7, this GPU has 8.9",
+                "built on Orin, this GPU is NVIDIA GeForce RTX 4090",
+            ],
+        ),
+        ("10.3.0", EngineDevice(), "10.3.0", ORIN, []),  # an old sidecar without the device: not held against it
+        ("10.3.0", ORIN, "10.3.0", EngineDevice(), []),  # CUDA could not say
+    ],
+)
+def test_an_engine_runs_only_with_its_tensorrt_release_and_gpu(
+    built_with: str, built_on: EngineDevice, here_trt: str, here: EngineDevice, problems: list[str]
+) -> None:
+    sidecar = EngineSidecar(
+        engine="m.engine",
+        onnx="m.onnx",
+        onnx_sha256="0" * 64,
+        precision="int8",
+        inputs={},
+        workspace_mib=512,
+        tensorrt=built_with,
+        device=built_on,
+    )
+    assert incompatibilities(sidecar, here_trt, here) == problems
+
+
+class _Props:
+    name = b"Orin\x00\x00"
+    major, minor = 8, 7
+
+
+class _FakeRuntime:
+    """cuda-python's answers on an Orin (the real module answers "no driver" here)."""
+
+    @staticmethod
+    def cudaGetDeviceProperties(_index: int) -> tuple[int, _Props]:  # noqa: N802 - CUDA's name
+        return 0, _Props()
+
+    @staticmethod
+    def cudaRuntimeGetVersion() -> tuple[int, int]:  # noqa: N802 - CUDA's name
+        return 0, 12060
+
+
+def test_the_device_is_read_from_cudas_runtime_api() -> None:
+    assert device_of(_FakeRuntime()) == EngineDevice(name="Orin", compute_capability="8.7", cuda_runtime="12.6")
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from contract.engine import EngineSidecar, sidecar_path
+from contract.engine import EngineDevice, EngineSidecar, device_of, incompatibilities, sidecar_path
 from contract.manifest import ModelManifest
 from contract.tensorrt_log import tensorrt_logger
 from edge.config.models import TensorRTBackendConfig
@@ -68,7 +68,7 @@ class TensorRTEngine(InferenceEngine):
         if int(err) != 0 or count == 0:
             raise BackendUnavailableError("no CUDA device is present")
         engine_path = config.engine_dir / f"{model_path.stem}.engine"
-        self._check_sidecar(engine_path, manifest)
+        self._check_sidecar(engine_path, manifest, trt.__version__, device_of(cudart))
         self._runtime = trt.Runtime(tensorrt_logger(trt))
         engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if engine is None:
@@ -88,7 +88,9 @@ class TensorRTEngine(InferenceEngine):
         self.warm_up()
 
     @staticmethod
-    def _check_sidecar(engine_path: Path, manifest: ModelManifest) -> None:
+    def _check_sidecar(engine_path: Path, manifest: ModelManifest, tensorrt: str, device: EngineDevice) -> None:
+        """The engine exists, was built from the manifest's ONNX file, with this TensorRT release and
+        on this kind of GPU; one built elsewhere leaves the model to the next backend (degraded)."""
         if not engine_path.is_file():
             raise BackendUnavailableError(f"no TensorRT engine at {engine_path}; build one on this device")
         sidecar = sidecar_path(engine_path)
@@ -100,6 +102,12 @@ class TensorRTEngine(InferenceEngine):
             raise ModelError(
                 f"engine {engine_path} was built from another ONNX file (sha256 {meta.onnx_sha256!r}, "
                 f"manifest says {manifest.sha256!r}); rebuild it"
+            )
+        problems = incompatibilities(meta, tensorrt, device)
+        if problems:
+            raise BackendUnavailableError(
+                f"engine {engine_path} cannot run here: {'; '.join(problems)}; rebuild it on this device "
+                "(clinic-export engine, README: first boot on a Jetson)"
             )
 
     def _buffer(self, name: str, nbytes: int) -> int:
