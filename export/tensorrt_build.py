@@ -132,7 +132,7 @@ def _strongly_typed_network(builder: Any) -> Any:
 
 def _device() -> EngineDevice:
     try:
-        from cuda import cudart  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
+        from cuda.bindings import runtime as cudart  # type: ignore[import-not-found, unused-ignore]  # noqa: PLC0415
     except ImportError:
         return EngineDevice()
     return device_of(cudart)

@@ -32,7 +32,7 @@ except ImportError as _exc:
     TRT_IMPORT_ERROR = str(_exc)
 
 try:
-    from cuda import cudart  # type: ignore[import-not-found, unused-ignore]
+    from cuda.bindings import runtime as cudart  # type: ignore[import-not-found, unused-ignore]
 
     CUDA_IMPORT_ERROR: str | None = None
 except ImportError as _exc:
