@@ -13,6 +13,13 @@ import pytest
 from clinic_signals.model_files import check_ggml
 from edge.transcribe import TranscriberError, create_transcriber
 from edge.transcribe.base import Word
+from edge.transcribe.gpu import (
+    Device,
+    ctranslate2_cuda_devices,
+    faster_whisper_device,
+    whisper_cpp_info,
+    whisper_cpp_on_gpu,
+)
 from edge.transcribe.stream import LocalAgreement, StreamingTranscriber
 from edge.transcribe.wer import word_error_rate
 from export.cli import main
@@ -187,3 +194,29 @@ def test_streaming_stays_within_one_error_of_the_whole_file(backend: str, ggml: 
     assert words[0].start_s >= 0.0 and words[-1].end_s <= 12.5
     assert all(u.passes >= 1 and u.seconds > 0 for u in closed)
     assert not stream.speaking and stream.settled_until == audio.shape[0] / 16000
+
+
+ORIN_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CUDA : ARCHS = 870 | USE_GRAPHS = 1 | CPU : NEON = 1 |"
+CPU_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
+
+
+@pytest.mark.parametrize(
+    ("device", "info", "cuda_devices", "whisper_cpp", "faster"),
+    [
+        ("auto", ORIN_WHISPER_CPP, 1, True, "cuda"),  # a Jetson with both GPU builds
+        ("auto", CPU_WHISPER_CPP, 0, False, "cpu"),  # this machine
+        ("cpu", ORIN_WHISPER_CPP, 1, False, "cpu"),  # the room says CPU
+        ("cuda", CPU_WHISPER_CPP, 0, False, "cpu"),  # asked for but not built with CUDA: CPU, with a warning
+    ],
+)
+def test_the_words_channel_picks_the_gpu_build_when_present(
+    device: Device, info: str, cuda_devices: int, whisper_cpp: bool, faster: str
+) -> None:
+    assert whisper_cpp_on_gpu(device, lambda: info) is whisper_cpp
+    assert faster_whisper_device(device, lambda: cuda_devices) == faster
+
+
+def test_this_machine_has_the_cpu_builds() -> None:
+    """The real libraries here: whisper.cpp without CUDA, CTranslate2 without a CUDA device."""
+    assert "CPU" in whisper_cpp_info() and not whisper_cpp_on_gpu("auto")
+    assert ctranslate2_cuda_devices() == 0 and faster_whisper_device("auto") == "cpu"

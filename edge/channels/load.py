@@ -85,7 +85,9 @@ class ChannelModels:
                         source = packaged_whisper_dir()
                     except ModelFileError as exc:
                         raise ModelError(str(exc)) from None
-                models.transcriber = create_transcriber(words.engine, source, threads=words.threads)
+                models.transcriber = create_transcriber(
+                    words.engine, source, threads=words.threads, device=words.device
+                )
                 text_model = models.text.engine.manifest.name
                 logger.info("words channel: %s (%s), text model %s", words.engine, source, text_model)
         except BaseException:

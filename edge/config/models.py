@@ -179,6 +179,11 @@ class WordsChannelConfig(StrictModel):
         "Relative paths are resolved against the config file's folder.",
     )
     threads: int = Field(default=2, ge=1, le=16, description="CPU threads of the speech-to-text engine.")
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        default="auto",
+        description="Where speech-to-text runs. auto: on the GPU when the engine's build has CUDA (whisper.cpp "
+        "built with GGML_CUDA, CTranslate2 seeing a CUDA device), else the CPU; the room logs which.",
+    )
     store_transcript: bool = Field(
         default=False,
         description="Keep transcripts in the local database (never published; deleted with their session at "

@@ -6,9 +6,12 @@ from pathlib import Path
 
 from edge.transcribe.base import Backend, Transcriber
 from edge.transcribe.errors import TranscriberError
+from edge.transcribe.gpu import Device, faster_whisper_device, whisper_cpp_on_gpu
 
 
-def create_transcriber(backend: Backend, model: Path, *, threads: int = 2, vad: bool = True) -> Transcriber:
+def create_transcriber(
+    backend: Backend, model: Path, *, threads: int = 2, vad: bool = True, device: Device = "auto"
+) -> Transcriber:
     """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
     before the native library sees it.
 
@@ -18,9 +21,9 @@ def create_transcriber(backend: Backend, model: Path, *, threads: int = 2, vad: 
     if backend == "whisper.cpp":
         from edge.transcribe.whispercpp import WhisperCppTranscriber  # noqa: PLC0415
 
-        return WhisperCppTranscriber(model, threads=threads, vad=vad)
+        return WhisperCppTranscriber(model, threads=threads, vad=vad, gpu=whisper_cpp_on_gpu(device))
     if backend == "faster-whisper":
         from edge.transcribe.faster import FasterWhisperTranscriber  # noqa: PLC0415
 
-        return FasterWhisperTranscriber(model, threads=threads, vad=vad)
+        return FasterWhisperTranscriber(model, threads=threads, vad=vad, device=faster_whisper_device(device))
     raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")

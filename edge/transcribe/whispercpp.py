@@ -28,7 +28,8 @@ MAKE_HINT = "make it with `clinic-export whisper-ggml --out <file>` (scripts/set
 class WhisperCppTranscriber(Transcriber):
     name: ClassVar[str] = "whisper.cpp"
 
-    def __init__(self, model: Path, *, threads: int = 2, vad: bool = True) -> None:
+    def __init__(self, model: Path, *, threads: int = 2, vad: bool = True, gpu: bool = False) -> None:
+        """``gpu``: this whisper.cpp build has CUDA and may use it (:mod:`edge.transcribe.gpu`)."""
         super().__init__(vad=vad)
         if not model.is_file():
             raise TranscriberError(f"whisper.cpp model not found: {model}; {MAKE_HINT}")
@@ -42,9 +43,17 @@ class WhisperCppTranscriber(Transcriber):
             raise TranscriberError(f"pywhispercpp is not installed: {exc}") from None
         with contextlib.redirect_stdout(io.StringIO()), native_logs_to(logger):  # model loading lines at DEBUG
             self._model: Any = Model(
-                str(model), n_threads=threads, print_progress=False, print_realtime=False, language="en"
+                str(model),
+                n_threads=threads,
+                print_progress=False,
+                print_realtime=False,
+                language="en",
+                context_params={"use_gpu": gpu},
             )
-        logger.info("transcription: whisper.cpp %s (%d tensors)", model, len(summary.tensors))
+        self.device = "cuda" if gpu else "cpu"
+        logger.info(
+            "transcription: whisper.cpp %s (%d tensors) on the %s", model, len(summary.tensors), self.device.upper()
+        )
 
     @override
     def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
