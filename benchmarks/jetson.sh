@@ -6,7 +6,8 @@
 # (e.g. suite-nvidia-jetson-orin-nano-developer-kit-6cpu.md), beside the CPU machines' results.
 #
 # Usage: benchmarks/jetson.sh [suite arguments, e.g. --quick or --only models rooms]
-#   ENGINES=DIR   where the engines go (default build/engines/<board>)
+#   ENGINES=DIR       where the engines go (default build/engines/<board>)
+#   ROOM_CONFIG=FILE  the room config doctor checks first (default config/demo.toml)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -28,10 +29,11 @@ if ! "$PY" -c 'import tensorrt' 2>/dev/null; then
   log "TensorRT's Python package is not visible to .venv: sudo apt install python3-libnvinfer (JetPack 6)"
   exit 2
 fi
-if ! "$PY" -c 'from cuda import cudart' 2>/dev/null; then
-  log "installing cuda-python (the room's TensorRT backend uses CUDA's runtime API through it)"
-  "$PY" -m pip install -q "cuda-python<13"
+if ! "$PY" -c 'from cuda.bindings import runtime' 2>/dev/null; then
+  log "installing the jetson extra: cuda-python (the room's TensorRT backend uses CUDA's runtime API through it)"
+  "$PY" -m pip install -q -e ".[jetson]"
 fi
+.venv/bin/clinic-edge doctor --config "${ROOM_CONFIG:-config/demo.toml}" || log "doctor found problems (above)"
 
 slug="$(printf '%s' "$board" | tr '[:upper:]' '[:lower:]' | sed -E 's/[^a-z0-9]+/-/g; s/^-|-$//g')"
 ENGINES="${ENGINES:-$ROOT/build/engines/$slug}"
