@@ -206,7 +206,7 @@ class GstCapture:
             self._chain([*source, *self._video_branch(plan.video)])
         if plan.microphone:
             self._chain([*(self._element(e) for e in plan.microphone), *self._audio_branch()])
-        logger.info("capture (%s path):\n%s", plan.path, plan.describe())
+        logger.info("capture (%s path): %s", plan.path, " ; ".join(plan.describe().splitlines()))
 
     def _on_pad_added(self, _element: Any, pad: Any) -> None:
         caps = pad.get_current_caps() or pad.query_caps(None)
