@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 
 import sqlalchemy as sa
-from conftest import start_broker
+from conftest import free_port, start_broker
+from hub_helpers import Browserless, hub_config, running_hub, summary, wait_for
 from hub_helpers import Room as HubRoom
-from hub_helpers import hub_config, running_hub, summary, wait_for
 
 from contract.payload import Event, Retract
 from hub.bulk import session_hash
@@ -22,10 +22,12 @@ from hub.metrics import HubMetrics
 from hub.release import policy_for, release_due
 from hub.service import open_database
 from hub.store import dead_letters, devices, gaps, retracted, retractions, sessions, shown_cells
+from hub.users import add_user
 
 TODAY = dt.datetime.now(dt.timezone.utc).date()
 OLD_DAY = (TODAY - dt.timedelta(days=10)).isoformat()  # released by the time of the test
 BASE = "clinic/v1/north/r1"
+PASSWORD = "correct horse battery staple"
 K = 11  # the hub's smallest k: this many other sessions make the day's cells shown
 
 
@@ -155,4 +157,26 @@ def test_retractions_and_events_arrive_through_the_broker(tmp_path: Path) -> Non
             assert (device["last_seq"], device["missing"], device["summaries"]) == (5, 0, 3)
     finally:
         room.close()
+        broker.stop()
+
+
+def test_the_overview_says_when_released_numbers_still_count_a_withdrawn_session(tmp_path: Path) -> None:
+    broker = start_broker(tmp_path)
+    try:
+        config = hub_config(tmp_path, broker.port, web_port=free_port(), cookie_secure=False)
+        with running_hub(config, web=True) as hub:
+            add_user(hub.ingest.engine, "admin", PASSWORD, "admin")
+            sessions_ = [str(uuid.uuid4()) for _ in range(K + 1)]
+            hub.ingest.store_batch([_summary(i + 1, s, OLD_DAY) for i, s in enumerate(sessions_)])
+            assert release_due(hub.ingest.engine, policy_for(hub.ingest.engine, "day", 2), TODAY)
+            client = Browserless(hub.url)
+            client.post("/login", {"username": "admin", "password": PASSWORD, "csrf": client.login_token()})
+            _, _, before = client.get("/")
+            assert 'id="withdrawn"' not in before
+            assert hub.ingest.handle(f"{BASE}/retract", _retract(K + 2, sessions_[0])).result == "stored"
+            _, _, after = client.get("/")
+            assert "1 session was withdrawn by their clients after a period holding it was released" in " ".join(
+                after.split()
+            )
+    finally:
         broker.stop()
