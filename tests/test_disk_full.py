@@ -24,9 +24,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpf
 
 
 def _metric(appliance: Appliance, name: str) -> float:
+    """One sample: ``name`` alone, or with its labels as exported (``x{reason="storage"}``)."""
     text = generate_latest(appliance.metrics.registry).decode()
     for line in text.splitlines():
-        if line.startswith((name + " ", name + "{")):
+        if line.startswith((name + " ", name + "{")) if "{" not in name else line.startswith(name + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
 
@@ -67,9 +68,9 @@ def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Br
     time.sleep(4.0)
     filler = _fill(state)
     deadline = time.monotonic() + 8
-    while _metric(appliance, "clinic_edge_degraded") != 1.0 and time.monotonic() < deadline:
+    while _metric(appliance, 'clinic_edge_degraded{reason="storage"}') != 1.0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _metric(appliance, "clinic_edge_degraded") == 1.0, "a full disk must show as degraded"
+    assert _metric(appliance, 'clinic_edge_degraded{reason="storage"}') == 1.0, "a full disk must show as degraded"
     assert _metric(appliance, "clinic_edge_store_failures_total") >= 1
     time.sleep(3.0)  # windows keep coming while the disk is full
     filler.unlink()
@@ -78,7 +79,7 @@ def test_disk_full_then_space_again(tmp_path: Path, face_model: Path, broker: Br
     states = status.wait_for("status", 4)
     status.close()
 
-    assert _metric(appliance, "clinic_edge_degraded") == 0.0, "recovered by itself"
+    assert _metric(appliance, 'clinic_edge_degraded{reason="storage"}') == 0.0, "recovered by itself"
     assert report.windows_lost == 0  # type: ignore[attr-defined]
     assert report.store_failures >= 1  # type: ignore[attr-defined]
     assert any(s["degraded"] == ["storage"] for s in states)
