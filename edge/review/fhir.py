@@ -40,8 +40,9 @@ from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig, FhirEndpointConfig
 from edge.errors import EdgeError
 from edge.report.analysis import SessionFigures
-from edge.report.data import SessionData
-from edge.report.render import LIMITS, session_figures
+from edge.report.data import SessionData, load_session
+from edge.report.render import LIMITS, session_figures, write_report
+from edge.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -377,3 +378,25 @@ def report_for(path_html: Path, path_pdf: Path | None) -> Report:
     if path_pdf is not None and path_pdf.is_file():
         return Report(path_pdf.read_bytes(), "application/pdf")
     return Report(path_html.read_bytes(), "text/html")
+
+
+def session_bundle(config: AppConfig, session_id: str, registry: ChannelRegistry | None = None) -> dict[str, Any]:
+    """The stored session as a validated bundle: its report printed (the PDF, or the HTML without a
+    PDF printer) and the consent reference given at its start.
+
+    Raises:
+        ReportError: no such session; FhirError: the bundle does not validate.
+    """
+    db = config.storage.state_dir / config.storage.database
+    written = write_report(config, session_id, registry=registry)
+    pdf = next((path for path in written if path.suffix == ".pdf"), None)
+    if pdf is None:
+        logger.warning("no PDF printer (chromium): the bundle carries the report as HTML")
+    store = Store(db, migrate_schema=False)
+    try:
+        reference = store.consent_reference(session_id)
+    finally:
+        store.close()
+    return build_bundle(
+        load_session(db, session_id, registry), config, report_for(written[0], pdf), reference, registry
+    )

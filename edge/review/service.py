@@ -17,10 +17,8 @@ from clinic_common.auth.shell import change_account, shell_actor
 from clinic_common.errors import ConfigError
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
-from edge.report.data import load_session
-from edge.report.render import write_report
 from edge.review.erasure import erase_session
-from edge.review.fhir import FhirError, build_bundle, post_bundle, report_for
+from edge.review.fhir import FhirError, post_bundle, session_bundle
 from edge.review.staff import EXPORTED, FILED, FILING_FAILED, access_log, open_staff, staff_accounts
 from edge.review.web import create_app
 from edge.runtime.notify import Notifier
@@ -160,17 +158,7 @@ def export_fhir(config: AppConfig, session_id: str, out: Path | None, post: bool
         raise ConfigError("--post needs a FHIR endpoint in the room config ([review.fhir] url = ...)")
     log = access_log(config)
     actor = shell_actor()
-    written = write_report(config, session_id)
-    pdf = next((p for p in written if p.suffix == ".pdf"), None)
-    db = config.storage.state_dir / config.storage.database
-    store = Store(db, migrate_schema=False)
-    try:
-        reference = store.consent_reference(session_id)
-    finally:
-        store.close()
-    bundle = build_bundle(load_session(db, session_id), config, report_for(written[0], pdf), reference)
-    if pdf is None:
-        logger.warning("no PDF printer (chromium): the bundle carries the report as HTML")
+    bundle = session_bundle(config, session_id)
     if out is not None:
         _write_private(out, json.dumps(bundle, indent=1))
         log.record(actor, EXPORTED, session_id, detail=f"{len(bundle['entry'])} resources to {out}")

@@ -33,7 +33,7 @@ from edge.errors import EdgeError, StoreError
 from edge.report.data import ReportError, SessionData, load_session
 from edge.report.render import REPORT_CSS, report_body, write_report
 from edge.review.erasure import erase_session
-from edge.review.fhir import FhirError, build_bundle, post_bundle, report_for
+from edge.review.fhir import FhirError, post_bundle, session_bundle
 from edge.review.staff import (
     DOWNLOADED,
     EXPORTED,
@@ -205,14 +205,10 @@ def report_pdf(request: Request, r: ReviewDep, u: UserDep, session_id: str) -> R
 
 
 def _bundle(r: Review, session_id: str) -> dict[str, Any]:
-    html_path, pdf = _printed(r, session_id)
-    store = Store(r.database, migrate_schema=False)
     try:
-        reference = store.consent_reference(session_id)
-    finally:
-        store.close()
-    try:
-        return build_bundle(_load(r, session_id), r.config, report_for(html_path, pdf), reference, r.registry)
+        return session_bundle(r.config, session_id, r.registry)
+    except ReportError as exc:
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     except FhirError as exc:
         raise HTTPException(status_code=500, detail=str(exc)) from None
 
