@@ -34,7 +34,18 @@ from sqlalchemy.dialects import postgresql
 from contract.classes import CLASSES
 from contract.payload import Event, Retract, Status, Summary
 from hub.periods import month_of, week_of
-from hub.store import FLAGS, SUMS, devices, gaps, messages, retracted, retractions, rolled_up, sessions
+from hub.store import (
+    FLAGS,
+    SUMS,
+    devices,
+    gaps,
+    messages,
+    released_cells,
+    retracted,
+    retractions,
+    rolled_up,
+    sessions,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -423,36 +434,63 @@ def _not_retracted(conn: sa.Connection, accepted: list[Message], result: Result)
     return kept
 
 
+def _shown_holds(conn: sa.Connection, part: Any) -> bool:
+    """Whether some released cell holds this sealed part (its numbers include it)."""
+    c = released_cells.c
+    period = sa.or_(
+        sa.and_(c.grain == "day", c.period == part.day),
+        sa.and_(c.grain == "week", c.period == part.week),
+        sa.and_(c.grain == "month", c.period == part.month),
+    )
+    scope = sa.or_(
+        c.level == "clinic",
+        sa.and_(c.level == "site", c.site == part.site),
+        sa.and_(c.level == "room", c.site == part.site, c.room == part.room),
+    )
+    query = sa.select(c.id).where(c.release_id >= part.sealed_in, period, scope).limit(1)
+    return conn.execute(query).first() is not None
+
+
 def _retract(conn: sa.Connection, retracts: list[Message], now: str) -> None:
-    """Drop each retracted session from what is not released yet (its open parts are deleted); its
-    parts in released cells stay, for the privacy rule's sake, under a new random id that nothing links
-    to the room's session. What changed is recorded without the session."""
+    """Drop each retracted session from everything no released cell shows: its open parts, and its
+    sealed parts that every release held back. Parts that a released cell holds stay, for the privacy
+    rule's sake (removing them would let that cell be differenced against later ones), under a new
+    random id that nothing links to the room's session; so a coarser period released later (the month
+    of a released week) still counts them. What changed is recorded without the session."""
     for m in retracts:
         sid = m._body.session_id
         rows = conn.execute(
-            sa.select(sessions.c.part, sessions.c.sealed_in, sessions.c.month).where(sessions.c.session_id == sid)
+            sa.select(
+                sessions.c.part,
+                sessions.c.sealed_in,
+                sessions.c.site,
+                sessions.c.room,
+                sessions.c.day,
+                sessions.c.week,
+                sessions.c.month,
+            ).where(sessions.c.session_id == sid)
         ).all()
-        sealed = [r for r in rows if r.sealed_in is not None]
-        dropped = conn.execute(
-            sessions.delete().where(sessions.c.session_id == sid, sessions.c.sealed_in.is_(None))
-        ).rowcount
-        if sealed:
+        kept = [r for r in rows if r.sealed_in is not None and _shown_holds(conn, r)]
+        gone = [r.part for r in rows if r not in kept]
+        if gone:
+            conn.execute(sessions.delete().where(sessions.c.session_id == sid, sessions.c.part.in_(gone)))
+        if kept:
             conn.execute(sessions.update().where(sessions.c.session_id == sid).values(session_id=str(uuid.uuid4())))
         key = session_hash(sid)
         if conn.execute(sa.select(retracted.c.session_hash).where(retracted.c.session_hash == key)).first() is None:
             conn.execute(retracted.insert().values(session_hash=key, received_day=now[:10]))
-        months = ",".join(sorted({r.month for r in sealed}))
+        months = ",".join(sorted({r.month for r in kept}))
         conn.execute(
             retractions.insert().values(
                 received_day=now[:10],
                 site=m.site,
                 room=m.room,
-                dropped_parts=int(dropped),
-                released_parts=len(sealed),
+                dropped_parts=len(gone),
+                released_parts=len(kept),
                 released_months=months[:200],
             )
         )
-        if sealed:
+        if kept:
             logger.warning(
                 "a session of %s/%s was retracted after release (%s): released cells stay as they are",
                 m.site,
@@ -460,7 +498,7 @@ def _retract(conn: sa.Connection, retracts: list[Message], now: str) -> None:
                 months,
             )
         else:
-            logger.info("a session of %s/%s was retracted before release: dropped", m.site, m.room)
+            logger.info("a session of %s/%s was retracted before any release showed it: dropped", m.site, m.room)
 
 
 def _add_to_sessions(conn: sa.Connection, accepted: list[Message], parts: dict[str, list[_Part]]) -> None:

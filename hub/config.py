@@ -40,6 +40,14 @@ class PrivacyConfig(StrictModel):
         le=1000,
         description="Smallest number of sessions behind any number the dashboard shows (11 or more).",
     )
+    dominance: float = Field(
+        default=0.3,
+        ge=0.1,
+        le=0.5,
+        description="Largest share of the windows behind a shown number (or behind any difference of shown "
+        "numbers) that one session may hold; only sessions with an emotion result count toward k. Keeps one "
+        "long session beside short or empty ones from being shown as the group's. Like k, it only tightens.",
+    )
     finest_grain: Grain = Field(
         default="week",
         description="Finest time granularity released: day, week (ISO weeks) or month (months of whole ISO "

@@ -27,12 +27,13 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from clinic_common.errors import ConfigError
 from contract.classes import CLASSES
 from hub.config import PrivacyConfig
 from hub.dp import Noise, Totals, measure
 from hub.locks import RELEASES, one_at_a_time
 from hub.periods import GRAINS, Grain, closed, coarser
-from hub.privacy import LEVELS, Atom, Cell, SuppressionError, candidates, suppress
+from hub.privacy import LEVELS, Atom, Cell, Contribution, Rule, SuppressionError, candidates, suppress
 from hub.store import SUMS, devices, hub_settings, released_cells, releases, rolled_up, sessions, shown_cells
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,10 @@ class Released:
     hidden: int
 
 
+class PrivacySettingsError(ConfigError):
+    """A privacy setting was changed in a way the released history cannot be kept safe with."""
+
+
 @dataclass(frozen=True)
 class ReleasePolicy:
     k: int
@@ -54,35 +59,43 @@ class ReleasePolicy:
     grains: tuple[Grain, ...]  # finest first
     mode: Literal["k", "dp"] = "k"
     epsilon: float = 1.0  # dp mode: per release
+    dominance: float = 0.3  # k mode: largest share of a block's windows one session may hold
 
     @property
     def finest(self) -> Grain:
         return self.grains[0]
+
+    @property
+    def rule(self) -> Rule:
+        return Rule(self.k, self.dominance)
 
 
 def _scope(period: str, grain: Grain) -> str:
     return coarser(period, grain, "month") if grain != "month" else period
 
 
-def _atoms(conn: sa.Connection, month: str, finest: Grain) -> list[Atom]:
-    column = sessions.c[finest]
+def _atoms(conn: sa.Connection, month: str) -> list[Atom]:
+    """The month's sealed rows as atoms: one per room, day and sealing release (whatever the grain)."""
     rows = conn.execute(
         sa.select(
             sessions.c.session_id,
             sessions.c.site,
             sessions.c.room,
-            column.label("period"),
+            sessions.c.day,
             sessions.c.sealed_in,
             *(sessions.c[s] for s in SUMS),
         ).where(sessions.c.month == month, sessions.c.sealed_in.is_not(None))
     ).mappings()
-    groups: dict[tuple[str, str, str, int], tuple[set[str], dict[str, float]]] = defaultdict(lambda: (set(), {}))
+    groups: dict[tuple[str, str, str, int], tuple[dict[str, Contribution], dict[str, float]]] = defaultdict(
+        lambda: ({}, {})
+    )
     for row in rows:
-        ids, sums = groups[(row["site"], row["room"], row["period"], row["sealed_in"])]
-        ids.add(row["session_id"])
+        ids, sums = groups[(row["site"], row["room"], row["day"], row["sealed_in"])]
+        add = Contribution(float(row["windows"]), float(row["prob_windows"]))
+        ids[row["session_id"]] = ids[row["session_id"]] + add if row["session_id"] in ids else add
         for s in SUMS:
             sums[s] = sums.get(s, 0.0) + float(row[s])
-    return [Atom(*key, sessions=frozenset(ids), sums=sums) for key, (ids, sums) in sorted(groups.items())]
+    return [Atom(*key, sessions=ids, sums=sums) for key, (ids, sums) in sorted(groups.items())]
 
 
 def released_cell(row: sa.RowMapping) -> Cell:
@@ -124,9 +137,16 @@ def release_one(
 ) -> Released | None:
     """Release ``period`` (or revise it when released before); None when a revision shows nothing."""
     scope = _scope(period, grain)
+    # Take the releases' write lock before reading anything: two runs that both listed this period
+    # as due (the hourly one and `clinic-hub release`) then release it one after the other, and the
+    # second sees the first's release (SQLite has no advisory lock; on PostgreSQL this row lock
+    # backs up the advisory one).
+    conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(k=hub_settings.c.k))
     earlier = conn.execute(
         sa.select(sa.func.max(releases.c.version)).where(releases.c.grain == grain, releases.c.period == period)
     ).scalar_one()
+    if earlier is not None and policy.mode == "dp":
+        return None  # released already: a second noisy release would spend epsilon again
     version = (earlier or 0) + 1
     inserted = conn.execute(
         releases.insert().values(
@@ -138,6 +158,8 @@ def release_one(
             k=policy.k,
             mode=policy.mode,
             epsilon=policy.epsilon if policy.mode == "dp" else None,
+            finest=policy.finest,
+            dominance=policy.dominance if policy.mode == "k" else None,
             shown=0,
             hidden=0,
         )
@@ -154,9 +176,9 @@ def release_one(
     )
     if policy.mode == "dp":
         return _release_noisy(conn, grain, period, release_id, policy)
-    atoms = _atoms(conn, scope, policy.finest)
-    offered = candidates(atoms, grain, period, release_id, policy.finest)
-    shown = suppress(atoms, _fixed(conn, scope), offered, policy.k, policy.finest)
+    atoms = _atoms(conn, scope)
+    offered = candidates(atoms, grain, period, release_id)
+    shown = suppress(atoms, _fixed(conn, scope), offered, policy.rule)
     hidden = len(offered) - len(shown)
     if version > 1:
         # A revision stores the cells that changed; the others stay as released.
@@ -256,14 +278,61 @@ def _due(conn: sa.Connection, grain: Grain, policy: ReleasePolicy, today: dt.dat
 def policy_for(
     engine: sa.Engine, finest: Grain, delay_days: int, mode: Literal["k", "dp"] = "k", epsilon: float = 1.0
 ) -> ReleasePolicy:
-    """The release policy: the database's k (it only grows), the grains from ``finest`` up."""
+    """The release policy: the database's k (it only grows) and dominance (it only tightens), the
+    grains from ``finest`` up.
+
+    Raises:
+        PrivacySettingsError: a month is partly released under settings these cannot be combined with.
+    """
     with engine.begin() as conn:
-        k = int(conn.execute(sa.select(hub_settings.c.k).where(hub_settings.c.id == 1)).scalar_one())
-    return ReleasePolicy(k, delay_days, GRAINS[GRAINS.index(finest) :], mode, epsilon)
+        row = conn.execute(sa.select(hub_settings.c.k, hub_settings.c.dominance).where(hub_settings.c.id == 1)).one()
+        policy = ReleasePolicy(
+            int(row.k), delay_days, GRAINS[GRAINS.index(finest) :], mode, epsilon, float(row.dominance)
+        )
+        _check_history(conn, policy)
+    return policy
 
 
 def configured_policy(engine: sa.Engine, privacy: PrivacyConfig) -> ReleasePolicy:
     return policy_for(engine, privacy.finest_grain, privacy.release_delay_days, privacy.mode, privacy.epsilon)
+
+
+def _check_history(conn: sa.Connection, policy: ReleasePolicy) -> None:
+    """Refuse settings that cannot be combined with what a month already released.
+
+    A month whose own release has not been made yet is *open*. Its earlier releases (days, weeks)
+    were made under some mode and epsilon; switching the mode in an open month would mix exact and
+    noisy numbers of the same sessions, and changing epsilon or the grains in dp mode would spend a
+    budget other than the one its sessions were promised. These changes wait for the month to be
+    released. A change of the grain in k mode needs no wait: the audit builds its atoms from days
+    whatever grain was released, and checks every cell ever shown in the month.
+    """
+    done = sa.select(releases.c.period).where(releases.c.grain == "month")
+    rows = conn.execute(
+        sa.select(releases.c.scope, releases.c.mode, releases.c.epsilon, releases.c.finest)
+        .where(releases.c.scope.not_in(done))
+        .order_by(releases.c.id)
+    ).all()
+    for scope, mode, epsilon, finest in rows:
+        before = {"mode": mode, "epsilon": epsilon, "finest_grain": finest}
+        now: dict[str, object] = {"mode": policy.mode}
+        if mode == "dp" and policy.mode == "dp":
+            now |= {"epsilon": policy.epsilon, "finest_grain": policy.finest}
+        changed = [name for name, value in now.items() if before[name] is not None and not _equal(before[name], value)]
+        if changed:
+            was = ", ".join(f"privacy.{n} = {before[n]!r}" for n in changed)
+            is_ = ", ".join(f"{now[n]!r}" for n in changed)
+            raise PrivacySettingsError(
+                f"month {scope} is partly released with {was}; the configured {is_} cannot be combined with "
+                f"what it released (its numbers could then be differenced or its budget overspent). Keep the "
+                f"old setting until month {scope} is released, then change it"
+            )
+
+
+def _equal(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-9)
+    return a == b
 
 
 def release_due(engine: sa.Engine, policy: ReleasePolicy, today: dt.date | None = None) -> list[Released]:

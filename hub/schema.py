@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from hub.grants import grant_dashboard
 from hub.locks import SCHEMA, one_at_a_time
 from hub.periods import month_of
-from hub.store import SCHEMA_VERSION, hub_settings, metadata, released_cells, sessions, shown_cells
+from hub.store import SCHEMA_VERSION, hub_settings, metadata, released_cells, releases, sessions, shown_cells
 
 logger = logging.getLogger(__name__)
 
@@ -63,16 +63,57 @@ def _upgrade_from_3(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 4 (retractions)")
 
 
-def create_schema(engine: sa.Engine, k: int) -> None:
-    """Create tables (idempotent), upgrade an older database, set k and grant the dashboard's role.
+def _release_settings(engine: sa.Engine) -> None:
+    """Version 5: releases record the grain and dominance they were made with, one release per version
+    of a period, and the dominance limit is kept beside k. Idempotent; run before ``create_all`` too
+    (whose unique index would fail on a database where a period was released twice)."""
+    with engine.begin() as conn:
+        if not sa.inspect(conn).has_table("releases"):
+            return
+        have = {c["name"] for c in sa.inspect(conn).get_columns("releases")}
+        for column in ("finest VARCHAR(5)", "dominance FLOAT"):
+            if column.split()[0] not in have:
+                conn.execute(sa.text(f"ALTER TABLE releases ADD COLUMN {column}"))
+        if "dominance" not in {c["name"] for c in sa.inspect(conn).get_columns("hub_settings")}:
+            conn.execute(sa.text("ALTER TABLE hub_settings ADD COLUMN dominance FLOAT NOT NULL DEFAULT 0.3"))
+        if "ux_releases_version" in {i["name"] for i in sa.inspect(conn).get_indexes("releases")}:
+            return
+        twice = conn.execute(
+            sa.select(releases.c.grain, releases.c.period, releases.c.version)
+            .group_by(releases.c.grain, releases.c.period, releases.c.version)
+            .having(sa.func.count() > 1)
+        ).all()
+        if twice:
+            # Made by two release runs that raced (dp mode: the budget was spent twice for these).
+            logger.error(
+                "periods released twice before this upgrade (kept as they are): %s",
+                ", ".join(f"{g} {p} v{v}" for g, p, v in twice),
+            )
+            conn.execute(sa.text("CREATE INDEX IF NOT EXISTS ux_releases_version ON releases (grain, period, version)"))
+        else:
+            conn.execute(sa.text("CREATE UNIQUE INDEX ux_releases_version ON releases (grain, period, version)"))
 
-    k may only grow: lowering it would reveal cells that were hidden before.
+
+def _upgrade_from_4(engine: sa.Engine) -> None:
+    _release_settings(engine)
+    with engine.begin() as conn:
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(schema_version=5))
+    logger.info("hub database upgraded to schema version 5 (release settings, one release per version)")
+
+
+def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3) -> None:
+    """Create tables (idempotent), upgrade an older database, set k and the dominance limit, and grant
+    the dashboard's role.
+
+    k may only grow and the dominance limit only shrink: loosening either would reveal cells that
+    were hidden before.
     """
     with one_at_a_time(engine, SCHEMA):
-        _create_schema(engine, k)
+        _create_schema(engine, k, dominance)
 
 
-def _create_schema(engine: sa.Engine, k: int) -> None:
+def _create_schema(engine: sa.Engine, k: int, dominance: float) -> None:
+    _release_settings(engine)  # before create_all, whose unique index fails on a period released twice
     metadata.create_all(engine)
     with engine.begin() as conn:
         row = conn.execute(
@@ -82,14 +123,33 @@ def _create_schema(engine: sa.Engine, k: int) -> None:
         _upgrade_from_1(engine)
     if row is not None and row.schema_version < 3:
         _upgrade_from_2(engine)
-    if row is not None and row.schema_version < SCHEMA_VERSION:
+    if row is not None and row.schema_version < 4:
         _upgrade_from_3(engine)
+    if row is not None and row.schema_version < SCHEMA_VERSION:
+        _upgrade_from_4(engine)
     with engine.begin() as conn:
         if row is None:
-            conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION))
-        elif k > row.k:
-            conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(k=k))
-            logger.info("k raised from %d to %d", row.k, k)
-        elif k < row.k:
-            logger.warning("configured k=%d is below the database's k=%d; keeping %d (k only grows)", k, row.k, row.k)
+            conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION, dominance=dominance))
+        else:
+            _pin(conn, k, dominance)
     grant_dashboard(engine)
+
+
+def _pin(conn: sa.Connection, k: int, dominance: float) -> None:
+    """Keep the strictest k and dominance limit ever configured."""
+    row = conn.execute(sa.select(hub_settings.c.k, hub_settings.c.dominance).where(hub_settings.c.id == 1)).one()
+    if k > row.k:
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(k=k))
+        logger.info("k raised from %d to %d", row.k, k)
+    elif k < row.k:
+        logger.warning("configured k=%d is below the database's k=%d; keeping %d (k only grows)", k, row.k, row.k)
+    if dominance < row.dominance:
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(dominance=dominance))
+        logger.info("dominance limit lowered from %.2f to %.2f", row.dominance, dominance)
+    elif dominance > row.dominance:
+        logger.warning(
+            "configured dominance=%.2f is above the database's %.2f; keeping %.2f (it only tightens)",
+            dominance,
+            row.dominance,
+            row.dominance,
+        )

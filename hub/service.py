@@ -44,7 +44,7 @@ def open_database(config: HubConfig) -> sa.Engine:
     password = read_password(config.database.password_file) if config.database.password_file else None
     engine = make_engine(config.database.url, password)
     try:
-        create_schema(engine, config.privacy.k)
+        create_schema(engine, config.privacy.k, config.privacy.dominance)
     except sa.exc.SQLAlchemyError as exc:
         where = engine.url.render_as_string(hide_password=True)
         raise HubStoreError(f"cannot open the hub database {where}: {str(exc).splitlines()[0]}") from None
@@ -58,6 +58,8 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
     process reading released cells, and the one that releases.
     """
     engine = open_database(config)
+    if dashboard:
+        configured_policy(engine, config.privacy)  # a privacy setting the released history refuses stops here
     metrics = HubMetrics()
     if config.metrics.port:
         start_http_server(config.metrics.port, addr=config.metrics.host, registry=metrics.registry)
@@ -85,6 +87,8 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
                     accounts.audit.purge(config.web.audit_days)
                 except sa.exc.SQLAlchemyError as exc:
                     logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
+                except ClinicError as exc:
+                    logger.error("nothing released (tried again in an hour): %s", exc)
                 except Exception:  # a bug must not end the releases for good: logged, tried again
                     logger.exception("releasing or pruning failed unexpectedly (tried again in an hour)")
                 if halt.wait(HOUSEKEEPING_EVERY_S):

@@ -21,7 +21,7 @@ What is kept, and nothing more:
   the topic, why, the size and a hash; never the payload.
 * ``users``, ``web_sessions``, ``audit_log``, ``login_failures``: dashboard accounts
   (:mod:`clinic_common.auth`: argon2id hashes, roles, server-side sessions, the audit log).
-* ``hub_settings``: the k releases enforce, the schema version.
+* ``hub_settings``: the k and dominance limit releases enforce, the schema version.
 
 The dashboard never reads ``sessions``: it reads the newest released cells (``shown_cells``). On
 PostgreSQL it connects as a role granted only those and the appliances' health (:mod:`hub.grants`).
@@ -49,6 +49,7 @@ hub_settings = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("k", sa.Integer, nullable=False),
     sa.Column("schema_version", sa.Integer, nullable=False),
+    sa.Column("dominance", sa.Float, nullable=False, server_default="0.3"),  # only tightens (hub.privacy)
 )
 
 sessions = sa.Table(
@@ -95,8 +96,12 @@ releases = sa.Table(
     sa.Column("k", sa.Integer, nullable=False),
     sa.Column("mode", sa.String(2), nullable=False, server_default="k"),  # k | dp (hub.dp)
     sa.Column("epsilon", sa.Float),  # dp mode: the release's privacy budget
+    sa.Column("finest", sa.String(5)),  # the finest grain configured when it was made
+    sa.Column("dominance", sa.Float),  # k mode: the dominance limit it was checked with
     sa.Column("shown", sa.Integer, nullable=False),
     sa.Column("hidden", sa.Integer, nullable=False),
+    # One release per version of a period: two runs that raced would make one fail, not two releases.
+    sa.Index("ux_releases_version", "grain", "period", "version", unique=True),
 )
 
 rolled_up = sa.Table(
@@ -206,7 +211,8 @@ retractions = sa.Table(
 auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
 users = auth.users
 
-SCHEMA_VERSION = 4  # 2: session parts, nested months, releases; 3: shown_cells; 4: retractions
+SCHEMA_VERSION = 5  # 2: session parts, nested months, releases; 3: shown_cells; 4: retractions;
+# 5: releases record their settings, one release per version, the dominance rule
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:

@@ -50,11 +50,32 @@ def summary(
     label: str = "happy",
     windows: int = 1,
     message_id: str | None = None,
+    empty: bool = False,
 ) -> Summary:
-    """A valid summary whose distribution leans to ``label``."""
+    """A valid summary whose distribution leans to ``label`` (``empty``: no emotion result, nobody seen
+    or heard)."""
     probs = np.full(len(CLASSES), 0.04)
     probs[CLASSES.index(label)] = 1 - 0.04 * (len(CLASSES) - 1)
     p = Probabilities(**dict(zip(CLASSES, probs.round(4).tolist(), strict=True)))
+    if empty:
+        return Summary(
+            kind="window" if windows == 1 else "interval",
+            message_id=message_id or str(uuid.uuid4()),
+            seq=seq,
+            site=site,
+            room=room,
+            device_id=device,
+            session_id=session_id,
+            span=Span(
+                start_s=seq * 1.0,
+                end_s=seq * 1.0 + 2.5 * windows,
+                started_at=f"{day}T10:00:{seq % 60:02d}+00:00",
+                windows=windows,
+            ),
+            emotion=Emotion(label=None, confidence=None, probs=None),
+            modalities=Modalities(face=FaceSummary(coverage=0.0, max_faces=0, probs=None), voice=None),
+            quality={"no_face": windows},
+        )
     return Summary(
         kind="window" if windows == 1 else "interval",
         message_id=message_id or str(uuid.uuid4()),
@@ -64,7 +85,10 @@ def summary(
         device_id=device,
         session_id=session_id,
         span=Span(
-            start_s=seq * 1.0, end_s=seq * 1.0 + 2.5, started_at=f"{day}T10:00:{seq % 60:02d}+00:00", windows=windows
+            start_s=seq * 1.0,
+            end_s=seq * 1.0 + 2.5 * max(1, windows // 2),
+            started_at=f"{day}T10:00:{seq % 60:02d}+00:00",
+            windows=windows,
         ),
         emotion=Emotion(label=label, confidence=float(probs.max().round(4)), probs=p),  # type: ignore[arg-type]
         modalities=Modalities(

@@ -11,137 +11,32 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
+from hub_adversary import Clinic, csv_rows, days_between, exposures, release
 from hub_helpers import hub_config, postgres, summary
 
-from hub.dashboard import Filters, published, select
+from hub.dashboard import published
 from hub.grants import as_dashboard
-from hub.ingest import Ingest
-from hub.metrics import HubMetrics
 from hub.periods import GRAINS, closed, end_of, month_of, period_of, week_of
-from hub.release import Released, policy_for, release_due, roll_up
+from hub.release import roll_up
 from hub.service import open_database
 from hub.store import SCHEMA_VERSION, SUMS, released_cells, releases, sessions, shown_cells
 from hub.users import hub_accounts
-
-LEVEL_DIMS = {"clinic": 0, "site": 1, "room": 2}
-
-
-@dataclass
-class Clinic:
-    """Rooms sending summaries into a hub's real ingest."""
-
-    engine: sa.Engine
-    ingest: Ingest = field(init=False)
-    seq: dict[str, int] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.ingest = Ingest(self.engine, HubMetrics(), max_age_days=3650)
-
-    def send(self, site: str, room: str, day: str, session_id: str, label: str = "happy") -> None:
-        device = f"{site}-{room}"
-        self.seq[device] = self.seq.get(device, 0) + 1
-        s = summary(site, room, device, self.seq[device], session_id, day, label=label)
-        assert self.ingest.handle(f"clinic/v1/{site}/{room}/summary", s.model_dump_json().encode()).result == "stored"
-
-    def session(self, site: str, room: str, day: str, label: str = "happy", windows: int = 1) -> str:
-        session_id = str(uuid.uuid4())
-        for _ in range(windows):
-            self.send(site, room, day, session_id, label)
-        return session_id
-
-
-def release(engine: sa.Engine, today: str, finest: str = "day", delay: int = 2) -> list[Released]:
-    return release_due(engine, policy_for(engine, finest, delay), dt.date.fromisoformat(today))  # type: ignore[arg-type]
-
-
-def exposures(engine: sa.Engine) -> list[str]:
-    """What an adversary holding every released cell can single out below k (empty: nothing)."""
-    with engine.begin() as conn:
-        k = conn.execute(sa.text("SELECT k FROM hub_settings")).scalar_one()
-        rows = [dict(r) for r in conn.execute(sa.select(sessions)).mappings()]
-        cells = [dict(r) for r in conn.execute(sa.select(released_cells)).mappings()]
-    problems: list[str] = []
-    members: list[set[int]] = []
-    for c in cells:
-        n = LEVEL_DIMS[c["level"]]
-        held = {
-            i
-            for i, r in enumerate(rows)
-            if r["sealed_in"] is not None
-            and r["sealed_in"] <= c["release_id"]
-            and r[c["grain"]] == c["period"]
-            and (r["site"], r["room"])[:n] == (c["site"], c["room"])[:n]
-        }
-        members.append(held)
-        # The released numbers are exactly those of the rows the cell holds (no row counted twice or lost).
-        ids = {rows[i]["session_id"] for i in held}
-        if len(ids) != c["sessions"] or c["sessions"] < k:
-            problems.append(
-                f"cell {c['level']}/{c['grain']} {c['period']}: {c['sessions']} sessions, rows say {len(ids)}"
-            )
-        for s in SUMS:
-            if abs(sum(rows[i][s] for i in held) - c[s]) > 1e-6 * max(1.0, abs(c[s])):
-                problems.append(f"cell {c['level']}/{c['grain']} {c['period']}: {s} differs from its rows")
-    # Any combination of cells has equal coefficients on rows no cell tells apart: groups of rows
-    # with the same cells are what the adversary can at best isolate.
-    groups: dict[frozenset[int], set[str]] = defaultdict(set)
-    for i, r in enumerate(rows):
-        signature = frozenset(j for j, m in enumerate(members) if i in m)
-        if signature:
-            groups[signature].add(r["session_id"])
-    problems += [
-        f"{len(ids)} sessions told apart by cells {sorted(sig)}" for sig, ids in groups.items() if len(ids) < k
-    ]
-    if cells:
-        # Linear algebra: no single session row is a combination of released cells...
-        a = np.array([[1.0 if i in m else 0.0 for i in range(len(rows))] for m in members])
-        rank = np.linalg.matrix_rank(a)
-        for i, r in enumerate(rows):
-            if np.linalg.matrix_rank(np.vstack([a, np.eye(len(rows))[i]])) == rank:
-                problems.append(f"session {r['session_id']} part {r['part']} is a combination of released cells")
-        # ...and no difference of two cells covers fewer than k sessions.
-        for x in range(len(members)):
-            for y in range(x + 1, len(members)):
-                ids = {rows[i]["session_id"] for i in members[x] ^ members[y]}
-                if 0 < len(ids) < k:
-                    problems.append(f"cells {x} and {y} differ by {len(ids)} sessions")
-    return problems
-
-
-def csv_rows(engine: sa.Engine, grains: tuple[str, ...]) -> set[tuple[str, ...]]:
-    """Every row the CSV export offers, at every level and grain."""
-    out = set()
-    with engine.connect() as conn:
-        shown = published(conn, grains)
-    for level in LEVEL_DIMS:
-        for grain in grains:
-            for row in select(shown, Filters(level, grain, None, None, None, None)):
-                out.add((level, grain, *row.csv()))
-    return out
-
-
-def _days(first: str, last: str) -> list[str]:
-    start, end = dt.date.fromisoformat(first), dt.date.fromisoformat(last)
-    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
 def test_months_are_whole_iso_weeks() -> None:
     assert month_of("2026-03-30") == "2026-04"  # its week's Thursday is 2 April
     assert month_of("2026-03-29") == "2026-03"
     assert period_of("2026-03-31", "week") == "2026-03-30"
-    for day in _days("2025-12-01", "2027-02-01"):
+    for day in days_between("2025-12-01", "2027-02-01"):
         week = week_of(day)
         assert all(
             month_of(d) == month_of(week)
-            for d in _days(week, (dt.date.fromisoformat(week) + dt.timedelta(6)).isoformat())
+            for d in days_between(week, (dt.date.fromisoformat(week) + dt.timedelta(6)).isoformat())
         )
         assert end_of(month_of(day), "month") > dt.date.fromisoformat(day) >= dt.date.fromisoformat(week)
     assert not closed("2026-11", "month", dt.date(2026, 11, 30), 2)
@@ -157,7 +52,7 @@ def test_month_minus_its_weeks_reveals_nothing(tmp_path: Path) -> None:
     clinic = Clinic(engine)
     lone = ""
     for week in ("2026-03-02", "2026-03-09", "2026-03-16", "2026-03-23"):
-        days = _days(week, (dt.date.fromisoformat(week) + dt.timedelta(4)).isoformat())
+        days = days_between(week, (dt.date.fromisoformat(week) + dt.timedelta(4)).isoformat())
         for i in range(11):
             clinic.session("north", "r1", days[i % 5], label="happy")
     lone = clinic.session("north", "r1", "2026-03-31", label="sad")
@@ -233,18 +128,43 @@ def test_summaries_after_a_release_go_into_a_new_part_and_a_revision(tmp_path: P
     assert [c.sessions for c in months] == [36]  # the revision is what the dashboard shows
 
 
+def _varied_session(clinic: Clinic, rng: random.Random, site: str, room: str, day: str) -> str:
+    """An ordinary session (one window), an empty one (nobody in view) or a long one."""
+    kind = rng.random()
+    session_id = str(uuid.uuid4())
+    if kind < 0.15:
+        clinic.send(site, room, day, session_id, empty=True, n=rng.randint(1, 60))
+    elif kind < 0.25:
+        clinic.send(site, room, day, session_id, label=rng.choice(["happy", "sad"]), n=rng.randint(20, 400))
+    else:
+        clinic.send(site, room, day, session_id, label=rng.choice(["happy", "sad", "calm"]))
+    return session_id
+
+
 @pytest.mark.parametrize(
-    ("seed", "finest", "k"), [(1, "day", 11), (2, "day", 11), (3, "week", 11), (4, "day", 20), (5, "week", 11)]
+    ("seed", "finest", "switch", "k"),
+    [
+        (1, "day", None, 11),
+        (2, "day", "week", 11),
+        (3, "week", None, 11),
+        (4, "day", None, 20),
+        (5, "week", "month", 11),
+        (6, "week", "day", 11),
+    ],
 )
-def test_adversary_recovers_nothing_from_generated_clinics(tmp_path: Path, seed: int, finest: str, k: int) -> None:
+def test_adversary_recovers_nothing_from_generated_clinics(
+    tmp_path: Path, seed: int, finest: str, switch: str | None, k: int
+) -> None:
     """Sites, rooms and days drawn at random (many cells below k), summaries arriving in time, late
-    and very late, releases run every few days over two months: every cell ever released, at
-    every level, grain and version, combined in any way, covers at least k sessions."""
+    and very late, releases run every few days over two months; among the sessions empty ones (nobody
+    in view) and long ones, some withdrawn by their room days later, and the grain switched mid-month
+    (``switch``): every cell ever released, at every level, grain and version, combined in any way,
+    rests on at least k contributing sessions and on no dominant one."""
     rng = random.Random(seed)
     engine = open_database(hub_config(tmp_path, 1883, k=k, finest_grain=finest))
     clinic = Clinic(engine)
     places = [(f"site{s}", f"room{r}") for s in range(rng.randint(1, 2)) for r in range(rng.randint(1, 3))]
-    days = _days("2026-02-23", "2026-04-19")
+    days = days_between("2026-02-23", "2026-04-19")
     plan = sorted(
         (day, place, rng.random())
         for day in days
@@ -253,8 +173,13 @@ def test_adversary_recovers_nothing_from_generated_clinics(tmp_path: Path, seed:
         if dt.date.fromisoformat(day).weekday() < 6
     )
     late: list[tuple[str, str, str, str, str]] = []  # (arrives on, site, room, day, session) summaries sent late
+    withdrawn: dict[str, list[tuple[str, str, str]]] = {}  # day -> (site, room, session) retracted that day
+    gone: set[str] = set()
     released_any = False
-    for today in _days("2026-02-23", "2026-05-31"):
+    grain = finest
+    for today in days_between("2026-02-23", "2026-05-31"):
+        if switch is not None and today == "2026-03-12":  # mid-month
+            grain = switch
         for day, (site, room), chance in plan:
             if day != today:
                 continue
@@ -262,16 +187,22 @@ def test_adversary_recovers_nothing_from_generated_clinics(tmp_path: Path, seed:
                 arrive = (dt.date.fromisoformat(day) + dt.timedelta(days=rng.randint(5, 40))).isoformat()
                 late.append((arrive, site, room, day, str(uuid.uuid4())))
                 continue
-            session_id = clinic.session(site, room, day, label=rng.choice(["happy", "sad", "calm"]))
+            session_id = _varied_session(clinic, rng, site, room, day)
             if chance > 0.9:  # one more summary of it arrives later
                 arrive = (dt.date.fromisoformat(day) + dt.timedelta(days=rng.randint(1, 30))).isoformat()
                 late.append((arrive, site, room, day, session_id))
+            if rng.random() < 0.05:  # withdrawn by the client days or weeks later
+                when = (dt.date.fromisoformat(day) + dt.timedelta(days=rng.randint(1, 25))).isoformat()
+                withdrawn.setdefault(when, []).append((site, room, session_id))
         for arrive, site, room, day, session_id in late:
-            if arrive == today:
+            if arrive == today and session_id not in gone:
                 clinic.send(site, room, day, session_id, label="sad")
+        for site, room, session_id in withdrawn.get(today, []):
+            clinic.retract(site, room, session_id)
+            gone.add(session_id)
         if dt.date.fromisoformat(today).weekday() in (0, 3):
-            released_any |= bool(release(engine, today, finest=finest))
-    assert released_any
+            released_any |= bool(release(engine, today, finest=grain))
+    assert released_any and gone
     problems = exposures(engine)
     assert problems == [], problems[:5]
     with engine.begin() as conn:
@@ -284,7 +215,9 @@ def test_adversary_recovers_nothing_from_generated_clinics(tmp_path: Path, seed:
             ),
             {"k": k},
         ).scalar_one()
+        left = conn.execute(sa.select(sa.func.count()).where(sessions.c.session_id.in_(gone))).scalar_one()
     assert shown > 0 and held > 0 and small > 0  # something shown, something held back, data below k
+    assert left == 0  # no withdrawn session is linked to what the hub keeps
 
 
 def test_only_closed_periods_are_released(tmp_path: Path) -> None:
@@ -347,7 +280,7 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
         ).all()
         version = conn.execute(sa.text("SELECT schema_version FROM hub_settings")).scalar_one()
     assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)]
-    assert version == SCHEMA_VERSION == 4
+    assert version == SCHEMA_VERSION == 5
 
 
 def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases(tmp_path: Path) -> None:
@@ -360,7 +293,7 @@ def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases
         for engine in engines:
             rng = random.Random(7)
             clinic = Clinic(engine)
-            for day in _days("2026-10-05", "2026-10-30"):
+            for day in days_between("2026-10-05", "2026-10-30"):
                 for site, room in (("north", "r1"), ("north", "r2"), ("south", "r1")):
                     for _ in range(rng.randint(0, 3)):
                         clinic.session(site, room, day)
