@@ -16,7 +16,6 @@ token, the log-in form a double-submit token.
 
 import csv
 import io
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, addr
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.web import SECURITY_HEADERS, same_token
 from clinic_common.errors import ConfigError
+from clinic_common.html import script_json
 from contract.classes import CLASSES
 from hub.config import HubConfig
 from hub.dashboard import (
@@ -180,7 +180,7 @@ def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResp
         "overview.html",
         u,
         rows=rows,
-        chart=json.dumps(chart_data(rows)),
+        chart=script_json(chart_data(rows)),
         classes=CLASSES,
         f=f,
         grains=h.grains,
@@ -211,7 +211,7 @@ def trends(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLRespon
         u,
         rows=rows[-TABLE_ROWS:],  # the newest; the chart and the CSV export have them all
         total=len(rows),
-        chart=json.dumps(chart_data(rows)),
+        chart=script_json(chart_data(rows)),
         classes=CLASSES,
         f=f,
         grains=h.grains,

@@ -12,7 +12,6 @@ Log-ins are the common staff accounts (:mod:`clinic_common.auth`) with the hub's
 double-submit token, throttling, and headers that allow only the page's own files.
 """
 
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +26,15 @@ from clinic_common.auth import Accounts
 from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from clinic_common.html import script_json
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
 from edge.report.data import ReportError, SessionData, load_session
 from edge.report.render import REPORT_CSS, report_body, write_report
 from edge.review.erasure import erase_session
-from edge.review.fhir import FhirError, post_bundle, session_bundle
+from edge.review.fhir import FhirError, session_bundle
+from edge.review.fhir_client import post_bundle
 from edge.review.staff import (
     DOWNLOADED,
     EXPORTED,
@@ -177,7 +178,9 @@ def session_page(request: Request, r: ReviewDep, u: UserDep, session_id: str, no
         u,
         row=row,
         report=body,
-        timeline=json.dumps(timeline_data(data, r.registry, transcripts_kept=r.config.channels.words.store_transcript)),
+        timeline=script_json(
+            timeline_data(data, r.registry, transcripts_kept=r.config.channels.words.store_transcript)
+        ),
         filing=r.config.review.fhir is not None,
         notice=notice[:300],
     )
