@@ -256,9 +256,13 @@ class _RecordServer(http.server.BaseHTTPRequestHandler):
             self.send_response(401)
             self.end_headers()
             return
+        answer = json.dumps({"resourceType": "Bundle", "type": "transaction-response", "entry": []}).encode()
         self.send_response(201)
         self.send_header("Location", "Bundle/filed-1")
+        self.send_header("Content-Type", "application/fhir+json")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
+        self.wfile.write(answer)
 
     def log_message(self, *_args: object) -> None:
         return

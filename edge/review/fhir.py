@@ -12,7 +12,7 @@ the start (a pointer into the clinic's own consent records) travels with the doc
 Words are never in the bundle, even where transcripts are kept.
 
 Filing is a person's action (the page's button, ``clinic-edge session export-fhir``), never
-automatic: :func:`post_bundle` POSTs the bundle to the configured endpoint with the clinic's
+automatic: :func:`edge.review.fhir_client.post_bundle` POSTs the bundle to the configured endpoint with the clinic's
 credentials; both outcomes go to the access log.
 """
 
@@ -22,9 +22,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import ssl
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +30,10 @@ from typing import Any
 from fhir.resources.R4B.bundle import Bundle
 from pydantic import ValidationError
 
-from clinic_common.mqtt import read_password
 from contract.classes import CLASSES
 from edge import __version__
 from edge.channels.registry import ChannelRegistry, default_registry
-from edge.config.models import AppConfig, FhirEndpointConfig
+from edge.config.models import AppConfig
 from edge.errors import EdgeError
 from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData, load_session
@@ -339,38 +335,6 @@ def _references(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _references(v)]
     return []
-
-
-@dataclass(frozen=True)
-class Filed:
-    status: int
-    location: str  # the server's Location header, or ""
-
-
-def post_bundle(bundle: dict[str, Any], endpoint: FhirEndpointConfig) -> Filed:
-    """POST the transaction bundle to the clinic's FHIR server with its credentials.
-
-    Raises:
-        FhirError: the server refused it, or could not be reached (nothing was filed).
-    """
-    headers = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
-    if endpoint.token_file is not None:
-        headers["Authorization"] = f"Bearer {read_password(endpoint.token_file)}"
-    elif endpoint.username is not None and endpoint.password_file is not None:
-        pair = f"{endpoint.username}:{read_password(endpoint.password_file)}".encode()
-        headers["Authorization"] = f"Basic {base64.b64encode(pair).decode('ascii')}"
-    context = ssl.create_default_context(cafile=str(endpoint.ca_file) if endpoint.ca_file else None)
-    request = urllib.request.Request(  # noqa: S310 - the configured https (or loopback) endpoint
-        endpoint.url, data=json.dumps(bundle).encode("utf-8"), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=endpoint.timeout_s, context=context) as response:  # noqa: S310
-            return Filed(response.status, response.headers.get("Location", ""))
-    except urllib.error.HTTPError as exc:
-        raise FhirError(f"the FHIR server {endpoint.url} refused the bundle: HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise FhirUnreachableError(f"cannot reach the FHIR server {endpoint.url}: {reason}") from None
 
 
 def report_for(path_html: Path, path_pdf: Path | None) -> Report:

@@ -18,7 +18,8 @@ from clinic_common.errors import ConfigError
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
 from edge.review.erasure import erase_session
-from edge.review.fhir import FhirError, post_bundle, session_bundle
+from edge.review.fhir import FhirError, session_bundle
+from edge.review.fhir_client import post_bundle
 from edge.review.staff import EXPORTED, FILED, FILING_FAILED, access_log, open_staff, staff_accounts
 from edge.review.web import create_app
 from edge.runtime.notify import Notifier
