@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyAddress, field_validator, model_validator
 
 from clinic_common.config import StrictModel, read_toml, resolve, resolve_paths, validate
 from clinic_common.errors import ConfigError
@@ -86,6 +86,13 @@ class PrivacyConfig(StrictModel):
 class WebConfig(StrictModel):
     host: str = Field(default="127.0.0.1", description="Address the dashboard listens on (put TLS in front).")
     port: int = Field(default=8080, ge=1, le=65535)
+    trusted_proxies: list[IPvAnyAddress] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Addresses of the TLS proxy in front whose X-Forwarded-For the dashboard believes (for the "
+        'audit log and the per-address log-in limit), e.g. ["127.0.0.1"] for a proxy on this machine; none by '
+        "default.",
+    )
     session_hours: float = Field(default=8.0, gt=0, le=168, description="A log-in lasts at most this long.")
     idle_minutes: float = Field(default=60.0, gt=0, le=1440, description="A log-in unused this long ends.")
     cookie_secure: bool = Field(

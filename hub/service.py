@@ -12,6 +12,7 @@ import uvicorn
 from prometheus_client import start_http_server
 
 from clinic_common.auth.shell import change_account
+from clinic_common.auth.web import proxy_settings
 from clinic_common.errors import ClinicError
 from clinic_common.mqtt import read_password
 from hub.config import HubConfig
@@ -96,7 +97,7 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
 
         threading.Thread(target=housekeeping, name="hub-housekeeping", daemon=True).start()
         app = create_app(config, engine, metrics)
-        server = uvicorn.Server(uvicorn.Config(app, host=config.web.host, port=config.web.port, log_level="warning"))
+        server = uvicorn.Server(dashboard_server(config, app))
         logger.info("dashboard on http://%s:%d/", config.web.host, config.web.port)
         # What start-up loaded stays for the life of the process: leaving it out of the garbage
         # collector's full passes keeps those from adding ~200 ms to a page now and then.
@@ -108,6 +109,17 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
             subscriber.stop()
         engine.dispose()
     return 0
+
+
+def dashboard_server(config: HubConfig, app: object) -> uvicorn.Config:
+    """The dashboard's server settings: proxy headers believed only from ``web.trusted_proxies``."""
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=config.web.host,
+        port=config.web.port,
+        log_level="warning",
+        **proxy_settings([str(a) for a in config.web.trusted_proxies]),  # type: ignore[arg-type]
+    )
 
 
 def retire_worker(config: HubConfig, worker: str) -> int:

@@ -262,13 +262,13 @@ def users_add(
 ) -> Response:
     _fresh(csrf, u)
     try:
-        h.accounts.save(username, password, role, u["name"], address(request))
+        h.accounts.save(username, password, role, u["name"], address(request), mode="create")
     except ConfigError as exc:
         return _users_page(request, h, u, str(exc))
     return RedirectResponse("/users", status_code=303)
 
 
-ACTIONS = ("role", "disable", "enable", "delete")
+ACTIONS = ("role", "reset", "disable", "enable", "delete")
 
 
 @accounts.post("/users/{username}/{action}", response_model=None)
@@ -281,6 +281,7 @@ def users_change(
     csrf: Annotated[str, Form()],
     role: Annotated[str, Form()] = "",
     confirm: Annotated[str, Form()] = "",
+    password: Annotated[str, Form()] = "",
 ) -> Response:
     _fresh(csrf, u)
     if action not in ACTIONS:
@@ -291,6 +292,9 @@ def users_change(
             raise ConfigError("another administrator changes, disables or deletes your own account")
         if action == "role":
             h.accounts.set_role(username, role, *who)
+        elif action == "reset":
+            current = next((a.role for a in h.accounts.list() if a.username == username), "")
+            h.accounts.save(username, password, current, *who, mode="reset")
         elif action == "disable":
             h.accounts.disable(username, *who)
         elif action == "enable":

@@ -34,7 +34,7 @@ from contract.payload import Emotion, FaceSummary, Modalities, Probabilities, Sp
 from hub.config import HubConfig, parse_hub_config
 from hub.ingest import Ingest
 from hub.metrics import HubMetrics
-from hub.service import open_database
+from hub.service import dashboard_server, open_database
 from hub.subscriber import Subscriber
 from hub.web import create_app
 
@@ -249,7 +249,11 @@ def running_hub(config: HubConfig, web: bool = False) -> Iterator[RunningHub]:
     app = None
     if web:
         app = create_app(config, engine, metrics)
-        server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=config.web.port, log_level="warning"))
+        server = uvicorn.Server(
+            dashboard_server(
+                config.model_copy(update={"web": config.web.model_copy(update={"host": "127.0.0.1"})}), app
+            )
+        )
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         wait_for(lambda: server.started, what="the dashboard to start")
@@ -278,9 +282,11 @@ class Browserless:
     def get(self, path: str) -> tuple[int, dict[str, str], str]:
         return self._open(urllib.request.Request(self.base + path))
 
-    def post(self, path: str, form: dict[str, str]) -> tuple[int, dict[str, str], str]:
+    def post(
+        self, path: str, form: dict[str, str], headers: dict[str, str] | None = None
+    ) -> tuple[int, dict[str, str], str]:
         data = urllib.parse.urlencode(form).encode()
-        return self._open(urllib.request.Request(self.base + path, data=data, method="POST"))
+        return self._open(urllib.request.Request(self.base + path, data=data, method="POST", headers=headers or {}))
 
     def _open(self, request: urllib.request.Request) -> tuple[int, dict[str, str], str]:
         try:

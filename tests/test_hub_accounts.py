@@ -170,3 +170,40 @@ def test_too_many_password_checks_at_once_are_refused_not_queued(web: Web) -> No
         for _ in range(held):
             hashing.release()
     assert _log_in(web, *ADMIN)[1] == 200
+
+
+def test_a_forged_forwarded_for_is_not_believed(web: Web) -> None:
+    """Without a configured proxy the dashboard believes no X-Forwarded-For: twenty guesses at twenty
+    names, each claiming another address, lock this machine's address, and the audit log records it,
+    not the forged ones."""
+    for i in range(20):
+        client = Browserless(web.url)
+        form = {"username": f"nobody{i}", "password": "guess", "csrf": client.login_token()}
+        assert client.post("/login", form, headers={"X-Forwarded-For": f"203.0.113.{i}"})[0] == 401
+    client = Browserless(web.url)
+    form = {"username": ADMIN[0], "password": ADMIN[1], "csrf": client.login_token()}
+    assert client.post("/login", form, headers={"X-Forwarded-For": "198.51.100.7"})[0] == 429
+    addresses = {e.address for e in web.accounts.audit.recent(30) if e.action.startswith("log-in")}
+    assert addresses == {"127.0.0.1"}
+
+
+def test_the_create_form_never_resets_an_account_and_reset_is_its_own_action(web: Web) -> None:
+    admin, status, _ = _log_in(web, *ADMIN)
+    assert status == 200
+    token = admin.get("/users")[2].split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    # The create form, aimed at the admin's own account (or any existing one), changes nothing.
+    for name in (ADMIN[0], "target2"):
+        web.accounts.save("target2", "the right long secret", "viewer", "test")
+        status, _, body = admin.post(
+            "/users", {"username": name, "password": "an attacker's choice", "role": "admin", "csrf": token}
+        )
+        assert status == 400 and "exists already" in body
+    assert _log_in(web, *ADMIN)[1] == 200
+    assert {a.username: a.role for a in web.accounts.list()}["target2"] == "viewer"
+    # Reset is an action on another account; one's own is refused.
+    status, _, body = admin.post("/users/target2/reset", {"password": "a new long secret", "csrf": token})
+    assert status == 200 and 'id="account-error"' not in body  # back on the accounts page
+    assert _log_in(web, "target2", "a new long secret")[1] == 200
+    status, _, body = admin.post(f"/users/{ADMIN[0]}/reset", {"password": "a new long secret", "csrf": token})
+    assert status == 400 and "your own account" in body
+    assert _log_in(web, *ADMIN)[1] == 200

@@ -77,11 +77,21 @@ class Accounts:
 
     # ---- changes -------------------------------------------------------------------------
 
-    def save(self, username: str, password: str, role: str, actor: str, address: str = "") -> None:
-        """Create an account, or reset its password and role (its sessions end).
+    def save(
+        self,
+        username: str,
+        password: str,
+        role: str,
+        actor: str,
+        address: str = "",
+        mode: Literal["create or reset", "create", "reset"] = "create or reset",
+    ) -> None:
+        """Create an account, or reset its password and role (its sessions end). ``mode`` limits it to
+        one of the two (the web pages: creating never resets an existing account).
 
         Raises:
-            ConfigError: a bad name, role or too short a password; the last administrator demoted.
+            ConfigError: a bad name, role or too short a password; the last administrator demoted; an
+                account that exists (``create``) or does not (``reset``).
         """
         if not _NAME.match(username):
             raise ConfigError("user name: 2-64 characters of lower-case letters, digits, '.', '_' or '-'")
@@ -90,7 +100,12 @@ class Accounts:
             raise ConfigError(f"password must have at least {MIN_PASSWORD} characters")
         hashed = _hasher.hash(password)
         with self.engine.begin() as conn:
+            self._lock_admins(conn)
             row = conn.execute(sa.select(self.users).where(self.users.c.username == username)).mappings().first()
+            if row is not None and mode == "create":
+                raise ConfigError(f"an account {username!r} exists already: reset its password with its Reset action")
+            if row is None and mode == "reset":
+                raise ConfigError(f"no account {username!r}")
             if row is None:
                 conn.execute(
                     self.users.insert().values(username=username, password_hash=hashed, role=role, created_at=_now())
@@ -102,6 +117,7 @@ class Accounts:
                     self.users.update().where(self.users.c.username == username).values(password_hash=hashed, role=role)
                 )
                 ended = self.sessions.end_all(username, conn)
+                self.throttle.clear(username, conn)
                 self.audit.record(
                     actor, "password reset", username, address, f"role {role}; {ended} sessions ended", conn
                 )
@@ -109,6 +125,7 @@ class Accounts:
     def set_role(self, username: str, role: str, actor: str, address: str = "") -> None:
         self._role_ok(role)
         with self.engine.begin() as conn:
+            self._lock_admins(conn)
             row = self._existing(conn, username)
             self._keeps_an_admin(conn, username, role, row["disabled_at"] is not None)
             conn.execute(self.users.update().where(self.users.c.username == username).values(role=role))
@@ -117,6 +134,7 @@ class Accounts:
 
     def disable(self, username: str, actor: str, address: str = "") -> None:
         with self.engine.begin() as conn:
+            self._lock_admins(conn)
             row = self._existing(conn, username)
             self._keeps_an_admin(conn, username, row["role"], disabled=True)
             conn.execute(self.users.update().where(self.users.c.username == username).values(disabled_at=_now()))
@@ -127,10 +145,12 @@ class Accounts:
         with self.engine.begin() as conn:
             self._existing(conn, username)
             conn.execute(self.users.update().where(self.users.c.username == username).values(disabled_at=None))
+            self.throttle.clear(username, conn)
             self.audit.record(actor, "account enabled", username, address, conn=conn)
 
     def delete(self, username: str, actor: str, address: str = "") -> None:
         with self.engine.begin() as conn:
+            self._lock_admins(conn)
             row = self._existing(conn, username)
             self._keeps_an_admin(conn, username, "", disabled=True)
             ended = self.sessions.end_all(username, conn)
@@ -151,13 +171,13 @@ class Accounts:
 
     def log_in(self, username: str, password: str, address: str) -> str:
         """A session token for the account, or :class:`LoginRefusedError` (never sleeps)."""
-        wait = self.throttle.retry_after(username, address)
-        if wait:
-            self.audit.record(username, "log-in throttled", "", address, f"retry in {wait} s")
-            raise LoginRefusedError("throttled", wait)
         if not self._hashing.acquire(blocking=False):
             raise LoginRefusedError("busy", 1)
         try:
+            wait = self.throttle.attempt(username, address)  # counted before the password is checked
+            if wait:
+                self.audit.record(username, "log-in throttled", "", address, f"retry in {wait} s")
+                raise LoginRefusedError("throttled", wait)
             with self.engine.begin() as conn:
                 row = conn.execute(sa.select(self.users).where(self.users.c.username == username)).mappings().first()
             usable = row is not None and row["disabled_at"] is None
@@ -172,10 +192,9 @@ class Accounts:
         finally:
             self._hashing.release()
         if not right:
-            self.throttle.failed(username, address)
             self.audit.record(username, "log-in refused", "", address)
             raise LoginRefusedError("wrong")
-        self.throttle.succeeded(username)
+        self.throttle.succeeded(username, address)
         values = {"last_login_at": _now(), **({"password_hash": rehash} if rehash else {})}
         with self.engine.begin() as conn:
             conn.execute(self.users.update().where(self.users.c.username == username).values(**values))
@@ -197,6 +216,16 @@ class Accounts:
         if row is None:
             raise ConfigError(f"no account {username!r}")
         return row
+
+    def _lock_admins(self, conn: sa.Connection) -> None:
+        """Before a change reads anything: hold every enabled administrator's row (PostgreSQL) or the
+        database (SQLite), so that two administrators demoting each other at once take turns and the
+        second sees the first's change (no write skew that leaves no administrator)."""
+        conn.execute(
+            self.users.update()
+            .where(self.users.c.role == self.admin_role, self.users.c.disabled_at.is_(None))
+            .values(role=self.users.c.role)
+        )
 
     def _keeps_an_admin(self, conn: sa.Connection, username: str, role: str, disabled: bool) -> None:
         """Refuse a change that would leave no enabled administrator."""

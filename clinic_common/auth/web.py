@@ -22,6 +22,18 @@ SECURITY_HEADERS = {
 HSTS = ("Strict-Transport-Security", "max-age=31536000")  # added by products served over TLS
 
 
+def proxy_settings(trusted: list[str]) -> dict[str, object]:
+    """uvicorn's proxy options: ``X-Forwarded-For``/``-Proto`` believed only from the listed addresses.
+
+    uvicorn believes them from 127.0.0.1 unless told otherwise; on a page served on loopback anyone on
+    the machine could then forge the address the access log records and the per-address throttle
+    counts. Trust is explicit configuration, never a default.
+    """
+    if not trusted:
+        return {"proxy_headers": False, "forwarded_allow_ips": ""}
+    return {"proxy_headers": True, "forwarded_allow_ips": ",".join(trusted)}
+
+
 def same_token(given: str, expected: str) -> bool:
     """Constant-time comparison of two tokens of any characters (non-ASCII text included)."""
     return secrets.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

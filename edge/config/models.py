@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, IPvAnyAddress, field_validator, model_validator
 
 from clinic_common.config import CredentialPath, StrictModel
 from clinic_common.mqtt import MqttConfig, is_loopback
@@ -504,6 +504,12 @@ class ReviewConfig(StrictModel):
 
     host: str = Field(default="127.0.0.1", description="Address the page listens on (loopback unless set).")
     port: int = Field(default=8443, ge=0, le=65535, description="Its port; 0 picks a free one.")
+    trusted_proxies: list[IPvAnyAddress] = Field(
+        default_factory=list,
+        max_length=16,
+        description="Addresses of reverse proxies whose X-Forwarded-For the page believes (for the access log "
+        "and the per-address log-in limit); none by default, not even this machine.",
+    )
     tls: ReviewTlsConfig | None = Field(
         default=None,
         description="Certificate and key; by default the room's own (mqtt.tls.cert_file/key_file). Without "

@@ -14,6 +14,7 @@ from pathlib import Path
 import uvicorn
 
 from clinic_common.auth.shell import change_account, shell_actor
+from clinic_common.auth.web import proxy_settings
 from clinic_common.errors import ConfigError
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
@@ -71,6 +72,7 @@ def serve_review(config: AppConfig) -> int:
             port=config.review.port,
             log_level="warning",
             server_header=False,
+            **proxy_settings([str(a) for a in config.review.trusted_proxies]),  # type: ignore[arg-type]
             **ssl_args,  # type: ignore[arg-type]
         )
     )
