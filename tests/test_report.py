@@ -173,3 +173,105 @@ def test_reports_are_owner_only_listed_and_purged_with_their_session(
         store.close()
     assert counts["sessions"] >= 1 and counts["reports"] >= 2
     assert not any(p.exists() for p in (*inside, *outside))
+
+
+def _state_copy(session: tuple[Path, str], tmp_path: Path) -> tuple[Any, str]:
+    """The module's room with its state folder copied (erasing here leaves the module's session alone)."""
+    import shutil
+
+    config_path, session_id = session
+    config = load_config(config_path)
+    state = tmp_path / "state"
+    shutil.copytree(config.storage.state_dir, state, ignore=shutil.ignore_patterns("*.sock", "reports"))
+    return config.model_copy(update={"storage": config.storage.model_copy(update={"state_dir": state})}), session_id
+
+
+def _left(config: Any) -> list[Path]:
+    folder = config.storage.state_dir / "reports"
+    return sorted(folder.iterdir()) if folder.is_dir() else []
+
+
+def test_a_session_erased_while_its_pdf_prints_leaves_no_file(
+    session: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The erasure arrives while Chromium prints (a hook in the printer): the files are deleted and the
+    report refused; before, the PDF stayed behind, recorded nowhere, and retention never removed it."""
+    from edge.report import render
+    from edge.report.render import ReportError, write_report
+    from edge.store import Store
+
+    config, session_id = _state_copy(session, tmp_path)
+    real = render.write_pdf
+
+    def erased_meanwhile(html: Path, pdf: Path) -> Path | None:
+        store = Store(config.storage.state_dir / config.storage.database)
+        try:
+            store.erase(session_id)
+        finally:
+            store.close()
+        return real(html, pdf)
+
+    monkeypatch.setattr(render, "write_pdf", erased_meanwhile)
+    with pytest.raises(ReportError, match="erased while its report was written"):
+        write_report(config, session_id)
+    assert _left(config) == []
+
+
+def test_a_printer_that_fails_after_writing_leaves_nothing_unrecorded(
+    session: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Chromium that writes the PDF and then exits with an error: the PDF is deleted, the HTML stands
+    and is on record."""
+    from edge.report.render import write_report
+    from edge.store import Store
+
+    config, session_id = _state_copy(session, tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    script = fake / "chromium"
+    script.write_text(
+        '#!/bin/sh\nfor a in "$@"; do case "$a" in --print-to-pdf=*) echo "%PDF-1.4 partial" > "${a#*=}";; esac; '
+        "done\nexit 1\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    written = write_report(config, session_id)
+    assert [p.suffix for p in written] == [".html"]
+    assert _left(config) == written
+    store = Store(config.storage.state_dir / config.storage.database)
+    try:
+        here = str(config.storage.state_dir.resolve())
+        on_record = {p for s, p, _ in store.reports() if s == session_id and p.startswith(here)}
+        assert on_record == {str(written[0].resolve())}
+    finally:
+        store.close()
+
+
+def test_an_erasure_cut_short_after_its_commit_is_finished_at_the_next_start(
+    session: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The process dies between the erasure's commit and deleting the files (a hook raises there): the
+    next start of the store deletes them."""
+    from edge.report.render import write_report
+    from edge.store import Store, db
+
+    config, session_id = _state_copy(session, tmp_path)
+    written = write_report(config, session_id, pdf=False)
+    path = config.storage.state_dir / config.storage.database
+
+    class Killed(BaseException):
+        pass
+
+    def die(_paths: object) -> int:
+        raise Killed
+
+    store = Store(path)
+    monkeypatch.setattr(db, "remove_reports", die)
+    with pytest.raises(Killed):
+        store.erase(session_id)
+    store.close()
+    monkeypatch.undo()
+    assert _left(config) == written  # the session is gone, its file is not (yet)
+    Store(path).close()  # the appliance (or the review page) starts again
+    assert _left(config) == []

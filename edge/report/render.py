@@ -26,6 +26,7 @@ from edge.report import plots
 from edge.report.analysis import SessionFigures, clock, figures, summary_sentences
 from edge.report.data import ReportError, SessionData, load_session
 from edge.store import Store
+from edge.store.db import remove_reports
 
 logger = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
             subprocess.run(cmd, check=True, capture_output=True, timeout=PDF_TIMEOUT_S)
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             logger.warning("Chromium could not print the PDF (%s); the HTML report stands", exc)
+            pdf_path.unlink(missing_ok=True)  # whatever it wrote before failing
             return None
     if not pdf_path.is_file():
         return None
@@ -265,22 +267,30 @@ def write_report(
     session = load_session(db_path, session_id, registry)
     out_dir = out_dir if out_dir is not None else reports_dir(config)
     html_path = out_dir / f"report-{session.id}.html"
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(html_path, render_html(session, config, registry))
-    except OSError as exc:
-        raise ReportError(f"cannot write {html_path}: {exc}") from None
-    written = [html_path]
-    if pdf:
-        printed = write_pdf(html_path, html_path.with_suffix(".pdf"))
-        if printed is not None:
-            written.append(printed)
+    pdf_path = html_path.with_suffix(".pdf")
     store = Store(db_path, migrate_schema=False)
     try:
-        for path in written:
+        # On record before they exist: an erasure meanwhile, or a crash, never leaves one unknown.
+        for path in (html_path, *((pdf_path,) if pdf else ())):
             store.add_report(session.id, path)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            _write_private(html_path, render_html(session, config, registry))
+        except OSError as exc:
+            store.drop_report(html_path)
+            raise ReportError(f"cannot write {html_path}: {exc}") from None
+        written = [html_path]
+        if pdf:
+            printed = write_pdf(html_path, pdf_path)
+            if printed is None:
+                store.drop_report(pdf_path)
+            else:
+                written.append(printed)
+        if not all(store.has_report(path) for path in written):
+            remove_reports(written)  # the session was erased while its report was written
+            raise ReportError(f"session {session.id} was erased while its report was written; nothing is kept")
     except StoreError as exc:
-        raise ReportError(f"the report was written but not recorded for purging: {exc}") from None
+        raise ReportError(f"no report for session {session.id}: {exc}") from None
     finally:
         store.close()
     return written

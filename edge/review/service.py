@@ -166,6 +166,10 @@ def export_fhir(config: AppConfig, session_id: str, out: Path | None, post: bool
         _write_private(out, json.dumps(bundle, indent=1))
         log.record(actor, EXPORTED, session_id, detail=f"{len(bundle['entry'])} resources to {out}")
         print(f"FHIR bundle ({len(bundle['entry'])} resources): {out}")
+        print(
+            f"{out} is a copy outside the appliance's records (the report inside it included): erasing the session "
+            "does not delete it; it is yours to keep safe or delete (the access log records that it was exported)"
+        )
     if post and config.review.fhir is not None:
         try:
             filed = post_bundle(bundle, config.review.fhir)

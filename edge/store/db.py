@@ -125,6 +125,8 @@ class Store:
                 add_channel_columns(self.db, self.registry.names)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"database {path} is unusable: {exc}") from exc
+        if migrate_schema:
+            self.finish_removals()  # an erasure interrupted after its commit is completed here
 
     def close(self) -> None:
         self.db.conn.close()
@@ -378,6 +380,7 @@ class Store:
                 Path(r[0])
                 for r in conn.execute(f"SELECT path FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
             ]
+            self._to_remove(files)
             conn.execute(f"DELETE FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
             report_files.extend(files)
             sessions = conn.execute(
@@ -395,8 +398,9 @@ class Store:
                 "outbox": outbox,
             }
 
+        self.finish_removals()
         counts: dict[str, int] = self._write("the retention purge", body)
-        counts["reports"] = remove_reports(report_files)
+        counts["reports"] = self._remove(report_files)
         if any(counts.values()):
             self.checkpoint()
         return counts
@@ -458,6 +462,7 @@ class Store:
             report_files.extend(
                 Path(r[0]) for r in conn.execute("SELECT path FROM reports WHERE session_id = ?", [session_id])
             )
+            self._to_remove(report_files)
             conn.execute("DELETE FROM reports WHERE session_id = ?", [session_id])
             counts["outbox"] = conn.execute(
                 "DELETE FROM outbox WHERE json_valid(payload) AND json_extract(payload, '$.session_id') = ?",
@@ -468,21 +473,72 @@ class Store:
                 self._enqueue(retract)
             return counts
 
+        self.finish_removals()
         counts: dict[str, int] = self._write(f"the erasure of session {session_id}", body)
-        counts["reports"] = remove_reports(report_files)
+        counts["reports"] = self._remove(report_files)
         return Erased(session_id, counts, self.checkpoint())
 
     # -- reports -----------------------------------------------------------------------------------
     def add_report(self, session_id: str, path: Path) -> None:
-        """Remember a report file written for ``session_id`` (it is deleted with the session)."""
+        """Record a report file of ``session_id`` *before* it is written, so that an erasure or purge
+        that comes while it is being written (or after a failed print left it half-written) knows it
+        and deletes it with the session. The writer checks :meth:`has_report` after writing.
+
+        Raises:
+            StoreError: the session is not (or no longer) there: nothing may be written for it.
+        """
         resolved = str(path.resolve())
-        self._write(
-            "a report's path",
-            lambda: self.db.conn.execute(
+
+        def body() -> None:
+            conn = self.db.conn
+            if conn.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is None:
+                raise StoreError(f"no session {session_id} in {self.path} (erased?): no report is written for it")
+            conn.execute("DELETE FROM removals WHERE path = ?", [resolved])
+            conn.execute(
                 "INSERT OR REPLACE INTO reports (session_id, path, created_at) VALUES (?, ?, ?)",
                 [session_id, resolved, _now()],
-            ),
+            )
+
+        self._write("a report's path", body)
+
+    def has_report(self, path: Path) -> bool:
+        """Whether ``path`` is still on record (False: its session was erased or purged meanwhile)."""
+        row = self.db.execute("SELECT 1 FROM reports WHERE path = ?", [str(path.resolve())]).fetchone()
+        return row is not None
+
+    def drop_report(self, path: Path) -> None:
+        """Forget a report file that was not written after all (its printer failed) and delete it."""
+        self._write(
+            "a report's path",
+            lambda: self.db.conn.execute("DELETE FROM reports WHERE path = ?", [str(path.resolve())]),
         )
+        remove_reports([path])
+
+    def _to_remove(self, paths: Sequence[Path]) -> None:
+        """Inside an erasure's or purge's transaction: these files are to be deleted once it commits."""
+        now = _now()
+        self.db.conn.executemany(
+            "INSERT OR REPLACE INTO removals (path, since) VALUES (?, ?)", [(str(p), now) for p in paths]
+        )
+
+    def _remove(self, paths: Sequence[Path]) -> int:
+        removed = remove_reports(paths)
+        if paths:
+            self._write(
+                "the removed reports",
+                lambda: self.db.conn.executemany("DELETE FROM removals WHERE path = ?", [(str(p),) for p in paths]),
+            )
+        return removed
+
+    def finish_removals(self) -> int:
+        """Delete report files an erasure or purge committed but did not get to delete (the process
+        died in between); returns how many were still there."""
+        left = [Path(r[0]) for r in self.db.execute("SELECT path FROM removals").fetchall()]
+        if left:
+            logger.warning(
+                "deleting %d report files of erased or purged sessions left by an interrupted run", len(left)
+            )
+        return self._remove(left) if left else 0
 
     def reports(self) -> list[tuple[str, str, str]]:
         """(session id, path, written at) of every report file on record, newest first."""

@@ -165,6 +165,12 @@ def _v7(db: sqlite_utils.Database) -> None:
     db.table("reports").create_index(["path"], unique=True)
 
 
+def _v8(db: sqlite_utils.Database) -> None:
+    """Report files whose session was erased or purged, until they are deleted: a process that dies
+    between the erasure's commit and the deletion leaves them on record, and the next start deletes them."""
+    db.table("removals").create({"path": str, "since": str}, pk="path", not_null={"since"})
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, _v1),
     (2, _v2),
@@ -173,6 +179,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (5, _v5),
     (6, _v6),
     (7, _v7),
+    (8, _v8),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
