@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 import stat
 import sys
@@ -271,7 +270,4 @@ def test_an_enrolled_voice_is_never_analysed_in_a_real_room(
     assert max(v["staff_share"] for v in spoken) > 0.5
     assert all(v["arousal"] is None and v["valence"] is None and v["cues"] is None for v in voices)
     assert all(v["voiced_ratio"] < 0.1 for v in voices)  # what remains as the client's is next to nothing
-    staff_windows = re.search(r'clinic_edge_speech_share_bucket\{le="0.0",speaker="staff"\} (\S+)', metrics)
-    total = re.search(r'clinic_edge_speech_share_count\{speaker="staff"\} (\S+)', metrics)
-    assert staff_windows and total and float(total[1]) == len(attributed_enrolled(voices))
-    assert float(staff_windows[1]) < float(total[1])  # windows with staff speech are counted
+    assert "speech_share" not in metrics and "speaker=" not in metrics  # who spoke how much is no metric

@@ -5,8 +5,8 @@
 only while a clinician asked for explanations (the ``explain`` command, for some seconds); ``off``.
 Requests are honoured in every mode but ``off``. What an explanation holds is each channel's own
 (:meth:`edge.channels.base.Channel.explainer`); each channel's cost is in the window's timing
-(``explain_<channel>_ms``) and in ``clinic_edge_stage_seconds``; the number of explained windows is
-``clinic_edge_explanations_total{reason}``.
+(``explain_<channel>_ms``) and, between sessions, in ``clinic_edge_stage_recent_seconds``; how many
+windows were explained, and why, is no metric (it would tell a session's facts to any scraper).
 """
 
 from __future__ import annotations

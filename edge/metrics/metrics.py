@@ -1,9 +1,22 @@
-"""The appliance's metrics, on a registry of their own (one per running appliance)."""
+"""The appliance's metrics, on a registry of their own (one per running appliance).
+
+What a scraper may learn is the appliance's work, faults and configuration, never what the analysis
+found about a client. Erasure cannot reach a time-series database, and with the session state gauge
+any counter that grows with a session's content (disparity moments, explanations and why, who spoke
+how much, whether the face was in view) tells that session's facts. So:
+
+* counters and gauges count work that every window or frame does, faults and queues;
+* stage timings are live histograms only for stages that run whatever the content (:data:`LIVE_STAGES`);
+  the others (classify, transcribe, explain_<channel>, ...) run only on some windows, so their count
+  would be a per-session fact: they are gathered in memory and published as recent quantiles
+  (:data:`STAGE_QUANTILES`) when a session ends, never during one, and without a count.
+"""
 
 from __future__ import annotations
 
 import logging
 import platform
+from collections import deque
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
@@ -11,6 +24,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from edge import __version__
 
 logger = logging.getLogger(__name__)
+
+# Stages that run on every frame or window whatever the client does: their counts say nothing about one.
+LIVE_STAGES = frozenset({"detect", "frame", "summarize", "store", "window_to_store", "publish_ack"})
+STAGE_QUANTILES = (0.5, 0.95)
+STAGE_SAMPLE = 512  # observations per stage the quantiles are drawn from (across sessions)
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -59,37 +77,40 @@ class Metrics:
         )
         self.stage_latency = Histogram(
             "clinic_edge_stage_seconds",
-            "Time spent per stage (detect, classify, skin, frame, audio, voice_cues, speech_model, transcribe, text, "
-            "words, pulse, speakers, fusion, explain_<channel>, summarize, store, window_to_store, publish_ack)",
+            "Time spent per stage that runs whatever the content (detect, frame, summarize, store, "
+            "window_to_store, publish_ack)",
             ["stage"],
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.channel_windows = Counter(
-            "clinic_edge_channel_windows",
-            "Windows per channel and quality (good, or why the channel was left out of the fusion)",
-            ["channel", "quality"],
+        self.stage_recent = Gauge(
+            "clinic_edge_stage_recent_seconds",
+            "Quantiles of the recent time spent by stages that run on some windows only (classify, skin, audio, "
+            "voice_cues, speech_model, transcribe, text, words, pulse, speakers, fusion, explain_<channel>); "
+            "updated when a session ends",
+            ["stage", "quantile"],
             registry=r,
         )
-        self.explanations = Counter(
-            "clinic_edge_explanations",
-            "Windows explained, by why (every, disagreement, request)",
-            ["reason"],
-            registry=r,
-        )
-        self.events = Counter("clinic_edge_events", "Events detected (disparity)", ["kind"], registry=r)
-        self.speech_share = Histogram(
-            "clinic_edge_speech_share",
-            "Share of each attributed window's voiced time by speaker (client, staff, unknown); only the "
-            "client's is analysed",
-            ["speaker"],
-            buckets=(0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
-            registry=r,
-        )
+        self._recent: dict[str, deque[float]] = {}
         self.build = Info("clinic_edge_build", "Software build", registry=r)
         self.build.info({"version": __version__, "python": platform.python_version(), "machine": platform.machine()})
         self._server: Any = None
         self.port: int | None = None
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """Time one stage: live for :data:`LIVE_STAGES`, else kept for the quantiles of :meth:`session_ended`."""
+        if stage in LIVE_STAGES:
+            self.stage_latency.labels(stage).observe(seconds)
+            return
+        self._recent.setdefault(stage, deque(maxlen=STAGE_SAMPLE)).append(seconds)
+
+    def session_ended(self) -> None:
+        """Publish the recent quantiles of the content-dependent stages (between sessions only)."""
+        for stage, times in self._recent.items():
+            ordered = sorted(times)
+            for q in STAGE_QUANTILES:
+                value = ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+                self.stage_recent.labels(stage, str(q)).set(value)
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port (useful with port 0)."""

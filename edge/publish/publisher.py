@@ -96,7 +96,7 @@ class OutboxPublisher(threading.Thread):
                 self._held.pop(seq, None)
                 self.sent += 1
                 self.metrics.published.inc()
-                self.metrics.stage_latency.labels("publish_ack").observe(time.monotonic() - sent_at)
+                self.metrics.observe_stage("publish_ack", time.monotonic() - sent_at)
             else:
                 store.mark_attempt(seq)
                 self.refused += 1

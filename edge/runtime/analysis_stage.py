@@ -52,7 +52,7 @@ class AnalysisStage:
             )
         t0 = time.perf_counter()
         results = self._summarizer.summarize(window)
-        self.metrics.stage_latency.labels("summarize").observe(time.perf_counter() - t0)
+        self.metrics.observe_stage("summarize", time.perf_counter() - t0)
         self._settle(results)
         return results
 
@@ -78,18 +78,9 @@ class AnalysisStage:
         for stage in self.stages:
             ms = result.timing_ms.get(f"{stage}_ms")
             if ms is not None:
-                self.metrics.stage_latency.labels(stage).observe(ms / 1e3)
-        for name, channel in result.channels.items():
-            self.metrics.channel_windows.labels(name, channel.quality).inc()
-        voice = result.voice
-        if voice is not None and voice.staff_share is not None and voice.unknown_share is not None:
-            client = max(0.0, 1.0 - voice.staff_share - voice.unknown_share)
-            for speaker, share in (("client", client), ("staff", voice.staff_share), ("unknown", voice.unknown_share)):
-                self.metrics.speech_share.labels(speaker).observe(share)
-        if result.explanation is not None:
-            self.metrics.explanations.labels(result.explanation.reason).inc()
-        if result.events:
-            self.metrics.events.labels("disparity").inc(len(result.events))
+                self.metrics.observe_stage(stage, ms / 1e3)
+        # Nothing of what the window found (its channels' quality, who spoke, explanations, events)
+        # goes to the metrics: see edge.metrics.metrics.
 
     def finish(self) -> SessionTail | None:
         """At the end of the session: speech still going on and a running disparity (they belong to no
@@ -99,6 +90,4 @@ class AnalysisStage:
         tail = self._summarizer.finish()
         self._settle(tail.windows)
         self._summarizer.close()
-        if tail.events:
-            self.metrics.events.labels("disparity").inc(len(tail.events))
         return tail

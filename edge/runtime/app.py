@@ -118,6 +118,8 @@ class Appliance:
     def _state_changed(self, state: State) -> None:
         for name in ("standby", "recording", "paused"):
             self.metrics.session_state.labels(name).set(1 if name == state else 0)
+        if state == "standby":
+            self.metrics.session_ended()
         if self.mqtt is not None:
             self.mqtt.set_session(state)
 

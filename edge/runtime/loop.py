@@ -153,16 +153,15 @@ class AnalysisLoop:
     def _frame(self, frame: VideoFrame, windower: Windower) -> None:
         """One frame through the analyser (the frame is dropped after it) into the windower."""
         m = self.metrics
-        latency = m.stage_latency
         t0 = time.perf_counter()
         analysis = self.analyzer.analyze(frame)
         self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
-        latency.labels("detect").observe(analysis.detect_ms / 1e3)
-        latency.labels("classify").observe(analysis.classify_ms / 1e3)
+        m.observe_stage("detect", analysis.detect_ms / 1e3)
+        m.observe_stage("classify", analysis.classify_ms / 1e3)
         for stage, ms in analysis.hook_ms.items():  # the channels' per-frame work
             if stage != "classify_ms":
-                latency.labels(stage.removesuffix("_ms")).observe(ms / 1e3)
-        latency.labels("frame").observe(time.perf_counter() - t0)
+                m.observe_stage(stage.removesuffix("_ms"), ms / 1e3)
+        m.observe_stage("frame", time.perf_counter() - t0)
         windower.add_frame(analysis)
         self.report.frames += 1
         m.frames.inc()

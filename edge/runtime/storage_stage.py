@@ -204,8 +204,8 @@ class StorageStage:
             self._backlog.popleft()
             if result is not None:
                 done = time.monotonic()
-                self.metrics.stage_latency.labels("store").observe(time.perf_counter() - t0)
-                self.metrics.stage_latency.labels("window_to_store").observe(done - result.ready_monotonic)
+                self.metrics.observe_stage("store", time.perf_counter() - t0)
+                self.metrics.observe_stage("window_to_store", done - result.ready_monotonic)
                 self.latencies_ms.append((done - result.ready_monotonic) * 1e3)
                 self.metrics.windows.inc()
                 self.stored += 1
