@@ -299,10 +299,7 @@ def _sequence(
     for chunk in _chunks(wanted):
         query = sa.select(devices).where(_among(conn, devices.c.device_id, chunk)).order_by(devices.c.device_id)
         rows.update((r["device_id"], dict(r)) for r in conn.execute(query.with_for_update()).mappings())
-    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for chunk in _chunks(sorted({m.device_id for m in summaries})):  # every sequenced message
-        for gap in conn.execute(sa.select(gaps).where(_among(conn, gaps.c.device_id, chunk))).mappings():
-            held[gap["device_id"]].append(dict(gap))
+    held = _gaps_for(conn, summaries, rows)
     gone: list[int] = []
     touched: set[str] = set()
     accepted = []
@@ -343,6 +340,54 @@ def _sequence(
     if new_gaps:
         conn.execute(gaps.insert(), new_gaps)
     return accepted
+
+
+def _gaps_for(
+    conn: sa.Connection, sequenced: list[Message], rows: dict[str, dict[str, Any]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The open gaps a late message of this batch may fill: for each one, the gap holding its seq
+    (gaps never overlap, so it is the one starting last at or before it), found through the index,
+    never by reading a device's every gap."""
+    held: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    seen: set[int] = set()
+    for m in sequenced:
+        row = rows.get(m.device_id)
+        if row is None or row["last_seq"] is None or m._body.seq > row["last_seq"]:
+            continue
+        gap = (
+            conn.execute(
+                sa.select(gaps)
+                .where(gaps.c.device_id == m.device_id, gaps.c.from_seq <= m._body.seq)
+                .order_by(gaps.c.from_seq.desc())
+                .limit(1)
+            )
+            .mappings()
+            .first()
+        )
+        if gap is not None and gap["to_seq"] >= m._body.seq and gap["id"] not in seen:
+            seen.add(gap["id"])
+            held[m.device_id].append(dict(gap))
+    return held
+
+
+def prune_gaps(conn: sa.Connection, before: str, most_per_device: int) -> int:
+    """Forget gaps noticed before ``before`` (ISO time), and all but a device's newest
+    ``most_per_device``: what they miss stays counted in the device's ``missing``; a summary that
+    still arrives for one is stored as late without filling it."""
+    gone = int(conn.execute(gaps.delete().where(gaps.c.noticed_at < before)).rowcount)
+    crowded = conn.execute(
+        sa.select(gaps.c.device_id).group_by(gaps.c.device_id).having(sa.func.count() > most_per_device)
+    ).scalars()
+    for device in list(crowded):
+        keep = (
+            sa.select(gaps.c.id)
+            .where(gaps.c.device_id == device)
+            .order_by(gaps.c.from_seq.desc())
+            .limit(most_per_device)
+            .scalar_subquery()
+        )
+        gone += int(conn.execute(gaps.delete().where(gaps.c.device_id == device, gaps.c.id.not_in(keep))).rowcount)
+    return gone
 
 
 def _follow(

@@ -153,7 +153,16 @@ class HubConfig(StrictModel):
         max_length=48,
         description="MQTT client id (one per hub); in a share group -<worker name> is added (-main for serve).",
     )
-    dedup_days: int = Field(default=30, ge=1, le=3650, description="Days a message id is kept for de-duplication.")
+    dedup_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="Days a message id, and a gap in a room's sequence, is kept (a summary later than that is "
+        "stored, but fills no gap: its gap stays counted as missing).",
+    )
+    dead_letter_days: int = Field(
+        default=90, ge=1, le=3650, description="Days a refused message's record (never its payload) is kept."
+    )
     max_message_bytes: int = Field(
         default=64 * 1024,
         ge=4096,

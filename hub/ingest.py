@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from contract.payload import Event, Retract, Status, Summary
 from hub import bulk
-from hub.bulk import Contended, Message, Refused
+from hub.bulk import Contended, Message, Refused, prune_gaps
 from hub.config import HubConfig
 from hub.metrics import HubMetrics
 from hub.store import dead_letters, messages, retracted
@@ -54,6 +54,9 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+GAPS_PER_DEVICE = 1000  # open gaps kept per device; older ones stay counted as missing
+
+
 class Ingest:
     """Validates and stores messages; used by the MQTT subscriber and callable directly."""
 
@@ -65,10 +68,12 @@ class Ingest:
         *,
         max_message_bytes: int = 64 * 1024,
         max_age_days: int = 400,
+        dead_letter_days: int = 90,
     ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.dedup_days = dedup_days
+        self.dead_letter_days = dead_letter_days
         self.max_message_bytes = max_message_bytes
         self.max_age = dt.timedelta(days=max_age_days)
 
@@ -81,6 +86,7 @@ class Ingest:
             config.dedup_days,
             max_message_bytes=config.max_message_bytes,
             max_age_days=config.max_age_days,
+            dead_letter_days=config.dead_letter_days,
         )
 
     def handle(self, topic: str, payload: bytes) -> Outcome:
@@ -238,9 +244,15 @@ class Ingest:
             )
         conn.execute(dead_letters.insert(), rows)
 
-    def prune(self) -> int:
-        """Forget message ids, and retracted sessions' hashes, older than ``dedup_days``."""
-        cutoff = (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=self.dedup_days)).isoformat()
+    def prune(self, now: dt.datetime | None = None) -> int:
+        """Forget message ids, retracted sessions' hashes and sequence gaps older than ``dedup_days``
+        (and a device's gaps beyond :data:`GAPS_PER_DEVICE`), and dead letters older than
+        ``dead_letter_days``; returns the message ids forgotten."""
+        now = now or dt.datetime.now(dt.timezone.utc)
+        cutoff = (now.date() - dt.timedelta(days=self.dedup_days)).isoformat()
+        letters = (now - dt.timedelta(days=self.dead_letter_days)).isoformat(timespec="seconds")
         with self.engine.begin() as conn:
             conn.execute(retracted.delete().where(retracted.c.received_day < cutoff))
+            conn.execute(dead_letters.delete().where(dead_letters.c.received_at < letters))
+            prune_gaps(conn, cutoff, GAPS_PER_DEVICE)
             return int(conn.execute(messages.delete().where(messages.c.received_day < cutoff)).rowcount)

@@ -76,6 +76,12 @@ def _release_settings(engine: sa.Engine) -> None:
                 conn.execute(sa.text(f"ALTER TABLE releases ADD COLUMN {column}"))
         if "dominance" not in {c["name"] for c in sa.inspect(conn).get_columns("hub_settings")}:
             conn.execute(sa.text("ALTER TABLE hub_settings ADD COLUMN dominance FLOAT NOT NULL DEFAULT 0.3"))
+        for table, name, columns in (
+            ("gaps", "ix_gaps_device_from", "device_id, from_seq"),
+            ("gaps", "ix_gaps_noticed_at", "noticed_at"),
+            ("dead_letters", "ix_dead_letters_received", "received_at"),
+        ):
+            conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
         if "ux_releases_version" in {i["name"] for i in sa.inspect(conn).get_indexes("releases")}:
             return
         twice = conn.execute(

@@ -13,12 +13,12 @@ What is kept, and nothing more:
 * ``rolled_up``: months whose session rows were deleted after ``privacy.session_rows_days``; only
   their released cells remain, and summaries that still arrive for them are refused.
 * ``devices``: each appliance's health from its retained status and its summaries' sequence.
-* ``gaps``: sequence ranges that never arrived.
+* ``gaps``: sequence ranges that never arrived (kept ``dedup_days``, at most ``GAPS_PER_DEVICE`` a device).
 * ``retracted`` and ``retractions``: sessions a room erased on request (a hash of the id, to refuse
   what of it is still on its way) and what each retraction changed (counts and months, no session).
 * ``messages``: message ids already ingested (de-duplication), dropped after ``dedup_days``.
 * ``dead_letters``: messages refused (malformed, out of bounds, not the publishing room's): when,
-  the topic, why, the size and a hash; never the payload.
+  the topic, why, the size and a hash; never the payload; kept ``dead_letter_days``.
 * ``users``, ``web_sessions``, ``audit_log``, ``login_failures``: dashboard accounts
   (:mod:`clinic_common.auth`: argon2id hashes, roles, server-side sessions, the audit log).
 * ``hub_settings``: the k and dominance limit releases enforce, the schema version.
@@ -167,7 +167,8 @@ gaps = sa.Table(
     sa.Column("device_id", sa.String(63), nullable=False),
     sa.Column("from_seq", sa.BigInteger, nullable=False),
     sa.Column("to_seq", sa.BigInteger, nullable=False),
-    sa.Column("noticed_at", sa.String(40), nullable=False),
+    sa.Column("noticed_at", sa.String(40), nullable=False, index=True),
+    sa.Index("ix_gaps_device_from", "device_id", "from_seq"),  # the gap holding a late seq, without a scan
 )
 
 messages = sa.Table(
@@ -186,6 +187,7 @@ dead_letters = sa.Table(
     sa.Column("reason", sa.String(300), nullable=False),
     sa.Column("bytes", sa.Integer, nullable=False),
     sa.Column("sha256", sa.String(64), nullable=False),  # the payload itself is not kept
+    sa.Index("ix_dead_letters_received", "received_at"),
 )
 
 # Sessions a room erased on request (retract messages): a hash of the id, so that a summary of it
