@@ -54,10 +54,10 @@ def run(url: str, gaps_n: int, repeats: int) -> list[float]:
     with engine.begin() as conn:
         conn.execute(gaps.delete())  # a PostgreSQL database is shared by both runs
         conn.execute(devices.delete())
-        conn.execute(devices.insert().values(device_id="d0", site="bench", room="r0", last_seq=top))
+        conn.execute(devices.insert().values(device_id="bench/r0/d0", site="bench", room="r0", last_seq=top))
         if gaps_n:
             rows = [
-                {"device_id": "d0", "from_seq": 2 * i, "to_seq": 2 * i, "noticed_at": TODAY}
+                {"device_id": "bench/r0/d0", "from_seq": 2 * i, "to_seq": 2 * i, "noticed_at": TODAY}
                 for i in range(1, gaps_n + 1)
             ]
             conn.execute(gaps.insert(), rows)

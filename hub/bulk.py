@@ -37,6 +37,8 @@ from hub.periods import month_of, week_of
 from hub.store import (
     FLAGS,
     SUMS,
+    device_key,
+    device_name,
     devices,
     gaps,
     messages,
@@ -81,10 +83,14 @@ class Message:
 
     @property
     def device_id(self) -> str:
+        """The hub's key of the publishing device: ``<site>/<room>/<device id>``. The site and room
+        are the topic's, which the broker's per-room ACL lets only that room's appliance write; so a
+        device is known by the broker identity, never by whoever named its id first (one room
+        naming another's device id makes a device of its own room, and blocks nothing)."""
         body = self.summary or self.status or self.event or self.retract
         if body is None:  # pragma: no cover - a Message is built with one body
             raise ValueError("a message without a body")
-        return body.device_id
+        return device_key(self.site, self.room, body.device_id)
 
     @property
     def sequenced(self) -> Summary | Event | Retract | None:
@@ -258,25 +264,34 @@ class _Part:
     site: str
     room: str
     sealed_in: int | None
+    device: str | None  # None on rows from before the hub recorded it
 
 
 def _same_room(
     conn: sa.Connection, fresh: list[Message], result: Result
 ) -> tuple[list[Message], dict[str, list[_Part]]]:
-    """Summaries whose session is unknown or known in their room, and every session's parts."""
+    """Summaries whose session is unknown, or known in their room from their device; every session's
+    parts. A session belongs to the one device that published it first."""
     parts: dict[str, list[_Part]] = defaultdict(list)
     ids = sorted({m._body.session_id for m in fresh})
-    columns = (sessions.c.session_id, sessions.c.part, sessions.c.site, sessions.c.room, sessions.c.sealed_in)
+    c = sessions.c
+    columns = (c.session_id, c.part, c.site, c.room, c.sealed_in, c.device_id)
     for chunk in _chunks(ids):
-        for row in conn.execute(sa.select(*columns).where(_among(conn, sessions.c.session_id, chunk))):
-            parts[row.session_id].append(_Part(row.part, row.site, row.room, row.sealed_in))
-    owner = {sid: (p[0].site, p[0].room) for sid, p in parts.items()}
+        for row in conn.execute(sa.select(*columns).where(_among(conn, c.session_id, chunk))):
+            parts[row.session_id].append(_Part(row.part, row.site, row.room, row.sealed_in, row.device_id))
+    owner = {
+        sid: (p[0].site, p[0].room, next((x.device for x in p if x.device is not None), None))
+        for sid, p in parts.items()
+    }
     kept = []
     for m in fresh:
         sid = m._body.session_id
-        site, room = owner.setdefault(sid, (m.site, m.room))
+        site, room, device = owner.setdefault(sid, (m.site, m.room, m.device_id))
         if (site, room) != (m.site, m.room):
             result.refused.append((m.index, Refused("identity", f"session {sid} belongs to {site}/{room}")))
+        elif device is not None and device != m.device_id:
+            detail = f"session {sid} belongs to device {device_name(device)} of {site}/{room}"
+            result.refused.append((m.index, Refused("identity", detail)))
         else:
             kept.append(m)
     return kept, parts
@@ -563,6 +578,7 @@ def _add_to_sessions(conn: sa.Connection, accepted: list[Message], parts: dict[s
                 "part": part,
                 "site": m.site,
                 "room": m.room,
+                "device_id": m.device_id,
                 "day": day,
                 "week": week_of(day),
                 "month": month_of(day),

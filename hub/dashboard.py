@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from contract.classes import CLASSES
 from hub.privacy import Cell
 from hub.release import released_cell
-from hub.store import FLAGS, devices, releases, retractions, shown_cells
+from hub.store import FLAGS, device_name, devices, releases, retractions, shown_cells
 
 STALE_STATUS_S = 180
 
@@ -217,7 +217,7 @@ def health(engine: sa.Engine, site: str | None = None) -> list[DeviceHealth]:
         rows = conn.execute(query).mappings().all()
     return [
         DeviceHealth(
-            device_id=r["device_id"],
+            device_id=device_name(r["device_id"]),
             site=r["site"],
             room=r["room"],
             state=r["state"] or "unknown",

@@ -107,6 +107,31 @@ def _upgrade_from_4(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 5 (release settings, one release per version)")
 
 
+def _upgrade_from_5(engine: sa.Engine) -> None:
+    """Version 6: a device is known by its room (``<site>/<room>/<id>``, the room being the topic's,
+    which the broker's ACL ties to the appliance), and each session records its device."""
+    with engine.begin() as conn:
+        if "device_id" not in {c["name"] for c in sa.inspect(conn).get_columns("sessions")}:
+            conn.execute(sa.text("ALTER TABLE sessions ADD COLUMN device_id VARCHAR(200)"))
+        if engine.dialect.name == "postgresql":
+            for table in ("devices", "gaps"):
+                conn.execute(sa.text(f"ALTER TABLE {table} ALTER COLUMN device_id TYPE VARCHAR(200)"))
+        conn.execute(
+            sa.text(
+                "UPDATE gaps SET device_id = (SELECT d.site || '/' || d.room || '/' || d.device_id FROM devices d "
+                "WHERE d.device_id = gaps.device_id) WHERE device_id NOT LIKE '%/%' "
+                "AND EXISTS (SELECT 1 FROM devices d WHERE d.device_id = gaps.device_id)"
+            )
+        )
+        conn.execute(
+            sa.text(
+                "UPDATE devices SET device_id = site || '/' || room || '/' || device_id WHERE device_id NOT LIKE '%/%'"
+            )
+        )
+        conn.execute(hub_settings.update().where(hub_settings.c.id == 1).values(schema_version=6))
+    logger.info("hub database upgraded to schema version 6 (devices known by their room)")
+
+
 def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3) -> None:
     """Create tables (idempotent), upgrade an older database, set k and the dominance limit, and grant
     the dashboard's role.
@@ -131,8 +156,10 @@ def _create_schema(engine: sa.Engine, k: int, dominance: float) -> None:
         _upgrade_from_2(engine)
     if row is not None and row.schema_version < 4:
         _upgrade_from_3(engine)
-    if row is not None and row.schema_version < SCHEMA_VERSION:
+    if row is not None and row.schema_version < 5:
         _upgrade_from_4(engine)
+    if row is not None and row.schema_version < SCHEMA_VERSION:
+        _upgrade_from_5(engine)
     with engine.begin() as conn:
         if row is None:
             conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION, dominance=dominance))

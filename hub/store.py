@@ -60,6 +60,7 @@ sessions = sa.Table(
     sa.Column("sealed_in", sa.Integer, index=True),  # the release that sealed this part; NULL while open
     sa.Column("site", sa.String(63), nullable=False),
     sa.Column("room", sa.String(63), nullable=False),
+    sa.Column("device_id", sa.String(200)),  # the publishing device's key (site/room/id); NULL before v6
     sa.Column("day", sa.String(10), nullable=False),  # YYYY-MM-DD, UTC
     sa.Column("week", sa.String(10), nullable=False),  # Monday of the ISO week
     sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM of the week's Thursday (hub.periods)
@@ -144,7 +145,9 @@ shown_cells = sa.Table(
 devices = sa.Table(
     "devices",
     metadata,
-    sa.Column("device_id", sa.String(63), primary_key=True),
+    # <site>/<room>/<the appliance's device id>: the room is the topic's, which the broker's ACL ties to
+    # the room's appliance (hub.bulk.Message.device_id).
+    sa.Column("device_id", sa.String(200), primary_key=True),
     sa.Column("site", sa.String(63), nullable=False),
     sa.Column("room", sa.String(63), nullable=False),
     sa.Column("state", sa.String(16)),  # online | offline | stopped (retained status)
@@ -164,7 +167,7 @@ gaps = sa.Table(
     "gaps",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("device_id", sa.String(63), nullable=False),
+    sa.Column("device_id", sa.String(200), nullable=False),
     sa.Column("from_seq", sa.BigInteger, nullable=False),
     sa.Column("to_seq", sa.BigInteger, nullable=False),
     sa.Column("noticed_at", sa.String(40), nullable=False, index=True),
@@ -213,8 +216,19 @@ retractions = sa.Table(
 auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
 users = auth.users
 
-SCHEMA_VERSION = 5  # 2: session parts, nested months, releases; 3: shown_cells; 4: retractions;
-# 5: releases record their settings, one release per version, the dominance rule
+SCHEMA_VERSION = 6  # 2: session parts, nested months, releases; 3: shown_cells; 4: retractions;
+# 5: releases record their settings, one release per version, the dominance rule; 6: devices known by room
+
+
+def device_key(site: str, room: str, device_id: str) -> str:
+    """The hub's key of a device: its room (the topic's, which the broker's ACL ties to the appliance)
+    and the appliance's own id."""
+    return f"{site}/{room}/{device_id}"
+
+
+def device_name(key: str) -> str:
+    """The appliance's own device id, from the hub's key."""
+    return key.rsplit("/", 1)[-1]
 
 
 def make_engine(url: str, password: str | None = None) -> sa.Engine:

@@ -46,7 +46,7 @@ def test_rooms_publishing_through_a_real_broker_are_aggregated(tmp_path: Path) -
             with engine.begin() as conn:
                 rows = conn.execute(sa.select(devices)).mappings().all()
                 per_session = conn.execute(sa.select(sessions.c.windows)).scalars().all()
-            assert {r["device_id"] for r in rows} == {room.device for room in rooms}
+            assert {r["device_id"] for r in rows} == {f"{r.site}/{r.room}/{r.device}" for r in rooms}
             assert all(r["state"] == "online" and r["summaries"] == 12 and r["missing"] == 0 for r in rows)
             assert all(r["calibrated_at"] == "2026-11-01T09:00:00+00:00" and r["outbox"] == 0 for r in rows)
             assert per_session == [4] * 12

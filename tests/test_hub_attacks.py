@@ -12,16 +12,18 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from hub_adversary import Clinic, csv_rows, days_between, exposures, release
-from hub_helpers import hub_config
+from hub_helpers import hub_config, status, summary
 
 import hub.release
 from clinic_common.errors import ConfigError
 from hub.cli import main as hub_main
 from hub.dashboard import published
+from hub.ingest import Ingest
+from hub.metrics import HubMetrics
 from hub.periods import GRAINS
 from hub.release import PrivacySettingsError, configured_policy, policy_for, release_due
 from hub.service import open_database
-from hub.store import releases, retractions, sessions
+from hub.store import devices, gaps, releases, retractions, sessions
 
 
 def _room_cells(engine: sa.Engine, room: str) -> list[tuple[str, str, int]]:
@@ -188,3 +190,42 @@ def test_a_session_shown_before_its_withdrawal_stays_in_released_cells_only(tmp_
 
 def test_days_between_is_inclusive() -> None:
     assert days_between("2026-11-30", "2026-12-02") == ["2026-11-30", "2026-12-01", "2026-12-02"]
+
+
+def _handle(ingest: Ingest, site: str, room: str, kind: str, body: str) -> str:
+    return ingest.handle(f"clinic/v1/{site}/{room}/{kind}", body.encode()).result
+
+
+def test_a_room_naming_another_rooms_device_id_blocks_nothing(tmp_path: Path) -> None:
+    """Room 3's appliance (its broker identity may write only room 3's topics) sends a status naming
+    room 4's device id before room 4 ever connected. Before, the id then belonged to room 3 and every
+    message of room 4's appliance was refused; now a device is known by its room."""
+    engine = open_database(hub_config(tmp_path, 1883))
+    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
+    assert _handle(ingest, "north", "room-3", "status", status("edge-r4").model_dump_json()) == "stored"
+    assert _handle(ingest, "north", "room-4", "status", status("edge-r4").model_dump_json()) == "stored"
+    body = summary("north", "room-4", "edge-r4", 1, str(uuid.uuid4()), "2026-11-03").model_dump_json()
+    assert _handle(ingest, "north", "room-4", "summary", body) == "stored"
+    with engine.begin() as conn:
+        rows = sorted(
+            tuple(r) for r in conn.execute(sa.select(devices.c.device_id, devices.c.room, devices.c.summaries))
+        )
+    assert rows == [("north/room-3/edge-r4", "room-3", 0), ("north/room-4/edge-r4", "room-4", 1)]
+
+
+def test_a_session_belongs_to_the_device_that_published_it(tmp_path: Path) -> None:
+    """A summary naming another device but the same session was stored as a second device of that
+    session (a phantom device, with a gap of every earlier seq): it is refused, and no device appears."""
+    engine = open_database(hub_config(tmp_path, 1883))
+    ingest = Ingest(engine, HubMetrics(), max_age_days=3650)
+    session = str(uuid.uuid4())
+    for seq in range(1, 6):
+        body = summary("north", "r1", "d1", seq, session, "2026-11-03").model_dump_json()
+        assert _handle(ingest, "north", "r1", "summary", body) == "stored"
+    phantom = summary("north", "r1", "d9", 40, session, "2026-11-03").model_dump_json()
+    outcome = ingest.handle("clinic/v1/north/r1/summary", phantom.encode())
+    assert outcome.result == "invalid" and "belongs to device d1 of north/r1" in outcome.detail
+    with engine.begin() as conn:
+        assert conn.execute(sa.select(devices.c.device_id)).scalars().all() == ["north/r1/d1"]
+        assert conn.execute(sa.select(sa.func.count()).select_from(gaps)).scalar_one() == 0
+        assert conn.execute(sa.select(sessions.c.windows).where(sessions.c.session_id == session)).scalar_one() == 5

@@ -41,13 +41,18 @@ def _with_gaps(engine: sa.Engine, noticed: str) -> None:
     with engine.begin() as conn:
         conn.execute(
             devices.insert().values(
-                device_id="d1", site="north", room="r1", last_seq=2 * GAPS + 1, summaries=GAPS + 1, missing=GAPS
+                device_id="north/r1/d1",
+                site="north",
+                room="r1",
+                last_seq=2 * GAPS + 1,
+                summaries=GAPS + 1,
+                missing=GAPS,
             )
         )
         conn.execute(
             gaps.insert(),
             [
-                {"device_id": "d1", "from_seq": 2 * i, "to_seq": 2 * i, "noticed_at": noticed}
+                {"device_id": "north/r1/d1", "from_seq": 2 * i, "to_seq": 2 * i, "noticed_at": noticed}
                 for i in range(1, GAPS + 1)
             ],
         )
@@ -60,7 +65,7 @@ def _send(ingest: Ingest, seq: int) -> str:
 
 def _device(engine: sa.Engine) -> tuple[int, int]:
     with engine.begin() as conn:
-        missing = conn.execute(sa.select(devices.c.missing).where(devices.c.device_id == "d1")).scalar_one()
+        missing = conn.execute(sa.select(devices.c.missing).where(devices.c.device_id == "north/r1/d1")).scalar_one()
         left = conn.execute(sa.select(sa.func.count()).select_from(gaps)).scalar_one()
     return int(missing), int(left)
 
@@ -85,7 +90,9 @@ def test_gaps_and_dead_letters_are_pruned_and_what_they_missed_stays_counted(eng
     ingest = Ingest(engine, HubMetrics(), dedup_days=30, max_age_days=3650, dead_letter_days=90)
     with engine.begin() as conn:  # one fresh gap beyond the old ones; dead letters of 100 and 10 days ago
         conn.execute(
-            gaps.insert().values(device_id="d1", from_seq=2 * GAPS + 2, to_seq=2 * GAPS + 2, noticed_at=NOW.isoformat())
+            gaps.insert().values(
+                device_id="north/r1/d1", from_seq=2 * GAPS + 2, to_seq=2 * GAPS + 2, noticed_at=NOW.isoformat()
+            )
         )
         for days in (100, 10):
             conn.execute(

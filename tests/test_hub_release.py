@@ -280,7 +280,7 @@ def test_a_version_1_database_is_upgraded(tmp_path: Path) -> None:
         ).all()
         version = conn.execute(sa.text("SELECT schema_version FROM hub_settings")).scalar_one()
     assert sorted(tuple(r) for r in rows) == [(f"s{i}", 0, "2026-04", None) for i in range(3)]
-    assert version == SCHEMA_VERSION == 5
+    assert version == SCHEMA_VERSION == 6
 
 
 def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases(tmp_path: Path) -> None:

@@ -100,11 +100,12 @@ def test_a_batch_stores_exactly_what_one_by_one_storing_stores(tmp_path: Path, t
     ]  # fmt: skip
     state = _state(batch.engine)
     assert state == _state(one.engine)
-    assert state["gaps"] == [("d1", 4, 4)] and state["messages"] == 7
+    assert state["gaps"] == [("north/r1/d1", 4, 4)] and state["messages"] == 7
     assert state["dead"] == ["identity", "identity", "malformed"]
-    d1 = next(d for d in state["devices"] if d[0] == "d1")
-    assert d1 == ("d1", "north", "r1", "online", 6, 5, 1, 1)
-    windows = {r[0]: r[7] for r in state["sessions"]}  # session_id -> windows
+    d1 = next(d for d in state["devices"] if d[0] == "north/r1/d1")
+    assert d1 == ("north/r1/d1", "north", "r1", "online", 6, 5, 1, 1)
+    at = [c.name for c in sessions.c if c.name != "sealed_in"].index("windows")
+    windows = {r[0]: r[at] for r in state["sessions"]}  # session_id -> windows
     assert sorted(windows.values()) == [1, 2, 5]  # r1's first session: 1+1+2+1; r2's: 1+1; r1's second: 1
     # Storing the same batch again changes nothing but the duplicate counts.
     again = batch.store_batch(items)
