@@ -51,7 +51,7 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _toml(broker: int, url: str, metrics: int, web: int, group: str) -> str:
+def _toml(broker: int, url: str, metrics: int, web: int, group: str, dashboard_password: Path) -> str:
     return f"""client_id = "bench"
 max_age_days = 3650
 [mqtt]
@@ -59,6 +59,7 @@ host = "127.0.0.1"
 port = {broker}
 [database]
 url = "{url}"
+dashboard_password_file = "{dashboard_password}"
 [ingest]
 share_group = "{group}"
 [web]
@@ -224,7 +225,9 @@ def _ok(port: int) -> bool:
 
 def _config(tmp: Path, broker: int, url: str, metrics: int, group: str, web: int = 8080) -> Path:
     path = tmp / f"hub-{group}-{metrics}.toml"
-    path.write_text(_toml(broker, url, metrics, web, group), encoding="utf-8")
+    secret = tmp / "dashboard-password"
+    secret.write_text("bench-dashboard-password\n", encoding="utf-8")
+    path.write_text(_toml(broker, url, metrics, web, group, secret), encoding="utf-8")
     return path
 
 

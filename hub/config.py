@@ -24,6 +24,12 @@ class DatabaseConfig(StrictModel):
         "postgresql+psycopg://user@host/db for a large one or many sites.",
     )
     password_file: Path | None = Field(default=None, description="PostgreSQL password (first line of the file).")
+    dashboard_password_file: Path | None = Field(
+        default=None,
+        description="PostgreSQL: the password (first line) of clinic_dashboard, the log-in role the dashboard "
+        "uses, which may read only releases, rooms' health and accounts; the hub sets it on the role at start. "
+        "Needed wherever the dashboard runs on PostgreSQL.",
+    )
 
     @field_validator("url")
     @classmethod

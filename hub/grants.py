@@ -1,6 +1,8 @@
-"""Least privilege for the dashboard: on PostgreSQL it connects as ``clinic_dashboard``, a role that
-may read the releases and the appliances' health and keep the accounts, and nothing else (not the
-per-session rows, not the message ids, not the dead letters).
+"""Least privilege for the dashboard: on PostgreSQL it logs in as ``clinic_dashboard``, a role of its
+own with its own password (``database.dashboard_password_file``), that may read the releases and the
+appliances' health and keep the accounts, and nothing else (not the per-session rows, not the message
+ids, not the dead letters). It is not a ``SET ROLE`` on the hub's connection, which ``RESET ROLE``
+would undo: the dashboard's connections never hold the hub's rights.
 
 SQLite has no roles: a small clinic's hub on SQLite relies on the dashboard's code reading the
 releases only. Use PostgreSQL where that is not enough.
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from clinic_common.errors import ConfigError
 from hub.store import auth, devices, hub_settings, released_cells, releases, retractions, shown_cells
 
 DASHBOARD_ROLE = "clinic_dashboard"
@@ -17,15 +20,20 @@ READS = (releases, released_cells, shown_cells, devices, hub_settings, retractio
 KEEPS = auth.all()
 
 
-def grant_dashboard(engine: sa.Engine, keeps: tuple[sa.Table, ...] = ()) -> None:
-    """Create the dashboard's role (no log-in of its own) and grant it exactly what it needs."""
+def grant_dashboard(engine: sa.Engine, password: str | None = None, keeps: tuple[sa.Table, ...] = ()) -> None:
+    """Create the dashboard's log-in role (with ``password``; without one it cannot log in) and grant
+    it exactly what it needs."""
     if engine.dialect.name != "postgresql":
         return
     with engine.begin() as conn:
         exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": DASHBOARD_ROLE}).first()
         if exists is None:
             conn.execute(sa.text(f"CREATE ROLE {DASHBOARD_ROLE} NOLOGIN"))
-        conn.execute(sa.text(f"GRANT {DASHBOARD_ROLE} TO CURRENT_USER"))
+        if password is not None:
+            quoted = conn.execute(sa.text("SELECT quote_literal(:p)"), {"p": password}).scalar_one()
+            conn.execute(sa.text(f"ALTER ROLE {DASHBOARD_ROLE} LOGIN PASSWORD {quoted}"))
+        else:
+            conn.execute(sa.text(f"ALTER ROLE {DASHBOARD_ROLE} NOLOGIN"))
         conn.execute(sa.text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {DASHBOARD_ROLE}"))
         conn.execute(sa.text(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {DASHBOARD_ROLE}"))
         for table in READS:
@@ -37,17 +45,17 @@ def grant_dashboard(engine: sa.Engine, keeps: tuple[sa.Table, ...] = ()) -> None
                     conn.execute(sa.text(f"GRANT USAGE ON SEQUENCE {table.name}_{column.name}_seq TO {DASHBOARD_ROLE}"))
 
 
-def as_dashboard(engine: sa.Engine) -> sa.Engine:
-    """An engine for the dashboard: on PostgreSQL every connection takes the restricted role."""
+def as_dashboard(engine: sa.Engine, password: str | None) -> sa.Engine:
+    """An engine for the dashboard: on PostgreSQL it logs in as its own role.
+
+    Raises:
+        ConfigError: PostgreSQL without the dashboard's password.
+    """
     if engine.dialect.name != "postgresql":
         return engine
-    restricted = sa.create_engine(engine.url, pool_pre_ping=True)
-
-    @sa.event.listens_for(restricted, "connect")
-    def _restrict(dbapi_connection: object, _record: object) -> None:
-        cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
-        cursor.execute(f"SET ROLE {DASHBOARD_ROLE}")
-        cursor.close()
-        dbapi_connection.commit()  # type: ignore[attr-defined]
-
-    return restricted
+    if password is None:
+        raise ConfigError(
+            "the dashboard on PostgreSQL logs in as its own role (clinic_dashboard): set "
+            "database.dashboard_password_file in hub.toml to a file holding its password (one line)"
+        )
+    return sa.create_engine(engine.url.set(username=DASHBOARD_ROLE, password=password), pool_pre_ping=True)

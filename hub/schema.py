@@ -132,7 +132,7 @@ def _upgrade_from_5(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 6 (devices known by their room)")
 
 
-def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3) -> None:
+def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3, dashboard_password: str | None = None) -> None:
     """Create tables (idempotent), upgrade an older database, set k and the dominance limit, and grant
     the dashboard's role.
 
@@ -140,10 +140,10 @@ def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3) -> None:
     were hidden before.
     """
     with one_at_a_time(engine, SCHEMA):
-        _create_schema(engine, k, dominance)
+        _create_schema(engine, k, dominance, dashboard_password)
 
 
-def _create_schema(engine: sa.Engine, k: int, dominance: float) -> None:
+def _create_schema(engine: sa.Engine, k: int, dominance: float, dashboard_password: str | None) -> None:
     _release_settings(engine)  # before create_all, whose unique index fails on a period released twice
     metadata.create_all(engine)
     with engine.begin() as conn:
@@ -165,7 +165,7 @@ def _create_schema(engine: sa.Engine, k: int, dominance: float) -> None:
             conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION, dominance=dominance))
         else:
             _pin(conn, k, dominance)
-    grant_dashboard(engine)
+    grant_dashboard(engine, dashboard_password)
 
 
 def _pin(conn: sa.Connection, k: int, dominance: float) -> None:

@@ -36,6 +36,11 @@ class HubStoreError(ClinicError):
     exit_code = 3
 
 
+def dashboard_password(config: HubConfig) -> str | None:
+    path = config.database.dashboard_password_file
+    return read_password(path) if path is not None else None
+
+
 def open_database(config: HubConfig) -> sa.Engine:
     """Connect, create the schema and views, and set k.
 
@@ -45,7 +50,7 @@ def open_database(config: HubConfig) -> sa.Engine:
     password = read_password(config.database.password_file) if config.database.password_file else None
     engine = make_engine(config.database.url, password)
     try:
-        create_schema(engine, config.privacy.k, config.privacy.dominance)
+        create_schema(engine, config.privacy.k, config.privacy.dominance, dashboard_password(config))
     except sa.exc.SQLAlchemyError as exc:
         where = engine.url.render_as_string(hide_password=True)
         raise HubStoreError(f"cannot open the hub database {where}: {str(exc).splitlines()[0]}") from None

@@ -33,6 +33,7 @@ from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.web import SECURITY_HEADERS, same_token
 from clinic_common.errors import ConfigError
 from clinic_common.html import script_json
+from clinic_common.mqtt import read_password
 from contract.classes import CLASSES
 from hub.config import HubConfig
 from hub.dashboard import (
@@ -327,7 +328,8 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
 
     grains = tuple(GRAINS[GRAINS.index(config.privacy.finest_grain) :])
     templates = Jinja2Templates(directory=HERE / "templates")
-    dashboard = as_dashboard(engine)
+    password = config.database.dashboard_password_file
+    dashboard = as_dashboard(engine, read_password(password) if password is not None else None)
     hub = Hub(config, dashboard, metrics, templates, grains, hub_accounts(dashboard, config.web))
     app.state.hub = hub
 

@@ -212,9 +212,14 @@ def hub_config(
     cookie_secure: bool = True,
     **privacy: object,
 ) -> HubConfig:
+    database: dict[str, object] = {"url": url or f"sqlite:///{tmp / 'hub.db'}"}
+    if url is not None and url.startswith("postgresql"):  # the dashboard's own log-in role
+        secret = tmp / "dashboard-password"
+        secret.write_text("dashboard-password-for-tests\n", encoding="utf-8")
+        database["dashboard_password_file"] = str(secret)
     data = {
         "mqtt": {"host": "127.0.0.1", "port": broker_port},
-        "database": {"url": url or f"sqlite:///{tmp / 'hub.db'}"},
+        "database": database,
         "web": {"port": web_port or 8080, "cookie_secure": cookie_secure},
         "metrics": {"port": 0},
         "privacy": privacy,

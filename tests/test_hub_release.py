@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from hub_adversary import Clinic, csv_rows, days_between, exposures, release
 from hub_helpers import hub_config, postgres, summary
 
+from clinic_common.errors import ConfigError
 from hub.dashboard import published
 from hub.grants import as_dashboard
 from hub.periods import GRAINS, closed, end_of, month_of, period_of, week_of
@@ -301,7 +302,9 @@ def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases
             assert exposures(engine) == []
             results.append(csv_rows(engine, GRAINS))
         assert results[0] == results[1] and results[0]
-        dashboard = as_dashboard(engines[0])
+        with pytest.raises(ConfigError, match=r"database\.dashboard_password_file"):
+            as_dashboard(engines[0], None)
+        dashboard = as_dashboard(engines[0], "dashboard-password-for-tests")
         # What the dashboard does works as the restricted role: read releases, keep accounts.
         accounts = hub_accounts(dashboard)
         accounts.save("admin", "a long enough secret", "admin", "test")
@@ -310,6 +313,13 @@ def test_postgresql_releases_the_same_and_the_dashboard_role_reads_only_releases
             assert csv_rows(dashboard, GRAINS) == results[0]
             assert conn.execute(sa.select(sa.func.count()).select_from(released_cells)).scalar_one() > 0
             for table in ("sessions", "messages", "dead_letters", "gaps"):
+                with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
+                    conn.execute(sa.text(f"SELECT * FROM {table}"))
+                conn.rollback()
+                # The review's way round a SET ROLE: RESET ROLE on the same connection. The dashboard's
+                # connection is its own log-in now: there is no other role to go back to.
+                conn.execute(sa.text("RESET ROLE"))
+                assert conn.execute(sa.text("SELECT current_user")).scalar_one() == "clinic_dashboard"
                 with pytest.raises(sa.exc.ProgrammingError, match="permission denied"):
                     conn.execute(sa.text(f"SELECT * FROM {table}"))
                 conn.rollback()
