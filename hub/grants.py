@@ -29,11 +29,9 @@ def grant_dashboard(engine: sa.Engine, password: str | None = None, keeps: tuple
         exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": DASHBOARD_ROLE}).first()
         if exists is None:
             conn.execute(sa.text(f"CREATE ROLE {DASHBOARD_ROLE} NOLOGIN"))
-        if password is not None:
+        if password is not None:  # a process without it (an ingest worker) leaves the log-in as it is
             quoted = conn.execute(sa.text("SELECT quote_literal(:p)"), {"p": password}).scalar_one()
             conn.execute(sa.text(f"ALTER ROLE {DASHBOARD_ROLE} LOGIN PASSWORD {quoted}"))
-        else:
-            conn.execute(sa.text(f"ALTER ROLE {DASHBOARD_ROLE} NOLOGIN"))
         conn.execute(sa.text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {DASHBOARD_ROLE}"))
         conn.execute(sa.text(f"REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM {DASHBOARD_ROLE}"))
         for table in READS:
