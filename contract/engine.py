@@ -3,7 +3,9 @@
 ``clinic-export engine`` writes it beside the plain engine file (so ``trtexec --loadEngine`` still
 opens the engine); the room's TensorRT backend reads it and refuses an engine built from another
 ONNX file than the manifest's, with another TensorRT release or on another kind of GPU (a TensorRT
-engine runs only where it was built: :func:`incompatibilities`).
+engine runs only where it was built: :func:`incompatibilities`), and an engine whose bytes are not
+the ones the sidecar hashed. Engines are built on the device, where no signing key lives: the
+sidecar is trusted because root owns it (the room, running as its own user, cannot rewrite it).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class EngineDevice(_Loose):
 
 class EngineSidecar(_Loose):
     engine: str
+    engine_sha256: str | None = None  # the engine file's own bytes (sidecars before it: None, refused)
     onnx: str
     onnx_sha256: str
     precision: str

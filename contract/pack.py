@@ -44,3 +44,6 @@ class PackIndex(_Loose):
     models: dict[str, PackModel] = Field(default_factory=dict)
     files: dict[str, str] = Field(default_factory=dict)  # relative path -> sha256
     updated: str | None = None
+    # Grows with every index written (signed with it): a room refuses a release older than the newest
+    # it loaded, so an old pack signed by a trusted key cannot be slipped back in.
+    release: int | None = None

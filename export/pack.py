@@ -274,10 +274,13 @@ def write_index(pack: Path, index: PackIndex) -> Path:
                 files[str(path.relative_to(pack))] = sha256_file(path)
         for rel in model.files:
             files[rel] = sha256_file(pack / rel)
+    now = datetime.now(timezone.utc)
     index = index.model_copy(
         update={
             "files": dict(sorted(files.items())),
-            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "updated": now.isoformat(timespec="seconds"),
+            # Monotonic: one past the last, and at least the time in seconds (packs built apart).
+            "release": max((index.release or 0) + 1, int(now.timestamp())),
         }
     )
     write_model(pack / "pack.json", PackIndex.model_validate(index.model_dump()))

@@ -139,9 +139,11 @@ def _device() -> EngineDevice:
 
 
 def engine_sidecar(plan: EnginePlan, *, tensorrt: str, device: EngineDevice, seconds: float) -> EngineSidecar:
-    """The sidecar of ``plan``'s engine, built with TensorRT ``tensorrt`` on ``device`` in ``seconds``."""
+    """The sidecar of ``plan``'s engine (written before this: its hash is in it), built with TensorRT
+    ``tensorrt`` on ``device`` in ``seconds``."""
     return EngineSidecar(
         engine=plan.out.name,
+        engine_sha256=sha256_file(plan.out) if plan.out.is_file() else None,
         onnx=str(plan.onnx),
         onnx_sha256=sha256_file(plan.onnx),
         precision=plan.precision,

@@ -8,6 +8,7 @@ function and read by the room's TensorRT backend check.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -51,13 +52,13 @@ def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp
     variant = default_pack / "face-fer-minixception" / "face-fer-minixception.int8.onnx"
     plan = plan_from_manifest(variant, tmp_path / "face.int8.engine", max_batch=4)
     orin = EngineDevice(name="Orin", compute_capability="8.7", cuda_runtime="12.6")
+    plan.out.write_bytes(b"engine")
     meta = engine_sidecar(plan, tensorrt="10.3.0", device=orin, seconds=12.34)
     write_model(plan.sidecar, meta)
     _round_trip(plan.sidecar, EngineSidecar)
     assert plan.sidecar == sidecar_path(plan.out)
     read = EngineSidecar.model_validate_json(plan.sidecar.read_text())
     assert [r.max[0] for r in read.inputs.values()] == [4]
-    plan.out.write_bytes(b"engine")
     manifest = load_manifest(variant)
     TensorRTEngine._check_sidecar(plan.out, manifest, "10.3.0.26", orin)  # the room accepts it
     other = manifest.model_copy(update={"sha256": "0" * 64})
@@ -65,6 +66,18 @@ def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp
         TensorRTEngine._check_sidecar(plan.out, other, "10.3.0", orin)
     with pytest.raises(BackendUnavailableError, match=r"built with TensorRT 10\.3\.0, this device has TensorRT 10\.7"):
         TensorRTEngine._check_sidecar(plan.out, manifest, "10.7.0", orin)
+    # The engine's bytes are covered: another engine under the same sidecar is refused.
+    plan.out.write_bytes(b"another engine")
+    with pytest.raises(ModelError, match="its bytes changed"):
+        TensorRTEngine._check_sidecar(plan.out, manifest, "10.3.0", orin)
+    plan.out.write_bytes(b"engine")
+    # A room running as its own user trusts only a sidecar root owns and alone may write.
+    TensorRTEngine._check_sidecar(plan.out, manifest, "10.3.0", orin, euid=999)  # root-owned, 0644
+    for owner, mode in ((999, 0o644), (0, 0o666), (0, 0o664)):
+        os.chown(plan.sidecar, owner, -1)
+        plan.sidecar.chmod(mode)
+        with pytest.raises(ModelError, match="must be owned by root and writable by root only"):
+            TensorRTEngine._check_sidecar(plan.out, manifest, "10.3.0", orin, euid=999)
 
 
 ORIN = EngineDevice(name="Orin", compute_capability="8.7")

@@ -108,3 +108,49 @@ def test_doctor_names_the_packs_signer(default_pack: Path, tmp_path: Path, capsy
     main(["doctor", "--config", str(cfg)])
     out = capsys.readouterr().out
     assert f"pack signed by key {trust_pack(load_config(cfg).models).key_id} ({PACK_KEY})" in out  # type: ignore[union-attr]
+
+
+def _release(pack: Path, release: int | None, private: Path) -> None:
+    """Rewrite the pack's index with ``release`` and sign it (as a pack built then would be)."""
+    import json
+
+    index = json.loads((pack / "pack.json").read_text())
+    index["release"] = release
+    (pack / "pack.json").write_text(json.dumps(index, indent=2))
+    sign_file(pack / "pack.json", private)
+
+
+def test_an_older_signed_pack_is_refused_unless_pinned(default_pack: Path, tmp_path: Path) -> None:
+    """Every pack a trusted key ever signed verifies: without a record an attacker who can write the
+    pack folder could put back an old one. The room records the newest release per key and refuses
+    older ones; models.pin_release goes back on purpose."""
+    private, public = _other_key(tmp_path)
+    record = tmp_path / "state" / "pack-releases.json"
+    new, old, unnumbered = (_copy(default_pack, tmp_path / n) for n in ("new", "old", "unnumbered"))
+    _release(new, 1_800_000_000, private)
+    _release(old, 1_790_000_000, private)
+    _release(unnumbered, None, private)
+    signer = trust_pack(ModelsConfig(pack=new, trusted_keys=[public]), record)
+    assert signer is not None and record.read_text() == f'{{"{signer.key_id}": 1800000000}}'
+    assert record.stat().st_mode & 0o777 == 0o600
+    for pack in (old, unnumbered):
+        with pytest.raises(ModelError, match=r"older than release 1800000000 this room loaded .* models\.pin_release"):
+            trust_pack(ModelsConfig(pack=pack, trusted_keys=[public]), record)
+    assert trust_pack(ModelsConfig(pack=old, trusted_keys=[public], pin_release=1_790_000_000), record)
+    with pytest.raises(ModelError, match=r"models\.pin_release asks for 1790000000"):
+        trust_pack(ModelsConfig(pack=new, trusted_keys=[public], pin_release=1_790_000_000), record)
+    assert "1800000000" in record.read_text()  # going back on purpose does not lower the record
+
+
+def test_a_pack_written_again_gets_a_newer_release(default_pack: Path, tmp_path: Path) -> None:
+    from export.pack import read_index, write_index
+
+    pack = tmp_path / "pack"
+    shutil.copytree(default_pack, pack, symlinks=True)
+    first = read_index(pack).release
+    write_index(pack, read_index(pack))
+    second = read_index(pack).release
+    assert second is not None and (first is None or second > first)
+    write_index(pack, read_index(pack))
+    third = read_index(pack).release
+    assert third is not None and third > second

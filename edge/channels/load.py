@@ -27,7 +27,7 @@ from edge.fusion.late import Fuser, HeadFusion, LateFusion
 from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
-from edge.inference.pack import open_pack, select_model, trust_pack
+from edge.inference.pack import RELEASES_FILE, open_pack, select_model, trust_pack
 from edge.inference.shared import SharedEngines
 from edge.speakers.attribution import SpeakerSession
 from edge.speakers.encoder import SpeakerEncoder
@@ -60,7 +60,7 @@ class ChannelModels:
         engines = engines if engines is not None else SharedEngines()
         models = cls(config, registry=registry if registry is not None else default_registry())
         channels, pack = config.channels, config.models.pack
-        trust_pack(config.models)
+        trust_pack(config.models, config.storage.state_dir / RELEASES_FILE)
         try:
             if channels.voice.enabled and channels.voice.speech_model == "auto" and pack is not None:
                 roles = {m.role for m in open_pack(pack).models.values()}

@@ -378,6 +378,13 @@ class ModelsConfig(StrictModel):
         "room accepts; a pack signed by none of them is refused. Relative paths are resolved against the "
         "config file's folder.",
     )
+    pin_release: int | None = Field(
+        default=None,
+        ge=1,
+        description="Load only the pack with this release (its pack.json's release). Without it the room loads "
+        "a release no older than the newest it loaded before (an old signed pack is refused); set it to go "
+        "back to an older pack on purpose.",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ModelsConfig:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import threading
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from edge.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
+RELEASES_FILE = "pack-releases.json"  # in the room's state folder: the newest release loaded per signing key
 PACK_HINT = "rebuild the pack with `clinic-export onnx` (scripts/setup.sh builds build/models/pack)"
 
 
@@ -35,12 +37,17 @@ _trusted: dict[Path, Signer] = {}
 _trusted_lock = threading.Lock()
 
 
-def trust_pack(models: ModelsConfig) -> Signer | None:
+def trust_pack(models: ModelsConfig, releases: Path | None = None) -> Signer | None:
     """Authenticate the configured pack (None without one): its signature must verify with one of
     ``models.trusted_keys``; from then on the process reads it only while ``pack.json`` is unchanged.
 
+    With ``releases`` (the room's record, in its state folder) the pack's release must be no older
+    than the newest the room loaded from the same signing key, unless ``models.pin_release`` names
+    it; the record then keeps the newest. ``models.pin_release`` is enforced in any case.
+
     Raises:
-        ModelError: no pack index, unsigned, signed by an unknown key, or a signature that does not verify.
+        ModelError: no pack index, unsigned, signed by an unknown key, a signature that does not
+            verify, or an older release than the room loaded before (a rollback).
     """
     if models.pack is None:
         return None
@@ -53,8 +60,59 @@ def trust_pack(models: ModelsConfig) -> Signer | None:
         raise ModelError(f"model pack refused: {exc}") from None
     with _trusted_lock:
         _trusted[models.pack.resolve()] = signer
-    logger.info("model pack %s signed by key %s (%s)", models.pack, signer.key_id, signer.key_file)
+    release = open_pack(models.pack).release
+    _check_release(models, signer, release, releases)
+    logger.info(
+        "model pack %s (release %s) signed by key %s (%s)", models.pack, release, signer.key_id, signer.key_file
+    )
     return signer
+
+
+def _check_release(models: ModelsConfig, signer: Signer, release: int | None, releases: Path | None) -> None:
+    if models.pin_release is not None and release != models.pin_release:
+        raise ModelError(
+            f"model pack {models.pack} is release {release}; models.pin_release asks for {models.pin_release}"
+        )
+    if releases is None:
+        return
+    seen = _read_releases(releases)
+    newest = seen.get(signer.key_id)
+    if models.pin_release is None and newest is not None and (release is None or release < newest):
+        raise ModelError(
+            f"model pack {models.pack} is release {release}, older than release {newest} this room loaded "
+            f"from the same key ({signer.key_id}): an old signed pack is refused. To go back to it on purpose, "
+            f"set models.pin_release = {release} in the room config"
+        )
+    if release is not None and (newest is None or release > newest):
+        seen[signer.key_id] = release
+        _write_releases(releases, seen)
+
+
+def _read_releases(path: Path) -> dict[str, int]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the room's record of pack releases {path} is unreadable: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, int) for v in data.values()):
+        raise ModelError(f"the room's record of pack releases {path} is not a key -> release map")
+    return {str(k): int(v) for k, v in data.items()}
+
+
+def _write_releases(path: Path, seen: dict[str, int]) -> None:
+    """Atomically, owner-only."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(seen, fh, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        tmp.replace(path)
+    except OSError as exc:
+        raise ModelError(f"cannot record the pack's release in {path}: {exc}") from None
 
 
 def open_pack(folder: Path) -> PackIndex:

@@ -9,6 +9,8 @@ than the manifest's. Device memory and the stream come from CUDA's runtime API (
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contract.engine import EngineDevice, EngineSidecar, device_of, incompatibilities, sidecar_path
+from contract.files import sha256_file
 from contract.manifest import ModelManifest
 from contract.tensorrt_log import tensorrt_logger
 from edge.config.models import TensorRTBackendConfig
@@ -48,6 +51,26 @@ def _check(result: Any, what: str) -> Any:
     if int(err) != 0:
         raise ModelError(f"CUDA {what} failed with error {int(err)}")
     return values[0] if len(values) == 1 else values
+
+
+def trusted_sidecar(sidecar: Path, euid: int) -> None:
+    """A room that runs as its own user trusts an engine's sidecar only when root owns it and no one
+    else may write it: the room (or whoever took its user over) cannot then swap engine and sidecar.
+
+    Raises:
+        ModelError: naming the file, its owner and mode, and the command that fixes it.
+    """
+    if euid == 0:
+        return  # root may write anything; nothing to gain from the check
+    try:
+        st = sidecar.stat()
+    except OSError as exc:
+        raise ModelError(f"engine metadata {sidecar} is missing or unreadable: {exc}") from None
+    if st.st_uid != 0 or st.st_mode & 0o022:
+        raise ModelError(
+            f"engine metadata {sidecar} must be owned by root and writable by root only (owner uid {st.st_uid}, "
+            f"mode {stat.S_IMODE(st.st_mode):o}): `sudo chown root: {sidecar} && sudo chmod 644 {sidecar}`"
+        )
 
 
 class TensorRTEngine(InferenceEngine):
@@ -88,16 +111,29 @@ class TensorRTEngine(InferenceEngine):
         self.warm_up()
 
     @staticmethod
-    def _check_sidecar(engine_path: Path, manifest: ModelManifest, tensorrt: str, device: EngineDevice) -> None:
-        """The engine exists, was built from the manifest's ONNX file, with this TensorRT release and
-        on this kind of GPU; one built elsewhere leaves the model to the next backend (degraded)."""
+    def _check_sidecar(
+        engine_path: Path, manifest: ModelManifest, tensorrt: str, device: EngineDevice, euid: int | None = None
+    ) -> None:
+        """The engine exists, its bytes are the ones its root-owned sidecar hashed, it was built from
+        the manifest's ONNX file, with this TensorRT release and on this kind of GPU; one built
+        elsewhere leaves the model to the next backend (degraded)."""
         if not engine_path.is_file():
             raise BackendUnavailableError(f"no TensorRT engine at {engine_path}; build one on this device")
         sidecar = sidecar_path(engine_path)
+        trusted_sidecar(sidecar, os.geteuid() if euid is None else euid)
         try:
             meta = EngineSidecar.model_validate_json(sidecar.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise ModelError(f"engine metadata {sidecar} is missing or unreadable: {exc}") from None
+        if meta.engine_sha256 is None:
+            raise ModelError(
+                f"engine metadata {sidecar} holds no hash of the engine; rebuild it (clinic-export engine)"
+            )
+        if sha256_file(engine_path) != meta.engine_sha256:
+            raise ModelError(
+                f"engine {engine_path} is not the one {sidecar} describes (its bytes changed); rebuild it "
+                "(clinic-export engine)"
+            )
         if meta.onnx_sha256 != manifest.sha256:
             raise ModelError(
                 f"engine {engine_path} was built from another ONNX file (sha256 {meta.onnx_sha256!r}, "
