@@ -38,6 +38,32 @@ class PackModel(_Loose):
     card: ModelCard | None = None
 
 
+class FitEvidence(_Loose):
+    """How a calibration was fitted, and what it did on speakers it had not seen."""
+
+    held_out_uar_before: float
+    held_out_uar_after: float
+    clips: int
+    speakers: int
+    learned: tuple[str, ...] = ()  # the channels whose weight or temperature was learned
+    protocol: str = ""
+    corpora: tuple[str, ...] = ()
+    margin: float = 0.0
+
+
+class FusionCalibration(_Loose):
+    """The room's fusion fitted from labels (``clinic-export fit``), from stored window outputs only:
+    with ``fusion.calibration = "pack"`` (the default) these replace the room config's values."""
+
+    weights: dict[str, float]  # late fusion: each channel's weight
+    channel_temperatures: dict[str, float]
+    temperature: float = 1.0  # of the fused distribution
+    voice_tempering: float  # share of the acoustic cues' kernel kept at full confidence
+    disparity_threshold: float | None = None  # None: the room's own
+    speakers: tuple[str, ...] = ()  # whose clips it was fitted on (evaluate warns when it meets them)
+    fitted: FitEvidence | None = None
+
+
 class PackIndex(_Loose):
     pack_version: Literal[1] = PACK_VERSION
     name: str
@@ -47,3 +73,4 @@ class PackIndex(_Loose):
     # Grows with every index written (signed with it): a room refuses a release older than the newest
     # it loaded, so an old pack signed by a trusted key cannot be slipped back in.
     release: int | None = None
+    calibration: FusionCalibration | None = None

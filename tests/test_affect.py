@@ -6,12 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clinic_signals.fusion import ChannelVote, LateFusion, WindowFusion, calm, cue_distribution
 from contract.classes import CLASS_AFFECT, CLASSES, affect_of, distribution_of
-from edge.channels.voice import cue_distribution
 from edge.config.models import FusionConfig
-from edge.fusion.affect import calm
-from edge.fusion.decide import ChannelVote, WindowFusion
-from edge.fusion.late import LateFusion
 
 NEUTRAL_FACE = tuple(0.72 if c == "neutral" else 0.04 for c in CLASSES)
 HAPPY_FACE = tuple(0.72 if c == "happy" else 0.04 for c in CLASSES)

@@ -21,6 +21,7 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from typing_extensions import override
 
+from clinic_signals.fusion import ChannelVote
 from contract.classes import CLASSES
 from contract.payload import Summary
 from edge.channels.base import (
@@ -37,7 +38,6 @@ from edge.channels.base import (
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config import load_config
 from edge.config.models import AppConfig
-from edge.fusion.decide import ChannelVote
 from edge.report.data import load_session
 from edge.report.render import render_html
 from edge.runtime import Appliance

@@ -16,6 +16,7 @@ import jsonschema
 import numpy as np
 import pytest
 
+from clinic_signals.fusion import ChannelVote, LateFusion, WindowFusion
 from contract.payload import EVENT_SCHEMA_PATH
 from edge.analysis.summarize import SessionChannels, SessionTail, WindowSummarizer
 from edge.channels.load import ChannelModels
@@ -24,8 +25,6 @@ from edge.channels.voice import VoiceAnalyzer, VoiceSession
 from edge.config import load_config
 from edge.config.models import AudioConfig, FusionConfig, VisionConfig, WordsChannelConfig
 from edge.errors import ConfigError, ModelError
-from edge.fusion.decide import ChannelVote, WindowFusion
-from edge.fusion.late import LateFusion
 from edge.results import FrameAnalysis, WindowInput, WindowResult
 from edge.runtime import Appliance
 from edge.transcribe.wer import word_error_rate

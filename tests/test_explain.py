@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from skimage import data
 
+from clinic_signals.fusion import BASELINE, ChannelVote, LateFusion, WindowFusion
 from clinic_signals.temperature import expected_calibration_error, fit_temperature, nll
 from contract import payload as wire
 from contract.classes import CLASSES
@@ -21,8 +22,6 @@ from edge.config.models import FusionConfig, OnnxRuntimeBackendConfig, VisionCon
 from edge.disparity.score import DisparityTracker
 from edge.disparity.score import disparity as score_disparity
 from edge.explain.maps import face_occlusion, region_of_cells
-from edge.fusion.decide import BASELINE, ChannelVote, WindowFusion
-from edge.fusion.late import LateFusion
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
 from edge.publish import payload as p
 from edge.results import GOOD, Disparity, FaceChannel, FaceCrop, VoiceChannel, WordsChannel

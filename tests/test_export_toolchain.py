@@ -460,9 +460,9 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
 def test_a_fusion_head_trained_on_channel_distributions_runs_in_the_room(tmp_path: Path) -> None:
     """fusion.method auto: the pack's hybrid head fuses face/voice/words distributions through the
     engine, any subset of them, and its Shapley values still sum to the output minus 1/8."""
+    from clinic_signals.fusion import BASELINE, ChannelVote
     from edge.channels.load import ChannelModels
     from edge.config.models import AppConfig, RoomConfig
-    from edge.fusion.decide import BASELINE, ChannelVote
     from edge.results import GOOD
 
     rng = np.random.default_rng(1)

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 
+from clinic_signals.fusion import LateFusion, WindowFusion
 from edge.audio.features import LogMel
 from edge.channels.base import ChannelState, WindowContext
 from edge.channels.face import FaceState
@@ -30,8 +31,6 @@ from edge.channels.words import WordsAnalyzer
 from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.disparity.score import DisparityTracker, disparity
 from edge.explain.policy import Explainer
-from edge.fusion.decide import WindowFusion
-from edge.fusion.late import LateFusion
 from edge.results import (
     ChannelResult,
     DisparityEvent,

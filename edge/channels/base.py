@@ -22,11 +22,11 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel
 
+from clinic_signals.fusion import ChannelVote
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.audio.features import LogMel
 from edge.audio.vad import VoiceActivity, voice_activity
 from edge.config.models import AppConfig, AudioConfig
-from edge.fusion.decide import ChannelVote
 from edge.results import (
     FLAG_NO_AUDIO,
     FLAG_SILENCE,

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from typing_extensions import override
 
+from clinic_signals.fusion import ChannelVote
 from contract.classes import CLASSES, mean_distribution
 from contract.payload import FaceSummary, Probabilities
 from edge.channels.base import (
@@ -29,7 +30,6 @@ from edge.channels.base import (
 )
 from edge.config.models import AppConfig, VisionConfig
 from edge.explain.maps import face_occlusion
-from edge.fusion.decide import ChannelVote
 from edge.inference.face import FaceExpressionModel
 from edge.results import (
     FLAG_LOW_LIGHT,

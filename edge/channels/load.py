@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
 from edge.channels.base import ExplainModels, LoadedModels
@@ -22,8 +23,7 @@ from edge.config.models import AppConfig
 from edge.disparity.score import DisparityTracker
 from edge.errors import ModelError
 from edge.explain.policy import Explainer
-from edge.fusion.decide import WindowFusion
-from edge.fusion.late import Fuser, HeadFusion, LateFusion
+from edge.fusion.head import HeadFusion
 from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
@@ -114,7 +114,13 @@ class ChannelModels:
             state = channel.session(self.config, self.loaded, live=live)
             if state is not None:
                 states[channel.name] = state
-        fuser: Fuser = self.head if self.head is not None else LateFusion(self.config.fusion.weights.model_dump())
+        fuser: Fuser = (
+            self.head
+            if self.head is not None
+            else LateFusion(
+                self.config.fusion.weights.model_dump(), self.config.fusion.channel_temperatures.model_dump()
+            )
+        )
         disparity = self.config.disparity
         explain = ExplainModels(face=face_model, speech=self.speech)
         speakers = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
+from clinic_signals.fusion import ChannelVote
 from contract.payload import WIRE, WireModels, extended
 from edge.channels.base import Channel, FrameHook, FrameModels
 from edge.channels.face import Face
@@ -18,7 +19,6 @@ from edge.channels.pulse import Pulse
 from edge.channels.voice import Voice
 from edge.channels.words import Words
 from edge.config.models import AppConfig
-from edge.fusion.decide import ChannelVote
 from edge.results import ChannelResult
 
 

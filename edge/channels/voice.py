@@ -12,8 +12,9 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import override
 
+from clinic_signals.fusion import CUE_TEMPERING, ChannelVote, cue_distribution
 from clinic_signals.prosody import SpeakerBaseline, VoiceCues, affect, voice_cues
-from contract.classes import distribution_of, mean_distribution
+from contract.classes import mean_distribution
 from contract.payload import Probabilities, VoiceSummary
 from edge.audio.vad import VoiceActivity
 from edge.channels.base import (
@@ -28,7 +29,6 @@ from edge.channels.base import (
 from edge.channels.speech import SpeechEmotionModel
 from edge.config.models import AppConfig, AudioConfig
 from edge.explain.maps import voice_segments
-from edge.fusion.decide import ChannelVote
 from edge.results import FLAG_CLIPPING, GOOD, VoiceChannel, VoiceQuality
 
 CLIPPED_SHARE = 0.001  # share of samples at full scale that makes a window's voice unreliable
@@ -39,9 +39,10 @@ CUES_WEIGHT = 0.5
 class VoiceAnalyzer:
     """One per session: the speaker baseline of the acoustic cues grows over the session."""
 
-    def __init__(self, audio: AudioConfig, speech: SpeechEmotionModel | None) -> None:
+    def __init__(self, audio: AudioConfig, speech: SpeechEmotionModel | None, tempering: float = CUE_TEMPERING) -> None:
         self.audio = audio
         self.speech = speech
+        self.tempering = tempering
         self.baseline = SpeakerBaseline()
 
     def analyze(
@@ -69,7 +70,7 @@ class VoiceAnalyzer:
             probs = mean_distribution([self.speech.predict(samples).astype(np.float64).tolist()])
             timing["speech_model_ms"] = round((time.perf_counter() - t1) * 1e3, 3)
         elif quality == "good" and valence is not None and arousal is not None:
-            probs = cue_distribution(valence, arousal, confidence or 0.0)
+            probs = cue_distribution(valence, arousal, confidence or 0.0, self.tempering)
         return replace(
             base,
             quality=quality,
@@ -80,19 +81,6 @@ class VoiceAnalyzer:
             affect_confidence=confidence,
             cues=None if cues is None else VoiceCues(**{k: round(v, 4) for k, v in cues.as_dict().items()}),
         )
-
-
-def cue_distribution(valence: float, arousal: float, confidence: float) -> tuple[float, ...]:
-    """The classes near the cues' place in the shared affect space, tempered towards uniform by the
-    cues' confidence (at most a third of the kernel is kept): cues alone are never enough for a class
-    label (their top class stays below a third, under any ``fusion.min_confidence`` above it), but
-    they move the fusion and can make a neutral face calm."""
-    kernel = np.asarray(distribution_of(valence, arousal), dtype=np.float64)
-    weight = min(max(confidence, 0.0), 1.0) / 3
-    out = mean_distribution([(weight * kernel + (1.0 - weight) / kernel.shape[0]).tolist()])
-    if out is None:  # pragma: no cover - one row always has a mean
-        raise ValueError("no distribution")
-    return out
 
 
 def activity_only(activity: VoiceActivity, audio: AudioConfig) -> VoiceChannel:
@@ -139,7 +127,8 @@ class Voice(Channel):
 
     @override
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> VoiceSession:
-        analyzer = VoiceAnalyzer(config.audio, models.speech) if config.channels.voice.enabled else None
+        voice = config.channels.voice
+        analyzer = VoiceAnalyzer(config.audio, models.speech, voice.tempering) if voice.enabled else None
         return VoiceSession(config.audio, analyzer)
 
     @override

@@ -39,12 +39,12 @@ import numpy as np
 import numpy.typing as npt
 from typing_extensions import override
 
+from clinic_signals.fusion import ChannelVote
 from contract.audio import SAMPLE_RATE
 from contract.classes import mean_distribution
 from contract.payload import Probabilities, WordsSummary
 from edge.channels.base import Channel, ChannelState, ExplainModels, LoadedModels, WindowContext
 from edge.config.models import AppConfig
-from edge.fusion.decide import ChannelVote
 from edge.results import GOOD, ChannelResult, Utterance, UtteranceSpan, WordsChannel
 from edge.text.emotion import TextEmotion
 from edge.transcribe.base import Transcriber

@@ -157,6 +157,13 @@ class VoiceChannelConfig(StrictModel):
         default="auto",
         description="auto: run the model pack's speech model when the pack has one; off: acoustic cues only.",
     )
+    tempering: float = Field(
+        default=1.0 / 3,
+        gt=0.0,
+        le=1.0,
+        description="Acoustic cues: the share of their class kernel kept at full confidence (the rest uniform); "
+        "cues are weak evidence, a third by default.",
+    )
 
 
 class WordsChannelConfig(StrictModel):
@@ -310,7 +317,19 @@ class FusionWeights(StrictModel):
     words: float = Field(default=1.0, ge=0.0, le=10.0)
 
 
+class ChannelTemperatures(StrictModel):
+    face: float = Field(default=1.0, gt=0.05, le=20.0)
+    voice: float = Field(default=1.0, gt=0.05, le=20.0)
+    words: float = Field(default=1.0, gt=0.05, le=20.0)
+
+
 class FusionConfig(StrictModel):
+    calibration: Literal["pack", "config"] = Field(
+        default="pack",
+        description="pack: where the model pack holds a calibration fitted from labels (`clinic-export fit`), its "
+        "weights, temperatures, the voice's tempering and the disparity threshold replace this file's; config: "
+        "this file's values always.",
+    )
     method: Literal["auto", "late"] = Field(
         default="auto",
         description="auto: the model pack's fusion head when it has one trained on the channels' distributions; "
@@ -318,6 +337,11 @@ class FusionConfig(StrictModel):
     )
     weights: FusionWeights = Field(
         default=FusionWeights(), description="Late fusion: each channel's weight before its reliability."
+    )
+    channel_temperatures: ChannelTemperatures = Field(
+        default=ChannelTemperatures(),
+        description="Late fusion: each channel's distribution is flattened (above 1) or sharpened (below 1) by its "
+        "own temperature before the pool.",
     )
     temperature: float = Field(
         default=1.0,

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from clinic_signals.fusion import WindowFusion
 from edge.channels.registry import ChannelRegistry
-from edge.fusion.decide import WindowFusion
 from edge.report.data import SessionData, StoredWindow
 
 PERMUTATIONS = 20

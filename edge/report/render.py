@@ -14,13 +14,12 @@ from typing import Any
 
 import numpy as np
 
+from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
 from edge import __version__
 from edge.channels.load import fusion_head
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import StoreError
-from edge.fusion.decide import WindowFusion
-from edge.fusion.late import Fuser, LateFusion
 from edge.inference.pack import trust_pack
 from edge.report import plots
 from edge.report.analysis import SessionFigures, clock, figures, summary_sentences
@@ -66,7 +65,11 @@ def fusion_for(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusi
     if pack and config.fusion.method == "auto":
         trust_pack(config.models)
         head = fusion_head(config, pack, registry)
-    fuser: Fuser = head if head is not None else LateFusion(config.fusion.weights.model_dump())
+    fuser: Fuser = (
+        head
+        if head is not None
+        else LateFusion(config.fusion.weights.model_dump(), config.fusion.channel_temperatures.model_dump())
+    )
     return WindowFusion(fuser, config.fusion), fuser
 
 

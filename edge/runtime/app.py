@@ -26,6 +26,7 @@ from edge.control.commands import CommandError, Consent, Erase, check_fresh, par
 from edge.control.local import SOCKET_NAME, ControlSocket
 from edge.control.state import SessionControl, State
 from edge.errors import EmptySourceError, StoreError
+from edge.fusion.calibration import calibrated
 from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
@@ -70,6 +71,7 @@ class Appliance:
         """``engines`` and ``notifier`` come from a :class:`edge.runtime.device.Device` when the room
         shares its process with others; alone, the room has its own. ``registry`` is the room's
         channels (the product's by default)."""
+        config = calibrated(config)  # the pack's fitted fusion, where it has one (edge.fusion.calibration)
         self.config = config
         self.registry = registry if registry is not None else default_registry()
         self.spec: SourceSpec = parse_source(source or config.capture.source)
