@@ -8,24 +8,16 @@ Audio clips are ``AudioWAV/AAAA_SSS_EEE_LL.wav``: actor id (1001-1091), sentence
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
+from contract.corpora import CREMAD_LABELS, CREMAD_LEVELS, CorpusNameError, parse_cremad
 from export.data.sample import Sample
 from export.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-LABEL_MAP: dict[str, str] = {
-    "ANG": "angry",
-    "DIS": "disgust",
-    "FEA": "fearful",
-    "HAP": "happy",
-    "NEU": "neutral",
-    "SAD": "sad",
-}
-LEVELS = {"LO": "low", "MD": "medium", "HI": "high", "XX": "unspecified"}
-_NAME = re.compile(r"^(\d{4})_([A-Z]{3})_([A-Z]{3})_([A-Z]{2})$")
+LABEL_MAP = CREMAD_LABELS
+LEVELS = CREMAD_LEVELS
 
 
 def scan(root: Path) -> list[Sample]:
@@ -35,18 +27,18 @@ def scan(root: Path) -> list[Sample]:
         raise DataError(f"no CREMA-D audio under {root} (expected AudioWAV/1001_DFA_ANG_XX.wav)")
     samples = []
     for path in files:
-        match = _NAME.match(path.stem)
-        if match is None or match.group(3) not in LABEL_MAP or match.group(4) not in LEVELS:
-            raise DataError(f"not a CREMA-D file name (ActorID_Sentence_Emotion_Level.wav): {path.name!r}")
-        actor, sentence, emotion, level = match.groups()
+        try:
+            name = parse_cremad(path.stem)
+        except CorpusNameError as exc:
+            raise DataError(str(exc)) from None
         samples.append(
             Sample(
                 corpus="cremad",
-                speaker=actor,
-                label=LABEL_MAP[emotion],
+                speaker=name.actor,
+                label=name.emotion,
                 kind="audio",
                 path=path,
-                meta={"sentence": sentence, "level": LEVELS[level]},
+                meta={"sentence": name.sentence, "level": name.level},
             )
         )
     logger.info("CREMA-D %s: %d clips from %d actors", root, len(samples), len({s.speaker for s in samples}))

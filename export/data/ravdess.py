@@ -11,67 +11,38 @@ female).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from contract.classes import CLASSES
+from contract.corpora import (
+    RAVDESS_CHANNELS,
+    RAVDESS_LABELS,
+    RAVDESS_MODALITIES,
+    RAVDESS_STATEMENTS,
+    CorpusNameError,
+    RavdessName,
+    parse_ravdess,
+)
 from export.data.sample import Sample
 from export.errors import DataError
 
 logger = logging.getLogger(__name__)
 
-LABEL_MAP: dict[str, str] = {f"{i + 1:02d}": name for i, name in enumerate(CLASSES)}
-MODALITIES = {"01": "audio-video", "02": "video", "03": "audio"}
-CHANNELS = {"01": "speech", "02": "song"}
-STATEMENTS = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}
-
-
-@dataclass(frozen=True)
-class RavdessName:
-    modality: str
-    channel: str
-    emotion: str
-    intensity: str
-    statement: str
-    repetition: int
-    actor: int
+LABEL_MAP = RAVDESS_LABELS
+MODALITIES = RAVDESS_MODALITIES
+CHANNELS = RAVDESS_CHANNELS
+STATEMENTS = RAVDESS_STATEMENTS
 
 
 def parse_name(name: str) -> RavdessName:
-    """Decode a RAVDESS file name (with or without extension).
+    """Decode a RAVDESS file name (with or without extension) (:func:`contract.corpora.parse_ravdess`).
 
     Raises:
         DataError: the name is not seven known two-digit fields.
     """
-    stem = name.split(".", 1)[0]
-    fields = stem.split("-")
-    if len(fields) != 7 or not all(len(f) == 2 and f.isdigit() for f in fields):
-        raise DataError(f"not a RAVDESS file name (expected MM-VV-EE-II-SS-RR-AA, seven 2-digit fields): {name!r}")
-    modality, channel, emotion, intensity, statement, repetition, actor = fields
-    problems = [
-        what
-        for what, ok in (
-            (f"modality {modality}", modality in MODALITIES),
-            (f"vocal channel {channel}", channel in CHANNELS),
-            (f"emotion {emotion}", emotion in LABEL_MAP),
-            (f"intensity {intensity}", intensity in {"01", "02"}),
-            (f"statement {statement}", statement in STATEMENTS),
-            (f"repetition {repetition}", repetition in {"01", "02"}),
-            (f"actor {actor}", 1 <= int(actor) <= 24),
-        )
-        if not ok
-    ]
-    if problems:
-        raise DataError(f"RAVDESS file name {name!r} has unknown codes: {', '.join(problems)}")
-    return RavdessName(
-        modality=MODALITIES[modality],
-        channel=CHANNELS[channel],
-        emotion=LABEL_MAP[emotion],
-        intensity="strong" if intensity == "02" else "normal",
-        statement=STATEMENTS[statement],
-        repetition=int(repetition),
-        actor=int(actor),
-    )
+    try:
+        return parse_ravdess(name)
+    except CorpusNameError as exc:
+        raise DataError(str(exc)) from None
 
 
 def scan(root: Path, *, include_song: bool = False) -> list[Sample]:
