@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from clinic_common.cli import setup_logging
 from edge import __version__
 from edge.errors import EdgeError
+from edge.evaluation.cli import add_parser as add_evaluate
 from edge.review.cli import COMMANDS as REVIEW_COMMANDS
 from edge.review.cli import add_parsers as add_review
 from edge.speakers.cli import add_parser as add_staff_voice
@@ -83,7 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--yes", action="store_true", help="erase: do not ask to confirm (scripts)")
     _add_consent(control, required=False)
 
-    add_review(sub)
+    for add in (add_review, add_evaluate):
+        add(sub)
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
     report.add_argument(
@@ -303,6 +305,12 @@ def _staff_voice(args: argparse.Namespace) -> int:
     return staff_voice(args)
 
 
+def _evaluate(args: argparse.Namespace) -> int:
+    from edge.evaluation.command import evaluate  # noqa: PLC0415
+
+    return evaluate(args)
+
+
 def _doctor(args: argparse.Namespace) -> int:
     from edge.doctor import doctor  # noqa: PLC0415
 
@@ -318,6 +326,7 @@ COMMANDS = {
     "systemd-dropin": _dropin,
     "report": _report,
     "staff-voice": _staff_voice,
+    "evaluate": _evaluate,
     **REVIEW_COMMANDS,
 }
 

@@ -32,6 +32,11 @@ import numpy as np
 import numpy.typing as npt
 
 FPS = 15
+CONTAINERS = {  # container -> (audio encoder, muxer)
+    "mkv": ("vorbisenc", "matroskamux"),
+    "mp4": ("avenc_aac", "mp4mux"),
+    "flv": ("audio/x-raw,rate=44100 ! lamemp3enc ! mpegaudioparse", "flvmux"),
+}
 SIZE = (640, 480)  # width, height
 RATE = 22050  # espeak-ng's sample rate
 
@@ -140,7 +145,10 @@ def _frame(background: npt.NDArray[np.uint8], picture: npt.NDArray[np.uint8], t:
     pic = cv2.resize(picture, (w, h), interpolation=cv2.INTER_AREA)
     x = (SIZE[0] - w) // 2 + int(25 * np.sin(t * 0.9))
     y = (SIZE[1] - h) // 2 + int(8 * np.cos(t * 0.6))
-    frame[y : y + h, x : x + w] = pic
+    # A wide photograph may drift past the frame's edge: paste the part inside it.
+    x0, y0 = max(x, 0), max(y, 0)
+    x1, y1 = min(x + w, SIZE[0]), min(y + h, SIZE[1])
+    frame[y0:y1, x0:x1] = pic[y0 - y : y1 - y, x0 - x : x1 - x]
     return frame
 
 
@@ -203,21 +211,25 @@ def compose(
     duration_s: float,
     *,
     voice: str = "en-us",
+    container: str = "mkv",
 ) -> Path:
-    """Write the scene to ``out`` (via a partial file, so a failed run leaves nothing behind)."""
+    """Write the scene to ``out`` (via a partial file, so a failed run leaves nothing behind), in
+    ``container``: ``mkv`` (H.264 + Vorbis), ``mp4`` (H.264 + AAC, as RAVDESS ships) or ``flv``
+    (H.264 + MP3, as CREMA-D's VideoFlash)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     said = [s if isinstance(s, Said) else Said(*s) for s in speech]
     with tempfile.TemporaryDirectory(prefix="clinic-scene-") as tmp:
         folder = Path(tmp)
         audio, opening = write_audio(folder, said, duration_s, voice)
         write_frames(folder, shots, duration_s, opening)
-        partial = out.with_suffix(".partial.mkv")
+        partial = out.with_suffix(f".partial.{container}")
+        encoder, muxer = CONTAINERS[container]
         pipeline = (
             f'multifilesrc location={folder}/%05d.png index=0 caps="image/png,framerate={FPS}/1" '
             "! pngdec ! videoconvert ! video/x-raw,format=I420 "
             "! x264enc speed-preset=veryfast tune=stillimage key-int-max=30 ! h264parse ! queue ! mux. "
-            f"filesrc location={audio} ! wavparse ! audioconvert ! audioresample ! vorbisenc ! queue ! mux. "
-            f"matroskamux name=mux ! filesink location={partial}"
+            f"filesrc location={audio} ! wavparse ! audioconvert ! audioresample ! {encoder} ! queue ! mux. "
+            f"{muxer} name=mux ! filesink location={partial}"
         )
         subprocess.run(["gst-launch-1.0", "-q", *pipeline.split()], check=True)
         partial.replace(out)
