@@ -29,6 +29,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
+from contract.classes import CLASSES
 from edge.config import load_config
 from edge.control.commands import Consent
 from edge.review.fhir import HEART_RATE, LOINC, validated
@@ -300,6 +301,51 @@ def test_filing_posts_the_bundle_to_the_clinic_record_with_its_credentials(room:
     assert "fhir filing failed" in outcomes and "fhir filed" in outcomes
 
 
+def test_a_therapist_marks_what_the_room_got_wrong_and_evaluate_scores_it(
+    room: Room, page: str, tmp_path: Path
+) -> None:
+    """On the session page: click a window, say the client seemed sad, rate the session; the judgement
+    is stored beside the windows and logged, and ``evaluate --feedback`` scores the room against it.
+    (The erasure test below then checks the judgement goes with its session.)"""
+    with headless_chromium("1300,2000", trust_any_certificate=True) as browser:
+        _log_in(browser, page, "staff-test")
+        browser.get(f"{page}/sessions/{room.session}")
+        WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.window"))
+        fused_row = browser.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.window[data-row='fused']")
+        fused_row[-1].click()  # windows overlap (2.5 s every 1 s): the last one is on top
+        form = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "judge-window"))
+        form.find_element(By.CSS_SELECTOR, "select.judge-label").send_keys("sad")
+        browser.save_screenshot(str(ARTIFACTS / "judge-window.png"))
+        form.find_element(By.CSS_SELECTOR, "button.judge-other").click()
+        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+        browser.find_element(By.ID, "rating").send_keys("4")
+        browser.find_element(By.ID, "rate").click()
+        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+    db = sqlite3.connect(room.db)
+    rows = db.execute(
+        "SELECT kind, verdict, label, rating, judged_by FROM judgements WHERE session_id = ?", [room.session]
+    )
+    assert sorted(rows.fetchall(), key=str) == sorted(
+        [("window", "other", "sad", None, "staff-test"), ("session", "rating", None, 4, "staff-test")], key=str
+    )
+    db.close()
+    log = sqlite3.connect(room.db.with_name("review.db"))
+    judged = [d for (d,) in log.execute("SELECT detail FROM audit_log WHERE action = 'judgement given'")]
+    assert judged == ["window other sad", "session rating 4/5"]
+    out = tmp_path / "feedback"
+    scored = subprocess.run(
+        [*EDGE, "evaluate", "--feedback", "--config", str(room.config), "--out", str(out)],
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert scored.returncode == 0, scored.stderr
+    body = json.loads((out / "evaluation.json").read_text())
+    assert body["corpora"] == {"feedback": 1} and body["predictors"]["fused"]["n_clips"] == 1
+    sad = CLASSES.index("sad")
+    assert sum(body["predictors"]["fused"]["confusion"][sad]) + body["predictors"]["fused"]["abstained"][sad] == 1
+
+
 def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, page: str, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     downloads = tmp_path / "downloads"
@@ -355,7 +401,7 @@ def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, 
         browser.save_screenshot(str(ARTIFACTS / "erased.png"))
 
     db = sqlite3.connect(room.db)
-    for table in ("windows", "transcripts", "events", "reports"):
+    for table in ("windows", "transcripts", "events", "reports", "judgements"):
         count = db.execute(f"SELECT COUNT(*) FROM {table} WHERE session_id = ?", [room.session]).fetchone()[0]
         assert count == 0, table
     assert db.execute("SELECT COUNT(*) FROM sessions WHERE id = ?", [room.session]).fetchone()[0] == 0

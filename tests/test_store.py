@@ -298,6 +298,7 @@ def test_erasure_leaves_no_byte_of_the_session_and_queues_its_retraction(tmp_pat
         "windows": 3,
         "transcripts": 3,
         "events": 0,
+        "judgements": 0,
         "outbox": 3,
         "sessions": 1,
         "reports": 1,
@@ -317,4 +318,48 @@ def test_erasure_leaves_no_byte_of_the_session_and_queues_its_retraction(tmp_pat
         store.erase(running)
     assert running in [r.id for r in store.sessions()], "a refused erasure changes nothing"
     reader.close()
+    store.close()
+
+
+JUDGEMENTS = [
+    ({"kind": "window", "verdict": "other", "window_index": 0, "label": "sad"}, None),
+    ({"kind": "window", "verdict": "agree", "window_index": 1}, None),
+    ({"kind": "moment", "verdict": "other", "start_s": 1.0, "end_s": 4.0, "label": "angry"}, None),
+    ({"kind": "session", "verdict": "rating", "rating": 4}, None),
+    ({"kind": "window", "verdict": "other", "window_index": 0, "label": "joyful"}, "is not one of"),
+    ({"kind": "window", "verdict": "agree"}, "names the window"),
+    ({"kind": "moment", "verdict": "other", "start_s": 4.0, "end_s": 1.0, "label": "sad"}, "names its span"),
+    ({"kind": "session", "verdict": "rating", "rating": 9}, "rated 1 to 5"),
+    ({"kind": "window", "verdict": "rating", "window_index": 0, "rating": 3}, "only a session is rated"),
+]
+
+
+@pytest.mark.parametrize(("fields", "problem"), JUDGEMENTS)
+def test_a_judgement_is_kept_beside_its_session_and_erased_with_it(
+    tmp_path: Path, fields: dict[str, object], problem: str | None
+) -> None:
+    from edge.store.judgements import Judgement, add_judgement, judgements
+
+    store = Store(tmp_path / "state" / "db.sqlite")
+    session = _session(store)
+    store.add_window(_result(session, 0), lambda seq, mid: ("t", json.dumps({"session_id": session, "seq": seq})))
+    store.end_session(session, frames=1, frames_dropped=0)
+    judgement = Judgement(session_id=session, judged_by="staff-17", **fields)  # type: ignore[arg-type]
+    if problem is not None:
+        with pytest.raises(StoreError, match=problem):
+            add_judgement(store, judgement)
+        assert judgements(store) == []
+        return
+    add_judgement(store, judgement)
+    (kept,) = judgements(store, session)
+    assert (kept.kind, kept.verdict, kept.label, kept.judged_by) == (
+        fields["kind"],
+        fields["verdict"],
+        fields.get("label"),
+        "staff-17",
+    )
+    erased = store.erase(session)
+    assert erased.counts["judgements"] == 1 and judgements(store) == []
+    with pytest.raises(StoreError, match="no session"):
+        add_judgement(store, judgement)  # nothing is judged of a session that is gone
     store.close()

@@ -36,7 +36,8 @@ FILED = "fhir filed"
 FILING_FAILED = "fhir filing failed"
 ERASED = "session erased"
 REFUSED = "access refused"
-SESSION_ACTIONS = (VIEWED, DOWNLOADED, EXPORTED, FILED, FILING_FAILED, ERASED, REFUSED)
+JUDGED = "judgement given"
+SESSION_ACTIONS = (VIEWED, DOWNLOADED, EXPORTED, FILED, FILING_FAILED, ERASED, REFUSED, JUDGED)
 
 
 def staff_database(config: AppConfig) -> Path:

@@ -29,6 +29,7 @@ def timeline_data(session: SessionData, registry: ChannelRegistry, *, transcript
         bpm = getattr(pulse, "bpm", None) if pulse is not None and getattr(pulse, "quality", "") == "good" else None
         windows.append(
             {
+                "index": w.index,
                 "start": round(w.start_s, 2),
                 "end": round(w.end_s, 2),
                 "label": w.label,

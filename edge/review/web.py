@@ -40,6 +40,7 @@ from edge.review.staff import (
     EXPORTED,
     FILED,
     FILING_FAILED,
+    JUDGED,
     REFUSED,
     SESSION_ACTIONS,
     VIEWED,
@@ -48,6 +49,7 @@ from edge.review.staff import (
 )
 from edge.review.timeline import timeline_data
 from edge.store import SessionRow, Store
+from edge.store.judgements import Judgement, add_judgement
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +244,50 @@ def fhir_file(request: Request, r: ReviewDep, u: UserDep, session_id: str, csrf:
         return RedirectResponse(f"/sessions/{session_id}?notice=Not filed: {exc}", status_code=303)
     r.log.record(u.name, FILED, session_id, address(request), f"HTTP {filed.status} {filed.location}")
     return RedirectResponse(f"/sessions/{session_id}?notice=Filed to the clinic record (HTTP {filed.status})", 303)
+
+
+@pages.post("/sessions/{session_id}/feedback", response_model=None)
+def feedback(
+    request: Request,
+    r: ReviewDep,
+    u: UserDep,
+    session_id: str,
+    csrf: Annotated[str, Form()],
+    kind: Annotated[str, Form(max_length=10)],
+    verdict: Annotated[str, Form(max_length=10)],
+    window: Annotated[int | None, Form()] = None,
+    start: Annotated[float | None, Form()] = None,
+    end: Annotated[float | None, Form()] = None,
+    label: Annotated[str, Form(max_length=20)] = "",
+    rating: Annotated[int | None, Form()] = None,
+) -> Response:
+    """A clinician's judgement of a window, a disparity moment or the session (stored beside the
+    windows, erased with them; the access log says who judged what, not the judgement's words)."""
+    _fresh(csrf, u)
+    opened(request, r, u, session_id, "feedback")
+    if kind not in ("window", "moment", "session") or verdict not in ("agree", "other", "rating"):
+        raise HTTPException(status_code=400, detail="a judgement is of a window, a moment or the session")
+    judgement = Judgement(
+        session_id=session_id,
+        kind=kind,  # type: ignore[arg-type]
+        verdict=verdict,  # type: ignore[arg-type]
+        judged_by=u.name,
+        window_index=window,
+        start_s=start,
+        end_s=end,
+        label=label or None,
+        rating=rating,
+    )
+    store = Store(r.config.storage.state_dir / r.config.storage.database, migrate_schema=False)
+    try:
+        add_judgement(store, judgement)
+    except StoreError as exc:
+        return RedirectResponse(f"/sessions/{session_id}?notice=Not saved: {exc}", status_code=303)
+    finally:
+        store.close()
+    detail = f"{kind} {verdict}" + (f" {label}" if label else "") + (f" {rating}/5" if rating else "")
+    r.log.record(u.name, JUDGED, session_id, address(request), detail)
+    return RedirectResponse(f"/sessions/{session_id}?notice=Thank you: your judgement is saved", status_code=303)
 
 
 @pages.get("/sessions/{session_id}/erase", response_class=HTMLResponse)

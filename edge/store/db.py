@@ -376,6 +376,7 @@ class Store:
                 args,
             ).rowcount
             events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", args).rowcount  # noqa: S608
+            conn.execute(f"DELETE FROM judgements WHERE session_id IN ({old})", args)  # noqa: S608
             files = [
                 Path(r[0])
                 for r in conn.execute(f"SELECT path FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
@@ -457,7 +458,7 @@ class Store:
                 )
             counts = {
                 table: conn.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount  # noqa: S608
-                for table in ("windows", "transcripts", "events")
+                for table in ("windows", "transcripts", "events", "judgements")
             }
             report_files.extend(
                 Path(r[0]) for r in conn.execute("SELECT path FROM reports WHERE session_id = ?", [session_id])

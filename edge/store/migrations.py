@@ -171,6 +171,30 @@ def _v8(db: sqlite_utils.Database) -> None:
     db.table("removals").create({"path": str, "since": str}, pk="path", not_null={"since"})
 
 
+def _v9(db: sqlite_utils.Database) -> None:
+    """Clinicians' judgements of the room's results (the review page): a window or a disparity moment
+    marked right or as another class, and the session rated. No media and no words: erased with it."""
+    db.table("judgements").create(
+        {
+            "id": int,
+            "session_id": str,
+            "kind": str,  # window | moment | session
+            "window_index": int,
+            "start_s": float,
+            "end_s": float,
+            "verdict": str,  # agree | other (then label) | rating
+            "label": str,
+            "rating": int,
+            "judged_by": str,
+            "judged_at": str,
+        },
+        pk="id",
+        foreign_keys=[("session_id", "sessions", "id")],
+        not_null={"session_id", "kind", "verdict", "judged_by", "judged_at"},
+    )
+    db.table("judgements").create_index(["session_id"])
+
+
 MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (1, _v1),
     (2, _v2),
@@ -180,6 +204,7 @@ MIGRATIONS: tuple[tuple[int, Callable[[sqlite_utils.Database], None]], ...] = (
     (6, _v6),
     (7, _v7),
     (8, _v8),
+    (9, _v9),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -36,6 +36,40 @@
   });
   const windowDetail = document.getElementById("window-detail");
   const momentDetail = document.getElementById("moment-detail");
+  const section = document.getElementById("interactive");
+  const CLASSES = Object.keys(COLOURS);
+
+  // "Was this right?": agree, or the class the client seemed to show; posted as a plain form.
+  function judgeForm(kind, fields, canAgree) {
+    const form = document.createElement("form");
+    form.method = "post";
+    form.action = section.dataset.feedback;
+    form.className = "judge";
+    form.id = `judge-${kind}`;
+    const hidden = Object.assign({ csrf: section.dataset.csrf, kind: kind, verdict: "other" }, fields);
+    for (const [name, value] of Object.entries(hidden)) {
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = name; input.value = String(value);
+      form.appendChild(input);
+    }
+    const label = document.createElement("label");
+    label.textContent = "The client seemed: ";
+    const select = document.createElement("select");
+    select.name = "label";
+    select.className = "judge-label";
+    for (const c of CLASSES) { const o = document.createElement("option"); o.value = c; o.textContent = c; select.appendChild(o); }
+    label.appendChild(select);
+    const other = document.createElement("button");
+    other.type = "submit"; other.className = "judge-other"; other.textContent = "Save";
+    form.append(label, other);
+    if (canAgree) {
+      const agree = document.createElement("button");
+      agree.type = "submit"; agree.className = "judge-agree"; agree.textContent = "Agree";
+      agree.addEventListener("click", () => { form.querySelector("input[name=verdict]").value = "agree"; select.disabled = true; });
+      form.append(" or ", agree);
+    }
+    return form;
+  }
 
   function showWindow(w, rect) {
     svg.querySelectorAll("rect.window.on").forEach((r) => r.classList.remove("on"));
@@ -52,7 +86,7 @@
       item.textContent = `${name}: ${c && c.label ? c.label : "–"} (${c ? c.quality : "absent"})`;
       list.appendChild(item);
     }
-    windowDetail.append(head, list);
+    windowDetail.append(head, list, judgeForm("window", { window: w.index }, Boolean(w.label)));
     windowDetail.dataset.window = String(w.start);
   }
 
@@ -67,6 +101,7 @@
       });
       rect.addEventListener("mouseenter", () => showWindow(w, rect));
       rect.addEventListener("focus", () => showWindow(w, rect));
+      rect.addEventListener("click", () => showWindow(w, rect));
       rect.setAttribute("tabindex", "0");
       svg.appendChild(rect);
     });
@@ -96,6 +131,7 @@
       said.appendChild(item);
     }
     momentDetail.appendChild(said);
+    momentDetail.appendChild(judgeForm("moment", { start: m.start, end: m.end }, false));
   }
 
   data.moments.forEach((m, i) => {
