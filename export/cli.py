@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from export.errors import ExportError, ReleaseRefusedError
+from export.errors import ExportError, FitRefusedError, ReleaseRefusedError
 
 logger = logging.getLogger("export.cli")
 
@@ -55,6 +55,19 @@ def _train_parser(sub: Any) -> None:
     ):
         p.add_argument(flag, type=kind)
     p.add_argument("--resume", action="store_true", help="continue from the run folder's last.pt")
+
+
+def _add_fit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fit = sub.add_parser(
+        "fit", help="fit the room's fusion from labelled evaluation results (never media) into a new signed pack"
+    )
+    fit.add_argument("--evaluation", type=Path, required=True, help="a `clinic-edge evaluate --out` folder")
+    fit.add_argument("--pack", type=Path, required=True, help="the pack the evaluation ran")
+    fit.add_argument("--out", type=Path, required=True, help="the new pack folder (must not exist)")
+    fit.add_argument("--key", type=Path, required=True, help="the private key that signs the new pack")
+    fit.add_argument(
+        "--margin", type=float, default=0.02, help="least held-out UAR gain to write a pack (default 0.02)"
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
 
     keygen = sub.add_parser("keygen", help="a new Ed25519 key pair for signing model packs")
     keygen.add_argument("--out", type=Path, required=True, help="private key file (0600); the public key is <out>.pub")
+    _add_fit(sub)
     sign = sub.add_parser("sign", help="sign a pack's pack.json (rooms load only packs signed by a key they trust)")
     sign.add_argument("--pack", type=Path, required=True)
     sign.add_argument("--key", type=Path, required=True, help="the private key (from keygen)")
@@ -271,6 +285,17 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912, PLR0915 - 
             f"ECE {evidence['ece_before']:.4f} -> {evidence['ece_after']:.4f} over {evidence['windows']} windows"
         )
         return 0
+    if args.command == "fit":
+        from export.fit import fit_pack  # noqa: PLC0415
+
+        outcome = fit_pack(args.evaluation, args.pack, args.out, args.key, args.margin)
+        print(
+            f"fitted pack {args.out}: held-out UAR {100 * outcome.before:.1f} % -> {100 * outcome.after:.1f} % "
+            f"({outcome.clips} clips, {len(outcome.speakers)} speakers, leave-speakers-out); weights "
+            f"{outcome.params.weights}, temperatures {outcome.params.temperatures}, voice tempering "
+            f"{outcome.params.tempering:.3f}"
+        )
+        return 0
     if args.command in ("keygen", "sign"):
         from contract.signing import SignatureError, generate_key, sign_file  # noqa: PLC0415
 
@@ -311,6 +336,9 @@ def main(argv: list[str] | None = None) -> int:
         return _run(args)
     except ReleaseRefusedError as exc:
         logger.error("release refused: %s", exc)
+        return EXIT_REFUSED
+    except FitRefusedError as exc:
+        logger.error("fit refused: %s", exc)
         return EXIT_REFUSED
     except ExportError as exc:
         logger.error("%s", exc)

@@ -19,3 +19,7 @@ class DataError(ExportError):
 
 class ReleaseRefusedError(VerificationError):
     """A reduced-precision variant lost more accuracy than the configured bound allows."""
+
+
+class FitRefusedError(ExportError):
+    """``fit``: held-out figures did not improve enough; nothing was written."""

@@ -30,7 +30,7 @@ from torch import nn
 from contract.classes import CLASSES
 from contract.files import sha256_file
 from contract.manifest import ExtraInput, InputSpec, ModelManifest, OutputSpec
-from contract.pack import PRECISIONS, ModelCard, PackIndex, PackModel, Precision
+from contract.pack import PRECISIONS, FusionCalibration, ModelCard, PackIndex, PackModel, Precision
 from export.errors import ExportError, VerificationError
 from export.manifest import UNSTAMPED, write_manifest, write_model
 from export.onnx_export import export_onnx
@@ -312,6 +312,25 @@ def _evidence_rows(pack: Path, model: PackModel) -> list[str]:
     return rows
 
 
+def _calibration_card(fit: FusionCalibration) -> list[str]:
+    lines = ["## Fusion fitted from labels (`clinic-export fit`)", ""]
+    f = fit.fitted
+    if f is not None:
+        lines += [
+            f"Fitted on {f.clips} clips of {f.speakers} speakers ({', '.join(f.corpora)}); {f.protocol}. "
+            f"Held-out UAR before: {100 * f.held_out_uar_before:.1f} %, after: {100 * f.held_out_uar_after:.1f} % "
+            f"(learned: {', '.join(f.learned) or 'nothing'}).",
+            "",
+        ]
+    return [
+        *lines,
+        f"- weights: {fit.weights}",
+        f"- channel temperatures: {fit.channel_temperatures}; fused temperature {fit.temperature}",
+        f"- voice cues' tempering: {fit.voice_tempering:.3f}",
+        "",
+    ]
+
+
 def model_card(pack: Path, index: PackIndex) -> str:
     lines = [
         f"# Model card: {index.name}",
@@ -338,4 +357,6 @@ def model_card(pack: Path, index: PackIndex) -> str:
             *_evidence_rows(pack, model),
             "",
         ]
+    if index.calibration is not None:
+        lines += _calibration_card(index.calibration)
     return "\n".join(lines)

@@ -1,0 +1,179 @@
+"""``clinic-export fit``: the fusion learned from evaluation records (no media), with held-out figures
+that leave speakers out; a channel made uninformative loses its weight, a set where nothing can
+improve is refused, the words are never learned from fixed sentences, and the room loads the fitted
+pack like any other. The records are generated in the very format ``clinic-edge evaluate`` writes."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from contract.classes import CLASSES
+from contract.evaluation import ClipRecord, VoteRecord, WindowRecord
+from edge.config import load_config
+from edge.fusion.calibration import calibrated
+from edge.inference.pack import open_pack, trust_pack
+from export.cli import main as export_main
+from export.fit import folds
+from tests.conftest import signing_key, write_config
+
+LABELS = ("neutral", "happy", "sad", "angry")
+
+
+def _peaked(rng: random.Random, at: str, peak: float) -> tuple[float, ...]:
+    rest = (1 - peak) / (len(CLASSES) - 1)
+    noisy = [rest * rng.uniform(0.5, 1.5) for _ in CLASSES]
+    noisy[CLASSES.index(at)] = peak
+    total = sum(noisy)
+    return tuple(round(v / total, 5) for v in noisy)
+
+
+def _corpus(
+    out: Path, *, informative_face: bool, honest_voice: bool = False, speakers: int = 10, seed: int = 3
+) -> Path:
+    """An evaluation folder: a face that mostly sees the truth (or not), a confident voice that says
+    anything (or the truth), and fixed-sentence words that always say neutral."""
+    rng = random.Random(seed)
+    (out / "clips").mkdir(parents=True)
+    for s in range(speakers):
+        for i in range(8):
+            label = LABELS[i % len(LABELS)]
+            windows = []
+            for k in range(2):
+                face_at = label if informative_face and rng.random() < 0.8 else rng.choice(LABELS)
+                voice_at = label if honest_voice else rng.choice(LABELS)
+                votes = (
+                    VoteRecord(name="face", probs=_peaked(rng, face_at, 0.55), quality="good", reliability=0.9),
+                    VoteRecord(name="voice", probs=_peaked(rng, voice_at, 0.9), quality="good", reliability=0.8),
+                    VoteRecord(name="words", probs=_peaked(rng, "neutral", 0.6), quality="good", reliability=0.5),
+                )
+                windows.append(
+                    WindowRecord(index=k, start_s=k, end_s=k + 2.5, votes=votes, fused=None, label=None, state=None)
+                )
+            record = ClipRecord(
+                clip_id=f"ravdess-{s:02d}-{i}",
+                corpus="ravdess",
+                path=f"Actor_{s + 1:02d}/clip-{i}.mp4",
+                label=label,
+                speaker=f"ravdess-{s + 1:02d}",
+                modality="audiovisual",
+                words_applicable=False,
+                windows=tuple(windows),
+            )
+            (out / "clips" / f"{record.clip_id}.json").write_text(record.model_dump_json())
+    room = {
+        "fusion": {
+            "weights": {"face": 1.0, "voice": 1.0, "words": 1.0},
+            "channel_temperatures": {"face": 1.0, "voice": 1.0, "words": 1.0},
+            "temperature": 1.0,
+            "min_confidence": 0.4,
+            "mixed_margin": 0.1,
+        },
+        "voice_tempering": 1 / 3,
+    }
+    (out / "evaluation.json").write_text(json.dumps({"room": room}))
+    return out
+
+
+def _pack(default_pack: Path, where: Path) -> Path:
+    shutil.copytree(default_pack, where, symlinks=True)
+    return where
+
+
+def test_speakers_never_sit_on_both_sides() -> None:
+    speakers = [f"s{i}" for i in range(12) for _ in range(3)]
+    parts = folds(speakers)
+    assert len(parts) == 5 and set().union(*parts) == set(speakers)
+    assert all(a.isdisjoint(b) for i, a in enumerate(parts) for b in parts[i + 1 :])
+
+
+def test_fit_lowers_an_uninformative_channel_and_the_room_loads_the_fitted_pack(
+    default_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    evaluation = _corpus(tmp_path / "eval", informative_face=True)
+    private, _ = signing_key()
+    out = tmp_path / "fitted"
+    args = [
+        "fit",
+        "--evaluation",
+        str(evaluation),
+        "--pack",
+        str(_pack(default_pack, tmp_path / "pack")),
+        "--out",
+        str(out),
+    ]
+    assert export_main([*args, "--key", str(private)]) == 0
+    printed = capsys.readouterr().out
+    assert "held-out UAR" in printed
+    room = write_config(
+        tmp_path / "room.toml", face_model=Path(), state_dir=tmp_path / "state", mqtt_port=None, pack=out
+    )
+    config = load_config(room)
+    assert trust_pack(config.models) is not None  # signed like any other pack
+    fit = open_pack(out).calibration
+    assert fit is not None and fit.fitted is not None
+    assert fit.fitted.held_out_uar_after >= fit.fitted.held_out_uar_before + 0.02
+    assert fit.weights["voice"] < 1.0  # the confident voice that says anything counts less
+    assert fit.weights["words"] == 1.0 and "words" not in fit.fitted.learned  # fixed sentences: never learned
+    assert fit.channel_temperatures["words"] == 1.0
+    assert set(fit.speakers) == {f"ravdess-{s:02d}" for s in range(1, 11)}
+    room_config = calibrated(config)
+    assert room_config.fusion.weights.voice == fit.weights["voice"]
+    assert room_config.channels.voice.tempering == pytest.approx(fit.voice_tempering)
+    assert "Fusion fitted from labels" in (out / "MODEL_CARD.md").read_text()
+    release = open_pack(out).release
+    assert release is not None
+    # A room that asks for its config's own values keeps them.
+    kept = write_config(
+        tmp_path / "kept.toml",
+        face_model=Path(),
+        state_dir=tmp_path / "s2",
+        mqtt_port=None,
+        pack=out,
+        extra='[fusion]\ncalibration = "config"\n',
+    )
+    assert calibrated(load_config(kept)).fusion.weights.voice == 1.0
+
+
+def test_fit_refuses_where_nothing_can_improve_and_writes_nothing(
+    default_pack: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The room already gets every clip right: there is nothing to gain.
+    evaluation = _corpus(tmp_path / "eval", informative_face=True, honest_voice=True)
+    private, _ = signing_key()
+    out = tmp_path / "fitted"
+    args = [
+        "fit",
+        "--evaluation",
+        str(evaluation),
+        "--pack",
+        str(_pack(default_pack, tmp_path / "pack")),
+        "--out",
+        str(out),
+    ]
+    assert export_main([*args, "--key", str(private)]) == 3
+    assert "does not improve by 2.0 points: nothing written" in caplog.text
+    assert not out.exists()
+
+
+def test_fit_refuses_what_is_not_an_evaluation(
+    tmp_path: Path, default_pack: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    private, _ = signing_key()
+    args = [
+        "fit",
+        "--evaluation",
+        str(tmp_path),
+        "--pack",
+        str(default_pack),
+        "--out",
+        str(tmp_path / "o"),
+        "--key",
+        str(private),
+    ]
+    assert export_main(args) != 0
+    assert "is not an evaluation folder" in caplog.text
