@@ -167,7 +167,9 @@ def _print_report(report: RunReport) -> None:
                 f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
                 f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
                 f"{report.windows_lost} lost to storage failures",
-                f"words:     {report.utterances_skipped} stretches of speech left untranscribed (behind real time)",
+                f"words:     {report.utterances_skipped} stretches of speech left untranscribed (behind real time); "
+                f"{sum(report.words_refused.values())} transcript segments refused as not speech "
+                f"({', '.join(f'{k} {v}' for k, v in sorted(report.words_refused.items())) or 'none'})",
                 f"latency:   window complete -> stored: {report.latency_summary()}",
                 f"mqtt:      {report.published} summaries acknowledged, {report.unpublished} waiting in the outbox",
                 f"database:  {report.database}",

@@ -5,6 +5,7 @@ its costs in the metrics. Media ends here: what leaves is the typed result."""
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
 
@@ -43,6 +44,10 @@ class AnalysisStage:
         self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER, *explain)
         self._summarizer: WindowSummarizer | None = None
         self.utterances_skipped = 0  # speech left untranscribed because the device was behind
+        # Transcript segments the guard refused this session, by reason (edge.transcribe.guard): in the
+        # run report, not the metrics (a count per session would tell how the session sounded).
+        self.words_refused: Counter[str] = Counter()
+        self._refused_before: Counter[str] = Counter()
 
     def analyze(self, window: WindowInput) -> list[WindowResult]:
         """Analyse a window; returns the windows it completed (a window waits for its words)."""
@@ -50,6 +55,9 @@ class AnalysisStage:
             self._summarizer = WindowSummarizer(
                 self.session_id, self.session_start, self.config.vision, self.config.audio, self.channels()
             )
+            words = self._summarizer.channels.words
+            if words is not None:  # the transcriber lives as long as the room: count from here
+                self._refused_before = Counter(words.stream.transcriber.refused)
         t0 = time.perf_counter()
         results = self._summarizer.summarize(window)
         self.metrics.observe_stage("summarize", time.perf_counter() - t0)
@@ -70,6 +78,8 @@ class AnalysisStage:
         if self._summarizer is not None:
             self.metrics.windows_waiting.set(self._summarizer.waiting)
             words = self._summarizer.channels.words
+            if words is not None:
+                self.words_refused = words.stream.transcriber.refused - self._refused_before
             if words is not None and words.skipped > self.utterances_skipped:
                 self.metrics.dropped.labels("utterance").inc(words.skipped - self.utterances_skipped)
                 self.utterances_skipped = words.skipped

@@ -393,6 +393,7 @@ class Appliance:
         report.store_failures = sink.failed
         report.windows_lost = sink.lost
         report.utterances_skipped = sink.analysis.utterances_skipped
+        report.words_refused = dict(sink.analysis.words_refused)
         report.window_latency_ms = sink.latencies_ms
         try:
             store.end_session(report.session_id, frames=report.frames, frames_dropped=report.frames_dropped)

@@ -6,13 +6,15 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, replace
 from typing import ClassVar, Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from contract.audio import SAMPLE_RATE
+from edge.transcribe.guard import Refused, count, guard
 from edge.transcribe.vad import voiced_chunks
 
 logger = logging.getLogger(__name__)
@@ -38,18 +40,23 @@ class Segment:
     end_s: float
     text: str
     words: tuple[Word, ...] = ()  # filled when word times were asked for
+    # Whisper's own view of the segment, where the engine reports it (faster-whisper does)
+    no_speech_prob: float | None = None
+    avg_logprob: float | None = None
+    compression_ratio: float | None = None
 
     def shifted(self, offset_s: float) -> Segment:
         words = tuple(w.shifted(offset_s) for w in self.words)
-        return Segment(self.start_s + offset_s, self.end_s + offset_s, self.text, words)
+        return replace(self, start_s=self.start_s + offset_s, end_s=self.end_s + offset_s, words=words)
 
 
 @dataclass(frozen=True)
 class Transcript:
-    segments: tuple[Segment, ...]
+    segments: tuple[Segment, ...]  # those the guard let through (edge.transcribe.guard)
     audio_s: float  # seconds of audio given
     voiced_s: float  # seconds that voice activity detection passed on to the model
     seconds: float  # wall time of the transcription
+    refused: tuple[Refused[Segment], ...] = ()  # segments the guard refused: never analysed
 
     @property
     def text(self) -> str:
@@ -71,6 +78,7 @@ class Transcriber(ABC):
 
     def __init__(self, *, vad: bool = True) -> None:
         self.vad = vad
+        self.refused: Counter[str] = Counter()  # segments refused by the guard, by reason, since start
         # One transcription at a time: the native model contexts are not thread-safe.
         self.lock = threading.Lock()
 
@@ -91,8 +99,13 @@ class Transcriber(ABC):
             segments: list[Segment] = []
             for offset, chunk in chunks:
                 segments.extend(s.shifted(offset) for s in self._transcribe(chunk, words=words, prompt=prompt))
+            kept, refused = guard(segments)
+            self.refused.update(count(refused))
+            if refused:
+                logger.debug("transcription: %d segments refused (%s)", len(refused), dict(count(refused)))
         return Transcript(
-            segments=tuple(segments),
+            segments=tuple(kept),
+            refused=tuple(refused),
             audio_s=audio.shape[0] / SAMPLE_RATE,
             voiced_s=sum(c.shape[0] for _, c in chunks) / SAMPLE_RATE,
             seconds=time.perf_counter() - started,

@@ -64,6 +64,9 @@ class FasterWhisperTranscriber(Transcriber):
                 float(s.end),
                 str(s.text),
                 tuple(Word(float(w.start), float(w.end), str(w.word).strip()) for w in s.words or () if w.word.strip()),
+                no_speech_prob=float(s.no_speech_prob),
+                avg_logprob=float(s.avg_logprob),
+                compression_ratio=float(s.compression_ratio),
             )
             for s in segments
         ]
