@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from edge.fusion.calibration import calibrated
 from edge.inference.pack import open_pack, trust_pack
 from export.cli import main as export_main
 from export.fit import folds
-from tests.conftest import signing_key, write_config
+from tests.conftest import make_scene, signing_key, write_config
 
 LABELS = ("neutral", "happy", "sad", "angry")
 
@@ -137,6 +139,32 @@ def test_fit_lowers_an_uninformative_channel_and_the_room_loads_the_fitted_pack(
         extra='[fusion]\ncalibration = "config"\n',
     )
     assert calibrated(load_config(kept)).fusion.weights.voice == 1.0
+    # Evaluating the fitted pack on speakers it was fitted on is warned about (a fresh process).
+    scene = make_scene()
+    clip = scene.compose(tmp_path / "ours" / "a.mkv", [scene.Shot(0.0, "astronaut")], [(0.3, "Hello there.")], 3.0)
+    (clip.parent / "ours.csv").write_text("path,label,speaker\na.mkv,happy,ravdess-01\n")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "edge",
+            "evaluate",
+            "--config",
+            str(room),
+            "--out",
+            str(tmp_path / "again"),
+            "--corpus",
+            f"manifest={clip.parent / 'ours.csv'}",
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        text=True,
+        capture_output=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "1 speakers of this corpus were in the pack's training or fitting: ravdess-01" in run.stderr
 
 
 def test_fit_refuses_where_nothing_can_improve_and_writes_nothing(

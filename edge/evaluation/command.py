@@ -42,10 +42,11 @@ def room_summary(config: AppConfig) -> dict[str, Any]:
 
 def trained_on(config: AppConfig) -> set[str]:
     """Speakers the pack's models were trained or fitted on, as its model cards list them."""
-    from edge.inference.pack import open_pack  # noqa: PLC0415
+    from edge.inference.pack import open_pack, trust_pack  # noqa: PLC0415
 
     if config.models.pack is None:
         return set()
+    trust_pack(config.models)
     index = open_pack(config.models.pack)
     speakers = {s for m in index.models.values() if m.card is not None for s in getattr(m.card, "speakers", ())}
     if index.calibration is not None:
