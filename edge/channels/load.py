@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
@@ -48,6 +49,7 @@ class ChannelModels:
     head: HeadFusion | None = None
     speaker: SpeakerEncoder | None = None
     registry: ChannelRegistry = field(default_factory=default_registry)
+    shared: tuple[SharedEngines, tuple[str, ...]] | None = None  # where the transcriber came from, when shared
 
     @classmethod
     def load(
@@ -85,9 +87,13 @@ class ChannelModels:
                         source = packaged_whisper_dir()
                     except ModelFileError as exc:
                         raise ModelError(str(exc)) from None
-                models.transcriber = create_transcriber(
-                    words.engine, source, threads=words.threads, device=words.device
-                )
+                make = partial(create_transcriber, words.engine, source, threads=words.threads, device=words.device)
+                if engines.keep:  # sessions one after another in this process: load it once
+                    key = ("transcriber", str(words.engine), str(source), str(words.threads), str(words.device))
+                    models.transcriber = engines.resource(key, make, lambda t: t.close())
+                    models.shared = (engines, key)
+                else:  # each room its own: transcription is the words channel's own pace
+                    models.transcriber = make()
                 text_model = models.text.engine.manifest.name
                 logger.info("words channel: %s (%s), text model %s", words.engine, source, text_model)
         except BaseException:
@@ -164,7 +170,10 @@ class ChannelModels:
             if engine is not None:
                 engine.close()
         if self.transcriber is not None:
-            self.transcriber.close()
+            if self.shared is not None:
+                self.shared[0].give_back(self.shared[1])
+            else:
+                self.transcriber.close()
 
 
 def staff_dir(config: AppConfig) -> Path:

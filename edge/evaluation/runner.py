@@ -136,7 +136,8 @@ _worker: dict[str, Any] = {}
 
 def _start_worker(config: AppConfig, out: Path) -> None:
     logging.getLogger("edge").setLevel(logging.ERROR)  # a clip's warnings go into its record
-    _worker.update(config=config, out=out, engines=SharedEngines(), registry=default_registry())
+    # Models stay loaded from one clip to the next (each clip is a session of the same room).
+    _worker.update(config=config, out=out, engines=SharedEngines(keep=True), registry=default_registry())
 
 
 def _work(clip: Clip) -> tuple[str, float, str | None]:

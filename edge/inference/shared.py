@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,7 @@ from edge.inference.engine import BackendConfig, create_engine
 logger = logging.getLogger(__name__)
 
 _Key = tuple[str, str, str]
+T = TypeVar("T")
 
 
 @dataclass
@@ -66,11 +67,18 @@ class SharedEngine(InferenceEngine):
 
 
 class SharedEngines:
-    """Engines by model file and backend chain, loaded on first request and closed after the last."""
+    """Engines by model file and backend chain, loaded on first request and closed after the last.
 
-    def __init__(self) -> None:
+    With ``keep`` they stay loaded when their last user closes, until :meth:`close`: a process that
+    runs session after session (``clinic-edge evaluate``'s workers) loads each model once. Other
+    models a room loads (the speech-to-text engine) are shared the same way (:meth:`resource`).
+    """
+
+    def __init__(self, *, keep: bool = False) -> None:
         self._lock = threading.Lock()
         self._entries: dict[_Key, _Entry] = {}
+        self._resources: dict[tuple[str, ...], list[Any]] = {}  # key -> [object, users, close]
+        self.keep = keep
         self.loads = 0  # engines actually created (the rest of the requests were shared)
 
     def fallbacks(self) -> list[InferenceEngine]:
@@ -105,10 +113,42 @@ class SharedEngines:
             if entry is None:
                 return
             entry.users -= 1
-            if entry.users > 0:
+            if entry.users > 0 or self.keep:
                 return
             del self._entries[key]
         entry.engine.close()
+
+    def resource(self, key: tuple[str, ...], load: Callable[[], T], close: Callable[[T], None]) -> T:
+        """The object ``load`` makes for ``key``, made once and shared; give it back with :meth:`give_back`."""
+        with self._lock:
+            found = self._resources.get(key)
+            if found is None:
+                found = [load(), 0, close]
+                self._resources[key] = found
+            found[1] += 1
+            obj: T = found[0]
+            return obj
+
+    def give_back(self, key: tuple[str, ...]) -> None:
+        with self._lock:
+            found = self._resources.get(key)
+            if found is None:
+                return
+            found[1] -= 1
+            if found[1] > 0 or self.keep:
+                return
+            del self._resources[key]
+        found[2](found[0])
+
+    def close(self) -> None:
+        """Close everything kept (``keep``), whoever still uses it."""
+        with self._lock:
+            entries, self._entries = list(self._entries.values()), {}
+            resources, self._resources = list(self._resources.values()), {}
+        for entry in entries:
+            entry.engine.close()
+        for obj, _users, close in resources:
+            close(obj)
 
     def __len__(self) -> int:
         with self._lock:
