@@ -57,25 +57,16 @@ def summary(
     probs = np.full(len(CLASSES), 0.04)
     probs[CLASSES.index(label)] = 1 - 0.04 * (len(CLASSES) - 1)
     p = Probabilities(**dict(zip(CLASSES, probs.round(4).tolist(), strict=True)))
-    if empty:
-        return Summary(
-            kind="window" if windows == 1 else "interval",
-            message_id=message_id or str(uuid.uuid4()),
-            seq=seq,
-            site=site,
-            room=room,
-            device_id=device,
-            session_id=session_id,
-            span=Span(
-                start_s=seq * 1.0,
-                end_s=seq * 1.0 + 2.5 * windows,
-                started_at=f"{day}T10:00:{seq % 60:02d}+00:00",
-                windows=windows,
-            ),
-            emotion=Emotion(label=None, confidence=None, probs=None),
-            modalities=Modalities(face=FaceSummary(coverage=0.0, max_faces=0, probs=None), voice=None),
-            quality={"no_face": windows},
+    if empty:  # nobody seen or heard: windows without an emotion result
+        emotion = Emotion(label=None, confidence=None, probs=None)
+        modalities = Modalities(face=FaceSummary(coverage=0.0, max_faces=0, probs=None), voice=None)
+        quality: dict[str, int] = {"no_face": windows}
+    else:
+        emotion = Emotion(label=label, confidence=float(probs.max().round(4)), probs=p)  # type: ignore[arg-type]
+        modalities = Modalities(
+            face=FaceSummary(coverage=0.8, max_faces=1, probs=p), voice=VoiceSummary(voiced_ratio=0.5, level_dbfs=-30.0)
         )
+        quality = {"silence": 1} if seq % 5 == 0 else {}
     return Summary(
         kind="window" if windows == 1 else "interval",
         message_id=message_id or str(uuid.uuid4()),
@@ -90,11 +81,9 @@ def summary(
             started_at=f"{day}T10:00:{seq % 60:02d}+00:00",
             windows=windows,
         ),
-        emotion=Emotion(label=label, confidence=float(probs.max().round(4)), probs=p),  # type: ignore[arg-type]
-        modalities=Modalities(
-            face=FaceSummary(coverage=0.8, max_faces=1, probs=p), voice=VoiceSummary(voiced_ratio=0.5, level_dbfs=-30.0)
-        ),
-        quality={"silence": 1} if seq % 5 == 0 else {},
+        emotion=emotion,
+        modalities=modalities,
+        quality=quality,  # type: ignore[arg-type]
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -120,7 +121,9 @@ def test_a_rerun_resumes_and_redoes_only_what_is_missing(
 def test_evaluate_runs_the_rooms_own_pipeline_a_config_change_changes_the_result(
     corpora: dict[str, Path], default_pack: Path, tmp_path: Path
 ) -> None:
-    """The same clips with the face's weight at 0 and the words off: the fused answers follow."""
+    """The same clips with the face's weight at 0 and the words off: the fused answers follow. Nothing
+    of the clips stays behind but the records (every clip's temporary state folder is gone)."""
+    before = set(Path(tempfile.gettempdir()).glob("clinic-eval-*"))
     results = {}
     for name, extra in (
         ("as is", ""),
@@ -152,6 +155,7 @@ def test_evaluate_runs_the_rooms_own_pipeline_a_config_change_changes_the_result
         != results["no face, no words"]["predictors"]["fused"]["confusion"]
     )
     assert results["no face, no words"]["room"]["fusion"]["weights"]["face"] == 0.0
+    assert set(Path(tempfile.gettempdir()).glob("clinic-eval-*")) == before
 
 
 def _file(path: Path, content: str = "") -> None:

@@ -86,6 +86,14 @@ def _pack(default_pack: Path, where: Path) -> Path:
     return where
 
 
+def _fit(evaluation: Path, default_pack: Path, tmp_path: Path) -> tuple[int, Path]:
+    """``clinic-export fit`` on a copy of the default pack, signed with the tests' key."""
+    out = tmp_path / "fitted"
+    pack = _pack(default_pack, tmp_path / "pack")
+    args = ["fit", "--evaluation", str(evaluation), "--pack", str(pack), "--out", str(out)]
+    return export_main([*args, "--key", str(signing_key()[0])]), out
+
+
 def test_speakers_never_sit_on_both_sides() -> None:
     speakers = [f"s{i}" for i in range(12) for _ in range(3)]
     parts = folds(speakers)
@@ -96,19 +104,8 @@ def test_speakers_never_sit_on_both_sides() -> None:
 def test_fit_lowers_an_uninformative_channel_and_the_room_loads_the_fitted_pack(
     default_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    evaluation = _corpus(tmp_path / "eval", informative_face=True)
-    private, _ = signing_key()
-    out = tmp_path / "fitted"
-    args = [
-        "fit",
-        "--evaluation",
-        str(evaluation),
-        "--pack",
-        str(_pack(default_pack, tmp_path / "pack")),
-        "--out",
-        str(out),
-    ]
-    assert export_main([*args, "--key", str(private)]) == 0
+    code, out = _fit(_corpus(tmp_path / "eval", informative_face=True), default_pack, tmp_path)
+    assert code == 0
     printed = capsys.readouterr().out
     assert "held-out UAR" in printed
     room = write_config(
@@ -171,19 +168,8 @@ def test_fit_refuses_where_nothing_can_improve_and_writes_nothing(
     default_pack: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # The room already gets every clip right: there is nothing to gain.
-    evaluation = _corpus(tmp_path / "eval", informative_face=True, honest_voice=True)
-    private, _ = signing_key()
-    out = tmp_path / "fitted"
-    args = [
-        "fit",
-        "--evaluation",
-        str(evaluation),
-        "--pack",
-        str(_pack(default_pack, tmp_path / "pack")),
-        "--out",
-        str(out),
-    ]
-    assert export_main([*args, "--key", str(private)]) == 3
+    code, out = _fit(_corpus(tmp_path / "eval", informative_face=True, honest_voice=True), default_pack, tmp_path)
+    assert code == 3
     assert "does not improve by 2.0 points: nothing written" in caplog.text
     assert not out.exists()
 

@@ -11,12 +11,15 @@ import base64
 import http.client
 import http.server
 import json
+import re
 import sqlite3
 import ssl
 import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -212,6 +215,28 @@ def test_the_page_speaks_tls_with_the_configured_certificate_and_its_headers(roo
     except (OSError, http.client.HTTPException):
         served = False
     assert not served
+
+
+def test_a_forged_forwarded_for_is_not_believed_on_loopback(room: Room, page: str) -> None:
+    """The page runs on loopback with no proxy configured: a log-in that claims another address in
+    X-Forwarded-For is logged, and throttled, as this machine's."""
+    context = ssl.create_default_context(cafile=str(room.pki.ca))
+    opener = urllib.request.build_opener(
+        urllib.request.HTTPSHandler(context=context), urllib.request.HTTPCookieProcessor()
+    )
+    with opener.open(page + "/login", timeout=30) as response:
+        token = re.search(r'name="csrf" value="([^"]+)"', response.read().decode())
+    assert token is not None
+    form = urllib.parse.urlencode({"username": "nobody-forged", "password": "not it", "csrf": token[1]}).encode()
+    request = urllib.request.Request(page + "/login", data=form, headers={"X-Forwarded-For": "203.0.113.9"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        opener.open(request, timeout=30)
+    refused.value.close()
+    assert refused.value.code == 401
+    log = sqlite3.connect(room.db.with_name("review.db"))
+    (address,) = log.execute("SELECT address FROM audit_log WHERE actor = 'nobody-forged'").fetchone()
+    log.close()
+    assert address == "127.0.0.1"
 
 
 def test_the_shell_lists_exports_and_erases(room: Room, tmp_path: Path) -> None:

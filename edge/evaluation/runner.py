@@ -134,8 +134,9 @@ def read_records(out: Path) -> list[ClipRecord]:
 _worker: dict[str, Any] = {}
 
 
-def _start_worker(config: AppConfig, out: Path) -> None:
-    logging.getLogger("edge").setLevel(logging.ERROR)  # a clip's warnings go into its record
+def _start_worker(config: AppConfig, out: Path, quiet: bool = True) -> None:
+    if quiet:  # a worker process of its own: a clip's warnings go into its record, not the terminal
+        logging.getLogger("edge").setLevel(logging.ERROR)
     # Models stay loaded from one clip to the next (each clip is a session of the same room).
     _worker.update(config=config, out=out, engines=SharedEngines(keep=True), registry=default_registry())
 
@@ -167,7 +168,7 @@ def run(config: AppConfig, clips: Sequence[Clip], out: Path, workers: int = 2, *
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task("clips", total=len(todo))
         if workers <= 1:
-            _start_worker(config, out)
+            _start_worker(config, out, quiet=False)
             results = (_work(c) for c in todo)
             for _, _, error in results:
                 failed += error is not None
