@@ -363,3 +363,32 @@ def test_a_judgement_is_kept_beside_its_session_and_erased_with_it(
     with pytest.raises(StoreError, match="no session"):
         add_judgement(store, judgement)  # nothing is judged of a session that is gone
     store.close()
+
+
+def test_an_erasure_migrates_a_database_the_room_has_not_opened_since_an_upgrade(tmp_path: Path) -> None:
+    """A room's database at schema 7 (before report removals and judgements): the shell's or the page's
+    erasure brings it up to date and erases, instead of failing on a table it does not have."""
+    from edge.config import load_config
+    from edge.review.erasure import erase_session
+    from edge.store import SCHEMA_VERSION
+    from tests.conftest import write_config
+
+    config = load_config(
+        write_config(tmp_path / "room.toml", face_model=tmp_path / "m.onnx", state_dir=tmp_path / "s", mqtt_port=None)
+    )
+    path = config.storage.state_dir / config.storage.database
+    store = Store(path)
+    session = _session(store)
+    store.end_session(session, frames=0, frames_dropped=0)
+    store.close()
+    old = sqlite3.connect(path)
+    old.executescript(
+        "DROP TABLE judgements; DROP TABLE removals; DELETE FROM schema_migrations WHERE version > 7; "
+        "PRAGMA user_version = 7;"
+    )
+    old.close()
+    erased = erase_session(config, session, "staff-17")
+    assert erased.counts["sessions"] == 1
+    check = sqlite3.connect(path)
+    assert check.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == SCHEMA_VERSION
+    check.close()

@@ -46,7 +46,8 @@ def erase_session(
         )
         return topic, body.model_dump_json()
 
-    store = Store(db_path, migrate_schema=False)
+    # Migrated here too: an erasure must work on a database the room has not opened since an upgrade.
+    store = Store(db_path)
     try:
         erased = store.erase(session_id, retract if config.mqtt.enabled else None)
     except StoreError as exc:

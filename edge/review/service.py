@@ -41,6 +41,9 @@ def serve_review(config: AppConfig) -> int:
     engine = open_staff(config)
     accounts = staff_accounts(engine, config)
     log = access_log(config, engine)
+    db = config.storage.state_dir / config.storage.database
+    if db.is_file():  # the page writes judgements and report records: the room's schema, current
+        Store(db).close()
     tls = config.review_tls()
     ssl_args: dict[str, str] = {}
     if tls is not None:

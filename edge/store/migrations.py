@@ -227,6 +227,10 @@ def migrate(db: sqlite_utils.Database) -> int:
             continue
         try:
             conn.execute("BEGIN IMMEDIATE")
+            done = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations").fetchone()[0]
+            if int(done) >= version:
+                conn.execute("COMMIT")  # another process (the room, the review page) applied it meanwhile
+                continue
             step(db)
             conn.execute(
                 "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
