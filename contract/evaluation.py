@@ -50,12 +50,21 @@ class ClipRecord(_Record):
     clip_id: str
     corpus: str
     path: str  # relative to the corpus's folder
-    label: str = Field(description="The clip's true class (one of the product's eight).")
+    label: str | None = Field(
+        description="The clip's true class (one of the product's eight); None for a clinician's judgement of a "
+        "disparity moment that names no class (it labels the moment, not the emotion)."
+    )
     speaker: str
     modality: Modality
     words_applicable: bool = Field(
         description="False where the corpus's sentences are fixed and neutral by design (RAVDESS, CREMA-D): "
         "the words channel is not scored there and fit never learns from its words."
+    )
+    disparate: bool | None = Field(
+        default=None,
+        description="Whether the clip truly holds a disparity between channels: False for acted corpora, whose "
+        "face and voice show one emotion by design; True or False from a clinician's judgement of a moment; None "
+        "unknown. fit learns the disparity threshold from these.",
     )
     intensity: str | None = None
     statement: str | None = None

@@ -38,17 +38,31 @@ class PackModel(_Loose):
     card: ModelCard | None = None
 
 
+class DisparityFit(_Loose):
+    """The disparity threshold fitted from clips of known disparity, and how it did held out."""
+
+    threshold_before: float
+    threshold_after: float
+    held_out_balanced_accuracy_before: float
+    held_out_balanced_accuracy_after: float
+    clips: int
+    disparate: int  # of the clips, how many truly held a disparity
+    written: bool  # improved by the margin, so the pack carries it
+
+
 class FitEvidence(_Loose):
     """How a calibration was fitted, and what it did on speakers it had not seen."""
 
-    held_out_uar_before: float
-    held_out_uar_after: float
+    held_out_uar_before: float | None  # None: no labelled clips (only judged moments)
+    held_out_uar_after: float | None
     clips: int
     speakers: int
     learned: tuple[str, ...] = ()  # the channels whose weight or temperature was learned
     protocol: str = ""
     corpora: tuple[str, ...] = ()
     margin: float = 0.0
+    fusion_written: bool = True  # False: the fusion's values are the room's (only the threshold improved)
+    disparity: DisparityFit | None = None
 
 
 class FusionCalibration(_Loose):

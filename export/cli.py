@@ -288,13 +288,11 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912, PLR0915 - 
     if args.command == "fit":
         from export.fit import fit_pack  # noqa: PLC0415
 
-        outcome = fit_pack(args.evaluation, args.pack, args.out, args.key, args.margin)
-        print(
-            f"fitted pack {args.out}: held-out UAR {100 * outcome.before:.1f} % -> {100 * outcome.after:.1f} % "
-            f"({outcome.clips} clips, {len(outcome.speakers)} speakers, leave-speakers-out); weights "
-            f"{outcome.params.weights}, temperatures {outcome.params.temperatures}, voice tempering "
-            f"{outcome.params.tempering:.3f}"
-        )
+        fitted = fit_pack(args.evaluation, args.pack, args.out, args.key, args.margin)
+        print(f"fitted pack {args.out} (leave-speakers-out): {fitted.summary()}")
+        if fitted.fusion is not None and fitted.fusion_written:
+            p = fitted.fusion.params
+            print(f"weights {p.weights}, temperatures {p.temperatures}, voice tempering {p.tempering:.3f}")
         return 0
     if args.command in ("keygen", "sign"):
         from contract.signing import SignatureError, generate_key, sign_file  # noqa: PLC0415

@@ -12,12 +12,20 @@ room's per-window votes) and the pack it ran. What is fitted, by replaying the r
 
 Words: on clips whose sentences are fixed and neutral (RAVDESS, CREMA-D) the words carry no signal;
 their votes are fused as the room fuses them, but the words' weight and temperature are fitted only
-when some clips have varying words (a manifest, clinicians' judgements). The disparity threshold has
-no label in these records and is kept as the room has it.
+when some clips have varying words (a manifest, clinicians' judgements).
+
+The disparity threshold is fitted from clips whose disparity is known (``ClipRecord.disparate``):
+acted corpora are congruent by design (every moment there is false), clinicians' judged moments and a
+manifest's ``disparate`` column give real ones. Each clip's stored window scores are replayed through
+the room's moment rule (:mod:`clinic_signals.moments`) at each candidate threshold; the measure is
+balanced accuracy (moments found on disparate clips, none on congruent ones). Acted corpora alone
+hold no real moment, so the threshold is learned only where both kinds of clip exist.
 
 Held-out figures come from leave-speakers-out cross-validation (no speaker on both sides): each clip
 is predicted by parameters fitted without its speaker, before (the room's current parameters) and
-after. ``fit`` refuses, writing nothing, unless held-out UAR improves by ``margin``.
+after. A part whose held-out measure improves by ``margin`` is written (the fusion by UAR, the
+threshold by balanced accuracy); the other keeps the room's values. ``fit`` refuses, writing
+nothing, when neither improves.
 """
 
 from __future__ import annotations
@@ -34,10 +42,11 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.fusion import CUE_TEMPERING, ChannelVote, LateFusion, WindowFusion, cue_distribution
+from clinic_signals.moments import moments
 from clinic_signals.scores import score
 from contract.classes import CLASSES
 from contract.evaluation import ClipRecord, WindowRecord
-from contract.pack import FitEvidence, FusionCalibration
+from contract.pack import DisparityFit, FitEvidence, FusionCalibration
 from contract.temperature import scaled
 from export.errors import ExportError, FitRefusedError
 from export.pack import read_index, write_index
@@ -47,6 +56,7 @@ logger = logging.getLogger(__name__)
 WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0)
 TEMPERATURES = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 TEMPERINGS = (0.1, 0.2, CUE_TEMPERING, 0.5, 0.75, 1.0)
+THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 CHANNELS = ("face", "voice", "words")
 FOLDS = 5
 
@@ -102,7 +112,7 @@ def uar(records: Sequence[ClipRecord], params: Params) -> float:
     truth, predicted = [], []
     for r in records:
         d = _clip_distribution(r, params)
-        truth.append(CLASSES.index(r.label))
+        truth.append(_truth(r))
         predicted.append(None if d is None else int(np.argmax(d)))
     return score(truth, predicted, [r.speaker for r in records], abstain_is_error=True, bootstrap=0).uar
 
@@ -117,7 +127,7 @@ def _nll(pairs: Sequence[tuple[Sequence[float], int]], temperature: float) -> fl
 
 def _channel_pairs(records: Sequence[ClipRecord], channel: str) -> list[tuple[Sequence[float], int]]:
     return [
-        (v.probs, CLASSES.index(r.label))
+        (v.probs, _truth(r))
         for r in records
         if channel != "words" or r.words_applicable
         for w in r.windows
@@ -167,9 +177,7 @@ def fit_params(records: Sequence[ClipRecord], start: Params) -> Params:
         if pairs:
             temperatures[c] = min(TEMPERATURES, key=lambda t: (_nll(pairs, t), abs(t - temperatures.get(c, 1.0))))
     params = _search(records, replace(params, temperatures=temperatures), learn)
-    pairs = [
-        (tuple(d.tolist()), CLASSES.index(r.label)) for r in records if (d := _clip_distribution(r, params)) is not None
-    ]
+    pairs = [(tuple(d.tolist()), _truth(r)) for r in records if (d := _clip_distribution(r, params)) is not None]
     fused_t = min(TEMPERATURES, key=lambda t: (_nll(pairs, t), abs(t - 1.0))) if pairs else 1.0
     return replace(params, fused_temperature=fused_t)
 
@@ -191,11 +199,31 @@ class Outcome:
     learned: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class ThresholdOutcome:
+    threshold: float  # fitted on every clip
+    start: float  # the room's
+    before: float  # held-out balanced accuracy at the room's threshold
+    after: float  # ... at thresholds fitted without each clip's speaker
+    clips: int
+    disparate: int  # of which truly disparate
+    speakers: tuple[str, ...]
+
+
+def _labelled(records: Sequence[ClipRecord]) -> list[ClipRecord]:
+    return [r for r in records if r.label is not None]
+
+
+def _truth(r: ClipRecord) -> int:
+    return CLASSES.index(r.label or "")
+
+
 def cross_validate(records: Sequence[ClipRecord], start: Params) -> Outcome:
     """Leave-speakers-out: every clip judged by parameters fitted without its speaker."""
+    records = _labelled(records)
     speakers = [r.speaker for r in records]
     if len(set(speakers)) < 2:
-        raise ExportError("fit needs clips of at least two speakers (held-out figures leave speakers out)")
+        raise ExportError("fit needs labelled clips of at least two speakers (held-out figures leave speakers out)")
     truth: list[int] = []
     before: list[int | None] = []
     after: list[int | None] = []
@@ -204,7 +232,7 @@ def cross_validate(records: Sequence[ClipRecord], start: Params) -> Outcome:
         test = [r for r in records if r.speaker in held]
         fitted = fit_params(train, start)
         for r in test:
-            truth.append(CLASSES.index(r.label))
+            truth.append(_truth(r))
             for params, out in ((start, before), (fitted, after)):
                 d = _clip_distribution(r, params)
                 out.append(None if d is None else int(np.argmax(d)))
@@ -213,6 +241,64 @@ def cross_validate(records: Sequence[ClipRecord], start: Params) -> Outcome:
     a = score(truth, after, spk, abstain_is_error=True, bootstrap=0).uar
     return Outcome(
         fit_params(records, start), b, a, tuple(sorted(set(speakers))), len(records), tuple(_learnable(records))
+    )
+
+
+def _has_moment(r: ClipRecord, threshold: float, min_duration_s: float) -> bool:
+    return moments(((w.start_s, w.end_s, w.disparity) for w in r.windows), threshold, min_duration_s) > 0
+
+
+def balanced_accuracy(records: Sequence[ClipRecord], threshold: float, min_duration_s: float) -> float:
+    """Mean of the share of disparate clips with a moment and of congruent clips without one."""
+    shares = []
+    for truth in (True, False):
+        group = [r for r in records if r.disparate is truth]
+        if group:
+            shares.append(sum(_has_moment(r, threshold, min_duration_s) is truth for r in group) / len(group))
+    return sum(shares) / len(shares) if shares else 0.0
+
+
+def fit_threshold(records: Sequence[ClipRecord], start: float, min_duration_s: float) -> float:
+    """The candidate threshold with the best balanced accuracy (ties: the one nearest the room's);
+    the room's own when ``records`` lack either kind of clip."""
+    if not any(r.disparate for r in records) or all(r.disparate for r in records):
+        return start
+    return max((*THRESHOLDS, start), key=lambda t: (balanced_accuracy(records, t, min_duration_s), -abs(t - start)))
+
+
+def cross_validate_threshold(
+    records: Sequence[ClipRecord], start: float, min_duration_s: float
+) -> ThresholdOutcome | None:
+    """Leave-speakers-out held-out balanced accuracy of the fitted threshold; None when the records
+    cannot teach one (no clip with a known disparity, or only one kind, or one speaker)."""
+    known = [r for r in records if r.disparate is not None]
+    speakers = [r.speaker for r in known]
+    if len(set(speakers)) < 2 or not any(r.disparate for r in known) or all(r.disparate for r in known):
+        return None
+    before: list[ClipRecord] = []
+    after: list[tuple[ClipRecord, float]] = []
+    for held in folds(speakers):
+        train = [r for r in known if r.speaker not in held]
+        threshold = fit_threshold(train, start, min_duration_s)
+        for r in (r for r in known if r.speaker in held):
+            before.append(r)
+            after.append((r, threshold))
+
+    def held_out(pairs: Sequence[tuple[ClipRecord, float]]) -> float:
+        shares = []
+        for truth in (True, False):
+            group = [(r, t) for r, t in pairs if r.disparate is truth]
+            shares.append(sum(_has_moment(r, t, min_duration_s) is truth for r, t in group) / len(group))
+        return sum(shares) / 2
+
+    return ThresholdOutcome(
+        threshold=fit_threshold(known, start, min_duration_s),
+        start=start,
+        before=held_out([(r, start) for r in before]),
+        after=held_out(after),
+        clips=len(known),
+        disparate=sum(1 for r in known if r.disparate),
+        speakers=tuple(sorted(set(speakers))),
     )
 
 
@@ -258,11 +344,41 @@ def read_evaluation(folder: Path) -> tuple[list[ClipRecord], dict[str, Any]]:
     return analysed, body
 
 
-def fit_pack(evaluation: Path, pack: Path, out: Path, key: Path, margin: float = 0.02) -> Outcome:
+@dataclass(frozen=True)
+class Fitted:
+    """What ``fit`` learned and wrote: the fusion (None: no labelled clips of two speakers), the
+    disparity threshold (None: no clips that teach one), and which of them passed the margin."""
+
+    fusion: Outcome | None
+    threshold: ThresholdOutcome | None
+    fusion_written: bool
+    threshold_written: bool
+
+    def summary(self) -> str:
+        parts = []
+        kept_fusion, kept_threshold = "kept the room's fusion", "kept the room's threshold"
+        if self.fusion is not None:
+            f = self.fusion
+            parts.append(
+                f"held-out UAR {100 * f.before:.1f} % -> {100 * f.after:.1f} % ({f.clips} clips, "
+                f"{len(f.speakers)} speakers; {'written' if self.fusion_written else kept_fusion})"
+            )
+        if self.threshold is not None:
+            t = self.threshold
+            parts.append(
+                f"disparity threshold {t.start} -> {t.threshold}: held-out balanced accuracy {100 * t.before:.1f} % "
+                f"-> {100 * t.after:.1f} % ({t.clips} clips, {t.disparate} disparate; "
+                f"{'written' if self.threshold_written else kept_threshold})"
+            )
+        return "; ".join(parts) or "nothing to fit"
+
+
+def fit_pack(evaluation: Path, pack: Path, out: Path, key: Path, margin: float = 0.02) -> Fitted:
     """Fit from ``evaluation``, and write ``pack`` with the fitted calibration as ``out``, signed.
 
     Raises:
-        FitRefusedError: held-out UAR did not improve by ``margin`` (nothing written).
+        FitRefusedError: neither the fusion's held-out UAR nor the threshold's held-out balanced
+            accuracy improved by ``margin`` (nothing written).
         ExportError: unreadable input, ``out`` exists, or signing failed.
     """
     from contract.signing import SignatureError, sign_file  # noqa: PLC0415
@@ -271,38 +387,63 @@ def fit_pack(evaluation: Path, pack: Path, out: Path, key: Path, margin: float =
         raise ExportError(f"{out} exists: fit writes a new pack folder")
     records, body = read_evaluation(evaluation)
     start = start_params(body)
-    outcome = cross_validate(records, start)
-    logger.info(
-        "held-out UAR %.3f -> %.3f over %d clips of %d speakers (learned: %s)",
-        outcome.before,
-        outcome.after,
-        outcome.clips,
-        len(outcome.speakers),
-        ", ".join(outcome.learned) or "nothing",
+    rule = body.get("room", {}).get("disparity", {})
+    labelled = _labelled(records)
+    fusion = cross_validate(labelled, start) if len({r.speaker for r in labelled}) >= 2 else None
+    threshold = (
+        cross_validate_threshold(records, float(rule["threshold"]), float(rule.get("min_duration_s", 0.0)))
+        if rule.get("enabled", True) and "threshold" in rule
+        else None
     )
-    if outcome.after < outcome.before + margin:
+    if fusion is None and threshold is None:
+        raise ExportError(
+            f"{evaluation}: nothing to fit from (labelled clips of at least two speakers, or clips of known "
+            "disparity of both kinds)"
+        )
+    result = Fitted(
+        fusion,
+        threshold,
+        fusion_written=fusion is not None and fusion.after >= fusion.before + margin,
+        threshold_written=threshold is not None and threshold.after >= threshold.before + margin,
+    )
+    logger.info("%s", result.summary())
+    if not (result.fusion_written or result.threshold_written):
         raise FitRefusedError(
-            f"held-out UAR {100 * outcome.before:.1f} % -> {100 * outcome.after:.1f} % does not improve by "
-            f"{100 * margin:.1f} points: nothing written (the room's current fusion stays)"
+            f"{result.summary()}: nothing improves by {100 * margin:.1f} points, nothing written (the room's "
+            "current fusion and threshold stay)"
         )
     index = read_index(pack)
-    p = outcome.params
+    p = fusion.params if fusion is not None and result.fusion_written else start
+    told = fusion
     calibration = FusionCalibration(
         weights=p.weights,
         channel_temperatures=p.temperatures,
         temperature=p.fused_temperature,
         voice_tempering=p.tempering,
-        disparity_threshold=None,
-        speakers=outcome.speakers,
+        disparity_threshold=threshold.threshold if threshold is not None and result.threshold_written else None,
+        speakers=tuple(sorted({r.speaker for r in records})),
         fitted=FitEvidence(
-            held_out_uar_before=round(outcome.before, 4),
-            held_out_uar_after=round(outcome.after, 4),
-            clips=outcome.clips,
-            speakers=len(outcome.speakers),
-            learned=outcome.learned,
-            protocol=f"leave-speakers-out, {len(folds(list(outcome.speakers)))} folds, clip-level UAR",
+            held_out_uar_before=round(told.before, 4) if told else None,
+            held_out_uar_after=round(told.after, 4) if told else None,
+            clips=len(records),
+            speakers=len({r.speaker for r in records}),
+            learned=told.learned if told and result.fusion_written else (),
+            protocol=f"leave-speakers-out, {len(folds([r.speaker for r in records]))} folds, clip-level UAR"
+            + (" and balanced accuracy of moments" if threshold is not None else ""),
             corpora=tuple(sorted({r.corpus for r in records})),
             margin=margin,
+            fusion_written=result.fusion_written,
+            disparity=None
+            if threshold is None
+            else DisparityFit(
+                threshold_before=threshold.start,
+                threshold_after=threshold.threshold,
+                held_out_balanced_accuracy_before=round(threshold.before, 4),
+                held_out_balanced_accuracy_after=round(threshold.after, 4),
+                clips=threshold.clips,
+                disparate=threshold.disparate,
+                written=result.threshold_written,
+            ),
         ),
     )
     shutil.copytree(pack, out, symlinks=True)
@@ -312,4 +453,4 @@ def fit_pack(evaluation: Path, pack: Path, out: Path, key: Path, margin: float =
         sign_file(out / "pack.json", key)
     except SignatureError as exc:
         raise ExportError(f"the fitted pack {out} could not be signed: {exc}") from None
-    return outcome
+    return result

@@ -316,17 +316,33 @@ def _calibration_card(fit: FusionCalibration) -> list[str]:
     lines = ["## Fusion fitted from labels (`clinic-export fit`)", ""]
     f = fit.fitted
     if f is not None:
-        lines += [
-            f"Fitted on {f.clips} clips of {f.speakers} speakers ({', '.join(f.corpora)}); {f.protocol}. "
-            f"Held-out UAR before: {100 * f.held_out_uar_before:.1f} %, after: {100 * f.held_out_uar_after:.1f} % "
-            f"(learned: {', '.join(f.learned) or 'nothing'}).",
-            "",
-        ]
+        lines.append(f"Fitted on {f.clips} clips of {f.speakers} speakers ({', '.join(f.corpora)}); {f.protocol}.")
+        if f.held_out_uar_before is not None and f.held_out_uar_after is not None:
+            lines.append(
+                f"Held-out UAR before: {100 * f.held_out_uar_before:.1f} %, after: {100 * f.held_out_uar_after:.1f} % "
+                + (
+                    f"(learned: {', '.join(f.learned) or 'nothing'})."
+                    if f.fusion_written
+                    else "(below the margin: the fusion's values are the room's)."
+                )
+            )
+        d = f.disparity
+        if d is not None:
+            lines.append(
+                f"Disparity threshold {d.threshold_before} -> {d.threshold_after} on {d.clips} clips "
+                f"({d.disparate} truly disparate): held-out balanced accuracy "
+                f"{100 * d.held_out_balanced_accuracy_before:.1f} % -> "
+                f"{100 * d.held_out_balanced_accuracy_after:.1f} %"
+                + ("." if d.written else " (below the margin: the room keeps its own threshold).")
+            )
+        lines.append("")
     return [
         *lines,
         f"- weights: {fit.weights}",
         f"- channel temperatures: {fit.channel_temperatures}; fused temperature {fit.temperature}",
         f"- voice cues' tempering: {fit.voice_tempering:.3f}",
+        "- disparity threshold: "
+        + (str(fit.disparity_threshold) if fit.disparity_threshold is not None else "the room's own"),
         "",
     ]
 

@@ -68,14 +68,23 @@ def cremad(scene: ModuleType, root: Path, actors: tuple[int, ...] = (1001, 1002)
 def manifest(scene: ModuleType, root: Path) -> Path:
     """A clinic's own recordings: what is said varies (the words carry a signal here)."""
     rows = [
-        ("clips/a.mkv", "happy", "client-a", "0.7", "0.4", "astronaut", "This is wonderful, I am so happy today."),
-        ("clips/b.mkv", "sad", "client-b", "-0.7", "-0.3", "hopper", "I feel so sad and alone."),
-        ("clips/c.mkv", "neutral", "client-c", "0.0", "-0.1", "coffee", "The bus comes at nine."),
+        (
+            "clips/a.mkv",
+            "happy",
+            "client-a",
+            "0.7",
+            "0.4",
+            "no",
+            "astronaut",
+            "This is wonderful, I am so happy today.",
+        ),
+        ("clips/b.mkv", "sad", "client-b", "-0.7", "-0.3", "no", "hopper", "I feel so sad and alone."),
+        ("clips/c.mkv", "neutral", "client-c", "0.0", "-0.1", "", "coffee", "The bus comes at nine."),
     ]
-    for path, _, _, _, _, photo, text in rows:
+    for path, *_, photo, text in rows:
         scene.compose(root / path, [scene.Shot(0.0, photo)], [(0.3, text)], SECONDS)
     with (root / "manifest.csv").open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "label", "speaker", "valence", "arousal"])
-        writer.writerows(r[:5] for r in rows)
+        writer.writerow(["path", "label", "speaker", "valence", "arousal", "disparate"])  # face, voice, words agree
+        writer.writerows(r[:6] for r in rows)
     return root / "manifest.csv"

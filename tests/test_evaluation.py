@@ -100,6 +100,23 @@ def test_every_layout_is_read_and_the_confusion_is_an_independent_count(evaluate
     assert "83.3 %" in md and "| fused |" in md and "not applicable" in md
     assert "data:image/png;base64," in (evaluated / "evaluation.html").read_text()
     assert {"valence", "arousal"} <= set(fused["ccc"])  # the manifest carries them
+    # The disparity rule on clips known to be congruent (acted corpora, the manifest's "no" rows),
+    # against a count of runs of windows at or above the room's threshold lasting 3 s.
+    rule = body["disparity"]
+    congruent = [r for r in records if r.disparate is False]
+    assert rule["congruent_clips"] == len(congruent) == 6 + 5 + 2 and rule["disparate_clips"] == 0
+    runs = 0
+    for r in congruent:
+        above = [w for w in r.windows if w.disparity is not None and w.disparity >= rule["threshold"]]
+        spans: list[list[float]] = []
+        for w in r.windows:
+            if w in above and spans and spans[-1][2] == w.index - 1:
+                spans[-1][1:] = [w.end_s, w.index]
+            elif w in above:
+                spans.append([w.start_s, w.end_s, w.index])
+        runs += sum(1 for start, end, _ in spans if end - start >= rule["min_duration_s"])
+    assert rule["false_moments"] == runs
+    assert "## Disparity moments" in md
 
 
 def test_a_rerun_resumes_and_redoes_only_what_is_missing(
@@ -187,6 +204,11 @@ LAYOUTS = [
         "manifest",
         lambda p: (_file(p.parent / "x.wav"), _file(p, "path,label\nx.wav,joyful\n")),
         r"manifest\.csv:2: label 'joyful' is not one of the product's classes",
+    ),
+    (
+        "manifest",
+        lambda p: (_file(p.parent / "x.wav"), _file(p, "path,label,disparate\nx.wav,sad,maybe\n")),
+        r"manifest\.csv:2: disparate 'maybe' is not one of yes, no",
     ),
 ]
 

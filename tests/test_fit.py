@@ -170,8 +170,90 @@ def test_fit_refuses_where_nothing_can_improve_and_writes_nothing(
     # The room already gets every clip right: there is nothing to gain.
     code, out = _fit(_corpus(tmp_path / "eval", informative_face=True, honest_voice=True), default_pack, tmp_path)
     assert code == 3
-    assert "does not improve by 2.0 points: nothing written" in caplog.text
+    assert "nothing improves by 2.0 points, nothing written" in caplog.text
     assert not out.exists()
+
+
+def _with_moments(out: Path, *, judged: bool) -> Path:
+    """An evaluation folder for the disparity threshold: the acted clips of :func:`_corpus` (congruent
+    by design), where two in five carry a run of disparity scores between 0.62 and 0.75 (false moments
+    at the room's 0.6), and, when ``judged``, clinicians' moments (truly disparate, scoring 0.8-0.95)
+    from eight sessions."""
+    _corpus(out, informative_face=True, honest_voice=True)
+    rng = random.Random(11)
+    for path in sorted((out / "clips").glob("*.json")):
+        record = ClipRecord.model_validate_json(path.read_text())
+        high = rng.random() < 0.4
+        windows = tuple(
+            w.model_copy(update={"disparity": rng.uniform(0.62, 0.75) if high else rng.uniform(0.0, 0.3)})
+            for w in record.windows
+        )
+        path.write_text(record.model_copy(update={"windows": windows, "disparate": False}).model_dump_json())
+    if judged:
+        for s in range(8):
+            for m in range(3):
+                windows = tuple(
+                    WindowRecord(
+                        index=k,
+                        start_s=k,
+                        end_s=k + 2.5,
+                        votes=(),
+                        fused=None,
+                        label=None,
+                        state=None,
+                        disparity=rng.uniform(0.8, 0.95),
+                    )
+                    for k in range(3)
+                )
+                record = ClipRecord(
+                    clip_id=f"feedback-{s}-{m}",
+                    corpus="feedback",
+                    path=f"s{s}#moment-{m}",
+                    label=None,
+                    speaker=f"session-{s}",
+                    modality="audiovisual",
+                    words_applicable=True,
+                    disparate=True,
+                    windows=windows,
+                )
+                (out / "clips" / f"{record.clip_id}.json").write_text(record.model_dump_json())
+    body = json.loads((out / "evaluation.json").read_text())
+    body["room"]["disparity"] = {"enabled": True, "threshold": 0.6, "min_duration_s": 3.0}
+    (out / "evaluation.json").write_text(json.dumps(body))
+    return out
+
+
+def test_fit_learns_the_disparity_threshold_from_judged_moments_and_the_room_uses_it(
+    default_pack: Path, tmp_path: Path
+) -> None:
+    # The fusion already gets every clip right (nothing to gain there); the threshold can only be
+    # learned because clinicians' real moments stand beside the acted corpus's congruent clips.
+    code, out = _fit(_with_moments(tmp_path / "eval", judged=True), default_pack, tmp_path)
+    assert code == 0
+    room = write_config(
+        tmp_path / "room.toml", face_model=Path(), state_dir=tmp_path / "state", mqtt_port=None, pack=out
+    )
+    config = load_config(room)
+    assert trust_pack(config.models) is not None
+    fit = open_pack(out).calibration
+    assert fit is not None and fit.fitted is not None and fit.fitted.disparity is not None
+    d = fit.fitted.disparity
+    assert d.clips == 80 + 24 and d.disparate == 24 and d.written
+    assert d.held_out_balanced_accuracy_before < 0.85 < d.held_out_balanced_accuracy_after
+    assert fit.disparity_threshold is not None and 0.75 < fit.disparity_threshold <= 0.8
+    assert not fit.fitted.fusion_written and fit.fitted.learned == ()  # the fusion kept the room's values
+    assert fit.weights == {"face": 1.0, "voice": 1.0, "words": 1.0}
+    assert calibrated(config).disparity.threshold == fit.disparity_threshold
+    assert "Disparity threshold 0.6 -> 0.8" in (out / "MODEL_CARD.md").read_text()
+
+
+def test_fit_never_learns_a_threshold_from_acted_corpora_alone(
+    default_pack: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only congruent clips: the highest threshold would "win" by never finding anything; fit learns nothing.
+    code, out = _fit(_with_moments(tmp_path / "eval", judged=False), default_pack, tmp_path)
+    assert code == 3 and not out.exists()
+    assert "disparity threshold" not in caplog.text
 
 
 def test_fit_refuses_what_is_not_an_evaluation(

@@ -343,6 +343,13 @@ def test_a_therapist_marks_what_the_room_got_wrong_and_evaluate_scores_it(
         browser.save_screenshot(str(ARTIFACTS / "judge-window.png"))
         form.find_element(By.CSS_SELECTOR, "button.judge-other").click()
         WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+        moment = WebDriverWait(browser, 30).until(
+            lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.moment")
+        )[0]
+        ActionChains(browser).move_to_element(moment).click().perform()
+        form = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "judge-moment"))
+        form.find_element(By.CSS_SELECTOR, "button.judge-none").click()  # not a real mismatch
+        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
         browser.find_element(By.ID, "rating").send_keys("4")
         browser.find_element(By.ID, "rate").click()
         WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
@@ -351,12 +358,17 @@ def test_a_therapist_marks_what_the_room_got_wrong_and_evaluate_scores_it(
         "SELECT kind, verdict, label, rating, judged_by FROM judgements WHERE session_id = ?", [room.session]
     )
     assert sorted(rows.fetchall(), key=str) == sorted(
-        [("window", "other", "sad", None, "staff-test"), ("session", "rating", None, 4, "staff-test")], key=str
+        [
+            ("window", "other", "sad", None, "staff-test"),
+            ("moment", "disagree", None, None, "staff-test"),
+            ("session", "rating", None, 4, "staff-test"),
+        ],
+        key=str,
     )
     db.close()
     log = sqlite3.connect(room.db.with_name("review.db"))
     judged = [d for (d,) in log.execute("SELECT detail FROM audit_log WHERE action = 'judgement given'")]
-    assert judged == ["window other sad", "session rating 4/5"]
+    assert judged == ["window other sad", "moment disagree", "session rating 4/5"]
     out = tmp_path / "feedback"
     scored = subprocess.run(
         [*EDGE, "evaluate", "--feedback", "--config", str(room.config), "--out", str(out)],
@@ -366,7 +378,9 @@ def test_a_therapist_marks_what_the_room_got_wrong_and_evaluate_scores_it(
     )
     assert scored.returncode == 0, scored.stderr
     body = json.loads((out / "evaluation.json").read_text())
-    assert body["corpora"] == {"feedback": 1} and body["predictors"]["fused"]["n_clips"] == 1
+    # The window is scored as a class; the moment, judged no mismatch, as a congruent clip of the disparity rule.
+    assert body["corpora"] == {"feedback": 2} and body["predictors"]["fused"]["n_clips"] == 1
+    assert body["disparity"]["congruent_clips"] == 1 and body["disparity"]["congruent_clips_with_a_moment"] == 1
     sad = CLASSES.index("sad")
     assert sum(body["predictors"]["fused"]["confusion"][sad]) + body["predictors"]["fused"]["abstained"][sad] == 1
 

@@ -21,6 +21,7 @@ from itertools import combinations
 
 import numpy as np
 
+from clinic_signals.moments import MomentRule
 from edge.results import Disparity, DisparityEvent
 
 
@@ -35,31 +36,32 @@ def disparity(valences: Mapping[str, float]) -> Disparity | None:
 
 
 class DisparityTracker:
-    """Turns per-window scores into events; one per session."""
+    """Turns per-window scores into events (:class:`clinic_signals.moments.MomentRule`); one per session."""
 
     def __init__(self, threshold: float, min_duration_s: float) -> None:
         self.threshold = threshold
         self.min_duration_s = min_duration_s
-        self._run: list[tuple[float, float, Disparity]] = []
+        self._rule: MomentRule[Disparity | None] = MomentRule(threshold, min_duration_s)
 
     def add(self, start_s: float, end_s: float, score: Disparity | None) -> DisparityEvent | None:
         """Feed one window; returns an event when a long enough run has just ended."""
-        if score is not None and score.score >= self.threshold:
-            self._run.append((start_s, end_s, score))
-            return None
-        return self.close()
+        return _event(self._rule.add(start_s, end_s, None if score is None else score.score, score))
 
     def close(self) -> DisparityEvent | None:
-        run, self._run = self._run, []
-        if not run or run[-1][1] - run[0][0] < self.min_duration_s:
-            return None
-        scores = [d.score for _, _, d in run]
-        peak = max(run, key=lambda r: r[2].score)[2]
-        return DisparityEvent(
-            start_s=run[0][0],
-            end_s=run[-1][1],
-            peak=round(max(scores), 4),
-            mean=round(float(np.mean(scores)), 4),
-            windows=len(run),
-            pair=peak.pair,
-        )
+        return _event(self._rule.close())
+
+
+def _event(run: list[tuple[float, float, Disparity | None]] | None) -> DisparityEvent | None:
+    if not run:
+        return None
+    scored = [(start, end, d) for start, end, d in run if d is not None]
+    scores = [d.score for _, _, d in scored]
+    peak = max(scored, key=lambda r: r[2].score)[2]
+    return DisparityEvent(
+        start_s=run[0][0],
+        end_s=run[-1][1],
+        peak=round(max(scores), 4),
+        mean=round(float(np.mean(scores)), 4),
+        windows=len(run),
+        pair=peak.pair,
+    )

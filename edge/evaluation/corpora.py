@@ -41,6 +41,7 @@ class Clip:
     speaker: str
     modality: Modality
     words_applicable: bool
+    disparate: bool | None = None  # truly a disparity between channels (None: unknown)
     intensity: str | None = None
     statement: str | None = None
     valence: float | None = None
@@ -83,6 +84,7 @@ def ravdess(root: Path) -> list[Clip]:
                 speaker=f"ravdess-{name.actor:02d}",
                 modality="audiovisual" if name.modality == "audio-video" else "audio",
                 words_applicable=False,  # two fixed, neutral statements
+                disparate=False,  # acted: face and voice show the one emotion asked for
                 intensity=name.intensity,
                 statement=name.statement,
             )
@@ -125,6 +127,7 @@ def cremad(root: Path) -> list[Clip]:
                 speaker=f"cremad-{name.actor}",
                 modality="audiovisual" if path.suffix.lower() == ".flv" else "audio",
                 words_applicable=False,  # twelve fixed, neutral sentences
+                disparate=False,  # acted: face and voice show the one emotion asked for
                 intensity=name.level,
                 statement=name.sentence,
             )
@@ -146,10 +149,24 @@ def _float(value: str, where: str, column: str) -> float | None:
     return number
 
 
+FLAGS = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+
+def _flag(value: str, where: str) -> bool | None:
+    """A manifest's ``disparate`` column: whether face, voice and words truly disagree in the clip."""
+    if not value.strip():
+        return None
+    try:
+        return FLAGS[value.strip().lower()]
+    except KeyError:
+        raise CorpusLayoutError(f"{where}: disparate {value!r} is not one of yes, no (or true/false, 1/0)") from None
+
+
 def manifest(path: Path) -> list[Clip]:
     if not path.is_file() or path.suffix.lower() != ".csv":
         raise CorpusLayoutError(
-            f"{path}: a manifest corpus is a CSV file with the header path,label[,speaker][,valence,arousal]"
+            f"{path}: a manifest corpus is a CSV file with the header "
+            "path,label[,speaker][,valence,arousal][,disparate]"
         )
     root = path.parent
     with path.open(encoding="utf-8", newline="") as fh:
@@ -158,10 +175,11 @@ def manifest(path: Path) -> list[Clip]:
     if (
         not rows
         or header[:2] != ["path", "label"]
-        or not set(header) <= {"path", "label", "speaker", "valence", "arousal"}
+        or not set(header) <= {"path", "label", "speaker", "valence", "arousal", "disparate"}
     ):
         raise CorpusLayoutError(
-            f"{path}: expected the header path,label[,speaker][,valence,arousal] and at least one row, got {header}"
+            "expected the header path,label[,speaker][,valence,arousal][,disparate] and at least one row, "
+            f"got {header} in {path}"
         )
     clips = []
     for line, row in enumerate(rows, start=2):
@@ -185,6 +203,7 @@ def manifest(path: Path) -> list[Clip]:
                 words_applicable=True,  # a clinic's own recordings: what is said varies
                 valence=_float(row.get("valence") or "", where, "valence"),
                 arousal=_float(row.get("arousal") or "", where, "arousal"),
+                disparate=_flag(row.get("disparate") or "", where),
             )
         )
     return clips

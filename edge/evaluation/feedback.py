@@ -2,7 +2,9 @@
 
 A window a therapist marked is a clip of that one window whose truth is the class they gave ("the
 client seemed: ...") or, where they agreed, the room's own label; a disparity moment they gave a
-class is a clip of the moment's windows. Sessions stand in for speakers in the intervals (clients are
+class is a clip of the moment's windows, and a moment they called real ("agree") or not one
+("disagree") is such a clip whose truth is that disparity (fit learns the threshold from these).
+Sessions stand in for speakers in the intervals (clients are
 never identified). The records go to ``<out>/clips`` like a corpus run's, so ``clinic-export fit``
 reads them the same way; the words vary here, so fit may learn the words' weight from them.
 """
@@ -48,14 +50,17 @@ def feedback_records(config: AppConfig, out: Path) -> list[ClipRecord]:
         if j.session_id not in sessions:
             sessions[j.session_id] = load_session(path, j.session_id, registry)
         session = sessions[j.session_id]
+        disparate: bool | None = None
         if j.kind == "window":
             windows = [w for w in session.windows if w.index == j.window_index]
             label = j.label if j.verdict == "other" else (windows[0].label if windows else None)
         else:
             start, end = j.start_s or 0.0, j.end_s or 0.0
             windows = [w for w in session.windows if w.start_s < end and w.end_s > start]
-            label = j.label if j.verdict == "other" else None  # agreeing that a moment was one names no class
-        if not windows or label is None:
+            # "agree": a real moment; "disagree": none there; "other": the class the client seemed to show.
+            label = j.label if j.verdict == "other" else None
+            disparate = {"agree": True, "disagree": False}.get(j.verdict)
+        if not windows or (label is None and disparate is None):
             continue
         record = ClipRecord(
             clip_id=f"feedback-{j.session_id}-{n}",
@@ -65,6 +70,7 @@ def feedback_records(config: AppConfig, out: Path) -> list[ClipRecord]:
             speaker=f"session-{j.session_id[:8]}",
             modality="audiovisual",
             words_applicable=True,
+            disparate=disparate,
             windows=tuple(window_record(w, registry) for w in windows),
         )
         write_record(out, record)

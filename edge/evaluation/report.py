@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from clinic_signals.clips import FUSED, clip_prediction
+from clinic_signals.moments import moments
 from clinic_signals.scores import Scores, score
 from contract.classes import CLASSES, affect_of
 from contract.evaluation import ClipRecord
@@ -57,7 +58,37 @@ PROTOCOL = (
 
 
 def _words_scope(records: Sequence[ClipRecord], predictor: str) -> list[ClipRecord]:
-    return [r for r in records if predictor != "words" or r.words_applicable]
+    # A judged moment that names no class labels the disparity, not the emotion: not scored here.
+    return [r for r in records if r.label is not None and (predictor != "words" or r.words_applicable)]
+
+
+def disparity_scores(records: Sequence[ClipRecord], threshold: float, min_duration_s: float) -> dict[str, Any] | None:
+    """How the disparity rule did on clips whose truth is known (acted corpora: none; a clinician's
+    judged moments, a manifest's ``disparate`` column): moments found on congruent clips (false, and
+    per hour of them), and the share of truly disparate clips where the rule found one."""
+    known = [r for r in records if r.disparate is not None and not r.error]
+    if not known:
+        return None
+    found = {
+        r.clip_id: moments(((w.start_s, w.end_s, w.disparity) for w in r.windows), threshold, min_duration_s)
+        for r in known
+    }
+    congruent = [r for r in known if not r.disparate]
+    disparate = [r for r in known if r.disparate]
+    hours = sum(max((w.end_s for w in r.windows), default=0.0) for r in congruent) / 3600
+    false = sum(found[r.clip_id] for r in congruent)
+    hit = sum(1 for r in disparate if found[r.clip_id])
+    return {
+        "threshold": threshold,
+        "min_duration_s": min_duration_s,
+        "congruent_clips": len(congruent),
+        "congruent_clips_with_a_moment": sum(1 for r in congruent if found[r.clip_id]),
+        "false_moments": false,
+        "false_moments_per_hour": round(false / hours, 2) if hours > 0 else None,
+        "disparate_clips": len(disparate),
+        "disparate_clips_found": hit,
+        "recall": round(hit / len(disparate), 4) if disparate else None,
+    }
 
 
 def score_predictor(records: Sequence[ClipRecord], predictor: str, *, seed: int = 0) -> Scores | None:
@@ -114,6 +145,9 @@ def evaluation(records: Sequence[ClipRecord], room: dict[str, Any], warnings: Se
         "predictors": {},
         "by_corpus": {},
     }
+    rule = room.get("disparity", {})
+    if rule.get("enabled", True) and "threshold" in rule:
+        body["disparity"] = disparity_scores(records, float(rule["threshold"]), float(rule.get("min_duration_s", 0.0)))
     for name in predictors(records):
         found = score_predictor(records, name)
         body["predictors"][name] = (
@@ -161,6 +195,28 @@ def _by_corpus(body: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _disparity(d: dict[str, Any] | None) -> list[str]:
+    if not d:
+        return []
+    lines = [
+        "",
+        f"## Disparity moments (threshold {d['threshold']}, at least {d['min_duration_s']} s)",
+        "",
+        f"- Congruent clips (acted corpora: face and voice show one emotion; or judged so): {d['congruent_clips']}, "
+        f"{d['congruent_clips_with_a_moment']} with a moment; {d['false_moments']} false moments"
+        + (f" ({d['false_moments_per_hour']} per hour)" if d["false_moments_per_hour"] is not None else "")
+        + ".",
+    ]
+    if d["disparate_clips"]:
+        lines.append(
+            f"- Truly disparate clips (clinicians' moments, a manifest's column): {d['disparate_clips']}, "
+            f"the rule found {d['disparate_clips_found']} ({_pct(d['recall'])})."
+        )
+    else:
+        lines.append("- No clip known to hold a disparity: how many real ones the rule finds is not measured here.")
+    return lines
+
+
 def markdown(body: dict[str, Any]) -> str:
     lines = [
         "# How right is the room",
@@ -203,6 +259,7 @@ def markdown(body: dict[str, Any]) -> str:
     if "confusion" in fused:
         for i, row in enumerate(fused["confusion"]):
             lines.append(f"| {CLASSES[i]} | " + " | ".join(str(v) for v in row) + f" | {fused['abstained'][i]} |")
+    lines += _disparity(body.get("disparity"))
     lines += [
         "",
         "## Beside the published figures",

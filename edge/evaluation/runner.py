@@ -86,6 +86,7 @@ def _record(clip: Clip, **fields: Any) -> ClipRecord:
         speaker=clip.speaker,
         modality=clip.modality,
         words_applicable=clip.words_applicable,
+        disparate=clip.disparate,
         intensity=clip.intensity,
         statement=clip.statement,
         valence=clip.valence,

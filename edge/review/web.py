@@ -265,7 +265,7 @@ def feedback(
     windows, erased with them; the access log says who judged what, not the judgement's words)."""
     _fresh(csrf, u)
     opened(request, r, u, session_id, "feedback")
-    if kind not in ("window", "moment", "session") or verdict not in ("agree", "other", "rating"):
+    if kind not in ("window", "moment", "session") or verdict not in ("agree", "other", "rating", "disagree"):
         raise HTTPException(status_code=400, detail="a judgement is of a window, a moment or the session")
     judgement = Judgement(
         session_id=session_id,

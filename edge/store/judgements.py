@@ -13,14 +13,14 @@ from edge.errors import StoreError
 from edge.store.db import Store
 
 Kind = Literal["window", "moment", "session"]
-Verdict = Literal["agree", "other", "rating"]
+Verdict = Literal["agree", "other", "rating", "disagree"]
 
 
 @dataclass(frozen=True)
 class Judgement:
     session_id: str
     kind: Kind
-    verdict: Verdict
+    verdict: Verdict  # agree: the room was right; other: the client seemed <label>; disagree: no moment here
     judged_by: str
     window_index: int | None = None  # kind window
     start_s: float | None = None  # kind moment: its span
@@ -40,6 +40,8 @@ class Judgement:
             problems.append("a moment's judgement names its span")
         if self.kind == "session" and (self.verdict != "rating" or self.rating is None or not 1 <= self.rating <= 5):
             problems.append("a session is rated 1 to 5")
+        if self.verdict == "disagree" and self.kind != "moment":
+            problems.append("only a moment is judged not to be one")
         if self.kind != "session" and self.verdict == "rating":
             problems.append("only a session is rated")
         if problems:

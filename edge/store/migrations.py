@@ -182,7 +182,7 @@ def _v9(db: sqlite_utils.Database) -> None:
             "window_index": int,
             "start_s": float,
             "end_s": float,
-            "verdict": str,  # agree | other (then label) | rating
+            "verdict": str,  # agree | other (then label) | rating | disagree (a moment that was none)
             "label": str,
             "rating": int,
             "judged_by": str,

@@ -68,6 +68,19 @@
       agree.addEventListener("click", () => { form.querySelector("input[name=verdict]").value = "agree"; select.disabled = true; });
       form.append(" or ", agree);
     }
+    if (kind === "moment") {
+      // Whether the moment was a real mismatch between face, voice and words: fit learns the threshold from these.
+      const verdict = (text, cls, value) => {
+        const b = document.createElement("button");
+        b.type = "submit"; b.className = cls; b.textContent = text;
+        b.addEventListener("click", () => { form.querySelector("input[name=verdict]").value = value; select.disabled = true; });
+        return b;
+      };
+      const real = document.createElement("p");
+      real.append("Was this a real mismatch? ", verdict("Yes, a real mismatch", "judge-real", "agree"), " ",
+        verdict("No mismatch here", "judge-none", "disagree"));
+      form.append(real);
+    }
     return form;
   }
 
