@@ -209,12 +209,23 @@ class WindowFusion:
         place = self.affect(votes, subset)
         return fused if place is None else calm(fused, *place)
 
-    def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
-        usable = [
+    def usable(self, votes: Sequence[ChannelVote]) -> list[ChannelVote]:
+        """The votes this fusion takes: good, with a distribution, and (for a trained head) of its channels."""
+        return [
             v
             for v in votes
             if v.probs is not None and v.quality == "good" and (self.accepts is None or v.name in self.accepts)
         ]
+
+    def top(self, votes: Sequence[ChannelVote]) -> int | None:
+        """The fused distribution's top class (as :meth:`__call__` finds it, without the Shapley values)."""
+        usable = self.usable(votes)
+        if not usable:
+            return None
+        return int(np.argmax(self.distribution(usable, frozenset(v.name for v in usable))))
+
+    def __call__(self, votes: Sequence[ChannelVote]) -> FusionResult:
+        usable = self.usable(votes)
         used = tuple(v.name for v in usable)
         if not usable:
             return FusionResult(None, None, None, None, None, (), None)
