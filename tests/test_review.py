@@ -30,6 +30,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from contract.classes import CLASSES
@@ -156,6 +157,13 @@ def _wait_for_file(folder: Path, suffix: str, timeout: float = 60.0) -> Path:
             return done[0]
         time.sleep(0.1)
     pytest.fail(f"no {suffix} was downloaded into {folder}: {sorted(p.name for p in folder.iterdir())}")
+
+
+def _submit_and_wait_saved(browser: Any, button: Any) -> None:
+    """Click a form's button and wait for the next page (the old one gone) to say it was saved."""
+    button.click()
+    WebDriverWait(browser, 30).until(staleness_of(button))
+    WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
 
 
 def _log_in(browser: Any, base: str, name: str) -> None:
@@ -341,18 +349,15 @@ def test_a_therapist_marks_what_the_room_got_wrong_and_evaluate_scores_it(
         form = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "judge-window"))
         form.find_element(By.CSS_SELECTOR, "select.judge-label").send_keys("sad")
         browser.save_screenshot(str(ARTIFACTS / "judge-window.png"))
-        form.find_element(By.CSS_SELECTOR, "button.judge-other").click()
-        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+        _submit_and_wait_saved(browser, form.find_element(By.CSS_SELECTOR, "button.judge-other"))
         moment = WebDriverWait(browser, 30).until(
             lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.moment")
         )[0]
         ActionChains(browser).move_to_element(moment).click().perform()
         form = WebDriverWait(browser, 30).until(lambda b: b.find_element(By.ID, "judge-moment"))
-        form.find_element(By.CSS_SELECTOR, "button.judge-none").click()  # not a real mismatch
-        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+        _submit_and_wait_saved(browser, form.find_element(By.CSS_SELECTOR, "button.judge-none"))  # not a mismatch
         browser.find_element(By.ID, "rating").send_keys("4")
-        browser.find_element(By.ID, "rate").click()
-        WebDriverWait(browser, 30).until(lambda b: "your judgement is saved" in b.find_element(By.ID, "notice").text)
+        _submit_and_wait_saved(browser, browser.find_element(By.ID, "rate"))
     db = sqlite3.connect(room.db)
     rows = db.execute(
         "SELECT kind, verdict, label, rating, judged_by FROM judgements WHERE session_id = ?", [room.session]
@@ -394,12 +399,17 @@ def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, 
         rows = browser.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")
         assert [r.get_attribute("data-session") for r in rows] == [room.session], "only the sessions I recorded"
         cells = [c.text for c in rows[0].find_elements(By.TAG_NAME, "td")]
-        assert cells[3] == "written" and "% of" in cells[4] and int(cells[5]) >= 1
+        assert cells[2].startswith("consent-0001"), "the clinic's own key to the session is listed"
+        assert cells[4] == "written" and cells[5].endswith("%") and int(cells[6]) >= 1
         browser.save_screenshot(str(ARTIFACTS / "sessions.png"))
 
         rows[0].find_element(By.CLASS_NAME, "open").click()
         WebDriverWait(browser, 60).until(lambda b: b.find_elements(By.CSS_SELECTOR, "#timeline-chart svg"))
-        for section in ("not-a-diagnosis", "summary", "disparity", "contributions", "coverage", "limits"):
+        for section in ("not-a-diagnosis", "summary", "disparity", "limits"):
+            assert browser.find_element(By.ID, section).is_displayed(), section
+        assert not browser.find_element(By.ID, "contributions").is_displayed(), "model internals are folded away"
+        browser.find_element(By.CSS_SELECTOR, "#technical summary").click()
+        for section in ("contributions", "coverage"):
             assert browser.find_element(By.ID, section).is_displayed(), section
         windows = browser.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.window")
         assert len(windows) >= 4 * 4  # every window in the fused row and each channel's

@@ -22,13 +22,20 @@ from edge.review.erasure import erase_session
 from edge.review.fhir import FhirError, session_bundle
 from edge.review.fhir_client import post_bundle
 from edge.review.staff import EXPORTED, FILED, FILING_FAILED, access_log, open_staff, staff_accounts
-from edge.review.web import create_app
+from edge.review.web import Review, create_app
 from edge.runtime.notify import Notifier
 from edge.store import SessionRow, Store
 
 logger = logging.getLogger(__name__)
 
 HOUSEKEEPING_EVERY_S = 6 * 3600
+
+
+def _warm(review: Review) -> None:
+    try:
+        review.warm()
+    except Exception:  # logged: a page that cannot be built ahead is built when opened
+        logger.exception("building the newest sessions' pages ahead failed")
 
 
 def serve_review(config: AppConfig) -> int:
@@ -68,6 +75,7 @@ def serve_review(config: AppConfig) -> int:
 
     threading.Thread(target=housekeeping, name="review-housekeeping", daemon=True).start()
     app = create_app(config, accounts, log, secure=tls is not None)
+    threading.Thread(target=_warm, args=(app.state.review,), name="review-warm", daemon=True).start()
     server = uvicorn.Server(
         uvicorn.Config(
             app,

@@ -13,11 +13,11 @@ double-submit token, throttling, and headers that allow only the page's own file
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -30,11 +30,13 @@ from clinic_common.html import script_json
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
-from edge.report.data import ReportError, SessionData, load_session
+from edge.report.data import ReportError, load_session
 from edge.report.render import REPORT_CSS, report_body, write_report
+from edge.review.cache import BuiltPage, PageCache
 from edge.review.erasure import erase_session
 from edge.review.fhir import FhirError, session_bundle
 from edge.review.fhir_client import post_bundle
+from edge.review.listing import local_time, session_list
 from edge.review.staff import (
     DOWNLOADED,
     EXPORTED,
@@ -68,6 +70,7 @@ class Review:
     templates: Jinja2Templates
     registry: ChannelRegistry
     secure: bool  # served over TLS
+    pages: PageCache = field(default_factory=PageCache)
 
     @property
     def database(self) -> Path:
@@ -81,6 +84,26 @@ class Review:
             return store.sessions(staff.recorded_by, session_id)
         finally:
             store.close()
+
+    def built(self, row: SessionRow) -> BuiltPage:
+        """The session page's report and timeline, built once per session as it stands."""
+
+        def build() -> BuiltPage:
+            try:
+                data = load_session(self.database, row.id, self.registry)
+            except ReportError as exc:
+                raise HTTPException(status_code=404, detail=str(exc)) from None
+            timeline = timeline_data(data, self.registry, transcripts_kept=self.config.channels.words.store_transcript)
+            report = report_body(data, self.config, self.registry, technical_open=False)
+            return BuiltPage(report, script_json(timeline))
+
+        return self.pages.get(row, build)
+
+    def warm(self, newest: int = 3) -> None:
+        """Build the newest sessions' pages ahead of the first view (the review service at start)."""
+        for row in self.rows(Staff("warm", "admin"))[:newest]:
+            if row.ended_at is not None:
+                self.built(row)
 
 
 def review(request: Request) -> Review:
@@ -143,13 +166,6 @@ def opened(request: Request, r: Review, u: User, session_id: str, action: str) -
     return rows[0]
 
 
-def _load(r: Review, session_id: str) -> SessionData:
-    try:
-        return load_session(r.database, session_id, r.registry)
-    except ReportError as exc:
-        raise HTTPException(status_code=404, detail=str(exc)) from None
-
-
 public = APIRouter()
 
 
@@ -163,15 +179,25 @@ pages = APIRouter()
 
 
 @pages.get("/", response_class=HTMLResponse)
-def sessions_page(request: Request, r: ReviewDep, u: UserDep, notice: str = "") -> HTMLResponse:
-    return page(request, r, "sessions.html", u, sessions=r.rows(u.staff), notice=notice[:200])
+def sessions_page(
+    request: Request,
+    r: ReviewDep,
+    u: UserDep,
+    notice: str = "",
+    q: Annotated[str, Query(max_length=100)] = "",
+    start: Annotated[str, Query(alias="from", max_length=10)] = "",
+    end: Annotated[str, Query(alias="to", max_length=10)] = "",
+    number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    r.pages.keep_only(row.id for row in r.rows(Staff(u.name, "admin")))
+    listing = session_list(r.rows(u.staff), q=q, start=start, end=end, page=number)
+    return page(request, r, "sessions.html", u, listing=listing, notice=notice[:200])
 
 
 @pages.get("/sessions/{session_id}", response_class=HTMLResponse)
 def session_page(request: Request, r: ReviewDep, u: UserDep, session_id: str, notice: str = "") -> HTMLResponse:
     row = opened(request, r, u, session_id, "view")
-    data = _load(r, session_id)
-    body = report_body(data, r.config, r.registry)
+    built = r.built(row)
     r.log.record(u.name, VIEWED, session_id, address(request))
     return page(
         request,
@@ -179,10 +205,8 @@ def session_page(request: Request, r: ReviewDep, u: UserDep, session_id: str, no
         "session.html",
         u,
         row=row,
-        report=body,
-        timeline=script_json(
-            timeline_data(data, r.registry, transcripts_kept=r.config.channels.words.store_transcript)
-        ),
+        report=built.report,
+        timeline=built.timeline,
         filing=r.config.review.fhir is not None,
         notice=notice[:300],
     )
@@ -318,6 +342,7 @@ def erase(
             error=f"Type {session_id[:8]} (the start of the session's id) to erase it.",
             mqtt=r.config.mqtt.enabled,
         )
+    r.pages.drop(session_id)
     try:
         erase_session(r.config, session_id, u.name, address(request), r.log)
     except StoreError as exc:
@@ -354,6 +379,7 @@ def create_app(config: AppConfig, accounts: Accounts, log: AccessLog, *, secure:
         return response
 
     templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["local"] = local_time
     review = Review(config, accounts, log, templates, default_registry(), secure)
     app.state.review = review
 

@@ -45,6 +45,7 @@ class SessionRow:
     analysed: int  # windows with a result from at least one channel
     events: int  # disparity moments
     paused_s: float
+    consent_reference: str | None = None  # the clinic's key to its own record (what the therapist typed)
 
     @property
     def duration_s(self) -> float | None:
@@ -423,8 +424,8 @@ class Store:
             "(SELECT COUNT(*) FROM windows w WHERE w.session_id = s.id), "
             "(SELECT COUNT(*) FROM windows w WHERE w.session_id = s.id AND w.fused IS NOT NULL "
             "AND w.fused != '[]'), "
-            "(SELECT COUNT(*) FROM events e WHERE e.session_id = s.id), COALESCE(s.paused_s, 0) "
-            f"FROM sessions s {clause} ORDER BY s.started_at DESC",
+            "(SELECT COUNT(*) FROM events e WHERE e.session_id = s.id), COALESCE(s.paused_s, 0), "
+            f"s.consent_reference FROM sessions s {clause} ORDER BY s.started_at DESC",
             args,
         ).fetchall()
         return [SessionRow(*r) for r in rows]
