@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,6 +38,7 @@ class Filters:
     room: str | None
     start: str | None
     end: str | None
+    problem: str | None = None  # filters that cannot select anything, in plain words (nothing is shown)
 
 
 def published(conn: sa.Connection, grains: tuple[str, ...], f: Filters | None = None) -> Published:
@@ -134,7 +134,9 @@ def to_row(cell: Cell) -> Row:
 
 
 def select(released: Published, f: Filters) -> list[Row]:
-    """Shown cells for the filters, newest period last."""
+    """Shown cells for the filters, newest period last (none for filters with a problem)."""
+    if f.problem:
+        return []
     rows = []
     for cell in released.table(f.level, f.grain):
         dims = cell.key[:-1]
@@ -148,27 +150,6 @@ def select(released: Published, f: Filters) -> list[Row]:
             continue
         rows.append(to_row(cell))
     return sorted(rows, key=lambda r: (r.period, r.site, r.room))
-
-
-def chart_data(rows: list[Row]) -> dict[str, Any]:
-    """Emotion shares per period (stacked), summed over the rows' scopes weighted by sessions."""
-    by_period: dict[str, list[Row]] = {}
-    for r in rows:
-        by_period.setdefault(r.period, []).append(r)
-    periods = sorted(by_period)
-    series = {}
-    for c in CLASSES:
-        values = []
-        for p in periods:
-            shares = [(share, r.sessions) for r in by_period[p] if (share := r.emotions[c]) is not None]
-            weight = sum(n for _, n in shares)
-            values.append(None if not weight else round(100 * sum(v * n for v, n in shares) / weight, 1))
-        series[c] = values
-    return {
-        "periods": periods,
-        "series": series,
-        "sessions": [sum(r.sessions for r in by_period[p]) for p in periods],
-    }
 
 
 @dataclass(frozen=True)

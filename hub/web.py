@@ -15,6 +15,7 @@ token, the log-in form a double-submit token.
 """
 
 import csv
+import datetime as dt
 import io
 import logging
 from dataclasses import dataclass
@@ -40,7 +41,6 @@ from hub.dashboard import (
     CSV_HEADER,
     Filters,
     Published,
-    chart_data,
     health,
     published,
     scopes,
@@ -51,6 +51,7 @@ from hub.dp import Noise
 from hub.grants import as_dashboard
 from hub.metrics import HubMetrics
 from hub.periods import GRAINS
+from hub.trends import period_label, trends
 from hub.users import ROLES, hub_accounts
 
 logger = logging.getLogger(__name__)
@@ -108,7 +109,28 @@ def filters(
     grain = grain or ("week" if "week" in h.grains else h.grains[0])
     if grain not in h.grains:
         raise HTTPException(status_code=400, detail=f"grain must be one of {h.grains}")
-    return Filters(level, grain, site or None, room or None, start or None, end or None)
+    return cascade(h, Filters(level, grain, site or None, room or None, start or None, end or None))
+
+
+def cascade(h: Hub, f: Filters) -> Filters:
+    """Filters made consistent: a chosen site or room sets the level to it at least (a site with the
+    clinic level would select nothing), a room names its site; what cannot match says why."""
+    level = f.level
+    if f.room and level != "room":
+        level = "room"
+    elif f.site and level == "clinic":
+        level = "site"
+    site, problem = f.site, None
+    _, rooms = scopes(h.engine)
+    if f.room:
+        holding = [s for s, rs in rooms.items() if f.room in rs]
+        if site and site not in holding:
+            problem = f"Room {f.room} is not in site {site}: choose the room again, or all rooms."
+        elif not site and len(holding) == 1:
+            site = holding[0]
+    if f.start and f.end and f.start > f.end:
+        problem = f"“From” ({f.start}) is after “to” ({f.end}): no period can match. Swap them or clear one."
+    return Filters(level, f.grain, site, f.room, f.start, f.end, problem)
 
 
 FiltersDep = Annotated[Filters, Depends(filters)]
@@ -170,18 +192,26 @@ pages = APIRouter()
 
 @pages.get("/", response_class=HTMLResponse)
 def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
-    clinic = Filters("clinic", f.grain, None, None, f.start, f.end)
+    clinic = Filters("clinic", f.grain, None, None, f.start, f.end, f.problem)
     lat = released(h, clinic)
     rows = select(lat, clinic)
     devices = health(h.engine)
     online = sum(1 for d in devices if d.state == "online")
+    with h.engine.connect() as conn:
+        t = trends(conn, clinic, rows)
     return page(
         request,
         h,
         "overview.html",
         u,
         rows=rows,
-        chart=script_json(chart_data(rows)),
+        lines=t.table(),
+        trend=t,
+        label=period_label,
+        upcoming=t.next_release(dt.datetime.now(dt.timezone.utc).date(), h.config.privacy.release_delay_days),
+        chart=script_json(t.chart()),
+        quick=quick_ranges(),
+        filters_problem=f.problem,
         classes=CLASSES,
         f=f,
         grains=h.grains,
@@ -198,21 +228,39 @@ def rooms(request: Request, h: HubDep, u: UserDep, site: str = "") -> HTMLRespon
     return page(request, h, "rooms.html", u, devices=health(h.engine, site or None), sites=sites, site=site)
 
 
+def quick_ranges() -> dict[str, str]:
+    """Start dates of the filters' quick ranges, from today."""
+    today = dt.datetime.now(dt.timezone.utc).date()
+    return {
+        "weeks12": (today - dt.timedelta(weeks=12)).isoformat(),
+        "months6": (today - dt.timedelta(days=183)).isoformat(),
+        "year": (today - dt.timedelta(days=365)).isoformat(),
+    }
+
+
 TABLE_ROWS = 400  # rows a trends table shows (a year of weeks for every room is thousands)
 
 
 @pages.get("/trends", response_class=HTMLResponse)
-def trends(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
+def trends_page(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResponse:
     rows = select(released(h, f), f)
     sites, rooms_by_site = scopes(h.engine)
+    with h.engine.connect() as conn:
+        t = trends(conn, f, rows)
+    lines = t.table()
     return page(
         request,
         h,
         "trends.html",
         u,
-        rows=rows[-TABLE_ROWS:],  # the newest; the chart and the CSV export have them all
-        total=len(rows),
-        chart=script_json(chart_data(rows)),
+        lines=lines[-TABLE_ROWS:],  # the newest; the chart and the CSV export have them all
+        total=len(lines),
+        trend=t,
+        label=period_label,
+        upcoming=t.next_release(dt.datetime.now(dt.timezone.utc).date(), h.config.privacy.release_delay_days),
+        chart=script_json(t.chart()),
+        quick=quick_ranges(),
+        filters_problem=f.problem,
         classes=CLASSES,
         f=f,
         grains=h.grains,

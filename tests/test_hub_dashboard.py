@@ -106,8 +106,26 @@ def _login(driver: WebDriver, url: str, user: str, password: str) -> None:
     _click(driver, "login-submit")
 
 
+def _held(driver: WebDriver) -> list[tuple[str, str, str]]:
+    """The cells marked in place as not shown (held back, or no session: the page cannot tell)."""
+    return [
+        (r.get_attribute("data-period") or "", r.get_attribute("data-site") or "", r.get_attribute("data-room") or "")
+        for r in driver.find_elements(By.CSS_SELECTOR, "#cells tbody tr.held")
+    ]
+
+
+def _series(driver: WebDriver) -> tuple[str, list[str]]:
+    """The chart's type and its series' names."""
+    ready = "return document.getElementById('chart').dataset.ready"
+    wait_for(lambda: driver.execute_script(ready) == "1", what="the chart")
+    kind, names = driver.execute_script(
+        "const c = window.clinicChart; return [c.config.type, c.data.datasets.map((d) => d.label)];"
+    )
+    return kind, names
+
+
 def _rows(driver: WebDriver) -> list[tuple[str, str, str, int]]:
-    rows = driver.find_elements(By.CSS_SELECTOR, "#cells tbody tr")
+    rows = driver.find_elements(By.CSS_SELECTOR, "#cells tbody tr:not(.held)")
     return [
         (
             r.get_attribute("data-period") or "",
@@ -151,6 +169,10 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     Select(browser.find_element(By.ID, "f-grain")).select_by_value("day")
     _click(browser, "f-apply")
     assert _rows(browser) == [("2026-11-16", "north", "all rooms", 17), ("2026-11-17", "south", "all rooms", 14)]
+    # One line per site; the day a site had nothing shown is marked in place, not left out.
+    assert _series(browser) == ("line", ["north", "south"])
+    assert _held(browser) == [("2026-11-16", "south", "all rooms"), ("2026-11-17", "north", "all rooms")]
+    assert "Mon 16 Nov 2026" in browser.find_element(By.CSS_SELECTOR, "#cells tbody tr").text
     happy = browser.find_element(By.CSS_SELECTOR, "#cells tbody tr[data-site='north'] td.emo-happy").text
     # 12 happy-leaning sessions (happy 0.72) and 5 sad-leaning ones (happy 0.04), two windows each.
     assert happy == f"{100 * (12 * 0.72 + 5 * 0.04) / 17:.1f} %"
@@ -160,6 +182,9 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     _click(browser, "f-apply")
     # north/r2 has 5 sessions (< k); north/r1 (12) is hidden as well, or north minus r1 would reveal r2.
     assert _rows(browser) == [("2026-11-17", "south", "r1", 14)]
+    assert ("2026-11-16", "north", "r2") in _held(browser) and ("2026-11-16", "north", "r1") in _held(browser)
+    assert "held back for privacy" in browser.find_element(By.CSS_SELECTOR, "#cells tbody tr.held").text
+    assert _series(browser) == ("line", ["north / r1", "north / r2", "south / r1"]), "never pooled"
     browser.save_screenshot(str(ARTIFACTS / "trends-room-day.png"))
 
     export = browser.find_element(By.ID, "export").get_attribute("href")
@@ -172,6 +197,15 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     Select(browser.find_element(By.ID, "f-site")).select_by_value("south")
     _click(browser, "f-apply")
     assert _rows(browser) == [("2026-11-17", "south", "all rooms", 14)]
+
+    # A site with the clinic level narrows the level to the site; a range that ends first says so.
+    browser.get(hub + "/trends?level=clinic&site=north&grain=day")
+    assert _rows(browser) == [("2026-11-16", "north", "all rooms", 17)]
+    browser.get(hub + "/trends?level=room&site=south&room=r2&grain=day")
+    assert "is not in site south" in browser.find_element(By.ID, "filter-problem").text
+    browser.get(hub + "/trends?grain=day&start=2026-11-20&end=2026-11-01")
+    assert "is after" in browser.find_element(By.ID, "filter-problem").text
+    assert "Newest released day: Tue 17 Nov 2026" in browser.find_element(By.ID, "freshness").text
 
 
 def test_room_health_shows_status_backlog_and_calibration(browser: WebDriver, hub: str) -> None:
