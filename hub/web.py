@@ -32,6 +32,7 @@ from clinic_common.auth import Accounts
 from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.web import SECURITY_HEADERS, same_token
+from clinic_common.error_pages import install_error_pages
 from clinic_common.errors import ConfigError
 from clinic_common.html import script_json
 from clinic_common.mqtt import read_password
@@ -105,10 +106,10 @@ def filters(
     h: HubDep, level: str = "clinic", grain: str = "", site: str = "", room: str = "", start: str = "", end: str = ""
 ) -> Filters:
     if level not in LEVELS:
-        raise HTTPException(status_code=400, detail=f"level must be one of {LEVELS}")
+        raise HTTPException(status_code=400, detail=f"level must be one of {', '.join(LEVELS)}")
     grain = grain or ("week" if "week" in h.grains else h.grains[0])
     if grain not in h.grains:
-        raise HTTPException(status_code=400, detail=f"grain must be one of {h.grains}")
+        raise HTTPException(status_code=400, detail=f"period must be one of {', '.join(h.grains)}")
     return cascade(h, Filters(level, grain, site or None, room or None, start or None, end or None))
 
 
@@ -396,6 +397,13 @@ def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> Fas
         lambda result: metrics.logins.labels(result).inc(),
     )
     app.add_exception_handler(LoginRequiredError, to_login)
+
+    def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        return hub.templates.TemplateResponse(
+            request, "error.html", {"user": None, "title": title, "message": message}, status_code=status
+        )
+
+    install_error_pages(app, error_page)
     for router in (sign_in_router, pages, accounts):
         app.include_router(router)
     return app

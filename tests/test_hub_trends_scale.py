@@ -119,3 +119,12 @@ def test_eleven_weeks_of_five_rooms_one_series_each_with_held_cells_marked(hub: 
         driver.get(hub + "/trends?level=site&grain=week")
         kind, names, _ = _chart(driver)
         assert (kind, names) == ("line", ["north", "south"])
+
+
+def test_hub_errors_are_pages_with_a_way_back(hub: str) -> None:
+    with headless_chromium("1366,768") as driver:
+        _log_in(driver, hub)
+        driver.get(hub + "/trends?level=galaxy")
+        assert driver.find_element(By.ID, "error-title").text == "That request could not be used"
+        assert driver.find_element(By.ID, "error-message").text == "Level must be one of clinic, site, room."
+        assert driver.find_element(By.ID, "error-back").get_attribute("href") == hub + "/"

@@ -430,10 +430,10 @@ def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, 
         _check_bundle(json.loads(_wait_for_file(downloads, ".fhir.json").read_text(encoding="utf-8")), room.session)
 
         browser.get(f"{page}/sessions/{room.other}")  # another therapist's session
-        assert "no such session among those you may open" in browser.page_source
+        assert "is not among those you may open" in browser.find_element(By.ID, "error-message").text
         browser.save_screenshot(str(ARTIFACTS / "another-therapists-session.png"))
         browser.get(f"{page}/access")
-        assert "administrators only" in browser.page_source
+        assert browser.find_element(By.ID, "error-message").text == "Only administrators may open this page."
 
         browser.get(f"{page}/sessions/{room.session}")
         browser.find_element(By.ID, "erase").click()

@@ -296,3 +296,21 @@ def test_a_built_page_is_kept_until_its_session_changes_or_goes() -> None:
     cache.get(row, lambda: build("a4"))
     cache.drop("a")
     assert "a" not in cache
+
+
+def test_errors_are_pages_in_plain_words_with_a_way_back(room: Room, page: str) -> None:
+    with headless_chromium("1366,768", trust_any_certificate=True) as browser:
+        _log_in(browser, page)
+        for path, title in (
+            ("/sessions/not-a-session", "Not found"),
+            ("/access", "Not allowed"),  # a therapist: administrators only
+            ("/no-such-page", "Not found"),
+            ("/?page=0", "Something in the address or form was not understood"),
+        ):
+            browser.get(page + path)
+            assert browser.find_element(By.ID, "error-title").text == title, path
+            message = browser.find_element(By.ID, "error-message").text
+            assert "{" not in message and "detail" not in message, message
+            assert browser.find_element(By.ID, "error-back").get_attribute("href") == page + "/"
+        browser.get(page + "/sessions/not-a-session")
+        assert "erased or passed its retention period" in browser.find_element(By.ID, "error-message").text

@@ -26,6 +26,7 @@ from clinic_common.auth import Accounts
 from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from clinic_common.error_pages import install_error_pages
 from clinic_common.html import script_json
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
@@ -397,6 +398,11 @@ def create_app(config: AppConfig, accounts: Accounts, log: AccessLog, *, secure:
     )
     app.add_exception_handler(LoginRequiredError, to_login)
     app.add_exception_handler(EdgeError, _edge_error)
+
+    def error_page(request: Request, status: int, title: str, message: str) -> HTMLResponse:
+        return page(request, review, "error.html", None, status, title=title, message=message)
+
+    install_error_pages(app, error_page)
     for router in (sign_in_router, public, pages):
         app.include_router(router)
     return app
