@@ -438,6 +438,9 @@ def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, 
         browser.get(f"{page}/sessions/{room.session}")
         browser.find_element(By.ID, "erase").click()
         WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "erase-form"))
+        copies = browser.find_element(By.ID, "copies").text  # what left the appliance, from the access log
+        assert "report downloaded by staff-test" in copies and "fhir exported by staff-test" in copies
+        assert "not publish to a hub" in browser.find_element(By.ID, "hub-told").text  # this room has no MQTT
         browser.find_element(By.ID, "confirm").send_keys("whoops")
         browser.find_element(By.ID, "erase-confirm").click()
         WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "erase-error"))

@@ -314,3 +314,28 @@ def test_errors_are_pages_in_plain_words_with_a_way_back(room: Room, page: str) 
             assert browser.find_element(By.ID, "error-back").get_attribute("href") == page + "/"
         browser.get(page + "/sessions/not-a-session")
         assert "erased or passed its retention period" in browser.find_element(By.ID, "error-message").text
+
+
+def test_the_erase_page_says_when_the_hub_will_hear_of_it(tmp_path: Path, default_pack: Path) -> None:
+    """A room whose broker is away holds its messages: the erase page says the hub learns of the
+    erasure after those waiting (counted from the room's own outbox), not at once."""
+    from edge.channels.registry import default_registry
+    from edge.review.web import Review, _erasure_facts
+
+    config = load_config(
+        write_config(
+            tmp_path / "room.toml", face_model=tmp_path / "x.onnx", state_dir=tmp_path / "s", mqtt_port=free_port()
+        )
+    )
+    assert config.mqtt.enabled
+    store = Store(config.storage.state_dir / config.storage.database)
+    try:
+        for n in range(3):
+            store.add_summary(lambda seq, mid, n=n: ("clinic/v1/s/r/summary", f'{{"n": {n}, "seq": {seq}}}'))
+    finally:
+        store.close()
+    review = Review(config, None, None, None, default_registry(), False)  # type: ignore[arg-type]
+    review_log = type("Log", (), {"copies": lambda self, sid: []})()
+    object.__setattr__(review, "log", review_log)
+    facts = _erasure_facts(review, "any")
+    assert facts["mqtt"] and facts["waiting"] == 3

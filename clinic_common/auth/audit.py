@@ -63,6 +63,17 @@ class AuditLog:
             ).all()
         return [AuditEntry(*r) for r in rows]
 
+    def about(self, target: str, actions: tuple[str, ...]) -> list[AuditEntry]:
+        """The entries of ``actions`` about ``target``, oldest first."""
+        t = self.table
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                sa.select(t.c.at, t.c.actor, t.c.action, t.c.target, t.c.address, t.c.detail)
+                .where(t.c.target == target, t.c.action.in_(actions))
+                .order_by(t.c.id)
+            ).all()
+        return [AuditEntry(*r) for r in rows]
+
     def purge(self, older_than_days: int) -> int:
         cutoff = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=older_than_days)).isoformat(timespec="seconds")
         with self.engine.begin() as conn:

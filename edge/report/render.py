@@ -101,7 +101,7 @@ def _img(png: str, alt: str) -> str:
 
 def _moments(session: SessionData) -> str:
     if not session.events:
-        return "<p>No sustained disagreement between the channels.</p>"
+        return "<p>None: face, voice and words never disagreed for long in this session.</p>"
     rows = []
     for e in session.events:
         said = [u for u in session.transcript if u.start_s < e.end_s and u.end_s > e.start_s]
@@ -110,13 +110,13 @@ def _moments(session: SessionData) -> str:
             [
                 f"{clock(e.start_s)}&ndash;{clock(e.end_s)}",
                 f"{e.end_s - e.start_s:.0f} s",
-                f"{html.escape(e.channels[0])} vs {html.escape(e.channels[1])}",
+                f"the {html.escape(e.channels[0])} and the {html.escape(e.channels[1])}",
                 f"{e.peak:.2f}",
                 words,
             ]
         )
     note = "" if session.transcript else "<p class='muted'>Transcripts are not stored in this room.</p>"
-    return _table(["when", "for", "channels", "peak score", "what was said"], rows) + note
+    return _table(["when", "for how long", "which disagreed", "how strongly (0 to 1)", "what was said"], rows) + note
 
 
 def _words_section(session: SessionData) -> str:
@@ -131,9 +131,13 @@ def _words_section(session: SessionData) -> str:
     return _table(["word", "mean importance"], [[html.escape(w), f"{v:+.3f}"] for w, v in top])
 
 
-def report_body(session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None) -> str:
+def report_body(
+    session: SessionData, config: AppConfig, registry: ChannelRegistry | None = None, *, technical_open: bool = True
+) -> str:
     """The report of ``session`` (its sections, without the page around them); ``registry`` (the
-    product's channels by default) says which channels are covered, fused and shown."""
+    product's channels by default) says which channels are covered, fused and shown. A therapist's
+    summary and the moments come first; the models' internals are under "Technical details" (open
+    in a printed report, folded on the review page: ``technical_open``)."""
     registry = registry if registry is not None else default_registry()
     f, method = session_figures(session, config, registry)
     grids = _explained(session, "face", "map")
@@ -160,15 +164,18 @@ def report_body(session: SessionData, config: AppConfig, registry: ChannelRegist
     )
     voters = tuple(c.name for c in registry.voters)
     title = report_title(session)
+    folded = " open" if technical_open else ""
     return f"""<h1>{html.escape(title)}</h1>
 <p class="notice" id="not-a-diagnosis"><b>Not a diagnosis.</b> {html.escape(LIMITS[0])}</p>
+{crashed}<h2 id="summary">Summary</h2><ul>{summary}</ul>
+<h2 id="disparity">Moments when face, voice and words disagreed</h2>{_moments(session)}
+<h2 id="timeline">Timeline</h2>{plots_timeline(session, voters)}
+<h2 id="limits">What these results cannot tell</h2><ul>{limits}</ul>
+<details id="technical"{folded}><summary>Technical details (how the models reached these results)</summary>
 <p class="muted">Room {html.escape(session.site)}/{html.escape(session.room)} &middot; device
 {html.escape(session.device_id)} &middot; session {html.escape(session.id)} &middot; consent
 {html.escape(session.consent_method or "not recorded")} &middot; backend {html.escape(session.backend or "?")}
 &middot; fusion {html.escape(method)} &middot; clinic-edge {__version__}</p>
-{crashed}<h2 id="summary">Summary</h2><ul>{summary}</ul>
-<h2 id="timeline">Timeline</h2>{plots_timeline(session, voters)}
-<h2 id="disparity">Disparity moments</h2>{_moments(session)}
 <h2 id="contributions">Contributions</h2>
 <p>Shapley value: how much each channel moved a window's result above chance, averaged over the windows that
 used it. Permutation importance: the share of windows whose result changes when that channel's results are
@@ -182,7 +189,7 @@ shuffled across the session.</p>
 <h2 id="coverage">Coverage</h2>
 <div class="row">{_img(plots.coverage(f), "coverage per channel")}
 {_table(["channel", "present", "good quality"], coverage_rows)}</div>
-<h2 id="limits">Limits of the models</h2><ul>{limits}</ul>
+</details>
 """
 
 

@@ -35,6 +35,7 @@ EXPORTED = "fhir exported"
 FILED = "fhir filed"
 FILING_FAILED = "fhir filing failed"
 ERASED = "session erased"
+COPIES = (DOWNLOADED, EXPORTED, FILED)
 REFUSED = "access refused"
 JUDGED = "judgement given"
 SESSION_ACTIONS = (VIEWED, DOWNLOADED, EXPORTED, FILED, FILING_FAILED, ERASED, REFUSED, JUDGED)
@@ -107,6 +108,11 @@ class AccessLog:
 
     def recent(self, limit: int = 500) -> list[AuditEntry]:
         return self.audit.recent(limit)
+
+    def copies(self, session_id: str) -> list[AuditEntry]:
+        """What the log knows left the appliance of ``session_id``: PDFs downloaded, bundles exported
+        or filed (copies an erasure here cannot reach)."""
+        return self.audit.about(session_id, COPIES)
 
     def purge(self, keep_days: int) -> int:
         removed = self.audit.purge(keep_days)

@@ -318,7 +318,20 @@ def feedback(
 @pages.get("/sessions/{session_id}/erase", response_class=HTMLResponse)
 def erase_form(request: Request, r: ReviewDep, u: UserDep, session_id: str, error: str = "") -> HTMLResponse:
     row = opened(request, r, u, session_id, "erase form")
-    return page(request, r, "erase.html", u, row=row, error=error[:300], mqtt=r.config.mqtt.enabled)
+    return page(request, r, "erase.html", u, row=row, error=error[:300], **_erasure_facts(r, session_id))
+
+
+def _erasure_facts(r: Review, session_id: str) -> dict[str, Any]:
+    """What the erase page tells truthfully: copies that left (from the access log), and whether the
+    hub will hear of the erasure now or when the room's waiting messages are sent."""
+    waiting = 0
+    if r.config.mqtt.enabled and r.database.is_file():
+        store = Store(r.database, migrate_schema=False)
+        try:
+            waiting = store.pending_count()
+        finally:
+            store.close()
+    return {"mqtt": r.config.mqtt.enabled, "copies": r.log.copies(session_id), "waiting": waiting}
 
 
 @pages.post("/sessions/{session_id}/erase", response_model=None)
@@ -341,15 +354,23 @@ def erase(
             400,
             row=row,
             error=f"Type {session_id[:8]} (the start of the session's id) to erase it.",
-            mqtt=r.config.mqtt.enabled,
+            **_erasure_facts(r, session_id),
         )
     r.pages.drop(session_id)
     try:
         erase_session(r.config, session_id, u.name, address(request), r.log)
     except StoreError as exc:
-        return page(request, r, "erase.html", u, 409, row=row, error=str(exc), mqtt=r.config.mqtt.enabled)
-    when = row.started_at[:16].replace("T", " ")
-    return RedirectResponse(f"/?notice=The session of {when} UTC was erased.", status_code=303)
+        return page(request, r, "erase.html", u, 409, row=row, error=str(exc), **_erasure_facts(r, session_id))
+    when = local_time(row.started_at).strftime("%d %b %Y %H:%M")
+    told = ""
+    if r.config.mqtt.enabled:
+        waiting = _erasure_facts(r, session_id)["waiting"]
+        told = " The hub is told with the room's next message" + (
+            f" ({waiting} are waiting to be sent: the hub learns of it when the room reaches it)."
+            if waiting > 1
+            else "."
+        )
+    return RedirectResponse(f"/?notice=The session of {when} was erased.{told}", status_code=303)
 
 
 @pages.get("/access", response_class=HTMLResponse)
