@@ -425,7 +425,10 @@ def test_a_therapist_reviews_files_and_erases_a_session_in_chromium(room: Room, 
         browser.save_screenshot(str(ARTIFACTS / "session.png"))
 
         browser.find_element(By.ID, "download-pdf").click()
-        assert _wait_for_file(downloads, ".pdf").read_bytes()[:5] == b"%PDF-"
+        pdf = _wait_for_file(downloads, ".pdf").read_bytes()
+        assert pdf[:5] == b"%PDF-"
+        box = re.search(rb"/MediaBox \[0 0 ([\d.]+) ([\d.]+)\]", pdf)
+        assert box and abs(float(box[1]) - 595.3) < 1 and abs(float(box[2]) - 841.9) < 1, "A4 (review.paper)"
         browser.find_element(By.ID, "export-fhir").click()
         _check_bundle(json.loads(_wait_for_file(downloads, ".fhir.json").read_text(encoding="utf-8")), room.session)
 

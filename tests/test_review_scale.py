@@ -216,6 +216,9 @@ def test_a_therapist_finds_a_session_by_its_consent_reference_and_dates(room: Ro
         assert "122 sessions, page 1 of 3" in browser.find_element(By.ID, "count").text
         first = [r.get_attribute("data-session") for r in browser.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")]
         assert first[0] == room.long and first[2:] == room.short[: PER_PAGE - 2], "newest first, fifty to a page"
+        # A file's session lasts as long as its recording (not the time the room took to analyse it).
+        long_row = browser.find_element(By.CSS_SELECTOR, f"#sessions tr[data-session='{room.long}']").text
+        assert "49 min 51 s" in long_row, long_row
         browser.find_element(By.ID, "older").click()
         second = [r.get_attribute("data-session") for r in browser.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")]
         assert second == room.short[PER_PAGE - 2 : 2 * PER_PAGE - 2]

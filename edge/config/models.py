@@ -548,6 +548,9 @@ class ReviewConfig(StrictModel):
     )
     database: str = Field(default="review.db", description="Staff accounts and the access log, inside state_dir.")
     session_hours: float = Field(default=8.0, gt=0.0, le=24.0, description="A log-in lasts at most this long.")
+    paper: Literal["A4", "Letter"] = Field(
+        default="A4", description="Paper size of the printed report (the PDF): the clinic's paper."
+    )
     idle_minutes: float = Field(default=20.0, gt=0.0, le=240.0, description="... or until idle this long.")
     access_log_days: int = Field(
         default=730,

@@ -203,7 +203,8 @@ def render_html(session: SessionData, config: AppConfig, registry: ChannelRegist
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(report_title(session))}</title>
 <style>
-{REPORT_CSS}</style></head><body>
+{REPORT_CSS}@page {{ size: {config.review.paper}; margin: 15mm; }}
+</style></head><body>
 {body}</body></html>
 """
 

@@ -12,6 +12,7 @@ Log-ins are the common staff accounts (:mod:`clinic_common.auth`) with the hub's
 double-submit token, throttling, and headers that allow only the page's own files.
 """
 
+import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,7 +379,8 @@ def access_page(request: Request, r: ReviewDep, u: AdminDep, everything: int = 0
     entries = r.log.recent(1000)
     if not everything:
         entries = [e for e in entries if e.action in SESSION_ACTIONS]
-    return page(request, r, "access.html", u, entries=entries, everything=bool(everything))
+    zone = dt.datetime.now().astimezone().tzname() or "local"
+    return page(request, r, "access.html", u, entries=entries, everything=bool(everything), zone=zone)
 
 
 async def _edge_error(_request: Request, exc: Exception) -> Response:

@@ -46,11 +46,17 @@ class SessionRow:
     events: int  # disparity moments
     paused_s: float
     consent_reference: str | None = None  # the clinic's key to its own record (what the therapist typed)
+    source_kind: str | None = None
+    media_s: float | None = None  # where the last window ends: the recording's own time
 
     @property
     def duration_s(self) -> float | None:
+        """How long the session lasted: a recording's own length for a file (analysed faster or
+        slower than it plays), else the time from start to end without its pauses."""
         if self.ended_at is None:
             return None
+        if self.source_kind == "file" and self.media_s is not None:
+            return self.media_s
         start = datetime.fromisoformat(self.started_at)
         return max((datetime.fromisoformat(self.ended_at) - start).total_seconds() - self.paused_s, 0.0)
 
@@ -425,7 +431,8 @@ class Store:
             "(SELECT COUNT(*) FROM windows w WHERE w.session_id = s.id AND w.fused IS NOT NULL "
             "AND w.fused != '[]'), "
             "(SELECT COUNT(*) FROM events e WHERE e.session_id = s.id), COALESCE(s.paused_s, 0), "
-            f"s.consent_reference FROM sessions s {clause} ORDER BY s.started_at DESC",
+            "s.consent_reference, s.source_kind, (SELECT MAX(w.end_s) FROM windows w WHERE w.session_id = s.id) "
+            f"FROM sessions s {clause} ORDER BY s.started_at DESC",
             args,
         ).fetchall()
         return [SessionRow(*r) for r in rows]
