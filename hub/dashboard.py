@@ -15,6 +15,11 @@ from hub.release import released_cell
 from hub.store import FLAGS, device_name, devices, releases, retractions, shown_cells
 
 STALE_STATUS_S = 180
+# Room triage (the Rooms page): what makes a room need a look, and what makes it a problem.
+CALIBRATION_CHECK_DAYS = 30
+CALIBRATION_STALE_DAYS = 90
+OUTBOX_CHECK = 10
+OUTBOX_PROBLEM = 500
 
 
 @dataclass
@@ -167,6 +172,62 @@ class DeviceHealth:
     summaries: int
     duplicates: int
     missing: int
+
+    def concerns(self) -> list[tuple[str, str]]:
+        """(level, reason) for each thing that needs a look: ``problem`` first, then ``check``."""
+        out: list[tuple[str, str]] = []
+        if self.state != "online":
+            out.append(("problem", "offline" + (f" since {ago(self.last_status_at)}" if self.last_status_at else "")))
+        if self.degraded:
+            out.append(("problem", f"degraded: {self.degraded}"))
+        if self.calibration_age_days is None:
+            out.append(("problem", "never calibrated"))
+        elif self.calibration_age_days > CALIBRATION_STALE_DAYS:
+            out.append(("problem", f"calibrated {self.calibration_age_days} days ago"))
+        elif self.calibration_age_days > CALIBRATION_CHECK_DAYS:
+            out.append(("check", f"calibrated {self.calibration_age_days} days ago"))
+        if self.outbox is not None and self.outbox >= OUTBOX_PROBLEM:
+            out.append(("problem", f"{self.outbox} summaries waiting to be sent"))
+        elif self.outbox is not None and self.outbox >= OUTBOX_CHECK:
+            out.append(("check", f"{self.outbox} summaries waiting to be sent"))
+        if self.missing:
+            out.append(("check", f"{self.missing} summaries missing"))
+        return sorted(out, key=lambda c: c[0] != "problem")
+
+    @property
+    def level(self) -> str:
+        """``problem``, ``check`` or ``ok``: the row's colour and its place in the default order."""
+        found = {lvl for lvl, _ in self.concerns()}
+        return "problem" if "problem" in found else "check" if found else "ok"
+
+
+def ago(iso: str | None, now: dt.datetime | None = None) -> str:
+    """``iso`` as a person reads it relative to now: "5 min ago", "3 h ago", "2 days ago"."""
+    if not iso:
+        return "never"
+    try:
+        stamp = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
+    except ValueError:
+        return iso
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+    seconds = max(((now or dt.datetime.now(dt.timezone.utc)) - stamp).total_seconds(), 0.0)
+    if seconds < 90:
+        return "just now"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min ago"
+    if seconds < 2 * 86400:
+        return f"{round(seconds / 3600)} h ago"
+    return f"{round(seconds / 86400)} days ago"
+
+
+SORTS = {
+    "attention": lambda d: ({"problem": 0, "check": 1, "ok": 2}[d.level], d.site, d.room),
+    "room": lambda d: (d.site, d.room),
+    "outbox": lambda d: (-(d.outbox or 0), d.site, d.room),
+    "calibrated": lambda d: (-(d.calibration_age_days if d.calibration_age_days is not None else 10**6), d.site),
+    "missing": lambda d: (-d.missing, d.site, d.room),
+}
 
 
 def _age_days(iso: str | None, now: dt.datetime) -> int | None:

@@ -40,8 +40,10 @@ from contract.classes import CLASSES
 from hub.config import HubConfig
 from hub.dashboard import (
     CSV_HEADER,
+    SORTS,
     Filters,
     Published,
+    ago,
     health,
     published,
     scopes,
@@ -224,9 +226,12 @@ def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResp
 
 
 @pages.get("/rooms", response_class=HTMLResponse)
-def rooms(request: Request, h: HubDep, u: UserDep, site: str = "") -> HTMLResponse:
+def rooms(request: Request, h: HubDep, u: UserDep, site: str = "", sort: str = "attention") -> HTMLResponse:
     sites, _ = scopes(h.engine)
-    return page(request, h, "rooms.html", u, devices=health(h.engine, site or None), sites=sites, site=site)
+    if sort not in SORTS:
+        raise HTTPException(status_code=400, detail=f"sort by one of {', '.join(SORTS)}")
+    devices = sorted(health(h.engine, site or None), key=SORTS[sort])
+    return page(request, h, "rooms.html", u, devices=devices, sites=sites, site=site, sort=sort, ago=ago)
 
 
 def quick_ranges() -> dict[str, str]:

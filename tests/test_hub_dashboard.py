@@ -223,7 +223,21 @@ def test_room_health_shows_status_backlog_and_calibration(browser: WebDriver, hu
     assert cells["edge-n2"]["outbox"] == "7" and cells["edge-n2"]["calibrated"] == "never"
     assert cells["edge-n1"]["calibrated"].endswith("days ago")
     assert cells["edge-n1"]["summaries"] == "24"
+    # Triage: problems first, each reason said in words beside its level, a link to the room's trends.
+    levels = [
+        (r.get_attribute("data-device"), r.get_attribute("data-level"))
+        for r in browser.find_elements(By.CSS_SELECTOR, "#rooms tbody tr")
+    ]
+    assert [lvl for _, lvl in levels] == sorted((lvl for _, lvl in levels), key=["problem", "check", "ok"].index)
+    assert dict(levels)["edge-s1"] == "problem" and dict(levels)["edge-n2"] == "problem"
+    attention = browser.find_element(By.CSS_SELECTOR, "#rooms tr[data-device='edge-s1'] td.attention").text
+    assert "problem: offline since" in attention
+    assert "never calibrated" in browser.find_element(By.CSS_SELECTOR, "#rooms tr[data-device='edge-n2']").text
+    link = browser.find_element(By.CSS_SELECTOR, "#rooms tr[data-device='edge-n1'] a.room-trends")
+    assert link.get_attribute("href").endswith("/trends?level=room&site=north&room=r1")
     browser.save_screenshot(str(ARTIFACTS / "rooms.png"))
+    browser.get(hub + "/rooms?sort=outbox")
+    assert browser.find_element(By.CSS_SELECTOR, "#rooms tbody tr").get_attribute("data-device") == "edge-n2"
     Select(browser.find_element(By.ID, "r-site")).select_by_value("south")
     _click(browser, "r-apply")
     assert [r.get_attribute("data-device") for r in browser.find_elements(By.CSS_SELECTOR, "#rooms tbody tr")] == [
