@@ -203,6 +203,32 @@ def _speakers(config: AppConfig) -> Finding:
     return Finding("speakers", "pass", f"{len(enrolled)} staff voices enrolled")
 
 
+def _review(config: AppConfig) -> Finding:
+    """Where therapists reach the review page, and the certificate they are shown there."""
+    from edge.review.certificate import fingerprint  # noqa: PLC0415
+    from edge.review.service import page_urls  # noqa: PLC0415
+
+    tls = config.review_tls()
+    urls = ", ".join(page_urls(config, "https" if tls else "http", config.review.port))
+    if tls is None:
+        return Finding(
+            "review",
+            "warn",
+            f"{urls} without TLS: on this appliance only",
+            'set [review.tls] or review.certificate = "self-signed" to reach it from the clinic\'s desks',
+        )
+    if not tls.cert_file.is_file():
+        made = "is made at the review page's first start" if config.review_self_signed() else "is missing"
+        return Finding(
+            "review",
+            "warn" if config.review_self_signed() else "fail",
+            f"{urls}; its certificate {made}",
+            "systemctl start clinic-edge-review, then run doctor again for its fingerprint",
+        )
+    kind = "self-signed" if config.review_self_signed() else "the clinic's"
+    return Finding("review", "pass", f"{urls}; certificate ({kind}) SHA-256 {fingerprint(tls.cert_file)}")
+
+
 def doctor(config_path: Path, *, as_json: bool) -> int:
     """Run every check; 0 when nothing failed, 1 otherwise."""
     started = time.monotonic()
@@ -217,6 +243,7 @@ def doctor(config_path: Path, *, as_json: bool) -> int:
         _broker(config),
         _clock(),
         _profile(config, config_path),
+        _review(config),
     ]
     if as_json:
         body = {"findings": [asdict(f) for f in findings], "elapsed_s": round(time.monotonic() - started, 2)}

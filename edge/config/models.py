@@ -497,6 +497,9 @@ class ControlConfig(StrictModel):
     )
 
 
+SELF_SIGNED_DIR = "review-tls"  # inside storage.state_dir: the review page's own certificate
+
+
 class ReviewTlsConfig(StrictModel):
     cert_file: CredentialPath = Field(description="The page's certificate (PEM); its names must match the address.")
     key_file: CredentialPath = Field(description="Its private key (PEM).")
@@ -533,8 +536,18 @@ class FhirEndpointConfig(StrictModel):
 class ReviewConfig(StrictModel):
     """The therapists' review page (``clinic-edge review``): per-session data, on the appliance only."""
 
-    host: str = Field(default="127.0.0.1", description="Address the page listens on (loopback unless set).")
+    host: str = Field(
+        default="0.0.0.0",  # noqa: S104 - the clinic's network, over TLS (the unit allows private addresses only)
+        description="Address the page listens on: every address by default (over TLS, reachable from the clinic's "
+        "private network); 127.0.0.1 keeps it on the appliance.",
+    )
     port: int = Field(default=8443, ge=0, le=65535, description="Its port; 0 picks a free one.")
+    certificate: Literal["self-signed", "none"] = Field(
+        default="self-signed",
+        description="Without [review.tls] or the room's certificate: 'self-signed' makes one for the appliance's "
+        "names and addresses at the first start (in state_dir/review-tls; doctor shows its fingerprint); 'none' "
+        "serves plain HTTP, on loopback only.",
+    )
     trusted_proxies: list[IPvAnyAddress] = Field(
         default_factory=list,
         max_length=16,
@@ -586,13 +599,22 @@ class AppConfig(StrictModel):
     profile: RoomProfile | None = None
 
     def review_tls(self) -> ReviewTlsConfig | None:
-        """The review page's certificate: its own, else the room's MQTT client certificate."""
+        """The review page's certificate: its own, else the room's MQTT client certificate, else the
+        appliance's self-signed one (made at the page's first start: :mod:`edge.review.certificate`)."""
         if self.review.tls is not None:
             return self.review.tls
         tls = self.mqtt.tls
         if tls is not None and tls.cert_file is not None and tls.key_file is not None:
             return ReviewTlsConfig(cert_file=tls.cert_file, key_file=tls.key_file)
+        if self.review.certificate == "self-signed":
+            folder = self.storage.state_dir / SELF_SIGNED_DIR
+            return ReviewTlsConfig(cert_file=folder / "review.crt", key_file=folder / "review.key")
         return None
+
+    def review_self_signed(self) -> bool:
+        """Whether the page uses the appliance's own self-signed certificate."""
+        tls = self.review_tls()
+        return tls is not None and tls.cert_file.parent == self.storage.state_dir / SELF_SIGNED_DIR
 
     @model_validator(mode="after")
     def _review_off_loopback_needs_tls(self) -> AppConfig:

@@ -3,6 +3,7 @@ shell's side of it: accounts, ``session list``, ``session export-fhir`` and ``se
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -18,6 +19,8 @@ from clinic_common.auth.web import proxy_settings
 from clinic_common.errors import ConfigError
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
+from edge.review.certificate import appliance_names, fingerprint
+from edge.review.certificate import ensure as ensure_certificate
 from edge.review.erasure import erase_session
 from edge.review.fhir import FhirError, session_bundle
 from edge.review.fhir_client import post_bundle
@@ -31,11 +34,42 @@ logger = logging.getLogger(__name__)
 HOUSEKEEPING_EVERY_S = 6 * 3600
 
 
+def page_urls(config: AppConfig, scheme: str, port: int) -> list[str]:
+    """Where people reach the page: loopback first, then the appliance's other addresses when it
+    listens on every address."""
+    host = config.review.host
+    if host not in ("0.0.0.0", "::"):  # noqa: S104 - comparing, not binding
+        return [f"{scheme}://{host}:{port}/"]
+    names = appliance_names()
+    lan = [a for a in names.ips if not ipaddress.ip_address(a).is_loopback]
+    return [f"{scheme}://127.0.0.1:{port}/", *(f"{scheme}://{f'[{a}]' if ':' in a else a}:{port}/" for a in lan)]
+
+
 def _warm(review: Review) -> None:
     try:
         review.warm()
     except Exception:  # logged: a page that cannot be built ahead is built when opened
         logger.exception("building the newest sessions' pages ahead failed")
+
+
+def _tls_settings(config: AppConfig) -> dict[str, str]:
+    """uvicorn's TLS settings, the self-signed certificate made first where it is the one used.
+
+    Raises:
+        ConfigError: the certificate or key cannot be used.
+    """
+    tls = config.review_tls()
+    if tls is None:
+        logger.warning("review page without TLS (review.certificate = none): loopback only")
+        return {}
+    if config.review_self_signed():
+        made = ensure_certificate(config.storage.state_dir)
+        logger.info("review page certificate (self-signed): SHA-256 fingerprint %s", fingerprint(made[0]))
+    try:  # fail here, naming the files, rather than inside the server
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert_file, tls.key_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"the review page's certificate {tls.cert_file} / key {tls.key_file}: {exc}") from None
+    return {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
 
 
 def serve_review(config: AppConfig) -> int:
@@ -52,15 +86,7 @@ def serve_review(config: AppConfig) -> int:
     if db.is_file():  # the page writes judgements and report records: the room's schema, current
         Store(db).close()
     tls = config.review_tls()
-    ssl_args: dict[str, str] = {}
-    if tls is not None:
-        try:  # fail here, naming the files, rather than inside the server
-            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert_file, tls.key_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"the review page's certificate {tls.cert_file} / key {tls.key_file}: {exc}") from None
-        ssl_args = {"ssl_certfile": str(tls.cert_file), "ssl_keyfile": str(tls.key_file)}
-    else:
-        logger.warning("review page without TLS (no certificate configured): loopback only")
+    ssl_args = _tls_settings(config)
     halt = threading.Event()
 
     def housekeeping() -> None:
@@ -95,8 +121,10 @@ def serve_review(config: AppConfig) -> int:
             halt.wait(0.1)
         if server.started:
             port = server.servers[0].sockets[0].getsockname()[1] if server.servers else config.review.port
-            logger.info("review page on %s://%s:%d/", scheme, config.review.host, port)
-            notifier.ready(f"review page on {scheme}://{config.review.host}:{port}/")
+            where = page_urls(config, scheme, port)
+            others = f" (on the clinic's network: {', '.join(where[1:])})" if len(where) > 1 else ""
+            logger.info("review page on %s%s", where[0], others)
+            notifier.ready(f"review page on {where[0]}")
 
     threading.Thread(target=started, name="review-ready", daemon=True).start()
     try:
