@@ -17,6 +17,18 @@ CLASSES: tuple[str, ...] = (
     "disgust",
     "surprised",
 )
+# The one colour key of the product (report, review page, hub): Paul Tol's muted scheme and Okabe-Ito's
+# orange, told apart by readers with the common colour-vision deficiencies; drawn with white separators.
+CLASS_COLOURS: dict[str, str] = {
+    "neutral": "#9e9e9e",
+    "calm": "#44aa99",
+    "happy": "#ddcc77",
+    "sad": "#332288",
+    "angry": "#cc6677",
+    "fearful": "#882255",
+    "disgust": "#117733",
+    "surprised": "#e69f00",
+}
 # Valence of each class on the circumplex the product uses (the disparity's scale).
 CLASS_VALENCE: dict[str, float] = {
     "neutral": 0.0,

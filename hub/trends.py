@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from contract.classes import CLASSES
+from contract.classes import CLASS_COLOURS, CLASSES
 from hub.dashboard import Filters, Row
 from hub.periods import Grain, end_of, month_of
 from hub.store import devices, releases
@@ -70,6 +70,7 @@ class Trends:
             "periods": [period_label(p, self.grain) for p in self.periods],
             "series": series,
             "classes": list(CLASSES),
+            "colours": CLASS_COLOURS,
             "class": max(CLASSES, key=lambda k: totals[k]) if self.rows else CLASSES[0],
         }
 

@@ -178,7 +178,10 @@ def test_a_fifty_minute_session_opens_as_minutes_and_is_walked_by_keyboard(
         stops = browser.find_elements(By.CSS_SELECTOR, "#timeline-chart [tabindex]")
         assert len(stops) <= 1 + 12, "one tab stop for the chart (and one per moment), not one per window"
         assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline-chart rect.moment")) == 12
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline-legend li")) == 9  # eight classes, no result
+        legend = browser.find_elements(By.CSS_SELECTOR, "#timeline-legend li")
+        assert len(legend) == 9  # eight classes, no result
+        sad = next(li for li in legend if li.text.strip() == "sad").find_element(By.CLASS_NAME, "swatch")
+        assert sad.value_of_css_property("background-color") == "rgba(51, 34, 136, 1)", "the product's colour key"
         browser.save_screenshot(str(ARTIFACTS / f"long-session-{width}.png"))
         chart.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
         detail = browser.find_element(By.ID, "window-detail").text

@@ -11,7 +11,7 @@ import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
 
-from contract.classes import CLASSES
+from contract.classes import CLASS_COLOURS, CLASSES
 from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData
 
@@ -19,17 +19,6 @@ mpl.use("Agg")  # files only, no display; must precede pyplot
 import matplotlib.pyplot as plt
 from matplotlib.lines import Line2D
 from matplotlib.patches import Ellipse
-
-CLASS_COLOURS = {
-    "neutral": "#9e9e9e",
-    "calm": "#80cbc4",
-    "happy": "#fbc02d",
-    "sad": "#1565c0",
-    "angry": "#c62828",
-    "fearful": "#6a1b9a",
-    "disgust": "#2e7d32",
-    "surprised": "#ef6c00",
-}
 
 
 def figure_png(fig: Any) -> str:

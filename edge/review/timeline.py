@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from contract.classes import CLASSES
+from contract.classes import CLASS_COLOURS, CLASSES
 from edge.channels.registry import ChannelRegistry
 from edge.report.data import SessionData
 
@@ -59,6 +59,7 @@ def timeline_data(session: SessionData, registry: ChannelRegistry, *, transcript
     end = max([w.end_s for w in session.windows] + [e.end_s for e in session.events] + [1.0])
     return {
         "classes": list(CLASSES),
+        "colours": CLASS_COLOURS,
         "channels": voters,
         "windows": windows,
         "moments": moments,

@@ -3,10 +3,6 @@
 // chosen class, never pooled; a period where a cell is not shown is a gap, not a jump. The legend
 // toggles a series; the tooltip names the series, its share and the sessions behind it.
 "use strict";
-// One colour key across the product (the appliance's report and review page use the same), chosen
-// to stay apart for colour-blind readers (Okabe-Ito and Tol's muted), with separators between bars.
-const CLASS_COLOURS = {neutral: "#9e9e9e", calm: "#44aa99", happy: "#ddcc77", sad: "#332288",
-                       angry: "#cc6677", fearful: "#882255", disgust: "#117733", surprised: "#e69f00"};
 const SERIES_COLOURS = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#999933"];
 const DASHES = [[], [6, 3], [2, 2], [8, 3, 2, 3]];
 
@@ -15,6 +11,10 @@ document.addEventListener("DOMContentLoaded", () => {
   const canvas = document.getElementById("chart");
   if (!holder || !canvas || typeof Chart === "undefined") return;
   const data = JSON.parse(holder.textContent);
+  const CLASS_COLOURS = data.colours;  // the product's one colour key (contract.classes.CLASS_COLOURS)
+  for (const swatch of document.querySelectorAll(".swatch[data-class]")) {
+    swatch.style.background = CLASS_COLOURS[swatch.dataset.class] || "#888";  // CSSOM: allowed by the page's CSP
+  }
   const picker = document.getElementById("chart-class");
   const tooltip = {
     callbacks: {

@@ -2,10 +2,6 @@
 // Rows: the fused result, then each channel; a band above them marks the disparity moments.
 "use strict";
 (function () {
-  const COLOURS = {
-    neutral: "#9e9e9e", calm: "#80cbc4", happy: "#fdd835", sad: "#42a5f5",
-    angry: "#e53935", fearful: "#8e24aa", disgust: "#6d4c41", surprised: "#fb8c00",
-  };
   // "No result" must stand out from the page (WCAG 1.4.11: 3:1): white with a dark grey edge.
   const NO_RESULT = "#ffffff", NO_RESULT_EDGE = "#767676";
   const NS = "http://www.w3.org/2000/svg";
@@ -13,6 +9,7 @@
   const chart = document.getElementById("timeline-chart");
   if (!source || !chart) { return; }
   const data = JSON.parse(source.textContent);
+  const COLOURS = data.colours;  // the product's one colour key (contract.classes.CLASS_COLOURS)
   const rows = ["fused"].concat(data.channels);
   // Drawn at the chart's own width, so labels keep their size on a phone; rows tall enough to tap there.
   const narrow = chart.clientWidth > 0 && chart.clientWidth < 600;
