@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -364,8 +364,16 @@ def users_change(
 
 
 @accounts.get("/audit", response_class=HTMLResponse)
-def audit_page(request: Request, h: HubDep, u: AdminDep) -> HTMLResponse:
-    return page(request, h, "audit.html", u, entries=h.accounts.audit.recent(500))
+def audit_page(
+    request: Request,
+    h: HubDep,
+    u: AdminDep,
+    who: Annotated[str, Query(max_length=100)] = "",
+    action: Annotated[str, Query(max_length=40)] = "",
+    number: Annotated[int, Query(alias="page", ge=1, le=1_000_000)] = 1,
+) -> HTMLResponse:
+    found = h.accounts.audit.search(who=who, action=action, page=number)
+    return page(request, h, "audit.html", u, found=found, who=who, action=action, ago=ago)
 
 
 def create_app(config: HubConfig, engine: sa.Engine, metrics: HubMetrics) -> FastAPI:

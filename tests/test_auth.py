@@ -157,3 +157,31 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(
         t.join(120)
     admins = [a.username for a in accounts.list() if a.role == "admin"]
     assert len(admins) == 1 and len(refused) == 1 and "last enabled admin" in refused[0]
+
+
+def test_the_audit_log_is_searched_and_paged(tmp_path: Path) -> None:
+    """Table-driven: who and what, newest first, a hundred to a page."""
+    from clinic_common.auth.audit import PER_PAGE
+    from clinic_common.auth.tables import define_tables
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    metadata = sa.MetaData()
+    tables = define_tables(metadata)
+    metadata.create_all(engine)
+    log = AuditLog(engine, tables)
+    for n in range(250):
+        log.record(f"staff-{n % 5}", "log-in" if n % 2 else "log-in refused", f"t{n}")
+    cases = [
+        ({}, 250, 3, 100),
+        ({"who": "STAFF-1"}, 50, 1, 50),
+        ({"action": "log-in refused"}, 125, 2, 100),
+        ({"who": "staff-2", "action": "log-in"}, 25, 1, 25),
+        ({"page": 3}, 250, 3, 50),
+        ({"page": 99}, 250, 3, 50),
+        ({"who": "%"}, 0, 1, 0),  # a wildcard is a character, not a pattern
+    ]
+    for args, total, pages, shown in cases:
+        found = log.search(**args)  # type: ignore[arg-type]
+        assert (found.total, found.pages, len(found.entries)) == (total, pages, shown), args
+    assert log.search().entries[0].target == "t249" and PER_PAGE == 100
+    assert log.search().actions == ["log-in", "log-in refused"]

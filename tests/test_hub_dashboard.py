@@ -124,6 +124,10 @@ def _series(driver: WebDriver) -> tuple[str, list[str]]:
     return kind, names
 
 
+def entries_of(driver: WebDriver) -> list[str]:
+    return [r.text for r in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")]
+
+
 def _rows(driver: WebDriver) -> list[tuple[str, str, str, int]]:
     rows = driver.find_elements(By.CSS_SELECTOR, "#cells tbody tr:not(.held)")
     return [
@@ -299,6 +303,13 @@ def test_admin_adds_an_account_and_weak_passwords_are_refused(browser: WebDriver
     assert entries[0] == ("admin", "account disabled") and ("admin", "account created") in entries
     assert ("admin", "log-in refused") in entries  # the wrong password of the first test
     browser.save_screenshot(str(ARTIFACTS / "audit.png"))
+    # Filtered by what: only the refused log-ins, counted.
+    Select(browser.find_element(By.ID, "a-action")).select_by_value("log-in refused")
+    _click(browser, "a-apply")
+    actions = {r.text for r in browser.find_elements(By.CSS_SELECTOR, "#audit tbody td.action")}
+    assert actions == {"log-in refused"}
+    shown = len(entries_of(browser))
+    assert browser.find_element(By.ID, "audit-count").text.endswith(f"{shown} entr{'y' if shown == 1 else 'ies'}.")
 
 
 def test_a_dp_hub_explains_its_noise_on_the_page(browser: WebDriver, tmp_path: Path) -> None:

@@ -24,6 +24,18 @@ class AuditEntry:
     detail: str
 
 
+PER_PAGE = 100
+
+
+@dataclass(frozen=True)
+class AuditPage:
+    entries: list[AuditEntry]
+    total: int  # entries that match
+    page: int
+    pages: int
+    actions: list[str]  # every action recorded, for the filter
+
+
 class AuditLog:
     def __init__(self, engine: sa.Engine, tables: AuthTables) -> None:
         self.engine = engine
@@ -62,6 +74,33 @@ class AuditLog:
                 .limit(limit)
             ).all()
         return [AuditEntry(*r) for r in rows]
+
+    def search(
+        self, *, who: str = "", action: str = "", actions: tuple[str, ...] | None = None, page: int = 1
+    ) -> AuditPage:
+        """Newest first, ``PER_PAGE`` to a page: entries whose actor contains ``who`` (any case), of
+        ``action`` (or any of ``actions``)."""
+        t = self.table
+        where = []
+        if who:
+            where.append(sa.func.lower(t.c.actor).contains(who.lower(), autoescape=True))
+        if action:
+            where.append(t.c.action == action)
+        elif actions is not None:
+            where.append(t.c.action.in_(actions))
+        with self.engine.begin() as conn:
+            total = int(conn.execute(sa.select(sa.func.count()).select_from(t).where(*where)).scalar_one())
+            pages = max(1, -(-total // PER_PAGE))
+            page = min(max(page, 1), pages)
+            rows = conn.execute(
+                sa.select(t.c.at, t.c.actor, t.c.action, t.c.target, t.c.address, t.c.detail)
+                .where(*where)
+                .order_by(t.c.id.desc())
+                .offset((page - 1) * PER_PAGE)
+                .limit(PER_PAGE)
+            ).all()
+            known = sorted(a for (a,) in conn.execute(sa.select(t.c.action).distinct()))
+        return AuditPage([AuditEntry(*r) for r in rows], total, page, pages, known)
 
     def about(self, target: str, actions: tuple[str, ...]) -> list[AuditEntry]:
         """The entries of ``actions`` about ``target``, oldest first."""
