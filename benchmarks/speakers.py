@@ -107,7 +107,7 @@ def run_conversation(
     encoder: Any, staff_audio: npt.NDArray[np.float32], staff_turns: list[Any], client_turns: list[Any]
 ) -> Confusion:
     from clinic_signals.audio import LogMel
-    from edge.audio.vad import voice_activity
+    from edge.audio.vad import SpeechStream, voice_activity
     from edge.config.models import AudioConfig, SpeakersConfig
     from edge.speakers.attribution import SpeakerSession
     from edge.speakers.staff import StaffEmbeddings, speech_only
@@ -117,16 +117,18 @@ def run_conversation(
     session = SpeakerSession(encoder, enrolled, config)
     audio, owner = conversation(staff_turns, client_turns)
     logmel = LogMel(n_mels=audio_config.n_mels)
+    stream = SpeechStream(audio_config.vad_threshold) if audio_config.vad == "silero" else None  # the session's
     confusion = Confusion()
     length, hop = round(2.5 * RATE), RATE
     for start in range(0, audio.shape[0] - length + 1, hop):
         window = audio[start : start + length]
-        activity = voice_activity(window, logmel, audio_config)  # as the room finds it
+        activity = voice_activity(window, logmel, audio_config, stream, start)  # as the room finds it
         t0 = time.perf_counter()
-        attributed = session.attribute(window, activity.voiced, logmel.hop, start / RATE)
+        heard = activity.energy_voiced if activity.energy_voiced is not None else activity.voiced  # as the room
+        attributed = session.attribute(window, heard, logmel.hop, start / RATE)
         confusion.ms.append((time.perf_counter() - t0) * 1e3)
         confusion.windows += 1
-        frames = np.flatnonzero(activity.voiced)
+        frames = np.flatnonzero(heard)
         truth = owner[start + frames * logmel.hop + logmel.win // 2]
         for j, who in zip(frames, truth, strict=True):
             if who == 0:

@@ -169,9 +169,14 @@ def write_frames(
 
 
 def write_audio(
-    folder: Path, speech: Sequence[Said], duration_s: float, voice: str
+    folder: Path,
+    speech: Sequence[Said],
+    duration_s: float,
+    voice: str,
+    background: npt.NDArray[np.float32] | None = None,
 ) -> tuple[Path, npt.NDArray[np.float64] | None]:
-    """The sound track, and the mouth's opening per video frame (None when the face says nothing)."""
+    """The sound track (``background``, float samples at 16 kHz, mixed under the speech), and the
+    mouth's opening per video frame (None when the face says nothing)."""
     espeak = shutil.which("espeak-ng")
     if espeak is None:
         sys.exit("espeak-ng is not installed (apt-get install espeak-ng)")
@@ -189,6 +194,12 @@ def write_audio(
         track[begin:end] = samples[: end - begin]
         if said.mouth:
             by_face[begin:end] = samples[: end - begin] / 32768.0
+    if background is not None:
+        under = np.zeros(track.shape[0], dtype=np.float64)
+        n = min(under.shape[0], background.shape[0])
+        under[:n] = background[:n]
+        track = np.clip(track / 32768.0 + under, -1.0, 1.0)
+        track = (track * 32767.0).astype(np.int16)
     opening = None
     if by_face.any():
         per_frame = RATE // FPS
@@ -212,6 +223,7 @@ def compose(
     *,
     voice: str = "en-us",
     container: str = "mkv",
+    background: npt.NDArray[np.float32] | None = None,
 ) -> Path:
     """Write the scene to ``out`` (via a partial file, so a failed run leaves nothing behind), in
     ``container``: ``mkv`` (H.264 + Vorbis), ``mp4`` (H.264 + AAC, as RAVDESS ships) or ``flv``
@@ -220,7 +232,7 @@ def compose(
     said = [s if isinstance(s, Said) else Said(*s) for s in speech]
     with tempfile.TemporaryDirectory(prefix="clinic-scene-") as tmp:
         folder = Path(tmp)
-        audio, opening = write_audio(folder, said, duration_s, voice)
+        audio, opening = write_audio(folder, said, duration_s, voice, background)
         write_frames(folder, shots, duration_s, opening)
         partial = out.with_suffix(f".partial.{container}")
         encoder, muxer = CONTAINERS[container]

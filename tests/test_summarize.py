@@ -61,7 +61,10 @@ def _window(frames: list[FrameAnalysis], audio: np.ndarray | None, *, video: boo
 
 @pytest.fixture
 def summarizer() -> WindowSummarizer:
-    return WindowSummarizer("s-1", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), VisionConfig(), AudioConfig())
+    # Tones stand in for a voice here (these tests are of the summary's flags and labels): the energy rule
+    # hears them; the learned default does not (tests/test_voice_activity.py).
+    audio = AudioConfig(vad="energy")
+    return WindowSummarizer("s-1", datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc), VisionConfig(), audio)
 
 
 # A face of doubtful quality (small, dark, or not alone) keeps its own distribution but is left out

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta, timezone
 
 from clinic_signals.fusion import LateFusion, WindowFusion
 from edge.audio.features import LogMel
+from edge.audio.vad import SpeechStream
 from edge.channels.base import ChannelState, WindowContext
 from edge.channels.face import FaceState
 from edge.channels.registry import ChannelRegistry, default_registry
@@ -96,6 +97,7 @@ class WindowSummarizer:
         # Without channel states (a bare summariser) the face and the voice's activity are analysed.
         self.channels = channels or SessionChannels({"face": FaceState(vision), "voice": VoiceSession(audio, None)})
         self.logmel = LogMel(n_mels=audio.n_mels)
+        self.speech_stream = SpeechStream(audio.vad_threshold) if audio.vad == "silero" else None
         self._pending: deque[_Pending] = deque()
         self._newest_end = 0.0
 
@@ -109,7 +111,7 @@ class WindowSummarizer:
         # Session time: stream time within the capture segment, plus when that segment began.
         start = window.start_s - window.origin_s + window.segment_offset_s
         end = window.end_s - window.origin_s + window.segment_offset_s
-        context = WindowContext(window, start, end, self.audio, self.logmel)
+        context = WindowContext(window, start, end, self.audio, self.logmel, self.speech_stream)
         if self.channels.speakers is not None:
             attribute_window(context, self.channels.speakers)  # from here on, the client's speech only
         results: dict[str, ChannelResult] = {}

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from clinic_signals.fusion import ChannelVote
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.audio.features import LogMel
-from edge.audio.vad import VoiceActivity, voice_activity
+from edge.audio.vad import SpeechStream, VoiceActivity, voice_activity
 from edge.config.models import AppConfig, AudioConfig
 from edge.results import (
     FLAG_NO_AUDIO,
@@ -66,6 +66,7 @@ class WindowContext:
     end_s: float
     audio_config: AudioConfig
     logmel: LogMel
+    speech_stream: SpeechStream | None = None  # the session's learned voice activity (audio.vad = "silero")
     flags: list[str] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
     transcript: list[Utterance] = field(default_factory=list)
@@ -88,7 +89,8 @@ class WindowContext:
             self.flags.append(FLAG_NO_AUDIO)
             return None
         t0 = time.perf_counter()
-        activity = voice_activity(window.audio, self.logmel, self.audio_config)
+        first = round(self.start_s * window.audio_rate)  # where the window begins in the session's sound
+        activity = voice_activity(window.audio, self.logmel, self.audio_config, self.speech_stream, first)
         self.timing["audio_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         if activity.voiced_ratio < self.audio_config.min_voiced_ratio:
             self.flags.append(FLAG_SILENCE)

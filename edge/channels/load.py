@@ -17,6 +17,7 @@ from pathlib import Path
 from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
+from edge.audio.vad import prepare as prepare_vad
 from edge.channels.base import ExplainModels, LoadedModels
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.speech import SpeechEmotionModel
@@ -64,6 +65,7 @@ class ChannelModels:
         channels, pack = config.channels, config.models.pack
         trust_pack(config.models, config.storage.state_dir / RELEASES_FILE)
         try:
+            prepare_vad(config.audio)  # the windows' learned voice activity, loaded (and any fault said) at start
             if channels.voice.enabled and channels.voice.speech_model == "auto" and pack is not None:
                 roles = {m.role for m in open_pack(pack).models.values()}
                 if "speech" in roles:

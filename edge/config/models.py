@@ -141,6 +141,15 @@ class AudioConfig(StrictModel):
     min_voiced_ratio: float = Field(
         default=0.1, ge=0, le=1, description="Windows with less voiced time than this are flagged 'silence'."
     )
+    vad: Literal["silero", "energy"] = Field(
+        default="silero",
+        description="Voice activity of the windows (what the voice, words and speaker attribution hear as "
+        "speech): 'silero', the learned detector (tones, music, typing are not speech); 'energy', the "
+        "speech-band energy rule.",
+    )
+    vad_threshold: float = Field(
+        default=0.5, ge=0.05, le=0.95, description="Silero VAD: a 32 ms chunk is speech at this probability or more."
+    )
 
 
 class FaceChannelConfig(StrictModel):

@@ -8,11 +8,23 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 
 from edge.audio.vad import VoiceActivity
 from edge.channels.base import AudioAnalysis, WindowContext
 from edge.speakers.attribution import SpeakerSession
 from edge.speakers.mouth import MouthTrack
+
+
+def _nearest(values: npt.NDArray[np.bool_], at: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+    """``values`` of the frames in ``at`` (at least one), spread to every frame from its nearest one."""
+    marked = np.flatnonzero(at)
+    frames = np.arange(values.shape[0])
+    after = np.clip(np.searchsorted(marked, frames), 0, marked.shape[0] - 1)
+    before = np.clip(after - 1, 0, marked.shape[0] - 1)
+    nearest = np.where(np.abs(marked[before] - frames) <= np.abs(marked[after] - frames), before, after)
+    spread: npt.NDArray[np.bool_] = values[marked[nearest]]
+    return spread
 
 
 def attribute_window(context: WindowContext, session: SpeakerSession) -> None:
@@ -21,28 +33,30 @@ def attribute_window(context: WindowContext, session: SpeakerSession) -> None:
     analysis = context.audio()
     if analysis is None:
         return
-    if not analysis.activity.voiced.any():  # silence: nothing to attribute, but the mouth's rest counts
+    activity, hop = analysis.activity, analysis.hop
+    # Partials over the energy rule's frames (edge.audio.vad); the client keeps only what is speech.
+    heard = activity.energy_voiced if activity.energy_voiced is not None else activity.voiced
+    if not heard.any():  # silence: nothing to attribute, but the mouth's rest counts
         track = MouthTrack.of(context.window)
         if track is not None:
-            session.mouth.observe(track, analysis.activity.voiced, analysis.hop, context.start_s)
+            session.mouth.observe(track, heard, hop, context.start_s)
         return
     t0 = time.perf_counter()
     window = context.window
-    activity, hop = analysis.activity, analysis.hop
-    attributed = session.attribute(window.audio, activity.voiced, hop, context.start_s, MouthTrack.of(window))
-    keep = attributed.keep
+    attributed = session.attribute(window.audio, heard, hop, context.start_s, MouthTrack.of(window))
+    # Each frame is whoever's the nearest attributed frame is; of the client's, speech is kept.
+    keep = _nearest(attributed.keep, heard) & activity.voiced
     context.speech = attributed.attribution
     if np.array_equal(keep, activity.voiced):  # all of the speech is the client's: nothing to silence
         context.timing["speakers_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
         return
+    if not activity.voiced.any():  # sound, but no speech: nothing of it is the client's voice
+        context.replace_audio(AudioAnalysis(replace(activity, voiced_ratio=0.0, voiced=keep), hop))
+        context.timing["speakers_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
+        return
     # Every frame, voiced or not (the quiet parts of words, short pauses), goes with its nearest
     # voiced frame: a turn is silenced as a whole, the client's speech is left whole.
-    voiced_at = np.flatnonzero(activity.voiced)
-    after = np.clip(np.searchsorted(voiced_at, np.arange(keep.shape[0])), 0, voiced_at.shape[0] - 1)
-    before = np.clip(after - 1, 0, voiced_at.shape[0] - 1)
-    frames = np.arange(keep.shape[0])
-    nearest = np.where(np.abs(voiced_at[before] - frames) <= np.abs(voiced_at[after] - frames), before, after)
-    frame_keep = keep[voiced_at[nearest]]
+    frame_keep = _nearest(keep, activity.voiced)
     samples = np.repeat(frame_keep, hop)[: window.audio.shape[0]]
     if samples.shape[0] < window.audio.shape[0]:  # the tail after the last whole frame
         samples = np.concatenate([samples, np.full(window.audio.shape[0] - samples.shape[0], frame_keep[-1])])
