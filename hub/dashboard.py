@@ -201,16 +201,22 @@ class DeviceHealth:
         return "problem" if "problem" in found else "check" if found else "ok"
 
 
-def ago(iso: str | None, now: dt.datetime | None = None) -> str:
-    """``iso`` as a person reads it relative to now: "5 min ago", "3 h ago", "2 days ago"."""
+def _stamp(iso: str | None) -> dt.datetime | None:
+    """An appliance's ISO time (``Z`` or an offset; none means UTC), or None when absent or unreadable."""
     if not iso:
-        return "never"
+        return None
     try:
         stamp = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
     except ValueError:
-        return iso
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.timezone.utc)
+
+
+def ago(iso: str | None, now: dt.datetime | None = None) -> str:
+    """``iso`` as a person reads it relative to now: "5 min ago", "3 h ago", "2 days ago"."""
+    stamp = _stamp(iso)
+    if stamp is None:
+        return iso or "never"
     seconds = max(((now or dt.datetime.now(dt.timezone.utc)) - stamp).total_seconds(), 0.0)
     if seconds < 90:
         return "just now"
@@ -231,15 +237,8 @@ SORTS = {
 
 
 def _age_days(iso: str | None, now: dt.datetime) -> int | None:
-    if not iso:
-        return None
-    try:
-        stamp = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.timezone.utc)
-    return max((now - stamp).days, 0)
+    stamp = _stamp(iso)
+    return None if stamp is None else max((now - stamp).days, 0)
 
 
 def withdrawn_after_release(engine: sa.Engine) -> int:

@@ -435,3 +435,35 @@ def headless_chromium(
         yield driver
     finally:
         driver.quit()
+
+
+@contextlib.contextmanager
+def review_service(config: Path) -> Iterator[tuple[str, list[str]]]:
+    """``clinic-edge review --config config`` running: the first address it says it listens on
+    (loopback) and its log lines so far, once it says so; stopped afterwards."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edge", "review", "--config", str(config)], stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+    base: list[str] = []
+
+    def read() -> None:
+        if proc.stderr is None:
+            return
+        for line in proc.stderr:
+            lines.append(line)
+            if "review page on https://" in line:
+                base.append(line.split("review page on ", 1)[1].split()[0].rstrip("/:,"))
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(120):
+            pytest.fail("the review page never said it listens:\n" + "".join(lines))
+        yield base[0], lines
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()

@@ -47,6 +47,7 @@ from tests.conftest import (
     free_port,
     headless_chromium,
     make_pki,
+    review_service,
     write_config,
 )
 
@@ -120,32 +121,8 @@ def room(tmp_path_factory: pytest.TempPathFactory, default_pack: Path, demo_clip
 @pytest.fixture(scope="module")
 def page(room: Room) -> Iterator[str]:
     """``clinic-edge review`` running; its base URL once it says it listens."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "review", "--config", str(room.config)],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        if proc.stderr is None:
-            return
-        for line in proc.stderr:
-            lines.append(line)
-            if "review page on https://" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(120):
-            pytest.fail("the review page never said it listens:\n" + "".join(lines))
+    with review_service(room.config):
         yield f"https://127.0.0.1:{room.port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
 
 
 def _wait_for_file(folder: Path, suffix: str, timeout: float = 60.0) -> Path:

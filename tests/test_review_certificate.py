@@ -10,7 +10,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from cryptography import x509
 
 from edge.config import load_config
 from edge.review.certificate import Names, appliance_names, ensure, fingerprint
-from tests.conftest import free_port, write_config
+from tests.conftest import free_port, review_service, write_config
 
 EDGE = (sys.executable, "-m", "edge")
 
@@ -46,22 +45,7 @@ def test_first_start_serves_tls_on_the_lan_with_the_fingerprint_doctor_shows(tmp
     config = load_config(config_path)
     assert config.review.host == "0.0.0.0" and config.review_self_signed()  # noqa: S104 - the default checked
     assert "made at the review page's first start" in _doctor_review(config_path)["detail"]
-    proc = subprocess.Popen([*EDGE, "review", "--config", str(config_path)], stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-
-    def read() -> None:
-        if proc.stderr is None:
-            return
-        for line in proc.stderr:
-            lines.append(line)
-            if "review page on https://" in line:
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(120):
-            pytest.fail("the review page never said it listens:\n" + "".join(lines))
+    with review_service(config_path) as (_, lines):
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE  # a browser that has not yet been told to trust it
@@ -83,11 +67,6 @@ def test_first_start_serves_tls_on_the_lan_with_the_fingerprint_doctor_shows(tmp
             )
         }
         assert set(appliance_names().ips) <= ips, "every address a desk may use is named"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
     key = tmp_path / "state" / "review-tls" / "review.key"
     assert key.stat().st_mode & 0o777 == 0o600
 

@@ -10,7 +10,6 @@ import datetime as dt
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +25,16 @@ from edge.review.cache import PageCache
 from edge.review.listing import PER_PAGE, session_list
 from edge.runtime import Appliance
 from edge.store import Store
-from tests.conftest import CONSENT, EVERYTHING_KEPT, ROOT, free_port, headless_chromium, make_pki, write_config
+from tests.conftest import (
+    CONSENT,
+    EVERYTHING_KEPT,
+    ROOT,
+    free_port,
+    headless_chromium,
+    make_pki,
+    review_service,
+    write_config,
+)
 from tests.long_session import lengthen
 
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "review-scale"
@@ -119,30 +127,8 @@ def room(tmp_path_factory: pytest.TempPathFactory, default_pack: Path, demo_clip
 
 @pytest.fixture(scope="module")
 def page(room: Room) -> Iterator[str]:
-    proc = subprocess.Popen([*EDGE, "review", "--config", str(room.config)], stderr=subprocess.PIPE, text=True)
-    lines: list[str] = []
-    ready = threading.Event()
-    base: list[str] = []
-
-    def read() -> None:
-        if proc.stderr is None:
-            return
-        for line in proc.stderr:
-            lines.append(line)
-            if "review page on https://" in line:
-                base.append(line.split("review page on ", 1)[1].split()[0].rstrip("/:,"))
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(120):
-            pytest.fail("the review page never said it listens:\n" + "".join(lines))
-        yield base[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with review_service(room.config) as (base, _):
+        yield base
 
 
 def _phone(browser: object) -> None:
