@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 SOCKET_NAME = "control.sock"
 MAX_CLIENTS = 8
 IDLE_TIMEOUT_S = 5.0
+POLL_S = 0.05  # how soon close() returns: the serving loop looks for a shutdown this often
 Handler = Callable[[bytes, str], dict[str, str]]
 
 
@@ -85,7 +86,9 @@ class ControlSocket:
         if path.exists() or path.is_symlink():
             path.unlink()
         self._server = _bind_private(path, _Request)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="control-socket", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_S,), name="control-socket", daemon=True
+        )
 
     def start(self) -> None:
         self._thread.start()

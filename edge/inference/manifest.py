@@ -10,9 +10,9 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from contract.files import sha256_file
 from contract.manifest import ModelManifest, manifest_path
 from edge.errors import ModelError
+from edge.inference.digests import file_sha256
 
 MAKE_HINT = (
     "build it with `clinic-export fer-face --out <path>` or a pack with `clinic-export onnx` "
@@ -43,7 +43,7 @@ def load_manifest(model_path: Path, *, check_hash: bool = True) -> ModelManifest
         where = ".".join(str(p) for p in first["loc"])
         raise ModelError(f"model manifest {path} is invalid at {where}: {first['msg']}") from None
     if check_hash:
-        actual = sha256_file(model_path)
+        actual = file_sha256(model_path)
         if actual != manifest.sha256:
             raise ModelError(
                 f"model file {model_path} is corrupt or was replaced: sha256 {actual[:12]}... does not match "

@@ -20,12 +20,12 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from contract.files import sha256_file
 from contract.manifest import ModelManifest
 from contract.pack import PackIndex, Precision
 from contract.signing import SignatureError, Signer, verify_file
 from edge.config.models import ModelsConfig
 from edge.errors import ModelError
+from edge.inference.digests import file_sha256
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _check_file(folder: Path, index: PackIndex, rel: str) -> Path:
         raise ModelError(f"{path} is not listed in {folder / 'pack.json'}; {PACK_HINT}")
     if not path.is_file():
         raise ModelError(f"model pack file missing: {path}; {PACK_HINT}")
-    actual = sha256_file(path)
+    actual = file_sha256(path)
     if actual != expected:
         raise ModelError(
             f"model pack file {path} is corrupt or was replaced: sha256 {actual[:12]}... but the pack lists "
