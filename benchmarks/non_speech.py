@@ -1,7 +1,7 @@
 """Sound that is not speech: does the room take it for a voice, or for words?
 
-Generated sounds (30 s each, 16 kHz): noise colours, a mains hum, the warbling tone in bursts that
-wrote "Whoo-hoo!" loops into a room's transcript, chirps, a music-like arpeggio, clicks, door-like
+Generated sounds (30 s each, 16 kHz): noise colours, a mains hum, a warbling tone in bursts (a siren
+or ringtone), a sweeping whine that folds over the whole band, chirps, a music-like arpeggio, clicks, door-like
 thumps and keyboard-like bursts; and the public-domain ``tests/data/jfk.wav`` speech under each noise
 at 10 dB SNR. Per sound, in one sitting:
 
@@ -33,10 +33,14 @@ JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you
 NOTE = (
     "What this shows: the room's streaming words and its voice channel hear what the windows' voice activity "
     "calls voiced (speaker attribution partials over the energy rule's frames, and keeps of the client's only "
-    "what the learned detector calls speech). The energy rule (the default until this change) takes every window "
-    "of the warbling tone, the music-like arpeggio and the keyboard-like bursts as voice; Silero VAD (the "
-    "default now) takes none of them, and still hears the speech under every sound. Transcription as a batch "
-    "(Silero VAD in front) writes no words on these sounds either way; the guard refuses hallucination loops."
+    "what the learned detector calls speech). The energy rule (the default until Silero VAD) takes every window "
+    "of the warbling tone, the sweeping whine, the music-like arpeggio and the keyboard-like bursts as voice; "
+    "Silero VAD (the default now) takes none of them, and still hears the speech under every sound. "
+    "Transcription (Silero VAD in front) writes no words on these sounds; the guard refuses hallucination "
+    "loops. Speech at 10 dB SNR stays within one word of the clean file (22 words) under every sound but two: "
+    "keyboard-like bursts cost two words ('ask' heard as 'and'/'as'), and the sweeping whine (a tone swept "
+    "until it folds over the whole band) seven, at 20 dB as much as at 10, with or without the VAD in front: "
+    "the tiny.en model itself mishears 'ask' under it."
 )
 
 

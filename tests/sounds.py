@@ -14,6 +14,7 @@ SECONDS = 30.0
 Signal = npt.NDArray[np.float32]
 NOT_SPEECH = (
     "warbling tone in bursts over pink noise",
+    "sweeping whine in bursts over pink noise",
     "music-like arpeggio",
     "keyboard-like bursts",
     "door-like thumps",
@@ -37,7 +38,11 @@ def sounds(rng: np.random.Generator) -> dict[str, Signal]:
     n = t.size
     pink = 0.1 * _coloured(rng, 1.0, n)
     bursts = (np.sin(2 * np.pi * 0.5 * t) > 0).astype(float)
-    warble = 0.3 * np.sin(2 * np.pi * (700 + 150 * np.sin(2 * np.pi * 3 * t)) * t) * bursts
+    # A siren or ringtone: 700 Hz swinging +-150 Hz three times a second (the phase is the
+    # frequency's integral), in bursts of one second.
+    warble = 0.3 * np.sin(2 * np.pi * 700 * t + 50 * (1 - np.cos(2 * np.pi * 3 * t))) * bursts
+    # A tone swept ever wider until it folds over the whole band: a broadband sweeping whine.
+    sweep = 0.3 * np.sin(2 * np.pi * (700 + 150 * np.sin(2 * np.pi * 3 * t)) * t) * bursts
     notes = 220 * 2 ** (np.array([0, 4, 7, 12, 7, 4]) / 12)
     step = np.minimum((t * 2).astype(int) % len(notes), len(notes) - 1)
     env = np.exp(-((t * 2) % 1) * 3)
@@ -57,6 +62,7 @@ def sounds(rng: np.random.Generator) -> dict[str, Signal]:
         "pink noise + 220 Hz hum": pink + 0.05 * np.sin(2 * np.pi * 220 * t),
         "brown noise": 0.2 * _coloured(rng, 2.0, n),
         "warbling tone in bursts over pink noise": warble + pink,
+        "sweeping whine in bursts over pink noise": sweep + pink,
         "chirps": chirp,
         "music-like arpeggio": music,
         "clicks": clicks,

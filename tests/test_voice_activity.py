@@ -94,6 +94,38 @@ def test_a_tone_through_the_room_gives_no_voiced_window_and_no_words(
     assert words == 0, "no words from a tone"
 
 
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+
+
+@pytest.mark.parametrize("name", ["warbling tone in bursts over pink noise", "music-like arpeggio"])
+def test_speech_under_a_tone_or_music_is_transcribed_within_one_word_of_the_clean_file(
+    generated: dict[str, np.ndarray],  # type: ignore[type-arg]
+    name: str,
+) -> None:
+    """jfk.wav at 10 dB SNR above the sound, handed to the room's streaming words a second at a time
+    with the room's own voice activity (Silero VAD, one stream per session) saying what is voiced."""
+    from edge.transcribe import create_transcriber
+    from edge.transcribe.stream import StreamingTranscriber
+    from edge.transcribe.wer import word_error_rate
+    from export.whisper_ggml import packaged_model_dir
+
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    speech = read_wav(JFK)
+    clean = word_error_rate(JFK_TEXT, transcriber.transcribe(speech).text)
+    noise = generated[name]
+    audio = under(np.concatenate([np.zeros(RATE, np.float32), speech, np.zeros(3 * RATE, np.float32)]), noise, 10.0)
+    config = AudioConfig()
+    logmel, vad = LogMel(n_mels=config.n_mels), SpeechStream(config.vad_threshold)
+    stream, closed = StreamingTranscriber(transcriber), []
+    for start in range(0, audio.size, RATE):
+        chunk = audio[start : start + RATE]
+        voiced = voice_activity(chunk, logmel, config, vad, start).voiced_ratio > 0
+        closed += stream.feed(chunk, start / RATE, voiced=voiced)
+    closed += stream.finish()
+    text = " ".join(u.text for u in closed)
+    assert word_error_rate(JFK_TEXT, text) <= clean + 1 / 22 + 1e-9, f"{name}: {text!r}"
+
+
 def test_the_stream_judges_each_chunk_once_as_one_recording_would() -> None:
     """Overlapping windows fed one after another give the probabilities of the whole recording fed
     at once; a gap (a capture that reconnected) starts afresh."""
