@@ -48,6 +48,10 @@ Flag = Literal[
 FLAGS: tuple[str, ...] = get_args(Flag)  # every quality flag a window can carry
 Unit = Field(ge=0.0, le=1.0)
 
+# A channel's name: it names a column of the room's database, a field of the summary and a side of a
+# disparity event (the room's channel registry refuses any other).
+CHANNEL_NAME = r"^[a-z][a-z0-9_]{0,31}$"
+
 
 # Bounds every reader and writer of the wire applies (one model, both sides).
 MAX_SEQ = 2**53 - 1  # the largest integer JSON carries exactly (and far inside SQL's BIGINT)
@@ -230,8 +234,8 @@ class Event(_Payload):
     peak: float = Field(ge=0.0, le=1.0, description="Highest window disparity score in the event.")
     mean: float = Field(ge=0.0, le=1.0)
     windows: int = Field(ge=1, le=round(MAX_SESSION_S / MIN_HOP_S))
-    first: Literal["face", "voice", "words"] = Field(description="One of the two channels that disagreed most.")
-    second: Literal["face", "voice", "words"]
+    first: str = Field(pattern=CHANNEL_NAME, description="One of the two channels that disagreed most.")
+    second: str = Field(pattern=CHANNEL_NAME, description="The other (any voting channel of the room's registry).")
 
 
 class Retract(_Payload):

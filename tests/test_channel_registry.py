@@ -127,6 +127,39 @@ def test_the_registry_refuses_a_second_channel_of_a_name() -> None:
         registry["gaze"]
 
 
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["Steady", "2d", "steady-ness", "_steady", "s" * 33])
+def test_a_channel_name_must_fit_a_column_a_field_and_an_event(name: str) -> None:
+    class Named(Steadiness):
+        pass
+
+    Named.name = name
+    with pytest.raises(ValueError, match="must be 1-32 lowercase letters"):
+        default_registry().register(Named())
+
+
+@pytest.mark.unit
+def test_a_registered_voting_channel_can_be_a_side_of_a_disparity_event() -> None:
+    """The event's sides are any channel the registry accepts, not the product's three: an event
+    with the extra channel validates (it used to fail inside the store's transaction)."""
+    from edge.publish.payload import disparity_event
+    from edge.results import DisparityEvent
+
+    registry = default_registry()
+    registry.register(Steadiness())
+    assert "steadiness" in [c.name for c in registry.voters]
+    event = disparity_event(
+        DisparityEvent(start_s=4.0, end_s=9.0, peak=0.8, mean=0.7, windows=6, pair=("face", "steadiness")),
+        session_id="0" * 8 + "-0000-4000-8000-" + "0" * 12,
+        site="s",
+        room="r",
+        device_id="d",
+        seq=1,
+        message_id="1" * 8 + "-1111-4111-8111-" + "1" * 12,
+    )
+    assert (event.first, event.second) == ("face", "steadiness")
+
+
 def test_a_registered_channel_reaches_fusion_store_summary_and_report(
     tmp_path: Path, face_model: Path, demo_clip: Path, broker: Broker, collector: Collector
 ) -> None:

@@ -4,15 +4,16 @@ Every stage that deals with channels (summariser, fusion and Shapley values, dis
 store, report, metrics) iterates over a :class:`ChannelRegistry`, in its order; the order is also the
 order of the stored JSON, the published summary and the report. :func:`default_registry` is the
 product's: face, voice, words and pulse. A room can be given another registry (a channel added,
-see the README's "Adding a channel").
+see docs/developers/adding-a-channel.md).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping
 
 from clinic_signals.fusion import ChannelVote
-from contract.payload import WIRE, WireModels, extended
+from contract.payload import CHANNEL_NAME, WIRE, WireModels, extended
 from edge.channels.base import Channel, FrameHook, FrameModels
 from edge.channels.face import Face
 from edge.channels.pulse import Pulse
@@ -36,8 +37,11 @@ class ChannelRegistry:
             ValueError: a channel of the same name is registered, or the name is not a lowercase word.
         """
         name = channel.name
-        if not name.isidentifier() or not name.islower():
-            raise ValueError(f"channel name {name!r} must be a lowercase identifier (it names a column and a field)")
+        if not re.fullmatch(CHANNEL_NAME, name):
+            raise ValueError(
+                f"channel name {name!r} must be 1-32 lowercase letters, digits or '_', starting with a letter "
+                "(it names a column, a summary field and a side of a disparity event)"
+            )
         if name in self._channels:
             raise ValueError(f"a channel named {name!r} is already registered; registered: {', '.join(self._channels)}")
         self._channels[name] = channel

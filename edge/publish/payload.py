@@ -31,8 +31,8 @@ def disparity_event(
         peak=event.peak,
         mean=event.mean,
         windows=event.windows,
-        first=event.pair[0],  # type: ignore[arg-type]
-        second=event.pair[1],  # type: ignore[arg-type]
+        first=event.pair[0],
+        second=event.pair[1],
     )
 
 
