@@ -19,9 +19,17 @@ logger = logging.getLogger(__name__)
 
 
 class MqttTlsConfig(StrictModel):
-    ca_file: CredentialPath = Field(description="CA certificate(s) that signed the broker's certificate (PEM).")
-    cert_file: CredentialPath | None = Field(default=None, description="This device's client certificate (PEM).")
-    key_file: CredentialPath | None = Field(default=None, description="This device's private key (PEM).")
+    """TLS to the broker, with this device's own certificate; required off this machine."""
+
+    ca_file: CredentialPath = Field(
+        examples=["clinic-ca.crt"], description="CA certificate(s) that signed the broker's certificate (PEM)."
+    )
+    cert_file: CredentialPath | None = Field(
+        examples=["edge-0042.crt"], default=None, description="This device's client certificate (PEM)."
+    )
+    key_file: CredentialPath | None = Field(
+        examples=["edge-0042.key"], default=None, description="This device's private key (PEM)."
+    )
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> MqttTlsConfig:
@@ -31,11 +39,19 @@ class MqttTlsConfig(StrictModel):
 
 
 class MqttConfig(StrictModel):
-    enabled: bool = True
-    host: str = Field(default="127.0.0.1", description="Broker host name or address.")
-    port: int = Field(default=1883, ge=1, le=65535, description="Broker TCP port.")
-    username: str | None = Field(default=None, description="User name, if the broker requires one.")
+    """The broker the summaries go to (summaries only; never media)."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Publish to the broker; false: nothing is published, summaries wait in the local outbox.",
+    )
+    host: str = Field(examples=["broker.clinic.lan"], default="127.0.0.1", description="Broker host name or address.")
+    port: int = Field(examples=[8883], default=1883, ge=1, le=65535, description="Broker TCP port.")
+    username: str | None = Field(
+        examples=["edge-0042"], default=None, description="User name, if the broker requires one."
+    )
     password_file: CredentialPath | None = Field(
+        examples=["mqtt-password"],
         default=None,
         description="File holding the password (first line). A bare file name is a systemd credential "
         "(LoadCredential=), read from $CREDENTIALS_DIRECTORY; other relative paths are resolved against the "

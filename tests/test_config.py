@@ -191,3 +191,15 @@ def test_every_error_is_listed_at_once(tmp_path: Path) -> None:
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(ROOT / "config" / name)
     assert config.room.device_id
+
+
+@pytest.mark.unit
+def test_the_configuration_reference_and_example_are_written_from_the_models() -> None:
+    """One declaration per option: docs/configuration-reference.md and config/room.example.toml are
+    what the config models give (``python -m edge.config.reference --write`` after a change)."""
+    from edge.config import reference
+
+    assert reference.REFERENCE.read_text(encoding="utf-8") == reference.reference_markdown()
+    assert reference.EXAMPLE.read_text(encoding="utf-8") == reference.example_toml()
+    every = {f"{s.name}.{k.name}" for s in reference.sections() for k in s.keys}
+    assert {"channels.words.device", "audio.vad", "review.fhir.url", "mqtt.tls.ca_file"} <= every

