@@ -125,7 +125,7 @@ def _encryption(config: AppConfig) -> Finding:
         "warn",
         f"{config.storage.state_dir}: {state.how}; consent references, results and any stored transcripts can be "
         "read from the disk",
-        "put the state folder on a LUKS volume (README, 'Encryption at rest')",
+        "put the state folder on a LUKS volume (docs/install.md, 'Encryption at rest')",
     )
 
 

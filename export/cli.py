@@ -85,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     onnx.add_argument("--pack", type=Path, required=True, help="model pack folder (created or updated)")
     onnx.add_argument("--name", help="model name in the pack (default: the architecture)")
     onnx.add_argument("--precision", nargs="+", choices=("fp32", "int8", "fp16"), default=["fp32", "int8", "fp16"])
-    onnx.add_argument("--calibration", type=Path, help="folder with calibration.npz (calibration/int8/<model>/)")
+    onnx.add_argument("--calibration", type=Path, help="folder with calibration.npz (export/int8/<model>/)")
     onnx.add_argument("--heldout", type=Path, help="held-out inputs (.npz) for the PyTorch comparison")
     onnx.add_argument("--licence", default=None, help="licence of the model, for the model card")
     onnx.add_argument("--skip-keras-check", action="store_true", help="--fer: do not re-check the port with Keras")

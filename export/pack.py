@@ -173,7 +173,7 @@ def add_model(
     if "int8" in precisions:
         if calibration is None:
             raise ExportError(
-                f"INT8 for {source.name} needs calibration data: pass --calibration calibration/int8/{source.name}/"
+                f"INT8 for {source.name} needs calibration data: pass --calibration export/int8/{source.name}/"
             )
         calibration_feeds = load_calibration(calibration, list(source.inputs))
     fp32 = export_onnx(

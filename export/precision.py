@@ -61,7 +61,7 @@ def load_calibration(folder: Path, input_names: list[str]) -> dict[str, npt.NDAr
     if not path.is_file():
         raise ExportError(
             f"INT8 needs calibration data and {path} does not exist; put representative inputs there "
-            "(`clinic-export train` writes calibration.npz into its run folder; see calibration/README.md)"
+            "(`clinic-export train` writes calibration.npz into its run folder; see export/int8/README.md)"
         )
     try:
         with np.load(path, allow_pickle=False) as npz:

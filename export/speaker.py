@@ -154,7 +154,7 @@ def build_source() -> ModelSource:
             licence="Apache 2.0 (resemblyzer)",
             limits=(
                 "Trained on read and interview speech in English mostly; similarity thresholds were set on the "
-                "product's own measurements (README, 'Whose voice is it?').",
+                "product's own measurements (docs/channels.md, 'Whose voice is it').",
                 "An embedding is biometric data: the room stores staff embeddings only with their consent and "
                 "keeps the client's only in memory for the session.",
             ),

@@ -96,18 +96,18 @@ if [ ! -s "$FACE_MODEL" ] || [ ! -s "${FACE_MODEL%.onnx}.json" ] \
   echo "$model_want" > "$FACE_MODEL.stamp"
 fi
 
-# 3b. Default model pack: the same model as FP32, INT8 (calibrated on calibration/int8/) and FP16,
+# 3b. Default model pack: the same model as FP32, INT8 (calibrated on export/int8/) and FP16,
 # verified side by side on held-out faces. `verify` exits 3 when it refuses a variant: that is
 # evidence recorded in the pack (the room then refuses that variant), not a set-up failure.
 PACK="$BUILD/models/pack"
-pack_want="$model_want $(sha256sum calibration/int8/*/calibration.npz | sha256sum | cut -d' ' -f1)"
+pack_want="$model_want $(sha256sum export/int8/*/calibration.npz | sha256sum | cut -d' ' -f1)"
 if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_want" ]; then
   log "building the default model pack: $PACK"
   rm -rf "$PACK"
   "$VENV/bin/clinic-export" fer-sets --heldout "$BUILD/models/fer-heldout.npz"
   # The port was checked against Keras by the step above.
   "$VENV/bin/clinic-export" onnx --fer --skip-keras-check --pack "$PACK" \
-    --calibration calibration/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
+    --calibration export/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
   "$VENV/bin/clinic-export" text-emotion --pack "$PACK"
   "$VENV/bin/clinic-export" speaker --pack "$PACK"
   rc=0

@@ -27,6 +27,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from edge.control import Consent
+from tests.boundary import unit_boundary  # noqa: F401 - autouse: the fast loop's rule
 
 ROOT = Path(__file__).resolve().parents[1]
 # Sessions start only with consent recorded; tests record it like a clinic would.

@@ -214,7 +214,7 @@ def test_int8_without_calibration_data_is_refused(
 ) -> None:
     base = ["onnx", "--checkpoint", str(speech_run / "best.pt"), "--pack", str(tmp_path / "p")]
     assert main([*base, "--precision", "fp32", "int8"]) == EXIT_FAILED
-    assert "needs calibration data: pass --calibration calibration/int8/speech-cnn2d/" in caplog.text
+    assert "needs calibration data: pass --calibration export/int8/speech-cnn2d/" in caplog.text
     (tmp_path / "empty").mkdir()
     assert main([*base, "--calibration", str(tmp_path / "empty")]) == EXIT_FAILED
     assert "calibration.npz does not exist" in caplog.text

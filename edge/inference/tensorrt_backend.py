@@ -143,7 +143,7 @@ class TensorRTEngine(InferenceEngine):
         if problems:
             raise BackendUnavailableError(
                 f"engine {engine_path} cannot run here: {'; '.join(problems)}; rebuild it on this device "
-                "(clinic-export engine, README: first boot on a Jetson)"
+                "(clinic-export engine, docs/jetson.md)"
             )
 
     def _buffer(self, name: str, nbytes: int) -> int:

@@ -5,7 +5,7 @@ room on its own thread: each room keeps its own capture, analysis, database, con
 connection and metrics, as if it ran alone, while the models are loaded once
 (:class:`edge.inference.shared.SharedEngines`) and the Python runtime, GStreamer, MediaPipe and
 ONNX Runtime libraries are in memory once. This trades latency for memory: the rooms' Python work
-takes turns on one interpreter (see the README's rooms benchmark for both figures).
+takes turns on one interpreter (docs/benchmarks.md, the rooms benchmark, has both figures).
 
 systemd sees one service: READY once every room is up, STATUS naming each room's state, and the
 watchdog fed only while every room is healthy, so one stalled room restarts the service. The first

@@ -9,7 +9,7 @@ the class's valence (:data:`contract.classes.CLASS_VALENCE`): a product of the t
 they agree the distribution barely moves and where negation flips the valence the classes on the
 other side win. ``BETA`` was chosen on ``tests/data/therapy-tuning.tsv`` (16 sentences) and
 measured on the held-out ``tests/data/therapy-sentences.tsv`` (64): see ``tests/test_text_emotion.py``
-and the README.
+and docs/channels.md.
 """
 
 from __future__ import annotations

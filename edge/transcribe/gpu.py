@@ -1,6 +1,6 @@
 """Whether a speech-to-text engine can run on the GPU here (a Jetson, or any CUDA machine).
 
-whisper.cpp uses the GPU when the library was built with CUDA (``GGML_CUDA=1``, see the README's
+whisper.cpp uses the GPU when the library was built with CUDA (``GGML_CUDA=1``, see docs/jetson.md,
 "First boot on a Jetson"): its system information then names CUDA. faster-whisper runs on the GPU
 when CTranslate2 was built with CUDA and sees a device. The words channel's ``device = "auto"``
 picks the GPU in either case and says so; ``cpu`` and ``cuda`` force the choice.

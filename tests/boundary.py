@@ -1,0 +1,54 @@
+"""The fast loop's rule, enforced: a test marked ``unit`` touches no database, starts no process
+(broker, browser, database server, tools) and builds no GStreamer pipeline (clips, cameras).
+
+``scripts/test.sh --fast`` runs the ``unit`` tests alone. A test marked ``unit`` that crosses one of
+these lines fails with :class:`BoundaryCrossedError` naming what it touched, so the marker cannot drift
+from what the tests do. ``CLINIC_TEST_BOUNDARY=all`` applies the rule to every test (how the unit set
+is found: the tests that still pass).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+
+class BoundaryCrossedError(RuntimeError):
+    """A unit test reached for something only the full suite may use."""
+
+
+def _refuse(what: str) -> Any:
+    def refused(*_args: Any, **_kwargs: Any) -> Any:
+        raise BoundaryCrossedError(f"a unit test {what}: mark it otherwise (tests/boundary.py)")
+
+    return refused
+
+
+def applies(item: pytest.Item) -> bool:
+    return os.environ.get("CLINIC_TEST_BOUNDARY") == "all" or item.get_closest_marker("unit") is not None
+
+
+@pytest.fixture(autouse=True)
+def unit_boundary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not applies(request.node):
+        yield
+        return
+    monkeypatch.setattr(sqlite3, "connect", _refuse("opened an SQLite database"))
+    monkeypatch.setattr(subprocess, "Popen", _refuse("started a process"))
+    try:
+        import gi
+
+        gi.require_version("Gst", "1.0")
+        from gi.repository import Gst
+    except (ImportError, ValueError):  # no GStreamer: nothing to guard
+        pass
+    else:
+        monkeypatch.setattr(Gst, "parse_launch", _refuse("built a GStreamer pipeline"))
+        monkeypatch.setattr(Gst.ElementFactory, "make", _refuse("built a GStreamer element"))
+        monkeypatch.setattr(Gst.Pipeline, "new", _refuse("built a GStreamer pipeline"))
+    yield
