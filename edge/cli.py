@@ -247,7 +247,7 @@ def _control(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from edge.config import load_config  # noqa: PLC0415
-    from edge.report.render import write_report  # noqa: PLC0415
+    from edge.report.files import write_report  # noqa: PLC0415
 
     config = load_config(args.config)
     if args.list:

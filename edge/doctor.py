@@ -174,7 +174,7 @@ def _profile(config: AppConfig, config_path: Path) -> Finding:
 
 def _speakers(config: AppConfig) -> Finding:
     """Whether the room can tell staff speech from the client's."""
-    from edge.channels.load import staff_dir  # noqa: PLC0415
+    from edge.channels.sessions import staff_dir  # noqa: PLC0415
     from edge.inference.pack import open_pack  # noqa: PLC0415
     from edge.speakers.staff import StaffVoices  # noqa: PLC0415
 

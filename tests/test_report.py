@@ -144,7 +144,7 @@ def test_reports_are_owner_only_listed_and_purged_with_their_session(
     import stat
     from datetime import datetime, timezone
 
-    from edge.report.render import write_report
+    from edge.report.files import write_report
     from edge.store import Store
 
     config_path, session_id = session
@@ -196,12 +196,13 @@ def test_a_session_erased_while_its_pdf_prints_leaves_no_file(
 ) -> None:
     """The erasure arrives while Chromium prints (a hook in the printer): the files are deleted and the
     report refused; before, the PDF stayed behind, recorded nowhere, and retention never removed it."""
-    from edge.report import render
-    from edge.report.render import ReportError, write_report
+    from edge.report import files
+    from edge.report.data import ReportError
+    from edge.report.files import write_report
     from edge.store import Store
 
     config, session_id = _state_copy(session, tmp_path)
-    real = render.write_pdf
+    real = files.write_pdf
 
     def erased_meanwhile(html: Path, pdf: Path) -> Path | None:
         store = Store(config.storage.state_dir / config.storage.database)
@@ -211,7 +212,7 @@ def test_a_session_erased_while_its_pdf_prints_leaves_no_file(
             store.close()
         return real(html, pdf)
 
-    monkeypatch.setattr(render, "write_pdf", erased_meanwhile)
+    monkeypatch.setattr(files, "write_pdf", erased_meanwhile)
     with pytest.raises(ReportError, match="erased while its report was written"):
         write_report(config, session_id)
     assert _left(config) == []
@@ -222,7 +223,7 @@ def test_a_printer_that_fails_after_writing_leaves_nothing_unrecorded(
 ) -> None:
     """A Chromium that writes the PDF and then exits with an error: the PDF is deleted, the HTML stands
     and is on record."""
-    from edge.report.render import write_report
+    from edge.report.files import write_report
     from edge.store import Store
 
     config, session_id = _state_copy(session, tmp_path)
@@ -253,7 +254,7 @@ def test_an_erasure_cut_short_after_its_commit_is_finished_at_the_next_start(
 ) -> None:
     """The process dies between the erasure's commit and deleting the files (a hook raises there): the
     next start of the store deletes them."""
-    from edge.report.render import write_report
+    from edge.report.files import write_report
     from edge.store import Store, db
 
     config, session_id = _state_copy(session, tmp_path)

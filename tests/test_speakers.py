@@ -19,7 +19,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from clinic_signals.speaker import mel_filters, mel_spectrogram
-from edge.channels.load import staff_dir
+from edge.channels.sessions import staff_dir
 from edge.cli import main
 from edge.config import load_config
 from edge.config.models import AppConfig, AudioConfig, OnnxRuntimeBackendConfig, SpeakersConfig

@@ -14,26 +14,22 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
 from edge.audio.vad import prepare as prepare_vad
-from edge.channels.base import ExplainModels, LoadedModels
+from edge.channels.base import LoadedModels
 from edge.channels.registry import ChannelRegistry, default_registry
+from edge.channels.sessions import build as build_session
 from edge.channels.speech import SpeechEmotionModel
 from edge.config.models import AppConfig
-from edge.disparity.score import DisparityTracker
 from edge.errors import ModelError
-from edge.explain.policy import Explainer
 from edge.fusion.head import HeadFusion
 from edge.inference.base import InferenceEngine
 from edge.inference.face import FaceExpressionModel
 from edge.inference.manifest import load_manifest
 from edge.inference.pack import RELEASES_FILE, open_pack, select_model, trust_pack
 from edge.inference.shared import SharedEngines
-from edge.speakers.attribution import SpeakerSession
 from edge.speakers.encoder import SpeakerEncoder
-from edge.speakers.staff import StaffVoices
 from edge.text.emotion import TextEmotion, load_text_model
 from edge.transcribe.base import Transcriber
 from edge.transcribe.create import create_transcriber
@@ -114,52 +110,16 @@ class ChannelModels:
         *,
         live: bool = False,
     ) -> SessionChannels:
-        """Fresh per-session state for every channel the room runs (in the registry's order), the
-        disparity tracker and the explainer (which runs ``face_model`` for face maps, and honours
-        ``requested`` explanation periods)."""
-        states = {}
-        for channel in self.registry:
-            state = channel.session(self.config, self.loaded, live=live)
-            if state is not None:
-                states[channel.name] = state
-        fuser: Fuser = (
-            self.head
-            if self.head is not None
-            else LateFusion(
-                self.config.fusion.weights.model_dump(), self.config.fusion.channel_temperatures.model_dump()
-            )
-        )
-        disparity = self.config.disparity
-        explain = ExplainModels(face=face_model, speech=self.speech)
-        speakers = None
-        if self.speaker is not None:
-            staff = StaffVoices(staff_dir(self.config)).embeddings(self.speaker)
-            if not staff.ids:
-                logger.warning(
-                    "no staff voice is enrolled in %s: every voice is analysed as the client's until staff enrol "
-                    "(clinic-edge staff-voice enroll)",
-                    staff_dir(self.config),
-                )
-            speakers = SpeakerSession(self.speaker, staff, self.config.speakers)
-        return SessionChannels(
-            speakers=speakers,
-            states=states,
-            fusion=WindowFusion(fuser, self.config.fusion),
-            disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
-            explainer=Explainer(
-                self.config.explain,
-                {
-                    c.name: e
-                    for c in self.registry
-                    if c.name in states and (e := c.explainer(self.config, states[c.name], explain)) is not None
-                },
-                disparity_threshold=disparity.threshold,
-                requested=requested,
-            )
-            if self.config.explain.when != "off"
-            else None,
-            registry=self.registry,
-            max_wait_s=self.config.channels.words.max_wait_s,
+        """Fresh per-session state for every channel the room runs (:func:`edge.channels.sessions.build`)."""
+        return build_session(
+            self.config,
+            self.registry,
+            self.loaded,
+            head=self.head,
+            speaker=self.speaker,
+            face_model=face_model,
+            requested=requested,
+            live=live,
         )
 
     def close(self) -> None:
@@ -176,11 +136,6 @@ class ChannelModels:
                 self.shared[0].give_back(self.shared[1])
             else:
                 self.transcriber.close()
-
-
-def staff_dir(config: AppConfig) -> Path:
-    """Where the room's enrolled staff voices are."""
-    return config.speakers.staff_dir or config.storage.state_dir / "staff-voices"
 
 
 def _words_wanted(config: AppConfig) -> bool:

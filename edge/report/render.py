@@ -1,31 +1,22 @@
-"""``clinic-edge report SESSION_ID``: the session report as one self-contained HTML file, and as PDF
-when Chromium is installed (headless ``--print-to-pdf``)."""
+"""The session report as HTML: its sections (shared with the review page) and the self-contained
+file. Printing is :mod:`edge.report.pdf`, writing the files :mod:`edge.report.files`, the fusion the
+figures replay :mod:`edge.report.fusion`."""
 
 from __future__ import annotations
 
 import html
 import logging
-import os
-import shutil
-import subprocess
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from clinic_signals.fusion import Fuser, LateFusion, WindowFusion
 from edge import __version__
-from edge.channels.load import fusion_head
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
-from edge.errors import StoreError
-from edge.inference.pack import trust_pack
 from edge.report import plots
-from edge.report.analysis import SessionFigures, clock, figures, summary_sentences
-from edge.report.data import ReportError, SessionData, load_session
-from edge.store import Store
-from edge.store.db import remove_reports
+from edge.report.analysis import clock, summary_sentences
+from edge.report.data import SessionData
+from edge.report.fusion import session_figures
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +35,6 @@ LIMITS = (
     "Disparity means the channels pointed in opposite directions for a while; it is a prompt for attention, "
     "not a finding.",
 )
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 # The report's look, in the HTML file and on the review page (served there as a style sheet).
 REPORT_CSS = """body { font-family: "DejaVu Sans", sans-serif; max-width: 60rem; margin: 2rem auto; color: #212121; }
 h1 { font-size: 1.5rem; } h2 { font-size: 1.15rem; border-bottom: 1px solid #e0e0e0; margin-top: 2rem; }
@@ -53,35 +43,6 @@ table { border-collapse: collapse; } td, th { border: 1px solid #e0e0e0; padding
 img { max-width: 100%; } .row { display: flex; gap: 1rem; flex-wrap: wrap; align-items: flex-start; }
 @media print { h2 { break-after: avoid; } img { break-inside: avoid; } }
 """
-PDF_TIMEOUT_S = 60
-REPORTS_DIR = "reports"
-
-
-def fusion_for(config: AppConfig, registry: ChannelRegistry) -> tuple[WindowFusion, Fuser]:
-    """The fusion the room uses (the pack's head when it has one), for the permutation importance.
-    The pack is authenticated here: a report is often its process's first use of it."""
-    pack = config.models.pack
-    head = None
-    if pack and config.fusion.method == "auto":
-        trust_pack(config.models)
-        head = fusion_head(config, pack, registry)
-    fuser: Fuser = (
-        head
-        if head is not None
-        else LateFusion(config.fusion.weights.model_dump(), config.fusion.channel_temperatures.model_dump())
-    )
-    return WindowFusion(fuser, config.fusion), fuser
-
-
-def session_figures(session: SessionData, config: AppConfig, registry: ChannelRegistry) -> tuple[SessionFigures, str]:
-    """The numbers behind a report of ``session`` and the fusion method they were computed with."""
-    fusion, fuser = fusion_for(config, registry)
-    try:
-        return figures(session, fusion, registry), fuser.method
-    finally:
-        close = getattr(fuser, "engine", None)
-        if close is not None:
-            close.close()
 
 
 def _explained(session: SessionData, channel: str, key: str) -> list[Any]:
@@ -213,95 +174,3 @@ def plots_timeline(session: SessionData, voters: tuple[str, ...]) -> str:
     if not session.windows:
         return "<p class='muted'>The session has no windows.</p>"
     return _img(plots.timeline(session, voters), "emotion timeline per channel")
-
-
-def write_pdf(html_path: Path, pdf_path: Path) -> Path | None:
-    """Print the report with headless Chromium when it is installed; None otherwise."""
-    binary = next((b for b in (shutil.which(n) for n in CHROMIUM) if b), None)
-    if binary is None:
-        logger.info("no Chromium found: the report is HTML only (install chromium for a PDF)")
-        return None
-    with tempfile.TemporaryDirectory(prefix="clinic-report-") as profile:
-        # Chromium's sandbox cannot run as root; anywhere else (the service's user, a technician) it stays on.
-        sandbox = ["--no-sandbox"] if os.geteuid() == 0 else []
-        cmd = [
-            binary,
-            "--headless",
-            *sandbox,
-            "--disable-gpu",
-            f"--user-data-dir={profile}",
-            "--no-pdf-header-footer",
-            f"--print-to-pdf={pdf_path}",
-            html_path.resolve().as_uri(),
-        ]
-        try:
-            subprocess.run(cmd, check=True, capture_output=True, timeout=PDF_TIMEOUT_S)
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-            logger.warning("Chromium could not print the PDF (%s); the HTML report stands", exc)
-            pdf_path.unlink(missing_ok=True)  # whatever it wrote before failing
-            return None
-    if not pdf_path.is_file():
-        return None
-    pdf_path.chmod(0o600)
-    return pdf_path
-
-
-def reports_dir(config: AppConfig) -> Path:
-    """Where reports go by default: ``<state_dir>/reports`` (0700), beside the data they show."""
-    return config.storage.state_dir / REPORTS_DIR
-
-
-def _write_private(path: Path, text: str) -> None:
-    """Write ``path`` readable by its owner only (0600), whatever the umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-def write_report(
-    config: AppConfig,
-    session_id: str,
-    out_dir: Path | None = None,
-    *,
-    pdf: bool = True,
-    registry: ChannelRegistry | None = None,
-) -> list[Path]:
-    """Write ``report-<session>.html`` (and ``.pdf``), owner-only, into ``out_dir`` (the state
-    folder's ``reports`` by default); the files are recorded with the session and deleted with it
-    by retention. Returns the files written.
-
-    Raises:
-        ReportError: unknown session or unreadable database.
-    """
-    db_path = config.storage.state_dir / config.storage.database
-    session = load_session(db_path, session_id, registry)
-    out_dir = out_dir if out_dir is not None else reports_dir(config)
-    html_path = out_dir / f"report-{session.id}.html"
-    pdf_path = html_path.with_suffix(".pdf")
-    store = Store(db_path, migrate_schema=False)
-    try:
-        # On record before they exist: an erasure meanwhile, or a crash, never leaves one unknown.
-        for path in (html_path, *((pdf_path,) if pdf else ())):
-            store.add_report(session.id, path)
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            _write_private(html_path, render_html(session, config, registry))
-        except OSError as exc:
-            store.drop_report(html_path)
-            raise ReportError(f"cannot write {html_path}: {exc}") from None
-        written = [html_path]
-        if pdf:
-            printed = write_pdf(html_path, pdf_path)
-            if printed is None:
-                store.drop_report(pdf_path)
-            else:
-                written.append(printed)
-        if not all(store.has_report(path) for path in written):
-            remove_reports(written)  # the session was erased while its report was written
-            raise ReportError(f"session {session.id} was erased while its report was written; nothing is kept")
-    except StoreError as exc:
-        raise ReportError(f"no report for session {session.id}: {exc}") from None
-    finally:
-        store.close()
-    return written

@@ -37,7 +37,9 @@ from edge.config.models import AppConfig
 from edge.errors import EdgeError
 from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData, load_session
-from edge.report.render import LIMITS, session_figures, write_report
+from edge.report.files import write_report
+from edge.report.fusion import session_figures
+from edge.report.render import LIMITS
 from edge.store import Store
 
 logger = logging.getLogger(__name__)

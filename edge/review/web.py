@@ -33,7 +33,8 @@ from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import EdgeError, StoreError
 from edge.report.data import ReportError, load_session
-from edge.report.render import REPORT_CSS, report_body, write_report
+from edge.report.files import write_report
+from edge.report.render import REPORT_CSS, report_body
 from edge.review.cache import BuiltPage, PageCache
 from edge.review.erasure import erase_session
 from edge.review.fhir import FhirError, session_bundle

@@ -32,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _voices(config: AppConfig) -> StaffVoices:
-    from edge.channels.load import staff_dir  # noqa: PLC0415
+    from edge.channels.sessions import staff_dir  # noqa: PLC0415
     from edge.speakers.staff import StaffVoices  # noqa: PLC0415
 
     state = config.storage.state_dir
