@@ -39,6 +39,7 @@ def unit_boundary(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         yield
         return
     monkeypatch.setattr(sqlite3, "connect", _refuse("opened an SQLite database"))
+    monkeypatch.setattr(sqlite3.dbapi2, "connect", _refuse("opened an SQLite database"))  # SQLAlchemy's way in
     monkeypatch.setattr(subprocess, "Popen", _refuse("started a process"))
     try:
         import gi

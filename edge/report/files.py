@@ -14,7 +14,7 @@ from edge.report.data import ReportError, load_session
 from edge.report.pdf import write_pdf
 from edge.report.render import render_html
 from edge.store import Store
-from edge.store.db import remove_reports
+from edge.store.retention import remove_reports
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,8 @@
 """The appliance's SQLite database (WAL, synchronous=FULL, one writer per connection).
 
-Each thread that touches the database opens its own :class:`Store` on the same file.
+Each thread that touches the database opens its own :class:`Store` on the same file. Its parts by
+concern: the connection (:mod:`edge.store.core`), the outbox (:mod:`edge.store.outbox`), retention
+and erasure (:mod:`edge.store.retention`); sessions and windows are here.
 """
 
 from __future__ import annotations
@@ -11,9 +13,8 @@ import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import sqlite_utils
 
@@ -22,13 +23,14 @@ from edge.channels.registry import ChannelRegistry, default_registry
 from edge.control.commands import Consent
 from edge.errors import StoreError
 from edge.results import DisparityEvent, Utterance, WindowResult
+from edge.store.core import BUSY_TIMEOUT_MS, JOURNAL_LIMIT_BYTES, now_iso
 from edge.store.migrations import add_channel_columns, migrate
+from edge.store.outbox import OutboxRow
+from edge.store.retention import Erased, RetentionStore, SessionRunningError, remove_reports
+
+__all__ = ["Erased", "OutboxRow", "SessionRow", "SessionRunningError", "Store", "remove_reports"]
 
 logger = logging.getLogger(__name__)
-
-BUSY_TIMEOUT_MS = 5000
-JOURNAL_LIMIT_BYTES = 4 * 1024 * 1024
-CHECKPOINT_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -66,46 +68,7 @@ class SessionRow:
         return self.analysed / self.windows if self.windows else None
 
 
-class SessionRunningError(StoreError):
-    """The session is still recording: it cannot be erased until it ends."""
-
-
-@dataclass(frozen=True)
-class Erased:
-    """What an erasure deleted, by table (and report files)."""
-
-    session_id: str
-    counts: dict[str, int]
-    checkpointed: bool
-
-
-@dataclass(frozen=True)
-class OutboxRow:
-    seq: int
-    message_id: str
-    topic: str
-    payload: str
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-
-
-def remove_reports(paths: Sequence[Path]) -> int:
-    """Delete report files (a purged session's); returns how many were there to delete."""
-    removed = 0
-    for path in paths:
-        try:
-            path.unlink()
-            removed += 1
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            logger.error("cannot delete the report %s of a purged session: %s", path, exc)
-    return removed
-
-
-class Store:
+class Store(RetentionStore):
     def __init__(self, path: Path, *, migrate_schema: bool = True, registry: ChannelRegistry | None = None) -> None:
         """Open (and with ``migrate_schema`` migrate) the database; each channel of ``registry``
         (the product's by default) is stored in its own JSON column of ``windows``."""
@@ -135,32 +98,6 @@ class Store:
         if migrate_schema:
             self.finish_removals()  # an erasure interrupted after its commit is completed here
 
-    def close(self) -> None:
-        self.db.conn.close()
-
-    def _insert(self, table: str, row: dict[str, Any]) -> None:
-        # Plain SQL: sqlite-utils' insert helpers commit on their own, which would split the
-        # window and its outbox row into two transactions.
-        columns = ", ".join(f'"{c}"' for c in row)
-        marks = ", ".join("?" for _ in row)
-        self.db.conn.execute(f'INSERT INTO "{table}" ({columns}) VALUES ({marks})', list(row.values()))  # noqa: S608
-
-    def _write(self, what: str, body: Callable[[], Any]) -> Any:
-        conn = self.db.conn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            result = body()
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise StoreError(f"cannot store {what} in {self.path}: {exc}") from exc
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        return result
-
     # -- sessions --------------------------------------------------------------------------------
     def start_session(
         self,
@@ -182,12 +119,12 @@ class Store:
             "source_kind": source_kind,
             "backend": backend,
             "face_model_sha256": model_sha256,
-            "started_at": _now(),
+            "started_at": now_iso(),
             "consent_method": consent.method,
             "consent_recorded_by": consent.recorded_by,
             "consent_reference": consent.reference,
             "consent_recorded_at": (
-                consent.recorded_at.isoformat(timespec="seconds") if consent.recorded_at else _now()
+                consent.recorded_at.isoformat(timespec="seconds") if consent.recorded_at else now_iso()
             ),
             "pauses": 0,
             "paused_s": 0.0,
@@ -209,7 +146,7 @@ class Store:
             self.db.conn.execute(
                 "UPDATE sessions SET ended_at = ?, ended_by = 'stop', windows = ?, frames = ?, frames_dropped = ? "
                 "WHERE id = ?",
-                [_now(), count, frames, frames_dropped, session_id],
+                [now_iso(), count, frames, frames_dropped, session_id],
             )
 
         self._write("the session end", body)
@@ -275,7 +212,7 @@ class Store:
             "explanation": json.dumps(asdict(result.explanation)) if result.explanation else None,
             "valence": result.valence,
             "arousal": result.arousal,
-            "created_at": _now(),
+            "created_at": now_iso(),
         }
 
         def body() -> int | None:
@@ -320,7 +257,7 @@ class Store:
                 "mean": event.mean,
                 "windows": event.windows,
                 "channels": json.dumps(list(event.pair)),
-                "created_at": _now(),
+                "created_at": now_iso(),
             },
         )
 
@@ -342,76 +279,9 @@ class Store:
                     "confidence": u.confidence,
                     "probs": json.dumps(dict(zip(CLASSES, u.probs, strict=True))),
                     "importance": json.dumps([list(w) for w in u.importance]),
-                    "created_at": _now(),
+                    "created_at": now_iso(),
                 },
             )
-
-    def add_summary(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
-        """Put one summary (e.g. an interval's) in the outbox; returns its seq."""
-        seq: int = self._write("a summary", lambda: self._enqueue(summary))
-        return seq
-
-    def _enqueue(self, summary: Callable[[int, str], tuple[str, str]]) -> int:
-        # The device's sequence lives in its own row: purging sent outbox rows never sets it back.
-        self.db.conn.execute("UPDATE device_seq SET last_seq = last_seq + 1 WHERE id = 1")
-        seq = int(self.db.execute("SELECT last_seq FROM device_seq WHERE id = 1").fetchone()[0])
-        message_id = str(uuid.uuid4())
-        topic, payload = summary(seq, message_id)
-        self._insert(
-            "outbox",
-            {"seq": seq, "message_id": message_id, "topic": topic, "payload": payload, "created_at": _now()},
-        )
-        return seq
-
-    def purge(self, older_than: datetime, keep: str | None = None) -> dict[str, int]:
-        """Delete sessions (with their windows, transcripts and events) that ended before
-        ``older_than`` (or, never ended, started before it; never ``keep``, the session running),
-        and published summaries created before it. Unpublished summaries are kept until they are
-        sent. Then the WAL is checkpointed and truncated, so that no copy of a deleted page stays in
-        it (``secure_delete`` zeroes the pages of the database itself)."""
-        cutoff = older_than.astimezone(timezone.utc).isoformat(timespec="milliseconds")
-        expired = "COALESCE(ended_at, started_at) < ? AND id IS NOT ?"
-        report_files: list[Path] = []
-
-        def body() -> dict[str, int]:
-            conn = self.db.conn
-            old = f"SELECT id FROM sessions WHERE {expired}"  # noqa: S608 - fixed text
-            args = [cutoff, keep]
-            windows = conn.execute(f"DELETE FROM windows WHERE session_id IN ({old})", args).rowcount  # noqa: S608
-            transcripts = conn.execute(
-                f"DELETE FROM transcripts WHERE session_id IN ({old})",  # noqa: S608
-                args,
-            ).rowcount
-            events = conn.execute(f"DELETE FROM events WHERE session_id IN ({old})", args).rowcount  # noqa: S608
-            conn.execute(f"DELETE FROM judgements WHERE session_id IN ({old})", args)  # noqa: S608
-            files = [
-                Path(r[0])
-                for r in conn.execute(f"SELECT path FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
-            ]
-            self._to_remove(files)
-            conn.execute(f"DELETE FROM reports WHERE session_id IN ({old})", args)  # noqa: S608
-            report_files.extend(files)
-            sessions = conn.execute(
-                f"DELETE FROM sessions WHERE {expired} "  # noqa: S608 - fixed text
-                "AND id NOT IN (SELECT session_id FROM windows) AND id NOT IN (SELECT session_id FROM transcripts) "
-                "AND id NOT IN (SELECT session_id FROM events)",
-                args,
-            ).rowcount
-            outbox = conn.execute("DELETE FROM outbox WHERE sent_at IS NOT NULL AND created_at < ?", [cutoff]).rowcount
-            return {
-                "sessions": sessions,
-                "windows": windows,
-                "transcripts": transcripts,
-                "events": events,
-                "outbox": outbox,
-            }
-
-        self.finish_removals()
-        counts: dict[str, int] = self._write("the retention purge", body)
-        counts["reports"] = self._remove(report_files)
-        if any(counts.values()):
-            self.checkpoint()
-        return counts
 
     # -- review and erasure ------------------------------------------------------------------------
     def sessions(self, recorded_by: str | None = None, session_id: str | None = None) -> list[SessionRow]:
@@ -441,153 +311,3 @@ class Store:
         """The pointer into the clinic's consent records given at the session's start, if any."""
         row = self.db.execute("SELECT consent_reference FROM sessions WHERE id = ?", [session_id]).fetchone()
         return None if row is None else row[0]
-
-    def erase(self, session_id: str, retract: Callable[[int, str], tuple[str, str]] | None = None) -> Erased:
-        """Delete one session on request (consent withdrawn): its windows, transcripts, events, report
-        files and every outbox row that carries it (sent or not), then the session itself; with
-        ``retract``, a retraction is put in the outbox in the same transaction, to be published in
-        sequence after everything of the session that was sent. The WAL is checkpointed and
-        truncated afterwards (``secure_delete`` overwrites the pages themselves).
-
-        Raises:
-            StoreError: no such session; :class:`SessionRunningError` while it is recording.
-        """
-        report_files: list[Path] = []
-
-        def body() -> dict[str, int]:
-            conn = self.db.conn
-            row = conn.execute("SELECT ended_at FROM sessions WHERE id = ?", [session_id]).fetchone()
-            if row is None:
-                raise StoreError(f"no session {session_id} in {self.path}")
-            if row[0] is None:
-                raise SessionRunningError(
-                    f"session {session_id} is still recording: stop it first (a session the appliance left "
-                    "open when it stopped is closed when it starts again)"
-                )
-            counts = {
-                table: conn.execute(f"DELETE FROM {table} WHERE session_id = ?", [session_id]).rowcount  # noqa: S608
-                for table in ("windows", "transcripts", "events", "judgements")
-            }
-            report_files.extend(
-                Path(r[0]) for r in conn.execute("SELECT path FROM reports WHERE session_id = ?", [session_id])
-            )
-            self._to_remove(report_files)
-            conn.execute("DELETE FROM reports WHERE session_id = ?", [session_id])
-            counts["outbox"] = conn.execute(
-                "DELETE FROM outbox WHERE json_valid(payload) AND json_extract(payload, '$.session_id') = ?",
-                [session_id],
-            ).rowcount
-            counts["sessions"] = conn.execute("DELETE FROM sessions WHERE id = ?", [session_id]).rowcount
-            if retract is not None:
-                self._enqueue(retract)
-            return counts
-
-        self.finish_removals()
-        counts: dict[str, int] = self._write(f"the erasure of session {session_id}", body)
-        counts["reports"] = self._remove(report_files)
-        return Erased(session_id, counts, self.checkpoint())
-
-    # -- reports -----------------------------------------------------------------------------------
-    def add_report(self, session_id: str, path: Path) -> None:
-        """Record a report file of ``session_id`` *before* it is written, so that an erasure or purge
-        that comes while it is being written (or after a failed print left it half-written) knows it
-        and deletes it with the session. The writer checks :meth:`has_report` after writing.
-
-        Raises:
-            StoreError: the session is not (or no longer) there: nothing may be written for it.
-        """
-        resolved = str(path.resolve())
-
-        def body() -> None:
-            conn = self.db.conn
-            if conn.execute("SELECT 1 FROM sessions WHERE id = ?", [session_id]).fetchone() is None:
-                raise StoreError(f"no session {session_id} in {self.path} (erased?): no report is written for it")
-            conn.execute("DELETE FROM removals WHERE path = ?", [resolved])
-            conn.execute(
-                "INSERT OR REPLACE INTO reports (session_id, path, created_at) VALUES (?, ?, ?)",
-                [session_id, resolved, _now()],
-            )
-
-        self._write("a report's path", body)
-
-    def has_report(self, path: Path) -> bool:
-        """Whether ``path`` is still on record (False: its session was erased or purged meanwhile)."""
-        row = self.db.execute("SELECT 1 FROM reports WHERE path = ?", [str(path.resolve())]).fetchone()
-        return row is not None
-
-    def drop_report(self, path: Path) -> None:
-        """Forget a report file that was not written after all (its printer failed) and delete it."""
-        self._write(
-            "a report's path",
-            lambda: self.db.conn.execute("DELETE FROM reports WHERE path = ?", [str(path.resolve())]),
-        )
-        remove_reports([path])
-
-    def _to_remove(self, paths: Sequence[Path]) -> None:
-        """Inside an erasure's or purge's transaction: these files are to be deleted once it commits."""
-        now = _now()
-        self.db.conn.executemany(
-            "INSERT OR REPLACE INTO removals (path, since) VALUES (?, ?)", [(str(p), now) for p in paths]
-        )
-
-    def _remove(self, paths: Sequence[Path]) -> int:
-        removed = remove_reports(paths)
-        if paths:
-            self._write(
-                "the removed reports",
-                lambda: self.db.conn.executemany("DELETE FROM removals WHERE path = ?", [(str(p),) for p in paths]),
-            )
-        return removed
-
-    def finish_removals(self) -> int:
-        """Delete report files an erasure or purge committed but did not get to delete (the process
-        died in between); returns how many were still there."""
-        left = [Path(r[0]) for r in self.db.execute("SELECT path FROM removals").fetchall()]
-        if left:
-            logger.warning(
-                "deleting %d report files of erased or purged sessions left by an interrupted run", len(left)
-            )
-        return self._remove(left) if left else 0
-
-    def reports(self) -> list[tuple[str, str, str]]:
-        """(session id, path, written at) of every report file on record, newest first."""
-        rows = self.db.execute("SELECT session_id, path, created_at FROM reports ORDER BY created_at DESC").fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
-
-    def checkpoint(self) -> bool:
-        """Copy the WAL into the database and truncate it to nothing; True when it went through
-        (a reader in the middle of a read can hold it back: tried a few times)."""
-        for _ in range(CHECKPOINT_TRIES):
-            try:
-                busy, _, _ = self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-            except sqlite3.Error as exc:
-                logger.warning("WAL checkpoint failed: %s", exc)
-                return False
-            if not busy:
-                return True
-        logger.warning("WAL checkpoint held back by a reader; deleted pages stay in the WAL until the next one")
-        return False
-
-    def pending(self, limit: int) -> list[OutboxRow]:
-        rows = self.db.execute(
-            "SELECT seq, message_id, topic, payload FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-            [limit],
-        ).fetchall()
-        return [OutboxRow(*r) for r in rows]
-
-    def pending_count(self) -> int:
-        return int(self.db.execute("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").fetchone()[0])
-
-    def mark_sent(self, seq: int) -> None:
-        self._write(
-            "a publish acknowledgement",
-            lambda: self.db.execute(
-                "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?", [_now(), seq]
-            ),
-        )
-
-    def mark_attempt(self, seq: int) -> None:
-        self._write(
-            "a publish attempt",
-            lambda: self.db.execute("UPDATE outbox SET attempts = attempts + 1 WHERE seq = ?", [seq]),
-        )
