@@ -204,3 +204,17 @@ def test_the_checker_sees_what_python_runs(
     graph = import_graph(tmp_path, packages)
     assert cycles(graph) == expected_cycles
     assert forbidden(graph) == expected_forbidden
+
+
+MAX_MODULE_BYTES = 20_000
+
+
+@pytest.mark.unit
+def test_modules_stay_small_enough_to_read() -> None:
+    """A module over 20 KB has always turned out to hold two concerns: split it by concern."""
+    large = {
+        name: path.stat().st_size
+        for name, path in modules(ROOT, PACKAGES).items()
+        if path.stat().st_size > MAX_MODULE_BYTES
+    }
+    assert not large, f"split these by concern: {large}"

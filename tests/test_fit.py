@@ -20,7 +20,7 @@ from edge.config import load_config
 from edge.fusion.calibration import calibrated
 from edge.inference.pack import open_pack, trust_pack
 from export.cli import main as export_main
-from export.fit import folds
+from export.folds import folds
 from tests.conftest import make_scene, signing_key, write_config
 
 LABELS = ("neutral", "happy", "sad", "angry")
