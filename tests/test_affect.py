@@ -14,6 +14,7 @@ NEUTRAL_FACE = tuple(0.72 if c == "neutral" else 0.04 for c in CLASSES)
 HAPPY_FACE = tuple(0.72 if c == "happy" else 0.04 for c in CLASSES)
 
 
+@pytest.mark.unit
 def test_class_places_follow_russell() -> None:
     assert CLASS_AFFECT["neutral"] == (0.0, 0.0)
     for name in ("happy", "calm", "surprised"):
@@ -25,6 +26,7 @@ def test_class_places_follow_russell() -> None:
     assert all(abs(np.hypot(*p) - 1) < 1e-3 for c, p in CLASS_AFFECT.items() if c != "neutral")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("valence", "arousal", "nearest"),
     [(0.9, 0.1, "happy"), (0.6, -0.6, "calm"), (-0.8, -0.4, "sad"), (0.0, 0.0, "neutral")],
@@ -35,6 +37,7 @@ def test_a_place_is_most_likely_its_nearest_class(valence: float, arousal: float
     assert sum(probs) == pytest.approx(1.0)
 
 
+@pytest.mark.unit
 def test_cues_alone_never_carry_a_label() -> None:
     for valence, arousal in [(0.9, 0.1), (-0.8, -0.4), (-0.2, 0.98)]:
         assert max(cue_distribution(valence, arousal, confidence=1.0)) < 1 / 3
@@ -42,6 +45,7 @@ def test_cues_alone_never_carry_a_label() -> None:
     assert max(flat) - min(flat) < 1e-4  # no confidence, no information
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("valence", "arousal", "neutral_left"),
     [
@@ -69,6 +73,7 @@ def _fuse(
     return result.label, result.arousal, result.contributions
 
 
+@pytest.mark.unit
 def test_a_neutral_face_and_a_calm_voice_are_calm() -> None:
     label, arousal, contributions = _fuse(NEUTRAL_FACE, (0.4, -0.8))
     assert label == "calm" and arousal is not None and arousal < -0.1
@@ -78,6 +83,7 @@ def test_a_neutral_face_and_a_calm_voice_are_calm() -> None:
     assert _fuse(NEUTRAL_FACE, (0.4, 0.5))[0] == "neutral"  # an activated voice: not calm
 
 
+@pytest.mark.unit
 def test_the_fused_place_weighs_the_channels() -> None:
     _, arousal_face, _ = _fuse(HAPPY_FACE, None)
     assert arousal_face == pytest.approx(affect_of(HAPPY_FACE)[1], abs=1e-3)

@@ -127,6 +127,7 @@ def forbidden(graph: dict[str, set[str]]) -> list[str]:
     return sorted(out)
 
 
+@pytest.mark.unit
 def test_no_import_cycles() -> None:
     found = cycles(import_graph(ROOT, PACKAGES))
     assert found == [], "import cycles (break them by moving the shared part down a layer):\n" + "\n".join(
@@ -134,15 +135,18 @@ def test_no_import_cycles() -> None:
     )
 
 
+@pytest.mark.unit
 def test_layers_point_one_way() -> None:
     assert forbidden(import_graph(ROOT, PACKAGES)) == []
 
 
+@pytest.mark.unit
 def test_every_package_is_checked() -> None:
     on_disk = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "benchmarks", "scripts"}
     assert on_disk == set(PACKAGES), "a new top-level package needs its place in ALLOWED"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("files", "expected_cycles", "expected_forbidden"),
     [

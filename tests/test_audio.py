@@ -42,6 +42,7 @@ def _speech(tmp_path: Path) -> np.ndarray:
     return np.interp(t, np.arange(raw.shape[0]) / rate, raw).astype(np.float32)
 
 
+@pytest.mark.unit
 def test_logmel_shape_and_tone_location() -> None:
     mel = LogMel(n_mels=64)
     t = np.arange(RATE) / RATE
@@ -51,6 +52,7 @@ def test_logmel_shape_and_tone_location() -> None:
     assert abs(mel.centres_hz[peak_band] - 1000) < 120
 
 
+@pytest.mark.unit
 def test_silence_has_no_voice() -> None:
     rng = np.random.default_rng(0)
     act = _activity(rng.normal(0, 1e-4, RATE * 2))
@@ -58,6 +60,7 @@ def test_silence_has_no_voice() -> None:
     assert act.level_dbfs < -70
 
 
+@pytest.mark.unit
 def test_steady_hum_is_not_voice() -> None:
     t = np.arange(RATE * 2) / RATE
     act = _activity(0.3 * np.sin(2 * np.pi * 50 * t))
@@ -76,6 +79,7 @@ def test_speech_with_pauses_is_voiced(tmp_path: Path) -> None:
     assert act.clipped_ratio == 0.0
 
 
+@pytest.mark.unit
 def test_clipping_is_measured() -> None:
     t = np.arange(RATE) / RATE
     act = _activity(np.clip(3 * np.sin(2 * np.pi * 300 * t), -1, 1))

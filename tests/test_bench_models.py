@@ -57,6 +57,7 @@ CASES = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("label", "nodes", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_operator_breakdown(label: str, nodes: list[tuple[str, str, float, float]], expected: dict[str, float]) -> None:
     events: list[dict[str, Any]] = [{"cat": "Session", "name": "model_run", "dur": 999, "ts": 0}]
@@ -66,6 +67,7 @@ def test_operator_breakdown(label: str, nodes: list[tuple[str, str, float, float
     assert bench_models.operator_breakdown(events) == expected
 
 
+@pytest.mark.unit
 def test_the_first_convolution_is_the_first_to_run_not_the_first_listed() -> None:
     events = [_event("late", "Conv", 5, ts=50), _event("early", "Conv", 7, ts=10)]
     assert bench_models.operator_breakdown(events)["first_conv"] == 7.0
@@ -94,6 +96,7 @@ def rppg_pack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return pack
 
 
+@pytest.mark.unit
 def test_a_real_profile_separates_the_int8_conversions(
     rppg_pack: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -113,6 +116,7 @@ def test_a_real_profile_separates_the_int8_conversions(
     assert not list(tmp_path.iterdir()), "no profile left behind"
 
 
+@pytest.mark.unit
 def test_pack_measurement_gives_every_speed_up_with_its_rounds(rppg_pack: Path) -> None:
     row = bench_models.measure_pack_model(rppg_pack, "rppg", runs=3, rounds=3)
 

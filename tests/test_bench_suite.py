@@ -65,6 +65,7 @@ def _hub(rates: list[float], p95s: list[float], pages: list[float] | None = None
     return out
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("results", "target", "measured", "met"),
     [
@@ -114,11 +115,13 @@ def test_targets(results: dict[str, Any], target: str, measured: str, met: bool 
     assert rows[0]["met"] is met
 
 
+@pytest.mark.unit
 def test_only_cnns_have_an_int8_target() -> None:
     rows = suite.targets({"models": _models(2.0, 1.0)})
     assert [t["target"].rsplit(": ", 1)[1] for t in rows] == ["face-cnn (ONNX Runtime, batch 1)"]
 
 
+@pytest.mark.unit
 def test_sharing_is_compared_only_when_both_ways_ran() -> None:
     rows = suite.targets({"rooms": _memory(_rooms(4, 250.0), 345.0)})
     assert not [t for t in rows if "one process" in t["target"]]
@@ -141,6 +144,7 @@ def _run(p95: float, *, realtime: bool = True, fps: float = 9.9, dropped: int = 
     }
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("repeats", "realtime", "fps", "dropped", "p95", "p95_range"),
     [

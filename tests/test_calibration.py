@@ -92,6 +92,7 @@ def _measure(detector: FaceDetector, scene: str, sound: str = "speech", region: 
     return {c.name: c.status for c in checks}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("scene", "check"),
     [
@@ -108,6 +109,7 @@ def test_each_picture_fault_fails_its_check(detector: FaceDetector, scene: str, 
     assert statuses[check] == "fail"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("sound", "check"), [("clipped", "clipping"), ("silence", "mic_level"), ("silence", "speech_to_noise")]
 )
@@ -115,12 +117,14 @@ def test_each_sound_fault_fails_its_check(detector: FaceDetector, sound: str, ch
     assert _measure(detector, "good", sound)[check] == "fail"
 
 
+@pytest.mark.unit
 def test_a_well_set_room_passes(detector: FaceDetector) -> None:
     statuses = _measure(detector, "good")
     # everything passes; the offset needs a clap, which this scene has not
     assert {k: v for k, v in statuses.items() if v != "pass"} == {"av_offset": "skip"}
 
 
+@pytest.mark.unit
 def test_no_face_in_the_region_fails_with_an_action(detector: FaceDetector) -> None:
     frame = SCENES["good"]()
     right_half = Region(x=0.6, y=0.0, w=0.4, h=1.0)
@@ -210,6 +214,7 @@ def test_faces_outside_the_client_region_are_never_analysed(tmp_path: Path, face
     assert all(label is None and "no_face" in json.loads(flags) for label, flags in rows)
 
 
+@pytest.mark.unit
 def test_an_invalid_profile_stops_the_start(tmp_path: Path, face_model: Path) -> None:
     cfg = write_config(tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "s", mqtt_port=None)
     (tmp_path / "room-profile.json").write_text(

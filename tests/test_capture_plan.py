@@ -32,6 +32,7 @@ RTSP = SourceSpec("rtsp", "rtsp://cam:s3cret@10.0.0.5:554/stream", live=True)
 CAMERA = SourceSpec("v4l2", "v4l2:///dev/video0", live=True, device="/dev/video0")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("spec", "microphone", "available", "path", "expected"),
     [
@@ -122,6 +123,7 @@ def test_the_pipeline_follows_the_source_and_the_installed_elements(
     assert plan.describe().splitlines() == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("available", "missing"),
     [(frozenset(), "nvarguscamerasrc and nvvidconv"), (frozenset({"nvarguscamerasrc"}), "nvvidconv")],
@@ -131,6 +133,7 @@ def test_a_csi_camera_without_nvidias_elements_is_a_clear_error(available: froze
         plan_capture(parse_source("csi://0"), width=320, fps=5, microphone="none", available=available.__contains__)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("uri", "sensor", "problem"),
     [
@@ -150,6 +153,7 @@ def test_csi_source_uris(uri: str, sensor: int | None, problem: str | None) -> N
     assert (spec.kind, spec.sensor_id, spec.live, spec.uri) == ("csi", sensor, True, f"csi://{sensor}")
 
 
+@pytest.mark.unit
 def test_this_machine_takes_the_cpu_path_and_a_csi_camera_says_why_not() -> None:
     """Here (no JetPack) the real element registry has none of NVIDIA's elements."""
     from edge.capture.pipeline import GstCapture, installed

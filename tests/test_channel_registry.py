@@ -113,6 +113,7 @@ class Steadiness(Channel):
         return SteadyResult(raw["spread_px"], raw["quality"], tuple(raw["probs"]) if raw["probs"] else None)
 
 
+@pytest.mark.unit
 def test_the_registry_refuses_a_second_channel_of_a_name() -> None:
     registry = default_registry()
     assert registry.names == ("face", "voice", "words", "pulse")

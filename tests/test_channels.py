@@ -52,6 +52,7 @@ def _windows(audio: np.ndarray, *, length_s: float = 2.5, hop_s: float = 1.0) ->
     return out
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("channels", "expected", "used"),
     [
@@ -73,6 +74,7 @@ def test_late_fusion_takes_only_present_and_good_channels(
         assert np.allclose(probs, np.mean(expected, axis=0), atol=1e-4)
 
 
+@pytest.mark.unit
 def test_acoustic_voice_needs_a_baseline_before_it_is_good() -> None:
     speech = read_wav(JFK)
     voice = VoiceAnalyzer(AudioConfig(), speech=None)
@@ -162,6 +164,7 @@ def test_words_land_on_the_windows_they_were_spoken_in(words_models: ChannelMode
     assert timed and all("transcribe_ms" in r.timing_ms and "text_ms" in r.timing_ms for r in timed)
 
 
+@pytest.mark.unit
 def test_pulse_of_an_unevenly_sampled_skin_record() -> None:
     """72 bpm in the skin colour, frames at about 10 fps with jitter and a few missing faces."""
     rng = np.random.default_rng(3)
@@ -184,6 +187,7 @@ def test_pulse_of_an_unevenly_sampled_skin_record() -> None:
     assert gone.bpm is None and gone.quality in {"no_face", "too_short"}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
@@ -216,6 +220,7 @@ def _pack_without_text(default_pack: Path, folder: Path) -> Path:
     return sign_pack(pack)  # as whoever rebuilds a pack signs it again
 
 
+@pytest.mark.unit
 def test_words_are_on_by_default_where_the_models_are(
     tmp_path: Path, default_pack: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -260,6 +265,7 @@ def test_words_are_on_by_default_where_the_models_are(
         ChannelModels.load(required)
 
 
+@pytest.mark.unit
 def test_a_missing_speech_to_text_model_is_named_at_start(tmp_path: Path, default_pack: Path) -> None:
     config = load_config(
         write_config(

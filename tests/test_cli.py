@@ -106,6 +106,7 @@ def test_a_truncated_recording_is_an_error_not_an_empty_success(
     assert "truncated or damaged" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.unit
 def test_native_chatter_goes_to_the_debug_log_and_own_records_pass_through(
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -26,6 +26,7 @@ def _with(section: str, **values: Any) -> dict[str, Any]:
     return data
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("data", "expectation"),
     [
@@ -116,6 +117,7 @@ def test_parse_config(data: dict[str, Any], expectation: AbstractContextManager[
         assert config.room.site == data["room"]["site"]
 
 
+@pytest.mark.unit
 def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> None:
     path = tmp_path / "room.toml"
     path.write_text(
@@ -134,6 +136,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path: Path) -> Non
     assert load_config(path).models.trusted_keys == [tmp_path / "keys" / "a.pub"]
 
 
+@pytest.mark.unit
 def test_every_path_field_resolves_against_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Paths are resolved by walking the model, not field by field: nested sections, lists of
     sections (the backend chain's engine folder) and secrets alike."""
@@ -163,11 +166,13 @@ def test_every_path_field_resolves_against_the_config_folder(tmp_path: Path, mon
     }
 
 
+@pytest.mark.unit
 def test_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=re.escape(f"config file not found: {tmp_path / 'nope.toml'}")):
         load_config(tmp_path / "nope.toml")
 
 
+@pytest.mark.unit
 def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[room\nsite = 1", encoding="utf-8")
@@ -175,6 +180,7 @@ def test_invalid_toml_is_reported_with_the_file(tmp_path: Path) -> None:
         load_config(path)
 
 
+@pytest.mark.unit
 def test_every_error_is_listed_at_once(tmp_path: Path) -> None:
     path = tmp_path / "room.toml"
     path.write_text(
@@ -187,6 +193,7 @@ def test_every_error_is_listed_at_once(tmp_path: Path) -> None:
     assert "capture.width = 10" in str(err.value)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["room.example.toml", "demo.toml"])
 def test_shipped_configs_are_valid(name: str) -> None:
     config = load_config(ROOT / "config" / name)

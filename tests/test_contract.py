@@ -32,6 +32,7 @@ def _round_trip(path: Path, model: type[BaseModel]) -> None:
     assert again == raw, f"{path} does not survive {model.__name__}: written and read by different code"
 
 
+@pytest.mark.unit
 def test_every_file_of_the_default_pack_round_trips(default_pack: Path) -> None:
     _round_trip(default_pack / "pack.json", PackIndex)
     index = open_pack(default_pack)
@@ -43,11 +44,13 @@ def test_every_file_of_the_default_pack_round_trips(default_pack: Path) -> None:
         _round_trip(path, ModelManifest)
 
 
+@pytest.mark.unit
 def test_the_face_models_manifest_round_trips(face_model: Path) -> None:
     _round_trip(face_model.with_suffix(".json"), ModelManifest)
     assert load_manifest(face_model).name == "face-fer-minixception"
 
 
+@pytest.mark.unit
 def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp_path: Path) -> None:
     variant = default_pack / "face-fer-minixception" / "face-fer-minixception.int8.onnx"
     plan = plan_from_manifest(variant, tmp_path / "face.int8.engine", max_batch=4)
@@ -83,6 +86,7 @@ def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp
 ORIN = EngineDevice(name="Orin", compute_capability="8.7")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("built_with", "built_on", "here_trt", "here", "problems"),
     [
@@ -135,10 +139,12 @@ class _FakeRuntime:
         return 0, 12060
 
 
+@pytest.mark.unit
 def test_the_device_is_read_from_cudas_runtime_api() -> None:
     assert device_of(_FakeRuntime()) == EngineDevice(name="Orin", compute_capability="8.7", cuda_runtime="12.6")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

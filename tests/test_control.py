@@ -45,6 +45,7 @@ T0 = datetime(2026, 11, 30, 10, 0, 0, tzinfo=timezone.utc)
 SID = b"3f2a9c1e-0b6d-4c1e-9f5a-2d7c8e9b0a11"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "expectation"),
     [
@@ -108,6 +109,7 @@ def test_parse_command(raw: bytes, expectation: AbstractContextManager[Any]) -> 
         parse_command(raw)
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(
     st.binary(max_size=2048)
@@ -127,6 +129,7 @@ _TOML_VALUES = (
 )
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.dictionaries(
@@ -154,6 +157,7 @@ def test_fuzzed_configs_give_config_errors_only(data: dict[str, Any]) -> None:
         parse_config(data, Path("/etc/clinic-edge"))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("commands", "final", "refused"),
     [
@@ -176,6 +180,7 @@ def test_state_machine_in_standby(commands: list[Any], final: str, refused: int)
     assert errors == refused
 
 
+@pytest.mark.unit
 def test_state_machine_while_recording() -> None:
     control = SessionControl()
     control.handle(Start.model_validate(stamped(START)), "test")
@@ -322,6 +327,7 @@ def _echo(raw: bytes, origin: str) -> dict[str, str]:
     return {"result": "ok", "origin": origin, "raw": raw.decode()}
 
 
+@pytest.mark.unit
 def test_control_socket_is_private_whatever_the_umask(tmp_path: Path) -> None:
     old = os.umask(0)  # the most permissive mask a service could be started with
     try:
@@ -342,6 +348,7 @@ def test_control_socket_is_private_whatever_the_umask(tmp_path: Path) -> None:
     assert not (tmp_path / SOCKET_NAME).exists()
 
 
+@pytest.mark.unit
 def test_control_sockets_leave_other_threads_files_alone(tmp_path: Path) -> None:
     """Rooms of one process open their control sockets while other threads create folders: the
     folders get the mode they ask for and the process keeps its umask."""
@@ -393,6 +400,7 @@ def test_an_idle_client_does_not_hold_up_a_pause(tmp_path: Path) -> None:
         control.close()
 
 
+@pytest.mark.unit
 def test_more_clients_than_allowed_get_a_busy_reply(tmp_path: Path) -> None:
     from edge.control.local import MAX_CLIENTS
 
@@ -423,6 +431,7 @@ def _at(command: dict[str, Any], issued_s: float, recorded_s: float | None = Non
     return parse_command(json.dumps(data).encode())
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("command", "problem"),
     [

@@ -38,6 +38,7 @@ def _room(
 # -- configuration ------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("second", "error"),
     [
@@ -72,6 +73,7 @@ def test_rooms_of_a_device_own_their_state(
             check_rooms(configs)
 
 
+@pytest.mark.unit
 def test_a_device_needs_rooms() -> None:
     with pytest.raises(ConfigError, match="at least one room"):
         check_rooms([])
@@ -80,6 +82,7 @@ def test_a_device_needs_rooms() -> None:
 # -- shared engines -----------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_engines_are_loaded_once_and_closed_after_the_last_user(face_model: Path) -> None:
     manifest = load_manifest(face_model)
     chain = [OnnxRuntimeBackendConfig()]
@@ -98,6 +101,7 @@ def test_engines_are_loaded_once_and_closed_after_the_last_user(face_model: Path
     assert len(engines) == 0
 
 
+@pytest.mark.unit
 def test_a_shared_engine_serves_threads_at_once(face_model: Path) -> None:
     manifest = load_manifest(face_model)
     engines = SharedEngines()
@@ -167,6 +171,7 @@ def _received(sock: socket.socket) -> list[str]:
             return messages
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("a_healthy_ago", "b_healthy_ago", "pings"),
     [(0.0, 0.0, True), (0.0, 3.9, True), (0.0, 4.1, False), (5.0, 0.0, False)],
@@ -186,6 +191,7 @@ def test_watchdog_is_fed_only_while_every_room_is_healthy(
     assert ("WATCHDOG=1" in _received(sock)) is pings
 
 
+@pytest.mark.unit
 def test_ready_once_every_room_is_up(notify_socket: tuple[Notifier, socket.socket]) -> None:
     notifier, sock = notify_socket
     device = DeviceNotifier(notifier, ["s/a", "s/b"])

@@ -137,6 +137,7 @@ def _block(sysfs: Path, dev: str, *, crypt: str | None = None, slaves: tuple[str
     (sysfs / "dev" / "block" / dev).symlink_to(node)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("layout", "fs", "protected", "how"),
     [

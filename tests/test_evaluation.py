@@ -213,6 +213,7 @@ LAYOUTS = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("kind", "make", "message"), LAYOUTS)
 def test_a_corpus_that_is_not_its_layout_is_refused_in_one_line(
     tmp_path: Path, default_pack: Path, caplog: pytest.LogCaptureFixture, kind: str, make: object, message: str

@@ -40,6 +40,7 @@ def _dist(label: str, p: float) -> tuple[float, ...]:
     return tuple(p if c == label else rest for c in CLASSES)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("votes", "weights"),
     [
@@ -61,6 +62,7 @@ def test_shapley_values_sum_to_the_fused_output_minus_the_baseline(
     assert set(result.contributions) == {name for name, _, _ in votes}
 
 
+@pytest.mark.unit
 def test_a_removed_channel_gets_zero_contribution() -> None:
     fusion = WindowFusion(LateFusion({"voice": 0.0}), FusionConfig())
     votes = [ChannelVote("face", HAPPY, GOOD), ChannelVote("voice", SAD, GOOD), ChannelVote("words", SAD, "no_words")]
@@ -71,6 +73,7 @@ def test_a_removed_channel_gets_zero_contribution() -> None:
     assert result.contributions["face"] == pytest.approx(max(HAPPY) - BASELINE, abs=1e-4)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("face", "words", "state", "label", "second"),
     [
@@ -92,6 +95,7 @@ def test_abstention_and_mixed_emotions(
     assert result.probs is not None  # the distribution is kept even when the window abstains
 
 
+@pytest.mark.unit
 def test_temperature_fit_calibrates_an_overconfident_model(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n = 400
@@ -129,6 +133,7 @@ def _crop(image: np.ndarray, model: FaceExpressionModel) -> FaceCrop:
     return FaceCrop(pixels, (marks["right_eye"], marks["left_eye"]), marks["nose_tip"])
 
 
+@pytest.mark.unit
 def test_face_map_moves_to_the_eyes_when_the_mouth_is_occluded(face_model: FaceExpressionModel) -> None:
     """The smiling astronaut: the smile carries 'happy'; with the mouth covered, the eyes must carry
     more of what is left. The map is 8 x 8 numbers, computed through the room's engine."""
@@ -168,6 +173,7 @@ def _words(probs: tuple[float, ...] | None) -> WordsChannel:
     return WordsChannel((), probs, GOOD if probs else "no_words")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("face", "voice", "words", "score", "pair"),
     [
@@ -190,6 +196,7 @@ def test_disparity_score(
         assert result.pair == pair
 
 
+@pytest.mark.unit
 def test_a_scripted_disagreement_becomes_an_event_that_validates() -> None:
     """A smiling face with sad words for 6 s, then agreement: one event, published as numbers."""
     tracker = DisparityTracker(threshold=0.5, min_duration_s=5.0)

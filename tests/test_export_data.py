@@ -17,6 +17,7 @@ from export.errors import DataError
 from export.models.registry import FaceCNNSpec, SpeechCNN1DSpec, SpeechCNN2DSpec
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -38,6 +39,7 @@ def test_ravdess_file_names_decode(name: str, expected: ravdess.RavdessName) -> 
     assert ravdess.parse_name(name) == expected
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "message"),
     [
@@ -54,6 +56,7 @@ def test_ravdess_bad_names_are_refused_with_the_reason(name: str, message: str) 
         ravdess.parse_name(name)
 
 
+@pytest.mark.unit
 def test_ravdess_scan_keeps_speech_audio_and_labels_all_eight(tmp_path: Path) -> None:
     root = corpora.ravdess(tmp_path / "ravdess", actors=[1, 2, 3], seconds=0.2)
     samples = scan("ravdess", root)
@@ -63,6 +66,7 @@ def test_ravdess_scan_keeps_speech_audio_and_labels_all_eight(tmp_path: Path) ->
     assert all(s.meta["channel"] == "speech" for s in samples)
 
 
+@pytest.mark.unit
 def test_cremad_scan(tmp_path: Path) -> None:
     samples = scan("cremad", corpora.cremad(tmp_path / "crema", actors=[1001, 1002]))
     assert len(samples) == 2 * 6 * 2
@@ -70,6 +74,7 @@ def test_cremad_scan(tmp_path: Path) -> None:
     assert {s.meta["level"] for s in samples} == {"high", "unspecified"}
 
 
+@pytest.mark.unit
 def test_tess_scan_reads_both_folder_spellings(tmp_path: Path) -> None:
     samples = scan("tess", corpora.tess(tmp_path / "tess"))
     assert {s.speaker for s in samples} == {"OAF", "YAF"}
@@ -77,6 +82,7 @@ def test_tess_scan_reads_both_folder_spellings(tmp_path: Path) -> None:
     assert "calm" not in {s.label for s in samples}
 
 
+@pytest.mark.unit
 def test_fer2013_keeps_its_own_split(tmp_path: Path) -> None:
     samples = scan("fer2013", corpora.fer2013(tmp_path / "fer", {"Training": 2, "PublicTest": 1, "PrivateTest": 1}))
     assert Counter(s.preset_split for s in samples) == {"train": 14, "val": 7, "test": 7}
@@ -84,6 +90,7 @@ def test_fer2013_keeps_its_own_split(tmp_path: Path) -> None:
     assert "calm" not in {s.label for s in samples}
 
 
+@pytest.mark.unit
 def test_fer2013_bad_row_names_line_and_values(tmp_path: Path) -> None:
     csv = tmp_path / "fer2013.csv"
     csv.write_text("emotion,pixels,Usage\n3," + " ".join(["1"] * 2304) + ",Training\n9,1 2 3,Training\n")
@@ -91,6 +98,7 @@ def test_fer2013_bad_row_names_line_and_values(tmp_path: Path) -> None:
         scan("fer2013", csv)
 
 
+@pytest.mark.unit
 def test_ckplus_original_layout_peak_frames_neutral_first_and_no_contempt(tmp_path: Path) -> None:
     samples = scan("ckplus", corpora.ckplus(tmp_path / "ck", subjects=[5, 6]))
     per_subject = Counter(s.speaker for s in samples)
@@ -100,6 +108,7 @@ def test_ckplus_original_layout_peak_frames_neutral_first_and_no_contempt(tmp_pa
     assert all(s.path is not None and s.path.suffix == ".png" for s in samples)
 
 
+@pytest.mark.unit
 def test_ckplus_folder_layout(tmp_path: Path) -> None:
     root = tmp_path / "ck48"
     for folder in ("happy", "contempt", "sadness"):
@@ -113,6 +122,7 @@ def test_ckplus_folder_layout(tmp_path: Path) -> None:
     assert Counter(s.label for s in samples) == {"happy": 2, "sad": 2}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("corpus", "make", "message"),
     [
@@ -133,6 +143,7 @@ def test_missing_or_empty_corpora_say_what_was_expected(
         scan(corpus, root)
 
 
+@pytest.mark.unit
 def test_cremad_foreign_file_is_refused(tmp_path: Path) -> None:
     root = corpora.cremad(tmp_path / "crema", actors=[1001])
     corpora.write_wav(root / "AudioWAV" / "1001_IEO_XYZ_HI.wav", np.zeros(100, np.float32), 16_000)
@@ -148,6 +159,7 @@ def _samples(persons: int, per_person: int = 3) -> list[Sample]:
     ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("persons", "seed"), [(3, 0), (6, 1), (10, 2), (24, 3), (91, 4)])
 def test_split_never_puts_a_person_in_two_splits(persons: int, seed: int) -> None:
     splits = split_by_person(_samples(persons), val_fraction=0.15, test_fraction=0.15, seed=seed)
@@ -161,6 +173,7 @@ def test_split_never_puts_a_person_in_two_splits(persons: int, seed: int) -> Non
     assert all(splits.values())
 
 
+@pytest.mark.unit
 def test_split_is_fixed_by_the_seed_and_changes_with_it() -> None:
     a = split_by_person(_samples(20), val_fraction=0.2, test_fraction=0.2, seed=7)
     b = split_by_person(_samples(20), val_fraction=0.2, test_fraction=0.2, seed=7)
@@ -169,6 +182,7 @@ def test_split_is_fixed_by_the_seed_and_changes_with_it() -> None:
     assert {s.person for s in a["test"]} != {s.person for s in c["test"]}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("persons", "val", "test", "message"),
     [
@@ -182,12 +196,14 @@ def test_impossible_splits_are_refused(persons: int, val: float, test: float, me
         split_by_person(_samples(persons), val_fraction=val, test_fraction=test, seed=0)
 
 
+@pytest.mark.unit
 def test_same_speaker_id_in_two_corpora_is_two_persons() -> None:
     samples = [Sample(corpus, "01", "happy", "audio") for corpus in ("ravdess", "cremad", "tess")]
     splits = split_by_person(samples, val_fraction=0.3, test_fraction=0.3, seed=0)
     assert all(len(items) == 1 for items in splits.values())
 
 
+@pytest.mark.unit
 def test_wav_reader_mixes_and_resamples(tmp_path: Path) -> None:
     t = np.arange(48_000) / 48_000
     path = corpora.write_wav(
@@ -200,6 +216,7 @@ def test_wav_reader_mixes_and_resamples(tmp_path: Path) -> None:
     assert 0.3 < np.sqrt(2) * signal.std() < 0.55
 
 
+@pytest.mark.unit
 def test_unreadable_wav_names_the_file(tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF0000WAVEjunk")
@@ -207,6 +224,7 @@ def test_unreadable_wav_names_the_file(tmp_path: Path) -> None:
         read_wav(bad)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("spec", "shape"),
     [
@@ -223,6 +241,7 @@ def test_audio_inputs_have_the_model_shape(
     assert np.isfinite(arrays.x).all()
 
 
+@pytest.mark.unit
 def test_face_inputs_are_square_crops_scaled_like_the_room(tmp_path: Path) -> None:
     samples = scan("ckplus", corpora.ckplus(tmp_path / "ck", subjects=[5]))
     arrays = build_arrays(FaceCNNSpec(size=48), samples[:4])

@@ -15,6 +15,7 @@ from export.models.registry import ARCHITECTURES, build_model, parse_spec, sampl
 from export.train.loop import fit_standardizers
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "embedding"),
     [
@@ -34,6 +35,7 @@ def test_modality_networks_give_eight_probabilities_and_an_embedding(raw: dict[s
     assert torch.allclose(out.sum(dim=1), torch.ones(3), atol=1e-5)
 
 
+@pytest.mark.unit
 def test_face_cnn_has_the_four_blocks_of_the_research_design() -> None:
     net = build_model(parse_spec({"architecture": "face-cnn"}))
     convs = [m.out_channels for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
@@ -42,12 +44,14 @@ def test_face_cnn_has_the_four_blocks_of_the_research_design() -> None:
     assert any(isinstance(m, torch.nn.Linear) and m.out_features == 256 for m in net.modules())
 
 
+@pytest.mark.unit
 def test_speech_models_accept_any_window_length() -> None:
     net = build_model(parse_spec({"architecture": "speech-cnn2d"})).eval()
     for frames in (50, 248, 600):
         assert net(torch.randn(2, 1, 128, frames)).shape == (2, 8)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
@@ -64,6 +68,7 @@ def test_bad_specifications_are_refused(raw: dict[str, Any], message: str) -> No
         parse_spec(raw)
 
 
+@pytest.mark.unit
 def test_every_architecture_is_buildable() -> None:
     for arch in ARCHITECTURES:
         raw: dict[str, Any] = {"architecture": arch}
@@ -76,6 +81,7 @@ FUSIONS = [LateFusion, EarlyFusion, HybridFusion]
 DIMS = (5, 7, 3)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", FUSIONS)
 def test_fusion_ignores_what_a_missing_modality_holds(kind: type[FusionNet]) -> None:
     torch.manual_seed(0)
@@ -87,6 +93,7 @@ def test_fusion_ignores_what_a_missing_modality_holds(kind: type[FusionNet]) -> 
     assert torch.allclose(net(x, present), net(garbage, present), atol=1e-5)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("kind", FUSIONS)
 @pytest.mark.parametrize("mask", [[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [1, 1, 1], [0, 1, 1]])
 def test_fusion_accepts_every_subset_and_reports_it(kind: type[FusionNet], mask: list[int]) -> None:
@@ -98,6 +105,7 @@ def test_fusion_accepts_every_subset_and_reports_it(kind: type[FusionNet], mask:
     assert torch.equal(used, present)
 
 
+@pytest.mark.unit
 def test_late_fusion_of_one_modality_is_that_modality_alone() -> None:
     torch.manual_seed(2)
     net = LateFusion(DIMS).eval()
@@ -107,6 +115,7 @@ def test_late_fusion_of_one_modality_is_that_modality_alone() -> None:
     assert torch.allclose(alone, fused, atol=1e-4)
 
 
+@pytest.mark.unit
 def test_hybrid_fusion_combines_three_heads_with_learned_softmax_weights() -> None:
     net = HybridFusion(DIMS)
     assert net.combine_logits.shape == (3,) and net.combine_logits.requires_grad
@@ -115,6 +124,7 @@ def test_hybrid_fusion_combines_three_heads_with_learned_softmax_weights() -> No
     assert net.combine_logits.grad is not None and torch.all(net.combine_logits.grad != 0)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("raw", "shift"),
     [

@@ -90,6 +90,7 @@ def test_training_resumes_from_the_last_checkpoint(speech_run: Path, tmp_path: P
     assert json.loads((tmp_path / "report.json").read_text())["epochs_run"] == 4
 
 
+@pytest.mark.unit
 def test_early_stopping_ends_training(speech_run: Path, tmp_path: Path) -> None:
     data = speech_run.parent / "ravdess"
     # A learning rate of ~0 never improves on the first epoch's score.
@@ -104,6 +105,7 @@ def _ops(path: Path) -> list[onnx.NodeProto]:
     return list(onnx.load(str(path)).graph.node)
 
 
+@pytest.mark.unit
 def test_pack_holds_three_checked_variants(speech_pack: Path) -> None:
     index = json.loads((speech_pack / "pack.json").read_text())
     model = index["models"]["voice"]
@@ -118,6 +120,7 @@ def test_pack_holds_three_checked_variants(speech_pack: Path) -> None:
     assert "CC BY-NC-SA 4.0" in card and "Known limit" in card and "not verified" in card
 
 
+@pytest.mark.unit
 def test_onnx_has_named_io_and_a_dynamic_batch(speech_pack: Path) -> None:
     graph = onnx.load(str(speech_pack / "voice" / "voice.fp32.onnx")).graph
     assert [i.name for i in graph.input] == ["logmel"]
@@ -125,6 +128,7 @@ def test_onnx_has_named_io_and_a_dynamic_batch(speech_pack: Path) -> None:
     assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
 
 
+@pytest.mark.unit
 def test_int8_is_explicit_qdq_with_per_channel_weights_and_float_softmax(speech_pack: Path) -> None:
     nodes = _ops(speech_pack / "voice" / "voice.int8.onnx")
     kinds = [n.op_type for n in nodes]
@@ -140,6 +144,7 @@ def test_int8_is_explicit_qdq_with_per_channel_weights_and_float_softmax(speech_
     assert producers[softmax.input[0]].op_type != "DequantizeLinear"  # softmax reads float, not a Q/DQ pair
 
 
+@pytest.mark.unit
 def test_fp16_has_half_weights_and_float_io(speech_pack: Path) -> None:
     model = onnx.load(str(speech_pack / "voice" / "voice.fp16.onnx"))
     types = {i.data_type for i in model.graph.initializer}
@@ -148,6 +153,7 @@ def test_fp16_has_half_weights_and_float_io(speech_pack: Path) -> None:
     assert all(t.type.tensor_type.elem_type == onnx.TensorProto.FLOAT for t in io)
 
 
+@pytest.mark.unit
 def test_verify_writes_evidence_and_the_room_accepts_released_variants(
     speech_pack: Path, speech_run: Path, tmp_path: Path
 ) -> None:
@@ -182,6 +188,7 @@ def test_verify_writes_evidence_and_the_room_accepts_released_variants(
     assert "| int8 |" in (pack / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.unit
 def test_badly_calibrated_int8_is_refused_and_the_room_will_not_load_it(speech_run: Path, tmp_path: Path) -> None:
     # Calibration on near-silence squeezes every scale; real speech then saturates the int8 range.
     cal = tmp_path / "cal"
@@ -209,6 +216,7 @@ def test_badly_calibrated_int8_is_refused_and_the_room_will_not_load_it(speech_r
     assert select_model(pack, "speech", "fp32").is_file()
 
 
+@pytest.mark.unit
 def test_int8_without_calibration_data_is_refused(
     speech_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -221,6 +229,7 @@ def test_int8_without_calibration_data_is_refused(
     assert not (tmp_path / "p" / "speech-cnn2d" / "speech-cnn2d.int8.onnx").exists()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -243,6 +252,7 @@ def test_damaged_packs_are_refused_before_loading(
         select_model(pack, role, "fp32")
 
 
+@pytest.mark.unit
 def test_a_trained_face_model_runs_in_the_room_from_its_pack(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -271,6 +281,7 @@ def test_a_trained_face_model_runs_in_the_room_from_its_pack(
         face_model_path(ModelsConfig(pack=pack, precision="fp16", trusted_keys=keys))
 
 
+@pytest.mark.unit
 def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     n, dims = 320, (6, 4)
@@ -318,6 +329,7 @@ def test_fusion_head_trains_on_arrays_and_exports_with_its_presence_mask(tmp_pat
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-3)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -345,6 +357,7 @@ def test_cli_refuses_bad_input_with_a_clear_message(
     assert message in caplog.text
 
 
+@pytest.mark.unit
 def test_corrupt_checkpoint_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     bad = tmp_path / "best.pt"
     bad.write_bytes(b"PK\x03\x04 not a checkpoint")
@@ -355,6 +368,7 @@ def test_corrupt_checkpoint_is_refused(tmp_path: Path, caplog: pytest.LogCapture
 FUSION_OPTIONS = {"modalities": ["face", "voice", "pulse"], "dims": [16, 8, 4]}
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "raw",
     [
@@ -408,6 +422,7 @@ def test_every_architecture_exports_in_three_precisions(raw: dict[str, object], 
     assert fp16["max_prob_diff_vs_fp32"] < 0.02
 
 
+@pytest.mark.unit
 def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, speech_run: Path) -> None:
     """The room prepares audio exactly as training did (same output as the PyTorch checkpoint), and a
     window's voice result says the speech model gave it and is fused."""
@@ -461,6 +476,7 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
     acoustic.close()
 
 
+@pytest.mark.unit
 def test_a_fusion_head_trained_on_channel_distributions_runs_in_the_room(tmp_path: Path) -> None:
     """fusion.method auto: the pack's hybrid head fuses face/voice/words distributions through the
     engine, any subset of them, and its Shapley values still sum to the output minus 1/8."""

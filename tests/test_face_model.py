@@ -61,6 +61,7 @@ def face_pipeline(face_model: Path) -> tuple[FaceDetector, FaceExpressionModel]:
     return FaceDetector("full", 0.5), FaceExpressionModel(engine)
 
 
+@pytest.mark.unit
 def test_smiling_astronaut_is_happy(face_pipeline: tuple[FaceDetector, FaceExpressionModel]) -> None:
     detector, model = face_pipeline
     image = data.astronaut()
@@ -75,6 +76,7 @@ def test_smiling_astronaut_is_happy(face_pipeline: tuple[FaceDetector, FaceExpre
     assert probs[CLASSES.index("calm")] == 0.0  # FER2013 has no calm
 
 
+@pytest.mark.unit
 def test_real_faces_get_varied_expressions(face_pipeline: tuple[FaceDetector, FaceExpressionModel]) -> None:
     """scikit-image's LFW subset: real faces, the model must not say the same thing for all of them."""
     _, model = face_pipeline
@@ -88,6 +90,7 @@ def test_real_faces_get_varied_expressions(face_pipeline: tuple[FaceDetector, Fa
     assert counts.max() < 95
 
 
+@pytest.mark.unit
 def test_no_face_in_a_coffee_cup(face_pipeline: tuple[FaceDetector, FaceExpressionModel]) -> None:
     detector, _ = face_pipeline
     assert detector.detect(data.coffee()) == []
@@ -103,6 +106,7 @@ class CountingDetector(FaceDetector):
         return super().detect(rgb)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("every", "calls"), [(1, 9), (3, 3), (9, 1)])
 def test_detection_can_be_reused_across_frames(
     face_pipeline: tuple[FaceDetector, FaceExpressionModel], every: int, calls: int

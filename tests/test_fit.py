@@ -94,6 +94,7 @@ def _fit(evaluation: Path, default_pack: Path, tmp_path: Path) -> tuple[int, Pat
     return export_main([*args, "--key", str(signing_key()[0])]), out
 
 
+@pytest.mark.unit
 def test_speakers_never_sit_on_both_sides() -> None:
     speakers = [f"s{i}" for i in range(12) for _ in range(3)]
     parts = folds(speakers)
@@ -256,6 +257,7 @@ def test_fit_never_learns_a_threshold_from_acted_corpora_alone(
     assert "disparity threshold" not in caplog.text
 
 
+@pytest.mark.unit
 def test_fit_refuses_what_is_not_an_evaluation(
     tmp_path: Path, default_pack: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

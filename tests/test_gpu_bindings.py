@@ -91,6 +91,7 @@ def names() -> tuple[set[str], set[str], set[tuple[str, str]]]:
     return used_names()
 
 
+@pytest.mark.unit
 def test_the_sources_use_the_apis_this_test_knows(names: tuple[set[str], set[str], set[tuple[str, str]]]) -> None:
     """A guard on the reader itself: it finds the calls the Jetson path depends on."""
     trt, cuda, methods = names
@@ -99,6 +100,7 @@ def test_the_sources_use_the_apis_this_test_knows(names: tuple[set[str], set[str
     assert {("IExecutionContext", "execute_async_v3"), ("ICudaEngine", "get_tensor_name")} <= methods
 
 
+@pytest.mark.unit
 def test_every_cuda_name_exists_in_cuda_python(names: tuple[set[str], set[str], set[tuple[str, str]]]) -> None:
     cudart = pytest.importorskip(
         "cuda.bindings.runtime", reason="cuda-python is not installed (the dev extra installs it)"
@@ -129,6 +131,7 @@ def _missing(names: set[str], text: bytes) -> list[str]:
     return sorted(n for n in names if re.search(re.escape(n.encode()) + rb"(?![A-Za-z0-9_])", text) is None)
 
 
+@pytest.mark.unit
 def test_every_tensorrt_name_exists_in_tensorrt(names: tuple[set[str], set[str], set[tuple[str, str]]]) -> None:
     trt_names, _, methods = names
     try:
@@ -152,6 +155,7 @@ def _has(module: object, dotted: str) -> bool:
     return True
 
 
+@pytest.mark.unit
 def test_a_misspelt_name_would_be_caught() -> None:
     """The registered-name check can fail: a name TensorRT 10 removed is not there."""
     text = _bindings_text()

@@ -25,6 +25,7 @@ def _exported() -> set[str]:
     return names
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_dashboard_queries_only_exported_metrics(path: Path) -> None:
     board = json.loads(path.read_text())
@@ -38,6 +39,7 @@ def test_dashboard_queries_only_exported_metrics(path: Path) -> None:
     assert used and used <= exported, sorted(used - exported)
 
 
+@pytest.mark.unit
 def test_both_products_have_a_dashboard_and_provisioning_points_at_them() -> None:
     assert {p.name for p in DASHBOARDS} == {"clinic-edge-appliances.json", "clinic-hub.json"}
     provider = yaml.safe_load((ROOT / "grafana" / "provisioning" / "dashboards" / "clinic-edge.yaml").read_text())

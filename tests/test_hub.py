@@ -127,6 +127,7 @@ def test_messages_published_while_the_hub_is_down_arrive_when_it_returns(tmp_pat
         broker.stop()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("privacy", "message"),
     [
@@ -146,6 +147,7 @@ def test_k_only_grows_in_the_database(tmp_path: Path) -> None:
         assert conn.execute(sa.text("SELECT k FROM hub_settings")).scalar_one() == 20
 
 
+@pytest.mark.unit
 def test_example_config_is_valid(tmp_path: Path) -> None:
     from hub.config import load_hub_config
 
@@ -153,6 +155,7 @@ def test_example_config_is_valid(tmp_path: Path) -> None:
     assert config.privacy.k == 11 and config.database.url.startswith("sqlite:///")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -209,6 +212,7 @@ def test_accounts_from_the_command_line(
     assert actions.count("account created") == 2 and "account disabled" in actions and "account deleted" in actions
 
 
+@pytest.mark.unit
 def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     from conftest import free_port
 
@@ -220,6 +224,7 @@ def test_unreachable_database_exits_3(tmp_path: Path, caplog: pytest.LogCaptureF
     assert "cannot open the hub database postgresql+psycopg://hub@127.0.0.1" in caplog.text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("url", "state_directory", "expected"),
     [

@@ -71,6 +71,7 @@ class _Stop(urllib.request.HTTPRedirectHandler):
         return None
 
 
+@pytest.mark.unit
 def test_a_cookie_replayed_after_log_out_is_refused(web: Web) -> None:
     client, status, _ = _log_in(web, *ADMIN)
     assert status == 200
@@ -114,6 +115,7 @@ def test_every_account_change_ends_its_sessions_at_once(web: Web, change: str, t
         assert status == 401
 
 
+@pytest.mark.unit
 def test_admins_change_accounts_on_the_page_and_read_the_audit_log(web: Web) -> None:
     web.accounts.save("nurse", "a long enough secret", "viewer", "test")
     nurse, _, _ = _log_in(web, "nurse", "a long enough secret")
@@ -137,6 +139,7 @@ def test_admins_change_accounts_on_the_page_and_read_the_audit_log(web: Web) -> 
     assert viewer.get("/audit")[0] == 403
 
 
+@pytest.mark.unit
 def test_failed_log_ins_are_throttled_per_account_without_waiting(web: Web) -> None:
     web.accounts.save("target", "the right long secret", "viewer", "test")
     for _ in range(5):
@@ -158,6 +161,7 @@ def test_failed_log_ins_are_throttled_per_address(web: Web) -> None:
     assert status == 429  # even the right password, from this address, for now
 
 
+@pytest.mark.unit
 def test_too_many_password_checks_at_once_are_refused_not_queued(web: Web) -> None:
     hashing = web.accounts._hashing  # the bound on argon2 in flight (64 MiB each)
     held = 0

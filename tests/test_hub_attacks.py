@@ -188,6 +188,7 @@ def test_a_session_shown_before_its_withdrawal_stays_in_released_cells_only(tmp_
         assert conn.execute(sa.select(sessions.c.session_id).where(sessions.c.session_id == ids[0])).first() is None
 
 
+@pytest.mark.unit
 def test_days_between_is_inclusive() -> None:
     assert days_between("2026-11-30", "2026-12-02") == ["2026-11-30", "2026-12-01", "2026-12-02"]
 

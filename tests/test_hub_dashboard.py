@@ -212,6 +212,7 @@ def test_admin_logs_in_reads_the_overview_and_filters_trends(browser: WebDriver,
     assert "Newest released day: Tue 17 Nov 2026" in browser.find_element(By.ID, "freshness").text
 
 
+@pytest.mark.unit
 def test_room_health_shows_status_backlog_and_calibration(browser: WebDriver, hub: str) -> None:
     browser.get(hub + "/rooms")
     if "/login" in browser.current_url:

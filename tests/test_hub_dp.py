@@ -22,6 +22,7 @@ from hub.service import open_database
 from hub.store import devices, released_cells, releases
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("epsilon", [0.1, 0.5, 1.0, 2.0, 10.0])
 def test_a_release_spends_exactly_its_epsilon_by_opendp_s_own_accounting(epsilon: float) -> None:
     noise = Noise(epsilon)

@@ -29,6 +29,7 @@ from hub.store import SCHEMA_VERSION, SUMS, released_cells, releases, sessions, 
 from hub.users import hub_accounts
 
 
+@pytest.mark.unit
 def test_months_are_whole_iso_weeks() -> None:
     assert month_of("2026-03-30") == "2026-04"  # its week's Thursday is 2 April
     assert month_of("2026-03-29") == "2026-03"

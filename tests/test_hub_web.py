@@ -43,6 +43,7 @@ def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         broker.stop()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("path", ["/login", "/", "/healthz", "/static/app.js", "/no-such-page"])
 def test_every_response_carries_the_security_headers(web: str, path: str) -> None:
     _, headers, _ = Browserless(web).get(path)
@@ -51,6 +52,7 @@ def test_every_response_carries_the_security_headers(web: str, path: str) -> Non
     assert "frame-ancestors 'none'" in headers["content-security-policy"]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("token", "status"),
     [
@@ -76,6 +78,7 @@ def test_log_in_needs_the_form_s_token(web: str, token: str | None, status: int)
     assert got == status
 
 
+@pytest.mark.unit
 def test_a_non_ascii_token_on_a_signed_in_form_is_refused_not_a_crash(web: str) -> None:
     client = Browserless(web)
     status, _, _ = client.post("/login", {"username": "admin", "password": PASSWORD, "csrf": client.login_token()})
@@ -84,6 +87,7 @@ def test_a_non_ascii_token_on_a_signed_in_form_is_refused_not_a_crash(web: str) 
     assert status == 403 and "stale form" in body
 
 
+@pytest.mark.unit
 def test_csv_cells_that_look_like_formulas_are_neutralised(web: str) -> None:
     client = Browserless(web)
     client.post("/login", {"username": "admin", "password": PASSWORD, "csrf": client.login_token()})
@@ -93,6 +97,7 @@ def test_csv_cells_that_look_like_formulas_are_neutralised(web: str) -> None:
     assert [r["site"] for r in rows] == ["'" + SITE]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("cell", "expected"),
     [

@@ -56,6 +56,7 @@ def _views(count: int) -> list[np.ndarray]:
     return views
 
 
+@pytest.mark.unit
 def test_solve_recovers_the_lens() -> None:
     views = _views(14)
     assert sum(find_corners(v, PATTERN) is not None for v in views) >= 10
@@ -73,6 +74,7 @@ def test_solve_recovers_the_lens() -> None:
     assert float(error.max()) < 3.0
 
 
+@pytest.mark.unit
 def test_undistortion_straightens_the_board() -> None:
     views = _views(14)
     intrinsics = solve(views, PATTERN, square_mm=25.0)
@@ -96,11 +98,13 @@ def test_undistortion_straightens_the_board() -> None:
     assert undistort(other) is other and undistort.mismatched == 1  # another size passes unchanged
 
 
+@pytest.mark.unit
 def test_too_few_views_are_explained() -> None:
     with pytest.raises(IntrinsicsError, match=r"found in 0 frames, 8 are needed: hold it flat"):
         solve([np.zeros((480, 640, 3), dtype=np.uint8)] * 3, PATTERN, 25.0)
 
 
+@pytest.mark.unit
 def test_the_runtime_undistorts_with_the_profiles_lens(face_model: Path) -> None:
     from skimage import data
 

@@ -35,6 +35,7 @@ def _next_tick(after: int, probe: Path) -> None:
             return
 
 
+@pytest.mark.unit
 def test_an_unchanged_settled_file_is_hashed_once(
     tmp_path: Path, counted: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -47,6 +48,7 @@ def test_an_unchanged_settled_file_is_hashed_once(
     assert len(counted) == 1
 
 
+@pytest.mark.unit
 def test_a_file_changed_with_its_time_set_back_is_hashed_again(
     tmp_path: Path, counted: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,6 +64,7 @@ def test_a_file_changed_with_its_time_set_back_is_hashed_again(
     assert len(counted) == 2
 
 
+@pytest.mark.unit
 def test_a_file_changed_just_now_is_not_remembered(tmp_path: Path, counted: list[Path]) -> None:
     model = tmp_path / "model.onnx"
     model.write_bytes(b"fresh")

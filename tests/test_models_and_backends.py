@@ -28,17 +28,20 @@ def model_copy(face_model: Path, tmp_path: Path) -> Path:
     return dst
 
 
+@pytest.mark.unit
 def test_missing_model_names_the_file_and_how_to_make_it(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match=r"model file not found: .*nope\.onnx; build it with `clinic-export fer-face"):
         load_manifest(tmp_path / "nope.onnx")
 
 
+@pytest.mark.unit
 def test_missing_manifest(model_copy: Path) -> None:
     model_copy.with_suffix(".json").unlink()
     with pytest.raises(ModelError, match=r"model manifest not found: .*face-fer-minixception\.json"):
         load_manifest(model_copy)
 
 
+@pytest.mark.unit
 def test_truncated_model_is_caught_by_its_hash(model_copy: Path) -> None:
     data = model_copy.read_bytes()
     model_copy.write_bytes(data[: len(data) // 2])
@@ -46,6 +49,7 @@ def test_truncated_model_is_caught_by_its_hash(model_copy: Path) -> None:
         load_manifest(model_copy)
 
 
+@pytest.mark.unit
 def test_corrupt_model_with_matching_manifest_is_refused_cleanly(model_copy: Path) -> None:
     model_copy.write_bytes(b"\x08\x07garbage" * 100)
     meta = json.loads(model_copy.with_suffix(".json").read_text())
@@ -56,6 +60,7 @@ def test_corrupt_model_with_matching_manifest_is_refused_cleanly(model_copy: Pat
         create_engine(model_copy, manifest, [OnnxRuntimeBackendConfig()])
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -75,12 +80,14 @@ def test_invalid_manifest(model_copy: Path, edit: object, message: str) -> None:
         load_manifest(model_copy)
 
 
+@pytest.mark.unit
 def test_unreadable_manifest(model_copy: Path) -> None:
     model_copy.with_suffix(".json").write_text("{not json")
     with pytest.raises(ModelError, match=r"is unreadable"):
         load_manifest(model_copy)
 
 
+@pytest.mark.unit
 def test_tensorrt_falls_back_to_onnxruntime_and_says_so(
     face_model: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -132,6 +139,7 @@ def test_a_room_that_asked_for_tensorrt_and_got_the_cpu_says_so_everywhere(
     )
 
 
+@pytest.mark.unit
 def test_tensorrt_alone_gives_a_clear_error_without_it(face_model: Path, tmp_path: Path) -> None:
     pytest.importorskip("edge.inference.tensorrt_backend")
     from edge.inference import tensorrt_backend
@@ -143,6 +151,7 @@ def test_tensorrt_alone_gives_a_clear_error_without_it(face_model: Path, tmp_pat
         create_engine(face_model, manifest, [TensorRTBackendConfig(engine_dir=tmp_path)])
 
 
+@pytest.mark.unit
 def test_onnxruntime_cuda_without_a_gpu_build(face_model: Path) -> None:
     import onnxruntime as ort
 
@@ -171,6 +180,7 @@ def test_tensorrt_engine_matches_onnxruntime(face_model: Path, tmp_path: Path) -
     assert (got.argmax(1) == ref.argmax(1)).all()
 
 
+@pytest.mark.unit
 def test_default_pack_carries_evidence_and_the_room_follows_it() -> None:
     """The pack scripts/setup.sh builds: every variant verified; the room loads exactly the accepted ones."""
     from edge.config.models import ModelsConfig

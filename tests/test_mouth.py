@@ -36,6 +36,7 @@ def _track(seconds: float, moving: bool, rng: np.random.Generator) -> MouthTrack
     return MouthTrack(times, opening)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("moves_when_voiced", "moves_when_quiet", "calibrated"),
     [

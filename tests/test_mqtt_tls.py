@@ -149,6 +149,7 @@ def test_only_the_rooms_own_credentials_can_command_it(tmp_path: Path, face_mode
         broker.stop()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("mqtt_keys", "refused"),
     [
@@ -174,6 +175,7 @@ def test_tls_is_required_for_a_broker_off_this_machine(mqtt_keys: dict[str, obje
         MqttConfig.model_validate(mqtt_keys)
 
 
+@pytest.mark.unit
 def test_plain_tcp_off_this_machine_is_logged_loudly(caplog: pytest.LogCaptureFixture) -> None:
     from clinic_common.mqtt import MqttConfig, configure_credentials
 

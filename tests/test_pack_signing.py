@@ -35,6 +35,7 @@ def _other_key(tmp: Path) -> tuple[Path, Path]:
     return private, public
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("prepare", "message"),
     [
@@ -70,6 +71,7 @@ def test_an_untrusted_pack_stops_the_start_with_the_reason(
         Appliance(load_config(cfg), "test:")
 
 
+@pytest.mark.unit
 def test_a_pack_signed_by_a_trusted_key_loads_and_must_stay_as_signed(default_pack: Path, tmp_path: Path) -> None:
     pack = _copy(default_pack, tmp_path / "pack")
     with pytest.raises(ModelError, match="was not authenticated"):
@@ -84,6 +86,7 @@ def test_a_pack_signed_by_a_trusted_key_loads_and_must_stay_as_signed(default_pa
         open_pack(pack)
 
 
+@pytest.mark.unit
 def test_keygen_and_sign_from_the_command_line(
     default_pack: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -99,6 +102,7 @@ def test_keygen_and_sign_from_the_command_line(
     assert signer is not None
 
 
+@pytest.mark.unit
 def test_doctor_names_the_packs_signer(default_pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from edge.cli import main
 
@@ -120,6 +124,7 @@ def _release(pack: Path, release: int | None, private: Path) -> None:
     sign_file(pack / "pack.json", private)
 
 
+@pytest.mark.unit
 def test_an_older_signed_pack_is_refused_unless_pinned(default_pack: Path, tmp_path: Path) -> None:
     """Every pack a trusted key ever signed verifies: without a record an attacker who can write the
     pack folder could put back an old one. The room records the newest release per key and refuses
@@ -142,6 +147,7 @@ def test_an_older_signed_pack_is_refused_unless_pinned(default_pack: Path, tmp_p
     assert "1800000000" in record.read_text()  # going back on purpose does not lower the record
 
 
+@pytest.mark.unit
 def test_a_pack_written_again_gets_a_newer_release(default_pack: Path, tmp_path: Path) -> None:
     from export.pack import read_index, write_index
 

@@ -24,6 +24,7 @@ HOSTILE = [
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("text", HOSTILE)
 def test_script_json_round_trips_and_holds_no_markup(text: str) -> None:
     out = script_json({"said": text, "nested": [text]})
@@ -48,6 +49,7 @@ class _Elements(HTMLParser):
             self.data[self._open] = self.data.get(self._open, "") + data
 
 
+@pytest.mark.unit
 def test_a_hostile_transcript_stays_data_in_the_review_page() -> None:
     folder = Path(edge.review.__file__).parent / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(folder), autoescape=True)

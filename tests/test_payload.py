@@ -53,10 +53,12 @@ def _schema() -> dict[str, Any]:
     return json.loads(wire.SCHEMA_PATH.read_text(encoding="utf-8"))
 
 
+@pytest.mark.unit
 def test_schema_file_matches_the_models() -> None:
     assert _schema() == wire.json_schema(), "run `python -m contract.write_schema` to regenerate the schema"
 
 
+@pytest.mark.unit
 def test_literals_match_the_runtime_constants() -> None:
     assert set(wire.FLAGS) == {v for k, v in vars(results).items() if k.startswith("FLAG_")}
     assert typing.get_args(wire.Label) == CLASSES
@@ -73,6 +75,7 @@ def _walk(node: Any) -> typing.Iterator[dict[str, Any]]:
             yield from _walk(value)
 
 
+@pytest.mark.unit
 def test_schema_has_no_place_for_media() -> None:
     """No arrays, no open objects, bounded strings: pixels, samples, landmarks or words cannot fit."""
     schema = _schema()
@@ -97,6 +100,7 @@ def test_schema_has_no_place_for_media() -> None:
         assert word not in text
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("results", "label", "windows", "quality"),
     [
@@ -126,6 +130,7 @@ def test_summaries_validate_against_the_schema(
         assert sum(body["emotion"]["probs"].values()) == pytest.approx(1.0, abs=1e-4)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     "mutation",
     [
@@ -153,6 +158,7 @@ def test_payloads_with_extra_or_wrong_fields_are_rejected(mutation: dict[str, An
         wire.Summary.model_validate(body)
 
 
+@pytest.mark.unit
 def test_a_version_1_message_is_still_accepted() -> None:
     """Rooms not yet upgraded keep publishing v1; the hub reads them with the same model."""
     ids = {"site": "s", "room": "r", "device_id": "d", "seq": 1, "message_id": str(uuid.uuid4())}
@@ -164,6 +170,7 @@ def test_a_version_1_message_is_still_accepted() -> None:
     assert summary.schema_version == 1 and summary.modalities.words is None
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("version", [1, 2])
 def test_earlier_versions_are_read_without_speaker_shares(version: int) -> None:
     """A v2 room's voice has no staff_share; a v3 room's has one."""
@@ -200,6 +207,7 @@ def _channels(index: int, *, words: tuple[UtteranceSpan, ...], bpm: float | None
     )
 
 
+@pytest.mark.unit
 def test_channels_are_summarised_as_numbers_and_shared_utterances_counted_once() -> None:
     spoken = (UtteranceSpan(1.0, 3.5, 6),)
     results = [

@@ -94,6 +94,7 @@ FORBIDDEN = [
 ]
 
 
+@pytest.mark.unit
 def test_runtime_source_has_no_media_writers() -> None:
     """A guard against a future change that adds a code path writing media from the runtime."""
     offenders = []

@@ -46,6 +46,7 @@ def _voice(
     return (out + noise * rng.normal(size=n)).astype(np.float32)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("f0", [85.0, 120.0, 180.0, 260.0, 350.0])
 def test_pitch_is_measured_within_one_percent(f0: float) -> None:
     cues = voice_cues(_voice(f0))
@@ -54,12 +55,14 @@ def test_pitch_is_measured_within_one_percent(f0: float) -> None:
     assert cues.pitch_var_st < 0.2
 
 
+@pytest.mark.unit
 def test_jitter_grows_with_period_irregularity() -> None:
     steady, rough = voice_cues(_voice(140.0)), voice_cues(_voice(140.0, jitter=0.03))
     assert steady is not None and rough is not None
     assert rough.jitter > 3 * max(steady.jitter, 1e-4)
 
 
+@pytest.mark.unit
 def test_hnr_falls_as_noise_rises() -> None:
     hnr = []
     for noise in (0.0, 0.01, 0.02, 0.03):
@@ -70,12 +73,14 @@ def test_hnr_falls_as_noise_rises() -> None:
     assert voice_cues(_voice(150.0, noise=0.2)) is None  # noise, not voice
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("rate", [3.0, 5.0, 7.0])
 def test_speaking_rate_counts_syllable_nuclei(rate: float) -> None:
     cues = voice_cues(_voice(150.0, seconds=3.0, syllables_per_s=rate))
     assert cues is not None and abs(cues.rate_sps - rate) <= 1.0, cues.rate_sps
 
 
+@pytest.mark.unit
 def test_silence_has_no_cues() -> None:
     assert voice_cues(np.zeros(RATE * 2, dtype=np.float32)) is None
     assert voice_cues((0.001 * np.random.default_rng(0).normal(size=RATE)).astype(np.float32)) is None
@@ -108,6 +113,7 @@ def test_activated_speech_has_higher_arousal_than_calm_speech(tmp_path: Path) ->
     assert 0 < low.confidence <= 1
 
 
+@pytest.mark.unit
 def test_cues_are_praat_s_own_on_real_speech() -> None:
     """Pitch, jitter, shimmer and HNR are Praat's (parselmouth), measured here independently with
     Praat's standard voice report on jfk.wav windows: the same numbers."""

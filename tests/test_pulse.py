@@ -74,11 +74,13 @@ def test_no_face_gives_no_number() -> None:
     assert estimate.bpm is None and estimate.reason == "no_face" and estimate.face_ratio == 0.0  # type: ignore[attr-defined]
 
 
+@pytest.mark.unit
 def test_too_short_a_buffer_gives_no_number() -> None:
     rgb = np.full((60, 3), 150.0)
     assert estimate_pulse(rgb, np.ones(60, bool), FPS).reason == "too_short"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("shift", [(0, 0), (25, -15), (-40, 30)])
 def test_regions_moved_with_the_face_read_the_same_skin(shift: tuple[int, int]) -> None:
     """The frames between two mesh runs read the last regions moved by the face's displacement: on a
@@ -118,6 +120,7 @@ def _analyzer(face_model: Path, every: int) -> tuple[FrameAnalyzer, CountingSkin
     return FrameAnalyzer(detector, VisionConfig(), hooks=[SkinFrameHook(sampler, every)]), sampler
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(("every", "calls"), [(1, 9), (2, 5), (3, 3)])
 def test_mesh_runs_on_every_nth_frame_and_the_frames_between_follow_the_face(
     face_model: Path, every: int, calls: int

@@ -89,6 +89,7 @@ def test_unknown_session_is_named_with_the_recent_ones(session: tuple[Path, str]
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("stored", "expected"),
     [

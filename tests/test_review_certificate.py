@@ -71,6 +71,7 @@ def test_first_start_serves_tls_on_the_lan_with_the_fingerprint_doctor_shows(tmp
     assert key.stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.unit
 def test_the_certificate_is_kept_and_remade_only_for_a_new_address(tmp_path: Path) -> None:
     names = Names(("appliance", "appliance.local", "localhost"), ("127.0.0.1", "192.168.1.20"))
     cert, _, made = ensure(tmp_path, names)
@@ -80,6 +81,7 @@ def test_the_certificate_is_kept_and_remade_only_for_a_new_address(tmp_path: Pat
     assert ensure(tmp_path, moved)[2] is True and fingerprint(cert) != first
 
 
+@pytest.mark.unit
 def test_no_certificate_keeps_the_page_on_the_appliance(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="needs TLS"):
         load_config(_room(tmp_path, 'certificate = "none"\n'))

@@ -231,6 +231,7 @@ def test_a_therapist_finds_a_session_by_its_consent_reference_and_dates(room: Ro
         assert browser.find_elements(By.ID, "no-sessions")
 
 
+@pytest.mark.unit
 def test_the_list_filters_and_pages_by_the_appliances_dates() -> None:
     """Table-driven: the same rows through the list's search, range and pages."""
     from edge.store import SessionRow
@@ -266,6 +267,7 @@ def test_the_list_filters_and_pages_by_the_appliances_dates() -> None:
     assert session_list(rows, page=99).page == 3
 
 
+@pytest.mark.unit
 def test_a_built_page_is_kept_until_its_session_changes_or_goes() -> None:
     from edge.review.cache import BuiltPage
     from edge.store import SessionRow

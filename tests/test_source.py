@@ -12,6 +12,7 @@ from edge.capture.source import parse_source
 from edge.errors import SourceError
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("uri", "expectation", "kind"),
     [
@@ -39,6 +40,7 @@ def test_parse_source(uri: str, expectation: AbstractContextManager[Any], kind: 
         assert parse_source(uri).kind == kind
 
 
+@pytest.mark.unit
 def test_file_source_is_not_live(tmp_path: Path) -> None:
     clip = tmp_path / "a.mkv"
     clip.write_bytes(b"x")
@@ -48,6 +50,7 @@ def test_file_source_is_not_live(tmp_path: Path) -> None:
     assert spec.path == clip
 
 
+@pytest.mark.unit
 def test_credentials_are_redacted() -> None:
     spec = parse_source("rtsp://user:secret@cam.local:554/stream")
     assert "secret" not in spec.redacted

@@ -57,6 +57,7 @@ def test_the_mel_front_end_is_librosa_s() -> None:
     assert np.abs(ours - spectrum).max() <= 1e-5 * np.abs(spectrum).max()
 
 
+@pytest.mark.unit
 def test_the_onnx_port_embeds_as_resemblyzer_does(encoder: SpeakerEncoder) -> None:
     """Resemblyzer's own VoiceEncoder (PyTorch, librosa features, webrtcvad trimming) against the
     room's pipeline (numpy features, the exported ONNX graph) on the same partials of real speech."""
@@ -76,6 +77,7 @@ def test_the_onnx_port_embeds_as_resemblyzer_does(encoder: SpeakerEncoder) -> No
 DEFAULTS = SpeakersConfig()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("staff", "client", "expected"),
     [
@@ -144,6 +146,7 @@ def test_enrolment_refuses(
     assert not list(tmp_path.glob("*.json"))
 
 
+@pytest.mark.unit
 def test_a_recording_is_read_at_16_khz_mono(tmp_path: Path) -> None:
     path = tmp_path / "stereo.wav"
     t = np.arange(22_050) / 22_050

@@ -69,6 +69,7 @@ def summarizer() -> WindowSummarizer:
 
 # A face of doubtful quality (small, dark, or not alone) keeps its own distribution but is left out
 # of the fused result, so such a window has no label from the face.
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("frames", "audio", "video", "flags", "label"),
     [
@@ -105,12 +106,14 @@ def test_flags_and_label(
         assert CLASSES[int(np.argmax(result.probs))] == label
 
 
+@pytest.mark.unit
 def test_times_are_relative_to_the_session(summarizer: WindowSummarizer) -> None:
     (result,) = summarizer.summarize(_window(_frames(), _speech_like()))
     assert (result.start_s, result.end_s) == (3.0, 5.5)
     assert result.started_at == "2026-03-01T09:00:03.000+00:00"
 
 
+@pytest.mark.unit
 def test_mixed_frames_average_and_coverage(summarizer: WindowSummarizer) -> None:
     frames = _frames(10, probs=HAPPY) + _frames(10, probs=SAD) + _frames(5, faces=0)
     (result,) = summarizer.summarize(_window(frames, _speech_like()))

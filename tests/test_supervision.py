@@ -22,6 +22,7 @@ from tests.conftest import CONSENT, CONSENT_ARGS, Broker, collect, stable_port, 
 HERE = Path(__file__).resolve().parent
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("frame_age", "sink_age", "healthy"),
     [(0.1, 0.1, True), (9.9, 0.5, True), (10.5, 0.1, False), (0.1, 12.0, False), (11.0, 11.0, False)],

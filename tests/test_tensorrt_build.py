@@ -28,6 +28,7 @@ def variant(tmp_path: Path) -> Path:
     return dst
 
 
+@pytest.mark.unit
 def test_plan_reads_precision_and_shapes_from_the_manifest(variant: Path, tmp_path: Path) -> None:
     plan = plan_from_manifest(variant, tmp_path / "e" / "face.int8.engine", max_batch=16)
     assert plan.precision == "int8"
@@ -35,6 +36,7 @@ def test_plan_reads_precision_and_shapes_from_the_manifest(variant: Path, tmp_pa
     assert plan.sidecar.name == "face.int8.engine.json" and plan.timing_cache.name == "face.int8.timing.cache"
 
 
+@pytest.mark.unit
 def test_trtexec_command_builds_the_same_strongly_typed_engine(variant: Path, tmp_path: Path) -> None:
     plan = plan_from_manifest(variant, tmp_path / "face.int8.engine", max_batch=8, workspace_mib=512)
     command = trtexec_command(plan)
@@ -45,12 +47,14 @@ def test_trtexec_command_builds_the_same_strongly_typed_engine(variant: Path, tm
     assert not any(flag in command for flag in ("--int8", "--fp16"))  # precision comes from the graph
 
 
+@pytest.mark.unit
 def test_a_modified_variant_is_not_built(variant: Path, tmp_path: Path) -> None:
     variant.write_bytes(variant.read_bytes() + b"\x00")
     with pytest.raises(ExportError, match="does not match its manifest's sha256"):
         plan_from_manifest(variant, tmp_path / "x.engine")
 
 
+@pytest.mark.unit
 @pytest.mark.skipif(TRT_IMPORT_ERROR is None, reason="TensorRT is installed here; the missing-TensorRT path cannot run")
 def test_without_tensorrt_the_engine_command_says_what_is_missing_and_writes_the_script(
     variant: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
@@ -66,6 +70,7 @@ def test_without_tensorrt_the_engine_command_says_what_is_missing_and_writes_the
     assert not out.exists()
 
 
+@pytest.mark.unit
 def test_trtexec_only_writes_the_script(variant: Path, tmp_path: Path) -> None:
     out = tmp_path / "face.int8.engine"
     assert main(["engine", "--onnx", str(variant), "--out", str(out), "--trtexec-only"]) == 0

@@ -42,6 +42,7 @@ def test_pack_carries_the_model_its_tokenizer_and_evidence(pack: Path) -> None:
     assert "Negation, sarcasm" in (pack / "MODEL_CARD.md").read_text()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "label"),
     [
@@ -58,6 +59,7 @@ def test_clear_sentences_get_their_class(model: TextEmotion, text: str, label: s
     assert abs(sum(result.probs) - 1.0) < 1e-4
 
 
+@pytest.mark.unit
 def test_word_importance_points_at_the_emotional_word(model: TextEmotion) -> None:
     result = model.predict("The weather was grey but I was delighted with the visit")
     assert result is not None and result.label == "happy"
@@ -66,10 +68,12 @@ def test_word_importance_points_at_the_emotional_word(model: TextEmotion) -> Non
     assert len(result.words) == 11
 
 
+@pytest.mark.unit
 def test_empty_text_gives_no_result(model: TextEmotion) -> None:
     assert model.predict("   ") is None
 
 
+@pytest.mark.unit
 def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path) -> None:
     import shutil
 
@@ -81,6 +85,7 @@ def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path) -> None:
         load_text_model(bad, [OnnxRuntimeBackendConfig()])
 
 
+@pytest.mark.unit
 def test_latency_is_recorded_not_asserted(model: TextEmotion) -> None:
     started = time.perf_counter()
     result = model.predict("I feel calm and rested after the walk")
@@ -95,6 +100,7 @@ def _sentences(path: Path) -> list[tuple[str, bool, str]]:
     return [(label, negated == "1", text) for label, negated, text in rows]
 
 
+@pytest.mark.unit
 def test_held_out_therapy_sentences_with_negation_and_intensifiers(model: TextEmotion) -> None:
     """64 sentences written for therapy-room speech, 24 of them turned by a negation or an
     intensifier; never used to choose anything (tests/data/therapy-sentences.tsv says how they were
@@ -111,12 +117,14 @@ def test_held_out_therapy_sentences_with_negation_and_intensifiers(model: TextEm
     assert sum(right[True]) / len(right[True]) >= 0.88, f"negated: {sum(right[True])} of {len(right[True])}"
 
 
+@pytest.mark.unit
 def test_not_sad_is_not_sad(model: TextEmotion) -> None:
     """The model alone: sad 0.93."""
     result = model.predict("I am not sad, I am fine really.", explain=False)
     assert result is not None and result.label != "sad" and result.probs[CLASSES.index("sad")] < 0.5, result
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "side"),
     [

@@ -37,6 +37,7 @@ def ggml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.unit
 def test_converted_file_has_tiny_en_shape_and_a_manifest(ggml: Path) -> None:
     summary = check_ggml(ggml)
     assert summary.hparams == {
@@ -72,6 +73,7 @@ def test_both_backends_transcribe_jfk(backend: str, ggml: Path) -> None:
     assert transcript.segments[0].start_s < transcript.segments[-1].end_s <= 11.5
 
 
+@pytest.mark.unit
 def test_silence_never_reaches_the_model(ggml: Path) -> None:
     transcriber = create_transcriber("whisper.cpp", ggml)
     speech = read_wav(JFK)
@@ -84,6 +86,7 @@ def test_silence_never_reaches_the_model(ggml: Path) -> None:
     assert empty.text == "" and empty.voiced_s == 0
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -101,6 +104,7 @@ def test_corrupt_ggml_is_refused_before_loading(ggml: Path, tmp_path: Path, dama
         create_transcriber("whisper.cpp", bad)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("damage", "message"),
     [
@@ -120,6 +124,7 @@ def test_corrupt_ctranslate2_model_is_refused_before_loading(tmp_path: Path, dam
         create_transcriber("faster-whisper", folder)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("reference", "hypothesis", "wer"),
     [
@@ -139,6 +144,7 @@ def _words(spec: str, start: float = 0.0) -> list[Word]:
     return [Word(start + i * 0.5, start + i * 0.5 + 0.4, t) for i, t in enumerate(spec.split())]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("hypotheses", "committed"),
     [
@@ -160,6 +166,7 @@ def test_local_agreement_commits_what_two_hypotheses_share(hypotheses: list[str]
     assert " ".join(w.text for w in agreement.committed) == committed
 
 
+@pytest.mark.unit
 def test_local_agreement_after_a_sentence_was_taken() -> None:
     """After a closed sentence left the buffer, the new hypothesis starts later; the committed tail
     it repeats (a revised time, same words) is recognised as old."""
@@ -200,6 +207,7 @@ ORIN_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CUDA : ARCHS = 870 | U
 CPU_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("device", "info", "cuda_devices", "whisper_cpp", "faster"),
     [
@@ -216,6 +224,7 @@ def test_the_words_channel_picks_the_gpu_build_when_present(
     assert faster_whisper_device(device, lambda: cuda_devices) == faster
 
 
+@pytest.mark.unit
 def test_this_machine_has_the_cpu_builds() -> None:
     """The real libraries here: whisper.cpp without CUDA, CTranslate2 without a CUDA device."""
     assert "CPU" in whisper_cpp_info() and not whisper_cpp_on_gpu("auto")

@@ -22,6 +22,7 @@ TONE = [Segment(17.48, 17.48, " Whoo-hoo!"), Segment(17.48, 17.48, " Whoo!")] + 
 ]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("name", "segments", "kept", "reasons"),
     [
@@ -85,11 +86,13 @@ def test_the_guard_refuses_what_was_never_said(
     assert all(s in segments for s in passed)
 
 
+@pytest.mark.unit
 def test_the_reported_tone_loop_leaves_no_word() -> None:
     passed, refused = guard(TONE)
     assert passed == [] and len(refused) == len(TONE)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("text", "loop"),
     [("Whoo! Whoo! Whoo!", True), ("la la la la", True), ("no no", False), ("I said no, no, no way", False)],
@@ -98,5 +101,6 @@ def test_a_phrase_repeated(text: str, loop: bool) -> None:
     assert repeats_itself(text) is loop
 
 
+@pytest.mark.unit
 def test_ordinary_sentences_compress_little() -> None:
     assert compression_ratio("I went for a long walk with my sister and we left a lot.") < 2.4

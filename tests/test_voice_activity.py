@@ -35,6 +35,7 @@ def generated() -> dict[str, np.ndarray]:  # type: ignore[type-arg]
     return sounds(np.random.default_rng(7))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", NOT_SPEECH)
 def test_sound_that_is_not_speech_is_not_voiced_at_the_defaults(generated: dict[str, np.ndarray], name: str) -> None:  # type: ignore[type-arg]
     defaults = AudioConfig()
@@ -42,12 +43,14 @@ def test_sound_that_is_not_speech_is_not_voiced_at_the_defaults(generated: dict[
     assert not any(_voiced(generated[name], defaults)), f"{name}: a window taken for a voice"
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", ["warbling tone in bursts over pink noise", "keyboard-like bursts"])
 def test_the_energy_rule_took_them_for_voice(generated: dict[str, np.ndarray], name: str) -> None:  # type: ignore[type-arg]
     """What the learned detector replaces: the speech-band energy rule hears these as voice."""
     assert any(_voiced(generated[name], AudioConfig(vad="energy")))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name", [*NOT_SPEECH, "pink noise + 220 Hz hum", "white noise"])
 def test_speech_under_the_same_sound_is_still_voiced(generated: dict[str, np.ndarray], name: str) -> None:  # type: ignore[type-arg]
     speech = read_wav(JFK)
@@ -126,6 +129,7 @@ def test_speech_under_a_tone_or_music_is_transcribed_within_one_word_of_the_clea
     assert word_error_rate(JFK_TEXT, text) <= clean + 1 / 22 + 1e-9, f"{name}: {text!r}"
 
 
+@pytest.mark.unit
 def test_the_stream_judges_each_chunk_once_as_one_recording_would() -> None:
     """Overlapping windows fed one after another give the probabilities of the whole recording fed
     at once; a gap (a capture that reconnected) starts afresh."""

@@ -25,6 +25,7 @@ def _feed(w: Windower, seconds: float, *, t0: float = 5.0, video: bool = True, a
             w.add_audio(AudioChunk(t, np.full(RATE // 10, i, dtype=np.float32), RATE))
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize(
     ("length", "hop", "seconds", "expected"),
     [
@@ -46,6 +47,7 @@ def test_window_count_and_bounds(length: float, hop: float, seconds: float, expe
         assert all(win.start_s <= f.pts_s < win.end_s for f in win.frames)
 
 
+@pytest.mark.unit
 def test_audio_is_cut_on_timestamps() -> None:
     w = Windower(2.5, 1.0, expect_video=True, expect_audio=True, lag_tolerance_s=None)
     _feed(w, 5.0)
@@ -56,6 +58,7 @@ def test_audio_is_cut_on_timestamps() -> None:
         assert win.audio[-1] == 10 * k + 24
 
 
+@pytest.mark.unit
 def test_gap_in_audio_is_filled_with_silence_to_keep_alignment() -> None:
     w = Windower(2.5, 2.5, expect_video=False, expect_audio=True)
     w.add_audio(AudioChunk(0.0, np.ones(RATE, dtype=np.float32), RATE))
@@ -66,6 +69,7 @@ def test_gap_in_audio_is_filled_with_silence_to_keep_alignment() -> None:
     assert win.audio[2 * RATE :].min() == 1.0
 
 
+@pytest.mark.unit
 def test_a_stalled_live_stream_stops_holding_windows_back() -> None:
     w = Windower(2.5, 1.0, expect_video=True, expect_audio=True, lag_tolerance_s=3.0)
     _feed(w, 1.0)  # both streams for 1 s
@@ -76,6 +80,7 @@ def test_a_stalled_live_stream_stops_holding_windows_back() -> None:
     assert windows[0].video_present
 
 
+@pytest.mark.unit
 def test_file_streams_wait_for_each_other() -> None:
     w = Windower(2.5, 1.0, expect_video=True, expect_audio=True, lag_tolerance_s=None)
     _feed(w, 10.0, video=False)  # audio decoded far ahead
@@ -83,6 +88,7 @@ def test_file_streams_wait_for_each_other() -> None:
     assert w.ready() == []
 
 
+@pytest.mark.unit
 def test_flush_emits_the_windows_the_media_covers() -> None:
     w = Windower(2.5, 1.0, expect_video=True, expect_audio=True, lag_tolerance_s=None)
     _feed(w, 4.0)
@@ -91,6 +97,7 @@ def test_flush_emits_the_windows_the_media_covers() -> None:
     assert [round(x.start_s, 1) for x in flushed] == [7.0]  # [7, 9.5) is covered to within half a hop
 
 
+@pytest.mark.unit
 def test_memory_is_trimmed_to_open_windows() -> None:
     w = Windower(2.5, 1.0, expect_video=True, expect_audio=True, lag_tolerance_s=None)
     _feed(w, 60.0)
