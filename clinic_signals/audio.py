@@ -10,6 +10,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy.fft import dct
 
+from contract.audio import SAMPLE_RATE
+
 
 def _hz_to_mel(hz: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     mel: npt.NDArray[np.float64] = 2595.0 * np.log10(1.0 + hz / 700.0)
@@ -41,7 +43,7 @@ def mel_filterbank(n_mels: int, n_fft: int, rate: int) -> npt.NDArray[np.float32
 class LogMel:
     """Log-mel features of a mono float32 signal: ``(frames, n_mels)`` in dB."""
 
-    def __init__(self, rate: int = 16_000, n_mels: int = 64, win_s: float = 0.025, hop_s: float = 0.010) -> None:
+    def __init__(self, rate: int = SAMPLE_RATE, n_mels: int = 64, win_s: float = 0.025, hop_s: float = 0.010) -> None:
         self.rate = rate
         self.win = round(win_s * rate)
         self.hop = round(hop_s * rate)
@@ -73,7 +75,7 @@ class FrameFeatures:
 
     CHROMA_FMIN_HZ = 55.0  # A1; below it the FFT resolution cannot tell pitch classes apart
 
-    def __init__(self, rate: int = 16_000, n_mels: int = 64, n_mfcc: int = 40) -> None:
+    def __init__(self, rate: int = SAMPLE_RATE, n_mels: int = 64, n_mfcc: int = 40) -> None:
         if n_mfcc > n_mels:
             raise ValueError(f"n_mfcc ({n_mfcc}) cannot exceed n_mels ({n_mels})")
         self.logmel = LogMel(rate=rate, n_mels=n_mels)

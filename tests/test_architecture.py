@@ -222,3 +222,16 @@ def test_modules_stay_small_enough_to_read() -> None:
         if path.stat().st_size > MAX_MODULE_BYTES
     }
     assert not large, f"split these by concern: {large}"
+
+
+@pytest.mark.unit
+def test_the_audio_rate_is_written_once() -> None:
+    """16 kHz lives in ``contract.audio.SAMPLE_RATE``; every stage takes it from there."""
+    import re
+
+    written = [
+        name
+        for name, path in modules(ROOT, PACKAGES).items()
+        if name != "contract.audio" and re.search(r"\b16_?000\b", path.read_text(encoding="utf-8"))
+    ]
+    assert not written, f"use contract.audio.SAMPLE_RATE in {written}"

@@ -17,6 +17,7 @@ from collections import deque
 
 import numpy as np
 
+from contract.audio import SAMPLE_RATE
 from edge.capture.frames import AudioChunk
 from edge.results import FrameAnalysis, WindowInput
 
@@ -29,7 +30,7 @@ class Windower:
         *,
         expect_video: bool,
         expect_audio: bool,
-        audio_rate: int = 16_000,
+        audio_rate: int = SAMPLE_RATE,
         lag_tolerance_s: float | None = 3.0,
         first_index: int = 0,
         segment_offset_s: float = 0.0,

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
+from contract.audio import SAMPLE_RATE
 from edge.calibration.intrinsics import find_corners
 from edge.capture.pipeline import GstCapture
 from edge.capture.source import SourceSpec
@@ -49,7 +50,7 @@ class FrameStats:
 class Measurements:
     frames: list[FrameStats] = field(default_factory=list)
     audio: npt.NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, dtype=np.float32))
-    audio_rate: int = 16_000
+    audio_rate: int = SAMPLE_RATE
     has_audio: bool = False
     duration_s: float = 0.0
     frames_dropped: int = 0

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from clinic_signals.prosody import SpeakerBaseline, affect, voice_cues
+from contract.audio import SAMPLE_RATE
 from edge.channels.speech import SpeechEmotionModel
 from edge.inference.face import FaceExpressionModel
 from edge.results import FaceCrop
@@ -88,7 +89,7 @@ def voice_segments(
     speech: SpeechEmotionModel | None,
     baseline: SpeakerBaseline,
     silence_dbfs: float,
-    rate: int = 16_000,
+    rate: int = SAMPLE_RATE,
 ) -> tuple[float, ...] | None:
     """Importance of each half-second of ``audio`` for the voice channel's result."""
     step = round(VOICE_SEGMENT_S * rate)
