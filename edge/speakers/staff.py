@@ -93,7 +93,9 @@ def read_wav(path: Path) -> npt.NDArray[np.float32]:
     except (wave.Error, EOFError) as exc:
         raise EnrolmentError(f"{path}: not a WAV file ({exc})") from None
     if width != 2:
-        raise EnrolmentError(f"{path}: {8 * width}-bit samples; record 16-bit PCM (e.g. arecord -f S16_LE -r 16000)")
+        raise EnrolmentError(
+            f"{path}: {8 * width}-bit samples; record 16-bit PCM (e.g. arecord -f S16_LE -r {SAMPLE_RATE})"
+        )
     pcm = np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
     mono = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm
     if rate != SAMPLE_RATE:
