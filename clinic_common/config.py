@@ -52,14 +52,16 @@ def describe(error: Any, example: str) -> str:
     return f"{key} = {error.get('input')!r}: {msg}"
 
 
-def validate(model: type[M], data: Mapping[str, Any], *, what: str, example: str) -> M:
-    """``model`` from parsed TOML.
+def validate(
+    model: type[M], data: Mapping[str, Any], *, what: str, example: str, context: Mapping[str, Any] | None = None
+) -> M:
+    """``model`` from parsed TOML (``context`` goes to the models' validators).
 
     Raises:
         ConfigError: naming every offending key, its value and what is allowed.
     """
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         lines = "\n  ".join(describe(e, example) for e in exc.errors())
         raise ConfigError(f"invalid {what}:\n  {lines}") from None
@@ -105,6 +107,11 @@ def resolve_paths(model: M, base_dir: Path, credentials: str | None = None) -> M
     """``model`` with every ``Path`` field, at any depth (sections, lists and maps of sections),
     resolved against ``base_dir``; :data:`CredentialPath` fields through :func:`credential`."""
     updates: dict[str, Any] = {}
+    for name, extra in (model.__pydantic_extra__ or {}).items():  # sections a model allows beside its fields
+        if isinstance(extra, BaseModel):
+            resolved = resolve_paths(extra, base_dir, credentials)
+            if resolved is not extra:
+                updates[name] = resolved
     for name, field in type(model).model_fields.items():
         value = getattr(model, name)
         secret = any(m is CREDENTIAL for m in field.metadata) or _marked(field.annotation)

@@ -27,6 +27,8 @@ from contract.classes import CLASS_VALENCE, CLASSES
 from edge.audio.features import LogMel
 from edge.audio.vad import SpeechStream, VoiceActivity, voice_activity
 from edge.config.models import AppConfig, AudioConfig
+from edge.inference.manifest import load_manifest
+from edge.inference.pack import open_pack, select_model
 from edge.results import (
     FLAG_NO_AUDIO,
     FLAG_SILENCE,
@@ -40,7 +42,9 @@ from edge.vision.detect import FaceDetection
 
 if TYPE_CHECKING:
     from edge.channels.speech import SpeechEmotionModel
+    from edge.inference.base import InferenceEngine
     from edge.inference.face import FaceExpressionModel
+    from edge.inference.shared import SharedEngines
     from edge.text.emotion import TextEmotion
     from edge.transcribe.base import Transcriber
     from edge.vision.skin import SkinSampler
@@ -129,11 +133,35 @@ class FrameModels:
 
 @dataclass(frozen=True)
 class LoadedModels:
-    """The models the channels share, loaded once per process (:mod:`edge.channels.load`)."""
+    """The models the channels share, loaded once per process (:mod:`edge.channels.load`); ``own``:
+    what each other registered channel loaded for itself (:meth:`Channel.load_models`), by name."""
 
     speech: SpeechEmotionModel | None = None
     transcriber: Transcriber | None = None
     text: TextEmotion | None = None
+    own: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PackModels:
+    """What a channel may load from the room's signed model pack (already authenticated at start),
+    on the room's inference backends, shared with the other rooms of the process."""
+
+    config: AppConfig
+    engines: SharedEngines
+
+    def engine(self, role: str) -> InferenceEngine | None:
+        """The pack's model of ``role`` (its FP32 variant, checked against the pack), or None when
+        the room has no pack or the pack no such model.
+
+        Raises:
+            ModelError: the model's files are missing, corrupt or not released.
+        """
+        pack = self.config.models.pack
+        if pack is None or not any(m.role == role for m in open_pack(pack).models.values()):
+            return None
+        path = select_model(pack, role, "fp32")
+        return self.engines.engine(path, load_manifest(path), self.config.inference.backends)
 
 
 @dataclass(frozen=True)
@@ -206,6 +234,36 @@ class Channel(ABC):
     votes: ClassVar[bool] = False  # whether it has a class distribution for the fusion
     # its part of the published summary (the contract's wire model), or None when it publishes nothing
     summary_model: ClassVar[type[BaseModel] | None] = None
+    # its ``[channels.<name>]`` section (a channel beside the product's; edge.config.plugins)
+    config_model: ClassVar[type[BaseModel] | None] = None
+
+    def settings(self, config: AppConfig) -> Any:
+        """Its ``[channels.<name>]`` section, or the config model's defaults when the file has none."""
+        section = config.channels.section(self.name)
+        if section is None and self.config_model is not None:
+            return self.config_model()
+        return section
+
+    def load_models(self, config: AppConfig, pack: PackModels) -> Any:  # noqa: ARG002 - nothing of its own
+        """What it loads once per room (a model from the pack: ``pack.engine(role)``), handed to
+        :meth:`session` as ``models.own[name]``; None (the default) when it loads nothing.
+
+        Raises:
+            ModelError: a model it needs is missing or corrupt (the room does not start).
+        """
+        return None
+
+    def close_models(self, loaded: Any) -> None:
+        """Release what :meth:`load_models` loaded (the default closes it when it can be closed)."""
+        close = getattr(loaded, "close", None)
+        if callable(close):
+            close()
+
+    def report_section(self, explanations: Sequence[Mapping[str, Any]]) -> str | None:  # noqa: ARG002
+        """Its part of the report's explanations, as HTML (escape what it shows), from its stored
+        explanations of the session's explained windows; None (the default) when it adds none. The
+        product's face maps and voice segments are drawn by the report itself."""
+        return None
 
     @abstractmethod
     def session(self, config: AppConfig, models: LoadedModels, *, live: bool) -> ChannelState | None:

@@ -13,11 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from clinic_signals.model_files import ModelFileError, packaged_whisper_dir
 from edge.analysis.summarize import SessionChannels
 from edge.audio.vad import prepare as prepare_vad
-from edge.channels.base import LoadedModels
+from edge.channels.base import LoadedModels, PackModels
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.channels.sessions import build as build_session
 from edge.channels.speech import SpeechEmotionModel
@@ -47,6 +48,7 @@ class ChannelModels:
     speaker: SpeakerEncoder | None = None
     registry: ChannelRegistry = field(default_factory=default_registry)
     shared: tuple[SharedEngines, tuple[str, ...]] | None = None  # where the transcriber came from, when shared
+    own: dict[str, Any] = field(default_factory=dict)  # what other registered channels loaded for themselves
 
     @classmethod
     def load(
@@ -74,34 +76,44 @@ class ChannelModels:
                 models.head = fusion_head(config, pack, models.registry, engines)
             models.speaker = _speaker_encoder(config, engines)
             if _words_wanted(config):
-                words = channels.words
-                if pack is None:  # excluded by _words_wanted and AppConfig's validator
-                    raise ModelError("the words channel needs a model pack with a text model")
-                models.text = load_text_model(pack, config.inference.backends, engines)
-                if words.model is not None:
-                    source = words.model
-                else:
-                    try:
-                        source = packaged_whisper_dir()
-                    except ModelFileError as exc:
-                        raise ModelError(str(exc)) from None
-                make = partial(create_transcriber, words.engine, source, threads=words.threads, device=words.device)
-                if engines.keep:  # sessions one after another in this process: load it once
-                    key = ("transcriber", str(words.engine), str(source), str(words.threads), str(words.device))
-                    models.transcriber = engines.resource(key, make, lambda t: t.close())
-                    models.shared = (engines, key)
-                else:  # each room its own: transcription is the words channel's own pace
-                    models.transcriber = make()
-                text_model = models.text.engine.manifest.name
-                logger.info("words channel: %s (%s), text model %s", words.engine, source, text_model)
+                models._load_words(engines)
+            for channel in models.registry:  # channels beside the product's load their own models
+                loaded = channel.load_models(config, PackModels(config, engines))
+                if loaded is not None:
+                    models.own[channel.name] = loaded
         except BaseException:
             models.close()
             raise
         return models
 
+    def _load_words(self, engines: SharedEngines) -> None:
+        """The words channel's text model and speech-to-text engine (shared when ``engines`` keeps them)."""
+        config, models = self.config, self
+        pack = config.models.pack
+        words = config.channels.words
+        if pack is None:  # excluded by _words_wanted and AppConfig's validator
+            raise ModelError("the words channel needs a model pack with a text model")
+        models.text = load_text_model(pack, config.inference.backends, engines)
+        if words.model is not None:
+            source = words.model
+        else:
+            try:
+                source = packaged_whisper_dir()
+            except ModelFileError as exc:
+                raise ModelError(str(exc)) from None
+        make = partial(create_transcriber, words.engine, source, threads=words.threads, device=words.device)
+        if engines.keep:  # sessions one after another in this process: load it once
+            key = ("transcriber", str(words.engine), str(source), str(words.threads), str(words.device))
+            models.transcriber = engines.resource(key, make, lambda t: t.close())
+            models.shared = (engines, key)
+        else:  # each room its own: transcription is the words channel's own pace
+            models.transcriber = make()
+        text_model = models.text.engine.manifest.name
+        logger.info("words channel: %s (%s), text model %s", words.engine, source, text_model)
+
     @property
     def loaded(self) -> LoadedModels:
-        return LoadedModels(speech=self.speech, transcriber=self.transcriber, text=self.text)
+        return LoadedModels(speech=self.speech, transcriber=self.transcriber, text=self.text, own=dict(self.own))
 
     def session(
         self,
@@ -123,6 +135,9 @@ class ChannelModels:
         )
 
     def close(self) -> None:
+        for name, loaded in self.own.items():
+            self.registry[name].close_models(loaded)
+        self.own.clear()
         for engine in (
             self.speech.engine if self.speech else None,
             self.text.engine if self.text else None,

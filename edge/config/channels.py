@@ -6,9 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, model_validator
 
 from clinic_common.config import StrictModel
+from edge.config.plugins import channel_sections
 
 
 class FaceChannelConfig(StrictModel):
@@ -133,10 +134,28 @@ class PulseChannelConfig(StrictModel):
 class ChannelsConfig(StrictModel):
     """Which channels this room analyses. A channel that is off is not computed at all."""
 
+    # Beside the product's four: sections of other registered channels (edge.config.plugins).
+    model_config = StrictModel.model_config | {"extra": "allow"}
+
     face: FaceChannelConfig = FaceChannelConfig()
     voice: VoiceChannelConfig = VoiceChannelConfig()
     words: WordsChannelConfig = WordsChannelConfig()
     pulse: PulseChannelConfig = PulseChannelConfig()
+
+    @model_validator(mode="after")
+    def _registered_sections(self, info: ValidationInfo) -> ChannelsConfig:
+        channel_sections(self.__pydantic_extra__, info)
+        return self
+
+    def section(self, name: str) -> BaseModel | None:
+        """The section of channel ``name`` (the product's, or another registered channel's), or
+        None when the file has none for it."""
+        if name in type(self).model_fields:
+            value: BaseModel = getattr(self, name)
+            return value
+        extra = self.__pydantic_extra__ or {}
+        found = extra.get(name)
+        return found if isinstance(found, BaseModel) else None
 
 
 class SpeakersConfig(StrictModel):

@@ -16,7 +16,7 @@ import json
 import textwrap
 import types
 import typing
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from edge.config.channels import ChannelsConfig
 from edge.config.models import AppConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,7 +179,29 @@ def _comment(text: str, indent: str = "") -> list[str]:
     return textwrap.wrap(text, WIDTH - len(indent) - 2, initial_indent=f"{indent}# ", subsequent_indent=f"{indent}# ")
 
 
-def example_toml() -> str:
+def room_sections(registry: Iterable[Any] | None = None) -> list[Section]:
+    """Every section of a room's file: the config models', then those of channels registered beside
+    the product's that declare their own (``Channel.config_model``), after ``[channels.*]``."""
+    if registry is None:
+        from edge.channels.registry import default_registry  # noqa: PLC0415 - the channels sit above the config
+
+        registry = default_registry()
+    fixed = set(ChannelsConfig.model_fields)
+    own = [
+        Section(f"channels.{c.name}", " ".join((c.config_model.__doc__ or "").split()), keys(c.config_model), False)
+        for c in registry
+        if c.config_model is not None and c.name not in fixed
+    ]
+    out = list(sections())
+    at = max(i for i, s in enumerate(out) if s.name.startswith("channels.")) + 1
+    return out[:at] + own + out[at:]
+
+
+def keys(model: type[BaseModel]) -> tuple[Key, ...]:
+    return tuple(Key(n, f, optional=f.default is None and not f.is_required()) for n, f in model.model_fields.items())
+
+
+def example_toml(registry: Iterable[Any] | None = None) -> str:
     out = [
         "# clinic-edge room configuration: copy to /etc/clinic-edge/room.toml and adjust.",
         "# Every key is checked at start; an unknown key or a value out of range stops the start with a",
@@ -186,7 +209,7 @@ def example_toml() -> str:
         "# folder of this file. Written by `python -m edge.config.reference --write` from the config models;",
         "# every option's bounds are in docs/configuration-reference.md.",
     ]
-    for section in sections():
+    for section in room_sections(registry):
         commented = section.optional and section.name not in ACTIVE_OPTIONAL
         out.append("")
         if section.array:
@@ -221,7 +244,7 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def reference_markdown() -> str:
+def reference_markdown(registry: Iterable[Any] | None = None) -> str:
     out = [
         "# Configuration reference",
         "",
@@ -230,7 +253,7 @@ def reference_markdown() -> str:
         "`config/room.example.toml` are current). How the file is read, checked and resolved:",
         "[Configuration](configuration.md).",
     ]
-    for section in sections():
+    for section in room_sections(registry):
         if not (section.keys or section.doc or section.array):
             continue
         brackets = ("[[", "]]") if section.array else ("[", "]")

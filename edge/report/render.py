@@ -50,6 +50,17 @@ def _explained(session: SessionData, channel: str, key: str) -> list[Any]:
     return [v for w in session.windows if (v := w.explained(channel, key))]
 
 
+def _channel_sections(session: SessionData, registry: ChannelRegistry) -> str:
+    """Each channel's own part of the explanations (:meth:`Channel.report_section`), in registry order."""
+    parts = []
+    for channel in registry:
+        mine = [e for w in session.windows if w.explanation and (e := w.explanation["channels"].get(channel.name))]
+        section = channel.report_section(mine)
+        if section:
+            parts.append(f'<div class="channel-section" id="explained-{html.escape(channel.name)}">{section}</div>')
+    return "".join(parts)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
@@ -147,6 +158,7 @@ shuffled across the session.</p>
 <code>explain.when = "{html.escape(config.explain.when)}"</code>).</p>
 <div class="row">{_img(plots.face_map(mean_grid, f.face_regions), "face regions over a neutral outline")}
 <div>{voice_note}<h3>Words</h3>{_words_section(session)}</div></div>
+{_channel_sections(session, registry)}
 <h2 id="coverage">Coverage</h2>
 <div class="row">{_img(plots.coverage(f), "coverage per channel")}
 {_table(["channel", "present", "good quality"], coverage_rows)}</div>
