@@ -89,7 +89,7 @@ def _parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
     report.add_argument(
-        "session_id", nargs="?", help="the session's id (printed at its end, and in the sessions table)"
+        "session_id", nargs="?", help="the session's id (printed at its end, `clinic-edge session list`), or 'latest'"
     )
     report.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     report.add_argument(
@@ -262,7 +262,9 @@ def _report(args: argparse.Namespace) -> int:
         return 0
     if not args.session_id:
         raise EdgeError("name the session to report on (clinic-edge report SESSION --config ROOM), or --list")
-    for path in write_report(config, args.session_id, args.out, pdf=not args.no_pdf):
+    from edge.review.show import resolve  # noqa: PLC0415
+
+    for path in write_report(config, resolve(config, args.session_id), args.out, pdf=not args.no_pdf):
         print(f"report: {path}")
     return 0
 

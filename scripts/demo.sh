@@ -30,38 +30,12 @@ sleep 0.3
 sleep 0.5
 
 echo
-echo "Timeline stored in SQLite ($STATE/clinic-edge.db):"
-"$ROOT/.venv/bin/python" - "$STATE/clinic-edge.db" <<'PY'
-import json, sqlite3, sys
-conn = sqlite3.connect(sys.argv[1])
-session = conn.execute("SELECT id FROM sessions ORDER BY started_at DESC LIMIT 1").fetchone()[0]
-rows = conn.execute(
-    "SELECT start_s, end_s, label, confidence, fused, voice, words, pulse, flags FROM windows "
-    "WHERE session_id = ? ORDER BY idx",
-    [session],
-)
-print(f"  {'window':>13}  {'emotion':<10} {'conf':>5}  {'from':<11} {'voiced':>6} {'arousal':>7} {'words':>5} {'pulse':>9}  flags")
-for start, end, label, conf, fused, voice, words, pulse, flags in rows:
-    v = json.loads(voice) if voice else {}
-    w = json.loads(words) if words else {}
-    p = json.loads(pulse) if pulse else {}
-    said = sum(u["words"] for u in w.get("utterances", []))
-    bpm = f"{p['bpm']:.0f} bpm" if p.get("bpm") else p.get("quality", "-")
-    arousal = v.get("arousal")
-    print(
-        f"  {start:5.1f}-{end:5.1f} s  {label or '-':<10} {conf if conf is not None else 0:5.2f}  "
-        f"{'+'.join(json.loads(fused or '[]')) or '-':<11} {v.get('voiced_ratio', 0):6.2f} "
-        f"{arousal if arousal is not None else float('nan'):7.2f} {said:5d} {bpm:>9}  {', '.join(json.loads(flags)) or '-'}"
-    )
-print()
-print("  Transcript (stored because config/demo.toml sets channels.words.store_transcript; never published):")
-for start, end, text, label in conn.execute(
-    "SELECT start_s, end_s, text, label FROM transcripts WHERE session_id = ? ORDER BY start_s", [session]
-):
-    print(f"  {start:5.1f}-{end:5.1f} s  [{label}] {text}")
-PY
+echo "Timeline stored in SQLite ($STATE/clinic-edge.db), read back by clinic-edge session show latest:"
+"$ROOT/.venv/bin/clinic-edge" session show latest --config config/demo.toml
+echo "  (the transcript is kept because config/demo.toml sets channels.words.store_transcript; it is never published)"
 echo
-SESSION=$("$ROOT/.venv/bin/python" -c "import sqlite3, sys; print(sqlite3.connect(sys.argv[1]).execute('SELECT id FROM sessions ORDER BY started_at DESC LIMIT 1').fetchone()[0])" "$STATE/clinic-edge.db")
+SESSION=$("$ROOT/.venv/bin/clinic-edge" session list --config config/demo.toml --json \
+  | "$ROOT/.venv/bin/python" -c "import json, sys; print(json.load(sys.stdin)[0]['id'])")
 echo "Session report (clinic-edge report $SESSION --config config/demo.toml):"
 "$ROOT/.venv/bin/clinic-edge" report "$SESSION" --config config/demo.toml --out "$STATE" | sed 's/^/  /'
 if command -v chromium >/dev/null 2>&1; then

@@ -277,3 +277,24 @@ def test_an_erasure_cut_short_after_its_commit_is_finished_at_the_next_start(
     assert _left(config) == written  # the session is gone, its file is not (yet)
     Store(path).close()  # the appliance (or the review page) starts again
     assert _left(config) == []
+
+
+def test_session_show_reads_the_timeline_through_the_reports_api(
+    session: tuple[Path, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``clinic-edge session show latest`` (the demo's view) prints every stored window and the kept
+    transcript, read by load_session like the report; ``report latest`` names the same session."""
+    from edge.report.data import load_session
+
+    config_path, session_id = session
+    config = load_config(config_path)
+    stored = load_session(config.storage.state_dir / config.storage.database, session_id)
+    assert main(["session", "show", "latest", "--config", str(config_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"session {session_id} ")
+    rows = [line for line in lines if line.strip()[:1].isdigit() and " s  " in line and "[" not in line]
+    assert len(rows) == len(stored.windows) == 13
+    assert [r.split()[3] for r in rows] == [w.label or "-" for w in stored.windows]
+    assert any(u.text in "\n".join(lines) for u in stored.transcript), "the kept transcript is shown"
+    assert main(["report", "latest", "--config", str(config_path), "--no-pdf", "--out", str(config_path.parent)]) == 0
+    assert f"report-{session_id}.html" in capsys.readouterr().out

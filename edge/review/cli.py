@@ -23,12 +23,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for verb in ("list", "disable", "enable", "delete"):
         change.add_argument(f"--{verb}", action="store_const", const=verb, dest="action", help=f"{verb} it")
 
-    session = sub.add_parser("session", help="the stored sessions from a shell: list, export-fhir, erase")
+    session = sub.add_parser("session", help="the stored sessions from a shell: list, show, export-fhir, erase")
     session_sub = session.add_subparsers(dest="session_action", required=True)
     listing = session_sub.add_parser("list", help="sessions, newest first (no client identity is stored)")
     listing.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     listing.add_argument("--recorded-by", metavar="STAFF_ID", help="only the sessions whose consent they recorded")
     listing.add_argument("--json", action="store_true", help="print JSON for scripts")
+    show = session_sub.add_parser("show", help="a session's timeline, window by window (and its kept transcript)")
+    show.add_argument("session_id", help="a session id, or 'latest' for the newest")
+    show.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     export = session_sub.add_parser("export-fhir", help="the session as an HL7 FHIR R4 bundle (file and/or POST)")
     export.add_argument("session_id")
     export.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
@@ -64,6 +67,10 @@ def _session(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     if args.session_action == "list":
         return list_sessions(config, args.recorded_by, args.json)
+    if args.session_action == "show":
+        from edge.review.show import show_session  # noqa: PLC0415
+
+        return show_session(config, args.session_id)
     if args.session_action == "export-fhir":
         return export_fhir(config, args.session_id, args.out, args.post)
     return erase_from_shell(config, args.session_id, args.yes)
