@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from contract.classes import CLASSES
 from contract.payload import Summary
+from hub.measures import SHARES
 from hub.messages import Contended, Message, Refused, Result, day_of
 from hub.multirow import among, chunks, rows_in
 from hub.periods import month_of, week_of
@@ -152,15 +153,14 @@ def _same_room(
 def sums(s: Summary) -> dict[str, float]:
     """What one summary adds to its session's row."""
     windows = s.span.windows
-    face = s.modalities.face
-    voice = s.modalities.voice
     add: dict[str, float] = {
         "windows": windows,
         "seconds": max(s.span.end_s - s.span.start_s, 0.0),
-        "face_coverage_sum": (face.coverage * windows) if face else 0.0,
-        "voiced_sum": (voice.voiced_ratio * windows) if voice else 0.0,
         "prob_windows": windows if s.emotion.probs is not None else 0,
     }
+    for share in SHARES:
+        value = share.of(s)
+        add[share.column] = value * windows if value is not None else 0.0
     probs = s.emotion.probs.model_dump() if s.emotion.probs is not None else {}
     for c in CLASSES:
         add[f"p_{c}"] = probs.get(c, 0.0) * windows

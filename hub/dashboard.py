@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from contract.classes import CLASSES
+from hub.measures import SHARES
 from hub.privacy import Cell
 from hub.release import released_cell
 from hub.store import FLAGS, device_name, devices, releases, retractions, shown_cells
@@ -83,8 +84,7 @@ class Row:
     period: str
     sessions: int
     hours: float | None  # None where not released (differential privacy mode)
-    face_coverage: float | None
-    voiced: float | None
+    shares: dict[str, float | None]  # by hub.measures.SHARES name
     emotions: dict[str, float | None]
     flags: dict[str, float | None]
 
@@ -98,8 +98,7 @@ class Row:
             self.period,
             str(self.sessions),
             "" if self.hours is None else f"{self.hours:.2f}",
-            pct(self.face_coverage),
-            pct(self.voiced),
+            *(pct(self.shares[m.name]) for m in SHARES),
             *(pct(self.emotions[c]) for c in CLASSES),
             *(pct(self.flags[f]) for f in FLAGS),
         ]
@@ -111,8 +110,7 @@ CSV_HEADER = [
     "period",
     "sessions",
     "hours",
-    "face_coverage_pct",
-    "voiced_pct",
+    *(m.csv for m in SHARES),
     *(f"{c}_pct" for c in CLASSES),
     *(f"{f}_windows_pct" for f in FLAGS),
 ]
@@ -131,8 +129,7 @@ def to_row(cell: Cell) -> Row:
         period=cell.period,
         sessions=cell.sessions,
         hours=s["seconds"] / 3600.0 if s["windows"] > 0 else None,
-        face_coverage=_ratio(s["face_coverage_sum"], s["windows"]),
-        voiced=_ratio(s["voiced_sum"], s["windows"]),
+        shares={m.name: _ratio(s.get(m.column, 0.0), s["windows"]) for m in SHARES},
         emotions={c: _ratio(s[f"p_{c}"], s["prob_windows"]) for c in CLASSES},
         flags={f: _ratio(s[f"flag_{f}"], s["windows"]) for f in FLAGS},
     )

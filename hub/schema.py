@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from hub.grants import grant_dashboard
 from hub.locks import SCHEMA, one_at_a_time
+from hub.measures import SHARES
 from hub.periods import month_of
 from hub.store import SCHEMA_VERSION, hub_settings, metadata, released_cells, releases, sessions, shown_cells
 
@@ -132,6 +133,21 @@ def _upgrade_from_5(engine: sa.Engine) -> None:
     logger.info("hub database upgraded to schema version 6 (devices known by their room)")
 
 
+def _add_share_columns(engine: sa.Engine) -> None:
+    """Columns of shares declared since the database was made (:mod:`hub.measures`): a new share
+    starts at zero for what was stored before it existed."""
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        for table in (sessions, released_cells, shown_cells):
+            present = {c["name"] for c in inspector.get_columns(table.name)}
+            for share in SHARES:
+                if share.column not in present:
+                    conn.execute(
+                        sa.text(f"ALTER TABLE {table.name} ADD COLUMN {share.column} FLOAT NOT NULL DEFAULT 0")
+                    )
+                    logger.info("hub database: column %s.%s added (a new share)", table.name, share.column)
+
+
 def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3, dashboard_password: str | None = None) -> None:
     """Create tables (idempotent), upgrade an older database, set k and the dominance limit, and grant
     the dashboard's role.
@@ -160,6 +176,7 @@ def _create_schema(engine: sa.Engine, k: int, dominance: float, dashboard_passwo
         _upgrade_from_4(engine)
     if row is not None and row.schema_version < SCHEMA_VERSION:
         _upgrade_from_5(engine)
+    _add_share_columns(engine)
     with engine.begin() as conn:
         if row is None:
             conn.execute(hub_settings.insert().values(id=1, k=k, schema_version=SCHEMA_VERSION, dominance=dominance))

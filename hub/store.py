@@ -37,6 +37,7 @@ import sqlalchemy as sa
 from clinic_common.auth import define_tables
 from contract.classes import CLASSES
 from contract.payload import Flag
+from hub.measures import SHARES
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +67,7 @@ sessions = sa.Table(
     sa.Column("month", sa.String(7), nullable=False),  # YYYY-MM of the week's Thursday (hub.periods)
     sa.Column("windows", sa.Integer, nullable=False),
     sa.Column("seconds", sa.Float, nullable=False),
-    sa.Column("face_coverage_sum", sa.Float, nullable=False),
-    sa.Column("voiced_sum", sa.Float, nullable=False),
+    *(sa.Column(m.column, sa.Float, nullable=False) for m in SHARES),
     sa.Column("prob_windows", sa.Integer, nullable=False),
     *(sa.Column(f"p_{c}", sa.Float, nullable=False) for c in CLASSES),
     *(sa.Column(f"flag_{f}", sa.Integer, nullable=False) for f in FLAGS),
@@ -78,8 +78,7 @@ sessions = sa.Table(
 SUMS: tuple[str, ...] = (
     "windows",
     "seconds",
-    "face_coverage_sum",
-    "voiced_sum",
+    *(m.column for m in SHARES),
     "prob_windows",
     *(f"p_{c}" for c in CLASSES),
     *(f"flag_{f}" for f in FLAGS),

@@ -52,6 +52,7 @@ from hub.dashboard import (
 )
 from hub.dp import Noise
 from hub.grants import as_dashboard
+from hub.measures import SHARES
 from hub.metrics import HubMetrics
 from hub.periods import GRAINS
 from hub.trends import period_label, trends
@@ -216,6 +217,7 @@ def overview(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLResp
         quick=quick_ranges(),
         filters_problem=f.problem,
         classes=CLASSES,
+        shares=SHARES,
         f=f,
         grains=h.grains,
         devices=len(devices),
@@ -268,6 +270,7 @@ def trends_page(request: Request, h: HubDep, u: UserDep, f: FiltersDep) -> HTMLR
         quick=quick_ranges(),
         filters_problem=f.problem,
         classes=CLASSES,
+        shares=SHARES,
         f=f,
         grains=h.grains,
         levels=LEVELS,

@@ -75,7 +75,8 @@ def test_a_dp_release_through_the_hub(tmp_path: Path) -> None:
     assert abs(row.sessions - 600) < 60
     happy = 0.75 * (1 - 0.04 * 7) + 0.25 * 0.04
     assert row.emotions["happy"] is not None and abs(row.emotions["happy"] - happy) < 0.1
-    assert row.hours is None and row.face_coverage is None and all(v is None for v in row.flags.values())
+    assert row.hours is None
+    assert all(v is None for v in row.shares.values()) and all(v is None for v in row.flags.values())
     # No revision in dp mode: late data after the month's release is not released again.
     body = summary("north", "r0", "dev-r0", seqs["r0"] + 1, str(uuid.uuid4()), "2026-10-07", windows=2)
     assert ingest.handle("clinic/v1/north/r0/summary", body.model_dump_json().encode()).result == "stored"
