@@ -10,8 +10,8 @@ from edge.channels.load import fusion_head
 from edge.channels.registry import ChannelRegistry
 from edge.config.models import AppConfig
 from edge.inference.pack import trust_pack
-from edge.report.analysis import SessionFigures, figures
 from edge.report.data import SessionData
+from edge.report.figures import SessionFigures, figures
 
 logger = logging.getLogger(__name__)
 

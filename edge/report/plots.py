@@ -12,8 +12,8 @@ import numpy as np
 import numpy.typing as npt
 
 from contract.classes import CLASS_COLOURS, CLASSES
-from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData
+from edge.report.figures import SessionFigures
 
 mpl.use("Agg")  # files only, no display; must precede pyplot
 import matplotlib.pyplot as plt

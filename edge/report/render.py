@@ -14,8 +14,8 @@ from edge import __version__
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.report import plots
-from edge.report.analysis import clock, summary_sentences
 from edge.report.data import SessionData
+from edge.report.figures import clock, summary_sentences
 from edge.report.fusion import session_figures
 
 logger = logging.getLogger(__name__)

@@ -35,8 +35,8 @@ from edge import __version__
 from edge.channels.registry import ChannelRegistry, default_registry
 from edge.config.models import AppConfig
 from edge.errors import EdgeError
-from edge.report.analysis import SessionFigures
 from edge.report.data import SessionData, load_session
+from edge.report.figures import SessionFigures
 from edge.report.files import write_report
 from edge.report.fusion import session_figures
 from edge.report.render import LIMITS
