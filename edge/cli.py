@@ -106,11 +106,17 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     cal.add_argument("--source", help="override capture.source")
     cal.add_argument("--duration", type=float, default=10.0, metavar="SECONDS", help="how long to measure")
-    cal.add_argument("--region", metavar="X,Y,W,H", help="client region (the chair) as fractions of the frame")
+    cal.add_argument(
+        "--region",
+        metavar="X,Y,W,H",
+        help="client region (the chair) as fractions of the frame, e.g. 0.25,0.05,0.5,0.9",
+    )
     cal.add_argument("--technician", required=True, metavar="ID", help="technician's identifier")
     cal.add_argument("--note", default="", help="note for the clinic's records (no client data)")
     cal.add_argument("--json", action="store_true", help="print JSON for scripts instead of the table")
-    cal.add_argument("--write", action="store_true", help="write room-profile.json beside the config")
+    cal.add_argument(
+        "--write", action="store_true", help="write room-profile.json beside the config when the verdict is ready"
+    )
     cal.add_argument("--report", type=Path, default=None, metavar="FILE.html", help="write an HTML report")
     cal.add_argument("--save-preview", action="store_true", help="include one preview frame of the room in the report")
     cal.add_argument("--checkerboard", metavar="COLSxROWS", help="also solve the lens from a printed checkerboard")

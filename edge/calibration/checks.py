@@ -18,6 +18,8 @@ from edge.calibration.measure import FrameStats, Measurements
 from edge.config.profile import CheckResult
 
 FRAME_S = 0.030
+DEAD_PEAK = 1e-5  # -100 dBFS: below any live microphone's own noise
+GATED_FLOOR = -100.0  # dBFS: pauses this quiet are digital silence (a noise gate, a muted or synthetic input)
 
 
 def _median(values: Sequence[float | None]) -> float | None:
@@ -69,6 +71,11 @@ def _turn(frames: Sequence[FrameStats]) -> str:
     return ("right" if dx > 0 else "left") if abs(dx) >= abs(dy) else ("down" if dy > 0 else "up")
 
 
+def _side(frames: Sequence[FrameStats]) -> str:
+    """Where the face sits from the region's centre (the side the region should grow to)."""
+    return _turn(frames)
+
+
 def _fixed(text: str) -> Callable[[Measurements], str]:
     return lambda _m: text
 
@@ -89,15 +96,19 @@ VIDEO_CHECKS: tuple[VideoCheck, ...] = (
         lambda v, _f: f"move the camera closer or zoom in: the face must appear {96 / v if v else 0.0:.1f}x larger",
     ),
     VideoCheck(
-        "centring",
+        "face_inside",
         "face",
-        _med(lambda f: f.centre_offset),
-        lambda v, _m: v <= 0.15,
-        lambda v, _m: v <= 0.3,
-        "% of region",
-        _fixed("face within 15 % of the region's centre"),
-        lambda _v, frames: f"turn the camera a little {_turn(frames)}",
-        shown=lambda v: v * 100,
+        _med(lambda f: f.edge_margin),
+        lambda v, _m: v >= 0.25,
+        lambda v, _m: v >= 0.0,
+        "face widths",
+        _fixed("the whole face inside the client region, a quarter face width from its edges"),
+        lambda v, frames: (
+            f"the face is cut by the region's edge: widen the region to the {_side(frames)} or turn the camera "
+            f"a little {_side(frames)}"
+            if v < 0
+            else f"the face is close to the region's edge: widen the region a little to the {_side(frames)}"
+        ),
     ),
     VideoCheck(
         "head_pose",
@@ -255,6 +266,19 @@ def _audio(m: Measurements) -> tuple[list[CheckResult], float]:
                 "check the microphone's cable and capture.microphone",
             )
         ], 0.0
+    peak = float(np.max(np.abs(m.audio)))
+    if peak <= DEAD_PEAK:  # digital silence: every live microphone hears at least its own noise
+        return [
+            _check(
+                "mic_signal",
+                "fail",
+                20 * np.log10(max(peak, 1e-12)),
+                "dBFS",
+                "some sound on the input, at least the room's own noise",
+                "the input is muted, unplugged or the wrong device: check the microphone's mute switch, its "
+                "cable and capture.microphone",
+            )
+        ], 0.0
     levels = _levels(m.audio, m.audio_rate)
     floor, voice = float(np.percentile(levels, 10)), float(np.percentile(levels, 95))
     clipped = float((np.abs(m.audio) >= 0.999).mean()) * 100
@@ -270,11 +294,14 @@ def _audio(m: Measurements) -> tuple[list[CheckResult], float]:
         ),
         _check(
             "noise_floor",
-            _grade(floor, lambda v: v <= -55, lambda v: v <= -45),
+            "warn" if floor <= GATED_FLOOR else _grade(floor, lambda v: v <= -55, lambda v: v <= -45),
             floor,
             "dBFS",
-            "room noise at most -55 dBFS",
-            "find and quieten the noise source (fan, air conditioning, traffic)",
+            "room noise between -100 and -55 dBFS (a live microphone always hears the room)",
+            "the pauses are digital silence: switch off the microphone's noise gate or 'noise suppression', "
+            "or check it is a live microphone and not a muted or looped input"
+            if floor <= GATED_FLOOR
+            else "find and quieten the noise source (fan, air conditioning, traffic)",
         ),
         _check(
             "clipping",
@@ -351,7 +378,103 @@ def _sync(m: Measurements) -> CheckResult:
 
 
 def judge(m: Measurements) -> tuple[list[CheckResult], float]:
-    """All checks, and the suggested microphone gain change in dB (0 when none)."""
+    """All checks (each with its result in the technician's words), and the suggested microphone
+    gain change in dB (0 when none)."""
     audio, gain = _audio(m)
     sync = [_sync(m)] if m.has_audio else []
-    return _video(m) + audio + sync, gain
+    return [c.model_copy(update={"plain": plain(c)}) for c in _video(m) + audio + sync], gain
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether the room may go live: ready when no check fails (warnings are worth improving, not
+    blocking). The same rule sets the CLI's exit code, ``--write`` and the setup page's verdict."""
+
+    ready: bool
+    fix: tuple[CheckResult, ...]  # the failed checks, in order
+    improve: tuple[CheckResult, ...]  # the warnings
+
+    @property
+    def text(self) -> str:
+        if not self.ready:
+            return "fix these first: " + "; ".join(f"{c.plain or c.name}: {c.action}" for c in self.fix)
+        if self.improve:
+            return f"ready ({len(self.improve)} could be better: {', '.join(c.plain or c.name for c in self.improve)})"
+        return "ready"
+
+
+def verdict(checks: Sequence[CheckResult]) -> Verdict:
+    return Verdict(
+        ready=not any(c.status == "fail" for c in checks),
+        fix=tuple(c for c in checks if c.status == "fail"),
+        improve=tuple(c for c in checks if c.status == "warn"),
+    )
+
+
+# The result of each check in the technician's words, by status (a callable for words that need the number).
+_WORDS: dict[str, dict[str, str | Callable[[float], str]]] = {
+    "video": {"fail": "no picture"},
+    "face_found": {"pass": "face found", "warn": "face often lost", "fail": "no face in the client region"},
+    "face_size": {
+        "pass": "face big enough",
+        "warn": lambda v: f"face {96 / v if v else 0:.1f}x too small",
+        "fail": lambda v: f"face {96 / v if v else 0:.1f}x too small",
+    },
+    "face_inside": {
+        "pass": "face inside the region",
+        "warn": "face near the region's edge",
+        "fail": "face cut by the region's edge",
+    },
+    "head_pose": {"pass": "frontal view", "warn": "head turned a little", "fail": "head turned away"},
+    "exposure": {
+        "pass": "face well lit",
+        "warn": lambda v: "face a little dark" if v < 70 else "face a little bright",
+        "fail": lambda v: "face too dark" if v < 70 else "face too bright",
+    },
+    "backlight": {
+        "pass": "no back-light",
+        "warn": "some back-light",
+        "fail": "back-lit: the background outshines the face",
+    },
+    "contrast": {"pass": "good contrast", "warn": "flat light", "fail": "very flat light"},
+    "sharpness": {"pass": "sharp", "warn": "a little soft", "fail": "blurred"},
+    "highlights": {"pass": "nothing burnt out", "warn": "some areas burnt out", "fail": "large areas burnt out"},
+    "shadows": {"pass": "no crushed blacks", "warn": "some areas too dark", "fail": "large areas too dark"},
+    "noise": {"pass": "clean picture", "warn": "grainy picture", "fail": "very grainy picture"},
+    "frame_rate": {"pass": "smooth", "warn": "a few frames short", "fail": "too few frames"},
+    "dropped_frames": {"pass": "no frames lost", "warn": "some frames lost", "fail": "many frames lost"},
+    "audio": {"fail": "no sound"},
+    "mic_signal": {"fail": "no sound at all: a muted or dead input"},
+    "mic_level": {
+        "pass": "speech level good",
+        "warn": lambda v: "speech a little quiet" if v < -30 else "speech a little loud",
+        "fail": lambda v: "speech too quiet" if v < -30 else "speech too loud",
+    },
+    "noise_floor": {
+        "pass": "quiet room",
+        "warn": lambda v: "digital silence between words" if v <= GATED_FLOOR else "some room noise",
+        "fail": "noisy room",
+    },
+    "clipping": {"pass": "no distortion", "warn": "slight distortion", "fail": "distorted: the gain is too high"},
+    "speech_to_noise": {
+        "pass": "speech stands out",
+        "warn": "speech close to the noise",
+        "fail": "speech lost in noise",
+    },
+    "av_offset": {
+        "pass": "sound in step with the picture",
+        "warn": "sound a little out of step",
+        "fail": "sound out of step with the picture",
+        "skip": "not measured (clap once in view)",
+    },
+}
+
+
+def plain(check: CheckResult) -> str:
+    """``check``'s result in the technician's words ("sharp", "face 1.3x too small")."""
+    words = _WORDS.get(check.name, {}).get(check.status)
+    if words is None:
+        return "not measured" if check.status == "skip" else check.status
+    if callable(words):
+        return words(check.value if check.value is not None else 0.0)
+    return words

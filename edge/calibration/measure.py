@@ -33,8 +33,8 @@ class FrameStats:
     faces_in_region: int
     faces_elsewhere: int
     face_width_px: float | None
-    centre_offset: float | None  # face centre from the region's centre, in region sizes
-    centre_dx: float | None  # signed, for the direction of the advice
+    edge_margin: float | None  # the face box's nearest distance inside the region's edges, in face widths (<0: cut)
+    centre_dx: float | None  # face centre from the region's centre, in region sizes (signed: which way to turn)
     centre_dy: float | None
     yaw_ratio: float | None
     face_luma: float | None
@@ -57,6 +57,7 @@ class Measurements:
     configured_fps: int = 10
     frame_size: tuple[int, int] = (0, 0)
     preview: npt.NDArray[np.uint8] | None = None  # kept only when the technician asks for it
+    preview_has_face: bool = False  # whether the preview shows a face in the client region
     frame_pts: list[float] = field(default_factory=list)  # stream time of each measured frame
     frame_luma: list[float] = field(default_factory=list)  # mean grey level of each frame
     audio_start_s: float = 0.0  # stream time of audio[0]
@@ -94,11 +95,13 @@ def measure_frame(rgb: npt.NDArray[np.uint8], detector: FaceDetector, region: Re
     cx, cy = face.center
     rcx, rcy = (region.x + region.w / 2) * w, (region.y + region.h / 2) * h
     dx, dy = (cx - rcx) / (region.w * w), (cy - rcy) / (region.h * h)
+    rx0, ry0, rx1, ry1 = region.x * w, region.y * h, (region.x + region.w) * w, (region.y + region.h) * h
+    margin = min(face.x - rx0, face.y - ry0, rx1 - (face.x + face.w), ry1 - (face.y + face.h))
     return FrameStats(
         faces_in_region=len(inside),
         faces_elsewhere=len(faces) - len(inside),
         face_width_px=face.w,
-        centre_offset=math.hypot(dx, dy),
+        edge_margin=margin / face.w if face.w > 0 else None,
         centre_dx=dx,
         centre_dy=dy,
         yaw_ratio=face.yaw_ratio,
@@ -151,8 +154,10 @@ def measure_source(
                 out.frame_pts.append(frame.pts_s)
                 out.frame_luma.append(float(frame.rgb[::4, ::4].mean()))
                 out.frames.append(measure_frame(frame.rgb, detector, region))
-                if keep_preview and out.preview is None and out.frames[-1].faces_in_region:
-                    out.preview = frame.rgb.copy()
+                has_face = out.frames[-1].faces_in_region > 0
+                if keep_preview and (out.preview is None or (has_face and not out.preview_has_face)):
+                    # a frame with the client's face; until one comes, the first (the region may miss her)
+                    out.preview, out.preview_has_face = frame.rgb.copy(), has_face
                 if (
                     board is not None
                     and len(out.board_views) < max_board_views

@@ -13,7 +13,7 @@ import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
 
-from edge.calibration.checks import FRAME_S, _levels
+from edge.calibration.checks import FRAME_S, _levels, verdict
 from edge.calibration.measure import Measurements
 from edge.config.profile import RoomProfile
 from edge.report.plots import figure_png
@@ -51,16 +51,28 @@ def _plots(m: Measurements) -> str:
 
 
 def write_report(
-    path: Path, profile: RoomProfile, m: Measurements, elapsed_s: float, preview: npt.NDArray[np.uint8] | None
+    path: Path,
+    profile: RoomProfile,
+    m: Measurements,
+    elapsed_s: float,
+    preview: npt.NDArray[np.uint8] | None,
+    *,
+    preview_asked: bool = False,
 ) -> Path:
+    result = verdict(profile.checks)
     rows = "\n".join(
-        f"<tr><td><b style='color:{COLOURS[c.status]}'>{c.status.upper()}</b></td><td>{html.escape(c.name)}</td>"
+        f"<tr><td><b style='color:{COLOURS[c.status]}'>{c.status.upper()}</b></td><td>{html.escape(c.name)}: "
+        f"{html.escape(c.plain)}</td>"
         f"<td>{'' if c.value is None else f'{c.value:g} {html.escape(c.unit)}'}</td>"
         f"<td>{html.escape(c.threshold)}</td><td>{html.escape(c.action)}</td></tr>"
         for c in profile.checks
     )
     region = profile.client_region
-    preview_html = "<p>Preview frame: <b>not saved</b> (saving needs --save-preview).</p>"
+    preview_html = (
+        "<p>Preview frame: <b>not saved</b> (no frame arrived during the check).</p>"
+        if preview_asked
+        else "<p>Preview frame: <b>not saved</b> (saving needs --save-preview).</p>"
+    )
     if preview is not None:
         fig, ax = plt.subplots(figsize=(6, 4.5))
         ax.imshow(preview)
@@ -69,7 +81,8 @@ def write_report(
         ax.set_axis_off()
         preview_html = (
             "<p>Preview frame: <b>saved</b> at the technician's request (--save-preview); the yellow box is the "
-            f"client region.</p><img alt='preview' src='data:image/png;base64,{figure_png(fig)}'>"
+            f"client region{'' if m.preview_has_face else ', which held no face in any frame'}.</p>"
+            f"<img alt='preview' src='data:image/png;base64,{figure_png(fig)}'>"
         )
     counts = {s: sum(c.status == s for c in profile.checks) for s in ("pass", "warn", "fail")}
     body = f"""<!doctype html>
@@ -85,6 +98,7 @@ source {html.escape(profile.source)} &middot; {elapsed_s:.0f} s, {len(m.frames)}
 <p>Note: {html.escape(profile.note) or "(none)"}</p>
 <p>Client region: x {region.x:g}, y {region.y:g}, width {region.w:g}, height {region.h:g} (fractions of the frame).
 Suggested microphone gain change: {profile.microphone_gain_db:+.0f} dB.</p>
+<h2 id="verdict">Verdict: {html.escape(result.text)}</h2>
 <h2>Checks: {counts["pass"]} pass, {counts["warn"]} warn, {counts["fail"]} fail</h2>
 <table><tr><th>result</th><th>check</th><th>measured</th><th>threshold</th><th>action</th></tr>
 {rows}

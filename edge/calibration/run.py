@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.live import Live
 from rich.table import Table
 
-from edge.calibration.checks import judge
+from edge.calibration.checks import judge, verdict
 from edge.calibration.intrinsics import solve
 from edge.calibration.measure import Measurements, measure_source
 from edge.calibration.report import write_report
@@ -46,11 +46,14 @@ class LiveView:
 
     def _table(self, checks: list[CheckResult], elapsed: float) -> Table:
         table = Table(title=f"Calibrating {self.source}: {elapsed:.0f} of {self.duration_s:.0f} s")
-        for column in ("result", "check", "measured", "action"):
+        for column in ("result", "check", "in words", "measured", "action"):
             table.add_column(column)
         for c in checks:
             value = "" if c.value is None else f"{c.value:g} {c.unit}"
-            table.add_row(f"[{STYLE[c.status]}]{c.status.upper()}[/]", c.name, value, c.action)
+            table.add_row(f"[{STYLE[c.status]}]{c.status.upper()}[/]", c.name, c.plain, value, c.action)
+        if checks:
+            result = verdict(checks)
+            table.caption = f"Verdict so far: {result.text}"
         return table
 
     def update(self, m: Measurements) -> None:
@@ -78,7 +81,8 @@ def calibrate(
     checkerboard: str | None = None,
     square_mm: float = 25.0,
 ) -> int:
-    """Returns 0 when nothing failed, 1 when a check failed (the profile is still written)."""
+    """Returns 0 when the room is ready (no check failed); 2 when checks must be fixed first, and then
+    ``write`` writes no profile (the same rule as the verdict)."""
     config = load_config(config_path)
     spec = parse_source(source or config.capture.source)
     if region is not None:
@@ -124,31 +128,52 @@ def calibrate(
         preview_saved=measurements.preview is not None,
     )
     elapsed = time.monotonic() - started
+    result = verdict(checks)
     written = None
-    if write:
+    if write and result.ready:
         written = profile_path(config_path)
         save_profile(profile, written)
     if report is not None:
-        write_report(report, profile, measurements, elapsed, measurements.preview)
+        write_report(report, profile, measurements, elapsed, measurements.preview, preview_asked=save_preview)
     if as_json:
-        body = profile.model_dump(mode="json") | {"elapsed_s": round(elapsed, 1), "written": str(written or "")}
+        body = profile.model_dump(mode="json") | {
+            "elapsed_s": round(elapsed, 1),
+            "written": str(written or ""),
+            "verdict": "ready" if result.ready else "fix these first",
+            "fix": [c.name for c in result.fix],
+        }
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
         header = f"Calibration of {spec.redacted} ({elapsed:.0f} s, {len(measurements.frames)} frames):"
-        sys.stdout.write(_text(header, checks, written, report))
-    return 1 if any(c.status == "fail" for c in checks) else 0
+        sys.stdout.write(_text(header, checks, written, report, write=write))
+    return 0 if result.ready else 2
 
 
-def _text(header: str, checks: list[CheckResult], written: Path | None, report: Path | None) -> str:
+def _text(
+    header: str, checks: list[CheckResult], written: Path | None, report: Path | None, *, write: bool = False
+) -> str:
     width = max(len(c.name) for c in checks)
+    words = max(len(c.plain) for c in checks)
+    result = verdict(checks)
     lines = [header, ""]
     for c in checks:
-        value = "" if c.value is None else f"{c.value:g} {c.unit}"
-        lines.append(f"  {SYMBOL[c.status]}  {c.name:<{width}}  {value:<22} {c.threshold}")
+        value = "" if c.value is None else f"({c.value:g} {c.unit})"
+        lines.append(f"  {SYMBOL[c.status]}  {c.name:<{width}}  {c.plain:<{words}}  {value:<24} {c.threshold}")
         if c.action:
             lines.append(f"        {'':<{width}}  -> {c.action}")
+    lines += ["", f"Verdict: {'READY' if result.ready else 'FIX THESE FIRST'}"]
+    if result.ready:
+        better = ", ".join(c.plain for c in result.improve)
+        lines.append(f"  the room may go live{f'; {len(result.improve)} could be better: {better}' if better else ''}")
+    else:
+        lines += [f"  - {c.plain}: {c.action}" for c in result.fix]
     lines.append("")
-    lines.append(f"profile written to {written}" if written else "profile not written (use --write)")
+    if written:
+        lines.append(f"profile written to {written}")
+    elif write:
+        lines.append("profile not written: fix the checks above first, then calibrate again")
+    else:
+        lines.append("profile not written (use --write)")
     if report is not None:
         lines.append(f"report: {report}")
     return "\n".join(lines) + "\n"

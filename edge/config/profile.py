@@ -49,10 +49,19 @@ class Region(_Profile):
             x, y, w, h = (float(p) for p in text.split(","))
         except ValueError:
             raise ConfigError(f"region must be x,y,w,h as fractions of the frame, got {text!r}") from None
+        values = (x, y, w, h)
+        if any(v > 1 for v in values) and all(0 <= v <= 100 for v in values):
+            fractions = ",".join(f"{v / 100:g}" for v in values)
+            raise ConfigError(
+                f"region {text!r}: give x,y,w,h as fractions of the frame from 0 to 1, not percentages "
+                f"(that is {fractions})"
+            )
         try:
             return cls(x=x, y=y, w=w, h=h)
         except ValidationError as exc:
-            raise ConfigError(f"region {text!r}: {exc.errors()[0]['msg']}") from None
+            raise ConfigError(
+                f"region {text!r}: {exc.errors()[0]['msg']} (x,y,w,h are fractions of the frame)"
+            ) from None
 
 
 FULL_FRAME = Region(x=0.0, y=0.0, w=1.0, h=1.0)
@@ -65,6 +74,7 @@ class CheckResult(_Profile):
     unit: str = Field(max_length=16)
     threshold: str = Field(max_length=120, description="What pass means, in words.")
     action: str = Field(max_length=200, description="What the technician can do; empty on pass.")
+    plain: str = Field(default="", max_length=120, description="The result in the technician's words.")
 
 
 class Intrinsics(_Profile):
