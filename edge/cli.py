@@ -24,6 +24,7 @@ from edge.errors import EdgeError
 from edge.evaluation.cli import add_parser as add_evaluate
 from edge.review.cli import COMMANDS as REVIEW_COMMANDS
 from edge.review.cli import add_parsers as add_review
+from edge.setup import cli as setup_cli
 from edge.speakers.cli import add_parser as add_staff_voice
 
 if TYPE_CHECKING:
@@ -84,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--yes", action="store_true", help="erase: do not ask to confirm (scripts)")
     _add_consent(control, required=False)
 
-    for add in (add_review, add_evaluate):
+    for add in (add_review, add_evaluate, setup_cli.add_parser):
         add(sub)
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
@@ -337,6 +338,7 @@ COMMANDS = {
     "report": _report,
     "staff-voice": _staff_voice,
     "evaluate": _evaluate,
+    "setup": setup_cli.run,
     **REVIEW_COMMANDS,
 }
 

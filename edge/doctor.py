@@ -229,11 +229,9 @@ def _review(config: AppConfig) -> Finding:
     return Finding("review", "pass", f"{urls}; certificate ({kind}) SHA-256 {fingerprint(tls.cert_file)}")
 
 
-def doctor(config_path: Path, *, as_json: bool) -> int:
-    """Run every check; 0 when nothing failed, 1 otherwise."""
-    started = time.monotonic()
-    config = load_config(config_path)
-    findings = [
+def findings(config: AppConfig, config_path: Path) -> list[Finding]:
+    """Every check of the installation, in the order a technician reads them."""
+    return [
         _gstreamer(),
         _source(config),
         _models(config),
@@ -245,12 +243,18 @@ def doctor(config_path: Path, *, as_json: bool) -> int:
         _profile(config, config_path),
         _review(config),
     ]
+
+
+def doctor(config_path: Path, *, as_json: bool) -> int:
+    """Run every check; 0 when nothing failed, 1 otherwise."""
+    started = time.monotonic()
+    found = findings(load_config(config_path), config_path)
     if as_json:
-        body = {"findings": [asdict(f) for f in findings], "elapsed_s": round(time.monotonic() - started, 2)}
+        body = {"findings": [asdict(f) for f in found], "elapsed_s": round(time.monotonic() - started, 2)}
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
     else:
-        for f in findings:
+        for f in found:
             sys.stdout.write(f"  {f.status.upper():<4}  {f.name:<10} {f.detail}\n")
             if f.action:
                 sys.stdout.write(f"        {'':<10} -> {f.action}\n")
-    return 1 if any(f.status == "fail" for f in findings) else 0
+    return 1 if any(f.status == "fail" for f in found) else 0

@@ -54,7 +54,12 @@ from tests.conftest import (
 ARTIFACTS = ROOT / "build" / "test-artifacts" / "review"
 PASSWORD = "correct horse battery staple"
 EDGE = (sys.executable, "-m", "edge")
-ACCOUNTS = (("staff-test", "therapist"), ("staff-other", "therapist"), ("clinic-admin", "admin"))
+ACCOUNTS = (
+    ("staff-test", "therapist"),
+    ("staff-other", "therapist"),
+    ("clinic-admin", "admin"),
+    ("tech-7", "technician"),
+)
 
 
 @dataclass(frozen=True)
@@ -462,3 +467,16 @@ def test_the_admin_sees_every_session_and_the_access_log(room: Room, page: str) 
         assert all(e[0][:4].isdigit() for e in entries), "when: every entry is dated"
         browser.save_screenshot(str(ARTIFACTS / "access-log.png"))
     assert room.db.with_name("review.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_a_technician_sees_no_session(room: Room, page: str) -> None:
+    """Technicians set rooms up (the setup page); the review page shows them nothing."""
+    with headless_chromium("1300,900", trust_any_certificate=True) as browser:
+        browser.get(page + "/")
+        WebDriverWait(browser, 30).until(lambda b: b.find_elements(By.ID, "login-form"))
+        browser.find_element(By.ID, "username").send_keys("tech-7")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login-submit").click()
+        WebDriverWait(browser, 30).until(lambda b: "setup page" in b.page_source)
+        assert not browser.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")
+        assert room.session not in browser.page_source

@@ -19,7 +19,7 @@ from edge.capture.pipeline import GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
 from edge.config.profile import Region
-from edge.vision.detect import FaceDetector
+from edge.vision.detect import FaceDetection, FaceDetector
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +73,13 @@ def noise_sigma(grey: npt.NDArray[np.uint8]) -> float:
     return float(math.sqrt(math.pi / 2) * np.abs(response).sum() / (6 * (w - 2) * (h - 2)))
 
 
-def measure_frame(rgb: npt.NDArray[np.uint8], detector: FaceDetector, region: Region) -> FrameStats:
+def measure_frame(
+    rgb: npt.NDArray[np.uint8], detector: FaceDetector, region: Region, faces: list[FaceDetection] | None = None
+) -> FrameStats:
+    """One frame reduced to numbers; ``faces``: the frame's detections when the caller has them."""
     h, w = rgb.shape[:2]
     grey: npt.NDArray[np.uint8] = np.asarray(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), dtype=np.uint8)
-    faces = detector.detect(rgb)
+    faces = detector.detect(rgb) if faces is None else faces
     inside = [f for f in faces if region.contains(*f.center, w, h)]
     highlights = float((grey >= 250).mean())
     shadows = float((grey <= 5).mean())

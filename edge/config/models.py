@@ -44,6 +44,7 @@ from edge.config.services import (
     MetricsConfig,
     ReviewConfig,
     ReviewTlsConfig,
+    SetupConfig,
     StorageConfig,
 )
 
@@ -70,6 +71,7 @@ __all__ = [
     "ReviewConfig",
     "ReviewTlsConfig",
     "RoomConfig",
+    "SetupConfig",
     "SpeakersConfig",
     "StorageConfig",
     "TensorRTBackendConfig",
@@ -98,6 +100,7 @@ class AppConfig(StrictModel):
     metrics: MetricsConfig = MetricsConfig()
     control: ControlConfig = ControlConfig()
     review: ReviewConfig = ReviewConfig()
+    setup: SetupConfig = SetupConfig()
     # Not a TOML section: the room profile beside the config file, attached by the loader.
     profile: RoomProfile | None = None
 
@@ -125,6 +128,15 @@ class AppConfig(StrictModel):
             raise ValueError(
                 f"review.host {self.review.host} is off this machine: the page needs TLS ([review.tls], or "
                 "the room's certificate in [mqtt.tls])"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _setup_off_loopback_needs_tls(self) -> AppConfig:
+        if not is_loopback(self.setup.host) and self.review_tls() is None:
+            raise ValueError(
+                f"setup.host {self.setup.host} is off this machine: the setup page needs TLS (the review page's: "
+                "[review.tls], the room's certificate in [mqtt.tls], or review.certificate = self-signed)"
             )
         return self
 

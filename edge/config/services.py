@@ -151,3 +151,30 @@ class ReviewConfig(StrictModel):
     fhir: FhirEndpointConfig | None = Field(
         default=None, description="The clinic record's FHIR server; without it sessions are exported as files."
     )
+
+
+class SetupConfig(StrictModel):
+    """The technician's setup page (``clinic-edge setup``): the live picture with the detections, the
+    client region drawn on it and the checks with their verdict, while the room is in standby."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Address the page listens on: this appliance only by default; any other address needs "
+        "the review page's TLS (the same certificate).",
+    )
+    port: int = Field(default=8444, ge=0, le=65535, description="Its port; 0 picks a free one.")
+    preview_fps: float = Field(
+        default=4.0, ge=1.0, le=10.0, description="Pictures a second sent to the technician's browser (and checked)."
+    )
+    preview_width: int = Field(
+        default=480, ge=160, le=1280, multiple_of=4, description="Width in pixels of the picture sent to the browser."
+    )
+    idle_minutes: float = Field(
+        default=3.0,
+        gt=0.0,
+        le=60.0,
+        description="The preview (camera and microphone) stops when the page has asked for nothing this long.",
+    )
+    window_s: float = Field(
+        default=5.0, ge=2.0, le=30.0, description="The live checks judge the last this many seconds."
+    )

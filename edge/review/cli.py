@@ -17,7 +17,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     account = sub.add_parser("review-account", help="create, reset, list, disable, enable or delete a review account")
     account.add_argument("--config", type=Path, required=True, help="room configuration (TOML)")
     account.add_argument("username", nargs="?", help="the account (a therapist's: their consent staff identifier)")
-    account.add_argument("--role", choices=("therapist", "admin"), default="therapist")
+    account.add_argument("--role", choices=("therapist", "admin", "technician"), default="therapist")
     account.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     change = account.add_mutually_exclusive_group()
     for verb in ("list", "disable", "enable", "delete"):

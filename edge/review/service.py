@@ -52,7 +52,7 @@ def _warm(review: Review) -> None:
         logger.exception("building the newest sessions' pages ahead failed")
 
 
-def _tls_settings(config: AppConfig) -> dict[str, str]:
+def tls_settings(config: AppConfig) -> dict[str, str]:
     """uvicorn's TLS settings, the self-signed certificate made first where it is the one used.
 
     Raises:
@@ -86,7 +86,7 @@ def serve_review(config: AppConfig) -> int:
     if db.is_file():  # the page writes judgements and report records: the room's schema, current
         Store(db).close()
     tls = config.review_tls()
-    ssl_args = _tls_settings(config)
+    ssl_args = tls_settings(config)
     halt = threading.Event()
 
     def housekeeping() -> None:

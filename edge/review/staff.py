@@ -24,7 +24,8 @@ from edge.store import SessionRow
 logger = logging.getLogger(__name__)
 
 Role = Literal["admin", "therapist"]
-ROLES: tuple[Role, ...] = ("admin", "therapist")
+AccountRole = Literal["admin", "therapist", "technician"]  # technicians use the setup page only
+ROLES: tuple[AccountRole, ...] = ("admin", "therapist", "technician")
 metadata = sa.MetaData()
 auth = define_tables(metadata)  # users, web_sessions, audit_log, login_failures
 

@@ -133,6 +133,10 @@ class User:
 
 def user(request: Request, s: SignInDep) -> User:
     session = s.session(request)
+    if session.role == "technician":
+        raise HTTPException(
+            status_code=403, detail="technicians set rooms up on the setup page; sessions are for therapists"
+        )
     return User(Staff(session.username, "admin" if session.role == "admin" else "therapist"), session.csrf)
 
 

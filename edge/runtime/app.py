@@ -14,12 +14,12 @@ from datetime import datetime, timedelta, timezone
 
 from contract.manifest import ModelManifest
 from edge.analysis.frame import FrameAnalyzer
+from edge.capture.claim import session_claim
 from edge.capture.pipeline import BoundedQueue
 from edge.capture.source import SourceSpec, parse_source
 from edge.channels.base import FrameModels
 from edge.channels.load import ChannelModels
 from edge.channels.registry import ChannelRegistry, default_registry
-from edge.channels.words import FINISH_TIMEOUT_S
 from edge.config.models import AppConfig
 from edge.config.profile import FULL_FRAME
 from edge.control.commands import CommandError, Consent, Erase, check_fresh, parse_command
@@ -39,16 +39,12 @@ from edge.results import WindowInput
 from edge.runtime.loop import AnalysisLoop, LoopHooks
 from edge.runtime.notify import Notifier
 from edge.runtime.report import RunReport
-from edge.runtime.sink import WindowSink
+from edge.runtime.sink import DRAIN_TIMEOUT_S, WindowSink, wait_for_sink
 from edge.store import Store
 from edge.vision.detect import FaceDetector
 from edge.vision.skin import SkinSampler
 
 logger = logging.getLogger(__name__)
-
-DRAIN_TIMEOUT_S = 10.0
-LIVE_DRAIN_S = FINISH_TIMEOUT_S + DRAIN_TIMEOUT_S + 30  # a live session's last windows: the words' limit first
-SINK_REPORT_S = 30.0  # while the last windows are stored, the log says so this often
 
 
 class Appliance:
@@ -295,12 +291,13 @@ class Appliance:
             hooks=self._hooks(store, session_id, sink),
         )
         try:
-            loop.run(duration_s)
+            with session_claim(cfg.storage.state_dir):  # the setup page's preview lets go of the devices first
+                loop.run(duration_s)
         finally:
             # The session ends, not the service (serve goes back to standby): no STOPPING here.
             self.notifier.status(f"session {session_id} ending: storing its last windows")
             sink.finish.set()
-            self._wait_for_sink(sink)
+            wait_for_sink(sink, live=self.spec.live)
             report.wall_s = time.monotonic() - started
             report.source_restarts = loop.restarts
             report.windows_dropped = windows.dropped
@@ -370,21 +367,6 @@ class Appliance:
             sink_heartbeat=lambda: sink.heartbeat,
             on_pause_end=lambda seconds: self._record_pause(store, session_id, seconds),
         )
-
-    def _wait_for_sink(self, sink: WindowSink) -> None:
-        """Let the storage stage complete and store the session's last windows. A file's windows are
-        all stored, however long their words take on a busy machine; a live session waits at most
-        ``LIVE_DRAIN_S`` (the words channel's own limit and the outbox's), then ends without them."""
-        started = time.monotonic()
-        while sink.is_alive():
-            sink.join(timeout=SINK_REPORT_S)
-            waited = time.monotonic() - started
-            if not sink.is_alive():
-                return
-            if self.spec.live and waited >= LIVE_DRAIN_S:
-                logger.error("the session's last windows were not stored within %.0f s; they are lost", waited)
-                return
-            logger.info("storing the session's last windows (%.0f s so far)", waited)
 
     def _end(self, store: Store, report: RunReport, sink: WindowSink) -> None:
         """Record the session's end and its figures; give the outbox a moment to drain."""

@@ -4,6 +4,7 @@ the watchdog that both keep up."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -14,12 +15,15 @@ from pathlib import Path
 from edge.analysis.summarize import SessionChannels
 from edge.capture.pipeline import BoundedQueue
 from edge.channels.registry import ChannelRegistry, default_registry
+from edge.channels.words import FINISH_TIMEOUT_S
 from edge.config.models import AppConfig
 from edge.metrics import Metrics
 from edge.results import WindowInput
 from edge.runtime.analysis_stage import AnalysisStage
 from edge.runtime.storage_stage import StorageStage
 from edge.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 class WindowSink(threading.Thread):
@@ -114,3 +118,24 @@ class WindowSink(threading.Thread):
             storage.close(tail)
         finally:
             store.close()
+
+
+DRAIN_TIMEOUT_S = 10.0  # the outbox's last publishes at a session's end
+LIVE_DRAIN_S = FINISH_TIMEOUT_S + DRAIN_TIMEOUT_S + 30  # a live session's last windows: the words' limit first
+SINK_REPORT_S = 30.0  # while the last windows are stored, the log says so this often
+
+
+def wait_for_sink(sink: WindowSink, *, live: bool) -> None:
+    """Let the storage stage complete and store the session's last windows. A file's windows are
+    all stored, however long their words take on a busy machine; a live session waits at most
+    ``LIVE_DRAIN_S`` (the words channel's own limit and the outbox's), then ends without them."""
+    started = time.monotonic()
+    while sink.is_alive():
+        sink.join(timeout=SINK_REPORT_S)
+        waited = time.monotonic() - started
+        if not sink.is_alive():
+            return
+        if live and waited >= LIVE_DRAIN_S:
+            logger.error("the session's last windows were not stored within %.0f s; they are lost", waited)
+            return
+        logger.info("storing the session's last windows (%.0f s so far)", waited)

@@ -1,0 +1,201 @@
+"""The technician's setup page (FastAPI; its own script and style only).
+
+(No ``from __future__ import annotations``: FastAPI reads the routes' annotations at definition time.)
+Log-ins are the appliance's staff accounts (role ``technician`` or ``admin``), with the review page's
+hardening. The page shows ``doctor``'s findings, the live picture with the faces and the client
+region drawn over it, the checks with their verdict, and writes the room profile when the verdict is
+ready; every profile written is in the access log. A request without a live log-in gets no picture
+and no check.
+"""
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from clinic_common.auth import Accounts
+from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
+from clinic_common.auth.pages import router as sign_in_router
+from clinic_common.auth.sessions import WebSession
+from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from edge.config.models import AppConfig
+from edge.config.profile import Region, RoomProfile, profile_path, save_profile
+from edge.doctor import Finding
+from edge.review.staff import AccessLog
+from edge.setup.preview import Preview
+
+logger = logging.getLogger(__name__)
+
+HERE = Path(__file__).parent
+SESSION_COOKIE = "clinic_setup"
+LOGIN_COOKIE = "clinic_setup_login"
+PROFILE_WRITTEN = "room profile written"
+ALLOWED = ("technician", "admin")
+
+
+@dataclass(frozen=True)
+class Setup:
+    config: AppConfig
+    config_path: Path
+    preview: Preview
+    log: AccessLog
+    templates: Jinja2Templates
+    findings: list[Finding]
+
+
+def setup_state(request: Request) -> Setup:
+    state: Setup = request.app.state.setup
+    return state
+
+
+SetupDep = Annotated[Setup, Depends(setup_state)]
+
+
+def technician(request: Request, s: SignInDep) -> WebSession:
+    """The request's log-in, which must be a technician's or an administrator's."""
+    session = s.session(request)
+    if session.role not in ALLOWED:
+        raise HTTPException(status_code=403, detail="the setup page is for technicians and administrators")
+    return session
+
+
+TechnicianDep = Annotated[WebSession, Depends(technician)]
+
+
+class RegionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csrf: str = Field(max_length=200)
+    x: float
+    y: float
+    w: float
+    h: float
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csrf: str = Field(max_length=200)
+    note: str = Field(default="", max_length=200)
+
+
+def _fresh(token: str, session: WebSession) -> None:
+    if not same_token(token, session.csrf):
+        raise HTTPException(status_code=403, detail="stale page: reload it")
+
+
+router = APIRouter()
+
+
+@router.get("/", response_class=HTMLResponse)
+def page(request: Request, s: SetupDep, who: TechnicianDep) -> HTMLResponse:
+    s.preview.touch()
+    return s.templates.TemplateResponse(
+        request,
+        "setup.html",
+        {"user": who, "room": s.config.room, "findings": s.findings, "fps": s.config.setup.preview_fps},
+    )
+
+
+@router.get("/preview.jpg", response_model=None)
+def picture(s: SetupDep, _who: TechnicianDep) -> Response:
+    s.preview.touch()
+    jpeg = s.preview.jpeg()
+    if jpeg is None:
+        return JSONResponse({"reason": s.preview.reason}, status_code=409, headers={"Cache-Control": "no-store"})
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/state.json")
+def state(s: SetupDep, _who: TechnicianDep) -> JSONResponse:
+    s.preview.touch()
+    return JSONResponse(s.preview.as_json(), headers={"Cache-Control": "no-store"})
+
+
+@router.post("/region")
+def region(body: RegionIn, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    _fresh(body.csrf, who)
+    try:
+        drawn = Region(x=body.x, y=body.y, w=body.w, h=body.h)
+    except ValidationError as exc:
+        raise HTTPException(status_code=422, detail=f"region: {exc.errors()[0]['msg']}") from None
+    s.preview.set_region(drawn)
+    return JSONResponse(s.preview.as_json())
+
+
+@router.post("/profile")
+def write_profile(body: ProfileIn, request: Request, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    """The room profile, written only when the verdict is ready (the CLI's rule)."""
+    _fresh(body.csrf, who)
+    snap = s.preview.snapshot()
+    if not snap.ready:
+        return JSONResponse({"written": False, "verdict": snap.verdict}, status_code=409)
+    profile = RoomProfile(
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        technician=who.username,
+        note=body.note,
+        source=s.preview.spec.redacted,
+        client_region=snap.region,
+        analysis_fps=s.config.capture.analysis_fps,
+        microphone_gain_db=snap.gain_db,
+        checks=snap.checks,
+        intrinsics=s.config.profile.intrinsics if s.config.profile is not None else None,
+        preview_saved=False,
+    )
+    path = profile_path(s.config_path)
+    save_profile(profile, path)
+    r = snap.region
+    s.log.record(who.username, PROFILE_WRITTEN, "", address(request), f"region {r.x:g},{r.y:g},{r.w:g},{r.h:g}")
+    logger.info("room profile written by %s from the setup page: %s", who.username, path)
+    return JSONResponse({"written": True, "path": str(path), "verdict": snap.verdict})
+
+
+@router.post("/stop")
+def stop(body: ProfileIn, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    """The page closes: the preview lets go of the camera and microphone now."""
+    _fresh(body.csrf, who)
+    s.preview.stop("stopped: the page was closed")
+    return JSONResponse({"running": False})
+
+
+def create_app(setup: Setup, accounts: Accounts, *, secure: bool) -> FastAPI:
+    app = FastAPI(title="clinic-edge setup", docs_url=None, redoc_url=None, openapi_url=None)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if secure:
+            response.headers.setdefault(*HSTS)
+        return response
+
+    app.state.setup = setup
+
+    def login_page(request: Request, next_path: str, error: str | None, token: str, status: int) -> HTMLResponse:
+        return setup.templates.TemplateResponse(
+            request,
+            "login.html",
+            {"user": None, "room": setup.config.room, "next": next_path, "error": error, "login_csrf": token},
+            status_code=status,
+        )
+
+    app.state.sign_in = SignIn(
+        accounts,
+        SESSION_COOKIE,
+        LOGIN_COOKIE,
+        secure,
+        int(setup.config.review.session_hours * 3600),
+        "appliance",
+        login_page,
+    )
+    app.add_exception_handler(LoginRequiredError, to_login)
+    for r in (sign_in_router, router):
+        app.include_router(r)
+    return app

@@ -1,0 +1,199 @@
+"""The technician's setup page, in Chromium against the real service on a real clip: the picture
+updates, the faces and the region are drawn, a region dragged on the picture changes the checks and
+ends up in the written profile, a session that starts ends the preview at once, and a request without
+a log-in gets no picture and no check."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edge.capture.claim import session_claim
+from tests.conftest import headless_chromium, make_scene, write_config
+
+EDGE = [sys.executable, "-m", "edge"]
+PASSWORD = "a long technician password"
+
+
+@pytest.fixture(scope="module")
+def sitting(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Ninety seconds of a client sitting in the chair (a real photograph), speaking a little."""
+    scene = make_scene()
+    out = tmp_path_factory.mktemp("clip") / "sitting.mkv"
+    said = [(1.0, "Hello, I am sitting in the chair and talking to the camera.")]
+    return scene.compose(out, [scene.Shot(0.0, "astronaut")], said, 90.0)  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def room(tmp_path: Path, default_pack: Path) -> Path:
+    path = write_config(
+        tmp_path / "room.toml",
+        face_model=Path(),
+        state_dir=tmp_path / "state",
+        mqtt_port=None,
+        pack=default_pack,
+        extra="[setup]\nport = 0\n",
+    )
+    # The photograph's face is big enough at the room's default width (at the tests' 320 px it is not).
+    path.write_text(path.read_text(encoding="utf-8").replace("width = 320", "width = 640"), encoding="utf-8")
+    for name, role in (("tech-7", "technician"), ("ther-1", "therapist")):
+        subprocess.run(
+            [*EDGE, "review-account", name, "--config", str(path), "--role", role, "--password-stdin"],
+            input=PASSWORD + "\n",
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+    return path
+
+
+@contextlib.contextmanager
+def setup_service(config: Path, source: Path) -> Iterator[str]:
+    proc = subprocess.Popen(
+        [*EDGE, "setup", "--config", str(config), "--source", source.as_uri()], stderr=subprocess.PIPE, text=True
+    )
+    lines: list[str] = []
+    ready = threading.Event()
+    base: list[str] = []
+
+    def read() -> None:
+        if proc.stderr is None:
+            return
+        for line in proc.stderr:
+            lines.append(line)
+            if "setup page on http://" in line:
+                base.append(line.split("setup page on ", 1)[1].split()[0].rstrip("/"))
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(120):
+            pytest.fail("the setup page never said it listens:\n" + "".join(lines))
+        yield base[0]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _wait(driver: Any, condition: Any, what: str, timeout: float = 90) -> Any:
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(condition, message=what)
+
+
+def _log_in(driver: Any, base: str, name: str) -> None:
+    driver.get(base + "/login")
+    driver.find_element("id", "username").send_keys(name)
+    driver.find_element("id", "password").send_keys(PASSWORD)
+    driver.find_element("id", "login-submit").click()
+
+
+def _drag(driver: Any, x0: float, y0: float, x1: float, y1: float) -> None:
+    """Drag on the picture from (x0, y0) to (x1, y1), in fractions of it."""
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    canvas = driver.find_element("id", "overlay")
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", canvas)
+    w, h = canvas.size["width"], canvas.size["height"]
+    start = (round((x0 - 0.5) * w), round((y0 - 0.5) * h))
+    ActionChains(driver).move_to_element_with_offset(canvas, *start).click_and_hold().move_by_offset(
+        round((x1 - x0) * w), round((y1 - y0) * h)
+    ).release().perform()
+
+
+def _region(driver: Any) -> list[float]:
+    """The client region the page shows (x, y, width, height)."""
+    text = driver.find_element("id", "region-text").get_attribute("data-region") or "0,0,1,1"
+    return [float(v) for v in text.split(",")]
+
+
+def _status(driver: Any, check: str) -> str | None:
+    rows = driver.find_elements("css selector", f'#checks tr[data-check="{check}"]')
+    return rows[0].get_attribute("data-status") if rows else None
+
+
+def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) -> None:
+    state_dir = room.parent / "state"
+    with setup_service(room, sitting) as base:
+        # Nothing without a log-in: no picture, no check.
+        for path in ("/preview.jpg", "/state.json"):
+            request = urllib.request.Request(base + path)
+            opener = urllib.request.build_opener(NoRedirect())
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                opener.open(request, timeout=10)
+            assert refused.value.code == 303 and refused.value.headers["Location"].startswith("/login")
+            assert not refused.value.read().startswith(b"\xff\xd8"), "no JPEG"
+
+        with headless_chromium() as driver:
+            _log_in(driver, base, "tech-7")
+            _wait(driver, lambda d: d.find_elements("css selector", "#doctor .finding"), "doctor's findings")
+            # The picture updates.
+            _wait(
+                driver, lambda d: int(d.find_element("id", "status").get_attribute("data-frames") or 0) >= 3, "frames"
+            )
+            first = int(driver.find_element("id", "status").get_attribute("data-frames"))
+            _wait(
+                driver,
+                lambda d: int(d.find_element("id", "status").get_attribute("data-frames")) > first + 2,
+                "the picture updates",
+            )
+            assert driver.execute_script("return document.getElementById('picture').naturalWidth") == 480
+            _wait(driver, lambda d: _status(d, "face_found") == "pass", "the face found in the whole frame")
+            # A region drawn away from the face: the face is no longer found in it.
+            _drag(driver, 0.75, 0.05, 0.98, 0.95)
+            _wait(driver, lambda d: abs(_region(d)[0] - 0.75) < 0.02, "the drawn region")
+            _wait(driver, lambda d: _status(d, "face_found") == "fail", "no face in the drawn region")
+            assert "Fix these first" in driver.find_element("id", "verdict").text
+            assert not driver.find_element("id", "write").is_enabled()
+            # The region drawn around the chair: ready, and written.
+            _drag(driver, 0.05, 0.02, 0.8, 0.98)
+            _wait(driver, lambda d: _status(d, "face_found") == "pass", "the face in the drawn region")
+            _wait(driver, lambda d: d.find_element("id", "write").is_enabled(), "ready to write")
+            assert driver.find_element("id", "verdict").text.startswith("Ready")
+            driver.execute_script("document.getElementById('live').scrollIntoView()")
+            driver.save_screenshot(str(_artifacts() / "setup-live.png"))
+            driver.find_element("id", "note").send_keys("camera above the door")
+            driver.find_element("id", "write").click()
+            _wait(driver, lambda d: d.find_element("id", "written").text.startswith("Written"), "written")
+            profile = json.loads((room.parent / "room-profile.json").read_text(encoding="utf-8"))
+            assert profile["technician"] == "tech-7" and profile["note"] == "camera above the door"
+            region = profile["client_region"]
+            assert region["x"] == pytest.approx(0.05, abs=0.03) and region["w"] == pytest.approx(0.75, abs=0.03)
+            assert profile["preview_saved"] is False
+            # A session starts: the preview ends at once, and the page says why.
+            with session_claim(state_dir):
+                _wait(
+                    driver,
+                    lambda d: "a session started" in d.find_element("id", "status").text,
+                    "the preview ended for the session",
+                )
+                assert driver.execute_script("return fetch('/preview.jpg').then(r => r.status)") == 409
+            driver.save_screenshot(str(_artifacts() / "setup-page.png"))
+        # A therapist may not use the page.
+        with headless_chromium() as driver:
+            _log_in(driver, base, "ther-1")
+            assert "technicians and administrators" in driver.page_source
+    assert not list(state_dir.rglob("*.jpg")) and not list(state_dir.rglob("*.png")), "no picture was written"
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
+        return None
+
+
+def _artifacts() -> Path:
+    folder = Path(__file__).resolve().parents[1] / "build" / "test-artifacts" / "setup"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
