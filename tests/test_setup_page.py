@@ -30,7 +30,8 @@ def sitting(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Ninety seconds of a client sitting in the chair (a real photograph), speaking a little."""
     scene = make_scene()
     out = tmp_path_factory.mktemp("clip") / "sitting.mkv"
-    said = [(1.0, "Hello, I am sitting in the chair and talking to the camera.")]
+    sentence = "Hello, I am sitting in the chair and talking about my week to the camera."
+    said = [(1.0 + 5.0 * i, sentence) for i in range(17)]
     return scene.compose(out, [scene.Shot(0.0, "astronaut")], said, 90.0)  # type: ignore[no-any-return]
 
 
@@ -172,6 +173,22 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             region = profile["client_region"]
             assert region["x"] == pytest.approx(0.05, abs=0.03) and region["w"] == pytest.approx(0.75, abs=0.03)
             assert profile["preview_saved"] is False
+            # A staff voice enrolled from the page: only its embedding is stored.
+            driver.find_element("id", "staff-id").send_keys("staff-9")
+            driver.find_element("id", "staff-consent").send_keys("c-9")
+            driver.find_element("id", "record").click()
+            _wait(
+                driver,
+                lambda d: d.find_element("id", "enrolment").get_attribute("data-status") in ("stored", "refused"),
+                "the enrolment",
+            )
+            assert driver.find_element("id", "enrolment").get_attribute("data-status") == "stored", driver.find_element(
+                "id", "enrolment"
+            ).text
+            stored = list((state_dir / "staff-voices").iterdir())
+            assert [p.name for p in stored] == ["staff-9.json"]
+            voice = json.loads(stored[0].read_text(encoding="utf-8"))
+            assert voice["consent"] == "c-9" and len(voice["embedding"]) == 256 and voice["speech_s"] >= 10
             # A session starts: the preview ends at once, and the page says why.
             with session_claim(state_dir):
                 _wait(

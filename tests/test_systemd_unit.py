@@ -122,6 +122,8 @@ UNITS = [  # the file, the name it is verified under (a template needs an instan
     ("clinic-hub-dashboard.service", "clinic-hub-dashboard.service", "clinic-hub"),
     # The review page; Chromium (its PDF printer) keeps its JIT and its sandbox's namespaces.
     ("clinic-edge-review.service", "clinic-edge-review.service", "clinic-edge"),
+    # The setup page: the camera and microphone, and nothing else of the devices.
+    ("clinic-edge-setup.service", "clinic-edge-setup.service", "clinic-edge"),
 ]
 
 

@@ -50,6 +50,23 @@ class Face:
 
 
 @dataclass
+class Enrolment:
+    """A staff voice recorded from the page: its id, consent, the sound so far (memory only) and how
+    it ended."""
+
+    staff_id: str
+    consent: str
+    seconds: float
+    started: float
+    audio: list[npt.NDArray[np.float32]] = field(default_factory=list)
+    status: str = "recording"  # recording | enrolling | stored | refused
+    detail: str = ""
+
+    def recorded_s(self, now: float) -> float:
+        return min(self.seconds, now - self.started)
+
+
+@dataclass
 class Snapshot:
     """What the page shows: the state, the newest picture's faces, the checks and the verdict."""
 
@@ -64,6 +81,8 @@ class Snapshot:
     verdict: str
     gain_db: float
     frame_size: tuple[int, int]
+    level_dbfs: float | None  # the microphone's level over the last moment
+    enrolment: dict[str, Any] | None
 
 
 @dataclass
@@ -120,6 +139,8 @@ class Preview:
         self._last_request = time.monotonic()
         self.reason = "starting"
         self.hold = PreviewHold(config.storage.state_dir)
+        self._enrolment: Enrolment | None = None
+        self._level: float | None = None
 
     # -- what the page calls --------------------------------------------------------------------
     def touch(self) -> None:
@@ -162,6 +183,31 @@ class Preview:
             self._region = region
             self._recent.frames.clear()
 
+    def record_voice(self, staff_id: str, consent: str, seconds: float) -> None:
+        """Record a staff member reading aloud for ``seconds`` from the room's microphone, then store
+        the voice's embedding (never the recording), as ``clinic-edge staff-voice enroll`` does."""
+        with self._lock:
+            self._enrolment = Enrolment(staff_id, consent, seconds, time.monotonic())
+
+    def _enrol(self, enrolment: Enrolment) -> None:
+        from edge.errors import EdgeError  # noqa: PLC0415
+        from edge.speakers.cli import speaker_encoder, staff_voices  # noqa: PLC0415
+
+        audio = np.concatenate(enrolment.audio) if enrolment.audio else np.zeros(0, np.float32)
+        enrolment.audio.clear()  # the recording is forgotten whatever happens next
+        try:
+            encoder = speaker_encoder(self.config)
+            try:
+                voice = staff_voices(self.config).enroll(
+                    enrolment.staff_id, enrolment.consent, audio, encoder, self.config.audio
+                )
+            finally:
+                encoder.engine.close()
+        except EdgeError as exc:
+            enrolment.status, enrolment.detail = "refused", str(exc)
+            return
+        enrolment.status, enrolment.detail = "stored", f"{voice.speech_s:.0f} s of speech; only its embedding is kept"
+
     @property
     def region(self) -> Region:
         with self._lock:
@@ -196,7 +242,21 @@ class Preview:
             verdict=result.text if checks else "waiting for pictures",
             gain_db=round(gain, 1),
             frame_size=size,
+            level_dbfs=self._level,
+            enrolment=self._enrolment_state(),
         )
+
+    def _enrolment_state(self) -> dict[str, Any] | None:
+        e = self._enrolment
+        if e is None:
+            return None
+        return {
+            "staff_id": e.staff_id,
+            "status": e.status,
+            "recorded_s": round(e.recorded_s(time.monotonic()), 1),
+            "seconds": e.seconds,
+            "detail": e.detail,
+        }
 
     # -- the thread -----------------------------------------------------------------------------
     def _idle(self) -> bool:
@@ -218,8 +278,7 @@ class Preview:
                         self.reason = IDLE_REASON
                         return
                     while (chunk := capture.audio.get_nowait()) is not None:
-                        with self._lock:
-                            self._recent.audio.append((time.monotonic(), chunk.samples))
+                        self._sound(chunk.samples)
                     frame = capture.video.get(timeout=0.1)
                     if frame is not None:
                         self._picture(frame.rgb, detector)
@@ -235,6 +294,21 @@ class Preview:
         finally:
             detector.close()
             self.hold.release()
+
+    def _sound(self, samples: npt.NDArray[np.float32]) -> None:
+        now = time.monotonic()
+        rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if samples.size else 0.0
+        done = None
+        with self._lock:
+            self._recent.audio.append((now, samples))
+            self._level = round(20 * float(np.log10(max(rms, 1e-6))), 1)
+            e = self._enrolment
+            if e is not None and e.status == "recording":
+                e.audio.append(samples.copy())
+                if now - e.started >= e.seconds:
+                    e.status, done = "enrolling", e
+        if done is not None:
+            threading.Thread(target=self._enrol, args=(done,), name="setup-enrol", daemon=True).start()
 
     def _picture(self, rgb: npt.NDArray[np.uint8], detector: FaceDetector) -> None:
         h, w = rgb.shape[:2]
@@ -271,4 +345,6 @@ class Preview:
             "verdict": s.verdict,
             "gain_db": s.gain_db,
             "frame_size": list(s.frame_size),
+            "level_dbfs": s.level_dbfs,
+            "enrolment": s.enrolment,
         }

@@ -37,6 +37,7 @@ HERE = Path(__file__).parent
 SESSION_COOKIE = "clinic_setup"
 LOGIN_COOKIE = "clinic_setup_login"
 PROFILE_WRITTEN = "room profile written"
+VOICE_RECORDED = "staff voice recorded"
 ALLOWED = ("technician", "admin")
 
 
@@ -76,6 +77,14 @@ class RegionIn(BaseModel):
     y: float
     w: float
     h: float
+
+
+class EnrolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csrf: str = Field(max_length=200)
+    staff_id: str = Field(min_length=1, max_length=64)
+    consent: str = Field(min_length=1, max_length=200)
+    seconds: float = Field(default=15.0, ge=10.0, le=60.0)
 
 
 class ProfileIn(BaseModel):
@@ -153,6 +162,17 @@ def write_profile(body: ProfileIn, request: Request, s: SetupDep, who: Technicia
     s.log.record(who.username, PROFILE_WRITTEN, "", address(request), f"region {r.x:g},{r.y:g},{r.w:g},{r.h:g}")
     logger.info("room profile written by %s from the setup page: %s", who.username, path)
     return JSONResponse({"written": True, "path": str(path), "verdict": snap.verdict})
+
+
+@router.post("/enrol")
+def enrol(body: EnrolIn, request: Request, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    """Record a staff member reading aloud in the room, then store their voice's embedding only."""
+    _fresh(body.csrf, who)
+    if not s.preview.running:
+        raise HTTPException(status_code=409, detail=f"the microphone is not open: {s.preview.reason}")
+    s.preview.record_voice(body.staff_id, body.consent, body.seconds)
+    s.log.record(who.username, VOICE_RECORDED, "", address(request), f"staff {body.staff_id}")
+    return JSONResponse(s.preview.as_json())
 
 
 @router.post("/stop")

@@ -31,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     remove.add_argument("--staff-id", required=True)
 
 
-def _voices(config: AppConfig) -> StaffVoices:
+def staff_voices(config: AppConfig) -> StaffVoices:
     from edge.channels.sessions import staff_dir  # noqa: PLC0415
     from edge.speakers.staff import StaffVoices  # noqa: PLC0415
 
@@ -43,7 +43,7 @@ def _voices(config: AppConfig) -> StaffVoices:
     return StaffVoices(staff_dir(config), owner)
 
 
-def _encoder(config: AppConfig) -> SpeakerEncoder:
+def speaker_encoder(config: AppConfig) -> SpeakerEncoder:
     from edge.errors import ConfigError  # noqa: PLC0415
     from edge.inference.engine import create_engine  # noqa: PLC0415
     from edge.inference.manifest import load_manifest  # noqa: PLC0415
@@ -64,9 +64,9 @@ def staff_voice(args: argparse.Namespace) -> int:
     from edge.speakers.staff import read_wav  # noqa: PLC0415
 
     config = load_config(args.config)
-    voices = _voices(config)
+    voices = staff_voices(config)
     if args.action == "enroll":
-        encoder = _encoder(config)
+        encoder = speaker_encoder(config)
         try:
             voice = voices.enroll(args.staff_id, args.consent, read_wav(args.audio), encoder, config.audio)
         finally:

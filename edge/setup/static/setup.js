@@ -94,6 +94,18 @@
     post("/region", body).then((response) => response.ok && response.json()).then((s) => s && show(s));
   }
 
+  document.getElementById("record").addEventListener("click", () => {
+    const staff = document.getElementById("staff-id").value.trim();
+    const consent = document.getElementById("staff-consent").value.trim();
+    if (!staff || !consent) {
+      document.getElementById("enrolment").textContent = "Give the staff id and their consent reference first.";
+      return;
+    }
+    post("/enrol", { staff_id: staff, consent: consent, seconds: 15 }).then((response) => {
+      if (!response.ok) response.json().then((a) => (document.getElementById("enrolment").textContent = a.detail || "refused"));
+    });
+  });
+
   suggest.addEventListener("click", () => state && state.suggested && setRegion(state.suggested));
   write.addEventListener("click", () => {
     write.disabled = true;
@@ -130,6 +142,20 @@
     );
     document.getElementById("gain").textContent =
       s.gain_db ? "Suggested microphone gain change: " + (s.gain_db > 0 ? "+" : "") + s.gain_db + " dB" : "";
+    const level = document.getElementById("level");
+    level.value = s.level_dbfs === null ? -80 : Math.max(-80, Math.min(0, s.level_dbfs));
+    document.getElementById("level-text").textContent = s.level_dbfs === null ? "no sound yet" : s.level_dbfs + " dBFS";
+    const e = s.enrolment;
+    const note = document.getElementById("enrolment");
+    if (e) {
+      note.dataset.status = e.status;
+      note.textContent =
+        e.status === "recording"
+          ? "Recording " + e.staff_id + ": " + e.recorded_s + " of " + e.seconds + " s…"
+          : e.status === "enrolling"
+            ? "Enrolling " + e.staff_id + "…"
+            : (e.status === "stored" ? "Enrolled " + e.staff_id + ": " : "Not enrolled: ") + e.detail;
+    }
     const r = s.region;
     document.getElementById("region-text").textContent =
       "Region: x " + r.x + ", y " + r.y + ", width " + r.w + ", height " + r.h;
