@@ -292,9 +292,20 @@ def test_report_says_whether_a_preview_was_saved(
     page = report.read_text()
     assert "<h1>Room calibration</h1>" in page
     assert "face_found" in page and "speech_to_noise" in page
-    assert page.count("data:image/png;base64,") == (2 if save_preview else 1)
-    assert ("Preview frame: <b>saved</b>" in page) is save_preview
-    assert ("Preview frame: <b>not saved</b>" in page) is not save_preview
+    assert page.count("data:image/png;base64,") == 2  # the plots, and the preview: a photo or blurred
+    assert ("Preview frame: <b>saved</b> as a photo" in page) is save_preview
+    assert ("Preview frame: <b>blurred</b> past recognition" in page) is not save_preview
+
+
+@pytest.mark.unit
+def test_a_blurred_preview_shows_no_face(detector: FaceDetector) -> None:
+    """The report's default preview keeps the room's layout and loses the person: the detector that
+    finds the face in the photo finds none in its blurred copy."""
+    from edge.calibration.report import blurred
+
+    photo = SCENES["good"]()
+    assert detector.detect(photo)
+    assert not detector.detect(blurred(photo))
 
 
 def _clap_clip(folder: Path, *, flash_s: float, click_s: float, seconds: float = 4.0) -> Path:

@@ -173,6 +173,12 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             region = profile["client_region"]
             assert region["x"] == pytest.approx(0.05, abs=0.03) and region["w"] == pytest.approx(0.75, abs=0.03)
             assert profile["preview_saved"] is False
+            # The calibration report: the picture blurred unless a photo is ticked.
+            driver.find_element("id", "report").click()
+            _wait(driver, lambda d: d.find_element("id", "report-link").is_displayed(), "the report")
+            written = next((state_dir / "reports").glob("calibration-*.html"))
+            assert written.stat().st_mode & 0o777 == 0o600
+            assert "blurred</b> past recognition" in written.read_text(encoding="utf-8")
             # A staff voice enrolled from the page: only its embedding is stored.
             driver.find_element("id", "staff-id").send_keys("staff-9")
             driver.find_element("id", "staff-consent").send_keys("c-9")
@@ -203,6 +209,7 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             _log_in(driver, base, "ther-1")
             assert "technicians and administrators" in driver.page_source
     assert not list(state_dir.rglob("*.jpg")) and not list(state_dir.rglob("*.png")), "no picture was written"
+    assert not list(state_dir.rglob("*.wav")), "no recording was written"
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

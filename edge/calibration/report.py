@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import cv2
 import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
@@ -50,6 +51,13 @@ def _plots(m: Measurements) -> str:
     return figure_png(fig)
 
 
+def blurred(rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """The picture with no person recognisable in it: shrunk to a few dozen pixels and blurred."""
+    h, w = rgb.shape[:2]
+    tiny = cv2.resize(rgb, (max(1, w // 24), max(1, h // 24)), interpolation=cv2.INTER_AREA)
+    return np.asarray(cv2.GaussianBlur(cv2.resize(tiny, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 6), np.uint8)
+
+
 def write_report(
     path: Path,
     profile: RoomProfile,
@@ -59,6 +67,8 @@ def write_report(
     *,
     preview_asked: bool = False,
 ) -> Path:
+    """The report; ``preview`` is shown as a photo when ``preview_asked`` (the technician ticked it),
+    else blurred past recognition (the room's layout and the region, never a person)."""
     result = verdict(profile.checks)
     rows = "\n".join(
         f"<tr><td><b style='color:{COLOURS[c.status]}'>{c.status.upper()}</b></td><td>{html.escape(c.name)}: "
@@ -68,21 +78,24 @@ def write_report(
         for c in profile.checks
     )
     region = profile.client_region
-    preview_html = (
-        "<p>Preview frame: <b>not saved</b> (no frame arrived during the check).</p>"
-        if preview_asked
-        else "<p>Preview frame: <b>not saved</b> (saving needs --save-preview).</p>"
-    )
+    preview_html = "<p>Preview frame: <b>not saved</b> (no frame arrived during the check).</p>"
     if preview is not None:
+        shown = preview if preview_asked else blurred(preview)
         fig, ax = plt.subplots(figsize=(6, 4.5))
-        ax.imshow(preview)
+        ax.imshow(shown)
         h, w = preview.shape[:2]
         ax.add_patch(Rectangle((region.x * w, region.y * h), region.w * w, region.h * h, fill=False, ec="yellow", lw=2))
         ax.set_axis_off()
+        where = (
+            f"the yellow box is the client region{'' if m.preview_has_face else ', which held no face in any frame'}"
+        )
+        kind = (
+            "<b>saved</b> as a photo at the technician's request"
+            if preview_asked
+            else "<b>blurred</b> past recognition (the photo only when the technician asks for it)"
+        )
         preview_html = (
-            "<p>Preview frame: <b>saved</b> at the technician's request (--save-preview); the yellow box is the "
-            f"client region{'' if m.preview_has_face else ', which held no face in any frame'}.</p>"
-            f"<img alt='preview' src='data:image/png;base64,{figure_png(fig)}'>"
+            f"<p>Preview frame: {kind}; {where}.</p><img alt='preview' src='data:image/png;base64,{figure_png(fig)}'>"
         )
     counts = {s: sum(c.status == s for c in profile.checks) for s in ("pass", "warn", "fail")}
     body = f"""<!doctype html>

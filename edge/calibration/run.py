@@ -102,7 +102,7 @@ def calibrate(
             client_region,
             duration_s,
             detector,
-            keep_preview=save_preview and report is not None,
+            keep_preview=report is not None,  # a photo only with --save-preview, else blurred
             board=board,
             on_progress=live.update if live is not None else None,
         )
@@ -125,7 +125,7 @@ def calibrate(
         microphone_gain_db=round(gain, 1),
         checks=checks,
         intrinsics=intrinsics,
-        preview_saved=measurements.preview is not None,
+        preview_saved=save_preview and measurements.preview is not None,
     )
     elapsed = time.monotonic() - started
     result = verdict(checks)

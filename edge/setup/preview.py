@@ -213,7 +213,19 @@ class Preview:
         with self._lock:
             return self._region
 
-    def snapshot(self) -> Snapshot:
+    def measurements(self) -> Measurements:
+        """The last seconds as the calibration's measurements (numbers only)."""
+        return self._measured()[0]
+
+    def photo(self) -> npt.NDArray[np.uint8] | None:
+        """The newest picture (the browser's size), decoded from memory, for a report that asks for it."""
+        jpeg = self.jpeg()
+        if jpeg is None:
+            return None
+        bgr = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        return None if bgr is None else np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), np.uint8)
+
+    def _measured(self) -> tuple[Measurements, list[list[Face]], Region, list[Face], int, tuple[int, int]]:
         with self._lock:
             frames = [stats for _, stats, _ in self._recent.frames]
             seen = [faces for _, _, faces in self._recent.frames]
@@ -227,7 +239,13 @@ class Preview:
             duration_s=span + 1 / self.config.setup.preview_fps if frames else 0.0,
             configured_fps=max(1, round(self.config.setup.preview_fps)),
             frame_size=size,
+            preview_has_face=any(any(f.analysed for f in faces) for faces in seen),
         )
+        return m, seen, region, faces, count, size
+
+    def snapshot(self) -> Snapshot:
+        m, seen, region, faces, count, size = self._measured()
+        frames = m.frames
         checks, gain = judge(m) if frames else ([], 0.0)
         result = verdict(checks)
         return Snapshot(

@@ -9,13 +9,14 @@ and no check.
 """
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -25,11 +26,12 @@ from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, addr
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.sessions import WebSession
 from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from edge.calibration.report import write_report as write_calibration_report
 from edge.config.models import AppConfig
 from edge.config.profile import Region, RoomProfile, profile_path, save_profile
 from edge.doctor import Finding
 from edge.review.staff import AccessLog
-from edge.setup.preview import Preview
+from edge.setup.preview import Preview, Snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ SESSION_COOKIE = "clinic_setup"
 LOGIN_COOKIE = "clinic_setup_login"
 PROFILE_WRITTEN = "room profile written"
 VOICE_RECORDED = "staff voice recorded"
+REPORT_WRITTEN = "calibration report"
+REPORTS = "reports"
+CALIBRATION_REPORT = re.compile(r"calibration-\d{8}T\d{6}Z\.html")
 ALLOWED = ("technician", "admin")
 
 
@@ -87,10 +92,32 @@ class EnrolIn(BaseModel):
     seconds: float = Field(default=15.0, ge=10.0, le=60.0)
 
 
+class ReportIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csrf: str = Field(max_length=200)
+    note: str = Field(default="", max_length=200)
+    photo: bool = False  # the technician ticked "include a photo of the room"
+
+
 class ProfileIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     csrf: str = Field(max_length=200)
     note: str = Field(default="", max_length=200)
+
+
+def _profile(s: Setup, snap: Snapshot, technician: str, note: str, when: datetime, *, photo: bool) -> RoomProfile:
+    return RoomProfile(
+        created_at=when.isoformat(timespec="seconds"),
+        technician=technician,
+        note=note,
+        source=s.preview.spec.redacted,
+        client_region=snap.region,
+        analysis_fps=s.config.capture.analysis_fps,
+        microphone_gain_db=snap.gain_db,
+        checks=snap.checks,
+        intrinsics=s.config.profile.intrinsics if s.config.profile is not None else None,
+        preview_saved=photo,
+    )
 
 
 def _fresh(token: str, session: WebSession) -> None:
@@ -144,18 +171,7 @@ def write_profile(body: ProfileIn, request: Request, s: SetupDep, who: Technicia
     snap = s.preview.snapshot()
     if not snap.ready:
         return JSONResponse({"written": False, "verdict": snap.verdict}, status_code=409)
-    profile = RoomProfile(
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        technician=who.username,
-        note=body.note,
-        source=s.preview.spec.redacted,
-        client_region=snap.region,
-        analysis_fps=s.config.capture.analysis_fps,
-        microphone_gain_db=snap.gain_db,
-        checks=snap.checks,
-        intrinsics=s.config.profile.intrinsics if s.config.profile is not None else None,
-        preview_saved=False,
-    )
+    profile = _profile(s, snap, who.username, body.note, datetime.now(timezone.utc), photo=False)
     path = profile_path(s.config_path)
     save_profile(profile, path)
     r = snap.region
@@ -173,6 +189,39 @@ def enrol(body: EnrolIn, request: Request, s: SetupDep, who: TechnicianDep) -> J
     s.preview.record_voice(body.staff_id, body.consent, body.seconds)
     s.log.record(who.username, VOICE_RECORDED, "", address(request), f"staff {body.staff_id}")
     return JSONResponse(s.preview.as_json())
+
+
+@router.post("/report")
+def report(body: ReportIn, request: Request, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    """The calibration report for the clinic's records (owner-only HTML in the state folder): a photo
+    of the room only when ticked, else the picture blurred past recognition."""
+    _fresh(body.csrf, who)
+    snap = s.preview.snapshot()
+    if not snap.checks:
+        raise HTTPException(status_code=409, detail=f"nothing measured yet: {s.preview.reason}")
+    stamp = datetime.now(timezone.utc)
+    profile = _profile(s, snap, who.username, body.note, stamp, photo=body.photo)
+    folder = s.config.storage.state_dir / REPORTS
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = folder / f"calibration-{stamp.strftime('%Y%m%dT%H%M%SZ')}.html"
+    write_calibration_report(
+        path, profile, s.preview.measurements(), s.config.setup.window_s, s.preview.photo(), preview_asked=body.photo
+    )
+    path.chmod(0o600)
+    s.log.record(
+        who.username, REPORT_WRITTEN, "", address(request), f"{path.name}; photo {'yes' if body.photo else 'no'}"
+    )
+    return JSONResponse({"written": True, "path": str(path), "name": path.name})
+
+
+@router.get("/reports/{name}", response_model=None)
+def report_file(name: str, s: SetupDep, _who: TechnicianDep) -> Response:
+    if not CALIBRATION_REPORT.fullmatch(name):
+        raise HTTPException(status_code=404, detail="no such report")
+    path = s.config.storage.state_dir / REPORTS / name
+    if not path.is_file():
+        raise HTTPException(status_code=404, detail="no such report")
+    return FileResponse(path, media_type="text/html", filename=name)
 
 
 @router.post("/stop")

@@ -118,6 +118,20 @@
       });
   });
 
+  document.getElementById("report").addEventListener("click", () => {
+    const body = { note: document.getElementById("note").value, photo: document.getElementById("photo").checked };
+    post("/report", body)
+      .then((response) => response.json())
+      .then((answer) => {
+        const link = document.getElementById("report-link");
+        link.hidden = !answer.written;
+        if (answer.written) {
+          link.href = "/reports/" + answer.name;
+          link.textContent = "Download " + answer.name;
+        }
+      });
+  });
+
   function show(s) {
     state = s;
     status.textContent = s.running ? "Live: " + s.frames + " pictures so far." : "The preview is off: " + s.reason;
