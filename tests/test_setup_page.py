@@ -152,6 +152,9 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             )
             assert driver.execute_script("return document.getElementById('picture').naturalWidth") == 480
             _wait(driver, lambda d: _status(d, "face_found") == "pass", "the face found in the whole frame")
+            faces = driver.execute_script("return fetch('/state.json').then(r => r.json()).then(s => s.faces)")
+            analysed = [f for f in faces if f["analysed"]]
+            assert len(analysed) == 1 and len(analysed[0]["mesh"]) == 156, "the analysed face with its mesh"
             # A region drawn away from the face: the face is no longer found in it.
             _drag(driver, 0.75, 0.05, 0.98, 0.95)
             _wait(driver, lambda d: abs(_region(d)[0] - 0.75) < 0.02, "the drawn region")

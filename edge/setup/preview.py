@@ -29,6 +29,7 @@ from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
 from edge.config.profile import CheckResult, Region
 from edge.vision.detect import FaceDetection, FaceDetector
+from edge.vision.skin import SkinSampler
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ SESSION_REASON = "a session started: the preview ended so that the room has its 
 BUSY_REASON = "a session is recording: the preview waits until the room is back in standby"
 IDLE_REASON = "stopped: the page asked for nothing for a while (reload to start again)"
 JPEG_QUALITY = 70
+MESH_STEP = 3  # every third of the mesh's 468 points is drawn
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Face:
     w: float
     h: float
     analysed: bool  # the one the room would analyse: the largest whose centre is in the client region
+    mesh: list[tuple[float, float]] = field(default_factory=list)  # its face mesh's points (every MESH_STEP-th)
 
 
 @dataclass
@@ -285,6 +288,7 @@ class Preview:
         setup = self.config.setup
         capture_config = self.config.capture.model_copy(update={"analysis_fps": max(1, round(setup.preview_fps))})
         detector = FaceDetector(self.config.vision.detector_range, self.config.vision.min_detection_confidence)
+        mesh = SkinSampler()
         try:
             with GstCapture.from_config(self.spec, capture_config, realtime_files=True) as capture:
                 while not self._stop.is_set():
@@ -299,7 +303,7 @@ class Preview:
                         self._sound(chunk.samples)
                     frame = capture.video.get(timeout=0.1)
                     if frame is not None:
-                        self._picture(frame.rgb, detector)
+                        self._picture(frame.rgb, detector, mesh)
                     if capture.error is not None:
                         self.reason = f"the source failed: {capture.error}"
                         return
@@ -311,6 +315,7 @@ class Preview:
             self.reason = f"the preview failed: {exc}"
         finally:
             detector.close()
+            mesh.close()
             self.hold.release()
 
     def _sound(self, samples: npt.NDArray[np.float32]) -> None:
@@ -328,12 +333,18 @@ class Preview:
         if done is not None:
             threading.Thread(target=self._enrol, args=(done,), name="setup-enrol", daemon=True).start()
 
-    def _picture(self, rgb: npt.NDArray[np.uint8], detector: FaceDetector) -> None:
+    def _picture(self, rgb: npt.NDArray[np.uint8], detector: FaceDetector, mesh: SkinSampler) -> None:
         h, w = rgb.shape[:2]
         detections = detector.detect(rgb)
         region = self.region
         stats = measure_frame(rgb, detector, region, detections)
         faces = faces_of(detections, region, w, h)
+        analysed = next((f for f in faces if f.analysed), None)
+        points = mesh.landmarks(rgb) if analysed is not None else None
+        if analysed is not None and points is not None:
+            cx, cy = points.mean(axis=0) / (w, h)
+            if analysed.x <= cx <= analysed.x + analysed.w and analysed.y <= cy <= analysed.y + analysed.h:
+                analysed.mesh = [(round(float(x) / w, 4), round(float(y) / h, 4)) for x, y in points[::MESH_STEP]]
         width = self.config.setup.preview_width
         small = cv2.resize(rgb, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
         ok, encoded = cv2.imencode(

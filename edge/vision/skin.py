@@ -102,10 +102,8 @@ class SkinSampler:
             self._mesh.process(np.zeros((64, 64, 3), dtype=np.uint8))  # the graph starts (and logs) here
         self._first_face_seen = False
 
-    def locate(self, rgb: npt.NDArray[np.uint8]) -> SkinRegions | None:
-        """The skin regions of the largest face (the mesh's cost), or None when no face is found."""
-        import cv2  # noqa: PLC0415 - shipped with mediapipe
-
+    def landmarks(self, rgb: npt.NDArray[np.uint8]) -> npt.NDArray[np.float32] | None:
+        """The largest face's 468 mesh points in pixels ``(468, 2)``, or None when no face is found."""
         h, w = rgb.shape[:2]
         if self._first_face_seen:
             result: Any = self._mesh.process(rgb)
@@ -116,7 +114,15 @@ class SkinSampler:
             return None
         self._first_face_seen = True
         marks = result.multi_face_landmarks[0].landmark
-        points = np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
+        return np.array([(p.x * w, p.y * h) for p in marks], dtype=np.float32)
+
+    def locate(self, rgb: npt.NDArray[np.uint8]) -> SkinRegions | None:
+        """The skin regions of the largest face (the mesh's cost), or None when no face is found."""
+        import cv2  # noqa: PLC0415 - shipped with mediapipe
+
+        points = self.landmarks(rgb)
+        if points is None:
+            return None
         hulls = (cv2.convexHull(points[list(indices)]).reshape(-1, 2) for indices in REGIONS.values())
         height = float(np.linalg.norm(points[FOREHEAD] - points[CHIN]))
         mouth = float(np.linalg.norm(points[UPPER_LIP] - points[LOWER_LIP])) / height if height > 1.0 else None

@@ -51,6 +51,8 @@
       g.strokeStyle = f.analysed ? "#00e676" : "#9e9e9e";
       g.lineWidth = f.analysed ? 3 : 2;
       g.strokeRect(f.x * w, f.y * h, f.w * w, f.h * h);
+      g.fillStyle = "#80deea";
+      for (const [px, py] of f.mesh || []) g.fillRect(px * w - 1, py * h - 1, 2, 2);
     }
   }
 
