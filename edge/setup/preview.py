@@ -22,12 +22,13 @@ import numpy as np
 import numpy.typing as npt
 
 from edge.calibration.checks import judge, verdict
+from edge.calibration.intrinsics import MIN_VIEWS, find_corners, solve
 from edge.calibration.measure import FrameStats, Measurements, measure_frame
 from edge.capture.claim import PreviewHold
 from edge.capture.pipeline import GstCapture
 from edge.capture.source import SourceSpec
 from edge.config.models import AppConfig
-from edge.config.profile import CheckResult, Region
+from edge.config.profile import CheckResult, Intrinsics, Region
 from edge.vision.detect import FaceDetection, FaceDetector
 from edge.vision.skin import SkinSampler
 
@@ -37,7 +38,8 @@ SESSION_REASON = "a session started: the preview ended so that the room has its 
 BUSY_REASON = "a session is recording: the preview waits until the room is back in standby"
 IDLE_REASON = "stopped: the page asked for nothing for a while (reload to start again)"
 JPEG_QUALITY = 70
-MESH_STEP = 3  # every third of the mesh's 468 points is drawn
+MESH_STEP = 3
+MAX_BOARD_VIEWS = 40  # every third of the mesh's 468 points is drawn
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Snapshot:
     frame_size: tuple[int, int]
     level_dbfs: float | None  # the microphone's level over the last moment
     enrolment: dict[str, Any] | None
+    board: dict[str, Any] | None  # the checkerboard's views collected, when one is asked for
 
 
 @dataclass
@@ -143,6 +146,8 @@ class Preview:
         self.reason = "starting"
         self.hold = PreviewHold(config.storage.state_dir)
         self._enrolment: Enrolment | None = None
+        self._board: tuple[int, int, float] | None = None  # inner corners (columns, rows), square size in mm
+        self._board_views: list[npt.NDArray[np.uint8]] = []  # frames showing the whole board (memory only)
         self._level: float | None = None
 
     # -- what the page calls --------------------------------------------------------------------
@@ -191,6 +196,38 @@ class Preview:
         the voice's embedding (never the recording), as ``clinic-edge staff-voice enroll`` does."""
         with self._lock:
             self._enrolment = Enrolment(staff_id, consent, seconds, time.monotonic())
+
+    def set_board(self, cols: int, rows: int, square_mm: float) -> None:
+        """Collect views of a printed checkerboard (for a wide lens) from now on."""
+        with self._lock:
+            self._board = (cols, rows, square_mm)
+            self._board_views = []
+
+    def lens(self) -> Intrinsics | None:
+        """The lens solved from the views collected, once there are enough (None before, or without
+        a checkerboard); the views are forgotten once solved.
+
+        Raises:
+            IntrinsicsError: the views do not give a lens.
+        """
+        with self._lock:
+            board, views = self._board, list(self._board_views)
+        if board is None or len(views) < MIN_VIEWS:
+            return None
+        solved = solve(views, board[:2], board[2])
+        with self._lock:
+            self._board_views = []
+        return solved
+
+    def _board_state(self) -> dict[str, Any] | None:
+        with self._lock:
+            if self._board is None:
+                return None
+            return {
+                "pattern": f"{self._board[0]}x{self._board[1]}",
+                "views": len(self._board_views),
+                "needed": MIN_VIEWS,
+            }
 
     def _enrol(self, enrolment: Enrolment) -> None:
         from edge.errors import EdgeError  # noqa: PLC0415
@@ -265,6 +302,7 @@ class Preview:
             frame_size=size,
             level_dbfs=self._level,
             enrolment=self._enrolment_state(),
+            board=self._board_state(),
         )
 
     def _enrolment_state(self) -> dict[str, Any] | None:
@@ -352,6 +390,12 @@ class Preview:
         )
         now = time.monotonic()
         with self._lock:
+            board, views = self._board, len(self._board_views)
+        wanted = board is not None and views < MAX_BOARD_VIEWS and self._frames % 2 == 0  # neighbours add little
+        if wanted and board is not None and find_corners(rgb, board[:2]) is not None:
+            with self._lock:
+                self._board_views.append(rgb.copy())
+        with self._lock:
             if ok:
                 self._jpeg = encoded.tobytes()
             self._faces = faces
@@ -376,4 +420,5 @@ class Preview:
             "frame_size": list(s.frame_size),
             "level_dbfs": s.level_dbfs,
             "enrolment": s.enrolment,
+            "board": s.board,
         }

@@ -26,9 +26,10 @@ from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, addr
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.sessions import WebSession
 from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from edge.calibration.intrinsics import IntrinsicsError
 from edge.calibration.report import write_report as write_calibration_report
 from edge.config.models import AppConfig
-from edge.config.profile import Region, RoomProfile, profile_path, save_profile
+from edge.config.profile import Intrinsics, Region, RoomProfile, profile_path, save_profile
 from edge.doctor import Finding
 from edge.review.staff import AccessLog
 from edge.setup.preview import Preview, Snapshot
@@ -92,6 +93,14 @@ class EnrolIn(BaseModel):
     seconds: float = Field(default=15.0, ge=10.0, le=60.0)
 
 
+class BoardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    csrf: str = Field(max_length=200)
+    cols: int = Field(ge=3, le=30)
+    rows: int = Field(ge=3, le=30)
+    square_mm: float = Field(gt=0.0, le=200.0)
+
+
 class ReportIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     csrf: str = Field(max_length=200)
@@ -105,7 +114,16 @@ class ProfileIn(BaseModel):
     note: str = Field(default="", max_length=200)
 
 
-def _profile(s: Setup, snap: Snapshot, technician: str, note: str, when: datetime, *, photo: bool) -> RoomProfile:
+def _profile(
+    s: Setup,
+    snap: Snapshot,
+    technician: str,
+    note: str,
+    when: datetime,
+    *,
+    photo: bool,
+    lens: Intrinsics | None = None,
+) -> RoomProfile:
     return RoomProfile(
         created_at=when.isoformat(timespec="seconds"),
         technician=technician,
@@ -115,7 +133,7 @@ def _profile(s: Setup, snap: Snapshot, technician: str, note: str, when: datetim
         analysis_fps=s.config.capture.analysis_fps,
         microphone_gain_db=snap.gain_db,
         checks=snap.checks,
-        intrinsics=s.config.profile.intrinsics if s.config.profile is not None else None,
+        intrinsics=lens if lens is not None else s.config.profile.intrinsics if s.config.profile is not None else None,
         preview_saved=photo,
     )
 
@@ -171,7 +189,11 @@ def write_profile(body: ProfileIn, request: Request, s: SetupDep, who: Technicia
     snap = s.preview.snapshot()
     if not snap.ready:
         return JSONResponse({"written": False, "verdict": snap.verdict}, status_code=409)
-    profile = _profile(s, snap, who.username, body.note, datetime.now(timezone.utc), photo=False)
+    try:
+        lens = s.preview.lens()
+    except IntrinsicsError as exc:
+        return JSONResponse({"written": False, "verdict": f"the lens: {exc}"}, status_code=409)
+    profile = _profile(s, snap, who.username, body.note, datetime.now(timezone.utc), photo=False, lens=lens)
     path = profile_path(s.config_path)
     save_profile(profile, path)
     r = snap.region
@@ -188,6 +210,14 @@ def enrol(body: EnrolIn, request: Request, s: SetupDep, who: TechnicianDep) -> J
         raise HTTPException(status_code=409, detail=f"the microphone is not open: {s.preview.reason}")
     s.preview.record_voice(body.staff_id, body.consent, body.seconds)
     s.log.record(who.username, VOICE_RECORDED, "", address(request), f"staff {body.staff_id}")
+    return JSONResponse(s.preview.as_json())
+
+
+@router.post("/checkerboard")
+def checkerboard(body: BoardIn, s: SetupDep, who: TechnicianDep) -> JSONResponse:
+    """Collect views of a printed checkerboard; the profile written next holds the lens they give."""
+    _fresh(body.csrf, who)
+    s.preview.set_board(body.cols, body.rows, body.square_mm)
     return JSONResponse(s.preview.as_json())
 
 

@@ -108,6 +108,11 @@
     });
   });
 
+  document.getElementById("board").addEventListener("click", () => {
+    const value = (id) => Number(document.getElementById(id).value);
+    post("/checkerboard", { cols: value("board-cols"), rows: value("board-rows"), square_mm: value("board-mm") });
+  });
+
   suggest.addEventListener("click", () => state && state.suggested && setRegion(state.suggested));
   write.addEventListener("click", () => {
     write.disabled = true;
@@ -171,6 +176,11 @@
           : e.status === "enrolling"
             ? "Enrolling " + e.staff_id + "…"
             : (e.status === "stored" ? "Enrolled " + e.staff_id + ": " : "Not enrolled: ") + e.detail;
+    }
+    if (s.board) {
+      const b = document.getElementById("board-state");
+      b.dataset.views = String(s.board.views);
+      b.textContent = s.board.pattern + " board: " + s.board.views + " views (" + s.board.needed + " needed)";
     }
     const r = s.region;
     document.getElementById("region-text").textContent =
