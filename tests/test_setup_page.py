@@ -198,6 +198,25 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             assert [p.name for p in stored] == ["staff-9.json"]
             voice = json.loads(stored[0].read_text(encoding="utf-8"))
             assert voice["consent"] == "c-9" and len(voice["embedding"]) == 256 and voice["speech_s"] >= 10
+            # Or from a recording (a WAV file): its embedding only, the file never kept.
+            twice = room.parent / "jfk-twice.wav"
+            _twice(twice)
+            driver.find_element("id", "upload-staff-id").send_keys("staff-10")
+            driver.find_element("id", "upload-consent").send_keys("c-10")
+            driver.find_element("id", "upload-wav").send_keys(str(twice))
+            driver.find_element("id", "upload").click()
+            _wait(
+                driver,
+                lambda d: (
+                    "staff-10" in d.find_element("id", "enrolment").text
+                    or d.find_element("id", "enrolment").get_attribute("data-status") == "refused"
+                ),
+                "the upload",
+            )
+            assert driver.find_element("id", "enrolment").get_attribute("data-status") == "stored", driver.find_element(
+                "id", "enrolment"
+            ).text
+            assert sorted(p.name for p in (state_dir / "staff-voices").iterdir()) == ["staff-10.json", "staff-9.json"]
             # A session starts: the preview ends at once, and the page says why.
             with session_claim(state_dir):
                 _wait(
@@ -213,6 +232,17 @@ def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) 
             assert "technicians and administrators" in driver.page_source
     assert not list(state_dir.rglob("*.jpg")) and not list(state_dir.rglob("*.png")), "no picture was written"
     assert not list(state_dir.rglob("*.wav")), "no recording was written"
+
+
+def _twice(out: Path) -> None:
+    """jfk.wav twice over (22 s, enough speech to enrol)."""
+    import wave
+
+    with wave.open(str(Path(__file__).parent / "data" / "jfk.wav"), "rb") as f:
+        params, frames = f.getparams(), f.readframes(f.getnframes())
+    with wave.open(str(out), "wb") as w:
+        w.setparams(params)
+        w.writeframes(frames + frames)
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):

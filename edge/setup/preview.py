@@ -229,6 +229,22 @@ class Preview:
                 "needed": MIN_VIEWS,
             }
 
+    def enrol_recording(self, staff_id: str, consent: str, wav: bytes) -> tuple[str, str]:
+        """Enrol from an uploaded WAV file's bytes, read in memory; ("stored" or "refused", why)."""
+        import io  # noqa: PLC0415
+
+        from edge.speakers.staff import EnrolmentError, read_wav  # noqa: PLC0415
+
+        try:
+            audio = read_wav(io.BytesIO(wav))
+        except (EnrolmentError, OSError, EOFError) as exc:
+            return "refused", str(exc)
+        enrolment = Enrolment(staff_id, consent, 0.0, time.monotonic(), [audio], status="enrolling")
+        self._enrol(enrolment)
+        with self._lock:
+            self._enrolment = enrolment  # the page shows the newest enrolment, whichever way it came
+        return enrolment.status, enrolment.detail
+
     def _enrol(self, enrolment: Enrolment) -> None:
         from edge.errors import EdgeError  # noqa: PLC0415
         from edge.speakers.cli import speaker_encoder, staff_voices  # noqa: PLC0415

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -42,6 +42,7 @@ LOGIN_COOKIE = "clinic_setup_login"
 PROFILE_WRITTEN = "room profile written"
 VOICE_RECORDED = "staff voice recorded"
 REPORT_WRITTEN = "calibration report"
+MAX_WAV_BYTES = 20 << 20
 REPORTS = "reports"
 CALIBRATION_REPORT = re.compile(r"calibration-\d{8}T\d{6}Z\.html")
 ALLOWED = ("technician", "admin")
@@ -252,6 +253,26 @@ def report_file(name: str, s: SetupDep, _who: TechnicianDep) -> Response:
     if not path.is_file():
         raise HTTPException(status_code=404, detail="no such report")
     return FileResponse(path, media_type="text/html", filename=name)
+
+
+@router.post("/enrol-wav")
+def enrol_wav(
+    request: Request,
+    s: SetupDep,
+    who: TechnicianDep,
+    csrf: Annotated[str, Form(max_length=200)],
+    staff_id: Annotated[str, Form(min_length=1, max_length=64)],
+    consent: Annotated[str, Form(min_length=1, max_length=200)],
+    wav: Annotated[UploadFile, File()],
+) -> JSONResponse:
+    """A staff voice from a recording (a 16-bit WAV): its embedding is stored, the file never is."""
+    _fresh(csrf, who)
+    raw = wav.file.read(MAX_WAV_BYTES + 1)
+    if len(raw) > MAX_WAV_BYTES:
+        return JSONResponse({"status": "refused", "detail": "the recording is over 20 MB"}, status_code=413)
+    status, detail = s.preview.enrol_recording(staff_id, consent, raw)
+    s.log.record(who.username, VOICE_RECORDED, "", address(request), f"staff {staff_id} (from a file)")
+    return JSONResponse({"status": status, "detail": detail}, status_code=200 if status == "stored" else 422)
 
 
 @router.post("/stop")

@@ -18,7 +18,7 @@ import wave
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -79,13 +79,18 @@ class StaffEmbeddings:
         return cls((), np.zeros((0, dims), dtype=np.float32))
 
 
-def read_wav(path: Path) -> npt.NDArray[np.float32]:
-    """A 16-bit PCM WAV file as 16 kHz mono float32.
+def read_wav(path: Path | BinaryIO) -> npt.NDArray[np.float32]:
+    """A 16-bit PCM WAV file (a path, or its bytes in memory) as 16 kHz mono float32.
 
     Raises:
         EnrolmentError: the file is missing or is not 16-bit PCM WAV."""
+    if not isinstance(path, Path):
+        path_or_file: str | BinaryIO = path
+        path = Path("the recording")  # how messages name a file given in memory
+    else:
+        path_or_file = str(path)
     try:
-        with wave.open(str(path), "rb") as f:
+        with wave.open(path_or_file, "rb") as f:
             width, channels, rate = f.getsampwidth(), f.getnchannels(), f.getframerate()
             raw = f.readframes(f.getnframes())
     except FileNotFoundError:

@@ -108,6 +108,17 @@
     });
   });
 
+  document.getElementById("upload-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    fetch("/enrol-wav", { method: "POST", body: new FormData(event.target), credentials: "same-origin" })
+      .then((response) => response.json())
+      .then((answer) => {
+        const note = document.getElementById("enrolment");
+        note.dataset.status = answer.status || "refused";
+        note.textContent = (answer.status === "stored" ? "Enrolled: " : "Not enrolled: ") + (answer.detail || "");
+      });
+  });
+
   document.getElementById("board").addEventListener("click", () => {
     const value = (id) => Number(document.getElementById(id).value);
     post("/checkerboard", { cols: value("board-cols"), rows: value("board-rows"), square_mm: value("board-mm") });
@@ -156,6 +167,7 @@
           text("td", c.name),
           text("td", c.plain),
           text("td", c.value === null ? "" : c.value + " " + c.unit),
+          text("td", c.threshold),
           text("td", c.action),
         );
         return row;
