@@ -52,7 +52,14 @@ def test_a_session_writes_only_the_database_and_publishes_only_summaries(
     assert _files(work) == [] and _files(tmp) == [] and _files(home) == []
     assert {str(p.relative_to(cache).parent) for p in _files(cache)} <= {"gstreamer-1.0", "matplotlib"}
     assert all(re.fullmatch(r"registry\.\w+\.bin|fontlist-v[\d.]+\.json", p.name) for p in _files(cache))
-    assert {p.name for p in _files(state)} <= {"clinic-edge.db", "clinic-edge.db-wal", "clinic-edge.db-shm"}
+    # ... and the empty lock file by which a session takes the devices from the setup page's preview.
+    assert {p.name for p in _files(state)} <= {
+        "clinic-edge.db",
+        "clinic-edge.db-wal",
+        "clinic-edge.db-shm",
+        "capture.lock",
+    }
+    assert (state / "capture.lock").stat().st_size == 0
 
     # Database: no binary values and no long strings in any column of any table.
     conn = sqlite3.connect(state / "clinic-edge.db")
@@ -164,6 +171,7 @@ def test_what_the_process_opens_for_writing_and_connects_to(
             connects.add(re.sub(r"^\d+\s+connect\(\d+, ", "", line).split("}")[0])
     allowed = [
         rf"{re.escape(str(state))}/clinic-edge\.db(-wal|-shm|-journal)?",
+        rf"{re.escape(str(state))}/capture\.(lock|wanted)",  # empty: a session takes the devices (claim.py)
         r"/dev/null",
         rf"{re.escape(str(cache))}/(gstreamer-1\.0|matplotlib)/[^/]+",  # plugin registry, font list
         # GStreamer's ORC compiles SIMD kernels for colour conversion into a file it maps executable

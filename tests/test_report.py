@@ -256,7 +256,7 @@ def test_an_erasure_cut_short_after_its_commit_is_finished_at_the_next_start(
     """The process dies between the erasure's commit and deleting the files (a hook raises there): the
     next start of the store deletes them."""
     from edge.report.files import write_report
-    from edge.store import Store, db
+    from edge.store import Store, retention
 
     config, session_id = _state_copy(session, tmp_path)
     written = write_report(config, session_id, pdf=False)
@@ -269,7 +269,7 @@ def test_an_erasure_cut_short_after_its_commit_is_finished_at_the_next_start(
         raise Killed
 
     store = Store(path)
-    monkeypatch.setattr(db, "remove_reports", die)
+    monkeypatch.setattr(retention, "remove_reports", die)
     with pytest.raises(Killed):
         store.erase(session_id)
     store.close()

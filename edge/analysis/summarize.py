@@ -9,8 +9,12 @@ attribution (:mod:`edge.speakers`) leaves only the client's speech in its audio.
 
 A window is completed (fused, scored, explained) once every channel has settled for it: the words
 channel waits until the words said in the window are transcribed (:mod:`edge.channels.words`).
-Windows complete in order; a window that has waited while ``max_wait_s`` of later windows were
-analysed is completed with what its channels have (they mark it late).
+Windows with speech complete in order; a window that has waited while ``max_wait_s`` of later windows
+were analysed is completed with what its channels have (they mark it late). A window without the
+client's speech (silence, no audio, or only staff speaking) waits for nobody: it completes as soon
+as it is analysed, ahead of earlier windows still waiting for their words. The disparity tracker
+still sees every window's score in time order (a score waits there until the windows before it are
+scored), so moments are found as before; an event goes with the window whose completion ends it.
 """
 
 from __future__ import annotations
@@ -33,7 +37,10 @@ from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.disparity.score import DisparityTracker, disparity
 from edge.explain.policy import Explainer
 from edge.results import (
+    FLAG_NO_AUDIO,
+    FLAG_SILENCE,
     ChannelResult,
+    Disparity,
     DisparityEvent,
     Utterance,
     WindowInput,
@@ -81,6 +88,14 @@ class _Pending:
     results: dict[str, ChannelResult]
 
 
+def speechless(context: WindowContext) -> bool:
+    """Whether the window holds no speech of the client's: silent, without audio, or only staff's."""
+    if FLAG_SILENCE in context.flags or FLAG_NO_AUDIO in context.flags:
+        return True
+    speech = context.speech
+    return speech is not None and speech.voiced_s > 0 and speech.client == 0
+
+
 class WindowSummarizer:
     def __init__(
         self,
@@ -100,6 +115,7 @@ class WindowSummarizer:
         self.speech_stream = SpeechStream(audio.vad_threshold) if audio.vad == "silero" else None
         self._pending: deque[_Pending] = deque()
         self._newest_end = 0.0
+        self._scores: list[tuple[float, float, Disparity | None]] = []  # completed, not yet given to the tracker
 
     @property
     def waiting(self) -> int:
@@ -127,23 +143,40 @@ class WindowSummarizer:
         return self.poll()
 
     def poll(self, *, final: bool = False) -> list[WindowResult]:
-        """The waiting windows whose channels have settled (all of them when ``final``)."""
+        """The waiting windows whose channels have settled (all of them when ``final``); windows
+        without the client's speech at once."""
         done: list[WindowResult] = []
-        while self._pending:
-            pending = self._pending[0]
+        states = self.channels.states
+        for pending in list(self._pending):
             end = pending.context.end_s
-            states = self.channels.states
-            unsettled = any(not state.settled(end) for state in states.values())
+            unsettled = not speechless(pending.context) and any(not state.settled(end) for state in states.values())
             late = self._newest_end - end >= self.channels.max_wait_s
             if unsettled and not (late or final):
-                break
-            self._pending.popleft()
+                continue  # settled is monotonic in time: later windows with speech wait too
+            self._pending.remove(pending)
             for name, state in states.items():
                 result = state.complete(pending.context, pending.results.get(name), late=unsettled)
                 if result is not None:
                     pending.results[name] = result
             done.append(self._complete(pending))
         return done
+
+    def _track(self, start: float, end: float, score: Disparity | None) -> tuple[DisparityEvent, ...]:
+        """Give the tracker, in time order, the scores of every window before the earliest still
+        waiting; the events that end meanwhile."""
+        tracker = self.channels.disparity
+        if tracker is None:
+            return ()
+        self._scores.append((start, end, score))
+        self._scores.sort(key=lambda item: item[0])
+        waiting = min((p.context.start_s for p in self._pending), default=float("inf"))
+        events = []
+        while self._scores and self._scores[0][0] < waiting:
+            s, e, value = self._scores.pop(0)
+            event = tracker.add(round(s, 3), round(e, 3), value)
+            if event is not None:
+                events.append(event)
+        return tuple(events)
 
     def _complete(self, pending: _Pending) -> WindowResult:
         window, context, results = pending.window, pending.context, pending.results
@@ -153,10 +186,11 @@ class WindowSummarizer:
         t0 = time.perf_counter()
         fusion = self.channels.fusion(self.channels.registry.votes(results))
         timing["fusion_ms"] = round((time.perf_counter() - t0) * 1e3, 3)
-        score = event = None
+        score = None
+        events: tuple[DisparityEvent, ...] = ()
         if self.channels.disparity is not None:
             score = disparity(self.channels.registry.valences(results))
-            event = self.channels.disparity.add(round(start, 3), round(end, 3), score)
+            events = self._track(start, end, score)
         explanation = None
         explainer = self.channels.explainer
         if explainer is not None:
@@ -185,7 +219,7 @@ class WindowSummarizer:
             contributions=fusion.contributions,
             fusion_method=fusion.method,
             disparity=score,
-            events=(event,) if event is not None else (),
+            events=events,
             explanation=explanation,
             valence=fusion.valence,
             arousal=fusion.arousal,
