@@ -439,12 +439,10 @@ def headless_chromium(
 
 
 @contextlib.contextmanager
-def review_service(config: Path) -> Iterator[tuple[str, list[str]]]:
-    """``clinic-edge review --config config`` running: the first address it says it listens on
-    (loopback) and its log lines so far, once it says so; stopped afterwards."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "edge", "review", "--config", str(config)], stderr=subprocess.PIPE, text=True
-    )
+def serving(args: list[str], says: str) -> Iterator[tuple[str, list[str]]]:
+    """``clinic-edge ARGS`` running until the block ends: the address after ``says`` in its log (once
+    it says it listens) and its log lines so far."""
+    proc = subprocess.Popen([sys.executable, "-m", "edge", *args], stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
     ready = threading.Event()
     base: list[str] = []
@@ -454,17 +452,25 @@ def review_service(config: Path) -> Iterator[tuple[str, list[str]]]:
             return
         for line in proc.stderr:
             lines.append(line)
-            if "review page on https://" in line:
-                base.append(line.split("review page on ", 1)[1].split()[0].rstrip("/:,"))
+            if says in line:
+                base.append(line.split(says, 1)[1].split()[0].rstrip("/:,"))
                 ready.set()
 
     threading.Thread(target=read, daemon=True).start()
     try:
         if not ready.wait(120):
-            pytest.fail("the review page never said it listens:\n" + "".join(lines))
+            pytest.fail(f"clinic-edge {args[0]} never said it listens:\n" + "".join(lines))
         yield base[0], lines
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         if proc.stderr is not None:
             proc.stderr.close()
+
+
+@contextlib.contextmanager
+def review_service(config: Path) -> Iterator[tuple[str, list[str]]]:
+    """``clinic-edge review --config config`` running: the first address it says it listens on
+    (loopback) and its log lines so far, once it says so; stopped afterwards."""
+    with serving(["review", "--config", str(config)], "review page on ") as (base, lines):
+        yield base, lines

@@ -9,7 +9,6 @@ import contextlib
 import json
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from edge.capture.claim import session_claim
-from tests.conftest import headless_chromium, make_scene, write_config
+from tests.conftest import headless_chromium, make_scene, serving, write_config
 
 EDGE = [sys.executable, "-m", "edge"]
 PASSWORD = "a long technician password"
@@ -60,32 +59,8 @@ def room(tmp_path: Path, default_pack: Path) -> Path:
 
 @contextlib.contextmanager
 def setup_service(config: Path, source: Path) -> Iterator[str]:
-    proc = subprocess.Popen(
-        [*EDGE, "setup", "--config", str(config), "--source", source.as_uri()], stderr=subprocess.PIPE, text=True
-    )
-    lines: list[str] = []
-    ready = threading.Event()
-    base: list[str] = []
-
-    def read() -> None:
-        if proc.stderr is None:
-            return
-        for line in proc.stderr:
-            lines.append(line)
-            if "setup page on http://" in line:
-                base.append(line.split("setup page on ", 1)[1].split()[0].rstrip("/"))
-                ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    try:
-        if not ready.wait(120):
-            pytest.fail("the setup page never said it listens:\n" + "".join(lines))
-        yield base[0]
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        if proc.stderr is not None:
-            proc.stderr.close()
+    with serving(["setup", "--config", str(config), "--source", source.as_uri()], "setup page on ") as (base, _lines):
+        yield base
 
 
 def _wait(driver: Any, condition: Any, what: str, timeout: float = 90) -> Any:
