@@ -17,9 +17,10 @@ import pytest
 from conftest import free_port, start_broker
 from hub_helpers import Browserless, NoRedirect, cookie_jar, hub_config, running_hub, summary
 
+from clinic_common.auth.web import SECURITY_HEADERS
 from hub.release import policy_for, release_due
 from hub.users import add_user
-from hub.web import SECURITY_HEADERS, neutralised
+from hub.web import neutralised
 
 PASSWORD = "correct horse battery"
 SITE = '=HYPERLINK("evil")'

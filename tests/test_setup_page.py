@@ -96,8 +96,12 @@ def _region(driver: Any) -> list[float]:
 
 
 def _status(driver: Any, check: str) -> str | None:
-    rows = driver.find_elements("css selector", f'#checks tr[data-check="{check}"]')
-    return rows[0].get_attribute("data-status") if rows else None
+    """A check's state as the page shows it (read in one step: the rows are redrawn every picture)."""
+    script = (
+        "const r = document.querySelector(`#checks tr[data-check='${arguments[0]}']`); return r && r.dataset.status;"
+    )
+    status: str | None = driver.execute_script(script, check)
+    return status
 
 
 def test_the_technician_sets_the_room_up_on_the_page(room: Path, sitting: Path) -> None:

@@ -6,16 +6,16 @@ session's token, and the health check. A product puts a :class:`SignIn` on ``app
 (No ``from __future__ import annotations``: FastAPI reads the routes' annotations at definition time.)
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from clinic_common.auth.accounts import Accounts, LoginRefusedError
 from clinic_common.auth.sessions import WebSession
-from clinic_common.auth.web import cookie_settings, local_target, new_token, refusal, same_token
+from clinic_common.auth.web import HSTS, SECURITY_HEADERS, cookie_settings, local_target, new_token, refusal, same_token
 
 LoginPage = Callable[[Request, str, "str | None", str, int], HTMLResponse]  # next, error, form token, status
 
@@ -125,3 +125,16 @@ def healthz() -> dict[str, str]:
 async def to_login(request: Request, _exc: Exception) -> Response:
     """The exception handler for :class:`LoginRequiredError`."""
     return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+
+def add_security_headers(app: FastAPI, *, hsts: bool) -> None:
+    """Every response of ``app`` gets the pages' shared hardening headers (and HSTS over TLS)."""
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if hsts:
+            response.headers.setdefault(*HSTS)
+        return response

@@ -24,9 +24,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from clinic_common.auth import Accounts
-from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
+from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, add_security_headers, address, to_login
 from clinic_common.auth.pages import router as sign_in_router
-from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from clinic_common.auth.web import same_token
 from clinic_common.error_pages import install_error_pages
 from clinic_common.html import script_json
 from edge.channels.registry import ChannelRegistry, default_registry
@@ -398,14 +398,7 @@ def create_app(config: AppConfig, accounts: Accounts, log: AccessLog, *, secure:
     app = FastAPI(title="clinic-edge review", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if secure:
-            response.headers.setdefault(*HSTS)
-        return response
+    add_security_headers(app, hsts=secure)
 
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["local"] = local_time

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
@@ -22,10 +22,10 @@ from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from clinic_common.auth import Accounts
-from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, address, to_login
+from clinic_common.auth.pages import LoginRequiredError, SignIn, SignInDep, add_security_headers, address, to_login
 from clinic_common.auth.pages import router as sign_in_router
 from clinic_common.auth.sessions import WebSession
-from clinic_common.auth.web import HSTS, SECURITY_HEADERS, same_token
+from clinic_common.auth.web import same_token
 from edge.calibration.intrinsics import IntrinsicsError
 from edge.calibration.report import write_report as write_calibration_report
 from edge.config.models import AppConfig
@@ -287,14 +287,7 @@ def create_app(setup: Setup, accounts: Accounts, *, secure: bool) -> FastAPI:
     app = FastAPI(title="clinic-edge setup", docs_url=None, redoc_url=None, openapi_url=None)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Response:
-        response: Response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if secure:
-            response.headers.setdefault(*HSTS)
-        return response
+    add_security_headers(app, hsts=secure)
 
     app.state.setup = setup
 
