@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, model_validator
 
@@ -10,34 +10,35 @@ from clinic_common.config import StrictModel
 from edge.config.plugins import voter_values
 
 
-class FusionWeights(StrictModel):
-    """Late fusion's weight of each voting channel, before its reliability."""
+class _PerVoter(StrictModel):
+    """One number per voting channel: the product's three as fields, another registered voter's
+    beside them (checked against the room's registry, within the same bounds)."""
 
     model_config = StrictModel.model_config | {"title": "per channel", "extra": "allow"}
+    BOUNDS: ClassVar[tuple[float, float]]
 
+    @model_validator(mode="after")
+    def _registered_voters(self, info: ValidationInfo) -> _PerVoter:
+        voter_values(self.__pydantic_extra__, info, *self.BOUNDS)
+        return self
+
+
+class FusionWeights(_PerVoter):
+    """Late fusion's weight of each voting channel, before its reliability."""
+
+    BOUNDS = (0.0, 10.0)
     face: float = Field(default=1.0, ge=0.0, le=10.0)
     voice: float = Field(default=1.0, ge=0.0, le=10.0)
     words: float = Field(default=1.0, ge=0.0, le=10.0)
 
-    @model_validator(mode="after")
-    def _registered_voters(self, info: ValidationInfo) -> FusionWeights:
-        voter_values(self.__pydantic_extra__, info, 0.0, 10.0)  # other registered voting channels
-        return self
 
-
-class ChannelTemperatures(StrictModel):
+class ChannelTemperatures(_PerVoter):
     """Each voting channel's own temperature, applied before the pool."""
 
-    model_config = StrictModel.model_config | {"title": "per channel", "extra": "allow"}
-
+    BOUNDS = (0.05, 20.0)
     face: float = Field(default=1.0, gt=0.05, le=20.0)
     voice: float = Field(default=1.0, gt=0.05, le=20.0)
     words: float = Field(default=1.0, gt=0.05, le=20.0)
-
-    @model_validator(mode="after")
-    def _registered_voters(self, info: ValidationInfo) -> ChannelTemperatures:
-        voter_values(self.__pydantic_extra__, info, 0.05, 20.0)  # other registered voting channels
-        return self
 
 
 class FusionConfig(StrictModel):

@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 from fastapi.templating import Jinja2Templates
 
+from clinic_common.auth import Accounts
 from clinic_common.errors import ConfigError
 from clinic_common.mqtt import is_loopback
 from edge.capture.source import parse_source
@@ -23,7 +24,7 @@ from edge.setup.web import HERE, Setup, create_app
 logger = logging.getLogger(__name__)
 
 
-def build(config_path: Path, source: str | None = None) -> tuple[Setup, object]:
+def build(config_path: Path, source: str | None = None) -> tuple[Setup, Accounts]:
     """The page's state and its accounts, from the room's config (``source`` overrides the camera)."""
     config = load_config(config_path)
     spec = parse_source(source or config.capture.source)
@@ -45,7 +46,7 @@ def serve_setup(config_path: Path, source: str | None = None, port: int | None =
     config = setup.config
     setup.findings.extend(findings(config, config_path))
     ssl_args = {} if is_loopback(config.setup.host) else tls_settings(config)  # off loopback: TLS (validated)
-    app = create_app(setup, accounts, secure=bool(ssl_args))  # type: ignore[arg-type]
+    app = create_app(setup, accounts, secure=bool(ssl_args))
     server = uvicorn.Server(
         uvicorn.Config(
             app,
