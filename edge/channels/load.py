@@ -101,9 +101,16 @@ class ChannelModels:
                 source = packaged_whisper_dir()
             except ModelFileError as exc:
                 raise ModelError(str(exc)) from None
-        make = partial(create_transcriber, words.engine, source, threads=words.threads, device=words.device)
+        make = partial(
+            create_transcriber,
+            words.engine,
+            source,
+            threads=words.threads,
+            device=words.device,
+            context=words.audio_context,
+        )
         if engines.keep:  # sessions one after another in this process: load it once
-            key = ("transcriber", str(words.engine), str(source), str(words.threads), str(words.device))
+            key = ("transcriber", str(words.engine), str(source), str(words.threads), words.device, words.audio_context)
             models.transcriber = engines.resource(key, make, lambda t: t.close())
             models.shared = (engines, key)
         else:  # each room its own: transcription is the words channel's own pace

@@ -61,6 +61,12 @@ class WordsChannelConfig(StrictModel):
         description="Where speech-to-text runs. auto: on the GPU when the engine's build has CUDA (whisper.cpp "
         "built with GGML_CUDA, CTranslate2 seeing a CUDA device), else the CPU; the room logs which.",
     )
+    audio_context: Literal["fitted", "full"] = Field(
+        default="fitted",
+        description="What faster-whisper's encoder sees of each transcription. fitted: the speech and 2 s after it "
+        "(a short buffer costs a fraction of a full pass); full: Whisper's 30 s window, as the model was trained "
+        "(about twice the CPU of the streaming path on this machine's benchmark). whisper.cpp always uses 30 s.",
+    )
     store_transcript: bool = Field(
         default=False,
         description="Keep transcripts in the local database (never published; deleted with their session at "

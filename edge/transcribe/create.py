@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from edge.transcribe.base import Backend, Transcriber
 from edge.transcribe.errors import TranscriberError
@@ -10,10 +11,17 @@ from edge.transcribe.gpu import Device, faster_whisper_device, whisper_cpp_on_gp
 
 
 def create_transcriber(
-    backend: Backend, model: Path, *, threads: int = 2, vad: bool = True, device: Device = "auto"
+    backend: Backend,
+    model: Path,
+    *,
+    threads: int = 2,
+    vad: bool = True,
+    device: Device = "auto",
+    context: Literal["fitted", "full"] = "fitted",
 ) -> Transcriber:
     """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
-    before the native library sees it.
+    before the native library sees it; ``context`` is faster-whisper's audio context
+    (:mod:`edge.transcribe.faster`).
 
     Raises:
         TranscriberError: unknown back-end, back-end not installed, or a missing/corrupt model.
@@ -25,5 +33,7 @@ def create_transcriber(
     if backend == "faster-whisper":
         from edge.transcribe.faster import FasterWhisperTranscriber  # noqa: PLC0415
 
-        return FasterWhisperTranscriber(model, threads=threads, vad=vad, device=faster_whisper_device(device))
+        return FasterWhisperTranscriber(
+            model, threads=threads, vad=vad, device=faster_whisper_device(device), context=context
+        )
     raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")
