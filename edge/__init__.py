@@ -4,4 +4,9 @@ Raw video and audio never leave this process: frames and samples live in bounded
 and are dropped once analysed; only validated summaries are stored and published.
 """
 
+from edge.native import apply_defaults
+
+# Before numpy or any model library is loaded by anything under edge (edge.native says why).
+apply_defaults()
+
 __version__ = "0.1.0"
