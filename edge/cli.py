@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from clinic_common.cli import setup_logging
 from edge import __version__
+from edge.backup import cli as backup_cli
 from edge.errors import EdgeError
 from edge.evaluation.cli import add_parser as add_evaluate
 from edge.review.cli import COMMANDS as REVIEW_COMMANDS
@@ -85,7 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     control.add_argument("--yes", action="store_true", help="erase: do not ask to confirm (scripts)")
     _add_consent(control, required=False)
 
-    for add in (add_review, add_evaluate, setup_cli.add_parser):
+    for add in (add_review, add_evaluate, setup_cli.add_parser, backup_cli.add_parsers):
         add(sub)
 
     report = sub.add_parser("report", help="write a session's report (HTML, and PDF when Chromium is installed)")
@@ -339,6 +340,7 @@ COMMANDS = {
     "staff-voice": _staff_voice,
     "evaluate": _evaluate,
     "setup": setup_cli.run,
+    **backup_cli.COMMANDS,
     **REVIEW_COMMANDS,
 }
 
