@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import wave
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -201,15 +202,30 @@ def _proc_stats(pid: int) -> tuple[float, int]:
     return cpu, rss
 
 
-def _enrol(folder: Path, edge: str, configs: list[str]) -> None:
-    """A staff voice (espeak-ng's en-gb+f2, not the clip's voice) enrolled in every room."""
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")  # Debian's pocketsphinx-testdata
+
+
+def _staff_speech(folder: Path) -> Path:
+    """A recording of a staff member: a man reading (LibriVox, public domain, 25 s in five files of
+    Debian's pocketsphinx-testdata, which scripts/setup.sh installs). A voice from espeak-ng, which
+    also speaks the demo clip, is too close to the clip's voice for attribution to tell them apart:
+    the clip's speech would be taken for staff's and never transcribed."""
+    parts = sorted(LIBRIVOX.glob("*.wav"))
+    if not parts:
+        raise SystemExit(f"{LIBRIVOX} is missing: install pocketsphinx-testdata (scripts/setup.sh does)")
     speech = folder / "staff.wav"
-    text = (
-        "My name is on the door and I have worked in this clinic for some years now. Please take a seat, "
-        "we can start whenever you are ready, there is no hurry at all. Let us look at what we talked about "
-        "last time and how the week went for you, and then we can decide together what to focus on today."
-    )
-    subprocess.run(["espeak-ng", "-v", "en-gb+f2", "-w", str(speech), text], check=True)
+    with wave.open(str(speech), "wb") as out:
+        for i, part in enumerate(parts):
+            with wave.open(str(part), "rb") as src:
+                if i == 0:
+                    out.setparams(src.getparams())
+                out.writeframes(src.readframes(src.getnframes()))
+    return speech
+
+
+def _enrol(folder: Path, edge: str, configs: list[str]) -> None:
+    """A staff voice (a recorded man's, not the clip's) enrolled in every room."""
+    speech = _staff_speech(folder)
     for config in configs:
         enrol = ["staff-voice", "enroll", "--config", config, "--staff-id", "bench", "--consent", "benchmark"]
         subprocess.run([edge, *enrol, "--audio", str(speech)], check=True, stdout=subprocess.DEVNULL)

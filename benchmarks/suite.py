@@ -8,6 +8,10 @@ alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
   channels      per-stage cost per window against a face-only room           (channels.py)
   fer-baseline  the room's face path against the ``fer`` package's pipeline  (fer_baseline.py)
   transcribe    whisper.cpp against faster-whisper on the same recording     (transcribe.py)
+  profile       where one room's CPU and memory go at the defaults, by library, thread, stage
+                timer and loading step                                       (profile_room.py)
+  rooms-staff   rooms per device at the defaults with a staff voice enrolled in every room (words,
+                speaker attribution, voice cues, pulse: the room's whole work)  (rooms.py --staff)
   rooms         rooms per device with audio, window end -> MQTT p50/p95/p99, memory, CPU
                 (rooms.py), as configured by default, with face detection every 3rd frame, with
                 the transcript (whisper.cpp), with the transcript by faster-whisper plus
@@ -67,6 +71,14 @@ STEPS = (
     Step("fer-baseline", "fer_baseline.py", ("--repeats", "3"), ("--repeats", "1")),
     Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1", "--live-runs", "1")),
     Step("disparity", "disparity.py", (), ("--voices", "1")),
+    Step("profile", "profile_room.py", (), ("--no-perf",)),
+    Step(
+        "rooms-staff",
+        "rooms.py",
+        ("--max-rooms", "6", "--staff", "--repeats", "1"),
+        ("--max-rooms", "2", "--staff", "--repeats", "1"),
+        uses_engines=True,
+    ),
     Step("rooms", "rooms.py", ("--max-rooms", "6", "--repeats", "2"), ("--max-rooms", "2", "--repeats", "1"), True),
     Step(
         "rooms-nowords",
@@ -178,10 +190,74 @@ def _capacity(rooms: dict[str, Any] | None) -> list[dict[str, Any]]:
     ]
 
 
+def _at(result: dict[str, Any], n: int) -> dict[str, Any] | None:
+    return next((r for r in result["runs"] if r["rooms"] == n), None)
+
+
+def _defaults(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
+    """The targets for the room's defaults: one room's share of the machine, rooms in real time with
+    the whole work (a staff voice enrolled), windows without speech not held, words soon after."""
+    rows = []
+    profile = results.get("profile")
+    if profile:
+        p = profile["profile"]
+        rows.append(
+            _target(
+                "one room at the defaults: <= 20 % of both cores",
+                f"{100 * p['cpu_share']:.0f} %",
+                p["cpu_share"] <= 0.20,
+            )
+        )
+        rows.append(
+            _target(
+                "one room at the defaults: <= 450 MiB resident",
+                f"{p['rss_mib_peak']} MiB (peak)",
+                p["rss_mib_peak"] <= 450,
+            )
+        )
+    staff = results.get("rooms-staff")
+    if staff:
+        enough = staff["rooms_per_device"] >= 5
+        rows.append(
+            _target(
+                ">= 5 rooms in real time at the defaults (words on, one staff voice enrolled)",
+                _count(staff),
+                True if enough else None if staff.get("limited") else False,
+            )
+        )
+        at4 = _at(staff, 4)
+        quiet = None if at4 is None else at4.get("latency_p95_quiet_ms")
+        rows.append(
+            _target(
+                "p95 window end -> MQTT < 300 ms for windows without client speech, at 4 rooms (defaults)",
+                "not reached" if quiet is None else f"{quiet} ms",
+                None if quiet is None else quiet < 300,
+            )
+        )
+        shed = None if at4 is None else at4.get("utterances_skipped")
+        rows.append(
+            _target(
+                "no speech shed at 4 rooms (defaults, the 56 s recording)",
+                "not reached" if shed is None else f"{shed} stretches shed",
+                None if shed is None else shed == 0,
+            )
+        )
+    words = results.get("transcribe")
+    if words:
+        default = next((r for label, r in words.items() if "the default" in label), None)
+        delays = sorted(d for run in (default or {}).get("live", []) for d in run["delays_s"])
+        if delays:
+            p50 = delays[(len(delays) - 1) // 2]
+            rows.append(
+                _target("words readable by the windows p50 <= 3 s after they were said", f"{p50:.1f} s", p50 <= 3.0)
+            )
+    return rows
+
+
 def targets(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]:
-    """The targets of the performance issue, each with what the suite measured."""
+    """The targets of the performance issues, each with what the suite measured."""
     rooms = results.get("rooms")
-    rows = _capacity(rooms)
+    rows = _defaults(results) + _capacity(rooms)
     nowords = results.get("rooms-nowords")
     if nowords:
         at4 = next((r for r in nowords["runs"] if r["rooms"] == 4), None)

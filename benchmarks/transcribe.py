@@ -1,12 +1,14 @@
 """Transcription on this machine: word error rate and real-time factor of whisper.cpp (the converted
-ggml file) and faster-whisper (the packaged CTranslate2 folder) on the same recording (jfk.wav,
-public domain, 11 s), repeated; voice activity detection on, 2 threads each.
+ggml file) and faster-whisper (the packaged CTranslate2 folder, with the room's fitted audio context
+and with Whisper's full 30 s) on the same recording (jfk.wav, public domain, 11 s), repeated; voice
+activity detection on, 2 threads each.
 
 Then the room's live path: the words channel (streaming transcription with LocalAgreement, text
-emotion) fed the recording window by window in real time (1 s hops of 2.5 s windows, 1 s of quiet
-before, 3 s after), as a live room does: its word error rate, the delay from the end of each word
-to the moment the windows could read it (wall clock, transcription included), and the
-model's time per second of audio.
+emotion) fed recorded speech window by window in real time (1 s hops of 2.5 s windows), as a live
+room does: jfk.wav and, where Debian's pocketsphinx-testdata is installed (scripts/setup.sh installs
+it), its five LibriVox sentences (a man reading, public domain, 25 s), 3 s of quiet between them.
+Per back-end: the word error rate, the delay from the end of each word to the moment the windows
+could read it (wall clock, transcription included), and the model's CPU time per second of audio.
 
 Usage: .venv/bin/python benchmarks/transcribe.py [--repeats 5]
 Writes benchmarks/results/transcribe-<machine>.json and .md.
@@ -27,10 +29,22 @@ from results_io import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 
 
-def _live(transcriber: Any, speech: Any, word_error_rate: Any) -> dict[str, Any]:
-    """The words channel fed the recording in real time; returns its text, delays and cost."""
+def _recordings(read_wav: Any) -> list[tuple[Any, str]]:
+    """(audio, reference text) of the live path's recordings: jfk.wav and the LibriVox sentences."""
+    out = [(read_wav(ROOT / "tests" / "data" / "jfk.wav"), JFK_TEXT)]
+    transcription = LIBRIVOX / "transcription"
+    if transcription.is_file():
+        for line in transcription.read_text(encoding="utf-8").splitlines():
+            text, _, name = line.rpartition("(")
+            out.append((read_wav(LIBRIVOX / f"{name.strip(' )')}.wav"), text.replace("<s>", "").replace("</s>", "")))
+    return out
+
+
+def _live(transcriber: Any, recordings: list[tuple[Any, str]], word_error_rate: Any) -> dict[str, Any]:
+    """The words channel fed the recordings in real time; returns its text, delays and cost."""
     import numpy as np
 
     from edge.audio.features import LogMel
@@ -40,7 +54,13 @@ def _live(transcriber: Any, speech: Any, word_error_rate: Any) -> dict[str, Any]
     from edge.text.emotion import load_text_model
 
     rate, hop, length = 16_000, 16_000, 40_000
-    audio = np.concatenate([np.zeros(rate, np.float32), speech, np.zeros(3 * rate, np.float32)])
+    parts = [np.zeros(rate, np.float32)]
+    for speech, _ in recordings:
+        parts += [speech, np.zeros(3 * rate, np.float32)]
+    audio = np.concatenate(parts)
+    reference = " ".join(text for _, text in recordings)
+    cpu = time.process_time()
+    passes_before = dict(getattr(transcriber, "passes", {}))
     config, words = AudioConfig(), WordsChannelConfig()
     text = load_text_model(ROOT / "build" / "models" / "pack", InferenceConfig().backends)
     analyzer = WordsAnalyzer(
@@ -76,13 +96,16 @@ def _live(transcriber: Any, speech: Any, word_error_rate: Any) -> dict[str, Any]
     look()
     utterances = analyzer.recent()
     analyzer.close()
+    cpu = time.process_time() - cpu
     delays = sorted(seen[a] - b for u in utterances for a, b in u.word_times if a in seen)
     said = " ".join(u.text for u in utterances)
     return {
         "text": said,
-        "wer": word_error_rate(JFK_TEXT, said),
+        "wer": word_error_rate(reference, said),
         "delays_s": [round(d, 3) for d in delays],
         "model_s_per_audio_s": round(sum(u.transcribe_ms for u in utterances) / 1e3 / (audio.shape[0] / rate), 3),
+        "cpu_s_per_audio_s": round(cpu / (audio.shape[0] / rate), 3),
+        "passes": {k: v - passes_before.get(k, 0) for k, v in getattr(transcriber, "passes", {}).items()},
         "skipped": analyzer.skipped,
     }
 
@@ -98,7 +121,11 @@ def _live_row(backend: str, row: dict[str, Any]) -> str:
 
     wers = ", ".join(f"{r['wer']:.3f}" for r in runs)
     cost = statistics.median(r["model_s_per_audio_s"] for r in runs)
-    return f"| {backend} | {wers} | {row['wer']:.3f} | {q(0.5):.1f} / {q(0.95):.1f} / {delays[-1]:.1f} | {cost:.2f} s |"
+    cpu = statistics.median(r["cpu_s_per_audio_s"] for r in runs)
+    return (
+        f"| {backend} | {wers} | {row['wer']:.3f} | {q(0.5):.1f} / {q(0.95):.1f} / {delays[-1]:.1f} | "
+        f"{cost:.2f} s | {cpu:.2f} s |"
+    )
 
 
 def main() -> int:
@@ -108,30 +135,40 @@ def main() -> int:
     parser.add_argument("--ggml", type=Path, default=ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
+    from edge.config.models import ModelsConfig
+    from edge.inference.pack import trust_pack
     from edge.transcribe import create_transcriber
     from edge.transcribe.wer import word_error_rate
     from export.data.inputs import read_wav
     from export.whisper_ggml import packaged_model_dir
 
-    audio = read_wav(ROOT / "tests" / "data" / "jfk.wav")
+    pack = ROOT / "build" / "models" / "pack"  # the text model the live path runs, as a room checks it
+    trust_pack(ModelsConfig(pack=pack, trusted_keys=[ROOT / "build" / "keys" / "pack-signing.key.pub"]))
+    recordings = _recordings(read_wav)
+    audio = recordings[0][0]
     rows = {}
-    for backend, model in (("whisper.cpp", args.ggml), ("faster-whisper", packaged_model_dir())):
+    setups = (
+        ("whisper.cpp", "whisper.cpp", args.ggml, "full"),
+        ("faster-whisper (fitted context, the default)", "faster-whisper", packaged_model_dir(), "fitted"),
+        ("faster-whisper (30 s context)", "faster-whisper", packaged_model_dir(), "full"),
+    )
+    for label, backend, model, context in setups:
         started = time.perf_counter()
-        transcriber = create_transcriber(backend, model)  # type: ignore[arg-type]
+        transcriber = create_transcriber(backend, model, context=context)  # type: ignore[arg-type]
         load_s = time.perf_counter() - started
         transcriber.transcribe(audio)  # warm-up
         runs = [transcriber.transcribe(audio) for _ in range(args.repeats)]
         rtf = [r.real_time_factor for r in runs]
-        rows[backend] = {
+        rows[label] = {
             "text": runs[-1].text,
             "wer": word_error_rate(JFK_TEXT, runs[-1].text),
             "rtf_median": round(statistics.median(rtf), 3),
             "rtf_range": [round(min(rtf), 3), round(max(rtf), 3)],
             "load_s": round(load_s, 2),
         }
-        print(backend, rows[backend], flush=True)
-        rows[backend]["live"] = [_live(transcriber, audio, word_error_rate) for _ in range(args.live_runs)]
-        print(backend, "live", rows[backend]["live"], flush=True)
+        print(label, rows[label], flush=True)
+        rows[label]["live"] = [_live(transcriber, recordings, word_error_rate) for _ in range(args.live_runs)]
+        print(label, "live", rows[label]["live"], flush=True)
         transcriber.close()
     base = rows["whisper.cpp"]["rtf_median"]
     lines = [
@@ -147,12 +184,14 @@ def main() -> int:
         ),
         "",
         f"The room's live path (words channel, defaults: a transcription every 2 s of speech, 2 s pauses "
-        f"end an utterance), jfk.wav in real time, {args.live_runs} runs: delay from a word's end to its "
-        "being readable by the windows (p50 / p95 / max over the words of all runs).",
+        f"end an utterance), {len(recordings)} recordings ({sum(a.shape[0] for a, _ in recordings) / 16_000:.0f} s "
+        f"of speech: jfk.wav{' and LibriVox' if len(recordings) > 1 else ''}) in real time, {args.live_runs} runs: "
+        "delay from a word's end to its being readable by the windows (p50 / p95 / max over the words of all "
+        "runs), the transcriber's wall time and the whole live path's CPU time per second of audio.",
         "",
-        "| back-end | live word error rate | whole-file word error rate | delay p50 / p95 / max s | "
-        "model time per audio second |",
-        "| --- | --- | --- | --- | --- |",
+        "| back-end | live word error rate | whole-file word error rate (jfk) | delay p50 / p95 / max s | "
+        "model time per audio second | CPU per audio second |",
+        "| --- | --- | --- | --- | --- | --- |",
         *(_live_row(b, r) for b, r in rows.items()),
         "",
     ]

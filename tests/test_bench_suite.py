@@ -65,10 +65,40 @@ def _hub(rates: list[float], p95s: list[float], pages: list[float] | None = None
     return out
 
 
+def _profile(cpu_share: float, rss: float) -> dict[str, Any]:
+    return {"profile": {"cpu_share": cpu_share, "rss_mib_peak": rss}}
+
+
+def _staff(per_device: int, quiet_at_4: float, shed_at_4: int) -> dict[str, Any]:
+    result = _rooms(per_device, None)
+    if per_device >= 4:
+        result["runs"][3].update(latency_p95_quiet_ms=quiet_at_4, utterances_skipped=shed_at_4)
+    return result
+
+
+def _live(delays: list[float]) -> dict[str, Any]:
+    return {
+        "whisper.cpp": {"live": [{"delays_s": [9.0, 9.0, 9.0]}]},
+        "faster-whisper (fitted context, the default)": {"live": [{"delays_s": delays}]},
+    }
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("results", "target", "measured", "met"),
     [
+        ({"profile": _profile(0.18, 700.0)}, "one room at the defaults: <= 20 %", "18 %", True),
+        ({"profile": _profile(0.23, 700.0)}, "one room at the defaults: <= 20 %", "23 %", False),
+        ({"profile": _profile(0.18, 700.0)}, "one room at the defaults: <= 450 MiB", "700.0 MiB", False),
+        ({"rooms-staff": _staff(5, 120.0, 0)}, ">= 5 rooms in real time at the defaults", "5 rooms", True),
+        ({"rooms-staff": _staff(4, 120.0, 0)}, ">= 5 rooms in real time at the defaults", "4 rooms", False),
+        ({"rooms-staff": _staff(4, 120.0, 0)}, "without client speech, at 4 rooms", "120.0 ms", True),
+        ({"rooms-staff": _staff(4, 420.0, 0)}, "without client speech, at 4 rooms", "420.0 ms", False),
+        ({"rooms-staff": _staff(3, 120.0, 0)}, "without client speech, at 4 rooms", "not reached", None),
+        ({"rooms-staff": _staff(4, 120.0, 2)}, "no speech shed at 4 rooms", "2 stretches", False),
+        ({"rooms-staff": _staff(5, 120.0, 0)}, "no speech shed at 4 rooms", "0 stretches", True),
+        ({"transcribe": _live([1.0, 2.5, 4.0])}, "words readable", "2.5 s", True),  # whisper.cpp's row not read
+        ({"transcribe": _live([3.0, 3.6, 7.0])}, "words readable", "3.6 s", False),
         ({"hub-scale": _hub([1500.0, 3100.0], [300.0, 120.0])}, ">= 3000 summaries/s", "3100/s with 2 worker", True),
         ({"hub-scale": _hub([1500.0, 2900.0], [300.0, 120.0])}, ">= 3000 summaries/s", "2900/s with 2 worker", False),
         ({"hub-scale": _hub([1500.0, 3100.0], [300.0, 120.0])}, "publish -> committed", "300 ms (worst of 2", True),

@@ -1,0 +1,254 @@
+"""Where one room's CPU time and memory go at the room's defaults.
+
+One room (`clinic-edge run`, every channel at its defaults, one staff voice enrolled so speaker
+attribution runs) plays the 56 s demo recording in real time and publishes to a local mosquitto,
+as `benchmarks/rooms.py` runs it. Measured:
+
+* CPU by native library (perf, sampled at 199 Hz with call graphs, where `perf` is installed:
+  Debian's linux-perf): each library stands for a stage (CTranslate2 = speech to text, MediaPipe =
+  face detection and mesh, ONNX Runtime = the face, text, speaker and voice-activity models,
+  Praat = voice cues, libav/GStreamer = decoding and capture, the interpreter = the Python glue of
+  windows, fusion, storage and publishing, the kernel = system calls, page faults, scheduling);
+* CPU by thread (from /proc, every 0.3 s): the total, and the share of the busiest threads;
+* the stage timers every stored window carries (milliseconds per window on the analysis thread);
+* memory: resident size once the models are loaded and at its peak, and, in a separate process,
+  what importing each library and loading each model adds.
+
+Usage: .venv/bin/python benchmarks/profile_room.py [--no-perf]
+Writes benchmarks/results/profile-<machine>.json and .md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from results_io import interrupt_on_sigterm, machine, stop, write_results
+from rooms import ROOT, Setup, _config, _enrol, _free_port
+
+TICK = os.sysconf("SC_CLK_TCK")
+# A native library's file name (its start) -> the stage it stands for.
+LIBRARIES = (
+    ("libctranslate2", "speech to text (Whisper on CTranslate2)"),
+    ("libgomp", "speech to text (Whisper on CTranslate2)"),
+    ("_framework_bindings", "face detection and mesh (MediaPipe)"),
+    ("onnxruntime", "ONNX models (face, text, speaker, voice activity)"),
+    ("parselmouth", "voice cues (Praat)"),
+    ("libav", "decoding the recording (libav)"),
+    ("libgst", "capture (GStreamer)"),
+    ("orcexec", "capture (GStreamer)"),
+    ("libvorbis", "decoding the recording (libav)"),
+    ("python3", "Python: windows, channels' glue, fusion, storage, publishing"),
+    ("[JIT]", "Python: windows, channels' glue, fusion, storage, publishing"),
+    ("_multiarray", "numpy"),
+    ("libopenblas", "numpy"),
+    ("libscipy_openblas", "numpy"),
+    ("cv2", "OpenCV (face alignment)"),
+    ("[kernel", "kernel: system calls, page faults, scheduling"),
+    ("libc.so", "C library: memory allocation, copies, locks"),
+)
+
+MEMORY_PROBE = textwrap.dedent(
+    """
+    import glob, json, os, sys
+    steps = []
+    def rss():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    last = rss()
+    def step(name):
+        global last
+        now = rss(); steps.append((name, round(now - last, 1))); last = now
+    steps.append(("Python interpreter", round(last, 1)))
+    import edge, numpy; step("numpy")
+    import onnxruntime; step("ONNX Runtime (library)")
+    sys.modules.setdefault("sounddevice", None)
+    import mediapipe as mp; step("MediaPipe (library, with OpenCV and matplotlib)")
+    mp.solutions.face_detection.FaceDetection(model_selection=1); step("MediaPipe face detection")
+    mp.solutions.face_mesh.FaceMesh(max_num_faces=1); step("MediaPipe face mesh")
+    import parselmouth; step("Praat (parselmouth)")
+    import scipy.signal; step("SciPy signal")
+    from faster_whisper import WhisperModel; step("faster-whisper (library, with PyAV)")
+    from export.whisper_ggml import packaged_model_dir
+    WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+    step("Whisper tiny.en (int8)")
+    import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); step("GStreamer")
+    keep = []
+    for path in sorted(glob.glob(sys.argv[1] + "/*/*.fp32.onnx")):
+        keep.append(onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]))
+        step(os.path.basename(path) + f" ({os.path.getsize(path) / 2**20:.0f} MiB file)")
+    print(json.dumps({"steps": steps, "total": round(rss(), 1)}))
+    """
+)
+
+
+def _perf_by_library(data: Path) -> dict[str, float]:
+    """Share of CPU samples (percent) by stage, from `perf report --sort dso`."""
+    out = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    stages: Counter[str] = Counter()
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(.+?)\s*$", line)
+        if not m:
+            continue
+        name = m.group(2)
+        stage = next((s for prefix, s in LIBRARIES if name.startswith(prefix)), "other libraries")
+        stages[stage] += float(m.group(1))
+    return {k: round(v, 1) for k, v in stages.most_common()}
+
+
+def _threads(pid: int, last: dict[int, tuple[str, float]]) -> None:
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat.rsplit(")", 1)[1].split()
+        last[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / TICK)
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _stage_timers(database: Path) -> dict[str, float]:
+    """Mean milliseconds per stored window of every stage timer."""
+    totals: Counter[str] = Counter()
+    with sqlite3.connect(database) as db:
+        rows = [json.loads(t) for (t,) in db.execute("SELECT timing FROM windows")]
+    for timing in rows:
+        totals.update({k: float(v) for k, v in timing.items()})
+    return {k: round(v / len(rows), 1) for k, v in totals.most_common()} if rows else {}
+
+
+def profile(use_perf: bool) -> dict[str, Any]:
+    port = _free_port()
+    with tempfile.TemporaryDirectory(prefix="clinic-profile-") as tmp:
+        folder = Path(tmp)
+        conf = folder / "mosquitto.conf"
+        conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+        broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        edge = str(ROOT / ".venv" / "bin" / "clinic-edge")
+        config = _config(folder, 0, port, Setup(staff=True))
+        _enrol(folder, edge, [str(config)])
+        cmd = [edge, "run", "--config", str(config), "--consent", "written", "--consent-by", "benchmark"]
+        data = folder / "perf.data"
+        if use_perf:
+            cmd = ["perf", "record", "-q", "-F", "199", "-g", "-o", str(data), "--", *cmd]
+        started = time.monotonic()
+        room = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threads: dict[int, tuple[str, float]] = {}
+        rss: list[tuple[float, float]] = []
+        try:
+            target = None if use_perf else room.pid  # under perf, the room is perf's child
+            while room.poll() is None:
+                if target is None:
+                    children = Path(f"/proc/{room.pid}/task/{room.pid}/children").read_text().split()
+                    target = int(children[0]) if children else None
+                if target is not None:
+                    try:
+                        _threads(target, threads)
+                        rss.append((time.monotonic() - started, _rss_mib(target)))
+                    except OSError:
+                        pass
+                time.sleep(0.3)
+            output = room.communicate()[0]
+        finally:
+            stop([room, broker])
+        wall = time.monotonic() - started
+        if room.returncode != 0:
+            raise SystemExit(f"the room failed:\n{output}")
+        loaded = re.search(r"(\d\d:\d\d:\d\d),\d+ INFO edge.runtime.app: session \S+ started", output)
+        by_library = _perf_by_library(data) if use_perf else {}
+        timers = _stage_timers(folder / "state0" / "clinic-edge.db")
+    cpu_total = sum(v for _, v in threads.values())
+    busiest = sorted(threads.items(), key=lambda kv: -kv[1][1])[:8]
+    memory = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", MEMORY_PROBE, str(ROOT / "build" / "models" / "pack")],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+    )
+    first_rss = next((r for t, r in rss if t > 8.0), 0.0)  # models loaded, the session under way
+    return {
+        "wall_s": round(wall, 1),
+        "cpu_s": round(cpu_total, 1),
+        "cpu_share": round(cpu_total / wall / (os.cpu_count() or 1), 3),
+        "by_library_pct": by_library,
+        "threads": [{"name": name, "cpu_s": round(cpu, 1)} for _, (name, cpu) in busiest],
+        "stage_ms_per_window": timers,
+        "rss_mib_started": round(first_rss, 1),
+        "rss_mib_peak": round(max((r for _, r in rss), default=0.0), 1),
+        "memory_steps_mib": memory["steps"],
+        "memory_probe_total_mib": memory["total"],
+        "session_started": bool(loaded),
+        "room_report": [ln for ln in output.splitlines() if re.match(r"(frames|windows|words|latency|mqtt):", ln)],
+    }
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, r = results["machine"], results["profile"]
+    lines = [
+        f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']} ({results['date']}); one room at the "
+        "defaults (words, speaker attribution with one staff voice, voice cues, pulse) playing the demo scene x4 "
+        "(56 s) in real time.",
+        "",
+        f"CPU: {r['cpu_s']} s in {r['wall_s']} s, **{100 * r['cpu_share']:.0f} % of both cores**. "
+        f"Resident memory: {r['rss_mib_started']} MiB once the session runs, **{r['rss_mib_peak']} MiB** at its peak.",
+        "",
+    ]
+    if r["by_library_pct"]:
+        lines += ["| stage (native library) | share of the room's CPU |", "| --- | --- |"]
+        lines += [f"| {k} | {v} % |" for k, v in r["by_library_pct"].items() if v >= 0.5]
+        lines.append("")
+    lines += ["The room's own report of the run:", "", "```", *r["room_report"], "```", ""]
+    lines += ["| busiest threads | CPU s |", "| --- | --- |"]
+    lines += [f"| {t['name']} | {t['cpu_s']} |" for t in r["threads"]]
+    lines += ["", "| stage timer (analysis thread) | ms per window |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in r["stage_ms_per_window"].items()]
+    lines += ["", "| memory: loading step | MiB added |", "| --- | --- |"]
+    lines += [f"| {name} | {mib} |" for name, mib in r["memory_steps_mib"]]
+    lines.append(f"| all of them, in one process | {r['memory_probe_total_mib']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    interrupt_on_sigterm()
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--no-perf", action="store_true", help="skip the per-library CPU split (perf)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = parser.parse_args()
+    if shutil.which("mosquitto") is None:
+        raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
+    use_perf = not args.no_perf and shutil.which("perf") is not None
+    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "profile": profile(use_perf)}
+    write_results(args.out, "profile", results, markdown(results))
+    print(markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
