@@ -423,7 +423,9 @@ def test_every_architecture_exports_in_three_precisions(raw: dict[str, object], 
 
 
 @pytest.mark.unit
-def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, speech_run: Path) -> None:
+def test_the_rooms_voice_channel_runs_the_packs_speech_model(
+    speech_pack: Path, speech_run: Path, tmp_path: Path
+) -> None:
     """The room prepares audio exactly as training did (same output as the PyTorch checkpoint), and a
     window's voice result says the speech model gave it and is fused."""
     from datetime import datetime, timezone
@@ -431,14 +433,17 @@ def test_the_rooms_voice_channel_runs_the_packs_speech_model(speech_pack: Path, 
     from clinic_signals.audio import LogMel
     from edge.analysis.summarize import WindowSummarizer
     from edge.channels.load import ChannelModels
-    from edge.config.models import AppConfig, AudioConfig, RoomConfig
+    from edge.config.models import AppConfig, AudioConfig, RoomConfig, StorageConfig
     from edge.results import WindowInput
 
     models_config = ModelsConfig(pack=speech_pack, trusted_keys=[signing_key()[1]])
     # The corpus's "speech" is a tone with an emotion's contour (this tests the speech model's plumbing):
     # the energy rule hears it; the learned default rightly does not (tests/test_voice_activity.py).
     config = AppConfig(
-        room=RoomConfig(site="s", room="r", device_id="d"), models=models_config, audio=AudioConfig(vad="energy")
+        room=RoomConfig(site="s", room="r", device_id="d"),
+        models=models_config,
+        audio=AudioConfig(vad="energy"),
+        storage=StorageConfig(state_dir=tmp_path),  # the room's record of pack releases goes here
     )
     models = ChannelModels.load(config)
     try:
