@@ -20,6 +20,7 @@ from edge.transcribe.vad import voiced_chunks
 logger = logging.getLogger(__name__)
 
 Backend = Literal["whisper.cpp", "faster-whisper"]
+AudioContext = Literal["fitted", "full"]  # what faster-whisper's encoder sees (edge.transcribe.faster)
 
 
 @dataclass(frozen=True)

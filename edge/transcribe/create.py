@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
-from edge.transcribe.base import Backend, Transcriber
+from edge.transcribe.base import AudioContext, Backend, Transcriber
 from edge.transcribe.errors import TranscriberError
 from edge.transcribe.gpu import Device, faster_whisper_device, whisper_cpp_on_gpu
 
@@ -17,7 +16,7 @@ def create_transcriber(
     threads: int = 2,
     vad: bool = True,
     device: Device = "auto",
-    context: Literal["fitted", "full"] = "fitted",
+    context: AudioContext = "fitted",
 ) -> Transcriber:
     """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
     before the native library sees it; ``context`` is faster-whisper's audio context

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +24,7 @@ from typing_extensions import override
 
 from clinic_signals.model_files import ModelFileError, check_ct2
 from contract.audio import SAMPLE_RATE
-from edge.transcribe.base import Segment, Transcriber, Word
+from edge.transcribe.base import AudioContext, Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
 from edge.transcribe.guard import COMPRESSION, LOG_PROB, NO_SPEECH
 
@@ -34,7 +34,6 @@ REQUIRED = ("model.bin", "config.json", "tokenizer.json")
 FRAMES_PER_S = 100  # Whisper's log-mel frames per second of audio
 CONTEXT_MARGIN_S = 2  # padding the encoder sees after the speech with the fitted context
 TOKENS_PER_S = 10  # the fitted pass's token budget per second of audio (speech is about 4), plus a few
-AudioContext = Literal["fitted", "full"]
 
 
 def fitted_features(features: npt.NDArray[np.float32], margin_s: int = CONTEXT_MARGIN_S) -> npt.NDArray[np.float32]:
