@@ -19,3 +19,9 @@ class PublishError(ClinicError):
     """The MQTT broker cannot be reached or refused a message."""
 
     exit_code = 3
+
+
+class StoreError(ClinicError):
+    """A database cannot be opened, migrated, read or written."""
+
+    exit_code = 3

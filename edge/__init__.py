@@ -9,4 +9,6 @@ from edge.native import apply_defaults
 # Before numpy or any model library is loaded by anything under edge (edge.native says why).
 apply_defaults()
 
-__version__ = "0.1.0"
+from clinic_common import __version__  # noqa: E402 - after the thread defaults
+
+__all__ = ["__version__"]

@@ -3,7 +3,7 @@ which is the base every clinic-edge service shares (:mod:`clinic_common.errors`,
 codes); configuration and broker errors are that shared tree's own."""
 
 from clinic_common.errors import ClinicError as EdgeError
-from clinic_common.errors import ConfigError, PublishError
+from clinic_common.errors import ConfigError, PublishError, StoreError
 
 __all__ = [
     "BackendUnavailableError",
@@ -34,9 +34,3 @@ class ModelError(EdgeError):
 
 class BackendUnavailableError(ModelError):
     """An inference backend was requested that this machine cannot run."""
-
-
-class StoreError(EdgeError):
-    """The local database cannot be opened, migrated or written."""
-
-    exit_code = 3

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from clinic_common.backup.keys import generate
 from edge.backup.archive import create_backup, restore_backup
-from edge.backup.keys import generate
 from edge.channels.sessions import staff_dir
 from edge.cli import main
 from edge.config import load_config

@@ -19,23 +19,14 @@ room.
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import shutil
 import sqlite3
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-import pyrage
-
-from contract.files import sha256_file
+from clinic_common.backup import sealed
 from edge import __version__
-from edge.backup.keys import identity as read_identity
-from edge.backup.keys import recipient as parse_recipient
 from edge.channels.sessions import staff_dir
 from edge.config.models import AppConfig
 from edge.config.profile import profile_path
@@ -47,8 +38,7 @@ from edge.store.migrations import SCHEMA_VERSION
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
-MANIFEST = "manifest.json"
-SUFFIX = ".clinic-backup"
+KIND = "clinic-edge"
 
 
 @dataclass(frozen=True)
@@ -58,19 +48,6 @@ class BackupSummary:
     sessions: int
     schema_version: int
     bytes: int
-
-
-def _online_copy(source: Path, target: Path) -> None:
-    """``source`` (a live SQLite database) copied consistently to ``target`` while others write."""
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
-    dst = sqlite3.connect(target)
-    try:
-        src.backup(dst, pages=1024)
-    except sqlite3.Error as exc:
-        raise StoreError(f"cannot copy {source}: {exc}") from None
-    finally:
-        dst.close()
-        src.close()
 
 
 def _schema_and_sessions(db: Path) -> tuple[int, int]:
@@ -95,7 +72,7 @@ def _gather(config: AppConfig, config_path: Path, folder: Path) -> dict[str, Pat
         if source.is_file():
             copy = folder / "database" / name
             copy.parent.mkdir(parents=True, exist_ok=True)
-            _online_copy(source, copy)
+            sealed.online_copy(source, copy)
             files[f"database/{name}"] = copy
     voices = staff_dir(config)
     for voice in sorted(voices.glob("*.json")) if voices.is_dir() else []:
@@ -110,18 +87,9 @@ def _gather(config: AppConfig, config_path: Path, folder: Path) -> dict[str, Pat
     return files
 
 
-def backup_name(config: AppConfig, when: datetime) -> str:
-    """``<site>-<room>-<UTC time>.clinic-backup``: sorts by time within a room's backups."""
-    return f"{config.room.site}-{config.room.room}-{when.astimezone(timezone.utc):%Y%m%dT%H%M%S.%fZ}{SUFFIX}"
-
-
-def prune(folder: Path, config: AppConfig, keep: int) -> list[Path]:
-    """Delete all but the ``keep`` newest backups of this room in ``folder``; return those deleted."""
-    mine = sorted(folder.glob(f"{config.room.site}-{config.room.room}-*{SUFFIX}"))
-    old = mine[: max(0, len(mine) - keep)]
-    for path in old:
-        path.unlink()
-    return old
+def backup_prefix(config: AppConfig) -> str:
+    """``<site>-<room>``: a room's backups are ``<site>-<room>-<UTC time>.clinic-backup``."""
+    return f"{config.room.site}-{config.room.room}"
 
 
 def create_backup(config: AppConfig, config_path: Path, out: Path, recipient: str) -> BackupSummary:
@@ -132,17 +100,14 @@ def create_backup(config: AppConfig, config_path: Path, out: Path, recipient: st
         ConfigError: ``recipient`` is not an age recipient, or ``out`` exists.
         StoreError: no database, or it cannot be read.
     """
-    to = parse_recipient(recipient)
-    if out.is_dir():
-        out = out / backup_name(config, datetime.now(timezone.utc))
-    if out.exists():
-        raise ConfigError(f"{out} exists; choose a new file name (a backup never overwrites one)")
-    with tempfile.TemporaryDirectory(prefix=".clinic-backup-", dir=out.parent) as tmp:
+    out = sealed.destination(out, backup_prefix(config))
+    with sealed.work_folder(out.parent, ".clinic-backup-") as tmp:
         folder = Path(tmp)
         files = _gather(config, config_path, folder)
         schema, sessions = _schema_and_sessions(files[f"database/{config.storage.database}"])
         manifest = {
             "format": FORMAT,
+            "kind": KIND,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "software": __version__,
             "room": {"site": config.room.site, "room": config.room.room, "device_id": config.room.device_id},
@@ -150,22 +115,8 @@ def create_backup(config: AppConfig, config_path: Path, out: Path, recipient: st
             "review_database": config.review.database,
             "schema_version": schema,
             "sessions": sessions,
-            "files": {name: sha256_file(path) for name, path in files.items()},
         }
-        plain = folder / "backup.tar"
-        with tarfile.open(plain, "w") as tar:
-            data = json.dumps(manifest, indent=1).encode()
-            info = tarfile.TarInfo(MANIFEST)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-            for name, path in files.items():
-                tar.add(path, arcname=name, recursive=False)
-        partial = folder / "backup.age"
-        pyrage.encrypt_file(str(plain), str(partial), [to])
-        plain.unlink()
-        partial.chmod(0o600)
-        size = partial.stat().st_size
-        partial.replace(out)
+        size = sealed.seal(files, manifest, out, recipient, folder)
     logger.info(
         "backup of %s/%s written to %s (%d sessions, schema %d)",
         config.room.site,
@@ -175,51 +126,6 @@ def create_backup(config: AppConfig, config_path: Path, out: Path, recipient: st
         schema,
     )
     return BackupSummary(out, len(files), sessions, schema, size)
-
-
-def _safe_members(tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    """The archive's regular files, refusing any name that would leave the extraction folder."""
-    members = []
-    for member in tar.getmembers():
-        name = PurePosixPath(member.name)
-        if name.is_absolute() or ".." in name.parts or not member.isfile():
-            raise ConfigError(f"the backup holds an unexpected entry {member.name!r}; refused")
-        members.append(member)
-    return members
-
-
-def _unpack(backup: Path, identity_file: Path, folder: Path) -> dict[str, object]:
-    plain = folder / "backup.tar"
-    try:
-        pyrage.decrypt_file(str(backup), str(plain), [read_identity(identity_file)])
-    except (pyrage.DecryptError, OSError) as exc:  # a wrong key, or a damaged or truncated file
-        raise ConfigError(f"cannot decrypt {backup} with {identity_file}: {exc}") from None
-    try:
-        with tarfile.open(plain) as tar:
-            for member in _safe_members(tar):
-                target = folder / "files" / member.name
-                target.parent.mkdir(parents=True, exist_ok=True)
-                source = tar.extractfile(member)
-                if source is None:
-                    continue
-                with source, target.open("wb") as f:
-                    shutil.copyfileobj(source, f)
-    except tarfile.TarError as exc:
-        raise ConfigError(f"{backup} is not a clinic-edge backup: {exc}") from None
-    plain.unlink()
-    manifest_path = folder / "files" / MANIFEST
-    try:
-        manifest: dict[str, object] = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise ConfigError(f"{backup} has no readable manifest; not a clinic-edge backup") from None
-    listed = manifest.get("files")
-    if not isinstance(listed, dict):
-        raise ConfigError(f"{backup}: the manifest lists no files")
-    for name, digest in listed.items():
-        path = folder / "files" / name
-        if not path.is_file() or sha256_file(path) != digest:
-            raise ConfigError(f"{backup}: {name} is missing or damaged (its SHA-256 differs from the manifest)")
-    return manifest
 
 
 def restore_backup(config: AppConfig, config_path: Path, backup: Path, identity_file: Path) -> BackupSummary:
@@ -237,9 +143,11 @@ def restore_backup(config: AppConfig, config_path: Path, backup: Path, identity_
             f"{database} already holds sessions; restore onto a fresh install (move that database away first)"
         )
     state.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".clinic-restore-", dir=state) as tmp:
+    with sealed.work_folder(state, ".clinic-restore-") as tmp:
         folder = Path(tmp)
-        manifest = _unpack(backup, identity_file, folder)
+        manifest = sealed.unseal(backup, identity_file, folder, KIND)
+        if manifest.get("kind", KIND) != KIND:
+            raise ConfigError(f"{backup} is a {manifest.get('kind')} backup, not a room's; restore it with its command")
         schema = int(str(manifest.get("schema_version", 0)))
         if manifest.get("format") != FORMAT or schema > SCHEMA_VERSION:
             raise ConfigError(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pyrage
 
-from edge.errors import ConfigError
+from clinic_common.errors import ConfigError
 
 
 def generate(identity_file: Path) -> str:
@@ -19,7 +19,7 @@ def generate(identity_file: Path) -> str:
     recipient = str(identity.to_public())
     fd = os.open(identity_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(f"# clinic-edge backup key; recipient: {recipient}\n{identity}\n")
+        f.write(f"# clinic-edge backup key (rooms and hub); recipient: {recipient}\n{identity}\n")
     return recipient
 
 
