@@ -2,7 +2,8 @@
 
 ``serve`` ingests the rooms' summaries from the broker, releases closed periods and serves the
 dashboard; ``ingest`` and ``dashboard`` run those apart (ingest workers scale out through a share
-group); ``release`` releases closed periods now; ``user`` creates or resets a dashboard account.
+group); ``release`` releases closed periods now; ``user`` creates or resets a dashboard account;
+``backup-key``, ``backup`` and ``restore`` keep an encrypted copy of the database (:mod:`hub.backup`).
 Exit codes: 0 done; 2 a person must act (configuration, accounts); 3 the environment failed
 (database, broker) and a restart may succeed.
 """
@@ -13,10 +14,13 @@ import argparse
 import logging
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from clinic_common.backup import cli as backup_cli
 from clinic_common.cli import setup_logging
 from clinic_common.errors import ClinicError, ConfigError
+from hub.backup import PREFIX, create_hub_backup, restore_hub_backup
 from hub.config import HubConfig, load_hub_config
 from hub.service import release_now, retire_worker, serve, user_change
 
@@ -50,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     change = user.add_mutually_exclusive_group()
     for action in ("disable", "enable", "delete"):
         change.add_argument(f"--{action}", action="store_const", const=action, dest="action", help=f"{action} it")
+    backup_cli.add_parsers(sub, "the hub's database (sessions, releases, accounts)", PREFIX)
     return parser
 
 
@@ -61,15 +66,23 @@ def _worker_name(name: str | None, group: str) -> str | None:
     return name
 
 
-def _run(args: argparse.Namespace, config: HubConfig) -> int:
-    if args.command == "user":
-        return user_change(config, args.username, args.action or "save", args.role, args.password_stdin)
-    if args.command == "release":
-        return release_now(config)
-    if args.command == "dashboard":
-        return serve(config, ingesting=False)
-    if args.command != "ingest":
-        return serve(config)
+def _backup(args: argparse.Namespace, config: HubConfig) -> int:
+    done = create_hub_backup(config, args.config, args.out, args.recipient)
+    backup_cli.keep_newest(args, PREFIX)
+    print(
+        f"backup: {done.path} ({done.bytes / 2**20:.1f} MiB, {done.dialect}, {done.sessions} session rows, "
+        f"schema {done.schema_version})"
+    )
+    return 0
+
+
+def _restore(args: argparse.Namespace, config: HubConfig) -> int:
+    done = restore_hub_backup(config, args.backup, args.identity)
+    print(f"restored: {done.sessions} session rows kept after retention (schema {done.schema_version})")
+    return 0
+
+
+def _ingest(args: argparse.Namespace, config: HubConfig) -> int:
     name = _worker_name(args.worker, config.ingest.share_group)
     if not args.retire:
         return serve(config, dashboard=False, worker=name)
@@ -78,11 +91,25 @@ def _run(args: argparse.Namespace, config: HubConfig) -> int:
     return retire_worker(config, name)
 
 
+COMMANDS: dict[str | None, Callable[[argparse.Namespace, HubConfig], int]] = {
+    None: lambda _args, config: serve(config),
+    "serve": lambda _args, config: serve(config),
+    "ingest": _ingest,
+    "dashboard": lambda _args, config: serve(config, ingesting=False),
+    "release": lambda _args, config: release_now(config),
+    "user": lambda a, config: user_change(config, a.username, a.action or "save", a.role, a.password_stdin),
+    "backup": _backup,
+    "restore": _restore,
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
-        return _run(args, load_hub_config(args.config))
+        if args.command == "backup-key":  # needs no configuration
+            return backup_cli.make_key(args)
+        return COMMANDS[args.command](args, load_hub_config(args.config))
     except ClinicError as exc:
         logger.error("%s", exc)
         return exc.exit_code

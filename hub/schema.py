@@ -7,6 +7,7 @@ import logging
 
 import sqlalchemy as sa
 
+from clinic_common.errors import ConfigError
 from hub.grants import grant_dashboard
 from hub.locks import SCHEMA, one_at_a_time
 from hub.measures import SHARES
@@ -159,7 +160,26 @@ def create_schema(engine: sa.Engine, k: int, dominance: float = 0.3, dashboard_p
         _create_schema(engine, k, dominance, dashboard_password)
 
 
+def _refuse_newer(engine: sa.Engine) -> None:
+    """A database a newer release wrote (a downgrade too far) is refused before anything changes.
+
+    Raises:
+        ConfigError: its schema version is newer than :data:`SCHEMA_VERSION`.
+    """
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(hub_settings.name):
+            return
+        version = conn.execute(sa.select(hub_settings.c.schema_version).where(hub_settings.c.id == 1)).scalar()
+    if version is not None and version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"the hub database is at schema {version}, written by a newer clinic-hub; this release reads up to "
+            f"{SCHEMA_VERSION}. Nothing was changed: install that release or newer, or restore a backup taken "
+            "before the upgrade onto a fresh database"
+        )
+
+
 def _create_schema(engine: sa.Engine, k: int, dominance: float, dashboard_password: str | None) -> None:
+    _refuse_newer(engine)
     _release_settings(engine)  # before create_all, whose unique index fails on a period released twice
     metadata.create_all(engine)
     with engine.begin() as conn:

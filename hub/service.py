@@ -11,6 +11,7 @@ import sqlalchemy as sa
 import uvicorn
 from prometheus_client import start_http_server
 
+from clinic_common.auth.accounts import Accounts
 from clinic_common.auth.shell import change_account
 from clinic_common.auth.web import proxy_settings
 from clinic_common.errors import ClinicError
@@ -52,9 +53,23 @@ def open_database(config: HubConfig) -> sa.Engine:
     try:
         create_schema(engine, config.privacy.k, config.privacy.dominance, dashboard_password(config))
     except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
         where = engine.url.render_as_string(hide_password=True)
         raise HubStoreError(f"cannot open the hub database {where}: {str(exc).splitlines()[0]}") from None
+    except BaseException:  # a refused schema or setting: no connection left open behind the error
+        engine.dispose()
+        raise
     return engine
+
+
+def apply_retention(engine: sa.Engine, config: HubConfig, ingest: Ingest, accounts: Accounts) -> None:
+    """The retention rules, as the hourly housekeeping applies them (and a restore, at once): session
+    rows of months released ``privacy.session_rows_days`` ago, message ids, gaps and dead letters past
+    their days, ended log-ins and the access log past ``web.audit_days``."""
+    roll_up(engine, config.privacy.session_rows_days)
+    ingest.prune()
+    accounts.sessions.purge()
+    accounts.audit.purge(config.web.audit_days)
 
 
 def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, worker: str | None = None) -> int:
@@ -87,10 +102,7 @@ def serve(config: HubConfig, *, ingesting: bool = True, dashboard: bool = True, 
             while True:
                 try:
                     release_due(engine, configured_policy(engine, config.privacy))
-                    roll_up(engine, config.privacy.session_rows_days)
-                    ingest.prune()
-                    accounts.sessions.purge()
-                    accounts.audit.purge(config.web.audit_days)
+                    apply_retention(engine, config, ingest, accounts)
                 except sa.exc.SQLAlchemyError as exc:
                     logger.warning("releasing or pruning failed (tried again in an hour): %s", exc)
                 except ClinicError as exc:

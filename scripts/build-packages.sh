@@ -30,7 +30,7 @@ log() { printf '[packages] %s\n' "$*" >&2; }
 command -v dpkg-deb >/dev/null || { log "dpkg-deb is missing (apt-get install dpkg-dev)"; exit 2; }
 
 ARCH="$(dpkg --print-architecture)"
-BASE="$(sed -n 's/^version = "\(.*\)"/\1/p' "$ROOT/pyproject.toml" | head -1)"
+BASE="$(sed -n 's/^__version__ = "\([^"]*\)".*/\1/p' "$ROOT/clinic_common/__init__.py" | head -1)"
 # Debian versions must grow from one build to the next: the release, then the commit count.
 VERSION="${CLINIC_PACKAGE_VERSION:-$BASE.$(git -C "$ROOT" rev-list --count HEAD 2>/dev/null || echo 0)}"
 PACK="$ROOT/build/models/pack"
@@ -99,12 +99,14 @@ if [ "\$1" = configure ]; then
     if [ "$user" = clinic-edge ] && getent group \$group >/dev/null; then adduser --quiet $user \$group || true; fi
   done
   install -d -o $user -g $user -m 0700 $state
+  install -d -o $user -g $user -m 0700 /var/backups/$user  # the backup timer's folder (kept on purge)
   chown root:$user $config && chmod 0750 $config
   find $config -maxdepth 1 -type f -name '*.toml' -exec chown root:$user {} + -exec chmod 0640 {} +
   if [ -d /run/systemd/system ]; then systemctl daemon-reload || true; fi
-  if [ -e /run/$user.restart-after-upgrade ]; then
+  if [ -s /run/$user.restart-after-upgrade ]; then
+    units=\$(cat /run/$user.restart-after-upgrade)
     rm -f /run/$user.restart-after-upgrade
-    systemctl start $user.service || true
+    systemctl start \$units || true
     echo "$user: upgraded to $VERSION and started again (the database migrates itself at start)"
   elif [ -z "\$2" ]; then
     cat <<'NEXT'
@@ -173,7 +175,7 @@ if [ "\$1" = upgrade ] && [ -x /usr/bin/clinic-edge ] && [ -f "\$CONFIG" ]; then
   done
   if [ -d /run/systemd/system ] && systemctl is-active --quiet clinic-edge.service; then
     systemctl stop clinic-edge.service
-    touch /run/clinic-edge.restart-after-upgrade
+    echo clinic-edge.service > /run/clinic-edge.restart-after-upgrade
   fi
 fi
 exit 0
@@ -210,13 +212,31 @@ Set-up page, review page, backups: /opt/clinic-edge/docs/install.md"
   log "wrote $OUT/clinic-edge_${VERSION}_${ARCH}.deb"
 }
 
+# preinst of clinic-hub: on an upgrade, stops the hub's running units (the new code starts them in
+# postinst; the database migrates itself then). A hub refuses at start a database newer than it reads.
+hub_preinst() {
+  cat > "$1/DEBIAN/preinst" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = upgrade ] && [ -d /run/systemd/system ]; then
+  running=$(systemctl list-units --state=active --plain --no-legend 'clinic-hub*.service' | awk '{print $1}' | grep -v '^clinic-hub-backup' | tr '\n' ' ')
+  if [ -n "$running" ]; then
+    systemctl stop $running
+    echo "$running" > /run/clinic-hub.restart-after-upgrade
+  fi
+fi
+exit 0
+EOF
+  chmod 0755 "$1/DEBIAN/preinst"
+}
+
 build_hub() {
   local stage="$WORK/clinic-hub" prefix=/opt/clinic-hub
   log "clinic-hub: virtual environment (the hub extra, locked versions)"
   venv "$stage" "$prefix" hub
   mkdir -p "$stage/etc/clinic-hub" "$stage/lib/systemd/system" "$stage/usr/bin"
   cp -a "$ROOT/docs" "$stage$prefix/docs"
-  for unit in "$ROOT"/systemd/clinic-hub*.service; do
+  for unit in "$ROOT"/systemd/clinic-hub*.service "$ROOT"/systemd/clinic-hub*.timer; do
     sed -e 's#/opt/clinic-edge/.venv/bin/clinic-hub#/opt/clinic-hub/.venv/bin/clinic-hub#' \
       -e 's#file:///opt/clinic-edge/docs#file:///opt/clinic-hub/docs#' "$unit" > "$stage/lib/systemd/system/$(basename "$unit")"
   done
@@ -224,12 +244,13 @@ build_hub() {
   ln -s "$prefix/.venv/bin/clinic-hub" "$stage/usr/bin/clinic-hub"
   control clinic-hub "Clinic hub for clinic-edge rooms
  Aggregates the rooms' summaries for administrators, private by construction." \
-    "python3 (>= 3.10), python3-venv, adduser" "postgresql" "$stage"
+    "python3 (>= 3.10), python3-venv, adduser" "postgresql, postgresql-client" "$stage"
+  hub_preinst "$stage"
   scripts "$stage" clinic-hub /var/lib/clinic-hub /etc/clinic-hub "clinic-hub is installed and not running. Next:
   1. Edit /etc/clinic-hub/hub.toml: the broker, the database (PostgreSQL), the web address.
   2. Make the first administrator: sudo -u clinic-hub clinic-hub --config /etc/clinic-hub/hub.toml user add ...
   3. Start it: systemctl enable --now clinic-hub
-See /opt/clinic-hub/docs/hub.md"
+Backups, upgrade: /opt/clinic-hub/docs/install.md; the hub: /opt/clinic-hub/docs/hub.md"
   dpkg-deb --root-owner-group -Zxz -z1 --build "$stage" "$OUT/clinic-hub_${VERSION}_${ARCH}.deb" >/dev/null
   log "wrote $OUT/clinic-hub_${VERSION}_${ARCH}.deb"
 }

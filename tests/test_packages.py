@@ -97,6 +97,7 @@ def test_packages_install_run_and_purge(debs: dict[str, Path], tmp_path: Path, d
         "clinic-edge-setup.service",
         "clinic-edge-backup.service",
         "clinic-hub.service",
+        "clinic-hub-backup.service",
     ):
         path = Path("/lib/systemd/system") / unit
         verify = _run("systemd-analyze", "verify", str(path))
@@ -119,6 +120,27 @@ def test_packages_install_run_and_purge(debs: dict[str, Path], tmp_path: Path, d
     assert re.search(r"windows:\s+13 stored", run.stdout), run.stdout
     hub = _run("/usr/bin/clinic-hub", "--help")
     assert hub.returncode == 0 and "dashboard" in hub.stdout
+    # The installed hub backs up its database and restores it onto a fresh one.
+    for user in PACKAGES:
+        backups = Path("/var/backups") / user
+        assert backups.is_dir() and backups.owner() == user and (backups.stat().st_mode & 0o777) == 0o700
+    hub_toml, fresh_toml = tmp_path / "hub.toml", tmp_path / "fresh.toml"
+    for toml, db in ((hub_toml, "hub.db"), (fresh_toml, "fresh.db")):
+        toml.write_text(
+            f'[mqtt]\nhost = "127.0.0.1"\n[database]\nurl = "sqlite:///{tmp_path / db}"\n', encoding="utf-8"
+        )
+    assert _run("/usr/bin/clinic-hub", "--config", str(hub_toml), "release").returncode == 0  # makes the schema
+    key = _run("/usr/bin/clinic-hub", "--config", str(hub_toml), "backup-key", "--out", str(tmp_path / "key"))
+    recipient = key.stdout.split()[-1]
+    out = tmp_path / "hub.clinic-backup"
+    backup = _run(
+        "/usr/bin/clinic-hub", "--config", str(hub_toml), "backup", "--recipient", recipient, "--out", str(out)
+    )
+    assert backup.returncode == 0 and out.is_file(), backup.stderr
+    restore = _run(
+        "/usr/bin/clinic-hub", "--config", str(fresh_toml), "restore", str(out), "--identity", str(tmp_path / "key")
+    )
+    assert restore.returncode == 0 and "restored" in restore.stdout, restore.stderr
 
     # Remove keeps the data and the configuration; purge deletes them and the users.
     marker = Path("/var/lib/clinic-edge/kept-by-remove")

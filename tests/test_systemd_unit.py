@@ -126,6 +126,8 @@ UNITS = [  # the file, the name it is verified under (a template needs an instan
     ("clinic-edge-setup.service", "clinic-edge-setup.service", "clinic-edge"),
     # The backup (run by its timer): no devices, no network, writes only the backup folder.
     ("clinic-edge-backup.service", "clinic-edge-backup.service", "clinic-edge"),
+    # The hub's backup: the network (its database may be elsewhere), nothing else.
+    ("clinic-hub-backup.service", "clinic-hub-backup.service", "clinic-hub"),
 ]
 
 
@@ -200,17 +202,19 @@ def test_the_jetson_dropin_lets_exactly_the_gpu_in_and_stays_hardened(
     assert _exposure(unit) <= 2.0
 
 
-def test_the_backup_timer_verifies_with_its_service(tmp_path: Path) -> None:
-    exe = Path(sys.executable).with_name("clinic-edge")
-    service = (ROOT / "systemd" / "clinic-edge-backup.service").read_text(encoding="utf-8")
-    (tmp_path / "clinic-edge-backup.service").write_text(
-        service.replace("/opt/clinic-edge/.venv/bin/clinic-edge", str(exe)), encoding="utf-8"
+@pytest.mark.parametrize("program", ["clinic-edge", "clinic-hub"])
+def test_the_backup_timer_verifies_with_its_service(tmp_path: Path, program: str) -> None:
+    exe = Path(sys.executable).with_name(program)
+    service = (ROOT / "systemd" / f"{program}-backup.service").read_text(encoding="utf-8")
+    (tmp_path / f"{program}-backup.service").write_text(
+        service.replace(f"/opt/clinic-edge/.venv/bin/{program}", str(exe)), encoding="utf-8"
     )
-    timer = tmp_path / "clinic-edge-backup.timer"
-    timer.write_text((ROOT / "systemd" / "clinic-edge-backup.timer").read_text(encoding="utf-8"), encoding="utf-8")
+    timer = tmp_path / f"{program}-backup.timer"
+    timer.write_text((ROOT / "systemd" / f"{program}-backup.timer").read_text(encoding="utf-8"), encoding="utf-8")
     proc = _verify(timer)
     assert proc.returncode == 0 and proc.stderr.strip() == "" and proc.stdout.strip() == "", proc.stderr
-    broken = tmp_path / "broken" / "clinic-edge-backup.timer"
+    assert "[Install]" in timer.read_text() and "WantedBy=timers.target" in timer.read_text()
+    broken = tmp_path / "broken" / timer.name
     broken.parent.mkdir()
     broken.write_text(timer.read_text().replace("OnCalendar=", "OnCalender="), encoding="utf-8")
     assert _verify(broken).returncode != 0 or _verify(broken).stderr.strip() != ""  # the check can fail
