@@ -7,12 +7,13 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import ModelError
-from edge.text.emotion import TextEmotion, load_text_model
+from edge.text.emotion import BATCH, TextEmotion, load_text_model
 from export.cli import main
 from tests.conftest import sign_pack
 
@@ -66,6 +67,25 @@ def test_word_importance_points_at_the_emotional_word(model: TextEmotion) -> Non
     top = max(result.words, key=lambda w: w[1])
     assert top[0] == "delighted", result.words
     assert len(result.words) == 11
+
+
+@pytest.mark.unit
+def test_a_long_utterance_is_explained_in_small_runs_with_the_same_numbers(model: TextEmotion) -> None:
+    """A 30-word utterance is 31 texts: four model runs of at most BATCH, padded per run. Each word's
+    importance is what that text alone gives (padding never changes a result)."""
+    text = (
+        "I keep telling myself it does not matter but every time she calls I feel my chest tighten "
+        "and I just want to hide from everyone for a while"
+    )
+    words = text.split()
+    assert len(words) + 1 > 3 * BATCH
+    result = model.predict(text)
+    assert result is not None and len(result.words) == len(words)
+    alone = [model._probs([t])[0] for t in [text, *(" ".join(words[:i] + words[i + 1 :]) for i in range(len(words)))]]
+    best = int(np.argmax(alone[0]))
+    assert result.probs == pytest.approx(alone[0], abs=1e-4)
+    assert [w for w, _ in result.words] == words
+    assert [v for _, v in result.words] == pytest.approx([alone[0][best] - a[best] for a in alone[1:]], abs=1e-3)
 
 
 @pytest.mark.unit
