@@ -4,10 +4,11 @@ Raw video and audio never leave this process: frames and samples live in bounded
 and are dropped once analysed; only validated summaries are stored and published.
 """
 
-from edge.native import apply_defaults
+from edge.native import apply_defaults, limit_malloc_arenas
 
 # Before numpy or any model library is loaded by anything under edge (edge.native says why).
 apply_defaults()
+limit_malloc_arenas()
 
 from clinic_common import __version__  # noqa: E402 - after the thread defaults
 

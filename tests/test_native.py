@@ -41,3 +41,41 @@ def test_numpy_in_a_room_process_multiplies_on_one_thread(given: str | None, thr
     out = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, check=True)
     pools = json.loads(out.stdout)
     assert pools and all(n == threads for n in pools)
+
+
+ARENAS = """
+import ctypes, json, os, sys, tempfile, threading
+import edge
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+start = threading.Barrier(16)
+def work():
+    start.wait()
+    for size in range(64, 64 * 200, 64):
+        libc.free(libc.malloc(size))
+threads = [threading.Thread(target=work) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+fd, path = tempfile.mkstemp()
+stream = libc.fdopen(fd, b"w")
+libc.malloc_info(0, ctypes.c_void_p(stream))
+libc.fclose(ctypes.c_void_p(stream))
+text = open(path).read()
+os.unlink(path)
+print(text.count("<heap nr="))
+"""
+
+
+@pytest.mark.parametrize(("given", "most"), [(None, 2), ("8", 8)])
+def test_a_room_process_spreads_its_threads_over_two_malloc_arenas(given: str | None, most: int) -> None:
+    """Sixteen threads allocating at once: at most two arenas at the default (glibc would give each
+    thread one of its own, up to 8 per core); MALLOC_ARENA_MAX in the environment wins."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_ARENA_MAX"}
+    if given is not None:
+        env["MALLOC_ARENA_MAX"] = given
+    out = subprocess.run([sys.executable, "-c", ARENAS], env=env, capture_output=True, text=True, check=True)
+    arenas = int(out.stdout.split()[-1])
+    assert 1 <= arenas <= most
+    if given is not None:
+        assert arenas > 2  # the probe does make threads take arenas of their own: the default's bound is real

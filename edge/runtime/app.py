@@ -33,6 +33,7 @@ from edge.inference.manifest import load_manifest
 from edge.inference.pack import face_model_path
 from edge.inference.shared import SharedEngines
 from edge.metrics import Metrics
+from edge.native import trim_heap
 from edge.publish.mqtt import MqttClient
 from edge.publish.publisher import OutboxPublisher
 from edge.results import WindowInput
@@ -79,6 +80,7 @@ class Appliance:
         self.detector = FaceDetector(config.vision.detector_range, config.vision.min_detection_confidence)
         self.channel_models = ChannelModels.load(config, engines, self.registry)
         self.skin = SkinSampler() if config.channels.pulse.enabled else None
+        trim_heap()  # loading freed whole model files' worth of buffers: back to the system (edge.native)
         self.db_path = config.storage.state_dir / config.storage.database
         self._prepare_database()  # open, check and migrate now: a bad database stops the start
         self.store: Store | None = None
@@ -302,6 +304,7 @@ class Appliance:
             report.source_restarts = loop.restarts
             report.windows_dropped = windows.dropped
             self._end(store, report, sink)
+            trim_heap()  # the session's transient buffers, back to the system before the next one
         logger.info(
             "session %s ended: %d frames (%.1f fps), %d windows, %d published, %d waiting",
             session_id,
