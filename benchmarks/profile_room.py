@@ -202,6 +202,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         "stage_ms_per_window": timers,
         "rss_mib_started": round(first_rss, 1),
         "rss_mib_peak": round(max((r for _, r in rss), default=0.0), 1),
+        "rss_mib_every_5s": [round(r) for i, (_, r) in enumerate(rss) if i % 17 == 0],
         "memory_steps_mib": memory["steps"],
         "memory_probe_total_mib": memory["total"],
         "session_started": bool(loaded),

@@ -203,6 +203,40 @@ def test_streaming_stays_within_one_error_of_the_whole_file(backend: str, ggml: 
     assert not stream.speaking and stream.settled_until == audio.shape[0] / 16000
 
 
+@pytest.mark.parametrize(
+    ("quick_start_s", "first_passes", "first_word_s"),
+    [
+        # every second while the sentence is under 5 s, then every 2 s: two passes agree by 2-3 s
+        (5.0, [1.0, 2.0, 3.0, 4.0, 6.0, 8.0], (1.0, 3.0)),
+        # every step_s throughout: no two passes before 4 s
+        (0.0, [2.0, 4.0, 6.0, 8.0], (4.0, 8.0)),
+    ],
+)
+def test_the_start_of_a_sentence_is_transcribed_every_second(
+    quick_start_s: float, first_passes: list[float], first_word_s: tuple[float, float]
+) -> None:
+    """The passes the stream asks of the real transcriber, by the seconds of speech in its buffer;
+    and the first committed word comes sooner with the quick start."""
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    buffered: list[float] = []
+    real = transcriber.transcribe
+
+    def spy(audio: np.ndarray, **kwargs: object) -> object:
+        buffered.append(audio.shape[0] / 16000)
+        return real(audio, **kwargs)  # type: ignore[arg-type]
+
+    transcriber.transcribe = spy  # type: ignore[method-assign]
+    stream = StreamingTranscriber(transcriber, step_s=2.0, quick_start_s=quick_start_s, max_utterance_s=30.0)
+    speech = read_wav(JFK)
+    first_word_at = None
+    for start in range(0, speech.shape[0] - 16000, 16000):
+        stream.feed(speech[start : start + 16000], start / 16000, voiced=True)
+        if first_word_at is None and stream.open_words:
+            first_word_at = (start + 16000) / 16000
+    assert [round(b, 1) for b in buffered][: len(first_passes)] == first_passes
+    assert first_word_at is not None and first_word_s[0] <= first_word_at <= first_word_s[1]
+
+
 ORIN_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CUDA : ARCHS = 870 | USE_GRAPHS = 1 | CPU : NEON = 1 |"
 CPU_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
 

@@ -82,11 +82,14 @@ class WordsAnalyzer:
         min_voiced_ratio: float,
         max_utterance_s: float,
         step_s: float = 2.0,
+        quick_start_s: float = 0.0,
         pause_s: float = 2.0,
         shed_after_s: float = 6.0,
         synchronous: bool = True,
     ) -> None:
-        self.stream = StreamingTranscriber(transcriber, step_s=step_s, pause_s=pause_s, max_utterance_s=max_utterance_s)
+        self.stream = StreamingTranscriber(
+            transcriber, step_s=step_s, pause_s=pause_s, max_utterance_s=max_utterance_s, quick_start_s=quick_start_s
+        )
         self.text = text
         self.min_voiced_ratio = min_voiced_ratio
         self.shed_after_s = shed_after_s
@@ -352,6 +355,7 @@ class Words(Channel):
             min_voiced_ratio=config.audio.min_voiced_ratio,
             max_utterance_s=config.channels.words.max_utterance_s,
             step_s=config.channels.words.step_s,
+            quick_start_s=config.channels.words.quick_start_s,
             pause_s=config.channels.words.pause_s,
             shed_after_s=config.channels.words.shed_after_s,
             synchronous=not live,  # a live room never waits for speech-to-text

@@ -1,7 +1,8 @@
 """Streaming transcription: words with their times while the client is still speaking.
 
 The audio of the speech that is going on is kept in a buffer that starts at its onset. Every
-``step_s`` seconds of new speech the whole buffer is transcribed again with word times, and a word
+``step_s`` seconds of new speech (every second while the buffer is shorter than ``quick_start_s``:
+the start of a sentence, where a pass is cheap) the whole buffer is transcribed again with word times, and a word
 becomes final (committed) once two consecutive transcriptions agree on it: the LocalAgreement-2
 policy of whisper_streaming (Macháček, Dabre and Bojar, 2023, "Turning Whisper into Real-Time
 Transcription System"). A later transcription sees more of the sentence than an earlier one, so the
@@ -38,6 +39,7 @@ GAP_TOLERANCE_S = 0.05
 ONSET_S = 0.3  # quiet audio kept before the first voiced audio of an utterance
 REPEAT_TOLERANCE_S = 0.1  # a hypothesis word starting this much before the last committed word's end is old
 MAX_OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start
+QUICK_STEP_S = 1.0  # the step while the buffer is shorter than quick_start_s (the windows' hop)
 PROMPT_CHARS = 200  # text said before the buffer, given to the model as context
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
@@ -138,10 +140,20 @@ class StreamingTranscriber:
     audio is voiced; it returns the utterances that closed."""
 
     def __init__(
-        self, transcriber: Transcriber, *, step_s: float = 2.0, pause_s: float = 2.0, max_utterance_s: float = 15.0
+        self,
+        transcriber: Transcriber,
+        *,
+        step_s: float = 2.0,
+        pause_s: float = 2.0,
+        max_utterance_s: float = 15.0,
+        quick_start_s: float = 0.0,
     ) -> None:
         self.transcriber = transcriber
         self.step = round(step_s * SAMPLE_RATE)
+        # While the buffer is shorter than quick_start_s, a pass every QUICK_STEP_S (passes over a
+        # short buffer are cheap): a sentence's first words need not wait two full steps.
+        self.quick_step = min(self.step, round(QUICK_STEP_S * SAMPLE_RATE))
+        self.quick_until = round(quick_start_s * SAMPLE_RATE)
         self.pause = round(pause_s * SAMPLE_RATE)
         self._quiet = 0  # samples of quiet audio since the last voiced audio
         self.max_samples = round(max_utterance_s * SAMPLE_RATE)
@@ -201,7 +213,7 @@ class StreamingTranscriber:
             self._unseen += audio.shape[0]
             if self._quiet >= self.pause or self._audio.shape[0] >= self.max_samples:
                 closed += self.finish()  # a pause, or the longest utterance
-            elif self._unseen >= self.step:
+            elif self._unseen >= (self.quick_step if self._audio.shape[0] < self.quick_until else self.step):
                 self._unseen = 0
                 self.agreement.insert(self._hypothesis())
                 closed += self._sentences()
