@@ -40,7 +40,6 @@ from hub.users import hub_accounts
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
 KIND = "clinic-hub"
 PREFIX = "clinic-hub"  # a dated backup's name: clinic-hub-<UTC time>.clinic-backup
 DUMP = {"sqlite": "database/hub.db", "postgresql": "database/hub.pgdump"}
@@ -157,7 +156,7 @@ def create_hub_backup(config: HubConfig, config_path: Path, out: Path, recipient
             else:
                 schema, count = _pg_dump(engine, dump)
             manifest = {
-                "format": FORMAT,
+                "format": sealed.FORMAT,
                 "kind": KIND,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "software": __version__,
@@ -174,14 +173,7 @@ def create_hub_backup(config: HubConfig, config_path: Path, out: Path, recipient
 
 def _refuse(manifest: dict[str, object], backup: Path, dialect: str) -> int:
     """The backup's schema version, or why it cannot be restored here."""
-    if manifest.get("kind") != KIND:
-        raise ConfigError(f"{backup} is a {manifest.get('kind')} backup, not the hub's; restore it with its command")
-    schema = int(str(manifest.get("schema_version", 0)))
-    if manifest.get("format") != FORMAT or schema > SCHEMA_VERSION:
-        raise ConfigError(
-            f"{backup} comes from a newer clinic-hub (database schema {schema}, this software reads up to "
-            f"{SCHEMA_VERSION}); install that release or newer to restore it"
-        )
+    schema = sealed.restorable_schema(manifest, backup, KIND, SCHEMA_VERSION)
     if manifest.get("dialect") != dialect:
         raise ConfigError(
             f"{backup} holds a {manifest.get('dialect')} database and this hub is configured for {dialect}: "

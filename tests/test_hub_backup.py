@@ -167,7 +167,7 @@ def test_refusals(tmp_path: Path, databases: tuple[str | None, str | None], dial
     cases: list[tuple[Path, Path, str]] = [
         (good.path, other_key, "cannot decrypt"),
         (damaged, key, "cannot decrypt"),
-        (room, key, "clinic-edge backup, not the hub's"),
+        (room, key, "clinic-edge backup, not a clinic-hub one"),
         (newer.path, key, "newer clinic-hub"),
     ]
     fresh = _config(tmp_path / "fresh", target_url)

@@ -23,6 +23,7 @@ from clinic_common.backup.keys import identity as read_identity
 from clinic_common.backup.keys import recipient as parse_recipient
 from clinic_common.errors import ConfigError, StoreError
 
+FORMAT = 1  # the archive's layout: a manifest.json with the files' hashes, then the files
 MANIFEST = "manifest.json"
 SUFFIX = ".clinic-backup"
 
@@ -158,6 +159,28 @@ def unseal(backup: Path, identity_file: Path, folder: Path, kind: str) -> dict[s
         if not path.is_file() or _sha256(path) != digest:
             raise ConfigError(f"{backup}: {name} is missing or damaged (its SHA-256 differs from the manifest)")
     return manifest
+
+
+def restorable_schema(
+    manifest: dict[str, Any], backup: Path, kind: str, newest: int, *, unmarked_ok: bool = False
+) -> int:
+    """The database schema a ``kind`` backup holds, once it is one this software reads (``newest``
+    or older). ``unmarked_ok``: a manifest without a kind counts as ``kind`` (the room's first backups).
+
+    Raises:
+        ConfigError: another product's backup, or one from a newer schema or archive format.
+    """
+    found = manifest.get("kind", kind if unmarked_ok else None)
+    if found != kind:
+        what = f"a {found} backup" if found else "a backup without a product's mark"
+        raise ConfigError(f"{backup} is {what}, not a {kind} one; restore it with that product's command")
+    schema = int(str(manifest.get("schema_version", 0)))
+    if manifest.get("format") != FORMAT or schema > newest:
+        raise ConfigError(
+            f"{backup} comes from a newer {kind} (database schema {schema}, this software reads up to "
+            f"{newest}); install that release or newer to restore it"
+        )
+    return schema
 
 
 def work_folder(near: Path, prefix: str) -> tempfile.TemporaryDirectory[str]:

@@ -37,7 +37,6 @@ from edge.store.migrations import SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
-FORMAT = 1
 KIND = "clinic-edge"
 
 
@@ -106,7 +105,7 @@ def create_backup(config: AppConfig, config_path: Path, out: Path, recipient: st
         files = _gather(config, config_path, folder)
         schema, sessions = _schema_and_sessions(files[f"database/{config.storage.database}"])
         manifest = {
-            "format": FORMAT,
+            "format": sealed.FORMAT,
             "kind": KIND,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "software": __version__,
@@ -146,14 +145,7 @@ def restore_backup(config: AppConfig, config_path: Path, backup: Path, identity_
     with sealed.work_folder(state, ".clinic-restore-") as tmp:
         folder = Path(tmp)
         manifest = sealed.unseal(backup, identity_file, folder, KIND)
-        if manifest.get("kind", KIND) != KIND:
-            raise ConfigError(f"{backup} is a {manifest.get('kind')} backup, not a room's; restore it with its command")
-        schema = int(str(manifest.get("schema_version", 0)))
-        if manifest.get("format") != FORMAT or schema > SCHEMA_VERSION:
-            raise ConfigError(
-                f"{backup} comes from a newer clinic-edge (database schema {schema}, this software reads up to "
-                f"{SCHEMA_VERSION}); install that release or newer to restore it"
-            )
+        schema = sealed.restorable_schema(manifest, backup, KIND, SCHEMA_VERSION, unmarked_ok=True)
         files = folder / "files"
         placed = 0
         for name, target in (
