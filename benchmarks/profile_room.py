@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from results_io import interrupt_on_sigterm, machine, stop, write_results
-from rooms import ROOT, Setup, _config, _enrol, _free_port
+from rooms import ROOT, Setup, _config, _enrol, _free_port, _wait_for_broker
 
 TICK = os.sysconf("SC_CLK_TCK")
 # A native library's file name (its start) -> the stage it stands for.
@@ -149,6 +149,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         conf = folder / "mosquitto.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
         broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_for_broker(broker, port)
         edge = str(ROOT / ".venv" / "bin" / "clinic-edge")
         config = _config(folder, 0, port, Setup(staff=True))
         _enrol(folder, edge, [str(config)])

@@ -60,6 +60,17 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _wait_for_broker(broker: subprocess.Popen[bytes], port: int) -> None:
+    """Return once the broker accepts connections on ``port`` (rooms started before that would sit in
+    their reconnect back-off, and their first summaries would look late)."""
+    while broker.poll() is None:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"mosquitto exited ({broker.returncode}) before it listened on port {port}")
+
+
 def _clip() -> Path:
     if not CLIP.is_file():
         CLIP.parent.mkdir(parents=True, exist_ok=True)
@@ -421,7 +432,7 @@ def main() -> int:
         conf = Path(tmp) / "mosquitto.conf"
         conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 100000\n")
         broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(0.5)
+        _wait_for_broker(broker, port)
         runs = []
         try:
             for n in range(1, args.max_rooms + 1):
