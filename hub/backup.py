@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sqlite3
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -30,12 +29,11 @@ import sqlalchemy as sa
 from clinic_common import __version__
 from clinic_common.backup import sealed
 from clinic_common.errors import ConfigError, StoreError
-from clinic_common.mqtt import read_password
 from hub.config import HubConfig
 from hub.ingest import Ingest
 from hub.metrics import HubMetrics
-from hub.service import apply_retention, open_database
-from hub.store import SCHEMA_VERSION, make_engine
+from hub.service import apply_retention, database_engine, open_database
+from hub.store import SCHEMA_VERSION
 from hub.users import hub_accounts
 
 logger = logging.getLogger(__name__)
@@ -54,11 +52,6 @@ class HubBackupSummary:
     bytes: int
 
 
-def _engine(config: HubConfig) -> sa.Engine:
-    password = read_password(config.database.password_file) if config.database.password_file else None
-    return make_engine(config.database.url, password)
-
-
 def _contents(engine: sa.Engine) -> tuple[int, int]:
     """(schema version, session rows) of a hub database; (0, 0) where the hub never started."""
     try:
@@ -71,16 +64,6 @@ def _contents(engine: sa.Engine) -> tuple[int, int]:
         where = engine.url.render_as_string(hide_password=True)
         raise StoreError(f"cannot read the hub database {where}: {str(exc).splitlines()[0]}") from None
     return int(version or 0), int(count)
-
-
-def _copied(db: Path) -> tuple[int, int]:
-    """(schema version, session rows) of the copy, read-only: what the backup holds."""
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        version = conn.execute("SELECT schema_version FROM hub_settings WHERE id = 1").fetchone()[0]
-        return int(version), int(conn.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
-    finally:
-        conn.close()
 
 
 def _pg_tool(name: str) -> str:
@@ -140,7 +123,7 @@ def create_hub_backup(config: HubConfig, config_path: Path, out: Path, recipient
         StoreError: the database cannot be read.
     """
     out = sealed.destination(out, PREFIX)
-    engine = _engine(config)
+    engine = database_engine(config)
     dialect = engine.dialect.name
     try:
         schema, count = _contents(engine)
@@ -152,7 +135,11 @@ def create_hub_backup(config: HubConfig, config_path: Path, out: Path, recipient
             dump.parent.mkdir(parents=True)
             if dialect == "sqlite":
                 sealed.online_copy(Path(str(engine.url.database)), dump)
-                schema, count = _copied(dump)
+                copy = sa.create_engine(f"sqlite:///file:{dump}?mode=ro&uri=true")  # what the backup holds
+                try:
+                    schema, count = _contents(copy)
+                finally:
+                    copy.dispose()
             else:
                 schema, count = _pg_dump(engine, dump)
             manifest = {
@@ -191,7 +178,7 @@ def restore_hub_backup(config: HubConfig, backup: Path, identity_file: Path) -> 
             newer schema or another kind of database, or the hub already holds sessions.
         StoreError: the database cannot be written.
     """
-    engine = _engine(config)
+    engine = database_engine(config)
     dialect = engine.dialect.name
     try:
         if _contents(engine)[1] > 0:

@@ -42,14 +42,19 @@ def dashboard_password(config: HubConfig) -> str | None:
     return read_password(path) if path is not None else None
 
 
+def database_engine(config: HubConfig) -> sa.Engine:
+    """An engine for the configured database (its password from ``database.password_file``), unopened."""
+    password = read_password(config.database.password_file) if config.database.password_file else None
+    return make_engine(config.database.url, password)
+
+
 def open_database(config: HubConfig) -> sa.Engine:
     """Connect, create the schema and views, and set k.
 
     Raises:
         HubStoreError: the database is unreachable or refuses the schema.
     """
-    password = read_password(config.database.password_file) if config.database.password_file else None
-    engine = make_engine(config.database.url, password)
+    engine = database_engine(config)
     try:
         create_schema(engine, config.privacy.k, config.privacy.dominance, dashboard_password(config))
     except sa.exc.SQLAlchemyError as exc:
