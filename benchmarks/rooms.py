@@ -281,11 +281,13 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     sub.close()
     rooms = []
     skipped_per_output = []
+    declined_per_output: list[int] = []
     for out in outputs:
         frames = list(re.finditer(r"frames:\s+(\d+) analysed \(([\d.]+) fps\), (\d+) dropped", out))
         windows = list(re.finditer(r"windows:\s+(\d+) stored, (\d+) dropped", out))
         shed = [int(x) for x in re.findall(r"words:\s+(\d+) stretches of speech left untranscribed", out)]
         skipped_per_output.append(sum(shed))
+        declined_per_output.append(sum(int(x) for x in re.findall(r"(\d+) quick passes declined", out)))
         if not frames or len(frames) != len(windows):
             raise SystemExit(f"a room did not finish cleanly:\n{out}")
         for f, w in zip(frames, windows, strict=True):
@@ -314,6 +316,7 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         "latency_p99_ms": _pct(latencies, 0.99),
         "latency_p95_quiet_ms": _pct(sub.quiet, 0.95),
         "utterances_skipped": skipped,
+        "quick_declined": sum(declined_per_output),
         # Per room: the largest room process, or the one process's share when the rooms share it.
         "peak_rss_mib_per_room": round(max(peak_rss) / 1024 / (n if setup.one_process else 1), 1),
         "peak_rss_mib_total": round(sum(peak_rss) / 1024, 1),
@@ -339,6 +342,7 @@ def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "latency_p50_ms": round(statistics.median(r["latency_p50_ms"] for r in repeats), 1),
         "latency_p95_quiet_ms": round(statistics.median(r.get("latency_p95_quiet_ms", 0.0) for r in repeats), 1),
         "utterances_skipped": max(r.get("utterances_skipped", 0) for r in repeats),
+        "quick_declined": max(r.get("quick_declined", 0) for r in repeats),
         "latency_p95_ms": round(statistics.median(p95s), 1),
         "latency_p95_range_ms": [min(p95s), max(p95s)],
         "latency_p99_ms": round(statistics.median(r["latency_p99_ms"] for r in repeats), 1),
@@ -373,7 +377,8 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         "",
         "| rooms | real time | slowest room fps | frames / windows dropped | window end -> MQTT p50 / p95 / p99 ms "
-        "| p95 of windows without words ms | speech shed | peak RSS per room / all rooms | CPU use (all cores) |",
+        "| p95 of windows without words ms | speech shed / quick passes declined | peak RSS per room / all rooms "
+        "| CPU use (all cores) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in results["runs"]:
@@ -382,7 +387,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {r['rooms']} | {'yes' if r['realtime'] else 'no'} | {r['fps_min']} | {r['frames_dropped']} / "
             f"{r['windows_dropped']} | {r['latency_p50_ms']} / {p95} / {r['latency_p99_ms']} | "
-            f"{r.get('latency_p95_quiet_ms', '-')} | {r.get('utterances_skipped', '-')} | "
+            f"{r.get('latency_p95_quiet_ms', '-')} | {r.get('utterances_skipped', '-')} / "
+            f"{r.get('quick_declined', '-')} | "
             f"{r['peak_rss_mib_per_room']} / {r.get('peak_rss_mib_total', '-')} MiB | {100 * r['cpu_share']:.0f} % |"
         )
     at_least = "at least " if results.get("limited") else ""

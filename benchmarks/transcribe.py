@@ -116,6 +116,7 @@ def _live(
         "cpu_s_per_audio_s": round(cpu / (audio.shape[0] / rate), 3),
         "passes": {k: v - passes_before.get(k, 0) for k, v in getattr(transcriber, "passes", {}).items()},
         "skipped": analyzer.skipped,
+        "quick_declined": analyzer.stream.quick_declined,
     }
 
 

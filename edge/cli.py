@@ -176,6 +176,7 @@ def _print_report(report: RunReport) -> None:
                 f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
                 f"{report.windows_lost} lost to storage failures",
                 f"words:     {report.utterances_skipped} stretches of speech left untranscribed (behind real time); "
+                f"{report.quick_declined} quick passes declined (device busy); "
                 f"{sum(report.words_refused.values())} transcript segments refused as not speech "
                 f"({', '.join(f'{k} {v}' for k, v in sorted(report.words_refused.items())) or 'none'})",
                 f"latency:   window complete -> stored: {report.latency_summary()}",

@@ -404,6 +404,28 @@ def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels)
     assert words.skipped == 0 and sum(r.words is not None and r.words.quality == "good" for r in results) >= 8
 
 
+def test_a_live_room_s_quick_start_gives_way_to_audio_waiting(words_models: ChannelModels) -> None:
+    """The quick start (a pass every second over a sentence's first seconds) is a live room's: a
+    file's windows are transcribed every step_s whatever the machine. Live, while audio waits for
+    the model (held here by the test), the quick passes are declined and counted; the words are
+    still all there."""
+    assert words_models.session().words.stream.quick_until == 0  # type: ignore[union-attr]
+    windows = _windows(_spoken_jfk())
+    channels = words_models.session(live=True)
+    words = channels.words
+    assert words is not None and words_models.transcriber is not None
+    assert words.stream.quick_until == 5 * RATE  # the default
+    words.shed_after_s = 60.0  # nothing is shed: the audio waits
+    words.stream.quick_budget_s = None  # however long a pass takes on this machine: only the waiting counts
+    summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
+    with words_models.transcriber.lock:  # the model is busy with other work
+        first = [r for w in windows for r in summarizer.summarize(w)]
+    results, tail = _run(summarizer, [])
+    assert words.stream.quick_declined >= 1 and words.skipped == 0
+    utterances = [u for r in first + results for u in r.transcript] + tail.utterances
+    assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1
+
+
 def test_behind_real_time_transcription_is_shed_first(words_models: ChannelModels) -> None:
     """While the speech-to-text model is busy (here: held by the test), the audio waiting for it
     passes ``shed_after_s``: that speech is left untranscribed, counted and its windows marked; the

@@ -203,20 +203,47 @@ def test_streaming_stays_within_one_error_of_the_whole_file(backend: str, ggml: 
     assert not stream.speaking and stream.settled_until == audio.shape[0] / 16000
 
 
+class PassClock:
+    """A clock for the stream under which its passes take the given wall times, in order (the
+    last one repeats): the load a room sees, without depending on this machine's."""
+
+    def __init__(self, costs: list[float]) -> None:
+        self.costs, self.now, self.calls = costs, 0.0, 0
+
+    def __call__(self) -> float:
+        if self.calls % 2:  # the end of a pass
+            self.now += self.costs[min(self.calls // 2, len(self.costs) - 1)]
+        self.calls += 1
+        return self.now
+
+
 @pytest.mark.parametrize(
-    ("quick_start_s", "first_passes", "first_word_s"),
+    ("quick_start_s", "costs", "quick", "first_passes", "declined", "first_word_s"),
     [
         # every second while the sentence is under 5 s, then every 2 s: two passes agree by 2-3 s
-        (5.0, [1.0, 2.0, 3.0, 4.0, 6.0, 8.0], (1.0, 3.0)),
+        (5.0, [0.1], True, [1.0, 2.0, 3.0, 4.0, 6.0, 8.0], 0, (1.0, 3.0)),
         # every step_s throughout: no two passes before 4 s
-        (0.0, [2.0, 4.0, 6.0, 8.0], (4.0, 8.0)),
+        (0.0, [0.1], True, [2.0, 4.0, 6.0, 8.0], 0, (4.0, 8.0)),
+        # a slow pass (a busy device) stops the quick passes; the regular pass at 3 s was quick
+        # again, so they resume
+        (5.0, [0.6, 0.1], True, [1.0, 3.0, 4.0, 6.0, 8.0], 1, (1.0, 4.0)),
+        # slow throughout: after the first, passes every step_s
+        (5.0, [0.6], True, [1.0, 3.0, 5.0, 7.0], 2, (3.0, 6.0)),
+        # the caller is behind (more audio waits): no quick pass however cheap
+        (5.0, [0.1], False, [2.0, 4.0, 6.0, 8.0], 2, (4.0, 8.0)),
     ],
 )
-def test_the_start_of_a_sentence_is_transcribed_every_second(
-    quick_start_s: float, first_passes: list[float], first_word_s: tuple[float, float]
+def test_the_start_of_a_sentence_is_transcribed_every_second_while_passes_are_cheap(
+    quick_start_s: float,
+    costs: list[float],
+    quick: bool,
+    first_passes: list[float],
+    declined: int,
+    first_word_s: tuple[float, float],
 ) -> None:
     """The passes the stream asks of the real transcriber, by the seconds of speech in its buffer;
-    and the first committed word comes sooner with the quick start."""
+    the first committed word comes sooner with the quick start; the quick start gives way to slow
+    passes (wall times over quick_budget_s, 0.2 s) and to a caller that is behind."""
     transcriber = create_transcriber("faster-whisper", packaged_model_dir())
     buffered: list[float] = []
     real = transcriber.transcribe
@@ -226,14 +253,17 @@ def test_the_start_of_a_sentence_is_transcribed_every_second(
         return real(audio, **kwargs)  # type: ignore[arg-type]
 
     transcriber.transcribe = spy  # type: ignore[method-assign]
-    stream = StreamingTranscriber(transcriber, step_s=2.0, quick_start_s=quick_start_s, max_utterance_s=30.0)
+    stream = StreamingTranscriber(
+        transcriber, step_s=2.0, quick_start_s=quick_start_s, max_utterance_s=30.0, clock=PassClock(costs)
+    )
     speech = read_wav(JFK)
     first_word_at = None
     for start in range(0, speech.shape[0] - 16000, 16000):
-        stream.feed(speech[start : start + 16000], start / 16000, voiced=True)
+        stream.feed(speech[start : start + 16000], start / 16000, voiced=True, quick=quick)
         if first_word_at is None and stream.open_words:
             first_word_at = (start + 16000) / 16000
     assert [round(b, 1) for b in buffered][: len(first_passes)] == first_passes
+    assert stream.quick_declined == declined
     assert first_word_at is not None and first_word_s[0] <= first_word_at <= first_word_s[1]
 
 

@@ -87,8 +87,14 @@ class WordsAnalyzer:
         shed_after_s: float = 6.0,
         synchronous: bool = True,
     ) -> None:
+        # A file analysed as fast as possible gains nothing from words sooner, and quick passes that
+        # give way to load would make its words depend on the machine: only live rooms start quick.
         self.stream = StreamingTranscriber(
-            transcriber, step_s=step_s, pause_s=pause_s, max_utterance_s=max_utterance_s, quick_start_s=quick_start_s
+            transcriber,
+            step_s=step_s,
+            pause_s=pause_s,
+            max_utterance_s=max_utterance_s,
+            quick_start_s=0.0 if synchronous else quick_start_s,
         )
         self.text = text
         self.min_voiced_ratio = min_voiced_ratio
@@ -171,6 +177,7 @@ class WordsAnalyzer:
                 drop, self._drop = self._drop, False
                 job = self._jobs.popleft() if self._jobs else None
                 self._busy = job is not None
+                behind = bool(self._jobs)  # more audio waits: no quick pass now
             if drop:
                 self.stream.skip()
             if job is None:
@@ -180,7 +187,9 @@ class WordsAnalyzer:
                 if job.last:
                     closed = self.stream.finish()
                 else:
-                    closed = self.stream.feed(job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s)
+                    closed = self.stream.feed(
+                        job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s, quick=not behind
+                    )
                 utterances = [u for u in (self._utterance(c) for c in closed) if u is not None]
                 words = self.stream.open_words
                 if not words:

@@ -83,14 +83,14 @@ class WordsChannelConfig(StrictModel):
         "once two consecutive transcriptions agree on it. Shorter: words sooner, more CPU.",
     )
     quick_start_s: float = Field(
-        default=0.0,
+        default=5.0,
         ge=0.0,
         le=30.0,
         description="While the speech going on (since the last sentence end) is shorter than this, it is "
-        "transcribed every second of new speech instead of every step_s: the first words of a sentence are "
-        "readable sooner. 5 on this project's benchmark: words p50 2.1 s instead of 3.4 s, one room 22 % of "
-        "two x86 cores instead of 19 %, and four rooms per device in real time instead of six; for a device "
-        "with one room. 0 (the default): every step_s throughout.",
+        "transcribed every second of new speech instead of every step_s, so the first words of a sentence "
+        "are readable sooner; only while such a pass takes at most 0.2 s and no audio waits, so a device "
+        "busy with other rooms falls back to step_s by itself. Live rooms only (files: every step_s). "
+        "0: every step_s throughout.",
     )
     pause_s: float = Field(
         default=2.0,

@@ -378,6 +378,7 @@ class Appliance:
         report.store_failures = sink.failed
         report.windows_lost = sink.lost
         report.utterances_skipped = sink.analysis.utterances_skipped
+        report.quick_declined = sink.analysis.quick_declined
         report.words_refused = dict(sink.analysis.words_refused)
         report.window_latency_ms = sink.latencies_ms
         try:

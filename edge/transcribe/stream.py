@@ -16,6 +16,12 @@ Each closed utterance carries its words with session times; the words channel th
 on the windows it was spoken in. Committed words of the utterance still being spoken are final too
 (:attr:`StreamingTranscriber.open_words`): a window need not wait for the end of the sentence.
 
+The quick start gives way to load: a pass every second is taken only while the last pass over a
+buffer that short took at most ``quick_budget_s`` of wall time (a device busy with other rooms makes
+every pass slower, so the rooms there fall back to ``step_s`` by themselves and resume once passes
+are quick again; the regular passes inside the quick start's span keep measuring), and only when
+the caller says it is not behind (``feed(quick=False)``).
+
 Everything here runs on the caller's thread and keeps audio in memory only.
 """
 
@@ -24,7 +30,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +46,7 @@ ONSET_S = 0.3  # quiet audio kept before the first voiced audio of an utterance
 REPEAT_TOLERANCE_S = 0.1  # a hypothesis word starting this much before the last committed word's end is old
 MAX_OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start
 QUICK_STEP_S = 1.0  # the step while the buffer is shorter than quick_start_s (the windows' hop)
+QUICK_BUDGET_S = 0.2  # wall time of a pass over a short buffer up to which quick passes go on
 PROMPT_CHARS = 200  # text said before the buffer, given to the model as context
 SENTENCE_END = re.compile(r"[.!?][\"')\]]*$")
 
@@ -147,13 +154,19 @@ class StreamingTranscriber:
         pause_s: float = 2.0,
         max_utterance_s: float = 15.0,
         quick_start_s: float = 0.0,
+        quick_budget_s: float | None = QUICK_BUDGET_S,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.transcriber = transcriber
+        self.clock = clock  # measures the passes
         self.step = round(step_s * SAMPLE_RATE)
         # While the buffer is shorter than quick_start_s, a pass every QUICK_STEP_S (passes over a
         # short buffer are cheap): a sentence's first words need not wait two full steps.
         self.quick_step = min(self.step, round(QUICK_STEP_S * SAMPLE_RATE))
         self.quick_until = round(quick_start_s * SAMPLE_RATE)
+        self.quick_budget_s = quick_budget_s  # None: quick passes whatever they cost
+        self.quick_cost_s = 0.0  # wall time of the last pass over a buffer shorter than quick_until
+        self.quick_declined = 0  # quick passes not taken because passes were slow or the caller behind
         self.pause = round(pause_s * SAMPLE_RATE)
         self._quiet = 0  # samples of quiet audio since the last voiced audio
         self.max_samples = round(max_utterance_s * SAMPLE_RATE)
@@ -193,10 +206,17 @@ class StreamingTranscriber:
         return self._audio.shape[0] / SAMPLE_RATE
 
     def feed(
-        self, audio: npt.NDArray[np.float32], start_s: float, *, voiced: bool, onset_s: float | None = None
+        self,
+        audio: npt.NDArray[np.float32],
+        start_s: float,
+        *,
+        voiced: bool,
+        onset_s: float | None = None,
+        quick: bool = True,
     ) -> list[SpokenUtterance]:
         """New audio starting at session time ``start_s`` (contiguous with what came before, or after a
-        gap, which ends the speech before it); ``onset_s``: where voice starts in it, when known."""
+        gap, which ends the speech before it); ``onset_s``: where voice starts in it, when known;
+        ``quick``: whether the caller has time for a quick pass (False when more audio waits)."""
         closed: list[SpokenUtterance] = []
         if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
             closed += self.finish()
@@ -210,16 +230,29 @@ class StreamingTranscriber:
             self._append(audio, start_s)
             if self._passes == 0 and self._unseen == 0 and onset_s is not None:
                 self._trim_onset(onset_s)
-            self._unseen += audio.shape[0]
+            before, self._unseen = self._unseen, self._unseen + audio.shape[0]
             if self._quiet >= self.pause or self._audio.shape[0] >= self.max_samples:
                 closed += self.finish()  # a pause, or the longest utterance
-            elif self._unseen >= (self.quick_step if self._audio.shape[0] < self.quick_until else self.step):
+            elif self._unseen >= self._next_step(quick, before):
                 self._unseen = 0
                 self.agreement.insert(self._hypothesis())
                 closed += self._sentences()
         else:
             self._audio, self._start_s = audio.astype(np.float32, copy=True), start_s
         return closed
+
+    def _next_step(self, quick: bool, before: int) -> int:
+        """Samples of new speech the next pass waits for: the quick step at a sentence's start while
+        passes are cheap and the caller keeps up, ``step`` otherwise. ``before``: the unseen samples
+        before the newest audio (a declined quick pass is counted once)."""
+        if self._audio.shape[0] >= self.quick_until or self._unseen >= self.step:
+            return self.step
+        budget = self.quick_budget_s
+        if quick and (budget is None or self.quick_cost_s <= budget):
+            return self.quick_step
+        if before < self.quick_step <= self._unseen:
+            self.quick_declined += 1
+        return self.step
 
     def finish(self) -> list[SpokenUtterance]:
         """End the speech going on: transcribe the buffer once more and take every word."""
@@ -258,9 +291,12 @@ class StreamingTranscriber:
 
     def _hypothesis(self) -> list[Word]:
         self._heard_until = self._start_s + self.buffered_s
-        t0 = time.perf_counter()
+        t0 = self.clock()
         transcript = self.transcriber.transcribe(self._audio, words=True, prompt=self._prompt, vad=False)
-        self._seconds += time.perf_counter() - t0
+        spent = self.clock() - t0
+        self._seconds += spent
+        if self._audio.shape[0] < self.quick_until:
+            self.quick_cost_s = spent
         self._passes += 1
         end = self._start_s + self.buffered_s
         return [
