@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 QOS = 1
 OUTBOX_REPORT_S = 60.0  # a changing backlog is reported at most this often
+# Reconnection waits 1, 2, 4, 8 s, then every RECONNECT_MAX_S: a broker back from a restart has the
+# room's summaries within seconds (they wait in the outbox), and an attempt costs the broker nothing.
+RECONNECT_MAX_S = 8
 
 # (mid, success, reason) for each acknowledged publish; called on paho's network thread.
 AckCallback = Callable[[int, bool, str], None]
@@ -55,7 +58,7 @@ class MqttClient:
         )
         configure_credentials(self._client, config)
         self._client.will_set(self.topic("status"), self._status("offline"), qos=QOS, retain=True)
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._client.reconnect_delay_set(min_delay=1, max_delay=RECONNECT_MAX_S)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_publish = self._on_publish
