@@ -15,17 +15,19 @@ a window is published once its words are); --words off, whisper.cpp or faster-wh
 
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
-                                            [--repeats 2] [--staff]
-With --staff a staff voice is enrolled in every room, so speaker attribution embeds every voiced
-window (without one, attribution costs nothing).
-Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]-<machine>.json
-and .md.
+                                            [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10]
+With --minutes each room plays the demo scene repeated to that length (a long run: memory, shed
+speech); --min-rooms skips the smaller room counts. With --staff a staff voice is enrolled in every
+room, so speaker attribution embeds every voiced window (without one, attribution costs nothing).
+Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]
+[-602s]-<machine>.json and .md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -48,7 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
 PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"
 GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
-CLIP = ROOT / "build" / "bench" / "demo-56s.mkv"
+SCENE_S = 14  # the demo scene's length
 REPEAT = 4  # the 14 s demo scene four times: 56 s per room
 TICK = os.sysconf("SC_CLK_TCK")
 P95_BOUND_MS = 300.0  # the latency a room's summary should arrive within (p95)
@@ -71,14 +73,16 @@ def _wait_for_broker(broker: subprocess.Popen[bytes], port: int) -> None:
     raise SystemExit(f"mosquitto exited ({broker.returncode}) before it listened on port {port}")
 
 
-def _clip() -> Path:
-    if not CLIP.is_file():
-        CLIP.parent.mkdir(parents=True, exist_ok=True)
+def _clip(repeat: int = REPEAT) -> Path:
+    """The demo scene ``repeat`` times (built once, kept in build/bench/)."""
+    clip = ROOT / "build" / "bench" / f"demo-{SCENE_S * repeat}s.mkv"
+    if not clip.is_file():
+        clip.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "make_demo.py"), "--out", str(CLIP), "--repeat", str(REPEAT)],
+            [sys.executable, str(ROOT / "scripts" / "make_demo.py"), "--out", str(clip), "--repeat", str(repeat)],
             check=True,
         )
-    return CLIP
+    return clip
 
 
 def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
@@ -101,7 +105,7 @@ site = "bench"
 room = "r{room}"
 device_id = "bench-{room}"
 [capture]
-source = "{_clip().as_uri()}"
+source = "{_clip(setup.repeat).as_uri()}"
 realtime_files = true
 analysis_fps = 10
 width = 640
@@ -133,6 +137,7 @@ class Setup:
     engine_dir: Path | None = None  # TensorRT engines (built from the pack) tried before ONNX Runtime
     one_process: bool = False  # all rooms in one `clinic-edge run --config ... --config ...`, sharing models
     staff: bool = False  # a staff voice enrolled in every room, so speaker attribution runs on every voiced window
+    repeat: int = REPEAT  # the demo scene this many times per room
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -148,6 +153,8 @@ class Setup:
             parts.append("one-process")
         if self.staff:
             parts.append("staff")
+        if self.repeat != REPEAT:
+            parts.append(f"{SCENE_S * self.repeat}s")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -420,11 +427,16 @@ def main() -> int:
         "--one-process", action="store_true", help="all rooms in one clinic-edge process, sharing the models"
     )
     parser.add_argument("--staff", action="store_true", help="enrol a staff voice in every room (attribution on)")
+    parser.add_argument("--min-rooms", type=int, default=1, help="the first room count tried")
+    parser.add_argument(
+        "--minutes", type=float, default=None, help=f"each room plays this long (default {SCENE_S * REPEAT} s)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
-    _clip()
+    repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
+    _clip(repeat)
     setup = Setup(
         args.words,
         args.detect_every,
@@ -432,6 +444,7 @@ def main() -> int:
         args.engine_dir,
         args.one_process,
         args.staff,
+        repeat,
     )
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
@@ -441,7 +454,7 @@ def main() -> int:
         _wait_for_broker(broker, port)
         runs = []
         try:
-            for n in range(1, args.max_rooms + 1):
+            for n in range(args.min_rooms, args.max_rooms + 1):
                 result = combine([run_rooms(n, port, setup) for _ in range(args.repeats)])
                 runs.append(result)
                 print(
@@ -456,7 +469,7 @@ def main() -> int:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
-        "clip": f"the demo scene x{REPEAT} ({14 * REPEAT} s, 640x480)",
+        "clip": f"the demo scene x{repeat} ({SCENE_S * repeat} s, 640x480)",
         "words": setup.words,
         "detect_every": setup.detect_every,
         "mesh_every": setup.mesh_every,

@@ -11,7 +11,9 @@ alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
   profile       where one room's CPU and memory go at the defaults, by library, thread, stage
                 timer and loading step                                       (profile_room.py)
   rooms-staff   rooms per device at the defaults with a staff voice enrolled in every room (words,
-                speaker attribution, voice cues, pulse: the room's whole work)  (rooms.py --staff)
+                speaker attribution, voice cues, pulse: the room's whole work)  (rooms.py --staff);
+                the same in one process per device (rooms-one-process-staff), and four rooms for
+                ten minutes (rooms-staff-602s)
   rooms         rooms per device with audio, window end -> MQTT p50/p95/p99, memory, CPU
                 (rooms.py), as configured by default, with face detection every 3rd frame, with
                 the transcript (whisper.cpp), with the transcript by faster-whisper plus
@@ -119,7 +121,21 @@ STEPS = (
         "rooms-one-process",
         "rooms.py",
         ("--max-rooms", "6", "--repeats", "2", "--one-process"),
-        ("--max-rooms", "2", "--repeats", "1"),
+        ("--max-rooms", "2", "--repeats", "1", "--one-process"),
+        uses_engines=True,
+    ),
+    Step(
+        "rooms-one-process-staff",
+        "rooms.py",
+        ("--max-rooms", "6", "--repeats", "1", "--one-process", "--staff"),
+        ("--max-rooms", "2", "--repeats", "1", "--one-process", "--staff"),
+        uses_engines=True,
+    ),
+    Step(
+        "rooms-staff-602s",
+        "rooms.py",
+        ("--min-rooms", "4", "--max-rooms", "4", "--staff", "--minutes", "10"),
+        ("--min-rooms", "1", "--max-rooms", "1", "--staff", "--minutes", "10"),
         uses_engines=True,
     ),
     Step("appliance", "run.py", ("--repeats", "3"), ("--repeats", "1", "--runs", "50")),
@@ -240,6 +256,33 @@ def _defaults(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]
                 "no speech shed at 4 rooms (defaults, the 56 s recording)",
                 "not reached" if shed is None else f"{shed} stretches shed",
                 None if shed is None else shed == 0,
+            )
+        )
+    long = results.get("rooms-staff-602s")
+    at4 = None if not long else _at(long, 4)
+    if at4 is not None:
+        rows.append(
+            _target(
+                "no speech shed at 4 rooms in a 10-minute run (defaults)",
+                f"{at4['utterances_skipped']} stretches shed; real time: {'yes' if at4['realtime'] else 'no'}",
+                at4["utterances_skipped"] == 0 and at4["realtime"],
+            )
+        )
+    shared = results.get("rooms-one-process-staff")
+    if shared:
+        at4 = _at(shared, 4)
+        rows.append(
+            _target(
+                ">= 5 rooms in real time at the defaults in one process per device (no target set for the layout)",
+                _count(shared),
+                None,
+            )
+        )
+        rows.append(
+            _target(
+                "<= 450 MiB resident per room, one process per device, at 4 rooms (defaults)",
+                "not reached" if at4 is None else f"{at4['peak_rss_mib_per_room']} MiB",
+                None if at4 is None else at4["peak_rss_mib_per_room"] <= 450,
             )
         )
     words = results.get("transcribe")
