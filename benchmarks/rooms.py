@@ -409,8 +409,8 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> int:
-    interrupt_on_sigterm()
+def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
+    """The command line and the set-up it asks for (the suite's steps are checked against it)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-rooms", type=int, default=6)
     parser.add_argument(
@@ -432,20 +432,19 @@ def main() -> int:
         "--minutes", type=float, default=None, help=f"each room plays this long (default {SCENE_S * REPEAT} s)"
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
+    setup = Setup(args.words, args.detect_every, args.mesh_every, args.engine_dir, args.one_process, args.staff, repeat)
+    return args, setup
+
+
+def main() -> int:
+    interrupt_on_sigterm()
+    args, setup = parse()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
-    repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
+    repeat = setup.repeat
     _clip(repeat)
-    setup = Setup(
-        args.words,
-        args.detect_every,
-        args.mesh_every,
-        args.engine_dir,
-        args.one_process,
-        args.staff,
-        repeat,
-    )
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"

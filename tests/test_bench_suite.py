@@ -202,3 +202,14 @@ def test_repeated_room_runs_combine_to_the_worst_case_and_median(
     )
     assert row.get("latency_p95_range_ms") == p95_range
     assert row["peak_rss_mib_total"] == max(r["peak_rss_mib_total"] for r in repeats)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("step", [s for s in suite.STEPS if s.script == "rooms.py"], ids=lambda s: s.name)
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_every_rooms_step_writes_the_results_the_suite_reads(step: suite.Step, quick: bool) -> None:
+    """The suite finds a step's results by the step's name; rooms.py names its file after the
+    set-up its arguments ask for. A step whose arguments named another file would leave its row
+    empty (or show an older run)."""
+    _args, setup = rooms.parse([*step.args, *(step.quick if quick else ())])
+    assert setup.name() == step.name
