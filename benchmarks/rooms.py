@@ -15,12 +15,12 @@ a window is published once its words are); --words off, whisper.cpp or faster-wh
 
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
-                                            [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10]
+                                            [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10] [--nice 0]
 With --minutes each room plays the demo scene repeated to that length (a long run: memory, shed
 speech); --min-rooms skips the smaller room counts. With --staff a staff voice is enrolled in every
 room, so speaker attribution embeds every voiced window (without one, attribution costs nothing).
 Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]
-[-602s]-<machine>.json and .md.
+[-602s][-nice0]-<machine>.json and .md (--nice sets the rooms' channels.words.nice).
 """
 
 from __future__ import annotations
@@ -92,6 +92,8 @@ def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
         "whisper.cpp": f'[channels.words]\nenabled = true\nbackend = "whisper.cpp"\nmodel = "{GGML}"\n',
         "faster-whisper": '[channels.words]\nenabled = true\nbackend = "faster-whisper"\n',
     }[setup.words]
+    if setup.nice is not None:
+        channels = (channels or "[channels.words]\n") + f"nice = {setup.nice}\n"
     if setup.mesh_every != 1:
         channels += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
     backends = "[inference]\nbackends = ["
@@ -138,6 +140,7 @@ class Setup:
     one_process: bool = False  # all rooms in one `clinic-edge run --config ... --config ...`, sharing models
     staff: bool = False  # a staff voice enrolled in every room, so speaker attribution runs on every voiced window
     repeat: int = REPEAT  # the demo scene this many times per room
+    nice: int | None = None  # channels.words.nice of every room (None: the default)
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -155,6 +158,8 @@ class Setup:
             parts.append("staff")
         if self.repeat != REPEAT:
             parts.append(f"{SCENE_S * self.repeat}s")
+        if self.nice is not None:
+            parts.append(f"nice{self.nice}")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -170,6 +175,7 @@ class Setup:
         text += ", TensorRT engines" if self.engine_dir is not None else ""
         text += "; all rooms in one process sharing the model engines" if self.one_process else ""
         text += "; a staff voice enrolled in every room (speaker attribution on)" if self.staff else ""
+        text += f"; transcription at nice {self.nice}" if self.nice is not None else ""
         return text
 
 
@@ -431,10 +437,13 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument(
         "--minutes", type=float, default=None, help=f"each room plays this long (default {SCENE_S * REPEAT} s)"
     )
+    parser.add_argument("--nice", type=int, default=None, help="channels.words.nice of every room")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
-    setup = Setup(args.words, args.detect_every, args.mesh_every, args.engine_dir, args.one_process, args.staff, repeat)
+    setup = Setup(
+        args.words, args.detect_every, args.mesh_every, args.engine_dir, args.one_process, args.staff, repeat, args.nice
+    )
     return args, setup
 
 

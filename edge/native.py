@@ -18,12 +18,23 @@ measurable CPU and keep that growth smaller; :func:`trim_heap` hands the heap's 
 the system once the models are loaded (loading frees whole model files' worth of buffers).
 
 Each is a default: a value already in the environment (the unit's ``Environment=``, a shell) wins.
+
+Threads can also yield the CPU: :func:`lower_priority` raises the nice value of given threads (Linux
+keeps one per thread, and a thread starts with its creator's), so that on a busy device the work
+that can wait (speech to text, which has seconds of slack and sheds what it cannot catch up with)
+gives way to the work that cannot (the face path, a window's summary). :func:`threads` tells which
+threads a library started, by the difference before and after it loaded.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
+from collections.abc import Iterable
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
 
 DEFAULTS = {
     "OPENBLAS_NUM_THREADS": "1",
@@ -66,3 +77,25 @@ def trim_heap() -> None:
     libc = _glibc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+def threads() -> frozenset[int]:
+    """The kernel's ids of this process's threads now (empty where /proc has no task list)."""
+    try:
+        return frozenset(int(task.name) for task in Path("/proc/self/task").iterdir())
+    except OSError:
+        return frozenset()
+
+
+def lower_priority(tids: Iterable[int], nice: int) -> int:
+    """Raise the nice value of the threads ``tids`` to ``nice`` (never lower it: that would need
+    privileges); returns how many were changed. A thread gone meanwhile is skipped."""
+    changed = 0
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < nice:
+                os.setpriority(os.PRIO_PROCESS, tid, nice)
+                changed += 1
+        except (ProcessLookupError, PermissionError) as exc:
+            logger.debug("thread %d keeps its priority: %s", tid, exc)
+    return changed

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import sqlite3
+import threading
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -379,7 +381,9 @@ def test_speech_going_on_at_the_session_s_end_is_transcribed(words_models: Chann
     assert results[-1].words is not None and results[-1].words.quality == "good"
 
 
-def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels) -> None:
+def test_a_live_room_never_waits_for_speech_to_text(
+    words_models: ChannelModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Live: transcription runs on its own thread; a window is completed once its words are, and
     every window comes out once with its words: those with speech in order, those without speech
     as soon as they are analysed (possibly ahead of speech still being transcribed)."""
@@ -388,6 +392,15 @@ def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels)
     words = channels.words
     assert words is not None and not words.synchronous
     words.shed_after_s = 60.0  # this test hands windows over faster than real time
+    priorities: list[int] = []
+    transcriber = words.stream.transcriber
+    real = transcriber.transcribe
+
+    def spy(audio: np.ndarray, **kwargs: object) -> object:
+        priorities.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return real(audio, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transcriber, "transcribe", spy)
     summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
     first = [r for w in windows for r in summarizer.summarize(w)]
     assert words.running  # transcription runs on its own thread beside the windows
@@ -402,6 +415,9 @@ def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels)
     utterances = [u for r in results for u in r.transcript] + tail.utterances
     assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1
     assert words.skipped == 0 and sum(r.words is not None and r.words.quality == "good" for r in results) >= 8
+    # Transcription yields the CPU: every pass ran at the configured nice value (whisper.cpp starts
+    # its workers from the calling thread, so they share it).
+    assert priorities and set(priorities) == {10} and words.nice == 10
 
 
 def test_a_live_room_s_quick_start_gives_way_to_audio_waiting(words_models: ChannelModels) -> None:

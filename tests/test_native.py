@@ -7,9 +7,11 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import pytest
 
+from edge import native
 from edge.native import DEFAULTS, apply_defaults
 
 
@@ -79,3 +81,25 @@ def test_a_room_process_spreads_its_threads_over_two_malloc_arenas(given: str | 
     assert 1 <= arenas <= most
     if given is not None:
         assert arenas > 2  # the probe does make threads take arenas of their own: the default's bound is real
+
+
+@pytest.mark.unit
+def test_threads_started_by_a_library_yield_the_cpu_and_never_gain_it() -> None:
+    """The threads a load started are found by difference; their nice value is raised, and a later
+    call asking for less changes nothing (lowering it would need privileges)."""
+    go = threading.Event()
+    before = native.threads()
+    worker = threading.Thread(target=go.wait)
+    worker.start()
+    try:
+        assert worker.native_id in native.threads() - before
+        started = {worker.native_id or 0}
+        assert native.lower_priority(started, 7) == 1
+        assert os.getpriority(os.PRIO_PROCESS, worker.native_id or 0) == 7
+        assert native.lower_priority(started, 3) == 0
+        assert os.getpriority(os.PRIO_PROCESS, worker.native_id or 0) == 7
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7  # the caller keeps its own
+    finally:
+        go.set()
+        worker.join()
+    assert native.lower_priority(started, 9) == 0  # the thread is gone: skipped

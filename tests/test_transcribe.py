@@ -4,6 +4,7 @@ voice activity detection, and refusal of missing or corrupt model files before l
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 
 from clinic_signals.model_files import check_ggml
+from edge import native
 from edge.transcribe import TranscriberError, create_transcriber
 from edge.transcribe.base import Word
 from edge.transcribe.gpu import (
@@ -293,3 +295,14 @@ def test_this_machine_has_the_cpu_builds() -> None:
     """The real libraries here: whisper.cpp without CUDA, CTranslate2 without a CUDA device."""
     assert "CPU" in whisper_cpp_info() and not whisper_cpp_on_gpu("auto")
     assert ctranslate2_cuda_devices() == 0 and faster_whisper_device("auto") == "cpu"
+
+
+def test_the_engine_s_workers_are_known_so_that_they_can_yield() -> None:
+    """faster-whisper runs its passes on workers CTranslate2 starts when the model loads: the
+    transcriber knows them, and the words channel lowers their priority with its own."""
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    workers = transcriber.threads & native.threads()
+    assert workers, "CTranslate2 started no thread at load"
+    assert native.lower_priority(workers, 10) == len(workers)
+    transcriber.transcribe(read_wav(JFK)[:32000], words=True)
+    assert all(os.getpriority(os.PRIO_PROCESS, tid) == 10 for tid in workers & native.threads())

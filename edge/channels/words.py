@@ -43,6 +43,7 @@ from clinic_signals.fusion import ChannelVote
 from contract.audio import SAMPLE_RATE
 from contract.classes import mean_distribution
 from contract.payload import Probabilities, WordsSummary
+from edge import native
 from edge.channels.base import Channel, ChannelState, ExplainModels, LoadedModels, WindowContext
 from edge.config.models import AppConfig
 from edge.results import GOOD, ChannelResult, Utterance, UtteranceSpan, WordsChannel
@@ -86,6 +87,7 @@ class WordsAnalyzer:
         pause_s: float = 2.0,
         shed_after_s: float = 6.0,
         synchronous: bool = True,
+        nice: int = 0,
     ) -> None:
         # A file analysed as fast as possible gains nothing from words sooner, and quick passes that
         # give way to load would make its words depend on the machine: only live rooms start quick.
@@ -99,6 +101,7 @@ class WordsAnalyzer:
         self.text = text
         self.min_voiced_ratio = min_voiced_ratio
         self.shed_after_s = shed_after_s
+        self.nice = nice  # of the words thread and the transcriber's workers
         self.synchronous = synchronous
         self.skipped = 0  # stretches of speech left untranscribed because the device was behind
         self._fed_until: float | None = None  # session time up to which audio was handed over
@@ -169,6 +172,8 @@ class WordsAnalyzer:
             return self._wake.wait_for(lambda: not self._jobs and not self._busy, timeout)
 
     def _work(self) -> None:
+        if self.nice:
+            native.lower_priority({threading.get_native_id(), *self.stream.transcriber.threads}, self.nice)
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._jobs or self._closed or self._drop)
@@ -368,6 +373,7 @@ class Words(Channel):
             pause_s=config.channels.words.pause_s,
             shed_after_s=config.channels.words.shed_after_s,
             synchronous=not live,  # a live room never waits for speech-to-text
+            nice=config.channels.words.nice,
         )
 
     @override

@@ -92,6 +92,14 @@ class WordsChannelConfig(StrictModel):
         "busy with other rooms falls back to step_s by itself. Live rooms only (files: every step_s). "
         "0: every step_s throughout.",
     )
+    nice: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="How far transcription yields the CPU (the Linux nice value of its threads): on a busy "
+        "device the face path and the windows go first and the words, which have seconds of slack, wait "
+        "(and are shed after shed_after_s). 0: the same priority as the rest of the room.",
+    )
     pause_s: float = Field(
         default=2.0,
         ge=0.5,

@@ -82,6 +82,9 @@ class Transcriber(ABC):
         self.refused: Counter[str] = Counter()  # segments refused by the guard, by reason, since start
         # One transcription at a time: the native model contexts are not thread-safe.
         self.lock = threading.Lock()
+        # Threads the engine started when it loaded (its workers): they run the passes, so they
+        # share the priority of the thread that asks for them (edge.native.lower_priority).
+        self.threads: frozenset[int] = frozenset()
 
     @abstractmethod
     def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:

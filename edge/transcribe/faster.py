@@ -24,6 +24,7 @@ from typing_extensions import override
 
 from clinic_signals.model_files import ModelFileError, check_ct2
 from contract.audio import SAMPLE_RATE
+from edge import native
 from edge.transcribe.base import AudioContext, Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
 from edge.transcribe.guard import COMPRESSION, LOG_PROB, NO_SPEECH
@@ -81,7 +82,9 @@ class FasterWhisperTranscriber(Transcriber):
             raise TranscriberError(f"faster-whisper is not installed: {exc}") from None
         if device == "cuda":
             compute_type = "float16"
+        before = native.threads()
         self._model: Any = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
+        self.threads = native.threads() - before
         self.device = device
         self.context: AudioContext = context
         self.frames_encoded = 0  # log-mel frames the encoder has seen, all passes
