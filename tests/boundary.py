@@ -30,14 +30,18 @@ def _refuse(what: str) -> Any:
     return refused
 
 
+IMPORT_TIME_PROBES = ("ctypes.util", "numpy.testing._private.utils")
+
+
 def _popen_outside_library_lookups(real: Any) -> Any:
-    """Processes stay refused, except ``ctypes.util``'s library look-ups (``ldconfig -p``), which
-    a first import of some libraries makes whichever test comes first."""
+    """Processes stay refused, except what a first import of some libraries runs in whichever test
+    comes first: ``ctypes.util``'s library look-ups (``ldconfig -p``) and numpy.testing's CPU probe
+    (``lscpu``, reached through SciPy)."""
 
     def popen(*args: Any, **kwargs: Any) -> Any:
         frame = sys._getframe(1)
         while frame is not None:
-            if frame.f_globals.get("__name__") == "ctypes.util":
+            if frame.f_globals.get("__name__") in IMPORT_TIME_PROBES:
                 return real(*args, **kwargs)
             frame = frame.f_back  # type: ignore[assignment]
         raise BoundaryCrossedError("a unit test started a process: mark it otherwise (tests/boundary.py)")
