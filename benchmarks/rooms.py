@@ -16,11 +16,13 @@ a window is published once its words are); --words off, whisper.cpp or faster-wh
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
                                             [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10] [--nice 0]
+                                            [--behind-every 1]
 With --minutes each room plays the demo scene repeated to that length (a long run: memory, shed
 speech); --min-rooms skips the smaller room counts. With --staff a staff voice is enrolled in every
 room, so speaker attribution embeds every voiced window (without one, attribution costs nothing).
 Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]
-[-602s][-nice0]-<machine>.json and .md (--nice sets the rooms' channels.words.nice).
+[-602s][-nice0]-<machine>.json and .md (--nice and --behind-every
+set the rooms' channels.words.nice and vision.behind_every).
 """
 
 from __future__ import annotations
@@ -123,6 +125,7 @@ port = {port}
 enabled = false
 [vision]
 detect_every = {setup.detect_every}
+{"" if setup.behind_every is None else f"behind_every = {setup.behind_every}"}
 {backends}{channels}""",
         encoding="utf-8",
     )
@@ -141,6 +144,7 @@ class Setup:
     staff: bool = False  # a staff voice enrolled in every room, so speaker attribution runs on every voiced window
     repeat: int = REPEAT  # the demo scene this many times per room
     nice: int | None = None  # channels.words.nice of every room (None: the default)
+    behind_every: int | None = None  # vision.behind_every of every room (None: the default)
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -160,6 +164,8 @@ class Setup:
             parts.append(f"{SCENE_S * self.repeat}s")
         if self.nice is not None:
             parts.append(f"nice{self.nice}")
+        if self.behind_every is not None:
+            parts.append(f"behind{self.behind_every}")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -176,6 +182,7 @@ class Setup:
         text += "; all rooms in one process sharing the model engines" if self.one_process else ""
         text += "; a staff voice enrolled in every room (speaker attribution on)" if self.staff else ""
         text += f"; transcription at nice {self.nice}" if self.nice is not None else ""
+        text += f"; vision.behind_every = {self.behind_every}" if self.behind_every is not None else ""
         return text
 
 
@@ -438,11 +445,20 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
         "--minutes", type=float, default=None, help=f"each room plays this long (default {SCENE_S * REPEAT} s)"
     )
     parser.add_argument("--nice", type=int, default=None, help="channels.words.nice of every room")
+    parser.add_argument("--behind-every", type=int, default=None, help="vision.behind_every of every room")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
     setup = Setup(
-        args.words, args.detect_every, args.mesh_every, args.engine_dir, args.one_process, args.staff, repeat, args.nice
+        args.words,
+        args.detect_every,
+        args.mesh_every,
+        args.engine_dir,
+        args.one_process,
+        args.staff,
+        repeat,
+        args.nice,
+        args.behind_every,
     )
     return args, setup
 

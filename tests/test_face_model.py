@@ -107,9 +107,19 @@ class CountingDetector(FaceDetector):
 
 
 @pytest.mark.unit
-@pytest.mark.parametrize(("every", "calls"), [(1, 9), (3, 3), (9, 1)])
+@pytest.mark.parametrize(
+    ("every", "behind", "calls"),
+    [
+        (1, False, 9),
+        (3, False, 3),
+        (9, False, 1),
+        # frames waiting for the analysis: every vision.behind_every (3) frames at most
+        (1, True, 3),
+        (9, True, 1),  # detect_every still applies when it is the larger
+    ],
+)
 def test_detection_can_be_reused_across_frames(
-    face_pipeline: tuple[FaceDetector, FaceExpressionModel], every: int, calls: int
+    face_pipeline: tuple[FaceDetector, FaceExpressionModel], every: int, behind: bool, calls: int
 ) -> None:
     from edge.analysis.frame import FrameAnalyzer
     from edge.capture.frames import VideoFrame
@@ -121,7 +131,7 @@ def test_detection_can_be_reused_across_frames(
     analyzer = FrameAnalyzer(detector, VisionConfig(detect_every=every), hooks=[FaceFrameHook(model, VisionConfig())])
     image = data.astronaut()
     try:
-        results = [analyzer.analyze(VideoFrame(i / 10, np.roll(image, i, axis=1))) for i in range(9)]
+        results = [analyzer.analyze(VideoFrame(i / 10, np.roll(image, i, axis=1)), behind=behind) for i in range(9)]
         assert detector.calls == calls
         assert all(
             r.faces == 1 and r.probs is not None and CLASSES[int(np.argmax(r.probs))] == "happy" for r in results

@@ -46,12 +46,12 @@ class FrameAnalyzer:
         self._since_detect = 0  # analysed frames since the detector last ran
         self._last: tuple[list[FaceDetection], int] = ([], 0)  # (faces in the region, ignored) it found
 
-    def _detect(self, rgb: npt.NDArray[np.uint8]) -> tuple[list[FaceDetection], int]:
+    def _detect(self, rgb: npt.NDArray[np.uint8], every: int) -> tuple[list[FaceDetection], int]:
         """(faces in the client region, faces ignored). With
-        ``vision.detect_every`` N > 1 the detector runs on every Nth frame and the frames between
-        reuse its faces (a client in a chair moves little in N/10 s); a frame without faces is
-        always followed by a fresh detection."""
-        if self._since_detect % self.config.detect_every == 0 or not self._last[0]:
+        ``vision.detect_every`` N > 1 (or ``every``, while the analysis is behind) the detector runs on
+        every Nth frame and the frames between reuse its faces (a client in a chair moves little in
+        N/10 s); a frame without faces is always followed by a fresh detection."""
+        if self._since_detect >= every or not self._last[0]:
             detected = self.detector.detect(rgb)
             h, w = rgb.shape[:2]
             faces = [f for f in detected if self.region.contains(*f.center, w, h)]
@@ -61,13 +61,16 @@ class FrameAnalyzer:
         self._since_detect += 1
         return self._last[0], 0
 
-    def analyze(self, frame: VideoFrame) -> FrameAnalysis:
+    def analyze(self, frame: VideoFrame, *, behind: bool = False) -> FrameAnalysis:
+        """``behind``: frames wait for the analysis, so detection and the hooks may reuse their last
+        results (``vision.behind_every``) until it has caught up."""
         t0 = time.perf_counter()
         rgb = self.undistort(frame.rgb) if self.undistort is not None else frame.rgb
-        faces, ignored = self._detect(rgb)
+        reuse = self.config.behind_every if behind else 1
+        faces, ignored = self._detect(rgb, max(self.config.detect_every, reuse))
         t1 = time.perf_counter()
         face = faces[0] if faces else None
-        context = FrameContext(rgb, face)
+        context = FrameContext(rgb, face, reuse=reuse)
         for hook in self.hooks:
             hook(context)
         return FrameAnalysis(

@@ -115,6 +115,9 @@ class FrameContext:
     skin_rgb: tuple[float, float, float] | None = None
     values: dict[str, Any] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
+    # Frames wait for the analysis: a hook may reuse its last result for at most this many frames
+    # (vision.behind_every); 1 when the analysis keeps up.
+    reuse: int = 1
 
 
 class FrameHook(Protocol):

@@ -59,7 +59,7 @@ class SkinFrameHook:
             return None
         (rx, ry), (lx, ly) = face.right_eye, face.left_eye
         eyes = ((rx + lx) / 2, (ry + ly) / 2)
-        if self._regions is not None and self._since_mesh % self.every != 0:
+        if self._regions is not None and self._since_mesh < max(self.every, frame.reuse):
             self._since_mesh += 1
             regions, then = self._regions
             sample = read_skin(rgb, regions.moved(then, eyes))

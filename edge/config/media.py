@@ -135,6 +135,14 @@ class VisionConfig(StrictModel):
         description="Run face detection on every Nth analysed frame; the frames between reuse its faces "
         "(cheaper; a frame without a face is always followed by a new detection).",
     )
+    behind_every: int = Field(
+        default=3,
+        ge=1,
+        le=10,
+        description="While frames wait for the analysis (the device is behind), face detection and the pulse's "
+        "face mesh run on every Nth frame at most, the frames between reusing them, until the analysis has "
+        "caught up. 1: every frame whatever the load.",
+    )
 
 
 class AudioConfig(StrictModel):

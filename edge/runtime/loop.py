@@ -150,11 +150,12 @@ class AnalysisLoop:
                 return
             backoff = min(backoff * 2, BACKOFF_S[1])
 
-    def _frame(self, frame: VideoFrame, windower: Windower) -> None:
+    def _frame(self, frame: VideoFrame, windower: Windower, capture_waiting: int = 0) -> None:
         """One frame through the analyser (the frame is dropped after it) into the windower."""
         m = self.metrics
         t0 = time.perf_counter()
-        analysis = self.analyzer.analyze(frame)
+        # Frames already waiting behind this one: the analysis is behind and may reuse detections.
+        analysis = self.analyzer.analyze(frame, behind=capture_waiting > 0)
         self.report.frame_ms.append((time.perf_counter() - t0) * 1e3)
         m.observe_stage("detect", analysis.detect_ms / 1e3)
         m.observe_stage("classify", analysis.classify_ms / 1e3)
@@ -186,7 +187,7 @@ class AnalysisLoop:
                 m.audio_buffers.inc()
             frame = capture.video.get(timeout=0.05)
             if frame is not None:
-                self._frame(frame, windower)
+                self._frame(frame, windower, capture.video.qsize())
                 if not flowing:
                     capture.check_sinks()  # again, now that decoded streams are linked
                     flowing = True
