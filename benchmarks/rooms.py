@@ -186,6 +186,15 @@ class Setup:
         return text
 
 
+def _speechless(summary: dict[str, Any]) -> bool:
+    """A published window without the client's speech (silence, no audio, or staff's voice only)."""
+    quality = summary.get("quality") or {}
+    if quality.get("silence") or quality.get("no_audio"):
+        return True
+    voice = (summary.get("modalities") or {}).get("voice") or {}
+    return (voice.get("staff_share") or 0.0) + (voice.get("unknown_share") or 0.0) >= 0.999
+
+
 class Subscriber:
     """Receives every summary and notes when it arrived."""
 
@@ -194,7 +203,10 @@ class Subscriber:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.latencies: dict[str, list[float]] = {}
-        self.quiet: list[float] = []  # windows without words (they never wait for transcription)
+        self.quiet: list[float] = []  # windows without good words (including those whose speech was shed)
+        # windows without the client's speech: silent, or every voiced moment staff's or nobody's
+        # (edge.analysis.summarize's rule); unlike the above, never windows that waited for words
+        self.speechless: list[float] = []
         self.lock = threading.Lock()
         self.client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
         self.client.on_message = self._message
@@ -212,6 +224,8 @@ class Subscriber:
             self.latencies.setdefault(body["room"], []).append((now - end) * 1e3)
             if words.get("quality") != "good":
                 self.quiet.append((now - end) * 1e3)
+            if _speechless(body):
+                self.speechless.append((now - end) * 1e3)
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -335,6 +349,8 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         "latency_p95_ms": _pct(latencies, 0.95),
         "latency_p99_ms": _pct(latencies, 0.99),
         "latency_p95_quiet_ms": _pct(sub.quiet, 0.95),
+        "latency_p95_speechless_ms": _pct(sub.speechless, 0.95),
+        "speechless_windows": len(sub.speechless),
         "utterances_skipped": skipped,
         "quick_declined": sum(declined_per_output),
         # Per room: the largest room process, or the one process's share when the rooms share it.
@@ -361,6 +377,10 @@ def combine(repeats: list[dict[str, Any]]) -> dict[str, Any]:
         "summaries": sum(r["summaries"] for r in repeats),
         "latency_p50_ms": round(statistics.median(r["latency_p50_ms"] for r in repeats), 1),
         "latency_p95_quiet_ms": round(statistics.median(r.get("latency_p95_quiet_ms", 0.0) for r in repeats), 1),
+        "latency_p95_speechless_ms": round(
+            statistics.median(r.get("latency_p95_speechless_ms", 0.0) for r in repeats), 1
+        ),
+        "speechless_windows": sum(r.get("speechless_windows", 0) for r in repeats),
         "utterances_skipped": max(r.get("utterances_skipped", 0) for r in repeats),
         "quick_declined": max(r.get("quick_declined", 0) for r in repeats),
         "latency_p95_ms": round(statistics.median(p95s), 1),
@@ -397,7 +417,8 @@ def markdown(results: dict[str, Any]) -> str:
         ),
         "",
         "| rooms | real time | slowest room fps | frames / windows dropped | window end -> MQTT p50 / p95 / p99 ms "
-        "| p95 of windows without words ms | speech shed / quick passes declined | peak RSS per room / all rooms "
+        "| p95 of windows without words / without client speech (n) ms | speech shed / quick passes declined "
+        "| peak RSS per room / all rooms "
         "| CPU use (all cores) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
@@ -407,7 +428,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines.append(
             f"| {r['rooms']} | {'yes' if r['realtime'] else 'no'} | {r['fps_min']} | {r['frames_dropped']} / "
             f"{r['windows_dropped']} | {r['latency_p50_ms']} / {p95} / {r['latency_p99_ms']} | "
-            f"{r.get('latency_p95_quiet_ms', '-')} | {r.get('utterances_skipped', '-')} / "
+            f"{r.get('latency_p95_quiet_ms', '-')} / {r.get('latency_p95_speechless_ms', '-')} "
+            f"({r.get('speechless_windows', '-')}) | {r.get('utterances_skipped', '-')} / "
             f"{r.get('quick_declined', '-')} | "
             f"{r['peak_rss_mib_per_room']} / {r.get('peak_rss_mib_total', '-')} MiB | {100 * r['cpu_share']:.0f} % |"
         )
