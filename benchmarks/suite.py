@@ -220,7 +220,7 @@ def _defaults(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]
         rows.append(
             _target(
                 "one room at the defaults: <= 20 % of both cores",
-                f"{100 * p['cpu_share']:.0f} %",
+                f"{100 * p['cpu_share']:.1f} %",
                 p["cpu_share"] <= 0.20,
             )
         )
