@@ -31,6 +31,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -85,6 +86,13 @@ def threads() -> frozenset[int]:
         return frozenset(int(task.name) for task in Path("/proc/self/task").iterdir())
     except OSError:
         return frozenset()
+
+
+def native_threads_since(before: frozenset[int]) -> frozenset[int]:
+    """Threads started since ``before`` was taken by native code: Python's own threads (the MQTT
+    client's, a capture's) that started meanwhile are not a library's workers."""
+    python = {t.native_id for t in threading.enumerate()}
+    return frozenset(tid for tid in threads() - before if tid not in python)
 
 
 def lower_priority(tids: Iterable[int], nice: int) -> int:

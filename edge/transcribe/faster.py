@@ -84,7 +84,7 @@ class FasterWhisperTranscriber(Transcriber):
             compute_type = "float16"
         before = native.threads()
         self._model: Any = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
-        self.threads = native.threads() - before
+        self.threads = native.native_threads_since(before)
         self.device = device
         self.context: AudioContext = context
         self.frames_encoded = 0  # log-mel frames the encoder has seen, all passes
