@@ -16,7 +16,8 @@ or ``max_wait_s`` of later audio has been analysed: it is then completed without
 once it closes, its whole text's emotion is what is stored and explained.
 
 In a live room transcription runs on its own thread (``words``), so the face and voice never wait
-for speech-to-text. When it falls more than ``shed_after_s`` behind the audio, the speech going on
+for speech-to-text, and at a lower priority (``nice``, with the engine's workers), so on a busy
+device they get the CPU first. When it falls more than ``shed_after_s`` behind the audio, the speech going on
 and the audio waiting are dropped untranscribed, counted (``skipped``) and their windows marked
 ``skipped``: transcription sheds work first, never the face path. For files analysed as fast as
 possible (``synchronous``) each window waits for transcription, so a file's result does not depend
