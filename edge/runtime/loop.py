@@ -187,7 +187,10 @@ class AnalysisLoop:
                 m.audio_buffers.inc()
             frame = capture.video.get(timeout=0.05)
             if frame is not None:
-                self._frame(frame, windower, capture.video.qsize())
+                # Frames waiting behind this one mean the analysis is behind a source that delivers in
+                # real time; a file decoded as fast as possible always has frames waiting, by design,
+                # and its windows must not depend on the machine's speed.
+                self._frame(frame, windower, capture.video.qsize() if capture.sync else 0)
                 if not flowing:
                     capture.check_sinks()  # again, now that decoded streams are linked
                     flowing = True
