@@ -28,13 +28,17 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from results_io import machine, write_results
+
+if TYPE_CHECKING:
+    from edge.config.models import AppConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "build" / "demo" / "demo.mkv"
 PACK = ROOT / "build" / "models" / "pack"
+PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"
 GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 STAGES = (
     "face_detect_ms",
@@ -78,24 +82,30 @@ def _pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 2) if ordered else 0.0
 
 
-def run_setup(extra: dict[str, Any], engine_dir: Path | None = None) -> dict[str, Any]:
+def setup_config(extra: dict[str, Any], state_dir: Path, engine_dir: Path | None = None) -> AppConfig:
+    """The room's configuration for one set-up: the defaults, the demo pack, ``extra`` on top."""
     from edge.config.load import parse_config
+
+    return parse_config(
+        {
+            "room": {"site": "bench", "room": "r1", "device_id": "bench"},
+            "models": {"pack": str(PACK), "trusted_keys": [str(PACK_KEY)]},
+            "storage": {"state_dir": str(state_dir)},
+            "mqtt": {"enabled": False},
+            "metrics": {"enabled": False},
+            **({} if engine_dir is None else {"inference": {"backends": _backends(engine_dir)}}),
+            **extra,
+        },
+        state_dir,
+    )
+
+
+def run_setup(extra: dict[str, Any], engine_dir: Path | None = None) -> dict[str, Any]:
     from edge.control import Consent
     from edge.runtime import Appliance
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = parse_config(
-            {
-                "room": {"site": "bench", "room": "r1", "device_id": "bench"},
-                "models": {"pack": str(PACK)},
-                "storage": {"state_dir": tmp},
-                "mqtt": {"enabled": False},
-                "metrics": {"enabled": False},
-                **({} if engine_dir is None else {"inference": {"backends": _backends(engine_dir)}}),
-                **extra,
-            },
-            Path(tmp),
-        )
+        config = setup_config(extra, Path(tmp), engine_dir)
         appliance = Appliance(config, DEMO.as_uri())
         report = appliance.run(consent=Consent(method="written", recorded_by="benchmark"))
         conn = sqlite3.connect(report.database)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import channels
 import rooms
 import suite
 
@@ -213,3 +214,13 @@ def test_every_rooms_step_writes_the_results_the_suite_reads(step: suite.Step, q
     empty (or show an older run)."""
     _args, setup = rooms.parse([*step.args, *(step.quick if quick else ())])
     assert setup.name() == step.name
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("setup", list(channels.SETUPS), ids=str)
+def test_every_channels_setup_is_a_valid_room_configuration(setup: str, tmp_path: Path) -> None:
+    """The channels step runs each set-up as a room; one the room's configuration refuses (a field
+    renamed, a rule added, such as the pack's trusted keys) would fail only when the suite is run."""
+    config = channels.setup_config(channels.SETUPS[setup], tmp_path)
+    assert config.models.pack == channels.PACK
+    assert config.models.trusted_keys == [channels.PACK_KEY]
