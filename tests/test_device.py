@@ -19,6 +19,7 @@ from edge.config.models import OnnxRuntimeBackendConfig
 from edge.control.local import SOCKET_NAME, send
 from edge.errors import ConfigError
 from edge.inference.manifest import load_manifest
+from edge.inference.onnxruntime_backend import OnnxRuntimeEngine
 from edge.inference.shared import SharedEngines
 from edge.runtime.device import Device, DeviceNotifier, check_rooms
 from edge.runtime.notify import Notifier
@@ -77,6 +78,20 @@ def test_rooms_of_a_device_own_their_state(
 def test_a_device_needs_rooms() -> None:
     with pytest.raises(ConfigError, match="at least one room"):
         check_rooms([])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("arena", "kept"), [({}, False), ({"memory_arena": True}, True)])
+def test_onnx_runtime_keeps_a_memory_arena_only_when_asked(
+    face_model: Path, arena: dict[str, bool], kept: bool
+) -> None:
+    """Off by default: an arena grows to a model's largest activations and never shrinks (edge.native
+    hands such buffers back to the system instead)."""
+    manifest = load_manifest(face_model)
+    engine = OnnxRuntimeEngine(face_model, manifest, OnnxRuntimeBackendConfig(**arena))
+    assert engine._session.get_session_options().enable_cpu_mem_arena is kept
+    batch = np.zeros((2, *manifest.input.shape[1:]), dtype=np.float32)
+    assert engine.infer(batch).shape[0] == 2
 
 
 # -- shared engines -----------------------------------------------------------------------------

@@ -69,6 +69,12 @@ class OnnxRuntimeBackendConfig(StrictModel):
     backend: Literal["onnxruntime"] = "onnxruntime"
     device: Literal["cpu", "cuda"] = Field(default="cpu", description="Execution provider.")
     intra_op_threads: int = Field(default=1, ge=0, le=64, description="Threads per session; 0 = all cores.")
+    memory_arena: bool = Field(
+        default=False,
+        description="Keep each session's ONNX Runtime memory arena: it grows to the largest activations a "
+        "model ever needed and keeps them for good. Off, a run's buffers go back to the C library (the "
+        "room's resident size is about 100 MiB smaller for about 3 % more CPU).",
+    )
 
 
 class TensorRTBackendConfig(StrictModel):

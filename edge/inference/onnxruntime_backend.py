@@ -55,6 +55,7 @@ class OnnxRuntimeEngine(InferenceEngine):
         options.intra_op_num_threads = config.intra_op_threads
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = config.memory_arena
         try:
             self._session: Any = ort.InferenceSession(str(model_path), options, providers=[provider])
         except Exception as exc:  # onnxruntime raises its own hierarchy for corrupt graphs
