@@ -146,7 +146,7 @@ class PulseChannelConfig(StrictModel):
         default=3.0, ge=-5.0, le=20.0, description="Estimates with a lower signal-to-noise ratio (dB) are withheld."
     )
     mesh_every: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=3,
         description="Run the face mesh that finds the skin regions on every Nth analysed frame; the frames "
