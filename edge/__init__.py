@@ -4,12 +4,11 @@ Raw video and audio never leave this process: frames and samples live in bounded
 and are dropped once analysed; only validated summaries are stored and published.
 """
 
-from edge.native import apply_defaults, fix_large_buffers, limit_malloc_arenas
+from edge.native import apply_defaults, limit_malloc_arenas
 
 # Before numpy or any model library is loaded by anything under edge (edge.native says why).
 apply_defaults()
 limit_malloc_arenas()
-fix_large_buffers()
 
 from clinic_common import __version__  # noqa: E402 - after the thread defaults
 

@@ -17,16 +17,6 @@ arenas, and the room's resident size grew by a few hundred MiB in its first minu
 measurable CPU and keep that growth smaller; :func:`trim_heap` hands the heap's free pages back to
 the system once the models are loaded (loading frees whole model files' worth of buffers).
 
-Large buffers: glibc serves a request of at least the mmap threshold with pages of its own, handed
-back on free, and raises that threshold to the size of each such buffer freed (up to 32 MiB), after
-which buffers of that size come from the heap, where a free one is kept for reuse. The models'
-transient activations (a 30 s transcription's attention, the text model's batches) thus stayed in
-the heap for good: about 100 MiB of a room's resident size was free memory no thread used. A fixed
-threshold of 4 MiB (:data:`MMAP_THRESHOLD`; smaller buffers, such as frames, stay in the heap)
-hands them back; the heap's top is trimmed only beyond 64 MiB free (:data:`TRIM_THRESHOLD`; a fixed
-mmap threshold would otherwise set it to 128 KiB and the heap would shrink and grow around every
-window, paying page faults each time).
-
 Each is a default: a value already in the environment (the unit's ``Environment=``, a shell) wins.
 
 Threads can also yield the CPU: :func:`lower_priority` raises the nice value of given threads (Linux
@@ -61,16 +51,7 @@ def apply_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> d
 
 
 MALLOC_ARENAS = 2
-MMAP_THRESHOLD = 4 * 1024 * 1024
-TRIM_THRESHOLD = 64 * 1024 * 1024
-# glibc's mallopt parameter numbers, and the variables of the environment that set them at start
-_M_ARENA_MAX = -8
-_M_MMAP_THRESHOLD = -3
-_M_TRIM_THRESHOLD = -1
-_HEAP_SETTINGS = (
-    (_M_MMAP_THRESHOLD, "MALLOC_MMAP_THRESHOLD_", MMAP_THRESHOLD),
-    (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", TRIM_THRESHOLD),
-)
+_M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -90,16 +71,6 @@ def limit_malloc_arenas(environ: os._Environ[str] | dict[str, str] = os.environ,
         return False
     libc = _glibc()
     return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
-
-
-def fix_large_buffers(environ: os._Environ[str] | dict[str, str] = os.environ) -> list[str]:
-    """Serve buffers of :data:`MMAP_THRESHOLD` and more with pages of their own, handed back on free,
-    and trim the heap's top only beyond :data:`TRIM_THRESHOLD`; a value of the environment's (glibc
-    read it at start) wins, and nothing happens outside glibc. Returns the variables set here."""
-    libc = _glibc()
-    if libc is None:
-        return []
-    return [name for param, name, value in _HEAP_SETTINGS if name not in environ and libc.mallopt(param, value)]
 
 
 def trim_heap() -> None:

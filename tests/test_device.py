@@ -85,8 +85,8 @@ def test_a_device_needs_rooms() -> None:
 def test_onnx_runtime_keeps_a_memory_arena_only_when_asked(
     face_model: Path, arena: dict[str, bool], kept: bool
 ) -> None:
-    """Off by default: an arena grows to a model's largest activations and never shrinks (edge.native
-    hands such buffers back to the system instead)."""
+    """Off by default: an arena grows to a model's largest activations and never shrinks; without it a
+    run's buffers go back to the C library."""
     manifest = load_manifest(face_model)
     engine = OnnxRuntimeEngine(face_model, manifest, OnnxRuntimeBackendConfig(**arena))
     assert engine._session.get_session_options().enable_cpu_mem_arena is kept

@@ -84,59 +84,6 @@ def test_a_room_process_spreads_its_threads_over_two_malloc_arenas(given: str | 
         assert arenas > 2  # the probe does make threads take arenas of their own: the default's bound is real
 
 
-LARGE = """
-import ctypes, sys
-if sys.argv[1] == "room":
-    import edge
-libc = ctypes.CDLL(None)
-libc.malloc.restype = ctypes.c_void_p
-libc.free.argtypes = [ctypes.c_void_p]
-size = 6 * 1024 * 1024
-libc.free(libc.malloc(size))  # a large buffer, freed: glibc alone now keeps buffers of this size
-again = libc.malloc(size)
-ctypes.memset(again, 1, size)
-for line in open("/proc/self/maps"):
-    if line.rstrip().endswith("[heap]"):
-        low, high = (int(x, 16) for x in line.split()[0].split("-"))
-        print("heap" if low <= again < high else "own pages")
-        break
-else:
-    print("own pages")
-"""
-
-
-@pytest.mark.parametrize(
-    ("process", "given", "where"),
-    [
-        ("room", None, "own pages"),  # handed back on free, whatever was freed before
-        ("plain", None, "heap"),  # glibc's own rule (the probe tells the two apart)
-        ("room", "33554432", "heap"),  # MALLOC_MMAP_THRESHOLD_ in the environment wins
-    ],
-)
-def test_a_room_process_hands_large_buffers_back(process: str, given: str | None, where: str) -> None:
-    """A buffer of 6 MiB allocated after one of that size was freed: in a room process it has pages
-    of its own (unmapped on free) instead of coming from the heap, where glibc's raised threshold
-    would put it and keep it once freed."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
-    if given is not None:
-        env["MALLOC_MMAP_THRESHOLD_"] = given
-    out = subprocess.run([sys.executable, "-c", LARGE, process], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.split() == where.split()
-
-
-@pytest.mark.unit
-@pytest.mark.parametrize(
-    ("environ", "set_here"),
-    [
-        ({}, ["MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"]),
-        ({"MALLOC_TRIM_THRESHOLD_": "131072"}, ["MALLOC_MMAP_THRESHOLD_"]),
-        ({"MALLOC_MMAP_THRESHOLD_": "1", "MALLOC_TRIM_THRESHOLD_": "1"}, []),
-    ],
-)
-def test_heap_settings_leave_the_environments_own(environ: dict[str, str], set_here: list[str]) -> None:
-    assert native.fix_large_buffers(environ) == set_here
-
-
 @pytest.mark.unit
 def test_threads_started_by_a_library_yield_the_cpu_and_never_gain_it() -> None:
     """The threads a load started are found by difference; their nice value is raised, and a later

@@ -72,8 +72,8 @@ class OnnxRuntimeBackendConfig(StrictModel):
     memory_arena: bool = Field(
         default=False,
         description="Keep each session's ONNX Runtime memory arena: it grows to the largest activations a "
-        "model ever needed and keeps them for good. Off, a run's buffers go back to the C library (the "
-        "room's resident size is about 100 MiB smaller for about 3 % more CPU).",
+        "model ever needed and keeps them for good. Off, a run's buffers go back to the C library (a "
+        "room's resident size is about 60 MiB smaller).",
     )
 
 
