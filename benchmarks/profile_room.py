@@ -51,7 +51,9 @@ LIBRARIES = (
     ("orcexec", "capture (GStreamer)"),
     ("libvorbis", "decoding the recording (libav)"),
     ("python3", "Python: windows, channels' glue, fusion, storage, publishing"),
-    ("[JIT]", "Python: windows, channels' glue, fusion, storage, publishing"),
+    # Code generated at run time: in the room only CTranslate2's matrix kernels are (perf finds these
+    # samples on the transcription threads alone; Python 3.11 compiles nothing to machine code).
+    ("[JIT]", "speech to text (Whisper on CTranslate2)"),
     ("_multiarray", "numpy"),
     ("libopenblas", "numpy"),
     ("libscipy_openblas", "numpy"),
@@ -83,7 +85,7 @@ MEMORY_PROBE = textwrap.dedent(
     import scipy.signal; step("SciPy signal")
     from faster_whisper import WhisperModel; step("faster-whisper (library, with PyAV)")
     from export.whisper_ggml import packaged_model_dir
-    WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=2)
+    WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=1)
     step("Whisper tiny.en (int8)")
     import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); step("GStreamer")
     keep = []
@@ -112,6 +114,46 @@ def _perf_by_library(data: Path) -> dict[str, float]:
         stage = next((s for prefix, s in LIBRARIES if name.startswith(prefix)), "other libraries")
         stages[stage] += float(m.group(1))
     return {k: round(v, 1) for k, v in stages.most_common()}
+
+
+GENERIC = {
+    "kernel: system calls, page faults, scheduling",
+    "C library: memory allocation, copies, locks",
+    "other libraries",
+}
+
+
+def _perf_by_thread(data: Path) -> dict[str, dict[str, float]]:
+    """Share of CPU samples (percent) by the stage each thread works for, kernel and C library time
+    included: a thread belongs to the stage whose libraries most of its own samples are in (the
+    kernel's share of a stage is what its threads cost in system calls, page faults and waking
+    each other)."""
+    out = subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", "pid,dso", "--stdio", "-g", "none"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    by_tid: dict[str, Counter[str]] = {}
+    for line in out.splitlines():
+        m = re.match(r"\s*([\d.]+)%\s+(\d+):\S*\s+(.+?)\s*$", line)
+        if not m:
+            continue
+        stage = next((s for prefix, s in LIBRARIES if m.group(3).startswith(prefix)), "other libraries")
+        by_tid.setdefault(m.group(2), Counter())[stage] += float(m.group(1))
+    stages: dict[str, dict[str, float]] = {}
+    for samples in by_tid.values():
+        own = Counter({k: v for k, v in samples.items() if k not in GENERIC})
+        stage = own.most_common(1)[0][0] if own else "other libraries"
+        row = stages.setdefault(stage, {"pct": 0.0, "kernel_pct": 0.0, "threads": 0})
+        row["pct"] += sum(samples.values())
+        row["kernel_pct"] += samples["kernel: system calls, page faults, scheduling"]
+        row["threads"] += 1
+    ordered = sorted(stages.items(), key=lambda kv: -kv[1]["pct"])
+    return {
+        k: {"pct": round(v["pct"], 1), "kernel_pct": round(v["kernel_pct"], 1), "threads": v["threads"]}
+        for k, v in ordered
+    }
 
 
 def _threads(pid: int, last: dict[int, tuple[str, float]]) -> None:
@@ -182,6 +224,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
             raise SystemExit(f"the room failed:\n{output}")
         loaded = re.search(r"(\d\d:\d\d:\d\d),\d+ INFO edge.runtime.app: session \S+ started", output)
         by_library = _perf_by_library(data) if use_perf else {}
+        by_thread = _perf_by_thread(data) if use_perf else {}
         timers = _stage_timers(folder / "state0" / "clinic-edge.db")
     cpu_total = sum(v for _, v in threads.values())
     busiest = sorted(threads.items(), key=lambda kv: -kv[1][1])[:8]
@@ -199,6 +242,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         "cpu_s": round(cpu_total, 1),
         "cpu_share": round(cpu_total / wall / (os.cpu_count() or 1), 3),
         "by_library_pct": by_library,
+        "by_thread_pct": by_thread,
         "threads": [{"name": name, "cpu_s": round(cpu, 1)} for _, (name, cpu) in busiest],
         "stage_ms_per_window": timers,
         "rss_mib_started": round(first_rss, 1),
@@ -225,6 +269,20 @@ def markdown(results: dict[str, Any]) -> str:
     if r["by_library_pct"]:
         lines += ["| stage (native library) | share of the room's CPU |", "| --- | --- |"]
         lines += [f"| {k} | {v} % |" for k, v in r["by_library_pct"].items() if v >= 0.5]
+        lines.append("")
+    if r.get("by_thread_pct"):
+        lines += [
+            "By thread: each thread counted for the stage it works for, with its time in the kernel and the C "
+            "library (a stage's threads waking each other, its page faults).",
+            "",
+            "| stage (its threads) | share of the room's CPU | of which in the kernel | threads |",
+            "| --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {k} | {v['pct']} % | {v['kernel_pct']} % | {v['threads']} |"
+            for k, v in r["by_thread_pct"].items()
+            if v["pct"] >= 0.5
+        ]
         lines.append("")
     lines += ["The room's own report of the run:", "", "```", *r["room_report"], "```", ""]
     lines += ["| busiest threads | CPU s |", "| --- | --- |"]

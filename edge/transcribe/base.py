@@ -85,6 +85,7 @@ class Transcriber(ABC):
         # Threads the engine started when it loaded (its workers): they run the passes, so they
         # share the priority of the thread that asks for them (edge.native.lower_priority).
         self.threads: frozenset[int] = frozenset()
+        self.cpu_threads = 0  # threads the engine was asked to compute with on the CPU
 
     @abstractmethod
     def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:

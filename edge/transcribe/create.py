@@ -8,23 +8,31 @@ from edge.transcribe.base import AudioContext, Backend, Transcriber
 from edge.transcribe.errors import TranscriberError
 from edge.transcribe.gpu import Device, faster_whisper_device, whisper_cpp_on_gpu
 
+# Threads of each engine when the configuration leaves them out. faster-whisper (CTranslate2 on
+# OpenMP) wakes and parks its second thread at every operation of the model: on two cores that
+# cost a fifth more CPU per second of speech and made no pass quicker (docs/benchmarks.md).
+DEFAULT_THREADS: dict[Backend, int] = {"whisper.cpp": 2, "faster-whisper": 1}
+
 
 def create_transcriber(
     backend: Backend,
     model: Path,
     *,
-    threads: int = 2,
+    threads: int | None = None,
     vad: bool = True,
     device: Device = "auto",
     context: AudioContext = "fitted",
 ) -> Transcriber:
     """A transcriber for ``backend`` with ``model`` (a ggml file, or a CTranslate2 folder), checked
     before the native library sees it; ``context`` is faster-whisper's audio context
-    (:mod:`edge.transcribe.faster`).
+    (:mod:`edge.transcribe.faster`); ``threads`` None: the engine's :data:`DEFAULT_THREADS`.
 
     Raises:
         TranscriberError: unknown back-end, back-end not installed, or a missing/corrupt model.
     """
+    if backend not in DEFAULT_THREADS:
+        raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")
+    threads = threads or DEFAULT_THREADS[backend]
     if backend == "whisper.cpp":
         from edge.transcribe.whispercpp import WhisperCppTranscriber  # noqa: PLC0415
 
@@ -35,4 +43,4 @@ def create_transcriber(
         return FasterWhisperTranscriber(
             model, threads=threads, vad=vad, device=faster_whisper_device(device), context=context
         )
-    raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")
+    raise TranscriberError(f"no loader for the transcription back-end {backend!r}")

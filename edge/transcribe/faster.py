@@ -57,7 +57,7 @@ class FasterWhisperTranscriber(Transcriber):
         self,
         model_dir: Path,
         *,
-        threads: int = 2,
+        threads: int = 1,
         vad: bool = True,
         compute_type: str = "int8",
         device: str = "cpu",
@@ -86,17 +86,19 @@ class FasterWhisperTranscriber(Transcriber):
         self._model: Any = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
         self.threads = native.native_threads_since(before)
         self.device = device
+        self.cpu_threads = threads
         self.context: AudioContext = context
         self.frames_encoded = 0  # log-mel frames the encoder has seen, all passes
         self.passes = {"fitted": 0, "full": 0}  # transcriptions by audio context (fitted ones redone: full)
         self._fit = False
         self._model.encode = self._encoder(self._model.encode)
         logger.info(
-            "transcription: faster-whisper %s on the %s (%s, %s audio context)",
+            "transcription: faster-whisper %s on the %s (%s, %s audio context, %d threads)",
             model_dir,
             device.upper(),
             compute_type,
             context,
+            threads,
         )
 
     def _encoder(self, encode: Callable[[npt.NDArray[np.float32]], Any]) -> Callable[[npt.NDArray[np.float32]], Any]:

@@ -51,8 +51,13 @@ class WhisperCppTranscriber(Transcriber):
                 context_params={"use_gpu": gpu},
             )
         self.device = "cuda" if gpu else "cpu"
+        self.cpu_threads = threads
         logger.info(
-            "transcription: whisper.cpp %s (%d tensors) on the %s", model, len(summary.tensors), self.device.upper()
+            "transcription: whisper.cpp %s (%d tensors) on the %s, %d threads",
+            model,
+            len(summary.tensors),
+            self.device.upper(),
+            threads,
         )
 
     @override
