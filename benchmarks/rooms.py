@@ -16,13 +16,13 @@ a window is published once its words are); --words off, whisper.cpp or faster-wh
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
                                             [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10] [--nice 0]
-                                            [--behind-every 1]
+                                            [--behind-every 1] [--words-threads 2]
 With --minutes each room plays the demo scene repeated to that length (a long run: memory, shed
 speech); --min-rooms skips the smaller room counts. With --staff a staff voice is enrolled in every
 room, so speaker attribution embeds every voiced window (without one, attribution costs nothing).
 Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]
-[-602s][-nice0]-<machine>.json and .md (--nice and --behind-every
-set the rooms' channels.words.nice and vision.behind_every).
+[-602s][-nice0][-behind1][-words2t]-<machine>.json and .md (--nice, --behind-every and --words-threads
+set the rooms' channels.words.nice, vision.behind_every and channels.words.threads).
 """
 
 from __future__ import annotations
@@ -96,6 +96,8 @@ def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
     }[setup.words]
     if setup.nice is not None:
         channels = (channels or "[channels.words]\n") + f"nice = {setup.nice}\n"
+    if setup.words_threads is not None:
+        channels = (channels or "[channels.words]\n") + f"threads = {setup.words_threads}\n"
     if setup.mesh_every != 1:
         channels += f"[channels.pulse]\nmesh_every = {setup.mesh_every}\n"
     backends = "[inference]\nbackends = ["
@@ -145,6 +147,7 @@ class Setup:
     repeat: int = REPEAT  # the demo scene this many times per room
     nice: int | None = None  # channels.words.nice of every room (None: the default)
     behind_every: int | None = None  # vision.behind_every of every room (None: the default)
+    words_threads: int | None = None  # channels.words.threads of every room (None: the default)
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -166,6 +169,8 @@ class Setup:
             parts.append(f"nice{self.nice}")
         if self.behind_every is not None:
             parts.append(f"behind{self.behind_every}")
+        if self.words_threads is not None:
+            parts.append(f"words{self.words_threads}t")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -183,6 +188,7 @@ class Setup:
         text += "; a staff voice enrolled in every room (speaker attribution on)" if self.staff else ""
         text += f"; transcription at nice {self.nice}" if self.nice is not None else ""
         text += f"; vision.behind_every = {self.behind_every}" if self.behind_every is not None else ""
+        text += f"; transcription on {self.words_threads} threads" if self.words_threads is not None else ""
         return text
 
 
@@ -468,6 +474,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
     )
     parser.add_argument("--nice", type=int, default=None, help="channels.words.nice of every room")
     parser.add_argument("--behind-every", type=int, default=None, help="vision.behind_every of every room")
+    parser.add_argument("--words-threads", type=int, default=None, help="channels.words.threads of every room")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
@@ -481,6 +488,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
         repeat,
         args.nice,
         args.behind_every,
+        args.words_threads,
     )
     return args, setup
 
