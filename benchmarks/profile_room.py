@@ -97,22 +97,27 @@ MEMORY_PROBE = textwrap.dedent(
 )
 
 
-def _perf_by_library(data: Path) -> dict[str, float]:
-    """Share of CPU samples (percent) by stage, from `perf report --sort dso`."""
-    out = subprocess.run(
-        ["perf", "report", "-i", str(data), "--no-children", "--sort", "dso", "--stdio", "-g", "none"],
+def _perf_report(data: Path, sort: str) -> list[str]:
+    """The lines of `perf report --sort SORT` (percentages of all samples, no call graphs)."""
+    return subprocess.run(
+        ["perf", "report", "-i", str(data), "--no-children", "--sort", sort, "--stdio", "-g", "none"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
+    ).stdout.splitlines()
+
+
+def _stage(library: str) -> str:
+    return next((s for prefix, s in LIBRARIES if library.startswith(prefix)), "other libraries")
+
+
+def _perf_by_library(data: Path) -> dict[str, float]:
+    """Share of CPU samples (percent) by stage, from `perf report --sort dso`."""
     stages: Counter[str] = Counter()
-    for line in out.splitlines():
+    for line in _perf_report(data, "dso"):
         m = re.match(r"\s*([\d.]+)%\s+(.+?)\s*$", line)
-        if not m:
-            continue
-        name = m.group(2)
-        stage = next((s for prefix, s in LIBRARIES if name.startswith(prefix)), "other libraries")
-        stages[stage] += float(m.group(1))
+        if m:
+            stages[_stage(m.group(2))] += float(m.group(1))
     return {k: round(v, 1) for k, v in stages.most_common()}
 
 
@@ -128,19 +133,11 @@ def _perf_by_thread(data: Path) -> dict[str, dict[str, float]]:
     included: a thread belongs to the stage whose libraries most of its own samples are in (the
     kernel's share of a stage is what its threads cost in system calls, page faults and waking
     each other)."""
-    out = subprocess.run(
-        ["perf", "report", "-i", str(data), "--no-children", "--sort", "pid,dso", "--stdio", "-g", "none"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
     by_tid: dict[str, Counter[str]] = {}
-    for line in out.splitlines():
+    for line in _perf_report(data, "pid,dso"):  # perf's "pid" is the thread: "tid:name"
         m = re.match(r"\s*([\d.]+)%\s+(\d+):\S*\s+(.+?)\s*$", line)
-        if not m:
-            continue
-        stage = next((s for prefix, s in LIBRARIES if m.group(3).startswith(prefix)), "other libraries")
-        by_tid.setdefault(m.group(2), Counter())[stage] += float(m.group(1))
+        if m:
+            by_tid.setdefault(m.group(2), Counter())[_stage(m.group(3))] += float(m.group(1))
     stages: dict[str, dict[str, float]] = {}
     for samples in by_tid.values():
         own = Counter({k: v for k, v in samples.items() if k not in GENERIC})
