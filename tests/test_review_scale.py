@@ -10,13 +10,16 @@ import datetime as dt
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 from edge.config import load_config
@@ -197,6 +200,14 @@ def test_a_fifty_minute_session_opens_as_minutes_and_is_walked_by_keyboard(
             assert scroll <= 390 + 1, f"the page fits a phone's width ({scroll} px; wider: {wide})"
 
 
+def _next_page(browser: WebDriver, action: Callable[[], object]) -> None:
+    """Do what loads another page (a link, a form) and wait until the old page is gone, so that
+    what is read next is the new page's, never a node of the page being torn down."""
+    old = browser.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(browser, 30).until(staleness_of(old))
+
+
 def test_a_therapist_finds_a_session_by_its_consent_reference_and_dates(room: Room, page: str) -> None:
     with headless_chromium("390,844", trust_any_certificate=True) as browser:
         _phone(browser)
@@ -208,14 +219,15 @@ def test_a_therapist_finds_a_session_by_its_consent_reference_and_dates(room: Ro
         # A file's session lasts as long as its recording (not the time the room took to analyse it).
         long_row = browser.find_element(By.CSS_SELECTOR, f"#sessions tr[data-session='{room.long}']").text
         assert "49 min 51 s" in long_row, long_row
-        browser.find_element(By.ID, "older").click()
+        _next_page(browser, lambda: browser.find_element(By.ID, "older").click())
         second = [r.get_attribute("data-session") for r in browser.find_elements(By.CSS_SELECTOR, "#sessions tbody tr")]
         assert second == room.short[PER_PAGE - 2 : 2 * PER_PAGE - 2]
         open_button = browser.find_element(By.CSS_SELECTOR, "#sessions a.open")
         assert open_button.size["height"] >= 44, "a touch target"
         assert open_button.location["x"] + open_button.size["width"] <= 390, "within a phone's width"
-        browser.find_element(By.ID, "q").send_keys("APPT-0007", Keys.ENTER)
-        WebDriverWait(browser, 30).until(lambda b: "1 session" in b.find_element(By.ID, "count").text)
+        _next_page(browser, lambda: browser.find_element(By.ID, "q").send_keys("APPT-0007", Keys.ENTER))
+        wait = WebDriverWait(browser, 30, ignored_exceptions=(StaleElementReferenceException,))
+        wait.until(lambda b: "1 session" in b.find_element(By.ID, "count").text)
         row = browser.find_element(By.CSS_SELECTOR, "#sessions tbody tr")
         assert row.get_attribute("data-session") == room.short[SHORT - 1 - 7]
         assert "appt-0007" in row.text
