@@ -183,7 +183,7 @@ def main() -> int:
         print(label, rows[label], flush=True)
         rows[label]["live"] = [_live(transcriber, recordings, word_error_rate) for _ in range(args.live_runs)]
         print(label, "live", rows[label]["live"], flush=True)
-        if label.endswith("the default)"):  # its steps against a pass every 2 s or every 1 s, in one sitting
+        if context == "fitted" and threads is None:  # the default: its steps against every 2 s or 1 s
             for steps in (v for v in STEP_VARIANTS if v != (words.step_s, words.quick_start_s)):
                 live = [_live(transcriber, recordings, word_error_rate, steps) for _ in range(args.live_runs)]
                 name = f"{label}, step_s = {steps[0]:g}, quick_start_s = {steps[1]:g}"
