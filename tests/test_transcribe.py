@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -106,6 +107,13 @@ def test_corrupt_ggml_is_refused_before_loading(ggml: Path, tmp_path: Path, dama
     damage(bad)  # type: ignore[operator]
     with pytest.raises(TranscriberError, match=message):
         create_transcriber("whisper.cpp", bad)
+
+
+@pytest.mark.unit
+def test_an_unknown_backend_is_named_in_the_error(tmp_path: Path) -> None:
+    message = re.escape("unknown transcription back-end 'vosk'; use whisper.cpp or faster-whisper")
+    with pytest.raises(TranscriberError, match=message):
+        create_transcriber("vosk", tmp_path)  # type: ignore[arg-type]
 
 
 @pytest.mark.unit

@@ -30,9 +30,7 @@ def create_transcriber(
     Raises:
         TranscriberError: unknown back-end, back-end not installed, or a missing/corrupt model.
     """
-    if backend not in DEFAULT_THREADS:
-        raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")
-    threads = threads or DEFAULT_THREADS[backend]
+    threads = threads or DEFAULT_THREADS.get(backend, 1)
     if backend == "whisper.cpp":
         from edge.transcribe.whispercpp import WhisperCppTranscriber  # noqa: PLC0415
 
@@ -43,4 +41,4 @@ def create_transcriber(
         return FasterWhisperTranscriber(
             model, threads=threads, vad=vad, device=faster_whisper_device(device), context=context
         )
-    raise TranscriberError(f"no loader for the transcription back-end {backend!r}")
+    raise TranscriberError(f"unknown transcription back-end {backend!r}; use whisper.cpp or faster-whisper")
