@@ -23,6 +23,7 @@ from edge import __version__
 from edge.backup import cli as backup_cli
 from edge.errors import EdgeError
 from edge.evaluation.cli import add_parser as add_evaluate
+from edge.native import settle_heap
 from edge.review.cli import COMMANDS as REVIEW_COMMANDS
 from edge.review.cli import add_parsers as add_review
 from edge.setup import cli as setup_cli
@@ -217,11 +218,16 @@ def _runner(args: argparse.Namespace) -> Appliance | Device:
     from edge.runtime import Appliance  # noqa: PLC0415
     from edge.runtime.device import Device  # noqa: PLC0415
 
+    runner: Appliance | Device
     if len(args.config) == 1:
-        return Appliance(load_config(args.config[0]), args.source)
-    if args.source is not None:
+        runner = Appliance(load_config(args.config[0]), args.source)
+    elif args.source is not None:
         raise EdgeError("--source overrides one room's source; with several --config, set capture.source in each")
-    return Device([load_config(path) for path in args.config])
+    else:
+        runner = Device([load_config(path) for path in args.config])
+    frozen = settle_heap()  # what loading left lives as long as the process (edge.native)
+    logger.info("loaded: %d objects kept out of garbage collection", frozen)
+    return runner
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -26,6 +26,9 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
     assert proc.returncode == 0, proc.stderr
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
+    # What loading left is kept out of the garbage collector's walks (edge.native.settle_heap).
+    frozen = re.search(r"loaded: (\d+) objects kept out of garbage collection", proc.stderr)
+    assert frozen is not None and int(frozen.group(1)) > 10_000, proc.stderr
     # Only the product's own log records: MediaPipe's and TensorFlow Lite's start-up chatter is at DEBUG.
     foreign = [line for line in proc.stderr.splitlines() if line.strip() and not re.match(r"\d{4}-\d\d-\d\d ", line)]
     assert foreign == []

@@ -106,3 +106,35 @@ def test_threads_started_by_a_library_yield_the_cpu_and_never_gain_it() -> None:
         worker.join()
     gone = int(Path("/proc/sys/kernel/pid_max").read_text()) + 1  # no thread can have this id
     assert native.lower_priority({gone}, 9) == 0  # skipped, no error
+
+
+SETTLE = """
+import gc, json, weakref
+from edge.native import settle_heap
+class Node:
+    pass
+def cycle():
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    return a
+loaded = [cycle() for _ in range(5000)]  # what loading keeps: lives as long as the process
+garbage = cycle()
+gone = weakref.ref(garbage)
+del garbage  # loading's garbage: a cycle only the collector frees
+frozen = settle_heap()
+later = cycle()
+after = weakref.ref(later)
+del later
+gc.collect()
+print(json.dumps({"frozen": frozen, "count": gc.get_freeze_count(), "loading_garbage_freed": gone() is None,
+                  "walked": len(gc.get_objects()), "session_garbage_freed": after() is None}))
+"""
+
+
+def test_settling_the_heap_frees_loadings_garbage_and_leaves_the_rest_out_of_collections() -> None:
+    out = subprocess.run([sys.executable, "-c", SETTLE], capture_output=True, text=True, check=True)
+    result = json.loads(out.stdout)
+    assert result["frozen"] == result["count"] >= 3 * 5000  # the list and its 10,000 nodes at least
+    assert result["loading_garbage_freed"]  # collected before the freeze, not kept forever
+    assert result["session_garbage_freed"]  # objects made afterwards are collected as before
+    assert result["walked"] < 1000  # a collection no longer walks what was loaded
