@@ -39,6 +39,7 @@ class EngineSidecar(_Loose):
     engine_sha256: str | None = None  # the engine file's own bytes (sidecars before it: None, refused)
     onnx: str
     onnx_sha256: str
+    weights_sha256: str | None = None  # the ONNX file's external weights, where it has them
     precision: str
     strongly_typed: bool = True
     inputs: dict[str, ShapeRange]

@@ -117,6 +117,10 @@ class ModelManifest(_Loose):
     classes: list[str] = Field(default_factory=lambda: list(CLASSES))
     architecture: str | None = None
     size_bytes: int | None = None
+    # A large model's weights, in a file beside the graph that the room maps into memory instead of
+    # reading (ONNX external data): its name and hash. None: the weights are in ``file``.
+    weights_file: str | None = None
+    weights_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     created: str | None = None
     toolchain: Toolchain | None = None
     spec: dict[str, Any] | None = None  # the architecture's hyper-parameters
@@ -149,3 +153,8 @@ class ModelManifest(_Loose):
 def manifest_path(model_path: Path) -> Path:
     """``model.onnx`` -> ``model.json``."""
     return model_path.with_suffix(".json")
+
+
+def weights_path(model_path: Path) -> Path:
+    """``model.onnx`` -> ``model.onnx.data``: where a large model's weights are kept beside its graph."""
+    return model_path.with_name(model_path.name + ".data")

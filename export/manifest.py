@@ -14,7 +14,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from contract.files import sha256_file
-from contract.manifest import ModelManifest, Toolchain, manifest_path
+from contract.manifest import ModelManifest, Toolchain, manifest_path, weights_path
 
 
 def write_model(path: Path, model: BaseModel) -> Path:
@@ -26,15 +26,20 @@ def write_model(path: Path, model: BaseModel) -> Path:
 
 
 def stamped(model_path: Path, manifest: ModelManifest) -> ModelManifest:
-    """``manifest`` with the artefact's name, hash, size, creation time and toolchain versions."""
+    """``manifest`` with the artefact's name, hash, size (its weights file's included, where it has
+    one), creation time and toolchain versions."""
     import onnx  # noqa: PLC0415
     import torch  # noqa: PLC0415
 
+    weights = weights_path(model_path)
+    external = weights.is_file()
     return manifest.model_copy(
         update={
             "file": model_path.name,
             "sha256": sha256_file(model_path),
-            "size_bytes": model_path.stat().st_size,
+            "weights_file": weights.name if external else None,
+            "weights_sha256": sha256_file(weights) if external else None,
+            "size_bytes": model_path.stat().st_size + (weights.stat().st_size if external else 0),
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "toolchain": Toolchain(python=platform.python_version(), torch=torch.__version__, onnx=onnx.__version__),
         }

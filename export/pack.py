@@ -29,11 +29,11 @@ from torch import nn
 
 from contract.classes import CLASSES
 from contract.files import sha256_file
-from contract.manifest import ExtraInput, InputSpec, ModelManifest, OutputSpec
+from contract.manifest import ExtraInput, InputSpec, ModelManifest, OutputSpec, weights_path
 from contract.pack import PRECISIONS, FusionCalibration, ModelCard, PackIndex, PackModel, Precision
 from export.errors import ExportError, VerificationError
 from export.manifest import UNSTAMPED, write_manifest, write_model
-from export.onnx_export import export_onnx
+from export.onnx_export import export_onnx, externalize_weights
 from export.precision import convert_fp16, count_qdq, load_calibration, quantize_int8
 from export.verify import Agreement, compare
 
@@ -210,6 +210,8 @@ def add_model(
         variants["int8"] = quantize_int8(fp32, _variant_path(pack, source.name, "int8"), calibration_feeds)
     if "fp16" in precisions:
         variants["fp16"] = convert_fp16(fp32, _variant_path(pack, source.name, "fp16"))
+    for path in variants.values():  # a large model's weights beside it, mapped by the room (onnx_export)
+        externalize_weights(path)
     for precision, path in variants.items():
         extra: dict[str, Any] = {"export_check": export_check, "ops": count_qdq(path)}
         if precision == "int8" and calibration is not None:
@@ -270,7 +272,8 @@ def write_index(pack: Path, index: PackIndex) -> Path:
     files: dict[str, str] = {}
     for model in index.models.values():
         for rel in model.variants.values():
-            for path in (pack / rel, (pack / rel).with_suffix(".json")):
+            variant, weights = pack / rel, weights_path(pack / rel)
+            for path in (variant, variant.with_suffix(".json"), *([weights] if weights.is_file() else [])):
                 files[str(path.relative_to(pack))] = sha256_file(path)
         for rel in model.files:
             files[rel] = sha256_file(pack / rel)

@@ -23,7 +23,7 @@ from typing import Any
 
 from contract.engine import EngineDevice, EngineSidecar, ShapeRange, device_of, sidecar_path
 from contract.files import sha256_file
-from contract.manifest import ModelManifest, manifest_path
+from contract.manifest import ModelManifest, manifest_path, weights_path
 from contract.tensorrt_log import tensorrt_logger
 from export.errors import ExportError
 from export.manifest import write_model
@@ -78,6 +78,11 @@ def plan_from_manifest(onnx_path: Path, out: Path, *, max_batch: int = 8, worksp
         raise ExportError(f"manifest {path} of {onnx_path} is missing or invalid: {exc}") from None
     if manifest.sha256 != sha256_file(onnx_path):
         raise ExportError(f"{onnx_path} does not match its manifest's sha256; rebuild the pack")
+    weights = weights_path(onnx_path)
+    if manifest.weights_sha256 is not None and (
+        not weights.is_file() or sha256_file(weights) != manifest.weights_sha256
+    ):
+        raise ExportError(f"{weights} is missing or does not match its manifest's weights_sha256; rebuild the pack")
     inputs = {manifest.input.name: manifest.input.shape}
     inputs.update({i.name: i.shape for i in manifest.extra_inputs})
     return EnginePlan(onnx_path, out, manifest.precision, inputs, max_batch=max_batch, workspace_mib=workspace_mib)
@@ -146,6 +151,7 @@ def engine_sidecar(plan: EnginePlan, *, tensorrt: str, device: EngineDevice, sec
         engine_sha256=sha256_file(plan.out) if plan.out.is_file() else None,
         onnx=str(plan.onnx),
         onnx_sha256=sha256_file(plan.onnx),
+        weights_sha256=sha256_file(weights_path(plan.onnx)) if weights_path(plan.onnx).is_file() else None,
         precision=plan.precision,
         strongly_typed=True,
         inputs={

@@ -67,6 +67,9 @@ def test_the_engine_sidecar_is_read_by_the_rooms_backend(default_pack: Path, tmp
     other = manifest.model_copy(update={"sha256": "0" * 64})
     with pytest.raises(ModelError, match="built from another ONNX file"):
         TensorRTEngine._check_sidecar(plan.out, other, "10.3.0", orin)
+    reweighted = manifest.model_copy(update={"weights_file": "x.onnx.data", "weights_sha256": "1" * 64})
+    with pytest.raises(ModelError, match="built from other weights"):
+        TensorRTEngine._check_sidecar(plan.out, reweighted, "10.3.0", orin)
     with pytest.raises(BackendUnavailableError, match=r"built with TensorRT 10\.3\.0, this device has TensorRT 10\.7"):
         TensorRTEngine._check_sidecar(plan.out, manifest, "10.7.0", orin)
     # The engine's bytes are covered: another engine under the same sidecar is refused.

@@ -535,3 +535,36 @@ def test_a_fusion_head_trained_on_channel_distributions_runs_in_the_room(tmp_pat
         assert fusion([ChannelVote("face", sad, GOOD)]).label == "sad"
     finally:
         models.close()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("min_bytes", "external"), [(1000, True), (2**20, False)])
+def test_a_large_models_weights_go_beside_it_and_the_outputs_stay_the_same(
+    tmp_path: Path, min_bytes: int, external: bool
+) -> None:
+    import onnxruntime as ort
+
+    from export.onnx_export import externalize_weights
+
+    rng = np.random.default_rng(0)
+    weight = onnx.numpy_helper.from_array(rng.standard_normal((64, 64)).astype(np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 64])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64])],
+        [weight],
+    )
+    path = tmp_path / "m.fp32.onnx"
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), str(path))
+    x = {"x": rng.standard_normal((1, 64)).astype(np.float32)}
+    before = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    weights = tmp_path / "m.fp32.onnx.data"
+    weights.write_bytes(b"stale")  # a weights file of an earlier export is replaced or removed
+    assert (externalize_weights(path, min_bytes) is not None) == external
+    assert weights.is_file() == external
+    if external:  # whoever may read the graph may read its weights (a room's service user)
+        assert weights.stat().st_mode & 0o777 == path.stat().st_mode & 0o777
+    assert (path.stat().st_size < 64 * 64 * 4) == external
+    after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
+    np.testing.assert_array_equal(before, after)

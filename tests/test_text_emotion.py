@@ -4,6 +4,8 @@ engine interface (ONNX Runtime), with word importance."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import ModelError
+from edge.inference.manifest import load_manifest
 from edge.text.emotion import BATCH, TextEmotion, load_text_model
 from export.cli import main
 from tests.conftest import sign_pack
@@ -41,6 +44,21 @@ def test_pack_carries_the_model_its_tokenizer_and_evidence(pack: Path) -> None:
     assert manifest["export_check"]["torch_vs_onnx_fp32"]["max_abs_error"] < 1e-4
     assert manifest["source"]["evaluation_items"] == 16
     assert "Negation, sarcasm" in (pack / "MODEL_CARD.md").read_text()
+    # 86 MiB of weights: kept beside the graph, hashed by the index and by the manifest
+    weights = "text-minilm-prototypes/text-minilm-prototypes.fp32.onnx.data"
+    assert manifest["weights_file"] == "text-minilm-prototypes.fp32.onnx.data" and weights in index["files"]
+    assert (pack / weights).stat().st_size > 80 * 2**20
+    assert (pack / "text-minilm-prototypes" / "text-minilm-prototypes.fp32.onnx").stat().st_size < 2**20
+
+
+@pytest.mark.unit
+def test_the_rooms_text_model_maps_its_weights_instead_of_reading_them(model: TextEmotion, pack: Path) -> None:
+    """Mapped, a weight page is resident only once the model touches it (most of the vocabulary
+    never is), and rooms of one device share the file's pages."""
+    assert model.predict("I feel calm and rested after the walk") is not None
+    weights = (pack / "text-minilm-prototypes" / "text-minilm-prototypes.fp32.onnx.data").resolve()
+    maps = Path("/proc/self/maps").read_text()
+    assert str(weights) in maps
 
 
 @pytest.mark.unit
@@ -93,16 +111,45 @@ def test_empty_text_gives_no_result(model: TextEmotion) -> None:
     assert model.predict("   ") is None
 
 
-@pytest.mark.unit
-def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path) -> None:
-    import shutil
+WEIGHTS = "text-minilm-prototypes/text-minilm-prototypes.fp32.onnx.data"
 
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / "text-minilm-prototypes" / "tokenizer.json").write_text("{}"), r"tokenizer\.json is corrupt"),
+        (lambda p: (p / WEIGHTS).unlink(), r"model pack file missing: .*fp32\.onnx\.data"),
+        (lambda p: os.truncate(p / WEIGHTS, 2**20), r"fp32\.onnx\.data is corrupt or was replaced"),
+    ],
+)
+def test_corrupt_text_model_is_refused(pack: Path, tmp_path: Path, damage: object, message: str) -> None:
     bad = tmp_path / "pack"
     shutil.copytree(pack, bad)
     sign_pack(bad)
-    (bad / "text-minilm-prototypes" / "tokenizer.json").write_text("{}")
-    with pytest.raises(ModelError, match=r"tokenizer\.json is corrupt or was replaced"):
+    damage(bad)  # type: ignore[operator]
+    with pytest.raises(ModelError, match=message):
         load_text_model(bad, [OnnxRuntimeBackendConfig()])
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda w: w.unlink(), r"model weights not found: .*fp32\.onnx\.data \(beside text-minilm"),
+        (lambda w: os.truncate(w, 2**20), r"model weights .*fp32\.onnx\.data are corrupt or were replaced"),
+    ],
+)
+def test_a_model_outside_a_pack_is_refused_with_weights_unlike_its_manifest(
+    pack: Path, tmp_path: Path, damage: object, message: str
+) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(pack / "text-minilm-prototypes", folder)
+    model = folder / "text-minilm-prototypes.fp32.onnx"
+    assert load_manifest(model).weights_file == "text-minilm-prototypes.fp32.onnx.data"
+    damage(folder / "text-minilm-prototypes.fp32.onnx.data")  # type: ignore[operator]
+    with pytest.raises(ModelError, match=message):
+        load_manifest(model)
 
 
 @pytest.mark.unit

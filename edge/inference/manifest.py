@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import ValidationError
 
-from contract.manifest import ModelManifest, manifest_path
+from contract.manifest import ModelManifest, manifest_path, weights_path
 from edge.errors import ModelError
 from edge.inference.digests import file_sha256
 
@@ -49,7 +49,25 @@ def load_manifest(model_path: Path, *, check_hash: bool = True) -> ModelManifest
                 f"model file {model_path} is corrupt or was replaced: sha256 {actual[:12]}... does not match "
                 f"its manifest ({manifest.sha256[:12]}...); rebuild it: {MAKE_HINT}"
             )
+        _check_weights(model_path, manifest)
     return manifest
+
+
+def _check_weights(model_path: Path, manifest: ModelManifest) -> None:
+    """The model's weights file (where its manifest names one) is there and is the one hashed."""
+    if manifest.weights_sha256 is None:
+        return
+    weights = weights_path(model_path)
+    if manifest.weights_file != weights.name:
+        raise ModelError(f"model manifest of {model_path} names weights {manifest.weights_file!r}, not {weights.name}")
+    if not weights.is_file():
+        raise ModelError(f"model weights not found: {weights} (beside {model_path.name}); {MAKE_HINT}")
+    actual = file_sha256(weights)
+    if actual != manifest.weights_sha256:
+        raise ModelError(
+            f"model weights {weights} are corrupt or were replaced: sha256 {actual[:12]}... does not match "
+            f"its manifest ({manifest.weights_sha256[:12]}...); rebuild it: {MAKE_HINT}"
+        )
 
 
 class ProductClasses:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from contract.manifest import ModelManifest
+from contract.manifest import ModelManifest, weights_path
 from contract.pack import PackIndex, Precision
 from contract.signing import SignatureError, Signer, verify_file
 from edge.config.models import ModelsConfig
@@ -163,6 +163,20 @@ def _check_file(folder: Path, index: PackIndex, rel: str) -> Path:
     return path
 
 
+def _check_variant(folder: Path, index: PackIndex, rel: str, extras: list[str]) -> tuple[Path, Path]:
+    """Check a variant's files against the index: its graph, its manifest, its weights (a large
+    model's, beside the graph) and the model's other files (a tokenizer). Returns the graph's and
+    the manifest's paths."""
+    onnx_path = _check_file(folder, index, rel)
+    manifest_path = _check_file(folder, index, str(Path(rel).with_suffix(".json")))
+    weights = str(weights_path(Path(rel)))
+    if weights in index.files or (folder / weights).exists():
+        _check_file(folder, index, weights)
+    for extra in extras:
+        _check_file(folder, index, extra)
+    return onnx_path, manifest_path
+
+
 def select_model(folder: Path, role: str, precision: Precision, name: str | None = None) -> Path:
     """The checked ONNX file of the pack's ``role`` model (or the model ``name``) at ``precision``.
 
@@ -190,10 +204,7 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
             f"{model_name} in {folder} has no {precision} variant (it has {sorted(model.variants)}); "
             f"build it with `clinic-export onnx --precision {precision}`"
         )
-    onnx_path = _check_file(folder, index, rel)
-    manifest_path = _check_file(folder, index, str(Path(rel).with_suffix(".json")))
-    for extra in model.files:
-        _check_file(folder, index, extra)
+    onnx_path, manifest_path = _check_variant(folder, index, rel, model.files)
     if precision != "fp32":
         try:
             release = ModelManifest.model_validate_json(manifest_path.read_text(encoding="utf-8")).release

@@ -139,6 +139,11 @@ class TensorRTEngine(InferenceEngine):
                 f"engine {engine_path} was built from another ONNX file (sha256 {meta.onnx_sha256!r}, "
                 f"manifest says {manifest.sha256!r}); rebuild it"
             )
+        if meta.weights_sha256 != manifest.weights_sha256:
+            raise ModelError(
+                f"engine {engine_path} was built from other weights (sha256 {meta.weights_sha256!r}, manifest "
+                f"says {manifest.weights_sha256!r}); rebuild it"
+            )
         problems = incompatibilities(meta, tensorrt, device)
         if problems:
             raise BackendUnavailableError(
