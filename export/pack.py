@@ -299,7 +299,8 @@ def _evidence_rows(pack: Path, model: PackModel) -> list[str]:
     rows = []
     for precision, rel in model.variants.items():
         manifest = read_manifest(pack / rel)
-        size = (pack / rel).stat().st_size / 1024
+        weights = weights_path(pack / rel)
+        size = ((pack / rel).stat().st_size + (weights.stat().st_size if weights.is_file() else 0)) / 1024
         ver = manifest.verification
         release = manifest.release
 

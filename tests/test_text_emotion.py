@@ -43,12 +43,15 @@ def test_pack_carries_the_model_its_tokenizer_and_evidence(pack: Path) -> None:
     assert manifest["input"]["shape"] == [None, None] and manifest["extra_inputs"][0]["dtype"] == "int64"
     assert manifest["export_check"]["torch_vs_onnx_fp32"]["max_abs_error"] < 1e-4
     assert manifest["source"]["evaluation_items"] == 16
-    assert "Negation, sarcasm" in (pack / "MODEL_CARD.md").read_text()
+    card = (pack / "MODEL_CARD.md").read_text()
+    assert "Negation, sarcasm" in card
     # 86 MiB of weights: kept beside the graph, hashed by the index and by the manifest
     weights = "text-minilm-prototypes/text-minilm-prototypes.fp32.onnx.data"
     assert manifest["weights_file"] == "text-minilm-prototypes.fp32.onnx.data" and weights in index["files"]
     assert (pack / weights).stat().st_size > 80 * 2**20
     assert (pack / "text-minilm-prototypes" / "text-minilm-prototypes.fp32.onnx").stat().st_size < 2**20
+    size = ((pack / weights).stat().st_size + (pack / weights[: -len(".data")]).stat().st_size) / 1024
+    assert f"| fp32 | {size:.0f} KiB |" in card  # the evidence table counts graph and weights
 
 
 @pytest.mark.unit
