@@ -91,7 +91,9 @@ MEMORY_PROBE = textwrap.dedent(
     keep = []
     for path in sorted(glob.glob(sys.argv[1] + "/*/*.fp32.onnx")):
         keep.append(onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]))
-        step(os.path.basename(path) + f" ({os.path.getsize(path) / 2**20:.0f} MiB file)")
+        mapped = os.path.exists(path + ".data")  # weights beside the graph: mapped, not read
+        size = os.path.getsize(path) + (os.path.getsize(path + ".data") if mapped else 0)
+        step(os.path.basename(path) + f" ({size / 2**20:.0f} MiB" + (", weights mapped)" if mapped else " file)"))
     print(json.dumps({"steps": steps, "total": round(rss(), 1)}))
     """
 )

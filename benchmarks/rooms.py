@@ -16,13 +16,16 @@ a window is published once its words are); --words off, whisper.cpp or faster-wh
 Usage: .venv/bin/python benchmarks/rooms.py [--max-rooms 6] [--words default|off|whisper.cpp|faster-whisper]
                                             [--detect-every 3] [--mesh-every 3] [--engine-dir ENGINES] [--one-process]
                                             [--repeats 2] [--staff] [--min-rooms 4] [--minutes 10] [--nice 0]
-                                            [--behind-every 1] [--words-threads 2]
+                                            [--behind-every 1] [--words-threads 2] [--stagger 3.5]
 With --minutes each room plays the demo scene repeated to that length (a long run: memory, shed
 speech); --min-rooms skips the smaller room counts. With --staff a staff voice is enrolled in every
 room, so speaker attribution embeds every voiced window (without one, attribution costs nothing).
 Writes benchmarks/results/rooms[-nowords|-words|-words-fw][-detect3][-tensorrt][-one-process][-staff]
-[-602s][-nice0][-behind1][-words2t]-<machine>.json and .md (--nice, --behind-every and --words-threads
-set the rooms' channels.words.nice, vision.behind_every and channels.words.threads).
+[-602s][-nice0][-behind1][-words2t][-stagger3.5s]-<machine>.json and .md (--nice, --behind-every and
+--words-threads set the rooms' channels.words.nice, vision.behind_every and channels.words.threads).
+Every room plays the same scene from its start, so by default the rooms speak, and transcribe, at
+the same moments: the worst case for a device. --stagger S starts room k S x k seconds after the
+first, as rooms whose sessions began apart (the scene is 14 s long: 3.5 s spreads four rooms evenly).
 """
 
 from __future__ import annotations
@@ -148,6 +151,7 @@ class Setup:
     nice: int | None = None  # channels.words.nice of every room (None: the default)
     behind_every: int | None = None  # vision.behind_every of every room (None: the default)
     words_threads: int | None = None  # channels.words.threads of every room (None: the default)
+    stagger_s: float = 0.0  # room k starts k x this after the first, so the rooms' speech comes apart
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -171,6 +175,8 @@ class Setup:
             parts.append(f"behind{self.behind_every}")
         if self.words_threads is not None:
             parts.append(f"words{self.words_threads}t")
+        if self.stagger_s:
+            parts.append(f"stagger{self.stagger_s:g}s")
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -189,6 +195,11 @@ class Setup:
         text += f"; transcription at nice {self.nice}" if self.nice is not None else ""
         text += f"; vision.behind_every = {self.behind_every}" if self.behind_every is not None else ""
         text += f"; transcription on {self.words_threads} threads" if self.words_threads is not None else ""
+        if self.stagger_s:
+            text += (
+                f"; room k starts {self.stagger_s:g} s x k after the first, so the rooms speak at different "
+                "moments (CPU use over the whole run, the starts included)"
+            )
         return text
 
 
@@ -287,6 +298,16 @@ def _pct(values: list[float], q: float) -> float:
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1) if ordered else float("nan")
 
 
+def _start(cmds: list[list[str]], stagger_s: float) -> list[subprocess.Popen[str]]:
+    """Start the rooms, ``stagger_s`` apart (the scene's speech at another moment in each room)."""
+    procs = []
+    for i, cmd in enumerate(cmds):
+        if i and stagger_s:
+            time.sleep(stagger_s)
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    return procs
+
+
 def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
     sub = Subscriber(broker_port)
     with tempfile.TemporaryDirectory(prefix="clinic-rooms-") as tmp:
@@ -301,7 +322,7 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
         else:
             cmds = [[edge, "run", "--config", c, *consent] for c in configs]
         started = time.monotonic()
-        procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for cmd in cmds]
+        procs = _start(cmds, setup.stagger_s)
         peak_rss = [0] * len(procs)
         cpu = [0.0] * len(procs)
         try:
@@ -475,8 +496,13 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument("--nice", type=int, default=None, help="channels.words.nice of every room")
     parser.add_argument("--behind-every", type=int, default=None, help="vision.behind_every of every room")
     parser.add_argument("--words-threads", type=int, default=None, help="channels.words.threads of every room")
+    parser.add_argument(
+        "--stagger", type=float, default=0.0, help="seconds between one room's start and the next's (processes only)"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
+    if args.stagger and args.one_process:
+        parser.error("--stagger starts room processes apart; --one-process has one")
     repeat = REPEAT if args.minutes is None else max(1, math.ceil(args.minutes * 60 / SCENE_S))
     setup = Setup(
         args.words,
@@ -489,6 +515,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
         args.nice,
         args.behind_every,
         args.words_threads,
+        args.stagger,
     )
     return args, setup
 
