@@ -300,11 +300,15 @@ def _pct(values: list[float], q: float) -> float:
 
 def _start(cmds: list[list[str]], stagger_s: float) -> list[subprocess.Popen[str]]:
     """Start the rooms, ``stagger_s`` apart (the scene's speech at another moment in each room)."""
-    procs = []
-    for i, cmd in enumerate(cmds):
-        if i and stagger_s:
-            time.sleep(stagger_s)
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        for i, cmd in enumerate(cmds):
+            if i and stagger_s:
+                time.sleep(stagger_s)
+            procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+    except BaseException:
+        stop(procs)  # interrupted between two starts: the rooms started close their sessions and exit
+        raise
     return procs
 
 

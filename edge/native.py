@@ -18,8 +18,8 @@ measurable CPU and keep that growth smaller; :func:`trim_heap` hands the heap's 
 the system once the models are loaded (loading frees whole model files' worth of buffers).
 
 And Python's own collector: a full collection walks every object the process holds, ~185,000 once
-the libraries and models are loaded, and held the interpreter's lock for 90-110 ms in a room on an
-idle machine (91-350 ms at four rooms on two cores, once every five minutes or so). Nothing loaded
+the libraries and models are loaded, and held the interpreter's lock for 92-114 ms in a room on an
+idle machine (91-350 ms at four rooms on two cores, where each room had one in a ten-minute run). Nothing loaded
 at the start is ever garbage, so :func:`settle_heap` moves it out of the collector's sight
 (``gc.freeze``) after loading; a collection during a session then walks only the session's objects.
 
