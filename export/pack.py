@@ -299,8 +299,7 @@ def _evidence_rows(pack: Path, model: PackModel) -> list[str]:
     rows = []
     for precision, rel in model.variants.items():
         manifest = read_manifest(pack / rel)
-        weights = weights_path(pack / rel)
-        size = ((pack / rel).stat().st_size + (weights.stat().st_size if weights.is_file() else 0)) / 1024
+        size = (manifest.size_bytes or (pack / rel).stat().st_size) / 1024  # the graph's and its weights'
         ver = manifest.verification
         release = manifest.release
 
