@@ -175,7 +175,8 @@ def _print_report(report: RunReport) -> None:
                 f"backend:   {report.backend}",
                 f"frames:    {report.frames} analysed ({report.fps:.1f} fps), {report.frames_dropped} dropped",
                 f"windows:   {report.windows} stored, {report.windows_dropped} dropped, "
-                f"{report.windows_lost} lost to storage failures",
+                f"{report.windows_lost} lost to storage failures, "
+                f"{report.explanations_shed} left unexplained (device busy)",
                 f"words:     {report.utterances_skipped} stretches of speech left untranscribed (behind real time); "
                 f"{report.quick_declined} quick passes declined (device busy); "
                 f"{sum(report.words_refused.values())} transcript segments refused as not speech "

@@ -5,6 +5,7 @@ GStreamer, SQLite and mosquitto."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -367,6 +368,49 @@ def test_room_with_words_keeps_the_transcript_only_where_configured(
             assert word.encode() not in database
 
 
+def test_a_live_room_explains_beside_its_windows(
+    tmp_path: Path, default_pack: Path, demo_clip: Path, broker: Broker, collector: Collector
+) -> None:
+    """In real time (a live room) explanations come from the worker's thread: every window is stored
+    and published, each with its explanation unless the device was too busy (then counted, not lost)."""
+    path = write_config(
+        tmp_path / "room.toml",
+        face_model=tmp_path / "unused.onnx",
+        state_dir=tmp_path / "state",
+        mqtt_port=broker.port,
+        pack=default_pack,
+        extra='[explain]\nwhen = "every"\n',
+    )
+    path.write_text(path.read_text().replace("[capture]\n", "[capture]\nrealtime_files = true\n"))
+    config = load_config(path)
+    assert config.explain.nice == 10  # the default: explanations yield the CPU to the windows
+    report = Appliance(config, demo_clip.as_uri()).run(consent=CONSENT)
+    summaries = collector.wait_for("summary", report.windows)
+    assert len(summaries) == report.windows == 13 and report.windows_dropped == 0
+    conn = sqlite3.connect(report.database)
+    explained = [
+        json.loads(r[0]) for r in conn.execute("SELECT explanation FROM windows WHERE explanation IS NOT NULL")
+    ]
+    conn.close()
+    assert explained and len(explained) + report.explanations_shed == report.windows
+    assert all(e["reason"] == "every" and "explain_face_ms" in e["cost_ms"] for e in explained)
+
+
+@pytest.mark.parametrize(
+    ("live", "when", "worker"), [(True, "every", True), (False, "every", False), (True, "off", False)]
+)
+def test_only_a_live_room_explains_on_a_thread_of_its_own(
+    words_models: ChannelModels, live: bool, when: str, worker: bool
+) -> None:
+    config = words_models.config
+    explain = config.explain.model_copy(update={"when": when})
+    models = dataclasses.replace(words_models, config=config.model_copy(update={"explain": explain}))
+    channels = models.session(live=live)
+    assert (channels.explanations is not None) == worker
+    assert (channels.explainer is not None) == (when != "off")
+    WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels).close()
+
+
 def test_speech_going_on_at_the_session_s_end_is_transcribed(words_models: ChannelModels) -> None:
     """The session ends mid-speech (no pause after it): the utterance is still closed, its words are
     in the transcript and on their windows."""
@@ -428,9 +472,11 @@ def test_a_live_room_never_waits_for_speech_to_text(words_models: ChannelModels)
     results = first + results
     assert not words.running  # the worker ends with the session
     assert sorted(r.index for r in results) == [w.index for w in windows]
-    spoken = [r.index for r in results if not _without_client_speech(r)]
+    # A window explained comes back from the explanation worker later; the others keep their order.
+    plain = [r for r in results if r.explanation is None]
+    spoken = [r.index for r in plain if not _without_client_speech(r)]
     assert spoken == sorted(spoken), "windows with speech complete in order"
-    ahead = [r for i, r in enumerate(results) if any(e.index < r.index for e in results[i + 1 :])]
+    ahead = [r for i, r in enumerate(plain) if any(e.index < r.index for e in plain[i + 1 :])]
     assert all(_without_client_speech(r) for r in ahead), "only windows without speech go ahead"
     utterances = [u for r in results for u in r.transcript] + tail.utterances
     assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1

@@ -9,12 +9,15 @@ attribution (:mod:`edge.speakers`) leaves only the client's speech in its audio.
 
 A window is completed (fused, scored, explained) once every channel has settled for it: the words
 channel waits until the words said in the window are transcribed (:mod:`edge.channels.words`).
-Windows with speech complete in order; a window that has waited while ``max_wait_s`` of later windows
+Windows with speech complete in order (in a live room one that is explained comes back later, see
+below); a window that has waited while ``max_wait_s`` of later windows
 were analysed is completed with what its channels have (they mark it late). A window without the
 client's speech (silence, no audio, or only staff speaking) waits for nobody: it completes as soon
 as it is analysed, ahead of earlier windows still waiting for their words. The disparity tracker
 still sees every window's score in time order (a score waits there until the windows before it are
 scored), so moments are found as before; an event goes with the window whose completion ends it.
+In a live room a window that is explained comes back from the explanation worker
+(:mod:`edge.explain.worker`) with its explanation; the windows completed meanwhile do not wait for it.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from edge.channels.words import WordsAnalyzer
 from edge.config.models import AudioConfig, FusionConfig, VisionConfig
 from edge.disparity.score import DisparityTracker, disparity
 from edge.explain.policy import Explainer
+from edge.explain.worker import ExplanationWorker, explained
 from edge.results import (
     FLAG_NO_AUDIO,
     FLAG_SILENCE,
@@ -49,6 +53,8 @@ from edge.results import (
 from edge.speakers.attribution import SpeakerSession
 from edge.speakers.window import attribute_window
 
+FINISH_EXPLAIN_S = 30.0  # at a session's end, the longest its last explanations are waited for
+
 
 @dataclass
 class SessionChannels:
@@ -59,6 +65,7 @@ class SessionChannels:
     fusion: WindowFusion = field(default_factory=lambda: WindowFusion(LateFusion({}), FusionConfig()))
     disparity: DisparityTracker | None = None
     explainer: Explainer | None = None
+    explanations: ExplanationWorker | None = None  # live rooms: explanations off the windows' path
     registry: ChannelRegistry = field(default_factory=default_registry)
     speakers: SpeakerSession | None = None  # None: every voice is analysed as the client's
     max_wait_s: float = 20.0  # longest a window waits for a channel to settle (session time)
@@ -119,7 +126,14 @@ class WindowSummarizer:
 
     @property
     def waiting(self) -> int:
-        """Windows analysed but not yet completed."""
+        """Windows analysed but not yet completed (waiting for a channel or for their explanation)."""
+        worker = self.channels.explanations
+        return len(self._pending) + (worker.pending if worker is not None else 0)
+
+    @property
+    def waiting_for_channels(self) -> int:
+        """Windows waiting for a channel to settle (their words); not those waiting for an explanation,
+        whose number would tell when a session's channels disagreed."""
         return len(self._pending)
 
     def summarize(self, window: WindowInput) -> list[WindowResult]:
@@ -144,8 +158,9 @@ class WindowSummarizer:
 
     def poll(self, *, final: bool = False) -> list[WindowResult]:
         """The waiting windows whose channels have settled (all of them when ``final``); windows
-        without the client's speech at once."""
-        done: list[WindowResult] = []
+        without the client's speech at once; and those whose explanation came back meanwhile."""
+        worker = self.channels.explanations
+        done: list[WindowResult] = worker.collect() if worker is not None else []
         states = self.channels.states
         for pending in list(self._pending):
             end = pending.context.end_s
@@ -158,7 +173,9 @@ class WindowSummarizer:
                 result = state.complete(pending.context, pending.results.get(name), late=unsettled)
                 if result is not None:
                     pending.results[name] = result
-            done.append(self._complete(pending))
+            completed = self._complete(pending)
+            if completed is not None:
+                done.append(completed)
         return done
 
     def _track(self, start: float, end: float, score: Disparity | None) -> tuple[DisparityEvent, ...]:
@@ -178,7 +195,9 @@ class WindowSummarizer:
                 events.append(event)
         return tuple(events)
 
-    def _complete(self, pending: _Pending) -> WindowResult:
+    def _complete(self, pending: _Pending) -> WindowResult | None:
+        """The window's result; None when it went to the explanation worker (it comes back by
+        :meth:`poll`)."""
         window, context, results = pending.window, pending.context, pending.results
         start, end = context.start_s, context.end_s
         results = {c.name: results[c.name] for c in self.channels.registry if c.name in results}
@@ -191,15 +210,12 @@ class WindowSummarizer:
         if self.channels.disparity is not None:
             score = disparity(self.channels.registry.valences(results))
             events = self._track(start, end, score)
-        explanation = None
         explainer = self.channels.explainer
+        reason = None
         if explainer is not None:
             reason = explainer.reason(state=fusion.state, disparity=score, ready_monotonic=window.ready_monotonic)
-            if reason is not None:
-                explanation = explainer.explain(reason, context, results)
-                timing.update(explanation.cost_ms)
         started = self.session_start + timedelta(seconds=max(0.0, start))
-        return WindowResult(
+        result = WindowResult(
             session_id=self.session_id,
             index=window.index,
             start_s=round(start, 3),
@@ -220,10 +236,15 @@ class WindowSummarizer:
             fusion_method=fusion.method,
             disparity=score,
             events=events,
-            explanation=explanation,
             valence=fusion.valence,
             arousal=fusion.arousal,
         )
+        if explainer is None or reason is None:
+            return result
+        worker = self.channels.explanations
+        if worker is None:
+            return explained(explainer, result, reason, context, results)
+        return None if worker.submit(result, reason, context, results) else result
 
     def finish(self) -> SessionTail:
         """At the end of a session: transcribe speech that was still going on, complete the windows
@@ -234,11 +255,18 @@ class WindowSummarizer:
             self._pending[-1].context.transcript.extend(utterances)
             utterances = []
         windows = self.poll(final=True)
+        worker = self.channels.explanations
+        if worker is not None:
+            worker.wait(FINISH_EXPLAIN_S)
+            windows += worker.close()
         event = self.channels.disparity.close() if self.channels.disparity is not None else None
         return SessionTail(utterances, [event] if event is not None else [], windows)
 
     def close(self) -> None:
-        """End the session's worker threads (transcription); forget the client's voice profile."""
+        """End the session's worker threads (transcription, explanations); forget the client's voice
+        profile."""
+        if self.channels.explanations is not None:
+            self.channels.explanations.close()
         for state in self.channels.states.values():
             state.close()
         if self.channels.speakers is not None:

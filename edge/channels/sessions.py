@@ -15,6 +15,7 @@ from edge.channels.registry import ChannelRegistry
 from edge.config.models import AppConfig
 from edge.disparity.score import DisparityTracker
 from edge.explain.policy import Explainer
+from edge.explain.worker import ExplanationWorker
 from edge.fusion.head import HeadFusion
 from edge.inference.face import FaceExpressionModel
 from edge.speakers.attribution import SpeakerSession
@@ -64,12 +65,8 @@ def build(
                 staff_dir(config),
             )
         speakers = SpeakerSession(speaker, staff, config.speakers)
-    return SessionChannels(
-        speakers=speakers,
-        states=states,
-        fusion=WindowFusion(fuser, config.fusion),
-        disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
-        explainer=Explainer(
+    explainer = (
+        Explainer(
             config.explain,
             {
                 c.name: e
@@ -80,7 +77,15 @@ def build(
             requested=requested,
         )
         if config.explain.when != "off"
-        else None,
+        else None
+    )
+    return SessionChannels(
+        speakers=speakers,
+        states=states,
+        fusion=WindowFusion(fuser, config.fusion),
+        disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
+        explainer=explainer,
+        explanations=ExplanationWorker(explainer, nice=config.explain.nice) if explainer is not None and live else None,
         registry=registry,
         max_wait_s=config.channels.words.max_wait_s,
     )

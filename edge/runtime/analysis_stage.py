@@ -44,6 +44,7 @@ class AnalysisStage:
         self.stages = (*WINDOW_STAGES_BEFORE, *registry.stages(), *WINDOW_STAGES_AFTER, *explain)
         self._summarizer: WindowSummarizer | None = None
         self.utterances_skipped = 0  # speech left untranscribed because the device was behind
+        self.explanations_shed = 0  # windows completed without their explanation: the device was behind
         self.quick_declined = 0  # quick passes of the words' quick start not taken: the device was busy
         # Transcript segments the guard refused this session, by reason (edge.transcribe.guard): in the
         # run report, not the metrics (a count per session would tell how the session sounded).
@@ -77,11 +78,14 @@ class AnalysisStage:
         for result in results:
             self._observe(result)
         if self._summarizer is not None:
-            self.metrics.windows_waiting.set(self._summarizer.waiting)
+            self.metrics.windows_waiting.set(self._summarizer.waiting_for_channels)
             words = self._summarizer.channels.words
             if words is not None:
                 self.words_refused = words.stream.transcriber.refused - self._refused_before
                 self.quick_declined = words.stream.quick_declined
+            worker = self._summarizer.channels.explanations
+            if worker is not None:  # the run's report only: in the metrics it would tell of disagreements
+                self.explanations_shed = worker.shed
             if words is not None and words.skipped > self.utterances_skipped:
                 self.metrics.dropped.labels("utterance").inc(words.skipped - self.utterances_skipped)
                 self.utterances_skipped = words.skipped

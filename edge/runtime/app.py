@@ -379,6 +379,7 @@ class Appliance:
         report.windows_lost = sink.lost
         report.utterances_skipped = sink.analysis.utterances_skipped
         report.quick_declined = sink.analysis.quick_declined
+        report.explanations_shed = sink.analysis.explanations_shed
         report.words_refused = dict(sink.analysis.words_refused)
         report.window_latency_ms = sink.latencies_ms
         try:

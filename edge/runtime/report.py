@@ -24,6 +24,7 @@ class RunReport:
     windows_dropped: int = 0
     store_failures: int = 0
     windows_lost: int = 0
+    explanations_shed: int = 0  # windows stored without their explanation: explanations were behind
     utterances_skipped: int = 0  # speech left untranscribed because transcription was behind real time
     quick_declined: int = 0  # quick passes at sentences' starts not taken because the device was busy
     words_refused: dict[str, int] = field(default_factory=dict)  # transcript segments never analysed, by why
