@@ -236,6 +236,10 @@ def profile(use_perf: bool) -> dict[str, Any]:
         ).stdout.splitlines()[-1]
     )
     first_rss = next((r for t, r in rss if t > 8.0), 0.0)  # models loaded, the session under way
+    # The session's own working memory grows over its first windows (the first utterance, the first
+    # explanations): the steady size is the median of the run's second half.
+    later = sorted(r for t, r in rss if t > wall / 2)
+    steady_rss = later[len(later) // 2] if later else 0.0
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu_total, 1),
@@ -245,6 +249,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         "threads": [{"name": name, "cpu_s": round(cpu, 1)} for _, (name, cpu) in busiest],
         "stage_ms_per_window": timers,
         "rss_mib_started": round(first_rss, 1),
+        "rss_mib_steady": round(steady_rss, 1),
         "rss_mib_peak": round(max((r for _, r in rss), default=0.0), 1),
         "rss_mib_every_5s": [round(r) for i, (_, r) in enumerate(rss) if i % 17 == 0],
         "memory_steps_mib": memory["steps"],
@@ -262,7 +267,8 @@ def markdown(results: dict[str, Any]) -> str:
         "(56 s) in real time.",
         "",
         f"CPU: {r['cpu_s']} s in {r['wall_s']} s, **{100 * r['cpu_share']:.0f} % of both cores**. "
-        f"Resident memory: {r['rss_mib_started']} MiB once the session runs, **{r['rss_mib_peak']} MiB** at its peak.",
+        f"Resident memory: {r['rss_mib_started']} MiB once the session runs, {r.get('rss_mib_steady', '-')} MiB "
+        f"over the run's second half (median), **{r['rss_mib_peak']} MiB** at its peak.",
         "",
     ]
     if r["by_library_pct"]:
