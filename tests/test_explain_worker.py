@@ -4,7 +4,6 @@ holds back no other window; a full queue sheds explanations, never windows."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,16 +49,14 @@ def _window(index: int) -> WindowInput:
 
 
 class Gate:
-    """A face explainer that holds each call until released, and records the thread's nice value."""
+    """A face explainer that holds each call until released."""
 
     def __init__(self, *, fail: bool = False) -> None:
         self.entered = threading.Semaphore(0)
         self.release = threading.Event()
-        self.nice: list[int] = []
         self.fail = fail
 
     def __call__(self, context: WindowContext, result: Any) -> dict[str, Any] | None:  # noqa: ARG002
-        self.nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
         self.entered.release()
         if not self.release.wait(SAFETY_S):
             raise TimeoutError("the test never released the explainer")
@@ -72,7 +69,7 @@ def _summarizer(
     gate: Gate, explained: Callable[[float], bool], *, capacity: int = 8
 ) -> tuple[WindowSummarizer, ExplanationWorker]:
     explainer = Explainer(ExplainConfig(when="request"), {"face": gate}, disparity_threshold=0.6, requested=explained)
-    worker = ExplanationWorker(explainer, nice=10, capacity=capacity)
+    worker = ExplanationWorker(explainer, capacity=capacity)
     audio = AudioConfig(vad="energy")
     channels = SessionChannels(
         {"face": FaceState(VisionConfig()), "voice": VoiceSession(audio, None)},
@@ -107,8 +104,6 @@ def test_a_window_goes_on_while_an_earlier_one_is_explained(gate: Gate) -> None:
     assert back.explanation.channels == {"face": {"cells": 1}}
     assert "explain_face_ms" in back.timing_ms and "fusion_ms" in back.timing_ms
     assert summarizer.waiting == 0 and summarizer.poll() == []
-    # The worker yields the CPU: its thread runs at explain.nice (or the process's own, if higher).
-    assert gate.nice == [max(10, os.getpriority(os.PRIO_PROCESS, 0))]
     summarizer.close()
 
 

@@ -85,7 +85,7 @@ def build(
         fusion=WindowFusion(fuser, config.fusion),
         disparity=DisparityTracker(disparity.threshold, disparity.min_duration_s) if disparity.enabled else None,
         explainer=explainer,
-        explanations=ExplanationWorker(explainer, nice=config.explain.nice) if explainer is not None and live else None,
+        explanations=ExplanationWorker(explainer) if explainer is not None and live else None,
         registry=registry,
         max_wait_s=config.channels.words.max_wait_s,
     )

@@ -84,14 +84,6 @@ class ExplainConfig(StrictModel):
         "uncertain; only on request (the explain command); or none. Requests count in every mode but off.",
     )
     grid: int = Field(default=8, ge=2, le=16, description="Face occlusion map: cells per side of the aligned face.")
-    nice: int = Field(
-        default=10,
-        ge=0,
-        le=19,
-        description="How far explanations yield the CPU in a live room (the Linux nice value of the thread that "
-        "computes them, beside the windows): on a busy device the face path and the windows go first. "
-        "0: the same priority as the rest of the room.",
-    )
 
 
 class DisparityConfig(StrictModel):

@@ -5,14 +5,20 @@ times: 10-20 ms on an idle machine, 150-400 ms per window on a device busy with 
 on the analysis thread, a burst of them (the windows of an utterance complete together when its
 words arrive) held back the windows behind it, among them those without the client's speech, which
 wait for nobody. In a live room the :class:`ExplanationWorker` computes them on a thread of its
-own, at a lower priority (``explain.nice``): a window that needs one is handed over complete but
-for it and comes back with it; every other window goes on at once.
+own: a window that needs one is handed over complete but for it and comes back with it; every other
+window goes on at once.
+
+The thread keeps the room's priority. At a lower one (as the words' thread has) it held back the
+words on a busy device: the voice's explanation runs Praat, which keeps the interpreter's lock for
+much of its work, and a thread that holds the lock while the kernel makes it wait for a core makes
+every other thread of the room wait with it (ten minutes of four rooms in step: 3 and 4 stretches
+of speech shed at nice 10 and 15, 1 at the room's priority, 0 with explanations inline).
 
 The worker's queue is bounded (:data:`CAPACITY` windows). On a device that cannot keep up, a window
 that finds it full is completed without an explanation (counted in the run's report; not in the
 metrics, where with ``explain.when = "disagreement"`` it would tell of a session's disagreements),
-never lost or held back. A recording analysed as a file (not in real time) explains inline, so its results do not
-depend on the machine's speed.
+never lost or held back. A recording analysed as a file (not in real time) explains inline, so its
+results do not depend on the machine's speed.
 """
 
 from __future__ import annotations
@@ -24,7 +30,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from edge import native
 from edge.channels.base import WindowContext
 from edge.explain.policy import Explainer
 from edge.results import WindowResult
@@ -53,9 +58,8 @@ def explained(
 class ExplanationWorker:
     """One per live session: explains the windows handed to it, in order, on its own thread."""
 
-    def __init__(self, explainer: Explainer, *, nice: int = 0, capacity: int = CAPACITY) -> None:
+    def __init__(self, explainer: Explainer, *, capacity: int = CAPACITY) -> None:
         self.explainer = explainer
-        self.nice = nice
         self.capacity = capacity
         self.shed = 0  # windows completed without their explanation: the queue was full
         self._jobs: deque[_Job] = deque()
@@ -110,8 +114,6 @@ class ExplanationWorker:
         return self.collect() + left
 
     def _work(self) -> None:
-        if self.nice:
-            native.lower_priority({threading.get_native_id()}, self.nice)
         while True:
             with self._wake:
                 self._wake.wait_for(lambda: self._jobs or self._closed)
