@@ -4,11 +4,11 @@ Raw video and audio never leave this process: frames and samples live in bounded
 and are dropped once analysed; only validated summaries are stored and published.
 """
 
-from edge.native import apply_defaults, limit_malloc_arenas
+from edge.native import apply_defaults, tune_malloc
 
 # Before numpy or any model library is loaded by anything under edge (edge.native says why).
 apply_defaults()
-limit_malloc_arenas()
+tune_malloc()
 
 from clinic_common import __version__  # noqa: E402 - after the thread defaults
 

@@ -9,13 +9,28 @@ start a pool of worker threads per call only add contention on a small machine:
 * OpenMP (CTranslate2, the speech-to-text engine) keeps its workers busy-waiting after each
   parallel region; ``PASSIVE`` lets them sleep, so the other channels get the cores back.
 
-And the C library's heap (glibc): each thread that allocates gets a malloc arena of its own, up to
-eight per core, and memory freed in one arena is not reused by another. The room's ~30 threads
-(capture, the models' pools, the words, the windows) spread its transient buffers over a dozen
-arenas, and the room's resident size grew by a few hundred MiB in its first minute. Two arenas
-(``MALLOC_ARENA_MAX=2``, set here through ``mallopt`` for the threads started after it) cost no
-measurable CPU and keep that growth smaller; :func:`trim_heap` hands the heap's free pages back to
-the system once the models are loaded (loading frees whole model files' worth of buffers).
+And the C library's heap (glibc), three settings:
+
+* arenas: each thread that allocates gets a malloc arena of its own, up to eight per core, and
+  memory freed in one arena is not reused by another. The room's ~30 threads (capture, the models'
+  pools, the words, the windows) spread its transient buffers over a dozen arenas, and the room's
+  resident size grew by a few hundred MiB in its first minute. Two arenas (``MALLOC_ARENA_MAX=2``)
+  cost no measurable CPU and keep that growth smaller.
+* large blocks: glibc serves a block above its mmap threshold (128 KiB at first) from pages of its
+  own and returns them when the block is freed, but it raises the threshold to the size of every
+  such block freed (up to 32 MiB), so that from then on the speech-to-text engine's buffers of one
+  pass (several MiB each, freed after it) were served from the heap, where the holes they leave
+  stayed resident: ~100 MiB of a room's ~680. A fixed threshold of 1 MiB
+  (``MALLOC_MMAP_THRESHOLD_=1048576``) gives those pages back after each pass, for the page faults
+  of touching them again in the next (about a tenth more of the room's CPU, in the system's time;
+  docs/benchmarks.md). Blocks below it (a camera frame, a window's features) stay on the heap.
+* the heap's top: with the threshold fixed, glibc would hand the heap's top back to the system
+  whenever 128 KiB of it were free, and fault it in again with the next window's buffers; it keeps
+  up to 64 MiB (``MALLOC_TRIM_THRESHOLD_``): a fifth fewer page faults, a few MiB more resident.
+
+Each is set here through ``mallopt``, for what is allocated after it; :func:`trim_heap` hands the
+heap's free pages back to the system once the models are loaded (loading frees whole model files'
+worth of buffers).
 
 And Python's own collector: a full collection walks every object the process holds, ~185,000 once
 the libraries and models are loaded, and held the interpreter's lock for 92-114 ms in a room on an
@@ -57,8 +72,12 @@ def apply_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> d
     return applied
 
 
-MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+# glibc's malloc settings: environment variable -> (mallopt parameter number, the room's value)
+MALLOC_SETTINGS = {
+    "MALLOC_ARENA_MAX": (-8, 2),  # M_ARENA_MAX: arenas for all threads
+    "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 20),  # M_MMAP_THRESHOLD: larger blocks get pages of their own
+    "MALLOC_TRIM_THRESHOLD_": (-1, 64 << 20),  # M_TRIM_THRESHOLD: free space kept at the heap's top
+}
 
 
 def _glibc() -> ctypes.CDLL | None:
@@ -70,14 +89,18 @@ def _glibc() -> ctypes.CDLL | None:
     return libc if hasattr(libc, "gnu_get_libc_version") else None
 
 
-def limit_malloc_arenas(environ: os._Environ[str] | dict[str, str] = os.environ, arenas: int = MALLOC_ARENAS) -> bool:
-    """At most ``arenas`` malloc arenas for the threads started from now on, unless the environment
-    sets ``MALLOC_ARENA_MAX`` (glibc read it at start) or the C library is not glibc. Returns
-    whether the limit was set."""
-    if "MALLOC_ARENA_MAX" in environ:
-        return False
+def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> dict[str, int]:
+    """Apply :data:`MALLOC_SETTINGS` for what is allocated from now on, each unless the environment
+    sets its variable (glibc read that at start); nothing where the C library is not glibc. Returns
+    the settings applied."""
     libc = _glibc()
-    return libc is not None and bool(libc.mallopt(_M_ARENA_MAX, arenas))
+    if libc is None:
+        return {}
+    applied = {}
+    for name, (parameter, value) in MALLOC_SETTINGS.items():
+        if name not in environ and libc.mallopt(parameter, value):
+            applied[name] = value
+    return applied
 
 
 def trim_heap() -> None:

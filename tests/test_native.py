@@ -84,6 +84,47 @@ def test_a_room_process_spreads_its_threads_over_two_malloc_arenas(given: str | 
         assert arenas > 2  # the probe does make threads take arenas of their own: the default's bound is real
 
 
+LARGE = """
+import ctypes, edge
+libc = ctypes.CDLL(None)
+libc.malloc.restype = ctypes.c_void_p
+libc.free.argtypes = [ctypes.c_void_p]
+def on_heap(address):
+    for line in open("/proc/self/maps"):
+        if line.rstrip().endswith("[heap]"):
+            start, end = (int(x, 16) for x in line.split()[0].split("-"))
+            if start <= address < end:
+                return True
+    return False
+size = 2 << 20
+libc.free(libc.malloc(size))  # glibc's own rule raises its threshold to this size here
+block = libc.malloc(size)
+print(on_heap(block))
+libc.free(block)
+"""
+
+
+@pytest.mark.parametrize(("given", "heap"), [(None, False), ("4194304", True)])
+def test_a_room_process_gives_large_blocks_back_when_freed(given: str | None, heap: bool) -> None:
+    """A 2 MiB block allocated after an equal one was freed: at the room's default it has pages of its
+    own (given back when freed); glibc's moving threshold would have put it in the heap, as a
+    threshold above its size from the environment does."""
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    if given is not None:
+        env["MALLOC_MMAP_THRESHOLD_"] = given
+    out = subprocess.run([sys.executable, "-c", LARGE], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == str(heap)
+
+
+def test_without_the_room_setting_glibc_moves_its_threshold() -> None:
+    """The check above can tell the two apart: the same probe without edge's setting (``import ctypes``
+    alone) puts the second block in the heap."""
+    probe = LARGE.replace("import ctypes, edge", "import ctypes")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_MMAP_THRESHOLD_"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "True"
+
+
 @pytest.mark.unit
 def test_threads_started_by_a_library_yield_the_cpu_and_never_gain_it() -> None:
     """The threads a load started are found by difference; their nice value is raised, and a later
