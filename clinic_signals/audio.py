@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-from scipy.fft import dct
 
+from clinic_signals.filters import dct_matrix
 from contract.audio import SAMPLE_RATE
 
 
@@ -89,6 +89,7 @@ class FrameFeatures:
         chroma = np.zeros((12, freqs.shape[0]), dtype=np.float32)
         chroma[pitch_class[usable], np.nonzero(usable)[0]] = 1.0
         self._chroma = chroma
+        self._dct = dct_matrix(n_mels, n_mfcc).astype(np.float32)
 
     def __call__(self, signal: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         lm = self.logmel
@@ -99,7 +100,7 @@ class FrameFeatures:
         raw = signal[idx]
         power = (np.abs(np.fft.rfft(raw * lm.window, n=lm.n_fft, axis=1)) ** 2).astype(np.float32)
         logmel = 10.0 * np.log10(np.maximum(power @ lm.filters.T, 1e-10))
-        mfcc = dct(logmel, type=2, axis=1, norm="ortho")[:, : self.n_mfcc]
+        mfcc = logmel @ self._dct.T  # the orthonormal DCT-II's first n_mfcc coefficients
         chroma = power @ self._chroma.T
         chroma /= np.maximum(chroma.sum(axis=1, keepdims=True), 1e-10)
         signs = np.signbit(raw)

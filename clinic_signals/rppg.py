@@ -23,7 +23,8 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import butter, sosfiltfilt, welch
+
+from clinic_signals.filters import butter_bandpass, sosfiltfilt, welch
 
 BAND_HZ = (0.7, 3.0)
 POS_WINDOW_S = 1.6
@@ -62,14 +63,12 @@ def pos_signal(rgb: npt.NDArray[np.float64], fps: float) -> npt.NDArray[np.float
 
 
 def bandpass(signal: npt.NDArray[np.float64], fps: float) -> npt.NDArray[np.float64]:
-    sos = butter(4, BAND_HZ, btype="bandpass", fs=fps, output="sos")
-    out: npt.NDArray[np.float64] = sosfiltfilt(sos, signal)
-    return out
+    return sosfiltfilt(butter_bandpass(4, *BAND_HZ, fs=fps), signal)
 
 
 def snr_db(signal: npt.NDArray[np.float64], fps: float) -> tuple[float, float]:
     """(peak frequency in Hz, SNR in dB) of ``signal`` within the pulse band."""
-    freqs, power = welch(signal, fs=fps, nperseg=min(len(signal), int(fps * 8)), nfft=max(2048, len(signal)))
+    freqs, power = welch(signal, fps, nperseg=min(len(signal), int(fps * 8)), nfft=max(2048, len(signal)))
     band = (freqs >= BAND_HZ[0]) & (freqs <= BAND_HZ[1])
     if not band.any() or power[band].sum() <= 0:
         return 0.0, -100.0

@@ -12,9 +12,11 @@ import pytest
 from tests.conftest import CONSENT_ARGS, Broker, free_port, write_config
 
 
-def _run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def _run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, python: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "edge", *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=env
+        [sys.executable, *python, "-m", "edge", *args], capture_output=True, text=True, timeout=180, cwd=cwd, env=env
     )
 
 
@@ -22,15 +24,25 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
     cfg = write_config(
         tmp_path / "room.toml", face_model=face_model, state_dir=tmp_path / "state", mqtt_port=broker.port
     )
-    proc = _run("run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "3")
+    proc = _run(
+        "run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "3", python=("-X", "importtime")
+    )
     assert proc.returncode == 0, proc.stderr
+    # Every channel at its defaults, and SciPy never loaded (~60 MiB a room; clinic_signals.filters).
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
+    assert {"clinic_signals.rppg", "clinic_signals.audio", "faster_whisper"} <= imported
+    assert not {name for name in imported if name.split(".")[0] == "scipy"}
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
     # What loading left is kept out of the garbage collector's walks (edge.native.settle_heap).
     frozen = re.search(r"loaded: (\d+) objects kept out of garbage collection", proc.stderr)
     assert frozen is not None and int(frozen.group(1)) > 10_000, proc.stderr
     # Only the product's own log records: MediaPipe's and TensorFlow Lite's start-up chatter is at DEBUG.
-    foreign = [line for line in proc.stderr.splitlines() if line.strip() and not re.match(r"\d{4}-\d\d-\d\d ", line)]
+    foreign = [
+        line
+        for line in proc.stderr.splitlines()
+        if line.strip() and not re.match(r"\d{4}-\d\d-\d\d |import time:", line)
+    ]
     assert foreign == []
 
 

@@ -23,7 +23,6 @@ from typing import Annotated, BinaryIO, Literal
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from scipy.signal import resample_poly
 
 from clinic_signals.audio import LogMel
 from contract.audio import SAMPLE_RATE
@@ -104,6 +103,8 @@ def read_wav(path: Path | BinaryIO) -> npt.NDArray[np.float32]:
     pcm = np.frombuffer(raw, dtype=np.int16).astype(np.float32) / 32768.0
     mono = pcm.reshape(-1, channels).mean(axis=1) if channels > 1 else pcm
     if rate != SAMPLE_RATE:
+        from scipy.signal import resample_poly  # noqa: PLC0415 - only here: SciPy's signal module is ~60 MiB
+
         divisor = np.gcd(rate, SAMPLE_RATE)
         mono = resample_poly(mono, SAMPLE_RATE // divisor, rate // divisor).astype(np.float32)
     return mono.astype(np.float32)
