@@ -82,7 +82,6 @@ MEMORY_PROBE = textwrap.dedent(
     mp.solutions.face_detection.FaceDetection(model_selection=1); step("MediaPipe face detection")
     mp.solutions.face_mesh.FaceMesh(max_num_faces=1); step("MediaPipe face mesh")
     import parselmouth; step("Praat (parselmouth)")
-    import scipy.signal; step("SciPy signal")
     from faster_whisper import WhisperModel; step("faster-whisper (library, with PyAV)")
     from export.whisper_ggml import packaged_model_dir
     WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=1)
