@@ -41,10 +41,10 @@ def butter_bandpass(order: int, low_hz: float, high_hz: float, fs: float) -> Flo
     scaled = prototype * bandwidth / 2.0
     root = np.sqrt(scaled**2 - centre**2)
     analog = np.concatenate([scaled + root, scaled - root])
-    gain = bandwidth**order  # numerator s^order: zeros at s = 0 and, after the transform, at infinity
     digital = (fs2 + analog) / (fs2 - analog)
-    # Zeros at s = 0 map to z = 1; the transform's added zeros (the degree difference) sit at z = -1.
-    gain = float(np.real(gain * fs2**order / np.prod(fs2 - analog)))
+    # The band-pass's numerator is bw^order * s^order: its zeros at s = 0 map to z = 1, the ones the
+    # transform adds (the degree difference) to z = -1, and the gain is carried over as below.
+    gain = float(np.real(bandwidth**order * fs2**order / np.prod(fs2 - analog)))
     upper = digital[np.imag(digital) > 0]  # one pole of each conjugate pair
     if upper.shape[0] != order:
         raise ValueError(f"band {low_hz}-{high_hz} Hz at {fs} Hz gives real poles; pick a narrower band")
