@@ -28,10 +28,13 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
         "run", *CONSENT_ARGS, "--config", str(cfg), "--source", "test:", "--duration", "3", python=("-X", "importtime")
     )
     assert proc.returncode == 0, proc.stderr
-    # Every channel at its defaults, and SciPy never loaded (~60 MiB a room; clinic_signals.filters).
+    # Every channel at its defaults, and neither SciPy (~60 MiB a room; clinic_signals.filters) nor
+    # matplotlib and the rest of MediaPipe's package (~36 MiB; edge.vision.solutions) ever loaded.
     imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert {"clinic_signals.rppg", "clinic_signals.audio", "faster_whisper"} <= imported
-    assert not {name for name in imported if name.split(".")[0] == "scipy"}
+    assert "mediapipe.python.solution_base" in imported  # the face detection and mesh solutions' base
+    assert not {name for name in imported if name.split(".")[0] in {"scipy", "matplotlib"}}
+    assert not {name for name in imported if name.startswith(("mediapipe.tasks", "mediapipe.python.solutions.hands"))}
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
     # What loading left is kept out of the garbage collector's walks (edge.native.settle_heap).

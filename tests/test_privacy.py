@@ -47,11 +47,10 @@ def test_a_session_writes_only_the_database_and_publishes_only_summaries(
     everything.close()
 
     # Disk: nothing in the working, temporary or home folders; only SQLite files in the state folder;
-    # in the cache folder only GStreamer's plugin registry and matplotlib's font list (mediapipe
-    # imports matplotlib), neither of which holds anything of the session.
+    # in the cache folder only GStreamer's plugin registry, which holds nothing of the session.
     assert _files(work) == [] and _files(tmp) == [] and _files(home) == []
-    assert {str(p.relative_to(cache).parent) for p in _files(cache)} <= {"gstreamer-1.0", "matplotlib"}
-    assert all(re.fullmatch(r"registry\.\w+\.bin|fontlist-v[\d.]+\.json", p.name) for p in _files(cache))
+    assert {str(p.relative_to(cache).parent) for p in _files(cache)} <= {"gstreamer-1.0"}
+    assert all(re.fullmatch(r"registry\.\w+\.bin", p.name) for p in _files(cache))
     # ... and the empty lock file by which a session takes the devices from the setup page's preview.
     assert {p.name for p in _files(state)} <= {
         "clinic-edge.db",

@@ -1,7 +1,7 @@
 """The one place that imports GStreamer's Python bindings.
 
 Debian's libgstreamer links libunwind, whose ``_Unwind_*`` symbols then win over libgcc's for C++
-extension modules loaded later (matplotlib via mediapipe, onnxruntime, ...): the first C++
+extension modules loaded later (mediapipe's, onnxruntime, ...): the first C++
 exception they throw crashes the process. Loading libgcc_s into the global namespace first keeps
 exception unwinding on libgcc, as those modules were built for.
 """

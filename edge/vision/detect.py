@@ -8,7 +8,6 @@ the installed package, and a mediapipe without them is reported as such.
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy.typing as npt
 
 from clinic_common.native_logs import native_logs_to
 from edge.errors import ModelError
+from edge.vision.solutions import solution
 
 logger = logging.getLogger(__name__)
 
@@ -74,14 +74,10 @@ class FaceDetector:
             raise ModelError(
                 f"MediaPipe face model {model} is missing; install mediapipe==0.10.18, whose wheel ships it"
             )
-        # mediapipe imports sounddevice (an audio-capture library) for features the appliance does
-        # not use; its import probes for PortAudio by running the C compiler. Blocking it keeps
-        # audio capture GStreamer's alone and the start free of subprocesses.
-        sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]
-        import mediapipe as mp  # noqa: PLC0415 - heavy import, only when a detector is built
+        face_detection = solution("face_detection")  # heavy import, only when a detector is built
 
         with native_logs_to(logger):  # TensorFlow Lite's start-up lines, at DEBUG
-            self._mp = mp.solutions.face_detection.FaceDetection(
+            self._mp = face_detection.FaceDetection(
                 model_selection=1 if detector_range == "full" else 0,
                 min_detection_confidence=min_confidence,
             )

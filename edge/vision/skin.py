@@ -11,7 +11,6 @@ last regions, moved with the detected face (``channels.pulse.mesh_every``).
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +19,7 @@ import numpy.typing as npt
 
 from clinic_common.native_logs import native_logs_to
 from edge.vision.detect import _model_dir
+from edge.vision.solutions import solution
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +88,10 @@ class SkinSampler:
             from edge.errors import ModelError  # noqa: PLC0415
 
             raise ModelError(f"MediaPipe face mesh model {model} is missing; install mediapipe==0.10.18")
-        sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]  # see FaceDetector
-        import mediapipe as mp  # noqa: PLC0415
+        face_mesh = solution("face_mesh")
 
         with native_logs_to(logger):  # TensorFlow Lite's start-up lines, at DEBUG
-            self._mesh = mp.solutions.face_mesh.FaceMesh(
+            self._mesh = face_mesh.FaceMesh(
                 static_image_mode=False,
                 max_num_faces=1,
                 refine_landmarks=False,
