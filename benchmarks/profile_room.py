@@ -77,11 +77,12 @@ MEMORY_PROBE = textwrap.dedent(
     steps.append(("Python interpreter", round(last, 1)))
     import edge, numpy; step("numpy")
     import onnxruntime; step("ONNX Runtime (library)")
-    sys.modules.setdefault("sounddevice", None)
-    import mediapipe as mp; step("MediaPipe (library, with OpenCV and matplotlib)")
-    mp.solutions.face_detection.FaceDetection(model_selection=1); step("MediaPipe face detection")
-    mp.solutions.face_mesh.FaceMesh(max_num_faces=1); step("MediaPipe face mesh")
-    import parselmouth; step("Praat (parselmouth)")
+    import cv2; from edge.vision.solutions import solution
+    detection, mesh = solution("face_detection"), solution("face_mesh"); step("MediaPipe and OpenCV (libraries)")
+    detection.FaceDetection(model_selection=1); step("MediaPipe face detection")
+    mesh.FaceMesh(max_num_faces=1); step("MediaPipe face mesh")
+    import parselmouth; from edge.native_pages import release_static_zeros
+    release_static_zeros(); step("Praat (parselmouth), its static zeros released")
     from faster_whisper import WhisperModel; step("faster-whisper (library, with PyAV)")
     from export.whisper_ggml import packaged_model_dir
     WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=1)
