@@ -505,6 +505,39 @@ def test_a_live_room_s_quick_start_gives_way_to_audio_waiting(words_models: Chan
     assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1
 
 
+def test_a_live_room_behind_catches_up_in_one_pass(
+    words_models: ChannelModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live, while audio waits for the model (held here by the test), the words channel does not
+    transcribe the growing sentence once per step: once the model is free it passes over all the
+    audio that waited at once, and the words are all there."""
+    windows = _windows(_spoken_jfk())
+    channels = words_models.session(live=True)
+    words = channels.words
+    transcriber = words_models.transcriber
+    assert words is not None and transcriber is not None
+    words.shed_after_s = 60.0  # nothing is shed: the audio waits
+    words.nice = 0  # on a machine kept busy by other processes a nice transcription would crawl
+    buffered: list[float] = []
+    real = transcriber.transcribe
+
+    def spy(audio: np.ndarray, **kwargs: object) -> object:
+        buffered.append(audio.shape[0] / RATE)
+        return real(audio, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(transcriber, "transcribe", spy)
+    summarizer = WindowSummarizer("s", datetime.now(timezone.utc), VisionConfig(), AudioConfig(), channels)
+    with transcriber.lock:  # the model is busy with other work
+        first = [r for w in windows for r in summarizer.summarize(w)]
+    results, tail = _run(summarizer, [])
+    utterances = [u for r in first + results for u in r.transcript] + tail.utterances
+    assert word_error_rate(JFK_TEXT, " ".join(u.text for u in utterances)) <= 0.1
+    assert words.skipped == 0
+    # The pass that waited for the model, one over everything that waited meanwhile, and the
+    # utterances' closing passes; a pass every second or two of the 11 s sentence would be 6 or more.
+    assert len(buffered) <= 2 + len(utterances), buffered
+
+
 def test_behind_real_time_transcription_is_shed_first(words_models: ChannelModels) -> None:
     """While the speech-to-text model is busy (here: held by the test), the audio waiting for it
     passes ``shed_after_s``: that speech is left untranscribed, counted and its windows marked; the

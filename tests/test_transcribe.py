@@ -279,6 +279,39 @@ def test_the_start_of_a_sentence_is_transcribed_every_second_while_passes_are_ch
     assert first_word_at is not None and first_word_s[0] <= first_word_at <= first_word_s[1]
 
 
+@pytest.mark.parametrize(
+    ("deferred", "passes"),
+    [
+        (set(), [2.0, 4.0, 6.0, 8.0, 10.0]),  # caught up throughout: a pass every step_s
+        ({3, 4, 5}, [2.0, 6.0, 8.0, 10.0]),  # behind for three seconds: one pass over them, not two
+        ({2, 3, 4, 5, 6, 7, 8, 9}, [10.0]),  # behind from the start: one pass once caught up
+    ],
+)
+def test_a_caller_behind_defers_the_passes_and_catches_up_in_one(deferred: set[int], passes: list[float]) -> None:
+    """The seconds of speech in the buffer at each pass the stream asks of the real transcriber,
+    when the feeds ending at the ``deferred`` seconds come while more audio waits (``defer``); the
+    words come out all the same."""
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    buffered: list[float] = []
+    real = transcriber.transcribe
+
+    def spy(audio: np.ndarray, **kwargs: object) -> object:
+        buffered.append(audio.shape[0] / 16000)
+        return real(audio, **kwargs)  # type: ignore[arg-type]
+
+    transcriber.transcribe = spy  # type: ignore[method-assign]
+    stream = StreamingTranscriber(transcriber, step_s=2.0, quick_start_s=0.0, max_utterance_s=30.0)
+    speech = read_wav(JFK)
+    closed = []
+    for start in range(0, 10 * 16000, 16000):
+        end_s = start // 16000 + 1
+        closed += stream.feed(speech[start : start + 16000], start / 16000, voiced=True, defer=end_s in deferred)
+    assert [round(b, 1) for b in buffered] == passes
+    closed += stream.finish()
+    text = " ".join(u.text for u in closed)
+    assert word_error_rate(" ".join(JFK_TEXT.split()[:21]), text) <= 0.1, text  # the first ten seconds
+
+
 ORIN_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CUDA : ARCHS = 870 | USE_GRAPHS = 1 | CPU : NEON = 1 |"
 CPU_WHISPER_CPP = "WHISPER : COREML = 0 | OPENVINO = 0 | CPU : SSE3 = 1 | AVX2 = 1 | OPENMP = 1 |"
 

@@ -17,12 +17,13 @@ once it closes, its whole text's emotion is what is stored and explained.
 
 In a live room transcription runs on its own thread (``words``), so the face and voice never wait
 for speech-to-text, and at a lower priority (``nice``, with the engine's workers), so on a busy
-device they get the CPU first. When it falls more than ``shed_after_s`` behind the audio, the speech going on
-and the audio waiting are dropped untranscribed, counted (``skipped``) and their windows marked
-``skipped``: transcription sheds work first, never the face path. For files analysed as fast as
-possible (``synchronous``) each window waits for transcription, so a file's result does not depend
-on the machine's speed. Text lives in memory in a short list of recent utterances; it is stored
-only when the room's config says so, and never published.
+device they get the CPU first. While audio waits for it, it catches up before it transcribes again
+(one pass over all the audio that waited, not one per step). When it falls more than ``shed_after_s``
+behind the audio, the speech going on and the audio waiting are dropped untranscribed, counted
+(``skipped``) and their windows marked ``skipped``: transcription sheds work first, never the face
+path. For files analysed as fast as possible (``synchronous``) each window waits for transcription,
+so a file's result does not depend on the machine's speed. Text lives in memory in a short list of
+recent utterances; it is stored only when the room's config says so, and never published.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class WordsAnalyzer:
                 drop, self._drop = self._drop, False
                 job = self._jobs.popleft() if self._jobs else None
                 self._busy = job is not None
-                behind = bool(self._jobs)  # more audio waits: no quick pass now
+                behind = bool(self._jobs)  # more audio waits: no pass now, one over all of it once caught up
             if drop:
                 self.stream.skip()
             if job is None:
@@ -194,7 +195,12 @@ class WordsAnalyzer:
                     closed = self.stream.finish()
                 else:
                     closed = self.stream.feed(
-                        job.samples, job.start_s, voiced=job.voiced, onset_s=job.onset_s, quick=not behind
+                        job.samples,
+                        job.start_s,
+                        voiced=job.voiced,
+                        onset_s=job.onset_s,
+                        quick=not behind,
+                        defer=behind,
                     )
                 utterances = [u for u in (self._utterance(c) for c in closed) if u is not None]
                 words = self.stream.open_words

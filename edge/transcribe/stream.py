@@ -20,7 +20,10 @@ The quick start gives way to load: a pass every second is taken only while the l
 buffer that short took at most ``quick_budget_s`` of wall time (a device busy with other rooms makes
 every pass slower, so the rooms there fall back to ``step_s`` by themselves and resume once passes
 are quick again; the regular passes inside the quick start's span keep measuring), and only when
-the caller says it is not behind (``feed(quick=False)``).
+the caller says it is not behind (``feed(quick=False)``). A caller that is further behind, with more
+audio waiting for the model, defers the passes (``feed(defer=True)``) and catches up in one pass
+over all of it instead of one per ``step_s``: each pass transcribes the whole buffer again, so the
+passes skipped are the dearest ones.
 
 Everything here runs on the caller's thread and keeps audio in memory only.
 """
@@ -213,10 +216,13 @@ class StreamingTranscriber:
         voiced: bool,
         onset_s: float | None = None,
         quick: bool = True,
+        defer: bool = False,
     ) -> list[SpokenUtterance]:
         """New audio starting at session time ``start_s`` (contiguous with what came before, or after a
         gap, which ends the speech before it); ``onset_s``: where voice starts in it, when known;
-        ``quick``: whether the caller has time for a quick pass (False when more audio waits)."""
+        ``quick``: whether the caller has time for a quick pass (False when more audio waits);
+        ``defer``: more audio waits, so no pass now (a pause or the longest utterance still closes the
+        speech): the next feed that does not defer passes over all of it at once."""
         closed: list[SpokenUtterance] = []
         if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
             closed += self.finish()
@@ -233,7 +239,7 @@ class StreamingTranscriber:
             before, self._unseen = self._unseen, self._unseen + audio.shape[0]
             if self._quiet >= self.pause or self._audio.shape[0] >= self.max_samples:
                 closed += self.finish()  # a pause, or the longest utterance
-            elif self._unseen >= self._next_step(quick, before):
+            elif self._unseen >= self._next_step(quick and not defer, before) and not defer:
                 self._unseen = 0
                 self.agreement.insert(self._hypothesis())
                 closed += self._sentences()
