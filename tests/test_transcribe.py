@@ -8,14 +8,16 @@ import os
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
 from clinic_signals.model_files import check_ggml
 from edge import native
 from edge.transcribe import TranscriberError, create_transcriber
-from edge.transcribe.base import Word
+from edge.transcribe.base import Transcriber, Transcript, Word
 from edge.transcribe.gpu import (
     Device,
     ctranslate2_cuda_devices,
@@ -215,6 +217,20 @@ def test_streaming_stays_within_one_error_of_the_whole_file(backend: str, ggml: 
     assert not stream.speaking and stream.settled_until == audio.shape[0] / 16000
 
 
+def _spied_transcriber() -> tuple[Transcriber, list[float]]:
+    """The packaged faster-whisper model, and the seconds of audio of every pass asked of it."""
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    buffered: list[float] = []
+    real = transcriber.transcribe
+
+    def spy(audio: npt.NDArray[np.float32], **kwargs: Any) -> Transcript:
+        buffered.append(audio.shape[0] / 16000)
+        return real(audio, **kwargs)
+
+    transcriber.transcribe = spy  # type: ignore[method-assign]
+    return transcriber, buffered
+
+
 class PassClock:
     """A clock for the stream under which its passes take the given wall times, in order (the
     last one repeats): the load a room sees, without depending on this machine's."""
@@ -256,15 +272,7 @@ def test_the_start_of_a_sentence_is_transcribed_every_second_while_passes_are_ch
     """The passes the stream asks of the real transcriber, by the seconds of speech in its buffer;
     the first committed word comes sooner with the quick start; the quick start gives way to slow
     passes (wall times over quick_budget_s, 0.2 s) and to a caller that is behind."""
-    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
-    buffered: list[float] = []
-    real = transcriber.transcribe
-
-    def spy(audio: np.ndarray, **kwargs: object) -> object:
-        buffered.append(audio.shape[0] / 16000)
-        return real(audio, **kwargs)  # type: ignore[arg-type]
-
-    transcriber.transcribe = spy  # type: ignore[method-assign]
+    transcriber, buffered = _spied_transcriber()
     stream = StreamingTranscriber(
         transcriber, step_s=2.0, quick_start_s=quick_start_s, max_utterance_s=30.0, clock=PassClock(costs)
     )
@@ -291,15 +299,7 @@ def test_a_caller_behind_defers_the_passes_and_catches_up_in_one(deferred: set[i
     """The seconds of speech in the buffer at each pass the stream asks of the real transcriber,
     when the feeds ending at the ``deferred`` seconds come while more audio waits (``defer``); the
     words come out all the same."""
-    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
-    buffered: list[float] = []
-    real = transcriber.transcribe
-
-    def spy(audio: np.ndarray, **kwargs: object) -> object:
-        buffered.append(audio.shape[0] / 16000)
-        return real(audio, **kwargs)  # type: ignore[arg-type]
-
-    transcriber.transcribe = spy  # type: ignore[method-assign]
+    transcriber, buffered = _spied_transcriber()
     stream = StreamingTranscriber(transcriber, step_s=2.0, quick_start_s=0.0, max_utterance_s=30.0)
     speech = read_wav(JFK)
     closed = []
