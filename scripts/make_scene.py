@@ -101,11 +101,10 @@ class Lips:
 
 
 def find_lips(picture: npt.NDArray[np.uint8]) -> Lips:
-    sys.modules.setdefault("sounddevice", None)  # type: ignore[arg-type]  # mediapipe's optional audio
-    import mediapipe as mp  # noqa: PLC0415
+    from edge.vision.solutions import solution  # noqa: PLC0415 - MediaPipe as the room loads it
 
     h, w = picture.shape[:2]
-    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
+    with solution("face_mesh").FaceMesh(static_image_mode=True, max_num_faces=1) as mesh:
         found = mesh.process(cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)).multi_face_landmarks
     if not found:
         sys.exit("the face mesh found no face to move the mouth of")

@@ -172,7 +172,7 @@ def test_what_the_process_opens_for_writing_and_connects_to(
         rf"{re.escape(str(state))}/clinic-edge\.db(-wal|-shm|-journal)?",
         rf"{re.escape(str(state))}/capture\.(lock|wanted)",  # empty: a session takes the devices (claim.py)
         r"/dev/null",
-        rf"{re.escape(str(cache))}/(gstreamer-1\.0|matplotlib)/[^/]+",  # plugin registry, font list
+        rf"{re.escape(str(cache))}/gstreamer-1\.0/[^/]+",  # the plugin registry
         # GStreamer's ORC compiles SIMD kernels for colour conversion into a file it maps executable
         rf"{re.escape(str(home))}/orcexec\.\w+",
     ]

@@ -24,7 +24,10 @@ faces = [[(f.x, f.y, f.w, f.h, f.score, f.left_eye) for f in detector.detect(fra
 points = [None if (p := mesh.landmarks(frame)) is None else p.tolist() for frame in frames]
 loaded = {m.split(".")[0] for m, v in sys.modules.items() if v is not None} & {"matplotlib", "sounddevice", "jax"}
 loaded |= {m for m in sys.modules if m.startswith(("mediapipe.tasks", "mediapipe.python.solutions.drawing"))}
-print(json.dumps({"faces": faces, "points": points, "loaded": sorted(loaded)}))
+import mediapipe as mp  # afterwards, as another module of the process would
+from edge.vision.solutions import solution
+alias = mp.solutions.face_mesh is solution("face_mesh") and mp.solutions.face_detection is solution("face_detection")
+print(json.dumps({"faces": faces, "points": points, "loaded": sorted(loaded), "alias": alias}))
 """
 
 
@@ -42,3 +45,4 @@ def test_the_rooms_solutions_give_what_the_full_package_gives() -> None:
     assert room["points"][-2] is None and all(p is not None for p in room["points"][:12])
     assert room["loaded"] == []  # no pyplot (31 MiB a room), no Tasks API, no audio library
     assert "matplotlib" in full["loaded"]  # what the full package costs
+    assert room["alias"] and full["alias"]  # mediapipe.solutions.<name>, imported later, is the same module

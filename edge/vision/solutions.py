@@ -2,13 +2,16 @@
 
 ``import mediapipe`` runs the package's ``__init__``, which imports every legacy solution (hands,
 pose, holistic, objectron, ...), their drawing helpers and through them matplotlib's pyplot, and the
-Tasks API: 36 MiB of a room's memory and a third of a second of its start (mediapipe 0.10.18,
-measured with OpenCV already loaded) for modules the room never calls. The room needs two modules of
-``mediapipe.python.solutions``. :func:`solution` imports the solutions' modules as the package does,
-but for the drawing helpers, with the two package ``__init__`` files that pull in the rest
-(``mediapipe`` and ``mediapipe.python.solutions``) registered but not run; ``mediapipe.python``'s own
-(the framework's bindings, which the solutions use) runs as usual. Where MediaPipe was already imported in full (a test,
-a notebook), that is used as it is.
+Tasks API: 31 MiB of a room's memory (49 against 18 MiB for MediaPipe's import, mediapipe 0.10.18,
+OpenCV already loaded) and a third of a second of its start, for modules the room never calls. The
+room needs two modules of ``mediapipe.python.solutions``. :func:`solution` imports the solutions'
+modules as the package does, but for the drawing helpers, with the two package ``__init__`` files
+that pull in the rest (``mediapipe`` and ``mediapipe.python.solutions``) registered but not run;
+``mediapipe.python``'s own (the framework's bindings, which the solutions use) runs as usual. Where
+MediaPipe was already imported in full (a test, a notebook), that is used as it is. Code in the same
+process that imports MediaPipe afterwards gets the package as loaded here: ``mediapipe.solutions``
+and its modules, not the drawing helpers or the Tasks API; the repository's own code
+(scripts/make_scene.py) loads MediaPipe through here.
 
 mediapipe is pinned (pyproject.toml); tests/test_vision_solutions.py checks that detection and mesh
 loaded this way give what the full package gives, to the bit, and that matplotlib is not loaded.
@@ -56,6 +59,8 @@ def _register_without_running(name: str) -> None:
     sys.modules[name] = module
     if parent is not None:
         setattr(parent, child, module)
+    if name == "mediapipe.python.solutions":  # the package's own alias: mediapipe.solutions.<name> works
+        setattr(sys.modules["mediapipe"], "solutions", module)  # noqa: B010 - a module attribute
 
 
 def solution(name: Literal["face_detection", "face_mesh"]) -> ModuleType:
