@@ -34,7 +34,7 @@ def test_run_prints_where_results_are(tmp_path: Path, face_model: Path, broker: 
     assert {"clinic_signals.rppg", "clinic_signals.audio", "faster_whisper"} <= imported
     assert "mediapipe.python.solution_base" in imported  # the face detection and mesh solutions' base
     assert not {name for name in imported if name.split(".")[0] in {"scipy", "matplotlib"}}
-    assert not {name for name in imported if name.startswith(("mediapipe.tasks", "mediapipe.python.solutions.hands"))}
+    assert not {name for name in imported if name.startswith(("mediapipe.tasks", "mediapipe.python.solutions.drawing"))}
     assert f"database:  {tmp_path / 'state' / 'clinic-edge.db'}" in proc.stdout
     assert "summaries acknowledged, 0 waiting in the outbox" in proc.stdout
     # What loading left is kept out of the garbage collector's walks (edge.native.settle_heap).
