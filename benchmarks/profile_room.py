@@ -83,7 +83,8 @@ MEMORY_PROBE = textwrap.dedent(
     mesh.FaceMesh(max_num_faces=1); step("MediaPipe face mesh")
     import parselmouth; from edge.native_pages import release_static_zeros
     release_static_zeros(); step("Praat (parselmouth), its static zeros released")
-    from faster_whisper import WhisperModel; step("faster-whisper (library, with PyAV)")
+    from edge.deferred import import_module
+    WhisperModel = import_module("faster_whisper").WhisperModel; step("faster-whisper (library; PyAV deferred)")
     from export.whisper_ggml import packaged_model_dir
     WhisperModel(str(packaged_model_dir()), device="cpu", compute_type="int8", cpu_threads=1)
     step("Whisper tiny.en (int8)")

@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from clinic_signals.audio import LogMel
 from edge.config.models import AudioConfig
+from edge.deferred import import_module
 from edge.errors import ModelError
 
 SPEECH_BAND_HZ = (300.0, 3400.0)
@@ -91,7 +92,7 @@ MIN_SILENCE_CHUNKS = 31  # a pause under 1 s between two stretches of speech is 
 def _silero() -> Any:
     """The Silero VAD model of the faster-whisper wheel (one per process, shared by every room)."""
     try:
-        from faster_whisper.vad import get_vad_model  # noqa: PLC0415
+        get_vad_model = import_module("faster_whisper.vad").get_vad_model
     except ImportError as exc:  # a broken install: faster-whisper is one of the product's dependencies
         raise ModelError(
             f"audio.vad = 'silero' needs faster-whisper (its Silero VAD model): {exc}; reinstall with "

