@@ -14,8 +14,12 @@ And the C library's heap (glibc), three settings:
 * arenas: each thread that allocates gets a malloc arena of its own, up to eight per core, and
   memory freed in one arena is not reused by another. The room's ~30 threads (capture, the models'
   pools, the words, the windows) spread its transient buffers over a dozen arenas, and the room's
-  resident size grew by a few hundred MiB in its first minute. Two arenas (``MALLOC_ARENA_MAX=2``)
-  cost no measurable CPU and keep that growth smaller.
+  resident size grew by a few hundred MiB in its first minute. Two arenas cost no measurable CPU
+  and kept that growth smaller; one (``MALLOC_ARENA_MAX=1``) keeps the free space of one arena from
+  standing idle beside the other's: 6-7 MiB less over a room's session (454-456 MiB against 458-464,
+  demo room), with the same CPU, latency and memory in the same hour's A/B of four rooms as
+  processes and in one process (docs/benchmarks.md). Most of the room's allocations do not take
+  the arena's lock: small ones come from each thread's cache, large ones have pages of their own.
 * large blocks: glibc serves a block above its mmap threshold (128 KiB at first) from pages of its
   own and returns them when the block is freed, but it raises the threshold to the size of every
   such block freed (up to 32 MiB), so that from then on the speech-to-text engine's buffers of one
@@ -75,7 +79,7 @@ def apply_defaults(environ: os._Environ[str] | dict[str, str] = os.environ) -> d
 
 # glibc's malloc settings: environment variable -> (mallopt parameter number, the room's value)
 MALLOC_SETTINGS = {
-    "MALLOC_ARENA_MAX": (-8, 2),  # M_ARENA_MAX: arenas for all threads
+    "MALLOC_ARENA_MAX": (-8, 1),  # M_ARENA_MAX: arenas for all threads
     "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 20),  # M_MMAP_THRESHOLD: larger blocks get pages of their own
     "MALLOC_TRIM_THRESHOLD_": (-1, 64 << 20),  # M_TRIM_THRESHOLD: free space kept at the heap's top
 }
