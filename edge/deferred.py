@@ -39,6 +39,8 @@ class DeferredModule(ModuleType):
         self._deferred_real: ModuleType | None = None
 
     def __getattr__(self, attribute: str) -> Any:
+        if attribute == "_deferred_real":  # a copy made without __init__: nothing to load from
+            raise AttributeError(attribute)
         return getattr(self.load(), attribute)
 
     def load(self) -> ModuleType:
