@@ -125,7 +125,7 @@ def _live_row(backend: str, row: dict[str, Any]) -> str:
     runs = row["live"]
     delays = sorted(d for r in runs for d in r["delays_s"])
     if not delays:
-        return f"| {backend} | no words | {row['wer']:.3f} | - | - |"
+        return f"| {backend} | no words | {row['wer']:.3f} | - | - | - | - |"
 
     def q(p: float) -> float:
         return delays[min(len(delays) - 1, round(p * (len(delays) - 1)))]
@@ -133,9 +133,15 @@ def _live_row(backend: str, row: dict[str, Any]) -> str:
     wers = ", ".join(f"{r['wer']:.3f}" for r in runs)
     cost = statistics.median(r["model_s_per_audio_s"] for r in runs)
     cpu = statistics.median(r["cpu_s_per_audio_s"] for r in runs)
+    passes = [r.get("passes") or {} for r in runs]
+    counted = (
+        " / ".join(str(sum(p.get(k, 0) for p in passes)) for k in ("fitted", "full", "withheld"))
+        if any(passes)
+        else "-"
+    )
     return (
         f"| {backend} | {wers} | {row['wer']:.3f} | {q(0.5):.1f} / {q(0.95):.1f} / {delays[-1]:.1f} | "
-        f"{cost:.2f} s | {cpu:.2f} s |"
+        f"{cost:.2f} s | {cpu:.2f} s | {counted} |"
     )
 
 
@@ -211,11 +217,13 @@ def main() -> int:
         f"end an utterance), {len(recordings)} recordings ({sum(a.shape[0] for a, _ in recordings) / 16_000:.0f} s "
         f"of speech: jfk.wav{' and LibriVox' if len(recordings) > 1 else ''}) in real time, {args.live_runs} runs: "
         "delay from a word's end to its being readable by the windows (p50 / p95 / max over the words of all "
-        "runs), the transcriber's wall time and the whole live path's CPU time per second of audio.",
+        "runs), the transcriber's wall time and the whole live path's CPU time per second of audio; "
+        "faster-whisper's passes over all runs: with the fitted audio context, again with 30 s (a doubtful "
+        "final answer), withheld (a doubtful provisional answer).",
         "",
         "| back-end | live word error rate | whole-file word error rate (jfk) | delay p50 / p95 / max s | "
-        "model time per audio second | CPU per audio second |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "model time per audio second | CPU per audio second | passes: fitted / 30 s / withheld |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
         *(_live_row(b, r) for b, r in rows.items()),
         "",
     ]

@@ -1,5 +1,6 @@
 """faster-whisper's fitted audio context: the encoder sees the speech and a margin instead of 30 s,
-and a buffer whose fitted decoding fails Whisper's own checks is transcribed again with 30 s."""
+and a buffer whose fitted decoding fails Whisper's own checks is transcribed again with 30 s, unless
+the pass is provisional (a streaming hypothesis): its answer is then withheld."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ import pytest
 from edge.audio.features import LogMel
 from edge.audio.vad import voice_activity
 from edge.config.models import AudioConfig, WordsChannelConfig
-from edge.transcribe import create_transcriber
+from edge.transcribe import create_transcriber, faster
 from edge.transcribe.base import Segment
 from edge.transcribe.faster import FRAMES_PER_S, FasterWhisperTranscriber, _sound, fitted_features
 from edge.transcribe.stream import StreamingTranscriber
 from edge.transcribe.wer import word_error_rate
+from export.data.inputs import read_wav
 from export.whisper_ggml import packaged_model_dir
+
+JFK = Path(__file__).parent / "data" / "jfk.wav"
+JFK_TEXT = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
 
 
 def _features(content: int, total: int = 3000, batch: bool = False) -> np.ndarray:
@@ -65,6 +70,28 @@ def test_a_decoding_is_kept_on_whispers_own_rules(
     assert _sound(_segment(compression, logprob, no_speech)) is sound
 
 
+@pytest.mark.parametrize(
+    ("provisional", "passes"),
+    [
+        (True, {"fitted": 1, "full": 0, "withheld": 1}),  # a hypothesis: withheld, no 30 s pass
+        (False, {"fitted": 1, "full": 1, "withheld": 0}),  # a final answer: redone with 30 s
+    ],
+)
+def test_a_doubtful_fitted_answer_is_withheld_only_when_provisional(
+    provisional: bool, passes: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faster, "_sound", lambda segment: False)  # every fitted decoding doubtful
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    assert isinstance(transcriber, FasterWhisperTranscriber)
+    transcript = transcriber.transcribe(read_wav(JFK), words=True, vad=False, provisional=provisional)
+    assert transcriber.passes == passes
+    assert transcript.withheld is provisional
+    if provisional:
+        assert transcript.segments == () and transcript.words == ()
+    else:
+        assert word_error_rate(JFK_TEXT, transcript.text) == 0.0, transcript.text
+
+
 @pytest.mark.unit
 def test_the_room_defaults_to_the_fitted_context() -> None:
     assert WordsChannelConfig().audio_context == "fitted"
@@ -99,8 +126,10 @@ def test_fitted_context_reads_the_demo_scene_as_30_s_does_for_less(demo_clip: Pa
     full, fitted = transcribers["full"], transcribers["fitted"]
     assert "feeling much better" in said["full"]
     assert word_error_rate(said["full"], said["fitted"]) == 0.0, said
-    assert full.passes == {"fitted": 0, "full": full.passes["full"]} and full.passes["full"] >= 4
-    # Every buffer is tried fitted; on this scene some fail Whisper's checks and are redone with 30 s.
+    assert full.passes == {"fitted": 0, "full": full.passes["full"], "withheld": 0} and full.passes["full"] >= 4
+    # Every buffer is tried fitted; on this scene some fail Whisper's checks: the streaming hypotheses
+    # among them are withheld, the utterances' last passes redone with 30 s.
     assert fitted.passes["fitted"] == full.passes["full"]
-    assert 1 <= fitted.passes["full"] < fitted.passes["fitted"]
+    assert fitted.passes["withheld"] >= 1, fitted.passes
+    assert fitted.passes["full"] + fitted.passes["withheld"] < fitted.passes["fitted"]
     assert fitted.frames_encoded < full.frames_encoded / 2

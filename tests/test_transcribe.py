@@ -18,6 +18,7 @@ from clinic_signals.model_files import check_ggml
 from edge import native
 from edge.transcribe import TranscriberError, create_transcriber
 from edge.transcribe.base import Transcriber, Transcript, Word
+from edge.transcribe.faster import FasterWhisperTranscriber
 from edge.transcribe.gpu import (
     Device,
     ctranslate2_cuda_devices,
@@ -349,3 +350,42 @@ def test_the_engine_s_workers_are_known_so_that_they_can_yield() -> None:
     assert native.lower_priority(workers, 10) == len(workers)
     transcriber.transcribe(read_wav(JFK)[:32000], words=True)
     assert all(os.getpriority(os.PRIO_PROCESS, tid) == 10 for tid in workers & native.threads())
+
+
+@pytest.mark.parametrize("withhold", [False, True])
+def test_a_withheld_pass_commits_and_settles_nothing(withhold: bool) -> None:
+    """jfk.wav a second at a time with every provisional pass answered or withheld (the transcriber
+    found its answer doubtful): withheld passes commit no word and leave the speech unsettled, and
+    the utterance's last pass, never provisional, still gives all its words."""
+    transcriber = create_transcriber("faster-whisper", packaged_model_dir())
+    real = transcriber.transcribe
+    provisional: list[bool] = []
+
+    def withholding(audio: npt.NDArray[np.float32], **kwargs: Any) -> Transcript:
+        provisional.append(kwargs["provisional"])
+        if withhold and kwargs["provisional"]:
+            return Transcript(segments=(), audio_s=audio.shape[0] / 16000, voiced_s=0.0, seconds=0.0, withheld=True)
+        return real(audio, **kwargs)
+
+    transcriber.transcribe = withholding  # type: ignore[method-assign]
+    speech = read_wav(JFK)
+    audio = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(3 * 16000, np.float32)])
+    stream = StreamingTranscriber(transcriber, max_utterance_s=30.0)
+    closed, settled, committed = [], [], 0
+    for start in range(0, audio.shape[0], 16000):
+        chunk = audio[start : start + 16000]
+        closed += stream.feed(chunk, start / 16000, voiced=bool(np.sqrt(np.mean(chunk**2)) > 0.01))
+        if stream.speaking:
+            settled.append(stream.settled_until)
+            committed = max(committed, len(stream.open_words) + sum(len(u.words) for u in closed))
+    closed += stream.finish()
+    text = " ".join(u.text for u in closed)
+    assert provisional.count(False) == 1 and provisional[-1] is False and len(provisional) >= 5
+    # Left to itself the transcriber withholds what it doubts (on jfk.wav, now and then a pass).
+    assert isinstance(transcriber, FasterWhisperTranscriber)
+    assert stream.withheld == (len(provisional) - 1 if withhold else transcriber.passes["withheld"])
+    if withhold:
+        assert committed == 0 and max(settled) <= 1.0  # nothing heard past the speech's onset
+    else:
+        assert committed > 0 and max(settled) > 5.0
+    assert word_error_rate(JFK_TEXT, text) <= 2 / 22, text

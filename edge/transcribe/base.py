@@ -58,6 +58,9 @@ class Transcript:
     voiced_s: float  # seconds that voice activity detection passed on to the model
     seconds: float  # wall time of the transcription
     refused: tuple[Refused[Segment], ...] = ()  # segments the guard refused: never analysed
+    # A provisional pass the back-end gave no answer for (its answer was doubtful and checking it
+    # would cost more than the later pass over the same speech): not "nothing was said".
+    withheld: bool = False
 
     @property
     def text(self) -> str:
@@ -88,22 +91,39 @@ class Transcriber(ABC):
         self.cpu_threads = 0  # threads the engine was asked to compute with on the CPU
 
     @abstractmethod
-    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
+    def _transcribe(
+        self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str, provisional: bool
+    ) -> list[Segment] | None:
         """Segments of ``audio`` (times from its start), with word times when ``words``; ``prompt`` is
-        text said just before, given to the model as context."""
+        text said just before, given to the model as context. ``provisional``: a later pass over more
+        of the same speech will be transcribed too (a streaming hypothesis), so the back-end may
+        return None, no answer, rather than pay for checking a doubtful one."""
 
     def transcribe(
-        self, audio: npt.NDArray[np.float32], *, words: bool = False, prompt: str = "", vad: bool | None = None
+        self,
+        audio: npt.NDArray[np.float32],
+        *,
+        words: bool = False,
+        prompt: str = "",
+        vad: bool | None = None,
+        provisional: bool = False,
     ) -> Transcript:
         """Transcribe ``audio``; with ``words`` each segment carries its words' times. ``vad`` overrides
-        the transcriber's voice activity detection (streaming audio is already cut at speech)."""
+        the transcriber's voice activity detection (streaming audio is already cut at speech);
+        ``provisional``: see :meth:`_transcribe` (a withheld answer is a transcript with ``withheld``
+        set and no segments)."""
         with self.lock:
             started = time.perf_counter()
             audio = np.ascontiguousarray(audio, dtype=np.float32)
             chunks = voiced_chunks(audio) if (self.vad if vad is None else vad) else [(0.0, audio)]
             segments: list[Segment] = []
+            withheld = False
             for offset, chunk in chunks:
-                segments.extend(s.shifted(offset) for s in self._transcribe(chunk, words=words, prompt=prompt))
+                found = self._transcribe(chunk, words=words, prompt=prompt, provisional=provisional)
+                if found is None:
+                    withheld, segments = True, []
+                    break
+                segments.extend(s.shifted(offset) for s in found)
             kept, refused = guard(segments)
             self.refused.update(count(refused))
             if refused:
@@ -114,6 +134,7 @@ class Transcriber(ABC):
             audio_s=audio.shape[0] / SAMPLE_RATE,
             voiced_s=sum(c.shape[0] for _, c in chunks) / SAMPLE_RATE,
             seconds=time.perf_counter() - started,
+            withheld=withheld,
         )
 
     def close(self) -> None:  # noqa: B027 - optional

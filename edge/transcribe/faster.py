@@ -9,6 +9,12 @@ then the shortened input makes the decoder repeat itself; when a segment fails W
 (the compression and log-probability rules its temperature fallback uses) the buffer is transcribed
 again exactly as with the ``full`` context, so the words are never worse than the full pass would
 give (benchmarks/transcribe.py compares the two on recorded speech).
+
+That second pass is the dearest a room makes: the encoder over 30 s costs several fitted passes, and
+its attention over 1,500 positions holds 50-100 MiB for the moment it runs (a room's peak memory).
+A streaming hypothesis (``provisional``) is one of many passes over a growing buffer; when its fitted
+decoding fails the checks it is withheld instead (no answer: the stream waits for the next pass), and
+only a pass whose answer is final goes on to the 30 s context.
 """
 
 from __future__ import annotations
@@ -90,7 +96,8 @@ class FasterWhisperTranscriber(Transcriber):
         self.cpu_threads = threads
         self.context: AudioContext = context
         self.frames_encoded = 0  # log-mel frames the encoder has seen, all passes
-        self.passes = {"fitted": 0, "full": 0}  # transcriptions by audio context (fitted ones redone: full)
+        # transcriptions by audio context (fitted ones redone: full; provisional ones not redone: withheld)
+        self.passes = {"fitted": 0, "full": 0, "withheld": 0}
         self._fit = False
         self._model.encode = self._encoder(self._model.encode)
         logger.info(
@@ -114,7 +121,9 @@ class FasterWhisperTranscriber(Transcriber):
         return run
 
     @override
-    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
+    def _transcribe(
+        self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str, provisional: bool
+    ) -> list[Segment] | None:
         if self.context == "fitted":
             self._fit = True
             try:
@@ -125,6 +134,10 @@ class FasterWhisperTranscriber(Transcriber):
             self.passes["fitted"] += 1
             if all(_sound(s) for s in segments):
                 return segments
+            if provisional:
+                self.passes["withheld"] += 1
+                logger.debug("fitted audio context failed Whisper's checks; provisional pass withheld")
+                return None
             logger.debug("fitted audio context failed Whisper's checks; transcribing with 30 s")
         self.passes["full"] += 1
         return self._run(audio, words, prompt)

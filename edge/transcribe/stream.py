@@ -7,6 +7,9 @@ becomes final (committed) once two consecutive transcriptions agree on it: the L
 policy of whisper_streaming (Macháček, Dabre and Bojar, 2023, "Turning Whisper into Real-Time
 Transcription System"). A later transcription sees more of the sentence than an earlier one, so the
 words at the end of the buffer, which the model is still guessing, wait until they are confirmed.
+These passes are provisional: the transcriber may withhold a doubtful answer (the fitted audio
+context of :mod:`edge.transcribe.faster`), which then commits and settles nothing; the next pass, or
+the last one over the utterance, which always answers, takes its place.
 
 An utterance ends at a sentence's final punctuation among the committed words (the buffer is then
 cut after that word, so the model's input stays short), at a pause (``pause_s`` of quiet audio:
@@ -170,6 +173,7 @@ class StreamingTranscriber:
         self.quick_budget_s = quick_budget_s  # None: quick passes whatever they cost
         self.quick_cost_s = 0.0  # wall time of the last pass over a buffer shorter than quick_until
         self.quick_declined = 0  # quick passes not taken because passes were slow or the caller behind
+        self.withheld = 0  # passes whose doubtful answer the transcriber withheld (edge.transcribe.faster)
         self.pause = round(pause_s * SAMPLE_RATE)
         self._quiet = 0  # samples of quiet audio since the last voiced audio
         self.max_samples = round(max_utterance_s * SAMPLE_RATE)
@@ -241,8 +245,10 @@ class StreamingTranscriber:
                 closed += self.finish()  # a pause, or the longest utterance
             elif self._unseen >= self._next_step(quick and not defer, before) and not defer:
                 self._unseen = 0
-                self.agreement.insert(self._hypothesis())
-                closed += self._sentences()
+                hypothesis = self._hypothesis(provisional=True)
+                if hypothesis is not None:
+                    self.agreement.insert(hypothesis)
+                    closed += self._sentences()
         else:
             self._audio, self._start_s = audio.astype(np.float32, copy=True), start_s
         return closed
@@ -264,7 +270,7 @@ class StreamingTranscriber:
         """End the speech going on: transcribe the buffer once more and take every word."""
         if not self._speech:
             return []
-        self.agreement.flush(self._hypothesis())
+        self.agreement.flush(self._hypothesis(provisional=False) or [])
         closed = self._sentences()
         rest = self.agreement.take(len(self.agreement.committed))
         if rest:
@@ -295,16 +301,23 @@ class StreamingTranscriber:
             self._start_s = start_s
         self._audio = np.concatenate([self._audio, audio.astype(np.float32, copy=False)])
 
-    def _hypothesis(self) -> list[Word]:
-        self._heard_until = self._start_s + self.buffered_s
+    def _hypothesis(self, *, provisional: bool) -> list[Word] | None:
+        """The words of the whole buffer; None when a provisional pass's answer was withheld (the
+        words heard so far then stay unsettled until a later pass answers)."""
         t0 = self.clock()
-        transcript = self.transcriber.transcribe(self._audio, words=True, prompt=self._prompt, vad=False)
+        transcript = self.transcriber.transcribe(
+            self._audio, words=True, prompt=self._prompt, vad=False, provisional=provisional
+        )
         spent = self.clock() - t0
         self._seconds += spent
         if self._audio.shape[0] < self.quick_until:
             self.quick_cost_s = spent
         self._passes += 1
         end = self._start_s + self.buffered_s
+        if transcript.withheld:
+            self.withheld += 1
+            return None
+        self._heard_until = end
         return [
             Word(min(w.start_s + self._start_s, end), min(w.end_s + self._start_s, end), w.text)
             for w in transcript.words

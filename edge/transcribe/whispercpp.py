@@ -61,7 +61,10 @@ class WhisperCppTranscriber(Transcriber):
         )
 
     @override
-    def _transcribe(self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str) -> list[Segment]:
+    def _transcribe(
+        self, audio: npt.NDArray[np.float32], *, words: bool, prompt: str, provisional: bool
+    ) -> list[Segment]:
+        # Every answer is given: a pass costs the same whatever it is used for.
         # pywhispercpp reports times in centiseconds.
         if not words:
             segments = self._model.transcribe(audio, no_context=True, initial_prompt=prompt)
