@@ -174,6 +174,11 @@ def test_words_land_on_the_windows_they_were_spoken_in(words_models: ChannelMode
     assert results[-1].words is not None and results[-1].words.quality == "no_words"  # the quiet end
     timed = [r for r in results if r.transcript]
     assert timed and all("transcribe_ms" in r.timing_ms and "text_ms" in r.timing_ms for r in timed)
+    # The stream was told where the voice ended (the voice-activity frames), so it knows quiet after
+    # a closed sentence from speech.
+    assert channels.words is not None
+    heard_until = channels.words.stream.voiced_until
+    assert heard_until is not None and 11.0 < heard_until <= 1.0 + 11.1 + 0.3, heard_until
 
 
 @pytest.mark.unit

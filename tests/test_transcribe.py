@@ -389,3 +389,37 @@ def test_a_withheld_pass_commits_and_settles_nothing(withhold: bool) -> None:
     else:
         assert committed > 0 and max(settled) > 5.0
     assert word_error_rate(JFK_TEXT, text) <= 2 / 22, text
+
+
+@pytest.mark.parametrize("voice_known", [False, True])
+def test_no_last_pass_over_the_quiet_after_a_closed_sentence(voice_known: bool) -> None:
+    """jfk.wav (one sentence) and 6 s of quiet a second at a time, 4 s pauses: two passes agree on
+    the sentence's full stop before the pause, and when the stream knows where the voice ended (the
+    room's voice-activity frames), the quiet after it is not transcribed at the pause. (Without
+    that, the pass over the quiet may add words never said: "Thank you." on this machine.)"""
+    transcriber, buffered = _spied_transcriber()
+    speech = read_wav(JFK)
+    audio = np.concatenate([np.zeros(16000, np.float32), speech, np.zeros(6 * 16000, np.float32)])
+    frames = audio[: audio.shape[0] // 160 * 160].reshape(-1, 160)
+    loud = np.flatnonzero(np.sqrt(np.mean(frames**2, axis=1)) > 0.01)  # 10 ms frames with voice
+    stream = StreamingTranscriber(transcriber, max_utterance_s=30.0, pause_s=4.0)
+    closed = []
+    passes_at_pause = 0
+    for start in range(0, audio.shape[0], 16000):
+        chunk = audio[start : start + 16000]
+        heard = loud[loud * 160 < start + chunk.shape[0]]
+        until = (heard[-1] + 1) * 160 / 16000 if voice_known and heard.size else None
+        was_speaking = stream.speaking
+        passes_at_pause = len(buffered)
+        closed += stream.feed(
+            chunk, start / 16000, voiced=bool(np.sqrt(np.mean(chunk**2)) > 0.01), voiced_until_s=until
+        )
+        if was_speaking and not stream.speaking:
+            break
+    assert not stream.speaking  # the pause ended the speech
+    text = " ".join(u.text for u in closed)
+    assert word_error_rate(JFK_TEXT, text.removesuffix(" Thank you.")) <= 1 / 22, text
+    if voice_known:
+        assert word_error_rate(JFK_TEXT, text) <= 1 / 22, text
+    assert stream.quiet_ends == int(voice_known)
+    assert len(buffered) - passes_at_pause == (0 if voice_known else 1)  # the pause's last pass

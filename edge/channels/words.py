@@ -66,6 +66,7 @@ class _Audio:
     start_s: float
     voiced: bool
     onset_s: float | None = None  # session time of the window's first voiced frame
+    voiced_until_s: float | None = None  # session time of the end of the window's last voiced frame
     last: bool = False  # the session's end: the speech going on is finished
 
     @property
@@ -136,9 +137,10 @@ class WordsAnalyzer:
         share = float(frames.mean()) if frames.size else 0.0
         positions = np.flatnonzero(voiced) * hop
         onset = start_s + positions[0] / SAMPLE_RATE if positions.size else None
+        until = min(end_s, start_s + (positions[-1] + hop) / SAMPLE_RATE) if positions.size else None
         self._fed_until = end_s
         chunk = audio[first:].astype(np.float32, copy=True)
-        self._submit(_Audio(chunk, new_from, share >= self.min_voiced_ratio, onset))
+        self._submit(_Audio(chunk, new_from, share >= self.min_voiced_ratio, onset, until))
         if self.synchronous:
             self.wait()
 
@@ -199,6 +201,7 @@ class WordsAnalyzer:
                         job.start_s,
                         voiced=job.voiced,
                         onset_s=job.onset_s,
+                        voiced_until_s=job.voiced_until_s,
                         quick=not behind,
                         defer=behind,
                     )

@@ -72,8 +72,10 @@ class WordsChannelConfig(StrictModel):
     audio_context: Literal["fitted", "full"] = Field(
         default="fitted",
         description="What faster-whisper's encoder sees of each transcription. fitted: the speech and 2 s after it "
-        "(a short buffer costs a fraction of a full pass); full: Whisper's 30 s window, as the model was trained "
-        "(about twice the CPU of the streaming path on this machine's benchmark). whisper.cpp always uses 30 s.",
+        "(a short buffer costs a fraction of a full pass); a decoding that fails Whisper's own checks is redone "
+        "with 30 s, or, for a streaming pass that a later one replaces, withheld; full: Whisper's 30 s window, as "
+        "the model was trained (three to four times the CPU of the streaming path on this machine's benchmark). "
+        "whisper.cpp always uses 30 s.",
     )
     store_transcript: bool = Field(
         default=False,

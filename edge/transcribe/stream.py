@@ -13,7 +13,8 @@ the last one over the utterance, which always answers, takes its place.
 
 An utterance ends at a sentence's final punctuation among the committed words (the buffer is then
 cut after that word, so the model's input stays short), at a pause (``pause_s`` of quiet audio:
-the buffer is transcribed once more and every word is taken) or when it reaches
+the buffer is transcribed once more and every word is taken, unless it starts after the last voice
+heard, i.e. only quiet followed the last sentence) or when it reaches
 ``max_utterance_s``. Shorter pauses stay inside the buffer, so the model keeps the sentence's context.
 Each closed utterance carries its words with session times; the words channel then puts each word
 on the windows it was spoken in. Committed words of the utterance still being spoken are final too
@@ -49,6 +50,7 @@ logger = logging.getLogger(__name__)
 
 GAP_TOLERANCE_S = 0.05
 ONSET_S = 0.3  # quiet audio kept before the first voiced audio of an utterance
+TAIL_S = 0.5  # voice heard this little after a closed sentence's last word is that word's tail
 REPEAT_TOLERANCE_S = 0.1  # a hypothesis word starting this much before the last committed word's end is old
 MAX_OVERLAP_WORDS = 5  # committed words a new hypothesis may repeat at its start
 QUICK_STEP_S = 1.0  # the step while the buffer is shorter than quick_start_s (the windows' hop)
@@ -174,6 +176,8 @@ class StreamingTranscriber:
         self.quick_cost_s = 0.0  # wall time of the last pass over a buffer shorter than quick_until
         self.quick_declined = 0  # quick passes not taken because passes were slow or the caller behind
         self.withheld = 0  # passes whose doubtful answer the transcriber withheld (edge.transcribe.faster)
+        self.quiet_ends = 0  # speech ended with only quiet after its last sentence: no last pass
+        self._voiced_until: float | None = None  # session time where the last voice heard ends
         self.pause = round(pause_s * SAMPLE_RATE)
         self._quiet = 0  # samples of quiet audio since the last voiced audio
         self.max_samples = round(max_utterance_s * SAMPLE_RATE)
@@ -204,6 +208,11 @@ class StreamingTranscriber:
         return max(self._start_s, pending[0].start_s if pending else self._heard_until)
 
     @property
+    def voiced_until(self) -> float | None:
+        """Session time where the last voice heard ends (None: the caller does not say)."""
+        return self._voiced_until
+
+    @property
     def open_words(self) -> tuple[Word, ...]:
         """The committed words of the utterance still being spoken."""
         return tuple(self.agreement.committed) if self._speech else ()
@@ -219,11 +228,14 @@ class StreamingTranscriber:
         *,
         voiced: bool,
         onset_s: float | None = None,
+        voiced_until_s: float | None = None,
         quick: bool = True,
         defer: bool = False,
     ) -> list[SpokenUtterance]:
         """New audio starting at session time ``start_s`` (contiguous with what came before, or after a
         gap, which ends the speech before it); ``onset_s``: where voice starts in it, when known;
+        ``voiced_until_s``: where the last voice heard so far ends, when known (a voice-activity
+        frame's end; see :meth:`finish`);
         ``quick``: whether the caller has time for a quick pass (False when more audio waits);
         ``defer``: more audio waits, so no pass now (a pause or the longest utterance still closes the
         speech): the next feed that does not defer passes over all of it at once."""
@@ -231,6 +243,8 @@ class StreamingTranscriber:
         if self._fed_until is not None and start_s > self._fed_until + GAP_TOLERANCE_S:
             closed += self.finish()
         self._fed_until = start_s + audio.shape[0] / SAMPLE_RATE
+        if voiced_until_s is not None:
+            self._voiced_until = max(self._voiced_until or voiced_until_s, voiced_until_s)
         if voiced and not self._speech:
             # The quiet audio just before stays as the onset of the speech.
             self._speech, self._unseen = True, 0
@@ -267,10 +281,16 @@ class StreamingTranscriber:
         return self.step
 
     def finish(self) -> list[SpokenUtterance]:
-        """End the speech going on: transcribe the buffer once more and take every word."""
+        """End the speech going on: transcribe the buffer once more and take every word. When the
+        buffer holds no word yet and starts after the last voice heard (its sentence closed, and
+        only quiet followed), there is nothing to transcribe: Whisper, given quiet, tends to write
+        a polite phrase, and the pass that would refuse it is the dearest of all."""
         if not self._speech:
             return []
-        self.agreement.flush(self._hypothesis(provisional=False) or [])
+        if self._heard_nothing():
+            self.quiet_ends += 1
+        else:
+            self.agreement.flush(self._hypothesis(provisional=False) or [])
         closed = self._sentences()
         rest = self.agreement.take(len(self.agreement.committed))
         if rest:
@@ -280,6 +300,16 @@ class StreamingTranscriber:
         self._start_s = self._fed_until or self._start_s
         self.agreement.reset()
         return closed
+
+    def _heard_nothing(self) -> bool:
+        """Whether the buffer holds no committed or pending word and no voice (but the tail of the
+        sentence before it: Whisper's word times and the voice activity's frames differ a little)."""
+        return (
+            self._voiced_until is not None
+            and self._voiced_until <= self._start_s + TAIL_S
+            and not self.agreement.committed
+            and not self.agreement.pending
+        )
 
     def skip(self) -> None:
         """Drop the speech going on without transcribing it (the device is behind)."""
