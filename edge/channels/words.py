@@ -15,14 +15,13 @@ or ``max_wait_s`` of later audio has been analysed: it is then completed without
 (quality ``late``). Words of a sentence still being spoken weigh the emotion of the sentence so far;
 once it closes, its whole text's emotion is what is stored and explained.
 
-In a live room transcription runs on its own thread (``words``), so the face and voice never wait
-for speech-to-text, and at a lower priority (``nice``, with the engine's workers), so on a busy
-device they get the CPU first. While audio waits for it, it catches up before it transcribes again
-(one pass over all the audio that waited, not one per step). When it falls more than ``shed_after_s``
-behind the audio, the speech going on and the audio waiting are dropped untranscribed, counted
-(``skipped``) and their windows marked ``skipped``: transcription sheds work first, never the face
-path. For files analysed as fast as possible (``synchronous``) each window waits for transcription,
-so a file's result does not depend on the machine's speed. Text lives in memory in a short list of
+In a live room transcription runs on its own thread (``words``) at a lower priority (``nice``,
+with the engine's workers): the face and voice never wait for it, and get the CPU first. Audio
+that waited is caught up in one pass, not one per step. When it falls more than ``shed_after_s``
+behind, the speech going on and the audio waiting are dropped untranscribed, counted (``skipped``)
+and their windows marked ``skipped``: transcription sheds work first, never the face path. For
+files analysed as fast as possible (``synchronous``) each window waits for transcription, so a
+file's result does not depend on the machine's speed. Text lives in memory in a short list of
 recent utterances; it is stored only when the room's config says so, and never published.
 """
 
@@ -66,7 +65,7 @@ class _Audio:
     start_s: float
     voiced: bool
     onset_s: float | None = None  # session time of the window's first voiced frame
-    voiced_until_s: float | None = None  # session time of the end of the window's last voiced frame
+    voiced_until_s: float | None = None  # session time where its last voiced frame ends
     last: bool = False  # the session's end: the speech going on is finished
 
     @property
