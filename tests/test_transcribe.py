@@ -423,3 +423,17 @@ def test_no_last_pass_over_the_quiet_after_a_closed_sentence(voice_known: bool) 
         assert word_error_rate(JFK_TEXT, text) <= 1 / 22, text
     assert stream.quiet_ends == int(voice_known)
     assert len(buffered) - passes_at_pause == (0 if voice_known else 1)  # the pause's last pass
+
+
+def test_a_short_voice_with_no_pass_yet_still_gets_its_last_pass() -> None:
+    """A new utterance whose voice ends within TAIL_S of its buffer's start, closed by a pause before
+    any pass: no sentence closed, so the pause's pass is made (the rule above is for the quiet
+    after a closed sentence only)."""
+    transcriber, buffered = _spied_transcriber()
+    speech = read_wav(JFK)[:16000]
+    stream = StreamingTranscriber(transcriber, step_s=4.0, quick_start_s=0.0)
+    stream.feed(speech, 0.0, voiced=True, voiced_until_s=0.2)
+    for k in (1, 2):
+        stream.feed(np.zeros(16000, np.float32), float(k), voiced=False, voiced_until_s=0.2)
+    assert not stream.speaking and stream.quiet_ends == 0
+    assert buffered == [3.0]  # the pause's pass over the whole buffer

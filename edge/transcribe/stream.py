@@ -178,6 +178,7 @@ class StreamingTranscriber:
         self.withheld = 0  # passes whose doubtful answer the transcriber withheld (edge.transcribe.faster)
         self.quiet_ends = 0  # speech ended with only quiet after its last sentence: no last pass
         self._voiced_until: float | None = None  # session time where the last voice heard ends
+        self._cut = False  # a sentence of the speech going on closed: the buffer starts after it
         self.pause = round(pause_s * SAMPLE_RATE)
         self._quiet = 0  # samples of quiet audio since the last voiced audio
         self.max_samples = round(max_utterance_s * SAMPLE_RATE)
@@ -247,7 +248,7 @@ class StreamingTranscriber:
             self._voiced_until = max(self._voiced_until or voiced_until_s, voiced_until_s)
         if voiced and not self._speech:
             # The quiet audio just before stays as the onset of the speech.
-            self._speech, self._unseen = True, 0
+            self._speech, self._unseen, self._cut = True, 0, False
             self._passes, self._seconds = 0, 0.0
         if self._speech:
             self._quiet = 0 if voiced else self._quiet + audio.shape[0]
@@ -302,10 +303,12 @@ class StreamingTranscriber:
         return closed
 
     def _heard_nothing(self) -> bool:
-        """Whether the buffer holds no committed or pending word and no voice (but the tail of the
-        sentence before it: Whisper's word times and the voice activity's frames differ a little)."""
+        """Whether a sentence of the speech closed and the buffer after it holds no committed or
+        pending word and no voice (but that sentence's tail: Whisper's word times and the voice
+        activity's frames differ a little). Speech with no closed sentence always gets its pass."""
         return (
-            self._voiced_until is not None
+            self._cut
+            and self._voiced_until is not None
             and self._voiced_until <= self._start_s + TAIL_S
             and not self.agreement.committed
             and not self.agreement.pending
@@ -368,6 +371,7 @@ class StreamingTranscriber:
         self.agreement.take(ends[-1] + 1)
         drop = min(self._audio.shape[0], max(0, round((cut - self._start_s) * SAMPLE_RATE)))
         self._audio, self._start_s = self._audio[drop:], self._start_s + drop / SAMPLE_RATE
+        self._cut = True
         return closed
 
     def _close(self, words: Sequence[Word]) -> SpokenUtterance:
