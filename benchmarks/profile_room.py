@@ -35,7 +35,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from results_io import interrupt_on_sigterm, machine, stop, write_results
+from results_io import evict_page_cache, interrupt_on_sigterm, machine, stop, write_results
 from rooms import ROOT, Setup, _config, _enrol, _free_port, _wait_for_broker
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -167,11 +167,29 @@ def _threads(pid: int, last: dict[int, tuple[str, float]]) -> None:
         last[int(task.name)] = (comm, (int(fields[11]) + int(fields[12])) / TICK)
 
 
-def _rss_mib(pid: int) -> float:
+def _rss_mib(pid: int) -> tuple[float, float]:
+    """Resident memory and, of it, the process's own (anonymous: not pages of files it mapped)."""
+    fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+        if line.startswith(("VmRSS", "RssAnon")):
+            fields[line.split(":")[0]] = int(line.split()[1]) / 1024
+    return fields.get("VmRSS", 0.0), fields.get("RssAnon", 0.0)
+
+
+def _memory(samples: list[tuple[float, float, float]], wall: float) -> dict[str, Any]:
+    """The room's resident size over the run (samples of seconds, resident and anonymous MiB)."""
+    first = next((r for t, r, _ in samples if t > 8.0), 0.0)  # models loaded, the session under way
+    # The session's own working memory grows over its first windows (the first utterance, the first
+    # explanations): the steady size is the median of the run's second half.
+    later = sorted(r for t, r, _ in samples if t > wall / 2)
+    later_anon = sorted(a for t, _, a in samples if t > wall / 2)
+    return {
+        "rss_mib_started": round(first, 1),
+        "rss_mib_steady": round(later[len(later) // 2], 1) if later else 0.0,
+        "rss_mib_peak": round(max((r for _, r, _ in samples), default=0.0), 1),
+        "anon_mib_steady": round(later_anon[len(later_anon) // 2], 1) if later_anon else 0.0,
+        "rss_mib_every_5s": [round(r) for i, (_, r, _) in enumerate(samples) if i % 17 == 0],
+    }
 
 
 def _stage_timers(database: Path) -> dict[str, float]:
@@ -202,7 +220,8 @@ def profile(use_perf: bool) -> dict[str, Any]:
         started = time.monotonic()
         room = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threads: dict[int, tuple[str, float]] = {}
-        rss: list[tuple[float, float]] = []
+        rss: list[tuple[float, float, float]] = []  # seconds since the start, resident, of it anonymous
+        evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")
         try:
             target = None if use_perf else room.pid  # under perf, the room is perf's child
             while room.poll() is None:
@@ -212,7 +231,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
                 if target is not None:
                     try:
                         _threads(target, threads)
-                        rss.append((time.monotonic() - started, _rss_mib(target)))
+                        rss.append((time.monotonic() - started, *_rss_mib(target)))
                     except OSError:
                         pass
                 time.sleep(0.3)
@@ -228,6 +247,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         timers = _stage_timers(folder / "state0" / "clinic-edge.db")
     cpu_total = sum(v for _, v in threads.values())
     busiest = sorted(threads.items(), key=lambda kv: -kv[1][1])[:8]
+    evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")
     memory = json.loads(
         subprocess.run(
             [sys.executable, "-c", MEMORY_PROBE, str(ROOT / "build" / "models" / "pack")],
@@ -236,11 +256,6 @@ def profile(use_perf: bool) -> dict[str, Any]:
             check=True,
         ).stdout.splitlines()[-1]
     )
-    first_rss = next((r for t, r in rss if t > 8.0), 0.0)  # models loaded, the session under way
-    # The session's own working memory grows over its first windows (the first utterance, the first
-    # explanations): the steady size is the median of the run's second half.
-    later = sorted(r for t, r in rss if t > wall / 2)
-    steady_rss = later[len(later) // 2] if later else 0.0
     return {
         "wall_s": round(wall, 1),
         "cpu_s": round(cpu_total, 1),
@@ -249,10 +264,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         "by_thread_pct": by_thread,
         "threads": [{"name": name, "cpu_s": round(cpu, 1)} for _, (name, cpu) in busiest],
         "stage_ms_per_window": timers,
-        "rss_mib_started": round(first_rss, 1),
-        "rss_mib_steady": round(steady_rss, 1),
-        "rss_mib_peak": round(max((r for _, r in rss), default=0.0), 1),
-        "rss_mib_every_5s": [round(r) for i, (_, r) in enumerate(rss) if i % 17 == 0],
+        **_memory(rss, wall),
         "memory_steps_mib": memory["steps"],
         "memory_probe_total_mib": memory["total"],
         "session_started": bool(loaded),
@@ -269,7 +281,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"CPU: {r['cpu_s']} s in {r['wall_s']} s, **{100 * r['cpu_share']:.0f} % of both cores**. "
         f"Resident memory: {r['rss_mib_started']} MiB once the session runs, {r.get('rss_mib_steady', '-')} MiB "
-        f"over the run's second half (median), **{r['rss_mib_peak']} MiB** at its peak.",
+        f"over the run's second half (median), **{r['rss_mib_peak']} MiB** at its peak. Of the steady size, "
+        f"{r.get('anon_mib_steady', '-')} MiB are the room's own memory; the rest are pages of the libraries and "
+        "models it maps, read from disk as after a boot (the run first drops them from the page cache), which "
+        "rooms in other processes share.",
         "",
     ]
     if r["by_library_pct"]:

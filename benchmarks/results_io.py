@@ -28,6 +28,29 @@ def _read(path: Path) -> str:
         return ""
 
 
+def evict_page_cache(*roots: Path) -> int:
+    """Drop the page cache's copies of the files under ``roots`` (the room's libraries and models), so
+    that a run maps them as a device does after boot: read from disk. How a file came into the cache
+    changes how much of it a mapping makes resident: the same room measured 454 MiB with its libraries
+    read from disk and 520 MiB right after the installer had written them. Pages a running process has
+    mapped stay. Returns the files handed to the kernel."""
+    count = 0
+    for root in roots:
+        for path in root.rglob("*"):
+            if path.is_symlink() or not path.is_file():
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                count += 1
+            finally:
+                os.close(fd)
+    return count
+
+
 def board() -> str | None:
     """The board's own name (e.g. 'NVIDIA Jetson Orin Nano Developer Kit'), where it has one."""
     name = _read(DEVICE_TREE_MODEL).strip("\x00 \n")

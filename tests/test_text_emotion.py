@@ -15,8 +15,9 @@ import pytest
 from contract.classes import CLASS_VALENCE, CLASSES
 from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import ModelError
+from edge.inference.base import RUN_ITEMS
 from edge.inference.manifest import load_manifest
-from edge.text.emotion import BATCH, TextEmotion, load_text_model
+from edge.text.emotion import TextEmotion, load_text_model
 from export.cli import main
 from tests.conftest import sign_pack
 
@@ -92,14 +93,14 @@ def test_word_importance_points_at_the_emotional_word(model: TextEmotion) -> Non
 
 @pytest.mark.unit
 def test_a_long_utterance_is_explained_in_small_runs_with_the_same_numbers(model: TextEmotion) -> None:
-    """A 30-word utterance is 31 texts: four model runs of at most BATCH, padded per run. Each word's
+    """A 30-word utterance is 31 texts: four model runs of at most RUN_ITEMS, padded per run. Each word's
     importance is what that text alone gives (padding never changes a result)."""
     text = (
         "I keep telling myself it does not matter but every time she calls I feel my chest tighten "
         "and I just want to hide from everyone for a while"
     )
     words = text.split()
-    assert len(words) + 1 > 3 * BATCH
+    assert len(words) + 1 > 3 * RUN_ITEMS
     result = model.predict(text)
     assert result is not None and len(result.words) == len(words)
     alone = [model._probs([t])[0] for t in [text, *(" ".join(words[:i] + words[i + 1 :]) for i in range(len(words)))]]

@@ -29,8 +29,9 @@ class FaceExpressionModel:
         self._classes = ProductClasses(manifest)
 
     def predict(self, crops: Sequence[npt.NDArray[np.uint8]]) -> npt.NDArray[np.float32]:
-        """Class probabilities ``(N, 8)`` for ``N`` aligned grey crops of ``input_size`` pixels."""
+        """Class probabilities ``(N, 8)`` for ``N`` aligned grey crops of ``input_size`` pixels (in runs
+        of a few: an explanation's occluded variants are dozens)."""
         if not crops:
             return np.zeros((0, self._classes.mapping.shape[1]), dtype=np.float32)
         batch = np.stack(crops).astype(np.float32)[:, None] * self._scale + self._offset
-        return self._classes(self.engine.infer(batch))
+        return self._classes(self.engine.infer_many(batch))

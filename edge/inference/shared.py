@@ -49,6 +49,7 @@ class SharedEngine(InferenceEngine):
         self._closed = False
         self.requested = engine.requested
         self.fallback_reason = engine.fallback_reason
+        self.max_batch = engine.max_batch
 
     @property
     def label(self) -> str:

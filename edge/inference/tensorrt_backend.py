@@ -53,6 +53,16 @@ def _check(result: Any, what: str) -> Any:
     return values[0] if len(values) == 1 else values
 
 
+def profile_max_batch(engine: Any, name: str) -> int:
+    """The largest batch ``engine`` takes for input ``name``: its fixed batch, or the batch of the
+    largest shape of its first optimisation profile (``clinic-export engine --max-batch``)."""
+    shape = tuple(engine.get_tensor_shape(name))
+    if shape and int(shape[0]) >= 0:
+        return int(shape[0])
+    _, _, largest = engine.get_tensor_profile_shape(name, 0)  # (min, opt, max) shapes
+    return int(largest[0])
+
+
 def trusted_sidecar(sidecar: Path, euid: int) -> None:
     """A room that runs as its own user trusts an engine's sidecar only when root owns it and no one
     else may write it: the room (or whoever took its user over) cannot then swap engine and sidecar.
@@ -106,6 +116,7 @@ class TensorRTEngine(InferenceEngine):
         self._stream = _check(cudart.cudaStreamCreate(), "stream creation")
         self._input = manifest.input.name
         self._output = manifest.output.name
+        self.max_batch = profile_max_batch(engine, self._input)  # larger batches go in runs (infer_many)
         self._buffers: dict[str, tuple[int, int]] = {}  # name -> (device pointer, bytes)
         self._trt_version = trt.__version__
         self.warm_up()

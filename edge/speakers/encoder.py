@@ -30,8 +30,9 @@ class SpeakerEncoder:
         self.sha256 = manifest.sha256
 
     def embed_partials(self, mels: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """``(n, frames, 40)`` mel partials -> ``(n, 256)`` unit embeddings."""
-        out: npt.NDArray[np.float32] = self.engine.infer(np.ascontiguousarray(mels, dtype=np.float32))
+        """``(n, frames, 40)`` mel partials -> ``(n, 256)`` unit embeddings (a long utterance has dozens of
+        partials: they go in runs of a few)."""
+        out: npt.NDArray[np.float32] = self.engine.infer_many(np.ascontiguousarray(mels, dtype=np.float32))
         return out
 
     def embed(self, speech: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -31,10 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_WORDS_EXPLAINED = 40
-# Texts per model run. Explaining a long utterance is up to 41 texts of up to 128 tokens; in one run
-# their activations grew ONNX Runtime's memory arena by ~180 MiB for good (it never shrinks). Runs of
-# 8 keep that to a few MiB and, on a CPU, are as fast or faster (benchmarks: "memory").
-BATCH = 8
+# Explaining a long utterance is up to 41 texts of up to 128 tokens; in one run their activations grew
+# ONNX Runtime's memory arena by ~180 MiB for good (it never shrinks). Runs of the engine's
+# ``run_items`` (8) keep that to a few MiB and, on a CPU, are as fast or faster (benchmarks: "memory").
 
 
 @dataclass(frozen=True)
@@ -67,8 +66,9 @@ class TextEmotion:
 
     def _probs(self, texts: list[str]) -> npt.NDArray[np.float32]:
         runs = []
-        for start in range(0, len(texts), BATCH):
-            encoded = self.tokenizer.encode_batch(texts[start : start + BATCH])
+        step = self.engine.run_items()
+        for start in range(0, len(texts), step):
+            encoded = self.tokenizer.encode_batch(texts[start : start + step])
             feeds: dict[str, npt.NDArray[np.generic]] = {
                 "input_ids": np.array([e.ids for e in encoded], dtype=np.int64),
                 "attention_mask": np.array([e.attention_mask for e in encoded], dtype=np.int64),
