@@ -49,7 +49,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from results_io import interrupt_on_sigterm, machine, stop, write_results
+from results_io import evict_page_cache, interrupt_on_sigterm, machine, stop, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
@@ -325,6 +325,7 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
             cmds = [[edge, "run", *[a for c in configs for a in ("--config", c)], *consent]]
         else:
             cmds = [[edge, "run", "--config", c, *consent] for c in configs]
+        evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")  # the room maps them as after a boot
         started = time.monotonic()
         procs = _start(cmds, setup.stagger_s)
         peak_rss = [0] * len(procs)
