@@ -18,16 +18,15 @@ from contract import payload as wire
 from contract.classes import CLASSES
 from contract.temperature import scaled
 from edge.channels.registry import default_registry
-from edge.config.models import FusionConfig, OnnxRuntimeBackendConfig, VisionConfig
+from edge.config.models import FusionConfig, OnnxRuntimeBackendConfig
 from edge.disparity.score import DisparityTracker
 from edge.disparity.score import disparity as score_disparity
 from edge.explain.maps import face_occlusion, region_of_cells
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
 from edge.publish import payload as p
 from edge.results import GOOD, Disparity, FaceChannel, FaceCrop, VoiceChannel, WordsChannel
-from edge.vision.align import align_face, landmarks_in_crop
-from edge.vision.detect import FaceDetector
 from export.cli import main
+from tests.faces import face_crop
 
 HAPPY = (0.05, 0.0, 0.8, 0.05, 0.05, 0.025, 0.0, 0.025)
 SAD = (0.1, 0.0, 0.0, 0.7, 0.1, 0.05, 0.05, 0.0)
@@ -121,24 +120,12 @@ def face_model(face_model: Path) -> FaceExpressionModel:  # type: ignore[overrid
     return FaceExpressionModel(create_engine(face_model, load_manifest(face_model), [OnnxRuntimeBackendConfig()]))
 
 
-def _crop(image: np.ndarray, model: FaceExpressionModel) -> FaceCrop:
-    detector = FaceDetector("full", 0.5)
-    try:
-        face = detector.detect(image)[0]
-    finally:
-        detector.close()
-    scale = VisionConfig().crop_scale
-    marks = landmarks_in_crop(face, model.input_size, scale)
-    pixels = align_face(image, face, model.input_size, scale)
-    return FaceCrop(pixels, (marks["right_eye"], marks["left_eye"]), marks["nose_tip"])
-
-
 @pytest.mark.unit
 def test_face_map_moves_to_the_eyes_when_the_mouth_is_occluded(face_model: FaceExpressionModel) -> None:
     """The smiling astronaut: the smile carries 'happy'; with the mouth covered, the eyes must carry
     more of what is left. The map is 8 x 8 numbers, computed through the room's engine."""
     image = data.astronaut()
-    crop = _crop(image, face_model)
+    crop = face_crop(image, face_model.input_size)
     happy = CLASSES.index("happy")
     grid, shares = face_occlusion(face_model, crop, happy)
     assert grid.shape == (8, 8)

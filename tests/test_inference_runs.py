@@ -14,15 +14,14 @@ import pytest
 from skimage import data
 
 from contract.classes import CLASSES
-from edge.config.models import OnnxRuntimeBackendConfig, VisionConfig
+from edge.config.models import OnnxRuntimeBackendConfig
 from edge.errors import ModelError
 from edge.explain.maps import face_occlusion
 from edge.inference import FaceExpressionModel, create_engine, load_manifest
 from edge.inference.base import RUN_ITEMS, InferenceEngine
 from edge.inference.tensorrt_backend import profile_max_batch
 from edge.results import FaceCrop
-from edge.vision.align import align_face, landmarks_in_crop
-from edge.vision.detect import FaceDetector
+from tests.faces import face_crop
 
 
 class Limited(InferenceEngine):
@@ -54,16 +53,7 @@ def engine(face_model: Path) -> InferenceEngine:
 
 @pytest.fixture(scope="module")
 def crop(engine: InferenceEngine) -> FaceCrop:
-    size = FaceExpressionModel(engine).input_size
-    image = data.astronaut()
-    detector = FaceDetector("full", 0.5)
-    try:
-        face = detector.detect(image)[0]
-    finally:
-        detector.close()
-    scale = VisionConfig().crop_scale
-    marks = landmarks_in_crop(face, size, scale)
-    return FaceCrop(align_face(image, face, size, scale), (marks["right_eye"], marks["left_eye"]), marks["nose_tip"])
+    return face_crop(data.astronaut(), FaceExpressionModel(engine).input_size)
 
 
 @pytest.mark.unit
