@@ -14,8 +14,9 @@ as `benchmarks/rooms.py` runs it. Measured:
 * memory: resident size once the models are loaded and at its peak, and, in a separate process,
   what importing each library and loading each model adds.
 
-Usage: .venv/bin/python benchmarks/profile_room.py [--no-perf]
-Writes benchmarks/results/profile-<machine>.json and .md.
+Usage: .venv/bin/python benchmarks/profile_room.py [--no-perf] [--video mjpeg]
+Writes benchmarks/results/profile-<machine>.json and .md (profile-mjpeg-<machine> for --video mjpeg:
+the demo's picture re-encoded as Motion JPEG, what a USB camera delivers, in place of its H.264).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from results_io import evict_page_cache, interrupt_on_sigterm, machine, stop, write_results
-from rooms import ROOT, Setup, _config, _enrol, _free_port, _wait_for_broker
+from rooms import ROOT, VIDEOS, Setup, _config, _enrol, _free_port, _wait_for_broker
 
 TICK = os.sysconf("SC_CLK_TCK")
 # A native library's file name (its start) -> the stage it stands for.
@@ -202,7 +203,7 @@ def _stage_timers(database: Path) -> dict[str, float]:
     return {k: round(v / len(rows), 1) for k, v in totals.most_common()} if rows else {}
 
 
-def profile(use_perf: bool) -> dict[str, Any]:
+def profile(use_perf: bool, video: str = "h264") -> dict[str, Any]:
     port = _free_port()
     with tempfile.TemporaryDirectory(prefix="clinic-profile-") as tmp:
         folder = Path(tmp)
@@ -211,7 +212,7 @@ def profile(use_perf: bool) -> dict[str, Any]:
         broker = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         _wait_for_broker(broker, port)
         edge = str(ROOT / ".venv" / "bin" / "clinic-edge")
-        config = _config(folder, 0, port, Setup(staff=True))
+        config = _config(folder, 0, port, Setup(staff=True, video=video))
         _enrol(folder, edge, [str(config)])
         cmd = [edge, "run", "--config", str(config), "--consent", "written", "--consent-by", "benchmark"]
         data = folder / "perf.data"
@@ -277,7 +278,9 @@ def markdown(results: dict[str, Any]) -> str:
     lines = [
         f"Machine: {m['cpus']} CPUs, {m['machine']}, Python {m['python']} ({results['date']}); one room at the "
         "defaults (words, speaker attribution with one staff voice, voice cues, pulse) playing the demo scene x4 "
-        "(56 s) in real time.",
+        "(56 s"
+        + (", its picture as Motion JPEG, as a USB camera delivers it" if results.get("video") == "mjpeg" else "")
+        + ") in real time.",
         "",
         f"CPU: {r['cpu_s']} s in {r['wall_s']} s, **{100 * r['cpu_share']:.0f} % of both cores**. "
         f"Resident memory: {r['rss_mib_started']} MiB once the session runs, {r.get('rss_mib_steady', '-')} MiB "
@@ -320,13 +323,25 @@ def main() -> int:
     interrupt_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--no-perf", action="store_true", help="skip the per-library CPU split (perf)")
+    parser.add_argument(
+        "--video",
+        choices=VIDEOS,
+        default="h264",
+        help="the recording's picture: H.264 (the demo, as an IP camera sends it) or Motion JPEG (a USB camera); "
+        "mjpeg writes profile-mjpeg-<machine>",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args()
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
     use_perf = not args.no_perf and shutil.which("perf") is not None
-    results = {"date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(), "profile": profile(use_perf)}
-    write_results(args.out, "profile", results, markdown(results))
+    results = {
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": machine(),
+        "video": args.video,
+        "profile": profile(use_perf, args.video),
+    }
+    write_results(args.out, "profile" if args.video == "h264" else f"profile-{args.video}", results, markdown(results))
     print(markdown(results))
     return 0
 

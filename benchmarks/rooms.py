@@ -58,6 +58,7 @@ GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 SCENE_S = 14  # the demo scene's length
 REPEAT = 4  # the 14 s demo scene four times: 56 s per room
 TICK = os.sysconf("SC_CLK_TCK")
+VIDEOS = ("h264", "mjpeg")  # how the recording's picture is encoded (--video)
 P95_BOUND_MS = 300.0  # the latency a room's summary should arrive within (p95)
 
 
@@ -78,8 +79,9 @@ def _wait_for_broker(broker: subprocess.Popen[bytes], port: int) -> None:
     raise SystemExit(f"mosquitto exited ({broker.returncode}) before it listened on port {port}")
 
 
-def _clip(repeat: int = REPEAT) -> Path:
-    """The demo scene ``repeat`` times (built once, kept in build/bench/)."""
+def _clip(repeat: int = REPEAT, video: str = "h264") -> Path:
+    """The demo scene ``repeat`` times (built once, kept in build/bench/), its picture as H.264 (as the
+    demo is made, and as an IP camera sends it) or as Motion JPEG (as a USB camera delivers it)."""
     clip = ROOT / "build" / "bench" / f"demo-{SCENE_S * repeat}s.mkv"
     if not clip.is_file():
         clip.parent.mkdir(parents=True, exist_ok=True)
@@ -87,7 +89,23 @@ def _clip(repeat: int = REPEAT) -> Path:
             [sys.executable, str(ROOT / "scripts" / "make_demo.py"), "--out", str(clip), "--repeat", str(repeat)],
             check=True,
         )
-    return clip
+    return clip if video == "h264" else _as_mjpeg(clip)
+
+
+def _as_mjpeg(clip: Path) -> Path:
+    """``clip`` with its picture re-encoded as Motion JPEG and its sound as PCM (built once)."""
+    out = clip.with_name(f"{clip.stem}-mjpeg.mkv")
+    if not out.is_file():
+        part = out.with_suffix(".part")
+        pipeline = (
+            f"filesrc location={clip} ! matroskademux name=d "
+            "d.video_0 ! queue ! decodebin ! videoconvert ! jpegenc quality=85 ! queue ! m. "
+            "d.audio_0 ! queue ! decodebin ! audioconvert ! queue ! m. "
+            f"matroskamux name=m ! filesink location={part}"
+        )
+        subprocess.run(["gst-launch-1.0", "-q", "-e", *pipeline.split()], check=True)
+        part.replace(out)
+    return out
 
 
 def _config(folder: Path, room: int, port: int, setup: Setup) -> Path:
@@ -114,7 +132,7 @@ site = "bench"
 room = "r{room}"
 device_id = "bench-{room}"
 [capture]
-source = "{_clip(setup.repeat).as_uri()}"
+source = "{_clip(setup.repeat, setup.video).as_uri()}"
 realtime_files = true
 analysis_fps = 10
 width = 640
@@ -152,6 +170,7 @@ class Setup:
     behind_every: int | None = None  # vision.behind_every of every room (None: the default)
     words_threads: int | None = None  # channels.words.threads of every room (None: the default)
     stagger_s: float = 0.0  # room k starts k x this after the first, so the rooms' speech comes apart
+    video: str = "h264"  # the recording's picture: h264 (the demo, an IP camera) or mjpeg (a USB camera)
 
     def name(self) -> str:
         parts = ["rooms"]
@@ -177,6 +196,8 @@ class Setup:
             parts.append(f"words{self.words_threads}t")
         if self.stagger_s:
             parts.append(f"stagger{self.stagger_s:g}s")
+        if self.video != "h264":
+            parts.append(self.video)
         return "-".join(parts)
 
     def describe(self) -> str:
@@ -504,6 +525,12 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
     parser.add_argument(
         "--stagger", type=float, default=0.0, help="seconds between one room's start and the next's (processes only)"
     )
+    parser.add_argument(
+        "--video",
+        choices=VIDEOS,
+        default="h264",
+        help="the recording's picture: H.264 (the demo, as an IP camera sends it) or Motion JPEG (a USB camera)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if args.stagger and args.one_process:
@@ -521,6 +548,7 @@ def parse(argv: list[str] | None = None) -> tuple[argparse.Namespace, Setup]:
         args.behind_every,
         args.words_threads,
         args.stagger,
+        args.video,
     )
     return args, setup
 
@@ -531,7 +559,7 @@ def main() -> int:
     if shutil.which("mosquitto") is None:
         raise SystemExit("mosquitto is not installed (scripts/setup.sh installs it)")
     repeat = setup.repeat
-    _clip(repeat)
+    _clip(repeat, setup.video)
     port = _free_port()
     with tempfile.TemporaryDirectory() as tmp:
         conf = Path(tmp) / "mosquitto.conf"
@@ -555,7 +583,8 @@ def main() -> int:
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": machine(),
-        "clip": f"the demo scene x{repeat} ({SCENE_S * repeat} s, 640x480)",
+        "clip": f"the demo scene x{repeat} ({SCENE_S * repeat} s, 640x480"
+        + (", Motion JPEG)" if setup.video == "mjpeg" else ")"),
         "words": setup.words,
         "detect_every": setup.detect_every,
         "mesh_every": setup.mesh_every,

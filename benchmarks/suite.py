@@ -10,6 +10,8 @@ alone, and writes its own ``<step>-<machine>.json`` and ``.md``):
   transcribe    whisper.cpp against faster-whisper on the same recording     (transcribe.py)
   profile       where one room's CPU and memory go at the defaults, by library, thread, stage
                 timer and loading step                                       (profile_room.py)
+  profile-mjpeg the same room's CPU and memory with the recording's picture as Motion JPEG, as a
+                USB camera delivers it                                       (profile_room.py)
   rooms-staff   rooms per device at the defaults with a staff voice enrolled in every room (words,
                 speaker attribution, voice cues, pulse: the room's whole work)  (rooms.py --staff);
                 the same in one process per device (rooms-one-process-staff), and four rooms for
@@ -74,6 +76,7 @@ STEPS = (
     Step("transcribe", "transcribe.py", ("--repeats", "5"), ("--repeats", "1", "--live-runs", "1")),
     Step("disparity", "disparity.py", (), ("--voices", "1")),
     Step("profile", "profile_room.py", (), ("--no-perf",)),
+    Step("profile-mjpeg", "profile_room.py", ("--no-perf", "--video", "mjpeg"), ("--no-perf", "--video", "mjpeg")),
     Step(
         "rooms-staff",
         "rooms.py",
@@ -227,6 +230,16 @@ def _defaults(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]
         rows.append(
             _target(
                 "one room at the defaults: <= 450 MiB resident",
+                f"{p['rss_mib_peak']} MiB (peak; {p.get('rss_mib_steady', '-')} over the run's second half)",
+                p["rss_mib_peak"] <= 450,
+            )
+        )
+    camera = results.get("profile-mjpeg")
+    if camera:
+        p = camera["profile"]
+        rows.append(
+            _target(
+                "one room at the defaults, its picture as a USB camera delivers it (Motion JPEG): <= 450 MiB resident",
                 f"{p['rss_mib_peak']} MiB (peak; {p.get('rss_mib_steady', '-')} over the run's second half)",
                 p["rss_mib_peak"] <= 450,
             )

@@ -91,6 +91,8 @@ def _live(delays: list[float]) -> dict[str, Any]:
         ({"profile": _profile(0.18, 700.0)}, "one room at the defaults: <= 20 %", "18.0 %", True),
         ({"profile": _profile(0.23, 700.0)}, "one room at the defaults: <= 20 %", "23.0 %", False),
         ({"profile": _profile(0.18, 700.0)}, "one room at the defaults: <= 450 MiB", "700.0 MiB", False),
+        ({"profile-mjpeg": _profile(0.18, 420.0)}, "USB camera delivers it (Motion JPEG): <= 450", "420.0 MiB", True),
+        ({"profile-mjpeg": _profile(0.18, 470.0)}, "USB camera delivers it (Motion JPEG): <= 450", "470.0 MiB", False),
         ({"rooms-staff": _staff(5, 120.0, 0)}, ">= 5 rooms in real time at the defaults", "5 rooms", True),
         ({"rooms-staff": _staff(4, 120.0, 0)}, ">= 5 rooms in real time at the defaults", "4 rooms", False),
         ({"rooms-staff": _staff(4, 120.0, 0)}, "without client speech, at 4 rooms", "120.0 ms", True),
