@@ -227,23 +227,19 @@ def _defaults(results: dict[str, dict[str, Any] | None]) -> list[dict[str, Any]]
                 p["cpu_share"] <= 0.20,
             )
         )
-        rows.append(
-            _target(
-                "one room at the defaults: <= 450 MiB resident",
-                f"{p['rss_mib_peak']} MiB (peak; {p.get('rss_mib_steady', '-')} over the run's second half)",
-                p["rss_mib_peak"] <= 450,
-            )
-        )
-    camera = results.get("profile-mjpeg")
-    if camera:
-        p = camera["profile"]
-        rows.append(
-            _target(
-                "one room at the defaults, its picture as a USB camera delivers it (Motion JPEG): <= 450 MiB resident",
-                f"{p['rss_mib_peak']} MiB (peak; {p.get('rss_mib_steady', '-')} over the run's second half)",
-                p["rss_mib_peak"] <= 450,
-            )
-        )
+    memory = (
+        ("profile", "one room at the defaults: <= 450 MiB resident"),
+        (
+            "profile-mjpeg",
+            "one room at the defaults, its picture as a USB camera delivers it (Motion JPEG): <= 450 MiB resident",
+        ),
+    )
+    for step, label in memory:
+        run = results.get(step)
+        if run:
+            p = run["profile"]
+            measured = f"{p['rss_mib_peak']} MiB (peak; {p.get('rss_mib_steady', '-')} over the run's second half)"
+            rows.append(_target(label, measured, p["rss_mib_peak"] <= 450))
     staff = results.get("rooms-staff")
     if staff:
         enough = staff["rooms_per_device"] >= 5
