@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from results_io import evict_page_cache, interrupt_on_sigterm, machine, stop, write_results
-from rooms import ROOT, VIDEOS, Setup, _config, _enrol, _free_port, _wait_for_broker
+from rooms import ROOM_FILES, ROOT, VIDEOS, Setup, _config, _enrol, _free_port, _wait_for_broker
 
 TICK = os.sysconf("SC_CLK_TCK")
 # A native library's file name (its start) -> the stage it stands for.
@@ -218,11 +218,11 @@ def profile(use_perf: bool, video: str = "h264") -> dict[str, Any]:
         data = folder / "perf.data"
         if use_perf:
             cmd = ["perf", "record", "-q", "-F", "199", "-g", "-o", str(data), "--", *cmd]
+        evict_page_cache(*ROOM_FILES)  # before the room starts: it maps them as after a boot
         started = time.monotonic()
         room = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threads: dict[int, tuple[str, float]] = {}
         rss: list[tuple[float, float, float]] = []  # seconds since the start, resident, of it anonymous
-        evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")
         try:
             target = None if use_perf else room.pid  # under perf, the room is perf's child
             while room.poll() is None:
@@ -248,7 +248,7 @@ def profile(use_perf: bool, video: str = "h264") -> dict[str, Any]:
         timers = _stage_timers(folder / "state0" / "clinic-edge.db")
     cpu_total = sum(v for _, v in threads.values())
     busiest = sorted(threads.items(), key=lambda kv: -kv[1][1])[:8]
-    evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")
+    evict_page_cache(*ROOM_FILES)
     memory = json.loads(
         subprocess.run(
             [sys.executable, "-c", MEMORY_PROBE, str(ROOT / "build" / "models" / "pack")],

@@ -53,6 +53,7 @@ from results_io import evict_page_cache, interrupt_on_sigterm, machine, stop, wr
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "build" / "models" / "pack"
+ROOM_FILES = (ROOT / ".venv", ROOT / "build" / "models")  # the libraries and models a room maps
 PACK_KEY = ROOT / "build" / "keys" / "pack-signing.key.pub"
 GGML = ROOT / "build" / "models" / "whisper-tiny.en.ggml.bin"
 SCENE_S = 14  # the demo scene's length
@@ -346,7 +347,7 @@ def run_rooms(n: int, broker_port: int, setup: Setup) -> dict[str, Any]:
             cmds = [[edge, "run", *[a for c in configs for a in ("--config", c)], *consent]]
         else:
             cmds = [[edge, "run", "--config", c, *consent] for c in configs]
-        evict_page_cache(ROOT / ".venv", ROOT / "build" / "models")  # the room maps them as after a boot
+        evict_page_cache(*ROOM_FILES)  # the rooms map them as after a boot
         started = time.monotonic()
         procs = _start(cmds, setup.stagger_s)
         peak_rss = [0] * len(procs)
