@@ -115,6 +115,9 @@ def _parser() -> argparse.ArgumentParser:
 
     text = sub.add_parser("text-emotion", help="the zero-shot text-emotion model (MiniLM + prototypes) into a pack")
     text.add_argument("--pack", type=Path, required=True)
+    text.add_argument(
+        "--heldout", type=Path, help="also write the held-out sentences `verify` checks its INT8 variant on (.npz)"
+    )
 
     speaker = sub.add_parser("speaker", help="the GE2E speaker encoder (resemblyzer's weights) into a pack")
     speaker.add_argument("--pack", type=Path, required=True)
@@ -257,8 +260,13 @@ def _run(args: argparse.Namespace) -> int:  # noqa: PLR0911, PLR0912, PLR0915 - 
         from export.text_emotion import build_source  # noqa: PLC0415
 
         source, accuracy = build_source()
-        added = add_model(args.pack, source, precisions=("fp32",))
-        print(f"fp32: {added.variants['fp32']}\nheld-out sentences right: {100 * accuracy:.0f} %")
+        added = add_model(args.pack, source, precisions=("fp32", "int8"))
+        print(f"fp32: {added.variants['fp32']}\nint8 (weights): {added.variants['int8']}")
+        print(f"held-out sentences right: {100 * accuracy:.0f} %")
+        if args.heldout is not None:
+            from export.text_sets import write_text_heldout  # noqa: PLC0415
+
+            print(f"held-out sentences for verify: {write_text_heldout(args.heldout)}")
         return 0
     if args.command == "speaker":
         from export.pack import add_model  # noqa: PLC0415

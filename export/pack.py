@@ -34,7 +34,14 @@ from contract.pack import PRECISIONS, FusionCalibration, ModelCard, PackIndex, P
 from export.errors import ExportError, VerificationError
 from export.manifest import UNSTAMPED, write_manifest, write_model
 from export.onnx_export import export_onnx, externalize_weights
-from export.precision import convert_fp16, count_qdq, load_calibration, quantize_int8
+from export.precision import (
+    WEIGHT_BLOCK,
+    convert_fp16,
+    count_qdq,
+    load_calibration,
+    quantize_int8,
+    quantize_weights_int8,
+)
 from export.verify import Agreement, compare
 
 logger = logging.getLogger(__name__)
@@ -64,6 +71,8 @@ class ModelSource:
     dynamic: dict[str, dict[int, str]] = field(default_factory=dict)  # dynamic axes besides the batch
     extra_files: dict[str, Path] = field(default_factory=dict)  # copied beside the variants, hashed
     activation: Literal["softmax", "l2"] = "softmax"  # l2: an embedding model (no labels)
+    # its INT8 variant: Q/DQ from calibration data, or weight-only (a transformer's matrices; export.precision)
+    int8: Literal["calibrated", "weights"] = "calibrated"
 
 
 @dataclass(frozen=True)
@@ -170,7 +179,7 @@ def add_model(
     if "fp32" not in precisions:
         raise ExportError("every pack model needs its fp32 variant: INT8 and FP16 are checked against it")
     calibration_feeds = None
-    if "int8" in precisions:
+    if "int8" in precisions and source.int8 == "calibrated":
         if calibration is None:
             raise ExportError(
                 f"INT8 for {source.name} needs calibration data: pass --calibration export/int8/{source.name}/"
@@ -208,19 +217,16 @@ def add_model(
     variants = {"fp32": fp32}
     if calibration_feeds is not None:
         variants["int8"] = quantize_int8(fp32, _variant_path(pack, source.name, "int8"), calibration_feeds)
+    elif "int8" in precisions:
+        variants["int8"] = quantize_weights_int8(fp32, _variant_path(pack, source.name, "int8"))
     if "fp16" in precisions:
         variants["fp16"] = convert_fp16(fp32, _variant_path(pack, source.name, "fp16"))
     for path in variants.values():  # a large model's weights beside it, mapped by the room (onnx_export)
         externalize_weights(path)
     for precision, path in variants.items():
         extra: dict[str, Any] = {"export_check": export_check, "ops": count_qdq(path)}
-        if precision == "int8" and calibration is not None:
-            extra["calibration"] = {
-                "folder": str(calibration),
-                "items": int(next(iter(calibration_feeds.values())).shape[0]) if calibration_feeds else 0,
-                "sha256": sha256_file(calibration / "calibration.npz"),
-                "method": "min-max; symmetric int8 activations; per-channel symmetric int8 weights in a 7-bit range",
-            }
+        if precision == "int8":
+            extra.update(_int8_method(calibration, calibration_feeds))
         write_manifest(path, _manifest(source, precision, **extra))
     index = read_index(pack)
     model = PackModel(
@@ -232,6 +238,27 @@ def add_model(
     )
     write_index(pack, index.model_copy(update={"models": {**index.models, source.name: model}}))
     return AddedModel(variants, agreement)
+
+
+def _int8_method(
+    calibration: Path | None, feeds: Mapping[str, npt.NDArray[np.float32]] | None
+) -> dict[str, dict[str, Any]]:
+    """How an INT8 variant was made, for its manifest: calibrated Q/DQ, or weight-only."""
+    if calibration is not None and feeds is not None:
+        return {
+            "calibration": {
+                "folder": str(calibration),
+                "items": int(next(iter(feeds.values())).shape[0]),
+                "sha256": sha256_file(calibration / "calibration.npz"),
+                "method": "min-max; symmetric int8 activations; per-channel symmetric int8 weights in a 7-bit range",
+            }
+        }
+    return {
+        "quantization": {
+            "method": f"weight-only: MatMul weights in symmetric int8 blocks of {WEIGHT_BLOCK} (MatMulNBits); "
+            "float32 activations; ONNX Runtime only",
+        }
+    }
 
 
 def _copy_extra(pack: Path, source: ModelSource, name: str, src: Path) -> Path:

@@ -158,6 +158,42 @@ def quantize_int8(
     return out
 
 
+WEIGHT_BLOCK = 32  # values per scale in a weight-only INT8 matrix
+
+
+def quantize_weights_int8(fp32: Path, out: Path, *, block_size: int = WEIGHT_BLOCK) -> Path:
+    """Write the weight-only INT8 variant of ``fp32``: every MatMul with a constant weight becomes a
+    ``MatMulNBits`` with symmetric 8-bit blocks of ``block_size`` (see the module doc); the rest of
+    the graph is unchanged. Runs on ONNX Runtime only (TensorRT has no such operator).
+
+    Raises:
+        ExportError: the graph has no matrix product with constant weights, or the quantizer failed.
+    """
+    from onnxruntime.quantization.matmul_nbits_quantizer import (  # noqa: PLC0415
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    started = time.monotonic()
+    try:
+        config = DefaultWeightOnlyQuantConfig(block_size=block_size, is_symmetric=True, bits=8)
+        quantizer = MatMulNBitsQuantizer(
+            onnx.load(str(fp32)), bits=8, block_size=block_size, is_symmetric=True, algo_config=config
+        )
+        quantizer.process()
+        model = quantizer.model.model
+        if not any(node.op_type == "MatMulNBits" for node in model.graph.node):
+            raise ExportError(f"{fp32} has no matrix product with constant weights to quantize")
+        onnx.save(model, str(out))
+    except ExportError:
+        raise
+    except Exception as exc:
+        out.unlink(missing_ok=True)
+        raise ExportError(f"weight-only INT8 quantization of {fp32} failed: {exc}") from exc
+    logger.info("INT8 (weights) %s in %.1f s", out, time.monotonic() - started)
+    return out
+
+
 def _float_io(model: onnx.ModelProto) -> onnx.ModelProto:
     """Give a half-precision graph float32 inputs and outputs with Cast nodes at its edges.
 
@@ -221,4 +257,4 @@ def count_qdq(path: Path) -> dict[str, int]:
     ops: dict[str, int] = {}
     for node in onnx.load(str(path)).graph.node:
         ops[node.op_type] = ops.get(node.op_type, 0) + 1
-    return {k: ops.get(k, 0) for k in ("QuantizeLinear", "DequantizeLinear", "Cast")}
+    return {k: ops.get(k, 0) for k in ("QuantizeLinear", "DequantizeLinear", "Cast", "MatMulNBits")}

@@ -48,12 +48,15 @@ def _to_product(probs: npt.NDArray[np.float32], manifest: ModelManifest) -> npt.
 
 def _heldout(
     path: Path, manifest: ModelManifest
-) -> tuple[dict[str, npt.NDArray[np.float32]], npt.NDArray[np.int64] | None]:
+) -> tuple[dict[str, npt.NDArray[np.generic]], npt.NDArray[np.int64] | None]:
+    """The held-out inputs (each under its input's name; the first may be ``x``), in the manifest's
+    types, and the labels when the set has them."""
     try:
         with np.load(path, allow_pickle=False) as npz:
-            feeds = {manifest.input.name: npz["x"].astype(np.float32)}
+            first = manifest.input.name if manifest.input.name in npz.files else "x"
+            feeds: dict[str, npt.NDArray[np.generic]] = {manifest.input.name: npz[first].astype(manifest.input.dtype)}
             for extra in manifest.extra_inputs:
-                feeds[extra.name] = npz[extra.name].astype(np.float32)
+                feeds[extra.name] = npz[extra.name].astype(extra.dtype)
             labels = npz["labels"].astype(str) if "labels" in npz.files else None
     except (OSError, KeyError, ValueError) as exc:
         raise ExportError(f"held-out set {path} is unusable for {manifest.name}: {exc}") from None

@@ -213,5 +213,6 @@ def build_source() -> tuple[ModelSource, float]:
         int_inputs=("input_ids", "attention_mask"),
         dynamic={"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}},
         extra_files={"tokenizer.json": folder / "tokenizer.json"},
+        int8="weights",
     )
     return source, accuracy

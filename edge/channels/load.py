@@ -93,7 +93,7 @@ class ChannelModels:
         words = config.channels.words
         if pack is None:  # excluded by _words_wanted and AppConfig's validator
             raise ModelError("the words channel needs a model pack with a text model")
-        models.text = load_text_model(pack, config.inference.backends, engines)
+        models.text = load_text_model(pack, config.inference.backends, engines, config.models.text_precision)
         if words.model is not None:
             source = words.model
         else:

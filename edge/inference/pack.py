@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from contract.manifest import ModelManifest, weights_path
-from contract.pack import PackIndex, Precision
+from contract.pack import PackIndex, PackModel, Precision
 from contract.signing import SignatureError, Signer, verify_file
 from edge.config.models import ModelsConfig
 from edge.errors import ModelError
@@ -177,14 +177,8 @@ def _check_variant(folder: Path, index: PackIndex, rel: str, extras: list[str]) 
     return onnx_path, manifest_path
 
 
-def select_model(folder: Path, role: str, precision: Precision, name: str | None = None) -> Path:
-    """The checked ONNX file of the pack's ``role`` model (or the model ``name``) at ``precision``.
-
-    Raises:
-        ModelError: no such model or variant, a file fails its hash, or a reduced-precision
-            variant was refused by (or never went through) ``clinic-export verify``.
-    """
-    index = open_pack(folder)
+def _model(folder: Path, index: PackIndex, role: str, name: str | None) -> tuple[str, PackModel]:
+    """The pack's ``role`` model (or the model ``name``)."""
     if name is not None:
         if name not in index.models:
             raise ModelError(f"model pack {folder} has no model {name!r}; it has {sorted(index.models)}")
@@ -198,6 +192,55 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
     model_name, model = next(iter(candidates.items()))
     if model.role != role:
         raise ModelError(f"{model_name} in {folder} is a {model.role} model, not a {role} model")
+    return model_name, model
+
+
+def _unreleased(folder: Path, model_name: str, onnx_path: Path, manifest_path: Path) -> str | None:
+    """Why a reduced-precision variant may not run (never verified, or refused); None when released."""
+    try:
+        release = ModelManifest.model_validate_json(manifest_path.read_text(encoding="utf-8")).release
+    except ValidationError as exc:
+        raise ModelError(f"manifest {manifest_path} is invalid: {exc.errors()[0]['msg']}; {PACK_HINT}") from None
+    if release is None:
+        return (
+            f"{onnx_path} has not been verified against fp32; run `clinic-export verify --pack {folder} "
+            f"--model {model_name} --heldout <held-out set>` or use precision fp32"
+        )
+    if not release.accepted:
+        return (
+            f"{onnx_path} was refused at verification ({release.reason}); use precision fp32 or "
+            "rebuild the variant with better calibration data"
+        )
+    return None
+
+
+def unusable_variant(folder: Path, role: str, precision: Precision) -> str | None:
+    """Why the pack's ``role`` model cannot run at ``precision`` (no such variant, never verified,
+    refused at verification), or None when :func:`select_model` would hand it over.
+
+    Raises:
+        ModelError: the pack or the variant's manifest is damaged (a hash fails), as select_model.
+    """
+    index = open_pack(folder)
+    model_name, model = _model(folder, index, role, None)
+    rel = model.variants.get(precision)
+    if rel is None:
+        return f"{model_name} in {folder} has no {precision} variant"
+    if precision == "fp32":
+        return None
+    manifest_path = _check_file(folder, index, str(Path(rel).with_suffix(".json")))
+    return _unreleased(folder, model_name, folder / rel, manifest_path)
+
+
+def select_model(folder: Path, role: str, precision: Precision, name: str | None = None) -> Path:
+    """The checked ONNX file of the pack's ``role`` model (or the model ``name``) at ``precision``.
+
+    Raises:
+        ModelError: no such model or variant, a file fails its hash, or a reduced-precision
+            variant was refused by (or never went through) ``clinic-export verify``.
+    """
+    index = open_pack(folder)
+    model_name, model = _model(folder, index, role, name)
     rel = model.variants.get(precision)
     if rel is None:
         raise ModelError(
@@ -206,20 +249,9 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
         )
     onnx_path, manifest_path = _check_variant(folder, index, rel, model.files)
     if precision != "fp32":
-        try:
-            release = ModelManifest.model_validate_json(manifest_path.read_text(encoding="utf-8")).release
-        except ValidationError as exc:
-            raise ModelError(f"manifest {manifest_path} is invalid: {exc.errors()[0]['msg']}; {PACK_HINT}") from None
-        if release is None:
-            raise ModelError(
-                f"{onnx_path} has not been verified against fp32; run `clinic-export verify --pack {folder} "
-                f"--model {model_name} --heldout <held-out set>` or use precision fp32"
-            )
-        if not release.accepted:
-            raise ModelError(
-                f"{onnx_path} was refused at verification ({release.reason}); use precision fp32 or "
-                "rebuild the variant with better calibration data"
-            )
+        problem = _unreleased(folder, model_name, onnx_path, manifest_path)
+        if problem is not None:
+            raise ModelError(problem)
     logger.info("model pack %s: %s %s (%s)", folder, model_name, precision, onnx_path.name)
     return onnx_path
 

@@ -20,6 +20,8 @@ import numpy as np
 import numpy.typing as npt
 
 from contract.classes import CLASSES
+from contract.pack import Precision
+from edge.config.inference import TextPrecision
 from edge.errors import ModelError
 from edge.inference.base import InferenceEngine
 from edge.inference.engine import BackendConfig
@@ -101,13 +103,41 @@ class TextEmotion:
         )
 
 
-def load_text_model(pack: Path, chain: Sequence[BackendConfig], engines: SharedEngines | None = None) -> TextEmotion:
-    """The pack's text model on the configured backends (checked against the pack first); ``engines``
-    shares it with other rooms of the process."""
+def text_variant(pack: Path, chain: Sequence[BackendConfig], wanted: TextPrecision) -> Precision:
+    """The text model's variant to run: ``wanted``, or for ``auto`` the weight-only INT8 variant where
+    ONNX Runtime on the CPU runs it first in ``chain`` and the pack has one released, else FP32
+    (TensorRT's engine is built from the FP32 graph; an older pack has no INT8 text variant).
+
+    Raises:
+        ModelError: the pack is damaged (a manifest fails its hash).
+    """
+    from edge.inference.pack import unusable_variant  # noqa: PLC0415
+
+    if wanted != "auto":
+        return wanted
+    first = chain[0]
+    if first.backend != "onnxruntime" or first.device != "cpu":
+        logger.info("text model: fp32 (the first backend is %s, not ONNX Runtime on the CPU)", first.backend)
+        return "fp32"
+    problem = unusable_variant(pack, "text", "int8")
+    if problem is not None:
+        logger.info("text model: fp32 (%s)", problem)
+        return "fp32"
+    return "int8"
+
+
+def load_text_model(
+    pack: Path,
+    chain: Sequence[BackendConfig],
+    engines: SharedEngines | None = None,
+    precision: TextPrecision = "auto",
+) -> TextEmotion:
+    """The pack's text model at ``precision`` (see :func:`text_variant`) on the configured backends
+    (checked against the pack first); ``engines`` shares it with other rooms of the process."""
     from edge.inference.manifest import load_manifest  # noqa: PLC0415
     from edge.inference.pack import select_model  # noqa: PLC0415
     from edge.inference.shared import SharedEngines  # noqa: PLC0415
 
-    path = select_model(pack, "text", "fp32")
+    path = select_model(pack, "text", text_variant(pack, chain, precision))
     registry = engines if engines is not None else SharedEngines()
     return TextEmotion(registry.engine(path, load_manifest(path), chain))
