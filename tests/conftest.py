@@ -377,15 +377,23 @@ port = 0
 
 
 def make_clip(
-    out: Path, *, seconds: float = 3.0, video: bool = True, audio: bool = True, pattern: str = "smpte"
+    out: Path,
+    *,
+    seconds: float = 3.0,
+    video: bool = True,
+    audio: bool = True,
+    pattern: str = "smpte",
+    chroma: str = "Y444",
 ) -> Path:
-    """A small Matroska file from GStreamer test sources."""
+    """A small Matroska file from GStreamer test sources; ``chroma`` the picture's raw format before
+    H.264 (Y444: x264's 4:4:4 profile, I420: the 4:2:0 cameras send)."""
     parts = []
     n_video = int(seconds * 15)
     n_audio = int(seconds * 16000 / 1024)
     if video:
         parts.append(
-            f"videotestsrc num-buffers={n_video} pattern={pattern} ! video/x-raw,width=320,height=240,framerate=15/1 "
+            f"videotestsrc num-buffers={n_video} pattern={pattern} "
+            f"! video/x-raw,format={chroma},width=320,height=240,framerate=15/1 "
             "! x264enc speed-preset=ultrafast ! h264parse ! queue ! mux."
         )
     if audio:

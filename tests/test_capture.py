@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -67,6 +68,44 @@ def test_file_source_is_read_completely_with_both_streams(tmp_path: Path) -> Non
     assert 28 <= len(frames) <= 31
     audio_s = sum(c.samples.shape[0] for c in chunks) / 16_000
     assert audio_s == pytest.approx(3.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("chroma", "decoder"),
+    [
+        ("I420", "openh264dec"),  # 4:2:0, what cameras send: OpenH264
+        ("Y444", "avdec_h264"),  # a 4:4:4 profile OpenH264 does not take: FFmpeg's decoder still does it
+    ],
+)
+def test_h264_goes_to_openh264_where_it_takes_the_stream(tmp_path: Path, chroma: str, decoder: str) -> None:
+    """The CPU path ranks OpenH264 above FFmpeg's decoder (edge.capture.plan); decodebin builds it for
+    a stream its pads accept and FFmpeg's for the rest; the frames come through whole either way."""
+    from edge.capture.pipeline import installed
+
+    if not installed("openh264dec"):
+        pytest.skip("OpenH264's GStreamer decoder is not installed (gstreamer1.0-plugins-bad with libopenh264)")
+    clip = make_clip(tmp_path / "clip.mkv", seconds=2.0, audio=False, chroma=chroma)
+    with GstCapture(parse_source(clip.as_uri()), width=320, fps=10) as cap:
+        frames, _ = _drain(cap, 30.0)
+        decoders = {
+            e.get_factory().get_name()
+            for e in _elements(cap._pipeline)
+            if e.get_factory() is not None and {"Decoder", "Video"} <= set(e.get_factory().get_klass().split("/"))
+        }
+    assert cap.error is None and 18 <= len(frames) <= 21
+    assert decoders == {decoder}
+    assert all(f.rgb.shape == (240, 320, 3) and f.rgb.std() > 10 for f in frames)  # pictures, not blanks
+
+
+def _elements(bin_: Any) -> list[Any]:
+    """Every element inside ``bin_``, nested bins included."""
+    out: list[Any] = []
+    iterator = bin_.iterate_recurse()
+    while True:
+        ok, element = iterator.next()
+        if ok != 1:  # Gst.IteratorResult.OK
+            return out
+        out.append(element)
 
 
 def test_file_without_audio_gives_video_only(tmp_path: Path) -> None:

@@ -112,8 +112,56 @@ CAMERA = SourceSpec("v4l2", "v4l2:///dev/video0", live=True, device="/dev/video0
             "cpu",
             ["v4l2src device=/dev/video0 ! decodebin name=decoded", f"decoded. ! {CPU_VIDEO}", f"pulsesrc ! {AUDIO}"],
         ),
+        (  # H.264 on the CPU: OpenH264 ahead of FFmpeg's decoder where it is installed
+            FILE,
+            "none",
+            frozenset({"openh264dec"}),
+            "cpu",
+            [
+                "uridecodebin uri=file:///clips/room.mkv name=decoded",
+                f"decoded. ! {CPU_VIDEO}",
+                f"decoded. ! {AUDIO}",
+                "preferred decoders: openh264dec",
+            ],
+        ),
+        (
+            CAMERA,
+            "none",
+            frozenset({"openh264dec"}),
+            "cpu",
+            [
+                "v4l2src device=/dev/video0 ! decodebin name=decoded",
+                f"decoded. ! {CPU_VIDEO}",
+                "preferred decoders: openh264dec",
+            ],
+        ),
+        (  # the hardware decoder, never OpenH264, where the Jetson's path runs
+            FILE,
+            "none",
+            JETSON | {"openh264dec"},
+            "jetson",
+            [
+                "uridecodebin uri=file:///clips/room.mkv name=decoded",
+                f"decoded. ! {CPU_VIDEO}",
+                f"decoded.(memory:NVMM) ! {NVMM_VIDEO}",
+                f"decoded. ! {AUDIO}",
+                "preferred decoders: nvv4l2decoder",
+            ],
+        ),
     ],
-    ids=["test", "file-cpu", "file-jetson", "file-decoder-only", "rtsp-jetson", "csi", "usb-camera", "usb-pulse"],
+    ids=[
+        "test",
+        "file-cpu",
+        "file-jetson",
+        "file-decoder-only",
+        "rtsp-jetson",
+        "csi",
+        "usb-camera",
+        "usb-pulse",
+        "file-cpu-openh264",
+        "usb-camera-openh264",
+        "file-jetson-openh264",
+    ],
 )
 def test_the_pipeline_follows_the_source_and_the_installed_elements(
     spec: SourceSpec, microphone: str, available: frozenset[str], path: str, expected: list[str]

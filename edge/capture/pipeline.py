@@ -192,7 +192,7 @@ class GstCapture:
     def _build(self) -> None:
         self._pipeline = Gst.Pipeline.new("capture")
         plan = self.plan
-        for name in plan.preferred_decoders:  # let decodebin pick the hardware decoder first
+        for name in plan.preferred_decoders:  # let decodebin pick the plan's decoder first (hardware; OpenH264)
             factory = Gst.ElementFactory.find(name)
             if factory is not None:
                 factory.set_rank(Gst.Rank.PRIMARY + 100)

@@ -7,6 +7,14 @@ RTSP, and ``nvvidconv`` scales to the analysis width while the picture is still 
 memory; only the small picture is converted to RGB by the CPU. Elsewhere, or where those elements
 are missing, the CPU path (``decodebin``, ``videoconvert``, ``videoscale``) does it all, as always.
 
+On the CPU path H.264 goes to Cisco's OpenH264 (``openh264dec``, in Debian's plugins-bad) where it is
+installed, ahead of FFmpeg's decoder (``avdec_h264``) that decodebin would pick by rank: both decode
+the standard's exact picture, but FFmpeg's libraries bring a few dozen more (its filters' and
+formats' dependencies) and a frame pool per thread, about 40 MiB of a room's resident memory against
+a few; OpenH264 costs about 1 % more of one core at the analysis rate (docs/benchmarks.md). Streams
+it does not take (interlaced, 10-bit, 4:2:2: its pads take 8-bit progressive profiles only) still go
+to FFmpeg's.
+
 A plan is plain data: tests describe both paths on any machine by injecting which elements exist;
 :class:`edge.capture.pipeline.GstCapture` builds what the plan says.
 """
@@ -23,6 +31,7 @@ from edge.capture.source import SourceSpec
 from edge.errors import SourceError
 
 CSI_FRAMERATE = 30  # what Argus delivers; the plan's videorate brings it down to the analysis rate
+CPU_DECODERS = ("openh264dec",)  # ranked above FFmpeg's on the CPU path, where installed (see above)
 NVMM = "memory:NVMM"
 
 
@@ -182,7 +191,9 @@ def plan_capture(
     if spec.kind == "v4l2":
         mic = _microphone(microphone)
         camera = (element("v4l2src", device=spec.device), element("decodebin"))
-        return CapturePlan(camera, True, _cpu_video(width, fps), None, _audio() if mic else (), mic)
+        return CapturePlan(
+            camera, True, _cpu_video(width, fps), None, _audio() if mic else (), mic, _cpu_decoders(available)
+        )
     # file and rtsp: decode in hardware where the decoder and the converter out of NVMM both exist
     decoded = (element("uridecodebin", uri=spec.uri),)
     if available("nvv4l2decoder") and scale_in_hardware:
@@ -195,4 +206,10 @@ def plan_capture(
             preferred_decoders=("nvv4l2decoder",),
             hardware=("nvv4l2decoder", "nvvidconv"),
         )
-    return CapturePlan(decoded, True, _cpu_video(width, fps), None, _audio())
+    return CapturePlan(
+        decoded, True, _cpu_video(width, fps), None, _audio(), preferred_decoders=_cpu_decoders(available)
+    )
+
+
+def _cpu_decoders(available: Callable[[str], bool]) -> tuple[str, ...]:
+    return tuple(name for name in CPU_DECODERS if available(name))
