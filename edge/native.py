@@ -118,9 +118,11 @@ def trim_heap() -> None:
 def settle_heap() -> int:
     """Once the libraries and models are loaded: collect the garbage of loading, give its pages back
     (:func:`trim_heap`) with the zeros libraries wrote into their static data
-    (:mod:`edge.native_pages`), and exempt what is left from later collections (``gc.freeze``: those
+    (:mod:`edge.native_pages`), take the pages of mapped files that loading read out of the resident
+    set (:mod:`edge.native_files`), and exempt what is left from later collections (``gc.freeze``: those
     objects live as long as the process; one freed later by its reference count is still freed).
     Returns how many objects the collector no longer walks."""
+    from edge.native_files import drop_file_pages  # noqa: PLC0415
     from edge.native_pages import release_static_zeros  # noqa: PLC0415 - numpy: after apply_defaults
 
     gc.collect()
@@ -128,6 +130,9 @@ def settle_heap() -> int:
     released = release_static_zeros()
     if released:
         logger.info("libraries' static data: %.1f MiB of zeros handed back", released / 2**20)
+    dropped = drop_file_pages()
+    if dropped:
+        logger.info("pages of mapped libraries and models read while loading: %.1f MiB dropped", dropped / 2**20)
     gc.freeze()
     return gc.get_freeze_count()
 
