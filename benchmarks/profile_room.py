@@ -91,7 +91,10 @@ MEMORY_PROBE = textwrap.dedent(
     step("Whisper tiny.en (int8)")
     import gi; gi.require_version("Gst", "1.0"); from gi.repository import Gst; Gst.init(None); step("GStreamer")
     keep = []
+    # the variants a room runs at the defaults: FP32, the text model's INT8 where the pack has it
     for path in sorted(glob.glob(sys.argv[1] + "/*/*.fp32.onnx")):
+        if os.path.basename(path).startswith("text-") and os.path.exists(path.replace(".fp32.", ".int8.")):
+            path = path.replace(".fp32.", ".int8.")
         keep.append(onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"]))
         mapped = os.path.exists(path + ".data")  # weights beside the graph: mapped, not read
         size = os.path.getsize(path) + (os.path.getsize(path + ".data") if mapped else 0)
