@@ -30,6 +30,13 @@ AUDIO = (
 FILE = SourceSpec("file", "file:///clips/room.mkv", live=False, path=Path("/clips/room.mkv"))
 RTSP = SourceSpec("rtsp", "rtsp://cam:s3cret@10.0.0.5:554/stream", live=True)
 CAMERA = SourceSpec("v4l2", "v4l2:///dev/video0", live=True, device="/dev/video0")
+FILE_ON_JETSON = [
+    "uridecodebin uri=file:///clips/room.mkv name=decoded",
+    f"decoded. ! {CPU_VIDEO}",
+    f"decoded.(memory:NVMM) ! {NVMM_VIDEO}",
+    f"decoded. ! {AUDIO}",
+    "preferred decoders: nvv4l2decoder",
+]
 
 
 @pytest.mark.unit
@@ -59,13 +66,7 @@ CAMERA = SourceSpec("v4l2", "v4l2:///dev/video0", live=True, device="/dev/video0
             "none",
             JETSON,
             "jetson",
-            [
-                "uridecodebin uri=file:///clips/room.mkv name=decoded",
-                f"decoded. ! {CPU_VIDEO}",
-                f"decoded.(memory:NVMM) ! {NVMM_VIDEO}",
-                f"decoded. ! {AUDIO}",
-                "preferred decoders: nvv4l2decoder",
-            ],
+            FILE_ON_JETSON,
         ),
         (  # a decoder without the converter out of NVMM memory would strand the frames: CPU path
             FILE,
@@ -140,13 +141,7 @@ CAMERA = SourceSpec("v4l2", "v4l2:///dev/video0", live=True, device="/dev/video0
             "none",
             JETSON | {"openh264dec"},
             "jetson",
-            [
-                "uridecodebin uri=file:///clips/room.mkv name=decoded",
-                f"decoded. ! {CPU_VIDEO}",
-                f"decoded.(memory:NVMM) ! {NVMM_VIDEO}",
-                f"decoded. ! {AUDIO}",
-                "preferred decoders: nvv4l2decoder",
-            ],
+            FILE_ON_JETSON,
         ),
     ],
     ids=[
