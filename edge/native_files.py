@@ -15,7 +15,11 @@ not locked and without a single copied page (``Anonymous: 0 kB`` in ``/proc/self
 relocated read-only table holds copied pages and is left alone, as is any writable mapping, device
 memory and the process's own anonymous memory). A thread that runs code in a dropped page while it
 happens takes one more minor fault; nothing it reads can differ, since the file's bytes are what the
-page held.
+page held. A file cut short in place while the room runs would fault (``SIGBUS``) when a dropped
+page past its new end is read again, as an unread page of a mapped model's weights always could:
+installers, pip and ``clinic-export`` replace a file (a new file under the old name, which the
+mapping does not see); copying a pack over the files a running room maps is what docs/models.md
+warns against.
 
 Linux only; elsewhere nothing is done.
 """

@@ -209,7 +209,7 @@ def _unreleased(folder: Path, model_name: str, onnx_path: Path, manifest_path: P
     if not release.accepted:
         return (
             f"{onnx_path} was refused at verification ({release.reason}); use precision fp32 or "
-            "rebuild the variant with better calibration data"
+            "rebuild the variant (better calibration data for a calibrated INT8 variant)"
         )
     return None
 
@@ -245,7 +245,7 @@ def select_model(folder: Path, role: str, precision: Precision, name: str | None
     if rel is None:
         raise ModelError(
             f"{model_name} in {folder} has no {precision} variant (it has {sorted(model.variants)}); "
-            f"build it with `clinic-export onnx --precision {precision}`"
+            f"build it with `clinic-export onnx --precision {precision}` (the text model: `clinic-export text-emotion`)"
         )
     onnx_path, manifest_path = _check_variant(folder, index, rel, model.files)
     if precision != "fp32":
