@@ -135,6 +135,7 @@ class GstCapture:
         self.stats = CaptureStats()
         self.eos = threading.Event()
         self.error: str | None = None
+        self.undecodable = False  # the error came from a decoder: damaged or cut-short media
         self.has_audio = False
         self.has_video = False
         self._pipeline: Any = None
@@ -271,6 +272,9 @@ class GstCapture:
                 continue
             if msg.type == Gst.MessageType.ERROR:
                 err, debug = msg.parse_error()
+                factory = msg.src.get_factory() if hasattr(msg.src, "get_factory") else None
+                if factory is not None and "Decoder" in factory.get_klass().split("/"):
+                    self.undecodable = True  # the media itself, not the device or the file's access
                 self._record_error(f"{msg.src.get_name()}: {err.message}")
                 logger.debug("capture error details: %s", debug)
             elif msg.type == Gst.MessageType.WARNING:

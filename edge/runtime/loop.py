@@ -103,9 +103,11 @@ class AnalysisLoop:
             capture = GstCapture.from_config(self.spec, self.config.capture)
             try:
                 capture.start()
-            except SourceError:
+            except SourceError as exc:
                 if first_segment_start is None or not self.spec.live:
-                    raise  # at start the message goes to the operator; there is no session to keep
+                    # at start the message goes to the operator; there is no session to keep
+                    self._raise_unless_damaged(capture, next_index, exc)
+                    return
                 logger.warning("source %s still unavailable; next attempt in %.0f s", self.spec.redacted, backoff)
                 if self._sleep(backoff) or (deadline is not None and time.monotonic() >= deadline):
                     break
@@ -139,8 +141,9 @@ class AnalysisLoop:
                 continue
             if lost is None:
                 return
-            if not self.spec.live:
-                raise SourceError(lost)
+            if not self.spec.live:  # a recording has no second chance: damaged, or its source failed
+                self._raise_unless_damaged(capture, next_index, SourceError(lost))
+                return
             self.restarts += 1
             self.metrics.source_restarts.inc()
             self.metrics.source_up.set(0)
@@ -213,6 +216,14 @@ class AnalysisLoop:
             if ended:
                 return why
         return None
+
+    def _raise_unless_damaged(self, capture: GstCapture, windows: int, error: SourceError) -> None:
+        """Raise ``error`` unless a recording's decoder failed before one whole window: then its media
+        are damaged or cut short, which the room reports as a file that gave no window (exit code 2,
+        :meth:`edge.runtime.app.Appliance.run`), not as a source lost."""
+        if self.spec.live or windows > 0 or not capture.undecodable:
+            raise error
+        logger.error("%s", error)
 
     def _source_ended(self, capture: GstCapture, *, drained: bool) -> tuple[bool, str | None]:
         """(ended, why): why is None for a normal end (a file's), else the reason the source was lost."""
