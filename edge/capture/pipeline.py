@@ -273,7 +273,8 @@ class GstCapture:
             if msg.type == Gst.MessageType.ERROR:
                 err, debug = msg.parse_error()
                 factory = msg.src.get_factory() if hasattr(msg.src, "get_factory") else None
-                if factory is not None and "Decoder" in factory.get_klass().split("/"):
+                kind = factory.get_klass().split("/") if factory is not None else []
+                if "Decoder" in kind and "Bin" not in kind:  # a codec's decoder, not decodebin's typefinding
                     self.undecodable = True  # the media itself, not the device or the file's access
                 self._record_error(f"{msg.src.get_name()}: {err.message}")
                 logger.debug("capture error details: %s", debug)
